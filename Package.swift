@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One target per concern, in the spirit of rust-vmm's crates and crun's
+// libcrun files. The C targets hold only what Swift cannot express: the
+// kvm.h ioctls, variadic/raw syscalls, and the system libraries.
+let package = Package(
+    name: "swvm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "swvm", targets: ["swvm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: C shims and system libraries
+        .target(name: "CKVM"),
+        .target(name: "CSyscalls"),
+        .systemLibrary(name: "CSeccomp"),
+        .systemLibrary(name: "CZlib"),
+        .systemLibrary(name: "CZstd"),
+
+        // MARK: shared foundation
+        .target(name: "SwvmBase", dependencies: ["CSyscalls"]),
+
+        // MARK: images and process settings (both isolation levels)
+        .target(name: "OCIImage", dependencies: ["SwvmBase", "CZlib", "CZstd"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase"]),
+        .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
+
+        // MARK: container isolation
+        .target(name: "ContainerRuntime",
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "CSyscalls"]),
+
+        // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
+        .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
+        .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
+        .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
+        .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory"]),
+        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory"]),
+        .target(name: "VMM",
+                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "CKVM", "CSyscalls"]),
+        .target(name: "MicroVM",
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "VMM", "Virtio", "OCIImage"]),
+
+        // MARK: comparison
+        .target(name: "Compare",
+                dependencies: ["SwvmBase", "RuntimeSpec", "OCIImage", "ContainerRuntime", "MicroVM"]),
+
+        // MARK: the command-line tool
+        .executableTarget(
+            name: "swvm",
+            dependencies: [
+                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: tests
+        .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase"]),
+        .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
+        .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

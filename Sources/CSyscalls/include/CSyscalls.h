@@ -1,0 +1,66 @@
+// Raw and variadic Linux system calls that Swift cannot call directly
+// (ioctl, prctl and syscall(2) are variadic; clone must return like fork).
+// Each returns what the kernel returns: -1 with errno set on failure.
+#ifndef SWVM_CSYSCALLS_H
+#define SWVM_CSYSCALLS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <signal.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
+#include <pthread.h>
+
+int sys_ioctl_ptr(int fd, unsigned long request, void *arg);
+int sys_ioctl_int(int fd, unsigned long request, unsigned long arg);
+int sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
+
+/// clone(2) with fork semantics (no new stack): returns 0 in the child and
+/// the child's pid in the parent. The caller must be single-threaded.
+pid_t sys_clone(unsigned long flags);
+int sys_pivot_root(const char *new_root, const char *put_old);
+int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+int sys_capget_version3(uint32_t data[6]);
+/// effective/permitted/inheritable as 64-bit masks (capability version 3).
+int sys_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+int sys_setgroups(size_t count, const gid_t *groups);
+int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags);
+int sys_gettid(void);
+int sys_tgkill(int tgid, int tid, int sig);
+int sys_pidfd_open(pid_t pid, unsigned int flags);
+int sys_close_range(unsigned int first, unsigned int last, unsigned int flags);
+
+/// sigaction with a plain handler and no SA_RESTART (so blocking calls
+/// return EINTR); `handler` NULL restores SIG_DFL.
+int sys_set_signal_handler(int sig, void (*handler)(int));
+int sys_ignore_signal(int sig);
+
+// ioctl request numbers built by _IOW()-style macros.
+extern const unsigned long sys_TIOCGWINSZ;
+extern const unsigned long sys_TIOCSWINSZ;
+extern const unsigned long sys_TIOCSCTTY;
+extern const unsigned long sys_TIOCGPTN;
+extern const unsigned long sys_TIOCSPTLCK;
+extern const unsigned long sys_SIOCGIFFLAGS;
+extern const unsigned long sys_SIOCSIFFLAGS;
+extern const unsigned long sys_FICLONE;
+
+/// Brings a network interface up inside the current network namespace.
+int sys_interface_up(const char *name);
+
+
+
+/// The real-time signal swvm uses to kick vCPU threads out of KVM_RUN
+/// (SIGRTMAX - 1: glibc keeps the lowest real-time signals for itself,
+/// and ordinary signals are forwarded to the workload).
+int sys_vcpu_kick_signal(void);
+int sys_pipe2(int fds[2], int flags);
+int sys_set_thread_name(pthread_t thread, const char *name);
+
+#endif

@@ -1,0 +1,1 @@
+// ContainerRuntime: work in progress

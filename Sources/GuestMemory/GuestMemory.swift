@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// A guest-physical address.
+public typealias GuestAddress = UInt64
+
+/// One contiguous range of guest-physical memory backed by an anonymous
+/// host mapping.
+public struct GuestRegion {
+    public let guestBase: GuestAddress
+    public let size: UInt64
+    public let host: UnsafeMutableRawPointer
+
+    public var guestEnd: GuestAddress { guestBase + size }
+
+    public func contains(_ addr: GuestAddress) -> Bool { addr >= guestBase && addr < guestEnd }
+}
+
+/// The guest's RAM: a set of regions (below and above the MMIO gap), and
+/// bounds-checked access to it. Every address that comes from the guest
+/// goes through `pointer(at:count:)`, which refuses a range that is not
+/// entirely inside one region, so a hostile guest can never make the VMM
+/// touch host memory outside the guest's.
+public final class GuestMemory: @unchecked Sendable {
+    public let regions: [GuestRegion]
+
+    /// Maps anonymous memory for each (base, size) range.
+    public init(ranges: [(GuestAddress, UInt64)]) throws {
+        var regions: [GuestRegion] = []
+        for (base, size) in ranges {
+            let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            guard let p, p != MAP_FAILED else {
+                for r in regions { munmap(r.host, Int(r.size)) }
+                throw SwvmError(.systemCall, "cannot map \(size >> 20) MiB of guest memory: \(errnoText(errno))")
+            }
+            // Guest memory must not end up in a core dump of the VMM.
+            madvise(p, Int(size), MADV_DONTDUMP)
+            regions.append(GuestRegion(guestBase: base, size: size, host: p))
+        }
+        self.regions = regions
+    }
+
+    deinit {
+        for r in regions { munmap(r.host, Int(r.size)) }
+    }
+
+    public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
+
+    /// The last guest-physical address + 1.
+    public var end: GuestAddress { regions.map(\.guestEnd).max() ?? 0 }
+
+    /// A host pointer to `count` bytes at `addr`, or nil when any byte of
+    /// the range lies outside guest RAM or the range crosses regions.
+    public func pointer(at addr: GuestAddress, count: UInt64) -> UnsafeMutableRawPointer? {
+        for r in regions where r.contains(addr) {
+            let offset = addr - r.guestBase
+            guard count <= r.size - offset else { return nil }
+            return r.host + Int(offset)
+        }
+        return nil
+    }
+
+    public func checkedPointer(at addr: GuestAddress, count: UInt64) throws -> UnsafeMutableRawPointer {
+        guard let p = pointer(at: addr, count: count) else {
+            throw SwvmError(.invalidArgument, "guest range 0x\(String(addr, radix: 16))+\(count) is outside guest memory")
+        }
+        return p
+    }
+
+    // MARK: typed access (little-endian, as on x86 and in virtio)
+
+    public func read<T: FixedWidthInteger>(_ type: T.Type, at addr: GuestAddress) throws -> T {
+        let p = try checkedPointer(at: addr, count: UInt64(MemoryLayout<T>.size))
+        return T(littleEndian: p.loadUnaligned(as: T.self))
+    }
+
+    public func write<T: FixedWidthInteger>(_ value: T, at addr: GuestAddress) throws {
+        let p = try checkedPointer(at: addr, count: UInt64(MemoryLayout<T>.size))
+        p.storeBytes(of: value.littleEndian, as: T.self)
+    }
+
+    public func readBytes(at addr: GuestAddress, count: Int) throws -> [UInt8] {
+        let p = try checkedPointer(at: addr, count: UInt64(count))
+        return Array(UnsafeRawBufferPointer(start: p, count: count))
+    }
+
+    public func writeBytes(_ bytes: [UInt8], at addr: GuestAddress) throws {
+        let p = try checkedPointer(at: addr, count: UInt64(bytes.count))
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+
+    public func writeBytes(_ bytes: UnsafeRawBufferPointer, at addr: GuestAddress) throws {
+        let p = try checkedPointer(at: addr, count: UInt64(bytes.count))
+        if bytes.count > 0 { p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+    }
+
+    public func fill(_ byte: UInt8, at addr: GuestAddress, count: Int) throws {
+        let p = try checkedPointer(at: addr, count: UInt64(count))
+        memset(p, Int32(byte), count)
+    }
+
+    /// Pages of guest RAM the host has actually backed (touched by the
+    /// guest or the VMM), from mincore(2).
+    public func residentBytes() -> UInt64 {
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        var total: UInt64 = 0
+        for r in regions {
+            let pages = Int((r.size + page - 1) / page)
+            var vec = [UInt8](repeating: 0, count: pages)
+            if mincore(r.host, Int(r.size), &vec) == 0 {
+                total += UInt64(vec.reduce(0) { $0 + Int($1 & 1) }) * page
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,1 @@
+// MicroVM: work in progress

@@ -1,0 +1,1 @@
+// OCIImage: work in progress

@@ -1,0 +1,1 @@
+// RuntimeSpec: work in progress

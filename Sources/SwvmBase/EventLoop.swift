@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+
+/// An epoll loop on its own thread, the way Firecracker's event-manager
+/// runs device work off the vCPU threads. Handlers run on the loop thread.
+public final class EventLoop {
+    public typealias Handler = (_ events: UInt32) -> Void
+
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var handlers: [Int32: Handler] = [:]
+    private let lock = Locked(())
+    private var stopping = false
+    private var thread: NativeThread?
+
+    public init() throws {
+        epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        wakeFD = try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
+        try add(fd: wakeFD, events: UInt32(EPOLLIN.rawValue)) { [wakeFD] _ in
+            var v: UInt64 = 0
+            _ = read(wakeFD, &v, 8)
+        }
+    }
+
+    deinit {
+        close(epfd)
+        close(wakeFD)
+    }
+
+    /// Watches `fd` for `events` (EPOLLIN, ...), calling `handler` on the loop thread.
+    public func add(fd: Int32, events: UInt32, handler: @escaping Handler) throws {
+        lock.with { _ in handlers[fd] = handler }
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        try sys("epoll_ctl add \(fd)") { epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) }
+    }
+
+    public func remove(fd: Int32) {
+        lock.with { _ in handlers[fd] = nil }
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    public func modify(fd: Int32, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    public func start(name: String = "swvm-events") throws {
+        thread = try NativeThread(name: name) { [self] in loop() }
+    }
+
+    /// Runs `body` on the loop thread at the next turn.
+    public func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    public func stop() {
+        lock.with { _ in stopping = true }
+        wake()
+        thread?.join()
+        thread = nil
+    }
+
+    private func loop() {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
+        while true {
+            if lock.with({ _ in stopping }) { return }
+            let n = epoll_wait(epfd, &events, Int32(events.count), -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            for i in 0..<Int(n) {
+                let fd = events[i].data.fd
+                let mask = events[i].events
+                if let h = lock.with({ _ in handlers[fd] }) { h(mask) }
+            }
+        }
+    }
+}

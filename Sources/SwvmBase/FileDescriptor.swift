@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+
+/// An owned file descriptor, closed when the last reference goes away.
+public final class FileDescriptor {
+    public private(set) var raw: Int32
+
+    public init(_ raw: Int32) { self.raw = raw }
+
+    deinit { if raw >= 0 { Glibc.close(raw) } }
+
+    /// Gives up ownership; the caller closes the descriptor.
+    public func release() -> Int32 {
+        let r = raw
+        raw = -1
+        return r
+    }
+
+    public func close() {
+        if raw >= 0 { Glibc.close(raw) }
+        raw = -1
+    }
+
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
+        let fd = try sys("open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
+        return FileDescriptor(fd)
+    }
+
+    public static func openAt(_ dir: Int32, _ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
+        let fd = try sys("open \(path)") { Glibc.openat(dir, path, flags | O_CLOEXEC, mode) }
+        return FileDescriptor(fd)
+    }
+
+    /// Writes all of `bytes`, retrying short writes and EINTR.
+    public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        try FileDescriptor.writeAll(raw, bytes)
+    }
+
+    public func writeAll(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try writeAll($0) }
+    }
+
+    public func writeAll(_ string: String) throws {
+        try writeAll(Array(string.utf8))
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw SwvmError.errno("write")
+            }
+            offset += n
+        }
+    }
+
+    /// Reads until EOF.
+    public func readAll(limit: Int = Int.max) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SwvmError.errno("read")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        if out.count > limit { throw SwvmError(.invalidArgument, "input larger than \(limit) bytes") }
+        return out
+    }
+
+    /// Reads exactly `count` bytes, or fewer at EOF.
+    public func read(upTo count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress! + got, count - got) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SwvmError.errno("read")
+            }
+            if n == 0 { break }
+            got += n
+        }
+        out.removeLast(count - got)
+        return out
+    }
+}
+
+/// A pipe pair with close-on-exec set on both ends.
+public func makePipe() throws -> (read: FileDescriptor, write: FileDescriptor) {
+    var fds: [Int32] = [0, 0]
+    try sys("pipe2") { sys_pipe2(&fds, O_CLOEXEC) }
+    return (FileDescriptor(fds[0]), FileDescriptor(fds[1]))
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+
+/// Small file-system helpers over the raw system calls (swvm does not link
+/// Foundation: it keeps the launcher's start time and memory low).
+public enum FS {
+    public static func readFile(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, O_RDONLY)
+        } catch {
+            if errno == ENOENT { throw SwvmError(.notFound, "\(path): no such file") }
+            throw error
+        }
+        return try fd.readAll(limit: limit)
+    }
+
+    public static func readText(_ path: String, limit: Int = 1 << 26) throws -> String {
+        String(decoding: try readFile(path, limit: limit), as: UTF8.self)
+    }
+
+    /// Writes through a temporary file and rename(2), so readers never see
+    /// a partial file.
+    public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = try FileDescriptor.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        do {
+            try fd.writeAll(bytes)
+            fd.close()
+            try sys("rename \(tmp)") { rename(tmp, path) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    public static func writeText(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+        try writeFile(path, Array(text.utf8), mode: mode)
+    }
+
+    /// Writes a small value to an existing file (sysfs, cgroupfs, procfs).
+    public static func writeControl(_ path: String, _ text: String) throws {
+        let fd = try FileDescriptor.open(path, O_WRONLY)
+        do {
+            try fd.writeAll(text)
+        } catch let e as SwvmError {
+            throw SwvmError(e.code, "\(path): \(e.message)")
+        }
+    }
+
+    public static func lstat(_ path: String) -> Glibc.stat? {
+        var st = Glibc.stat()
+        return Glibc.lstat(path, &st) == 0 ? st : nil
+    }
+
+    public static func stat(_ path: String) -> Glibc.stat? {
+        var st = Glibc.stat()
+        return statFollowing(path, &st) == 0 ? st : nil
+    }
+
+    public static func exists(_ path: String) -> Bool { lstat(path) != nil }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        guard let st = stat(path) else { return false }
+        return (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func isRegularFile(_ path: String) -> Bool {
+        guard let st = stat(path) else { return false }
+        return (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        if isDirectory(path) { return }
+        let parent = Path.dirname(path)
+        if parent != path && !parent.isEmpty { try makeDirectories(parent, mode: mode) }
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw SwvmError.errno("mkdir \(path)")
+        }
+    }
+
+    public static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw SwvmError.errno("opendir \(path)") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes `path` and everything below it without following symlinks
+    /// and without crossing into other mounts.
+    public static func removeTree(_ path: String) throws {
+        guard let st = lstat(path) else { return }
+        if (st.st_mode & S_IFMT) != S_IFDIR {
+            try sys("unlink \(path)") { unlink(path) }
+            return
+        }
+        let fd = try sys("open \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        try removeContents(dirfd: fd, device: st.st_dev, path: path)
+        close(fd)
+        try sys("rmdir \(path)") { rmdir(path) }
+    }
+
+    /// Removes every entry inside the directory `dirfd` (which it closes
+    /// not). Entries on another device (mount points) are an error.
+    public static func removeContents(dirfd: Int32, device: dev_t, path: String) throws {
+        let dupfd = dup(dirfd)
+        guard dupfd >= 0, let dir = fdopendir(dupfd) else { throw SwvmError.errno("opendir \(path)") }
+        defer { closedir(dir) }
+        var names: [(String, UInt8)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append((name, entry.pointee.d_type)) }
+        }
+        for (name, _) in names {
+            var st = Glibc.stat()
+            guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                if st.st_dev != device {
+                    throw SwvmError(.systemCall, "refusing to remove \(path)/\(name): it is a mount point")
+                }
+                let child = try sys("open \(path)/\(name)") {
+                    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                }
+                defer { close(child) }
+                try removeContents(dirfd: child, device: device, path: "\(path)/\(name)")
+                try sys("rmdir \(path)/\(name)") { unlinkat(dirfd, name, AT_REMOVEDIR) }
+            } else {
+                try sys("unlink \(path)/\(name)") { unlinkat(dirfd, name, 0) }
+            }
+        }
+    }
+
+    /// The absolute, symlink-free form of an existing path.
+    public static func realPath(_ path: String) throws -> String {
+        guard let p = realpath(path, nil) else {
+            if errno == ENOENT { throw SwvmError(.notFound, "\(path): no such file or directory") }
+            throw SwvmError.errno("realpath \(path)")
+        }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// The directory holding the running executable.
+    public static func executableDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return "." }
+        return Path.dirname(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    public static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+}
+
+/// stat(2), out of FS's scope where `stat` names FS.stat.
+private func statFollowing(_ path: String, _ st: inout Glibc.stat) -> Int32 { stat(path, &st) }

@@ -1,0 +1,456 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKVM
+import CSyscalls
+import KVM
+import GuestMemory
+import BootLoader
+import Devices
+import SwvmBase
+
+/// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
+/// devices (COM1, i8042 reset, CMOS clock), any virtio-mmio devices added
+/// before `start`, and one thread per vCPU.
+///
+/// Life cycle: `init` builds the VM and loads the kernel; the caller may
+/// add devices and kernel parameters; `run()` writes the boot structures,
+/// starts the vCPUs and blocks until the VM ends, returning how it ended.
+public final class Machine: @unchecked Sendable {
+    public let config: MachineConfig
+    public let kvm: KVMSystem
+    public let vm: VirtualMachine
+    public let memory: GuestMemory
+    public let portBus = Bus(name: "port I/O")
+    public let mmioBus = Bus(name: "MMIO")
+    public let events: EventLoop
+    public private(set) var cmdline = KernelCmdline()
+    public let isPVMHost: Bool
+
+    private var vcpus: [VCPU] = []
+    private var threads: [NativeThread] = []
+    private let kernel: LoadedKernel
+    private var nextMMIOSlot = 0
+    private var nextIRQ = X86Layout.firstDeviceIRQ
+    private var serial: Serial8250!
+    private let exitEvent: FileDescriptor
+    private let state = Locked(RunState())
+    private var ownedFDs: [FileDescriptor] = []
+    private let panicScanner = PanicScanner()
+    private let kickSignal = sys_vcpu_kick_signal()
+    /// Called on the vCPU thread for each kernel panic line, etc. (tests).
+    public var onConsoleLine: ((String) -> Void)?
+
+    struct RunState {
+        var exit: MachineExit?
+        var haltCheckPending = 0
+        var haltedVCPUs = Set<Int>()
+        var profileRequested = Set<Int>()
+        var samples: [UInt64] = []
+        var emulationFixups: [String: Int] = [:]
+    }
+
+    public init(config: MachineConfig) throws {
+        guard config.vcpus >= 1 else { throw SwvmError(.invalidArgument, "--cpus must be at least 1") }
+        guard config.memoryBytes >= MachineConfig.minimumMemory else {
+            throw SwvmError(.invalidArgument, "--memory must be at least \(MachineConfig.minimumMemory >> 20) MiB")
+        }
+        self.config = config
+        isPVMHost = KVMSystem.isPVMHost()
+        kvm = try KVMSystem()
+        guard config.vcpus <= min(kvm.maxVCPUs, 32) else {
+            throw SwvmError(.invalidArgument, "--cpus \(config.vcpus): this host allows at most \(min(kvm.maxVCPUs, 32)) vCPUs")
+        }
+        vm = try kvm.createVM()
+        exitEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) })
+        events = try EventLoop()
+
+        // Memory: RAM below the MMIO gap, the rest above 4 GiB.
+        memory = try GuestMemory(ranges: X86Layout.memoryRanges(size: config.memoryBytes))
+        for (slot, region) in memory.regions.enumerated() {
+            try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestBase, size: region.size, host: region.host)
+        }
+        try vm.setTSSAddress(X86Layout.kvmTSSAddress)
+        try vm.setIdentityMapAddress(X86Layout.kvmIdentityMapAddress)
+        try vm.createIRQChip()
+        try vm.createPIT2()
+
+        kernel = try KernelLoader.load(path: config.kernelPath, into: memory)
+        try addLegacyDevices()
+        try vcpus = (0..<config.vcpus).map { try vm.createVCPU(id: $0) }
+        try buildDefaultCmdline()
+    }
+
+    // MARK: devices
+
+    private func addLegacyDevices() throws {
+        let serialIRQ = try makeIRQFD(gsi: 4)
+        let consoleFD = config.consoleFD
+        serial = Serial8250(
+            output: { [panicScanner, weak self] byte in
+                if let fd = consoleFD {
+                    var b = byte
+                    _ = write(fd, &b, 1)
+                }
+                if let line = panicScanner.feed(byte) { self?.onConsoleLine?(line) }
+            },
+            raiseInterrupt: { var one: UInt64 = 1; _ = write(serialIRQ, &one, 8) })
+        try portBus.insert(serial, base: 0x3f8, length: 8)
+        try portBus.insert(I8042(onReset: { [weak self] in self?.stop(.reset) }), base: 0x60, length: 5)
+        try portBus.insert(CMOSClock(), base: 0x70, length: 2)
+    }
+
+    /// An eventfd that raises `gsi` when written (KVM_IRQFD).
+    public func makeIRQFD(gsi: UInt32) throws -> Int32 {
+        let fd = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) })
+        try vm.registerIRQFD(eventfd: fd.raw, gsi: gsi)
+        ownedFDs.append(fd)
+        return fd.raw
+    }
+
+    /// An eventfd written by KVM when the guest writes `value` to `address`.
+    public func makeIOEventFD(address: UInt64, length: UInt32, value: UInt64?) throws -> Int32 {
+        let fd = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) })
+        try vm.registerIOEventFD(eventfd: fd.raw, address: address, length: length, datamatch: value)
+        ownedFDs.append(fd)
+        return fd.raw
+    }
+
+    /// Reserves the next virtio-mmio window and IRQ, and announces the
+    /// device on the kernel command line (virtio_mmio.device=).
+    public func allocateVirtioSlot() throws -> (base: UInt64, irq: UInt32) {
+        guard nextIRQ <= X86Layout.lastDeviceIRQ else { throw SwvmError(.invalidArgument, "too many devices") }
+        let base = X86Layout.virtioMMIOBase + UInt64(nextMMIOSlot) * X86Layout.virtioMMIOSize
+        let irq = nextIRQ
+        nextMMIOSlot += 1
+        nextIRQ += 1
+        try cmdline.append("virtio_mmio.device=4K@0x\(String(base, radix: 16)):\(irq)")
+        return (base, irq)
+    }
+
+    public func addKernelParameters(_ text: String) throws { try cmdline.append(text) }
+
+    /// Feeds the guest's serial console (host terminal input).
+    public func serialInput(_ bytes: [UInt8]) { serial.enqueueInput(bytes) }
+
+    // MARK: boot structures
+
+    private func buildDefaultCmdline() throws {
+        if !config.replaceDefaultCmdline {
+            // reboot=k: reset through the i8042, which this VMM sees.
+            // panic=-1: reboot at once on a panic instead of spinning.
+            try cmdline.append("console=ttyS0 reboot=k panic=-1 i8042.noaux tsc=reliable no_timer_check")
+            if config.quiet { try cmdline.append("quiet loglevel=1") }
+            let profile = config.cpuProfile.kernelParameters
+            if !profile.isEmpty { try cmdline.append(profile.joined(separator: " ")) }
+        }
+        if !config.extraCmdline.isEmpty { try cmdline.append(config.extraCmdline) }
+    }
+
+    private func writeBootStructures() throws {
+        var zeroPage = ZeroPage(setupHeader: kernel.setupHeader)
+        let cmd = cmdline.bytes
+        try memory.writeBytes(cmd, at: X86Layout.cmdlineStart)
+        zeroPage.setCommandLine(address: X86Layout.cmdlineStart, size: cmd.count)
+        if let bytes = config.initrdBytes {
+            let r = try InitrdLoader.load(bytes: bytes, into: memory, above: kernel.highestAddress)
+            zeroPage.setInitrd(address: r.address, size: r.size)
+        } else if let path = config.initrdPath {
+            let r = try InitrdLoader.load(path: path, into: memory, above: kernel.highestAddress)
+            zeroPage.setInitrd(address: r.address, size: r.size)
+        }
+        try zeroPage.setE820(E820.map(memorySize: config.memoryBytes))
+        try memory.writeBytes(zeroPage.bytes, at: X86Layout.zeroPageStart)
+        try PageTables.write(into: memory)
+        try GDT.write(into: memory)
+        if config.vcpus > 1 { try MPTable.write(cpus: config.vcpus, into: memory) }
+
+        let supported = try kvm.supportedCPUID()
+        for vcpu in vcpus {
+            let cpuid = CPUIDNormalizer.normalize(supported, .init(
+                vcpuID: vcpu.id, vcpuCount: config.vcpus, hideHypervisorLeaves: config.cpuProfile.hidesHypervisorLeaves))
+            try VCPUSetup.configureCommon(vcpu, cpuid: cpuid)
+        }
+        try VCPUSetup.configureBoot(vcpus[0], entry: kernel.entry)
+    }
+
+    // MARK: running
+
+    /// Boots the guest and blocks until the VM ends.
+    public func run(profileIntervalMs: Int? = nil) throws -> MachineExit {
+        try writeBootStructures()
+        Log.debug("kernel command line: \(cmdline)")
+
+        // Signals for the process are read by this thread only (signalfd);
+        // vCPU threads keep just the kick signal unblocked.
+        var forwarded = sigset_t()
+        sigemptyset(&forwarded)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&forwarded, s) }
+        var old = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &forwarded, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &forwarded, Int32(SFD_CLOEXEC)) })
+        _ = sys_set_signal_handler(kickSignal, { _ in })
+
+        try events.start()
+        for vcpu in vcpus {
+            threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in vcpuLoop(vcpu) })
+        }
+
+        var stdinOpen = config.consoleInput
+        let haltCheckEveryMs = 1000
+        var sinceHaltCheck = 0
+        let tick = profileIntervalMs ?? haltCheckEveryMs
+        while state.with({ $0.exit }) == nil {
+            var fds = [pollfd(fd: exitEvent.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0)]
+            if stdinOpen { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), Int32(tick))
+            if n < 0 && errno != EINTR { break }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                var info = signalfd_siginfo()
+                if read(sigfd.raw, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {
+                    stop(.signal(Int32(info.ssi_signo)))
+                }
+            }
+            if stdinOpen, fds.count > 2, fds[2].revents != 0 {
+                var buf = [UInt8](repeating: 0, count: 256)
+                let got = read(0, &buf, buf.count)
+                if got > 0 { serialInput(Array(buf[0..<got])) } else { stdinOpen = false }
+            }
+            if n == 0 {
+                sinceHaltCheck += tick
+                if let _ = profileIntervalMs { requestProfileSample() }
+                if sinceHaltCheck >= haltCheckEveryMs {
+                    sinceHaltCheck = 0
+                    requestHaltCheck()
+                }
+            }
+        }
+        for t in threads { t.join() }
+        threads.removeAll()
+        events.stop()
+        return state.with { $0.exit } ?? .stopped
+    }
+
+    /// Ends the VM (from any thread); the first reason wins.
+    public func stop(_ reason: MachineExit) {
+        let first: Bool = state.with { s in
+            if s.exit != nil { return false }
+            s.exit = reason
+            return true
+        }
+        guard first else { return }
+        kickAll()
+        var one: UInt64 = 1
+        _ = write(exitEvent.raw, &one, 8)
+    }
+
+    private func kickAll() {
+        for (i, vcpu) in vcpus.enumerated() {
+            vcpu.requestImmediateExit()
+            if i < threads.count { threads[i].signal(kickSignal) }
+        }
+    }
+
+    private func requestHaltCheck() {
+        state.with { s in
+            s.haltCheckPending = vcpus.count
+            s.haltedVCPUs.removeAll()
+        }
+        kickAll()
+    }
+
+    private func requestProfileSample() {
+        state.with { s in s.profileRequested.insert(0) }
+        vcpus[0].requestImmediateExit()
+        if !threads.isEmpty { threads[0].signal(kickSignal) }
+    }
+
+    /// Guest RIPs sampled with `run(profileIntervalMs:)`.
+    public var profileSamples: [UInt64] { state.with { $0.samples } }
+    /// Emulation failures stepped over or injected, by instruction.
+    public var emulationFixups: [String: Int] { state.with { $0.emulationFixups } }
+
+    private func vcpuLoop(_ vcpu: VCPU) {
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, kickSignal)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        while state.with({ $0.exit }) == nil {
+            do {
+                let exit = try vcpu.run()
+                try handle(exit, on: vcpu)
+            } catch let e as SwvmError {
+                stop(.failed(e))
+            } catch {
+                stop(.failed(SwvmError(.vmFailed, "vCPU \(vcpu.id): \(error)")))
+            }
+        }
+    }
+
+    private func handle(_ exit: VCPUExit, on vcpu: VCPU) throws {
+        switch exit {
+        case let .io(isWrite, port, size, count, data):
+            for i in 0..<count {
+                let p = data + i * size
+                if isWrite {
+                    portBus.write(address: UInt64(port), data: UnsafeRawBufferPointer(start: p, count: size))
+                } else if !portBus.read(address: UInt64(port), data: UnsafeMutableRawBufferPointer(start: p, count: size)) {
+                    memset(p, 0xff, size)   // nothing there: the bus floats high
+                }
+            }
+        case let .mmio(isWrite, address, length, data):
+            if isWrite {
+                mmioBus.write(address: address, data: UnsafeRawBufferPointer(start: data, count: length))
+            } else if !mmioBus.read(address: address, data: UnsafeMutableRawBufferPointer(start: data, count: length)) {
+                memset(data, 0, length)
+            }
+        case .halt:
+            stop(.poweroff)
+        case .shutdown:
+            stop(panicScanner.message.map { .panic($0) } ?? .tripleFault)
+        case .systemEvent(let type):
+            switch Int32(type) {
+            case KVM_SYSTEM_EVENT_SHUTDOWN: stop(.poweroff)
+            case KVM_SYSTEM_EVENT_RESET: stop(panicScanner.message.map { .panic($0) } ?? .reset)
+            case KVM_SYSTEM_EVENT_CRASH: stop(.panic(panicScanner.message ?? "guest reported a crash"))
+            default: stop(.failed(SwvmError(.vmFailed, "unhandled KVM_EXIT_SYSTEM_EVENT type \(type)")))
+            }
+        case let .internalError(suberror, data, instruction):
+            try handleInternalError(vcpu, suberror: suberror, data: data, instruction: instruction)
+        case .failEntry(let reason):
+            let rip = (try? vcpu.getRegisters().rip) ?? 0
+            throw SwvmError(.vmFailed, "vCPU \(vcpu.id): KVM_EXIT_FAIL_ENTRY (hardware reason 0x\(String(reason, radix: 16))) at RIP 0x\(String(rip, radix: 16))")
+        case .interrupted:
+            try serviceKick(vcpu)
+        case .other(let reason):
+            let rip = (try? vcpu.getRegisters().rip) ?? 0
+            throw SwvmError(.vmFailed, "vCPU \(vcpu.id): unhandled KVM exit reason \(reason) at RIP 0x\(String(rip, radix: 16))")
+        }
+    }
+
+    /// After a kick: answer a halt check or a profile sample.
+    private func serviceKick(_ vcpu: VCPU) throws {
+        let (checkHalt, sample) = state.with { s -> (Bool, Bool) in
+            (s.haltCheckPending > 0 && !s.haltedVCPUs.contains(vcpu.id), s.profileRequested.remove(vcpu.id) != nil)
+        }
+        if sample, let regs = try? vcpu.getRegisters() {
+            state.with { $0.samples.append(regs.rip) }
+        }
+        guard checkHalt else { return }
+        let halted = try vcpu.mpState() == UInt32(KVM_MP_STATE_HALTED)
+        let interruptsOff = (try vcpu.getRegisters().rflags & 0x200) == 0
+        let allDead: Bool = state.with { s in
+            s.haltCheckPending -= 1
+            if halted && interruptsOff { s.haltedVCPUs.insert(vcpu.id) }
+            return s.haltedVCPUs.count == vcpus.count
+        }
+        // Halted with interrupts off can never wake: Linux's halt and
+        // poweroff end like that when there is no ACPI to power off with.
+        if allDead { stop(panicScanner.message.map { .panic($0) } ?? .poweroff) }
+    }
+
+    private func handleInternalError(_ vcpu: VCPU, suberror: UInt32, data: [UInt64], instruction: [UInt8]) throws {
+        var regs = try vcpu.getRegisters()
+        var bytes = instruction
+        if bytes.isEmpty { bytes = (try? readGuestVirtual(vcpu, regs.rip, count: 15)) ?? [] }
+        let hexBytes = bytes.map { String($0, radix: 16).leftPad(2) }.joined(separator: " ")
+        let where_ = "at RIP 0x\(String(regs.rip, radix: 16))"
+        guard suberror == UInt32(KVM_INTERNAL_ERROR_EMULATION) else {
+            throw SwvmError(.vmFailed, "vCPU \(vcpu.id): KVM_EXIT_INTERNAL_ERROR suberror \(suberror) \(where_), data [\(data.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))]")
+        }
+        guard config.cpuProfile.handlesEmulationFailures, let fix = EmulationWorkarounds.decide(bytes) else {
+            let hint = config.cpuProfile == .host && isPVMHost ? " (this is a PVM host: try --cpu-profile=safe)" : ""
+            throw SwvmError(.vmFailed, "vCPU \(vcpu.id): the host could not emulate the guest instruction \(where_) [\(hexBytes)]\(hint)")
+        }
+        switch fix {
+        case .skip(let length):
+            regs.rip += UInt64(length)
+            try vcpu.setRegisters(regs)
+        case .inject(let vector, let length):
+            regs.rip += UInt64(length)
+            try vcpu.setRegisters(regs)
+            var ev = try vcpu.getEvents()
+            ev.exception.injected = 1
+            ev.exception.nr = vector
+            ev.exception.has_error_code = 0
+            ev.exception.error_code = 0
+            ev.flags = 0
+            try vcpu.setEvents(ev)
+        }
+        let key = bytes.prefix(fixLength(fix)).map { String($0, radix: 16).leftPad(2) }.joined(separator: " ")
+        state.with { $0.emulationFixups[key, default: 0] += 1 }
+    }
+
+    private func fixLength(_ f: EmulationWorkaround) -> Int {
+        switch f { case .skip(let l), .inject(_, let l): return l }
+    }
+
+    /// Reads guest-virtual memory through the vCPU's page tables.
+    func readGuestVirtual(_ vcpu: VCPU, _ gva: UInt64, count: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var addr = gva
+        while out.count < count {
+            let gpa: UInt64
+            if let t = vcpu.translate(addr) {
+                gpa = t
+            } else {
+                let sregs = try vcpu.getSpecialRegisters()
+                guard let t = PageWalker.translate(addr, cr3: sregs.cr3, memory: memory) else { break }
+                gpa = t
+            }
+            let inPage = Int(min(UInt64(count - out.count), 0x1000 - (addr & 0xfff)))
+            guard let bytes = try? memory.readBytes(at: gpa, count: inPage) else { break }
+            out += bytes
+            addr += UInt64(inPage)
+        }
+        return out
+    }
+}
+
+extension String {
+    func leftPad(_ width: Int, with c: Character = "0") -> String {
+        count >= width ? self : String(repeating: c, count: width - count) + self
+    }
+}
+
+/// Watches console output for the kernel's panic line, so a panic followed
+/// by panic=-1's reboot is reported as a panic, with its reason.
+final class PanicScanner {
+    private var line: [UInt8] = []
+    private let found = Locked<String?>(nil)
+    static let marker = Array("Kernel panic - not syncing: ".utf8)
+
+    var message: String? { found.current }
+
+    /// Returns the completed line when `byte` ends one.
+    func feed(_ byte: UInt8) -> String? {
+        if byte == 0x0a {
+            defer { line.removeAll(keepingCapacity: true) }
+            if found.current == nil, let r = firstRange(of: PanicScanner.marker, in: line) {
+                let msg = String(decoding: line[r.upperBound...], as: UTF8.self).trimmingTrailingControl()
+                found.with { $0 = msg }
+            }
+            return String(decoding: line, as: UTF8.self)
+        }
+        if line.count < 1024 { line.append(byte) }
+        return nil
+    }
+
+    private func firstRange(of needle: [UInt8], in hay: [UInt8]) -> Range<Int>? {
+        guard hay.count >= needle.count else { return nil }
+        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
+            if Array(hay[i..<(i + needle.count)]) == needle { return i..<(i + needle.count) }
+        }
+        return nil
+    }
+}
+
+extension String {
+    func trimmingTrailingControl() -> String {
+        var s = Substring(self)
+        while let last = s.last, last.isWhitespace || last == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}

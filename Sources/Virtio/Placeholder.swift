@@ -1,0 +1,1 @@
+// Virtio: work in progress
