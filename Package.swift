@@ -17,7 +17,7 @@ let package = Package(
         // MARK: C shims and system libraries
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
-        .systemLibrary(name: "CSeccomp"),
+        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
 
@@ -25,8 +25,8 @@ let package = Package(
         .target(name: "SwvmBase", dependencies: ["CSyscalls"]),
 
         // MARK: images and process settings (both isolation levels)
-        .target(name: "OCIImage", dependencies: ["SwvmBase", "CZlib", "CZstd"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase"]),
+        .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls"]),
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
         // MARK: container isolation

@@ -134,6 +134,8 @@ int ckvm_translate(int fd, uint64_t gva, uint64_t *gpa, int *valid) {
     return r;
 }
 
+int ckvm_get_tsc_khz(int fd) { return ioctl(fd, KVM_GET_TSC_KHZ, 0); }
+
 uint32_t ckvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }
 void ckvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value) { run->immediate_exit = value; }
 

@@ -13,7 +13,6 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/capability.h>
-#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -99,7 +98,6 @@ const unsigned long sys_TIOCGPTN = TIOCGPTN;
 const unsigned long sys_TIOCSPTLCK = TIOCSPTLCK;
 const unsigned long sys_SIOCGIFFLAGS = SIOCGIFFLAGS;
 const unsigned long sys_SIOCSIFFLAGS = SIOCSIFFLAGS;
-const unsigned long sys_FICLONE = FICLONE;
 
 int sys_interface_up(const char *name) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -122,3 +120,45 @@ int sys_vcpu_kick_signal(void) { return SIGRTMAX - 1; }
 
 int sys_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
 int sys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+const int sys_O_PATH = O_PATH;
+const int sys_O_TMPFILE = O_TMPFILE;
+const int sys_AT_EMPTY_PATH = AT_EMPTY_PATH;
+
+int sys_send_fd(int sock, int fd) {
+    char dummy = 'F';
+    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r == 1 ? 0 : -1;
+}
+
+int sys_recv_fd(int sock) {
+    char dummy;
+    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r != 1) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+void sys_make_raw(struct termios *t) { cfmakeraw(t); }
+const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,
+    sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER,
+    sys_CLONE_NEWCGROUP = CLONE_NEWCGROUP;
+int sys_unshare(unsigned long flags) { return unshare((int)flags); }
+int sys_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
+int sys_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }

@@ -170,6 +170,12 @@ public final class VCPU: @unchecked Sendable {
         return s
     }
 
+    /// The guest's TSC frequency in kHz, if the host knows it.
+    public var tscKHz: UInt32? {
+        let k = ckvm_get_tsc_khz(fd.raw)
+        return k > 0 ? UInt32(k) : nil
+    }
+
     /// Guest-virtual to guest-physical through the vCPU's current page tables.
     public func translate(_ gva: UInt64) -> UInt64? {
         var gpa: UInt64 = 0

@@ -46,7 +46,7 @@ public final class Machine: @unchecked Sendable {
         var haltCheckPending = 0
         var haltedVCPUs = Set<Int>()
         var profileRequested = Set<Int>()
-        var samples: [UInt64] = []
+        var samples: [[UInt64]] = []
         var emulationFixups: [String: Int] = [:]
     }
 
@@ -140,9 +140,16 @@ public final class Machine: @unchecked Sendable {
             // reboot=k: reset through the i8042, which this VMM sees.
             // panic=-1: reboot at once on a panic instead of spinning.
             try cmdline.append("console=ttyS0 reboot=k panic=-1 i8042.noaux tsc=reliable no_timer_check")
+            // noreplace-smp: a one-vCPU guest would otherwise rewrite every
+            // LOCK prefix in the kernel text at boot, one text_poke each.
+            try cmdline.append("noreplace-smp")
             if config.quiet { try cmdline.append("quiet loglevel=1") }
             let profile = config.cpuProfile.kernelParameters
             if !profile.isEmpty { try cmdline.append(profile.joined(separator: " ")) }
+            // Tell the kernel the TSC frequency: calibrating it against the
+            // PIT fails when the kernel is emulated, and leaves the guest on
+            // the 10 ms jiffies clock; it also skips the delay-loop calibration.
+            if let khz = vcpus.first?.tscKHz { try cmdline.append("tsc_early_khz=\(khz)") }
         }
         if !config.extraCmdline.isEmpty { try cmdline.append(config.extraCmdline) }
     }
@@ -163,7 +170,10 @@ public final class Machine: @unchecked Sendable {
         try memory.writeBytes(zeroPage.bytes, at: X86Layout.zeroPageStart)
         try PageTables.write(into: memory)
         try GDT.write(into: memory)
-        if config.vcpus > 1 { try MPTable.write(cpus: config.vcpus, into: memory) }
+        // Always an MP table, even for one vCPU: without one Linux scans the
+        // BIOS area for it 16 bytes at a time, an early_memremap() each,
+        // which takes seconds when the guest kernel is emulated.
+        try MPTable.write(cpus: config.vcpus, into: memory)
 
         let supported = try kvm.supportedCPUID()
         for vcpu in vcpus {
@@ -198,7 +208,7 @@ public final class Machine: @unchecked Sendable {
         }
 
         var stdinOpen = config.consoleInput
-        let haltCheckEveryMs = 1000
+        let haltCheckEveryMs = 200
         var sinceHaltCheck = 0
         let tick = profileIntervalMs ?? haltCheckEveryMs
         while state.with({ $0.exit }) == nil {
@@ -268,7 +278,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Guest RIPs sampled with `run(profileIntervalMs:)`.
-    public var profileSamples: [UInt64] { state.with { $0.samples } }
+    public var profileSamples: [[UInt64]] { state.with { $0.samples } }
     /// Emulation failures stepped over or injected, by instruction.
     public var emulationFixups: [String: Int] { state.with { $0.emulationFixups } }
 
@@ -336,7 +346,17 @@ public final class Machine: @unchecked Sendable {
             (s.haltCheckPending > 0 && !s.haltedVCPUs.contains(vcpu.id), s.profileRequested.remove(vcpu.id) != nil)
         }
         if sample, let regs = try? vcpu.getRegisters() {
-            state.with { $0.samples.append(regs.rip) }
+            // RIP, then kernel-text-looking words from the top of the stack
+            // (a "guess" unwind, enough to attribute time to callers).
+            var frame = [regs.rip]
+            if let stack = try? readGuestVirtual(vcpu, regs.rsp, count: 2048) {
+                for i in stride(from: 0, to: stack.count - 7, by: 8) {
+                    var w: UInt64 = 0
+                    for b in 0..<8 { w |= UInt64(stack[i + b]) << (8 * UInt64(b)) }
+                    if w >= 0xffff_ffff_8100_0000 && w < 0xffff_ffff_c000_0000 { frame.append(w) }
+                }
+            }
+            state.with { $0.samples.append(frame) }
         }
         guard checkHalt else { return }
         let halted = try vcpu.mpState() == UInt32(KVM_MP_STATE_HALTED)

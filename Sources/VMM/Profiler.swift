@@ -3,7 +3,7 @@ import SwvmBase
 /// Turns sampled guest RIPs into a histogram of kernel functions, using the
 /// System.map next to the kernel (a development aid for boot time).
 public enum Profiler {
-    public static func write(samples: [UInt64], kernel: String, to path: String) throws {
+    public static func write(samples: [[UInt64]], kernel: String, to path: String) throws {
         let mapPath = Path.join(Path.dirname(kernel), "System.map")
         var symbols: [(UInt64, String)] = []
         if let text = try? FS.readText(mapPath) {
@@ -14,19 +14,31 @@ public enum Profiler {
             }
             symbols.sort { $0.0 < $1.0 }
         }
-        var counts: [String: Int] = [:]
-        for rip in samples {
+        func symbol(_ a: UInt64) -> String {
+            if a < 0x8000_0000_0000 { return "[user]" }
             var lo = 0, hi = symbols.count - 1, best = -1
             while lo <= hi {
                 let mid = (lo + hi) / 2
-                if symbols[mid].0 <= rip { best = mid; lo = mid + 1 } else { hi = mid - 1 }
+                if symbols[mid].0 <= a { best = mid; lo = mid + 1 } else { hi = mid - 1 }
             }
-            let name = best >= 0 && rip >= 0xffff_ffff_8000_0000 ? symbols[best].1 : (rip < 0x8000_0000_0000 ? "[user]" : "0x" + String(rip, radix: 16))
-            counts[name, default: 0] += 1
+            return best >= 0 ? symbols[best].1 : "0x" + String(a, radix: 16)
         }
-        var out = "samples: \(samples.count)\n"
-        for (name, n) in counts.sorted(by: { $0.value > $1.value }) {
-            out += "\(n)\t\(formatFixed(100 * Double(n) / Double(max(1, samples.count)), 1))%\t\(name)\n"
+        var selfCounts: [String: Int] = [:]
+        var inclusive: [String: Int] = [:]
+        for frame in samples {
+            guard let rip = frame.first else { continue }
+            selfCounts[symbol(rip), default: 0] += 1
+            var seen = Set<String>()
+            for a in frame { let s = symbol(a); if seen.insert(s).inserted { inclusive[s, default: 0] += 1 } }
+        }
+        let total = Double(max(1, samples.count))
+        var out = "samples: \(samples.count)\n\n# self\n"
+        for (name, n) in selfCounts.sorted(by: { $0.value > $1.value }).prefix(60) {
+            out += "\(n)\t\(formatFixed(100 * Double(n) / total, 1))%\t\(name)\n"
+        }
+        out += "\n# inclusive (guessed from stack words)\n"
+        for (name, n) in inclusive.sorted(by: { $0.value > $1.value }).prefix(120) {
+            out += "\(n)\t\(formatFixed(100 * Double(n) / total, 1))%\t\(name)\n"
         }
         try FS.writeText(path, out)
     }

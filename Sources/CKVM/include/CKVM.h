@@ -50,6 +50,8 @@ int ckvm_get_vcpu_events(int vcpu_fd, struct kvm_vcpu_events *events);
 int ckvm_set_vcpu_events(int vcpu_fd, const struct kvm_vcpu_events *events);
 int ckvm_get_mp_state(int vcpu_fd, uint32_t *state);
 int ckvm_translate(int vcpu_fd, uint64_t gva, uint64_t *gpa, int *valid);
+/// The guest TSC frequency in kHz (KVM_GET_TSC_KHZ).
+int ckvm_get_tsc_khz(int vcpu_fd);
 
 // MARK: kvm_run accessors (the exit data lives in anonymous unions)
 uint32_t ckvm_run_exit_reason(const struct kvm_run *run);

@@ -16,6 +16,13 @@
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <pthread.h>
+#include <sys/random.h>
+#include <sys/xattr.h>
+#include <sys/statfs.h>
+#include <termios.h>
+#include <sys/socket.h>
+#include <sys/prctl.h>
+#include <linux/magic.h>
 
 int sys_ioctl_ptr(int fd, unsigned long request, void *arg);
 int sys_ioctl_int(int fd, unsigned long request, unsigned long arg);
@@ -49,7 +56,6 @@ extern const unsigned long sys_TIOCGPTN;
 extern const unsigned long sys_TIOCSPTLCK;
 extern const unsigned long sys_SIOCGIFFLAGS;
 extern const unsigned long sys_SIOCSIFFLAGS;
-extern const unsigned long sys_FICLONE;
 
 /// Brings a network interface up inside the current network namespace.
 int sys_interface_up(const char *name);
@@ -61,6 +67,24 @@ int sys_interface_up(const char *name);
 /// and ordinary signals are forwarded to the workload).
 int sys_vcpu_kick_signal(void);
 int sys_pipe2(int fds[2], int flags);
+
+/// Flags that need _GNU_SOURCE to be visible.
+extern const int sys_O_PATH;
+extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, sys_CLONE_NEWPID,
+    sys_CLONE_NEWNET, sys_CLONE_NEWUSER, sys_CLONE_NEWCGROUP;
+int sys_unshare(unsigned long flags);
+int sys_setresuid(uid_t r, uid_t e, uid_t s);
+int sys_setresgid(gid_t r, gid_t e, gid_t s);
+extern const int sys_O_TMPFILE;
+extern const int sys_AT_EMPTY_PATH;
+
+/// Passes a file descriptor over a unix socket (SCM_RIGHTS).
+int sys_send_fd(int sock, int fd);
+/// Receives one; returns it, or -1.
+int sys_recv_fd(int sock);
+/// cfmakeraw(3).
+void sys_make_raw(struct termios *t);
+
 int sys_set_thread_name(pthread_t thread, const char *name);
 
 #endif

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuntimeSpec
+import SwvmBase
+
+/// cgroup v1: one directory per controller (memory, cpu, pids, ...).
+final class CgroupV1: Cgroup {
+    /// Controllers the container joins; limits use memory, cpu and pids.
+    static let controllers = ["memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices"]
+
+    let root: String
+    private(set) var paths: [String] = []
+    private var dirs: [String: String] = [:]
+
+    init(root: String, name: String) throws {
+        self.root = root
+        for c in CgroupV1.controllers {
+            let base = Path.join(root, c)
+            guard FS.isDirectory(base), FS.exists(Path.join(base, "cgroup.procs")) else { continue }
+            let dir = Path.join(base, name)
+            do {
+                try FS.makeDirectories(dir)
+            } catch {
+                destroy()
+                throw SwvmError(.systemCall, "cgroup v1: cannot create \(dir): \(error)")
+            }
+            dirs[c] = dir
+            paths.append(dir)
+        }
+        guard dirs["memory"] != nil, dirs["pids"] != nil else {
+            destroy()
+            throw SwvmError(.unsupported, "cgroup v1 at \(root) lacks the memory or pids controller")
+        }
+    }
+
+    func apply(_ l: ResourceLimits) throws {
+        if let mem = l.memory, let dir = dirs["memory"] {
+            try Cgroups.writeFile(Path.join(dir, "memory.limit_in_bytes"), String(mem))
+            // No swap beyond the limit: exceeding --memory means the OOM killer.
+            let memsw = Path.join(dir, "memory.memsw.limit_in_bytes")
+            if FS.exists(memsw) { try Cgroups.writeFile(memsw, String(mem)) }
+        }
+        if let pids = l.pids, let dir = dirs["pids"] {
+            try Cgroups.writeFile(Path.join(dir, "pids.max"), String(pids))
+        }
+        if let quota = l.cpuQuota {
+            guard let dir = dirs["cpu"] else { throw SwvmError(.unsupported, "--cpus: the cpu controller is not mounted") }
+            try Cgroups.writeFile(Path.join(dir, "cpu.cfs_period_us"), String(l.cpuPeriod))
+            try Cgroups.writeFile(Path.join(dir, "cpu.cfs_quota_us"), String(quota))
+        }
+        // Device nodes: only the standard ones may be opened (defence in
+        // depth; writable mounts are nodev as well).
+        if let dir = dirs["devices"] {
+            try Cgroups.writeFile(Path.join(dir, "devices.deny"), "a")
+            for rule in CgroupV1.allowedDevices { try Cgroups.writeFile(Path.join(dir, "devices.allow"), rule) }
+        }
+    }
+
+    static let allowedDevices = [
+        "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm",
+        "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m",
+    ]
+
+    func add(pid: pid_t) throws {
+        for dir in paths { try Cgroups.writeFile(Path.join(dir, "cgroup.procs"), String(pid)) }
+    }
+
+    func destroy() {
+        for dir in paths { Cgroups.killAndRemove(dir) }
+        paths.removeAll()
+    }
+
+    func peakMemory() -> UInt64? {
+        dirs["memory"].flatMap { Cgroups.read(Path.join($0, "memory.max_usage_in_bytes")) }.flatMap { UInt64($0) }
+    }
+
+    func oomKilled() -> Bool {
+        guard let dir = dirs["memory"], let text = Cgroups.read(Path.join(dir, "memory.oom_control")) else { return false }
+        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return (Int(line.split(separator: " ").last ?? "0") ?? 0) > 0
+        }
+        return false
+    }
+}

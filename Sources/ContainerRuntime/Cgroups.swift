@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import RuntimeSpec
+import SwvmBase
+
+/// One container's cgroup, on whichever hierarchy the host has.
+public protocol Cgroup: AnyObject {
+    /// The directories made for this container (for clean-up records).
+    var paths: [String] { get }
+    func apply(_ limits: ResourceLimits) throws
+    func add(pid: pid_t) throws
+    /// Kills what is left inside and removes the directories.
+    func destroy()
+    /// Peak memory use in bytes, when the controller reports it.
+    func peakMemory() -> UInt64?
+    /// Whether the kernel's OOM killer fired inside.
+    func oomKilled() -> Bool
+}
+
+public enum CgroupVersion: Equatable {
+    case v1(root: String)
+    case v2(root: String)
+}
+
+/// Picks the hierarchy: cgroup2 mounted at /sys/fs/cgroup (unified, most
+/// hosts today) or per-controller v1 mounts below a tmpfs there (these
+/// machines).
+public enum Cgroups {
+    public static let cgroup2Magic: Int = 0x6367_7270
+
+    public static func detect(root: String = "/sys/fs/cgroup") -> CgroupVersion {
+        var st = statfs()
+        if statfs(root, &st) == 0 && Int(st.f_type) == cgroup2Magic { return .v2(root: root) }
+        return .v1(root: root)
+    }
+
+    /// Creates `swvm/<id>` on the host's hierarchy.
+    public static func create(id: String, version: CgroupVersion = detect()) throws -> Cgroup {
+        switch version {
+        case .v1(let root): return try CgroupV1(root: root, name: "swvm/\(id)")
+        case .v2(let root): return try CgroupV2(root: root, name: "swvm/\(id)")
+        }
+    }
+
+    /// Writes a control file, naming the file in the error.
+    static func writeFile(_ path: String, _ value: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SwvmError(.systemCall, "cgroup: open \(path): \(errnoText(errno))") }
+        defer { close(fd) }
+        let bytes = Array(value.utf8)
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else { throw SwvmError(.systemCall, "cgroup: write '\(value)' to \(path): \(errnoText(errno))") }
+    }
+
+    static func read(_ path: String) -> String? {
+        (try? FS.readText(path, limit: 1 << 20)).map { $0.trimmingCharacters(in: " ") }
+    }
+
+    /// SIGKILLs every process listed in `procsFile`, then waits (briefly)
+    /// until the directory can be removed.
+    static func killAndRemove(_ dir: String, procsFile: String = "cgroup.procs") {
+        for _ in 0..<200 {
+            if rmdir(dir) == 0 || errno == ENOENT { return }
+            if let procs = read(Path.join(dir, procsFile)) {
+                for line in procs.split(separator: "\n") { if let pid = Int32(line) { kill(pid, SIGKILL) } }
+            }
+            usleep(5000)
+        }
+        Log.warning("could not remove cgroup \(dir): \(errnoText(errno))")
+    }
+}

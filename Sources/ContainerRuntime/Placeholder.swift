@@ -1,1 +1,0 @@
-// ContainerRuntime: work in progress

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// /run/swvm/containers/<id>: what a run leaves on the host while it runs
+/// (its owner's pid and its cgroups), so that a swvm killed with SIGKILL is
+/// cleaned up by the next one. The container's own processes die with it
+/// (parent-death signal on its PID 1), its mounts with its namespace.
+enum StateDirectory {
+    static var root: String { Path.join(SwvmPaths.runRoot, "containers") }
+
+    static func create(_ dir: String) throws {
+        try FS.makeDirectories(root, mode: 0o700)
+        guard mkdir(dir, 0o700) == 0 else { throw SwvmError.errno("mkdir \(dir)") }
+        try FS.writeText(Path.join(dir, "owner"), "\(getpid()) \(processStartTime(getpid()) ?? 0)\n")
+    }
+
+    static func record(_ dir: String, cgroups: [String]) throws {
+        try FS.writeText(Path.join(dir, "cgroups"), cgroups.joined(separator: "\n") + "\n")
+    }
+
+    /// Removes the state of runs whose swvm is gone.
+    static func removeStale() {
+        guard let names = try? FS.listDirectory(root) else { return }
+        for name in names {
+            let dir = Path.join(root, name)
+            guard let owner = try? FS.readText(Path.join(dir, "owner")) else {
+                // Created but not yet recorded by a live swvm, or garbage:
+                // only remove when old enough to be garbage.
+                if let st = FS.lstat(dir), time(nil) - st.st_mtim.tv_sec > 60 { cleanup(dir) }
+                continue
+            }
+            let f = owner.split(separator: " ").map { String($0).trimmingCharacters(in: " ") }
+            let pid = Int32(f.first ?? "") ?? 0
+            let start = f.count > 1 ? UInt64(f[1]) : nil
+            let alive = processExists(pid) && (start == nil || start == 0 || processStartTime(pid) == start)
+            if !alive { cleanup(dir) }
+        }
+    }
+
+    static func cleanup(_ dir: String) {
+        if let text = try? FS.readText(Path.join(dir, "cgroups")) {
+            for path in text.split(separator: "\n") where !path.isEmpty {
+                Cgroups.killAndRemove(String(path))
+            }
+        }
+        // A killed run may have left its scratch tmpfs mounted only in its
+        // own (gone) namespace; on the host the directory is plain.
+        try? FS.removeTree(dir)
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), to tell a live swvm from a recycled pid.
+func processStartTime(_ pid: pid_t) -> UInt64? {
+    guard let stat = try? FS.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 19 else { return nil }
+    return UInt64(fields[19])
+}

@@ -1,1 +1,0 @@
-// OCIImage: work in progress

@@ -1,0 +1,73 @@
+import SwvmBase
+
+/// What swvm takes from an OCI runtime bundle's config.json (as written by
+/// `crun spec`, `runc spec` or `umoci unpack`): the process, hostname,
+/// capabilities, rlimits, mounts beyond the standard ones, resources,
+/// seccomp, masked and read-only paths.
+struct BundleProcess {
+    var args: [String] = []
+    var env: [String] = []
+    var cwd = ""
+    var user = ""
+    var uid: UInt32?
+    var gid: UInt32?
+    var additionalGids: [UInt32] = []
+    var hostname: String?
+    var capabilities: Set<String>?
+    var rlimits: [Rlimit] = []
+    var noNewPrivileges: Bool?
+    var readOnlyRoot = false
+    var mounts: [MountSpec] = []
+    var resources = ResourceLimits()
+    var seccomp: JSON?
+    var maskedPaths: [String]?
+    var readonlyPaths: [String]?
+
+    /// Destinations swvm always sets up itself.
+    static let standardDestinations: Set<String> = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
+
+    init(json: JSON) {
+        let p = json["process"]
+        args = (p?["args"]?.array ?? []).compactMap(\.string)
+        env = (p?["env"]?.array ?? []).compactMap(\.string)
+        cwd = p?["cwd"]?.string ?? ""
+        if let u = p?["user"] {
+            uid = u["uid"]?.int64.map { UInt32(truncatingIfNeeded: $0) }
+            gid = u["gid"]?.int64.map { UInt32(truncatingIfNeeded: $0) }
+            additionalGids = (u["additionalGids"]?.array ?? []).compactMap { $0.int64.map { UInt32(truncatingIfNeeded: $0) } }
+            user = u["username"]?.string ?? ""
+        }
+        hostname = json["hostname"]?.string
+        if let bounding = p?["capabilities"]?["bounding"]?.array {
+            capabilities = Set(bounding.compactMap { $0.string.flatMap { try? Capabilities.canonical($0) } })
+        }
+        rlimits = (p?["rlimits"]?.array ?? []).compactMap { r in
+            guard let t = r["type"]?.string, let s = r["soft"]?.int64, let h = r["hard"]?.int64 else { return nil }
+            return try? Rlimit(oci: t, soft: UInt64(bitPattern: s), hard: UInt64(bitPattern: h))
+        }
+        noNewPrivileges = p?["noNewPrivileges"]?.bool
+        readOnlyRoot = json["root"]?["readonly"]?.bool ?? false
+        for m in json["mounts"]?.array ?? [] {
+            guard let dest = m["destination"]?.string, !BundleProcess.standardDestinations.contains(dest) else { continue }
+            let options = (m["options"]?.array ?? []).compactMap(\.string)
+            let ro = options.contains("ro")
+            let type = m["type"]?.string ?? ""
+            if type == "bind" || options.contains("bind") || options.contains("rbind"), let src = m["source"]?.string {
+                mounts.append(MountSpec(kind: .bind(source: src), destination: dest, readOnly: ro))
+            } else if type == "tmpfs" {
+                mounts.append(MountSpec(kind: .tmpfs, destination: dest, readOnly: ro,
+                                        options: options.filter { $0 != "ro" && $0 != "rw" }))
+            }
+        }
+        let linux = json["linux"]
+        if let r = linux?["resources"] {
+            if let m = r["memory"]?["limit"]?.int64, m > 0 { resources.memory = UInt64(m) }
+            if let q = r["cpu"]?["quota"]?.int64, q > 0 { resources.cpuQuota = q }
+            if let per = r["cpu"]?["period"]?.int64, per > 0 { resources.cpuPeriod = UInt64(per) }
+            if let pids = r["pids"]?["limit"]?.int64, pids > 0 { resources.pids = pids }
+        }
+        if let s = linux?["seccomp"], !s.isNull { seccomp = s }
+        maskedPaths = linux?["maskedPaths"]?.array?.compactMap(\.string)
+        readonlyPaths = linux?["readonlyPaths"]?.array?.compactMap(\.string)
+    }
+}

@@ -1,1 +1,0 @@
-// RuntimeSpec: work in progress

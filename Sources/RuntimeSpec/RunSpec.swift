@@ -1,0 +1,116 @@
+import SwvmBase
+
+/// Everything about one run that both isolation levels honour: the process,
+/// its identity and environment, its confinement and its limits. Built once
+/// from the image and the command line (SpecBuilder), then applied by the
+/// container runtime or sent to guest-init inside the VM.
+public struct RunSpec {
+    public var id: String
+    public var rootfs: String
+    public var readOnlyRoot = false
+    public var process: ProcessSpec
+    public var hostname: String
+    public var mounts: [MountSpec] = []
+    public var resources = ResourceLimits()
+    /// Bounding, effective and permitted set (capability names, no CAP_).
+    public var capabilities: Set<String>
+    /// nil: unconfined.
+    public var seccomp: SeccompProfile?
+    public var noNewPrivileges = true
+    public var maskedPaths = RunSpec.defaultMaskedPaths
+    public var readonlyPaths = RunSpec.defaultReadonlyPaths
+    public var network: NetworkMode = .none
+    public var terminal = false
+    public var interactive = false
+    public var userNamespace: UserNamespaceMapping?
+
+    /// As runc and crun mask them by default (and Docker).
+    public static let defaultMaskedPaths = [
+        "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ]
+    public static let defaultReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+}
+
+public struct ProcessSpec: Equatable {
+    public var args: [String]
+    public var env: [String]
+    public var cwd: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var additionalGids: [UInt32]
+    public var rlimits: [Rlimit] = []
+    /// The -u text, for messages.
+    public var user: String
+
+    public init(args: [String], env: [String], cwd: String, uid: UInt32, gid: UInt32, additionalGids: [UInt32], user: String) {
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.uid = uid
+        self.gid = gid
+        self.additionalGids = additionalGids
+        self.user = user
+    }
+
+    /// The value of an environment variable.
+    public func environment(_ name: String) -> String? {
+        env.last(where: { $0.hasPrefix(name + "=") }).map { String($0.dropFirst(name.count + 1)) }
+    }
+}
+
+public struct MountSpec: Equatable {
+    public enum Kind: Equatable {
+        case bind(source: String)
+        case tmpfs
+    }
+
+    public var kind: Kind
+    public var destination: String
+    public var readOnly: Bool
+    /// Extra mount options (tmpfs size=, mode=; bind propagation is private).
+    public var options: [String]
+
+    public init(kind: Kind, destination: String, readOnly: Bool, options: [String] = []) {
+        self.kind = kind
+        self.destination = destination
+        self.readOnly = readOnly
+        self.options = options
+    }
+}
+
+public struct ResourceLimits: Equatable {
+    /// Memory limit in bytes (--memory).
+    public var memory: UInt64?
+    /// CPU bandwidth: quota per period in microseconds (--cpus).
+    public var cpuQuota: Int64?
+    public var cpuPeriod: UInt64 = 100_000
+    /// Maximum number of tasks (--pids-limit).
+    public var pids: Int64?
+
+    public init() {}
+
+    /// --cpus as a number of CPUs.
+    public var cpus: Double? { cpuQuota.map { Double($0) / Double(cpuPeriod) } }
+}
+
+public enum NetworkMode: String, Equatable {
+    /// A network namespace with only the loopback interface, up.
+    case none
+    /// The host's network namespace (containers only).
+    case host
+}
+
+/// A user-namespace mapping: container ids [0, size) map to host ids
+/// [hostBase, hostBase + size).
+public struct UserNamespaceMapping: Equatable {
+    public var hostUID: UInt32
+    public var hostGID: UInt32
+    public var size: UInt32
+
+    public init(hostUID: UInt32, hostGID: UInt32, size: UInt32) {
+        self.hostUID = hostUID
+        self.hostGID = hostGID
+        self.size = size
+    }
+}

@@ -1,1 +1,0 @@
-// Seccomp: work in progress

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSeccomp
+import RuntimeSpec
+import SwvmBase
+
+/// A compiled seccomp filter: classic BPF, ready for seccomp(2). Compiled
+/// on the host (libseccomp) for both isolation levels: the container
+/// runtime loads it before exec, guest-init loads the same bytes inside
+/// the VM.
+public struct SeccompFilter: Equatable {
+    public let program: [UInt8]
+    /// System calls (native x86_64) the profile allows.
+    public let allowedSyscalls: Int
+    /// Names in the profile this kernel's libseccomp does not know (skipped).
+    public let unknownNames: [String]
+
+    public var instructionCount: Int { program.count / 8 }
+}
+
+public enum SeccompCompiler {
+    public static func compile(_ profile: SeccompProfile) throws -> SeccompFilter {
+        guard let ctx = cseccomp_new(action(profile.defaultAction)) else {
+            throw SwvmError(.internalError, "libseccomp: cannot create a filter")
+        }
+        defer { cseccomp_release(ctx) }
+        let r = cseccomp_add_compat_arches(ctx)
+        guard r == 0 else { throw SwvmError(.internalError, "libseccomp: cannot add the x86/x32 ABIs (\(errnoText(-r)))") }
+        var unknown: [String] = []
+        var allowed = Set<String>()
+        for rule in profile.rules {
+            let act = action(rule.action)
+            // A rule with the default action is a no-op that libseccomp refuses.
+            if rule.action == profile.defaultAction { continue }
+            let args = rule.args.map {
+                cseccomp_arg(index: $0.index, value: $0.value, value_two: $0.valueTwo, op: op($0.op))
+            }
+            for name in rule.names {
+                let rc = args.withUnsafeBufferPointer { cseccomp_add_rule(ctx, act, name, $0.baseAddress, UInt32(args.count)) }
+                if rc == -EDOM { unknown.append(name); continue }
+                guard rc == 0 else {
+                    throw SwvmError(.invalidArgument, "seccomp rule for \(name): \(errnoText(-rc))")
+                }
+                if rule.action == .allow { allowed.insert(name) }
+            }
+        }
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var len = 0
+        let e = cseccomp_export(ctx, &out, &len)
+        guard e == 0, let out else { throw SwvmError(.internalError, "libseccomp: cannot export the filter (\(errnoText(-e)))") }
+        defer { cseccomp_free(out) }
+        let allowedCount = profile.defaultAction == .allow ? -1 : allowed.count
+        return SeccompFilter(program: Array(UnsafeBufferPointer(start: out, count: len)), allowedSyscalls: allowedCount,
+                             unknownNames: unknown)
+    }
+
+    static func action(_ a: SeccompProfile.Action) -> UInt32 {
+        switch a {
+        case .allow: return cseccomp_action(Int32(CSECCOMP_ALLOW.rawValue), 0)
+        case .errno(let e): return cseccomp_action(Int32(CSECCOMP_ERRNO.rawValue), e)
+        case .kill: return cseccomp_action(Int32(CSECCOMP_KILL_THREAD.rawValue), 0)
+        case .killProcess: return cseccomp_action(Int32(CSECCOMP_KILL_PROCESS.rawValue), 0)
+        case .trap: return cseccomp_action(Int32(CSECCOMP_TRAP.rawValue), 0)
+        case .log: return cseccomp_action(Int32(CSECCOMP_LOG.rawValue), 0)
+        case .trace(let v): return cseccomp_action(Int32(CSECCOMP_TRACE.rawValue), v)
+        }
+    }
+
+    static func op(_ o: SeccompProfile.Operator) -> Int32 {
+        switch o {
+        case .notEqual: return Int32(CSECCOMP_NE.rawValue)
+        case .lessThan: return Int32(CSECCOMP_LT.rawValue)
+        case .lessOrEqual: return Int32(CSECCOMP_LE.rawValue)
+        case .equal: return Int32(CSECCOMP_EQ.rawValue)
+        case .greaterOrEqual: return Int32(CSECCOMP_GE.rawValue)
+        case .greaterThan: return Int32(CSECCOMP_GT.rawValue)
+        case .maskedEqual: return Int32(CSECCOMP_MASKED_EQ.rawValue)
+        }
+    }
+}

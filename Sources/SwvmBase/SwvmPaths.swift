@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+
+/// Where swvm keeps things on the host.
+public enum SwvmPaths {
+    /// Unpacked images and their ext4 disks (SWVM_ROOT, default /var/lib/swvm).
+    public static var stateRoot: String { FS.environment("SWVM_ROOT").flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/swvm" }
+    /// Per-run state that must not outlive a boot (SWVM_RUN, default /run/swvm).
+    public static var runRoot: String { FS.environment("SWVM_RUN").flatMap { $0.isEmpty ? nil : $0 } ?? "/run/swvm" }
+    /// Build outputs such as the guest kernel (SWVM_CACHE, default /var/cache/swvm).
+    public static var cacheRoot: String { FS.environment("SWVM_CACHE").flatMap { $0.isEmpty ? nil : $0 } ?? "/var/cache/swvm" }
+
+    public static var imagesDir: String { Path.join(stateRoot, "images") }
+}
+
+/// Whether a process with this pid exists (for stale-state cleanup).
+public func processExists(_ pid: pid_t) -> Bool {
+    pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+}
+
+/// A random lower-case hex string (container ids, temp names).
+public func randomHex(_ bytes: Int) -> String {
+    var buf = [UInt8](repeating: 0, count: bytes)
+    var got = 0
+    while got < bytes {
+        let n = buf.withUnsafeMutableBytes { getrandom($0.baseAddress! + got, bytes - got, 0) }
+        if n <= 0 { break }
+        got += n
+    }
+    return hex(buf)
+}
+
+/// An exclusive advisory lock on a file, held until released or the
+/// process dies (so a SIGKILL never leaves it held).
+public final class FileLock {
+    private let fd: Int32
+
+    public init(path: String) throws {
+        fd = try sys("open lock \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            throw SwvmError.errno("lock \(path)", e)
+        }
+    }
+
+    deinit { close(fd) }
+}

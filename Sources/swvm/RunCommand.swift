@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import ContainerRuntime
+import OCIImage
+import RuntimeSpec
+import SwvmBase
+
+/// The options `swvm run` and `swvm compare` share: Docker's names.
+struct ProcessOptions: ParsableArguments {
+    @Option(help: "Pick the manifest with this org.opencontainers.image.ref.name (OCI image layouts).")
+    var ref: String?
+
+    @Option(help: ArgumentHelp("Override the image's Entrypoint (\"\" clears it).", valueName: "command"))
+    var entrypoint: String?
+
+    @Option(name: [.short, .customLong("env")], help: ArgumentHelp("Set an environment variable (KEY=VALUE, or KEY to copy it from swvm's environment).", valueName: "KEY[=VALUE]"))
+    var env: [String] = []
+
+    @Option(name: .customLong("env-file"), help: ArgumentHelp("Read environment variables from a file (KEY=VALUE lines, # comments).", valueName: "file"))
+    var envFile: [String] = []
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Working directory inside the container.", valueName: "dir"))
+    var workdir: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("User to run as: name or uid, with an optional :group or :gid.", valueName: "user[:group]"))
+    var user: String?
+
+    @Option(help: "Host name (default: the first 12 characters of the run's id).")
+    var hostname: String?
+
+    @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only.")
+    var readOnly = false
+
+    @Option(help: ArgumentHelp("Mount a tmpfs (Docker's options: size=, mode=, exec, ...).", valueName: "path[:options]"))
+    var tmpfs: [String] = []
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Bind-mount a host path (containers only).", valueName: "host:container[:ro]"))
+    var volume: [String] = []
+
+    @Flag(name: [.short, .long], help: "Allocate a pseudo-terminal with the terminal's size.")
+    var tty = false
+
+    @Flag(name: [.short, .long], help: "Keep stdin open and pass it to the process.")
+    var interactive = false
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Memory limit (e.g. 64m, 1g); in a VM it also sizes the guest.", valueName: "bytes"))
+    var memory: String?
+
+    @Option(help: ArgumentHelp("CPU limit as a number of CPUs (e.g. 0.5, 2); in a VM, the vCPU count (rounded up).", valueName: "n"))
+    var cpus: String?
+
+    @Option(name: .customLong("pids-limit"), help: ArgumentHelp("Maximum number of processes (-1: unlimited).", valueName: "n"))
+    var pidsLimit: Int64?
+
+    @Option(help: ArgumentHelp("A resource limit, e.g. nofile=1024:2048.", valueName: "name=soft[:hard]"))
+    var ulimit: [String] = []
+
+    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Add a capability (or ALL) to Docker's default set.", valueName: "cap"))
+    var capAdd: [String] = []
+
+    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop a capability (or ALL) from Docker's default set.", valueName: "cap"))
+    var capDrop: [String] = []
+
+    @Option(name: .customLong("security-opt"), help: ArgumentHelp("seccomp=PROFILE.json, seccomp=unconfined, or no-new-privileges[=false].", valueName: "opt"))
+    var securityOpt: [String] = []
+
+    @Option(help: ArgumentHelp("Network: none (loopback only, the default) or host (containers only).", valueName: "mode"))
+    var network = "none"
+
+    @Option(help: ArgumentHelp("User namespace: host (default), auto, or HOSTUID:HOSTGID:SIZE (containers only).", valueName: "mode"))
+    var userns: String?
+
+    func runOptions(command: [String]) -> RunOptions {
+        var o = RunOptions()
+        o.command = command
+        o.entrypoint = entrypoint
+        o.env = env
+        o.envFiles = envFile
+        o.workdir = workdir
+        o.user = user
+        o.hostname = hostname
+        o.readOnly = readOnly
+        o.tmpfs = tmpfs
+        o.volumes = volume
+        o.tty = tty
+        o.interactive = interactive
+        o.memory = memory
+        o.cpus = cpus
+        o.pidsLimit = pidsLimit
+        o.ulimits = ulimit
+        o.capAdd = capAdd
+        o.capDrop = capDrop
+        o.securityOpts = securityOpt
+        o.network = network
+        o.userns = userns
+        return o
+    }
+}
+
+/// Options of the micro-VM (run --isolation=vm, compare).
+struct VMOptions: ParsableArguments {
+    @Option(help: "Guest kernel (default: the one kernel/build.sh built).")
+    var kernel: String?
+
+    @Option(help: "CPU profile for the VM: auto, host or safe (see swvm boot --help).")
+    var cpuProfile: String = "auto"
+}
+
+enum Isolation: String, ExpressibleByArgument, CaseIterable {
+    case container, vm
+}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command from an image in a container or a micro-VM.",
+        discussion: """
+        IMAGE is a directory: an OCI image layout (umoci, skopeo, buildah), an OCI \
+        runtime bundle (config.json + rootfs/), or a plain root filesystem. The \
+        process comes from the image and is overridden as with docker run: \
+        COMMAND replaces Cmd, --entrypoint replaces Entrypoint, and so on.
+
+        Exit status: the process's own, or 128+N when it is killed by signal N; \
+        125 when swvm fails, 126 when the command cannot be run, 127 when it is \
+        not found.
+        """)
+
+    @Option(help: "Isolation level: container (namespaces, cgroups, seccomp) or vm (a micro-VM).")
+    var isolation: Isolation = .container
+
+    @OptionGroup var options: ProcessOptions
+    @OptionGroup(title: "VM options") var vmOptions: VMOptions
+
+    @Argument(help: "The image directory.")
+    var image: String
+
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after '--' or after IMAGE).")
+    var command: [String] = []
+
+    func run() throws {
+        try runReportingErrors {
+            let cmd = command.first == "--" ? Array(command.dropFirst()) : command
+            let resolved = try ImageSource.resolve(image, ref: options.ref)
+            let spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
+            switch isolation {
+            case .container:
+                let result = try Container(spec: spec).run()
+                return result.status
+            case .vm:
+                throw SwvmError(.unsupported, "--isolation=vm is not built yet")
+            }
+        }
+    }
+}
