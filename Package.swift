@@ -17,6 +17,7 @@ let package = Package(
         // MARK: C shims and system libraries
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
+        .target(name: "CAtomics"),
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
@@ -38,7 +39,7 @@ let package = Package(
         .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
         .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory"]),
-        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory"]),
+        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",

@@ -7,6 +7,7 @@ import KVM
 import GuestMemory
 import BootLoader
 import Devices
+import Virtio
 import SwvmBase
 
 /// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
@@ -36,10 +37,16 @@ public final class Machine: @unchecked Sendable {
     private let exitEvent: FileDescriptor
     private let state = Locked(RunState())
     private var ownedFDs: [FileDescriptor] = []
+    private var virtioTransports: [MMIOTransport] = []
     private let panicScanner = PanicScanner()
     private let kickSignal = sys_vcpu_kick_signal()
-    /// Called on the vCPU thread for each kernel panic line, etc. (tests).
+    /// Called on the vCPU thread for each console line (diagnostics).
     public var onConsoleLine: ((String) -> Void)?
+    /// Signals swvm receives while the VM runs (SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH), on the main thread. Return true
+    /// when handled (forwarded to the guest); otherwise SIGINT, SIGTERM,
+    /// SIGHUP and SIGQUIT stop the VM.
+    public var onSignal: ((Int32) -> Bool)?
 
     struct RunState {
         var exit: MachineExit?
@@ -130,6 +137,31 @@ public final class Machine: @unchecked Sendable {
 
     public func addKernelParameters(_ text: String) throws { try cmdline.append(text) }
 
+    /// Attaches a virtio device on the next virtio-mmio slot: its register
+    /// window, an irqfd for its interrupt, and an ioeventfd per queue so
+    /// that queue notifications reach the event-loop thread without a
+    /// userspace exit.
+    @discardableResult
+    public func addVirtioDevice(_ device: VirtioDevice) throws -> MMIOTransport {
+        let (base, irq) = try allocateVirtioSlot()
+        let irqfd = try makeIRQFD(gsi: irq)
+        let transport = MMIOTransport(device: device, memory: memory, raiseIRQ: {
+            var one: UInt64 = 1
+            _ = write(irqfd, &one, 8)
+        })
+        try mmioBus.insert(transport, base: base, length: X86Layout.virtioMMIOSize)
+        for q in 0..<device.queueSizes.count {
+            let efd = try makeIOEventFD(address: base + 0x50, length: 4, value: UInt64(q))
+            try events.add(fd: efd, events: UInt32(EPOLLIN.rawValue)) { [weak device] _ in
+                var v: UInt64 = 0
+                _ = read(efd, &v, 8)
+                device?.queueNotified(q)
+            }
+        }
+        virtioTransports.append(transport)
+        return transport
+    }
+
     /// Feeds the guest's serial console (host terminal input).
     public func serialInput(_ bytes: [UInt8]) { serial.enqueueInput(bytes) }
 
@@ -195,7 +227,7 @@ public final class Machine: @unchecked Sendable {
         // vCPU threads keep just the kick signal unblocked.
         var forwarded = sigset_t()
         sigemptyset(&forwarded)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&forwarded, s) }
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE] { sigaddset(&forwarded, s) }
         var old = sigset_t()
         pthread_sigmask(SIG_BLOCK, &forwarded, &old)
         defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
@@ -220,7 +252,9 @@ public final class Machine: @unchecked Sendable {
             if fds[1].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()
                 if read(sigfd.raw, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {
-                    stop(.signal(Int32(info.ssi_signo)))
+                    let sig = Int32(info.ssi_signo)
+                    let handled = onSignal?(sig) ?? false
+                    if !handled && [SIGINT, SIGTERM, SIGHUP, SIGQUIT].contains(sig) { stop(.signal(sig)) }
                 }
             }
             if stdinOpen, fds.count > 2, fds[2].revents != 0 {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import ContainerRuntime
+import MicroVM
 import OCIImage
 import RuntimeSpec
 import SwvmBase
@@ -149,7 +150,10 @@ struct RunCommand: ParsableCommand {
                 let result = try Container(spec: spec).run()
                 return result.status
             case .vm:
-                throw SwvmError(.unsupported, "--isolation=vm is not built yet")
+                var vm = MicroVM.VMOptions()
+                if let k = vmOptions.kernel { vm.kernelPath = k }
+                vm.cpuProfile = try resolveCPUProfile(vmOptions.cpuProfile)
+                return try VMRunner(spec: spec, image: resolved, options: vm).run().status
             }
         }
     }

@@ -1,0 +1,81 @@
+import RuntimeSpec
+import Seccomp
+import SwvmBase
+
+/// The host <-> guest-init protocol over the control port; the C side is
+/// guest-init/protocol.h (keep the two in step). Frames are u32 type,
+/// u32 length, payload, little-endian.
+public enum GuestProtocol {
+    // host -> guest
+    public static let config: UInt32 = 1, signal: UInt32 = 2, resize: UInt32 = 3
+    // guest -> host
+    public static let ready: UInt32 = 100, started: UInt32 = 101, exit: UInt32 = 102, error: UInt32 = 103
+
+    enum Field: UInt16 {
+        case arg = 1, env, cwd, uid, gid, groups, hostname, rlimit, caps, seccomp, nnp, readonly, terminal
+        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug
+    }
+
+    public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
+        le32(type) + le32(UInt32(payload.count)) + payload
+    }
+
+    /// The run's settings as guest-init reads them.
+    public static func encodeConfig(_ spec: RunSpec, filter: SeccompFilter?, rootDevice: String,
+                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, debug: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        func field(_ f: Field, _ bytes: [UInt8]) { out += le16(f.rawValue) + le32(UInt32(bytes.count)) + bytes }
+        func text(_ f: Field, _ s: String) { field(f, Array(s.utf8)) }
+        for a in spec.process.args { text(.arg, a) }
+        for e in spec.process.env { text(.env, e) }
+        text(.cwd, spec.process.cwd)
+        field(.uid, le32(spec.process.uid))
+        field(.gid, le32(spec.process.gid))
+        field(.groups, spec.process.additionalGids.flatMap(le32))
+        text(.hostname, spec.hostname)
+        for r in spec.process.rlimits { field(.rlimit, le32(UInt32(r.resource)) + le64(r.soft) + le64(r.hard)) }
+        field(.caps, le64(Capabilities.mask(spec.capabilities)))
+        if let f = filter { field(.seccomp, f.program) }
+        field(.nnp, [spec.noNewPrivileges ? 1 : 0])
+        field(.readonly, [spec.readOnlyRoot ? 1 : 0])
+        if spec.terminal, let w = window { field(.terminal, le16(w.rows) + le16(w.cols)) }
+        field(.interactive, [spec.interactive ? 1 : 0])
+        if let m = spec.resources.memory { field(.memory, le64(m)) }
+        if let p = spec.resources.pids { field(.pids, le64(UInt64(bitPattern: p))) }
+        if let q = spec.resources.cpuQuota { field(.cpu, le64(UInt64(bitPattern: q)) + le64(spec.resources.cpuPeriod)) }
+        for p in spec.maskedPaths { text(.masked, p) }
+        for p in spec.readonlyPaths { text(.readonlyPath, p) }
+        for m in spec.mounts where m.kind == .tmpfs {
+            field(.tmpfs, [m.readOnly ? 1 : 0] + Array(m.destination.utf8) + [0] + Array(m.options.joined(separator: ",").utf8))
+        }
+        field(.time, le64(hostTimeNanos))
+        text(.rootdev, rootDevice)
+        if debug { field(.debug, [1]) }
+        return out
+    }
+
+    /// Splits a byte stream into frames; keeps an incomplete tail.
+    public struct Reader {
+        private var buffer: [UInt8] = []
+        public init() {}
+
+        public mutating func feed(_ bytes: [UInt8]) -> [(type: UInt32, payload: [UInt8])] {
+            buffer += bytes
+            var frames: [(UInt32, [UInt8])] = []
+            while buffer.count >= 8 {
+                let type = readLE32(buffer, 0), len = Int(readLE32(buffer, 4))
+                guard len <= 1 << 20 else { buffer.removeAll(); break }   // garbage: drop it
+                guard buffer.count >= 8 + len else { break }
+                frames.append((type, Array(buffer[8..<(8 + len)])))
+                buffer.removeFirst(8 + len)
+            }
+            return frames
+        }
+    }
+}
+
+func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8)] }
+func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
+func readLE32(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
+func readLE64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }

@@ -1,1 +1,0 @@
-// MicroVM: work in progress

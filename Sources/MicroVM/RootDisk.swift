@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import OCIImage
+import SwvmBase
+
+/// The image's root filesystem as an ext4 disk for the VM, made with
+/// e2fsprogs' `mkfs.ext4 -d` (no root, no loop device) and cached beside
+/// the unpacked image, so a second run attaches it at once. The VM gets it
+/// read-only; its writes go to an overlay upper layer in guest RAM.
+public enum RootDisk {
+    /// Bumped when the mkfs options change, to rebuild cached disks.
+    static let formatVersion = "1"
+
+    static var disksDir: String { Path.join(SwvmPaths.stateRoot, "disks") }
+
+    public static func ensure(for image: ResolvedImage) throws -> String {
+        var key = image.cacheKey
+        var tree: TreeSummary?
+        if case .layout = image.kind {} else {
+            // A bundle or plain root can change between runs: key by content.
+            tree = try TreeSummary(root: image.rootfs)
+            key += "-" + String(tree!.fingerprint.prefix(16))
+        }
+        let path = Path.join(disksDir, "\(key)-v\(formatVersion).ext4")
+        if FS.isRegularFile(path) { return path }
+        try FS.makeDirectories(disksDir, mode: 0o700)
+        let lock = try FileLock(path: Path.join(disksDir, ".lock"))
+        defer { _ = lock }
+        if FS.isRegularFile(path) { return path }
+        for name in (try? FS.listDirectory(disksDir)) ?? [] where name.hasSuffix(".tmp") {
+            unlink(Path.join(disksDir, name))   // left by a killed swvm
+        }
+        let tmp = path + ".\(getpid()).tmp"
+        let summary = try tree ?? TreeSummary(root: image.rootfs)
+        // Room for the files, their metadata and some slack.
+        let sizeMiB = max(16, (summary.bytes * 13 / 10 + UInt64(summary.entries) * 4096) / (1 << 20) + 8)
+        let inodes = max(1024, summary.entries * 5 / 4 + 256)
+        let args = ["mkfs.ext4", "-q", "-F", "-t", "ext4",
+                    // No journal (the disk is read-only to the guest) and no
+                    // metadata checksums: both cost emulated guest-kernel time.
+                    "-O", "^has_journal,^metadata_csum,^resize_inode",
+                    "-m", "0", "-b", "4096", "-N", String(inodes), "-L", "swvm-root",
+                    "-E", "root_owner=0:0", "-d", image.rootfs, tmp, "\(sizeMiB)M"]
+        let r = try Subprocess.run(args)
+        guard r.status == 0 else {
+            unlink(tmp)
+            throw SwvmError(.systemCall, "mkfs.ext4 -d \(image.rootfs) failed (\(r.status)): \(r.output.trimmingCharacters(in: " "))")
+        }
+        try sys("rename \(tmp)") { rename(tmp, path) }
+        return path
+    }
+}
+
+/// Size, entry count and a change fingerprint of a directory tree.
+struct TreeSummary {
+    var bytes: UInt64 = 0
+    var entries = 0
+    var fingerprint = ""
+
+    init(root: String) throws {
+        var hasher = SHA256()
+        try walk(root, "", &hasher)
+        fingerprint = hasher.finalizeHex()
+    }
+
+    private mutating func walk(_ root: String, _ rel: String, _ h: inout SHA256) throws {
+        let dir = rel.isEmpty ? root : root + "/" + rel
+        for name in try FS.listDirectory(dir) {
+            let r = rel.isEmpty ? name : rel + "/" + name
+            guard let st = FS.lstat(root + "/" + r) else { continue }
+            entries += 1
+            bytes += UInt64(max(0, st.st_size) + 4095) / 4096 * 4096
+            h.update(Array("\(r)\0\(st.st_mode)\0\(st.st_size)\0\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)\0\(st.st_uid):\(st.st_gid)\n".utf8))
+            if (st.st_mode & S_IFMT) == S_IFDIR { try walk(root, r, &h) }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import KVM
+import OCIImage
+import RuntimeSpec
+import Seccomp
+import SwvmBase
+import Virtio
+import VMM
+
+/// How to build the VM for a run.
+public struct VMOptions {
+    public var kernelPath: String = MachineConfig.defaultKernelPath()
+    public var cpuProfile: CPUProfile = .automatic(isPVMHost: KVMSystem.isPVMHost())
+    /// Show the guest's console on stderr (SWVM_DEBUG=1 does too).
+    public var showConsole = Log.debugEnabled
+    public init() {}
+
+    /// Guest RAM without --memory, and what is added to --memory for the
+    /// guest kernel and guest-init (the workload's cgroup gets --memory).
+    public static let defaultMemory: UInt64 = 128 << 20
+    public static let memoryMargin: UInt64 = 64 << 20
+}
+
+/// What a finished VM run reports.
+public struct VMResult {
+    public var status: Int32
+    /// Monotonic ns when swvm started building the VM, and when guest-init
+    /// reported the workload exec'd (host clock, at receipt).
+    public var startNanos: UInt64
+    public var guestReadyNanos: UInt64?
+    public var execNanos: UInt64?
+    public var workloadPID: UInt32?
+    /// Guest RAM the host actually backed by the end of the run.
+    public var guestMemoryTouched: UInt64
+    public var guestMemorySize: UInt64
+    public var emulationFixups: [String: Int]
+}
+
+/// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
+/// guest-init in an initramfs, the workload's stdio and control messages
+/// on virtio-console ports, entropy from virtio-rng.
+public final class VMRunner {
+    public let spec: RunSpec
+    public let image: ResolvedImage
+    public let options: VMOptions
+    /// Called when the workload has started (guest pid), for tests and compare.
+    public var onStart: ((UInt32) -> Void)?
+
+    public init(spec: RunSpec, image: ResolvedImage, options: VMOptions) {
+        self.spec = spec
+        self.image = image
+        self.options = options
+    }
+
+    /// Options a VM cannot honour are errors, not silently ignored.
+    public static func checkApplicable(_ spec: RunSpec) throws {
+        if spec.mounts.contains(where: { if case .bind = $0.kind { return true }; return false }) {
+            throw SwvmError(.unsupported, "-v/--volume cannot apply to --isolation=vm: the VM shares no filesystem with the host (use --isolation=container, or --tmpfs)")
+        }
+        if spec.network == .host {
+            throw SwvmError(.unsupported, "--network host cannot apply to --isolation=vm: the VM has no host network interface")
+        }
+        if spec.userNamespace != nil {
+            throw SwvmError(.unsupported, "--userns cannot apply to --isolation=vm: the VM's kernel is the boundary; --userns is for containers")
+        }
+    }
+
+    public func run() throws -> VMResult {
+        let start = Clock.monotonicNanos()
+        try VMRunner.checkApplicable(spec)
+        guard FS.exists(options.kernelPath) else {
+            throw SwvmError(.notFound, "no guest kernel at \(options.kernelPath): build it with kernel/build.sh or pass --kernel")
+        }
+        let initPath = try GuestInitBinary.locate()
+        let disk = try RootDisk.ensure(for: image)
+        let filter = try spec.seccomp.map(SeccompCompiler.compile)
+
+        var initramfs = Initramfs()
+        initramfs.addFile("init", data: try FS.readFile(initPath))
+        var config = MachineConfig(kernelPath: options.kernelPath, cpuProfile: options.cpuProfile)
+        config.initrdBytes = initramfs.finish()
+        config.memoryBytes = (spec.resources.memory.map { $0 + VMOptions.memoryMargin }) ?? VMOptions.defaultMemory
+        config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
+        config.consoleFD = options.showConsole ? 2 : nil
+        let machine = try Machine(config: config)
+
+        // Devices. The disk is the only one: /dev/vda in the guest.
+        let console = ConsoleDevice(ports: [
+            ("swvm.control", true), ("swvm.stdin", false), ("swvm.stdout", true), ("swvm.stderr", true),
+        ])
+        try machine.addVirtioDevice(console)
+        try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true))
+        try machine.addVirtioDevice(RngDevice())
+
+        var result = VMResult(status: 125, startNanos: start, guestReadyNanos: nil, execNanos: nil, workloadPID: nil,
+                              guestMemoryTouched: 0, guestMemorySize: config.memoryBytes, emulationFixups: [:])
+        let state = Locked(RunState())
+        let control = console.ports[0], stdinPort = console.ports[1], stdoutPort = console.ports[2], stderrPort = console.ports[3]
+        let terminal = spec.terminal ? HostTerminal(interactive: spec.interactive) : nil
+
+        stdoutPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(1, $0) } }
+        stderrPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(2, $0) } }
+        var reader = GuestProtocol.Reader()
+        let window = terminal?.windowSize()
+        control.onData = { [spec] bytes in
+            for (type, payload) in reader.feed(bytes) {
+                switch type {
+                case GuestProtocol.ready:
+                    state.with { $0.readyNanos = Clock.monotonicNanos() }
+                    let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
+                                                         hostTimeNanos: Clock.realtimeNanos(), debug: Log.debugEnabled)
+                    console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
+                case GuestProtocol.started where payload.count >= 4:
+                    let pid = readLE32(payload, 0)
+                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
+                    self.onStart?(pid)
+                    if spec.interactive { console.setHostConnected(stdinPort, true) }
+                case GuestProtocol.exit where payload.count >= 4:
+                    console.drain()
+                    state.with { $0.status = Int32(bitPattern: readLE32(payload, 0)) }
+                    machine.stop(.stopped)
+                case GuestProtocol.error:
+                    console.drain()
+                    let text = String(decoding: payload, as: UTF8.self)
+                    let parts = text.split(separator: "\n", maxSplits: 1).map(String.init)
+                    let code = SwvmError.Code(rawValue: parts.first ?? "") ?? .guestError
+                    state.with { $0.error = SwvmError(code, parts.count > 1 ? parts[1] : text) }
+                    machine.stop(.stopped)
+                default:
+                    break
+                }
+            }
+        }
+
+        // stdin: host -> guest, with EOF once everything queued is taken.
+        if spec.interactive {
+            let stdinFD: Int32 = 0
+            var eof = false
+            func pump() {
+                guard !eof else { return }
+                // Keep at most 1 MiB queued for the guest; resume when it drains.
+                if console.pendingCount(stdinPort) > (1 << 20) { machine.events.remove(fd: stdinFD); return }
+                var buf = [UInt8](repeating: 0, count: 65536)
+                let n = read(stdinFD, &buf, buf.count)
+                if n > 0 {
+                    console.send(Array(buf[0..<n]), to: stdinPort)
+                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                    eof = true
+                    machine.events.remove(fd: stdinFD)
+                    if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
+                }
+            }
+            console.onWritable = {
+                if eof { console.setHostConnected(stdinPort, false) }
+                else { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+            }
+            try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() }
+        }
+
+        machine.onSignal = { sig in
+            if sig == SIGWINCH {
+                if let ws = terminal?.windowSize() {
+                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.rows) + le16(ws.cols)), to: control)
+                }
+                return true
+            }
+            if sig == SIGPIPE { return true }
+            // Before the workload runs there is nothing to forward to.
+            guard state.with({ $0.pid != nil }) else { return false }
+            console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control)
+            return true
+        }
+
+        var tail = ConsoleTail()
+        machine.onConsoleLine = { line in tail.append(line) }
+        terminal?.start()
+        let exit: MachineExit
+        do {
+            exit = try machine.run()
+        } catch {
+            terminal?.finish()
+            throw error
+        }
+        terminal?.finish()
+
+        let s = state.current
+        result.guestReadyNanos = s.readyNanos
+        result.execNanos = s.execNanos
+        result.workloadPID = s.pid
+        result.guestMemoryTouched = machine.memory.residentBytes()
+        result.emulationFixups = machine.emulationFixups
+        if let e = s.error { throw e }
+        switch exit {
+        case .stopped:
+            guard let status = s.status else { throw SwvmError(.vmFailed, "the VM stopped before the workload finished") }
+            result.status = status
+        case .signal(let sig):
+            result.status = 128 + sig
+        case .failed(let e):
+            throw SwvmError(e.code, e.message + tail.hint)
+        default:
+            throw SwvmError(.vmFailed, "the VM ended before the workload did: \(exit.summary)\(tail.hint)")
+        }
+        return result
+    }
+
+    struct RunState {
+        var readyNanos: UInt64?
+        var execNanos: UInt64?
+        var pid: UInt32?
+        var status: Int32?
+        var error: SwvmError?
+    }
+}
+
+/// The last lines of the guest console, shown when a VM fails.
+struct ConsoleTail {
+    private var lines: [String] = []
+
+    mutating func append(_ line: String) {
+        lines.append(line)
+        if lines.count > 20 { lines.removeFirst() }
+    }
+
+    var hint: String {
+        lines.isEmpty ? "" : "; last guest console lines:\n" + lines.joined(separator: "\n")
+    }
+}
+
+/// Where guest-init is: SWVM_GUEST_INIT, or what guest-init/build.sh built.
+public enum GuestInitBinary {
+    public static func locate() throws -> String {
+        if let p = FS.environment("SWVM_GUEST_INIT"), !p.isEmpty { return p }
+        let cached = Path.join(SwvmPaths.cacheRoot, "guest-init/current/init")
+        if FS.isRegularFile(cached) { return cached }
+        throw SwvmError(.notFound, "guest-init is not built: run guest-init/build.sh (it installs to \(cached))")
+    }
+}
+
+/// -t for the VM: raw mode on swvm's terminal while the guest's pty is
+/// relayed, and its size for SIGWINCH.
+final class HostTerminal {
+    let interactive: Bool
+    private var saved: termios?
+
+    init(interactive: Bool) { self.interactive = interactive }
+
+    func windowSize() -> (rows: UInt16, cols: UInt16)? {
+        var ws = winsize()
+        for fd in [Int32(0), 1, 2] where sys_ioctl_ptr(fd, sys_TIOCGWINSZ, &ws) == 0 { return (ws.ws_row, ws.ws_col) }
+        return nil
+    }
+
+    func start() {
+        guard interactive, isatty(0) != 0 else { return }
+        var t = termios()
+        guard tcgetattr(0, &t) == 0 else { return }
+        saved = t
+        var raw = t
+        sys_make_raw(&raw)
+        tcsetattr(0, TCSANOW, &raw)
+    }
+
+    func finish() {
+        if var t = saved { tcsetattr(0, TCSANOW, &t) }
+    }
+}

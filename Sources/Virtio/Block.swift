@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// virtio-blk (virtio 1.x, section 5.2) over a host file: reads, writes
+/// (unless read-only), flush and device id. Requests are served straight
+/// between the file and guest memory with pread/pwrite.
+public final class BlockDevice: VirtioDevice {
+    public let deviceType = VirtioID.block
+    public let queueSizes: [UInt16] = [256]
+    public let path: String
+    public let readOnly: Bool
+    private let fd: FileDescriptor
+    private let sectors: UInt64
+    private var queue: VirtQueue?
+    private var interrupt: (() -> Void)?
+    private let lock = Locked(())
+
+    static let featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
+    static let featureFlush: UInt64 = 1 << 9
+    static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4, typeGetID: UInt32 = 8
+    static let statusOK: UInt8 = 0, statusIOErr: UInt8 = 1, statusUnsupported: UInt8 = 2
+    public static let sectorSize: UInt64 = 512
+
+    public init(path: String, readOnly: Bool) throws {
+        self.path = path
+        self.readOnly = readOnly
+        fd = try FileDescriptor.open(path, readOnly ? O_RDONLY : O_RDWR)
+        var st = stat()
+        guard fstat(fd.raw, &st) == 0 else { throw SwvmError.errno("stat \(path)") }
+        sectors = UInt64(st.st_size) / BlockDevice.sectorSize
+    }
+
+    public var features: UInt64 {
+        BlockDevice.featureSegMax | BlockDevice.featureBlkSize | BlockDevice.featureFlush | (readOnly ? BlockDevice.featureRO : 0)
+    }
+
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var config = [UInt8](repeating: 0, count: 64)
+        func put<T: FixedWidthInteger>(_ v: T, _ o: Int) { withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { config[o + i] = b } } }
+        put(sectors, 0)                 // capacity
+        put(UInt32(0), 8)               // size_max (no limit)
+        put(UInt32(126), 12)            // seg_max
+        put(UInt32(4096), 20)           // blk_size
+        for i in 0..<data.count { data[i] = offset + i < config.count ? config[offset + i] : 0 }
+    }
+
+    public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
+
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+        lock.with { _ in
+            queue = queues.first
+            self.interrupt = interrupt
+        }
+    }
+
+    public func reset() { lock.with { _ in queue = nil } }
+
+    public func queueNotified(_ index: Int) {
+        lock.with { _ in
+            guard let q = queue else { return }
+            var notify = false
+            while let chain = q.pop() {
+                let written = serve(chain)
+                if q.push(chain, written: written) { notify = true }
+            }
+            if notify { interrupt?() }
+        }
+    }
+
+    /// Serves one request; returns the bytes written into the chain.
+    func serve(_ chain: DescriptorChain) -> UInt32 {
+        let header = chain.readAll(limit: 16)
+        guard header.count == 16, let statusBuf = chain.writable.last, statusBuf.length >= 1 else {
+            Log.warning("virtio-blk: malformed request (no header or status byte)")
+            return 0
+        }
+        let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
+        var sector: UInt64 = 0
+        for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
+        // Data buffers: every writable one, minus the final status byte.
+        var dataBuffers = chain.writable.map { ($0.pointer, Int($0.length)) }
+        dataBuffers[dataBuffers.count - 1].1 -= 1
+        let statusPtr = statusBuf.pointer + Int(statusBuf.length) - 1
+        var status = BlockDevice.statusOK
+        var written = 1
+        switch type {
+        case BlockDevice.typeIn:
+            let total = dataBuffers.reduce(0) { $0 + $1.1 }
+            if !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
+            var off = off_t(sector * BlockDevice.sectorSize)
+            for (p, n) in dataBuffers where n > 0 {
+                if !preadFully(p, n, off) { status = BlockDevice.statusIOErr; break }
+                off += off_t(n)
+                written += n
+            }
+        case BlockDevice.typeOut:
+            let sources = chain.readable.dropFirst().map { ($0.pointer, Int($0.length)) }
+            // The header may share its descriptor with data in theory; swvm's
+            // guests (Linux) always give the header its own descriptor.
+            let total = sources.reduce(0) { $0 + $1.1 }
+            if readOnly || !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
+            var off = off_t(sector * BlockDevice.sectorSize)
+            for (p, n) in sources where n > 0 {
+                if pwrite(fd.raw, p, n, off) != n { status = BlockDevice.statusIOErr; break }
+                off += off_t(n)
+            }
+        case BlockDevice.typeFlush:
+            if !readOnly && fdatasync(fd.raw) != 0 { status = BlockDevice.statusIOErr }
+        case BlockDevice.typeGetID:
+            let id = Array("swvm-\(Path.basename(path))".utf8.prefix(20))
+            if let (p, n) = dataBuffers.first, n > 0 {
+                let count = min(n, id.count)
+                id.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: count) }
+                written += count
+            }
+        default:
+            status = BlockDevice.statusUnsupported
+        }
+        statusPtr.storeBytes(of: status, as: UInt8.self)
+        return UInt32(written)
+    }
+
+    private func inRange(_ sector: UInt64, _ bytes: Int) -> Bool {
+        let end = sector.multipliedReportingOverflow(by: BlockDevice.sectorSize)
+        guard !end.overflow else { return false }
+        return end.partialValue + UInt64(bytes) <= sectors * BlockDevice.sectorSize
+    }
+
+    private func preadFully(_ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Bool {
+        var done = 0
+        while done < n {
+            let r = pread(fd.raw, p + done, n - done, off + off_t(done))
+            if r < 0 && errno == EINTR { continue }
+            if r <= 0 { return false }
+            done += r
+        }
+        return true
+    }
+}

@@ -1,0 +1,238 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// virtio-console with the multiport feature (virtio 1.x, section 5.3):
+/// named ports that the guest sees as /dev/vport0pN character devices.
+/// swvm uses them as its host-guest channel: one port for control
+/// messages and one each for the workload's stdin, stdout and stderr.
+///
+/// Host side of a port: bytes the guest writes arrive through `onData`;
+/// `send` queues bytes for the guest; `setHostConnected` tells the guest
+/// whether the host end is open (a closed host end reads as EOF).
+public final class ConsoleDevice: VirtioDevice {
+    public final class Port {
+        public let id: UInt32
+        public let name: String
+        /// Guest -> host bytes (on the event-loop thread).
+        public var onData: (([UInt8]) -> Void)?
+        /// The guest opened (true) or closed (false) its end.
+        public var onGuestOpen: ((Bool) -> Void)?
+        public internal(set) var guestOpen = false
+        var hostConnected: Bool
+        var pending: [UInt8] = []
+        var pendingStart = 0
+        var ready = false
+
+        init(id: UInt32, name: String, hostConnected: Bool) {
+            self.id = id
+            self.name = name
+            self.hostConnected = hostConnected
+        }
+    }
+
+    public let deviceType = VirtioID.console
+    public let features: UInt64 = ConsoleDevice.featureMultiport
+    public let ports: [Port]
+    public var queueSizes: [UInt16] {
+        // rx/tx for port 0, control rx/tx, then rx/tx per further port.
+        (0..<(2 * (ports.count + 1))).map { $0 == 2 || $0 == 3 ? 32 : 128 }
+    }
+
+    static let featureMultiport: UInt64 = 1 << 1
+    enum Event: UInt16 {
+        case deviceReady = 0, deviceAdd = 1, deviceRemove = 2, portReady = 3, consolePort = 4
+        case resize = 5, portOpen = 6, portName = 7
+    }
+
+    private var queues: [VirtQueue] = []
+    private var interrupt: (() -> Void)?
+    private var controlOut: [[UInt8]] = []
+    private let lock = Locked(())
+    /// Called when host->guest data could not all be delivered and room appears.
+    public var onWritable: (() -> Void)?
+
+    /// `ports`: name and whether the host end starts open.
+    public init(ports: [(name: String, hostConnected: Bool)]) {
+        self.ports = ports.enumerated().map { Port(id: UInt32($0.offset), name: $0.element.name, hostConnected: $0.element.hostConnected) }
+    }
+
+    public func port(named name: String) -> Port? { ports.first { $0.name == name } }
+
+    static func rxQueue(_ id: UInt32) -> Int { id == 0 ? 0 : 2 + 2 * Int(id) }
+    static func txQueue(_ id: UInt32) -> Int { rxQueue(id) + 1 }
+    static let controlRx = 2, controlTx = 3
+
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        var config = [UInt8](repeating: 0, count: 12)
+        let n = UInt32(ports.count)
+        config[4] = UInt8(n & 0xff); config[5] = UInt8((n >> 8) & 0xff)   // max_nr_ports
+        for i in 0..<data.count { data[i] = offset + i < config.count ? config[offset + i] : 0 }
+    }
+
+    public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
+
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+        lock.with { _ in
+            self.queues = queues
+            self.interrupt = interrupt
+        }
+    }
+
+    public func reset() {
+        lock.with { _ in
+            queues = []
+            controlOut = []
+            for p in ports { p.ready = false; p.guestOpen = false }
+        }
+    }
+
+    // MARK: host API
+
+    /// Queues bytes for the guest to read from `port`.
+    public func send(_ bytes: [UInt8], to port: Port) {
+        lock.with { _ in
+            port.pending.append(contentsOf: bytes)
+            flushData(port)
+        }
+    }
+
+    /// Bytes queued for the guest and not yet taken.
+    public func pendingCount(_ port: Port) -> Int { lock.with { _ in port.pending.count - port.pendingStart } }
+
+    public func setHostConnected(_ port: Port, _ connected: Bool) {
+        lock.with { _ in
+            port.hostConnected = connected
+            if port.ready { queueControl(port.id, .portOpen, connected ? 1 : 0) }
+            flushControl()
+        }
+    }
+
+    /// Processes whatever the guest has queued for the host on every port
+    /// (used before the VM stops, so no output is lost).
+    public func drain() {
+        for p in ports { queueNotified(ConsoleDevice.txQueue(p.id)) }
+        queueNotified(ConsoleDevice.controlTx)
+    }
+
+    // MARK: queues
+
+    public func queueNotified(_ index: Int) {
+        var deliveries: [(Port, [UInt8])] = []
+        var opens: [(Port, Bool)] = []
+        var drained = false
+        lock.with { _ in
+            guard index < queues.count else { return }
+            switch index {
+            case ConsoleDevice.controlTx:
+                opens = handleControlFromGuest()
+            case ConsoleDevice.controlRx:
+                flushControl()
+            default:
+                let portID = index < 2 ? 0 : UInt32((index - 2) / 2)
+                guard Int(portID) < ports.count else { return }
+                let port = ports[Int(portID)]
+                if index == ConsoleDevice.txQueue(portID) {
+                    let q = queues[index]
+                    var notify = false
+                    while let chain = q.pop() {
+                        let data = chain.readAll(limit: 1 << 20)
+                        if !data.isEmpty { deliveries.append((port, data)) }
+                        if q.push(chain, written: 0) { notify = true }
+                    }
+                    if notify { interrupt?() }
+                } else {
+                    drained = flushData(port)
+                }
+            }
+        }
+        // Callbacks outside the lock: they may send.
+        for (p, data) in deliveries { p.onData?(data) }
+        for (p, open) in opens { p.onGuestOpen?(open) }
+        if drained { onWritable?() }
+    }
+
+    private func handleControlFromGuest() -> [(Port, Bool)] {
+        var opens: [(Port, Bool)] = []
+        let q = queues[ConsoleDevice.controlTx]
+        var notify = false
+        while let chain = q.pop() {
+            let msg = chain.readAll(limit: 4096)
+            if q.push(chain, written: 0) { notify = true }
+            guard msg.count >= 8 else { continue }
+            let id = UInt32(msg[0]) | UInt32(msg[1]) << 8 | UInt32(msg[2]) << 16 | UInt32(msg[3]) << 24
+            let event = UInt16(msg[4]) | UInt16(msg[5]) << 8
+            let value = UInt16(msg[6]) | UInt16(msg[7]) << 8
+            switch Event(rawValue: event) {
+            case .deviceReady?:
+                guard value == 1 else { break }
+                for p in ports { queueControl(p.id, .deviceAdd, 1) }
+            case .portReady?:
+                guard Int(id) < ports.count else { break }
+                let p = ports[Int(id)]
+                guard value == 1 else { Log.warning("virtio-console: guest could not add port \(p.name)"); break }
+                p.ready = true
+                queueControl(p.id, .portName, 1, name: p.name)
+                if p.hostConnected { queueControl(p.id, .portOpen, 1) }
+            case .portOpen?:
+                guard Int(id) < ports.count else { break }
+                let p = ports[Int(id)]
+                p.guestOpen = value == 1
+                opens.append((p, value == 1))
+            default:
+                break
+            }
+        }
+        if notify { interrupt?() }
+        flushControl()
+        return opens
+    }
+
+    private func queueControl(_ id: UInt32, _ event: Event, _ value: UInt16, name: String? = nil) {
+        var msg = [UInt8](repeating: 0, count: 8)
+        for i in 0..<4 { msg[i] = UInt8(truncatingIfNeeded: id >> (8 * UInt32(i))) }
+        msg[4] = UInt8(event.rawValue & 0xff); msg[5] = UInt8(event.rawValue >> 8)
+        msg[6] = UInt8(value & 0xff); msg[7] = UInt8(value >> 8)
+        if let name { msg += Array(name.utf8) }
+        controlOut.append(msg)
+    }
+
+    private func flushControl() {
+        guard ConsoleDevice.controlRx < queues.count else { return }
+        let q = queues[ConsoleDevice.controlRx]
+        var notify = false
+        while !controlOut.isEmpty, let chain = q.pop() {
+            let msg = controlOut.removeFirst()
+            let n = msg.withUnsafeBytes { chain.write($0) }
+            if q.push(chain, written: UInt32(n)) { notify = true }
+        }
+        if notify { interrupt?() }
+    }
+
+    /// Moves pending host->guest bytes into the guest's buffers; true when
+    /// nothing is left pending.
+    @discardableResult
+    private func flushData(_ port: Port) -> Bool {
+        let index = ConsoleDevice.rxQueue(port.id)
+        guard index < queues.count else { return false }
+        let q = queues[index]
+        var notify = false
+        while port.pendingStart < port.pending.count, let chain = q.pop() {
+            let n = port.pending.withUnsafeBytes { raw in
+                chain.write(UnsafeRawBufferPointer(rebasing: raw[port.pendingStart...]))
+            }
+            port.pendingStart += n
+            if q.push(chain, written: UInt32(n)) { notify = true }
+        }
+        if port.pendingStart == port.pending.count {
+            port.pending.removeAll(keepingCapacity: true)
+            port.pendingStart = 0
+        } else if port.pendingStart > 65536 {
+            port.pending.removeFirst(port.pendingStart)
+            port.pendingStart = 0
+        }
+        if notify { interrupt?() }
+        return port.pending.isEmpty
+    }
+}

@@ -1,1 +1,0 @@
-// Virtio: work in progress

@@ -1,0 +1,204 @@
+import CAtomics
+import GuestMemory
+import SwvmBase
+
+/// A violation of the virtqueue rules by the guest. The device that sees
+/// one stops using the queue (it is "broken", as the virtio spec says)
+/// and the VMM logs it; the VMM itself carries on.
+public struct QueueViolation: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { reason }
+}
+
+/// One buffer of a descriptor chain, already checked to lie in guest RAM.
+public struct DescriptorBuffer {
+    public let address: GuestAddress
+    public let length: UInt32
+    public let writable: Bool
+    /// Host view of the buffer (inside guest memory).
+    public let pointer: UnsafeMutableRawPointer
+}
+
+/// A descriptor chain popped from the available ring: the buffers the
+/// driver handed over, validated, in order.
+public struct DescriptorChain {
+    public let head: UInt16
+    public let buffers: [DescriptorBuffer]
+
+    public var readable: [DescriptorBuffer] { buffers.filter { !$0.writable } }
+    public var writable: [DescriptorBuffer] { buffers.filter { $0.writable } }
+    public var readableLength: Int { readable.reduce(0) { $0 + Int($1.length) } }
+    public var writableLength: Int { writable.reduce(0) { $0 + Int($1.length) } }
+
+    /// Copies all device-readable bytes out (request headers, small payloads).
+    public func readAll(limit: Int = 1 << 20) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in readable {
+            let n = min(Int(b.length), limit - out.count)
+            if n <= 0 { break }
+            out.append(contentsOf: UnsafeRawBufferPointer(start: b.pointer, count: n))
+        }
+        return out
+    }
+
+    /// Writes into the device-writable buffers in order; returns bytes written.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var done = 0
+        for b in writable where done < bytes.count {
+            let n = min(Int(b.length), bytes.count - done)
+            b.pointer.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+            done += n
+        }
+        return done
+    }
+}
+
+/// A split virtqueue (virtio 1.x, section 2.7) as the device sees it.
+///
+/// Everything read from guest memory is untrusted: ring indices are taken
+/// modulo the queue size, descriptor indices are bounds-checked, chains are
+/// limited to the queue size (so a loop cannot spin forever), every buffer
+/// must lie inside guest RAM, and a device-readable descriptor may not
+/// follow a device-writable one. Indirect descriptors are not offered, so
+/// one is a violation.
+public final class VirtQueue {
+    public let index: Int
+    public let maxSize: UInt16
+    public var size: UInt16
+    public var ready = false
+    public var descTable: GuestAddress = 0
+    public var availRing: GuestAddress = 0
+    public var usedRing: GuestAddress = 0
+    public private(set) var broken: String?
+
+    private var nextAvail: UInt16 = 0
+    private var nextUsed: UInt16 = 0
+    private let memory: GuestMemory
+
+    static let descNext: UInt16 = 1, descWrite: UInt16 = 2, descIndirect: UInt16 = 4
+    static let availNoInterrupt: UInt16 = 1
+
+    public init(index: Int, maxSize: UInt16, memory: GuestMemory) {
+        self.index = index
+        self.maxSize = maxSize
+        self.size = maxSize
+        self.memory = memory
+    }
+
+    public func reset() {
+        ready = false
+        size = maxSize
+        descTable = 0
+        availRing = 0
+        usedRing = 0
+        nextAvail = 0
+        nextUsed = 0
+        broken = nil
+    }
+
+    /// Checks the layout the driver configured when it sets QueueReady.
+    public func validateLayout() throws {
+        guard size > 0, size <= maxSize, size & (size - 1) == 0 else {
+            throw QueueViolation(reason: "queue \(index): size \(size) is not a power of two up to \(maxSize)")
+        }
+        let n = UInt64(size)
+        guard descTable & 15 == 0, availRing & 1 == 0, usedRing & 3 == 0 else {
+            throw QueueViolation(reason: "queue \(index): misaligned ring addresses")
+        }
+        guard memory.pointer(at: descTable, count: 16 * n) != nil,
+              memory.pointer(at: availRing, count: 6 + 2 * n) != nil,
+              memory.pointer(at: usedRing, count: 6 + 8 * n) != nil else {
+            throw QueueViolation(reason: "queue \(index): rings lie outside guest memory")
+        }
+    }
+
+    func markBroken(_ reason: String) {
+        if broken == nil {
+            broken = reason
+            Log.warning("virtio queue \(index) disabled: \(reason)")
+        }
+    }
+
+    /// Whether the driver has made buffers available that are not yet popped.
+    public var hasAvailable: Bool {
+        guard ready, broken == nil, let p = memory.pointer(at: availRing + 2, count: 2) else { return false }
+        return catomic_load_acquire_u16(p) != nextAvail
+    }
+
+    /// Pops the next available chain, or nil when there is none. A chain
+    /// that breaks the rules marks the queue broken and yields nil.
+    public func pop() -> DescriptorChain? {
+        guard ready, broken == nil else { return nil }
+        guard let idxPtr = memory.pointer(at: availRing + 2, count: 2) else { return nil }
+        let availIdx = catomic_load_acquire_u16(idxPtr)
+        guard availIdx != nextAvail else { return nil }
+        if availIdx &- nextAvail > size {
+            markBroken("available index jumped by \(availIdx &- nextAvail), more than the queue size \(size)")
+            return nil
+        }
+        let slot = UInt64(nextAvail % size)
+        guard let head = try? memory.read(UInt16.self, at: availRing + 4 + 2 * slot) else { return nil }
+        nextAvail &+= 1
+        do {
+            return try chain(from: head)
+        } catch let v as QueueViolation {
+            markBroken(v.reason)
+            return nil
+        } catch {
+            markBroken("\(error)")
+            return nil
+        }
+    }
+
+    func chain(from head: UInt16) throws -> DescriptorChain {
+        var buffers: [DescriptorBuffer] = []
+        var index = head
+        var sawWritable = false
+        for _ in 0..<Int(size) {
+            guard index < size else { throw QueueViolation(reason: "descriptor index \(index) out of range (queue size \(size))") }
+            let base = descTable + 16 * UInt64(index)
+            let addr = try memory.read(UInt64.self, at: base)
+            let len = try memory.read(UInt32.self, at: base + 8)
+            let flags = try memory.read(UInt16.self, at: base + 12)
+            let next = try memory.read(UInt16.self, at: base + 14)
+            guard flags & VirtQueue.descIndirect == 0 else {
+                throw QueueViolation(reason: "indirect descriptor (not negotiated)")
+            }
+            let writable = flags & VirtQueue.descWrite != 0
+            if !writable && sawWritable {
+                throw QueueViolation(reason: "device-readable descriptor after a device-writable one")
+            }
+            sawWritable = sawWritable || writable
+            guard let p = memory.pointer(at: addr, count: UInt64(len)) else {
+                throw QueueViolation(reason: "descriptor \(index): buffer 0x\(String(addr, radix: 16))+\(len) is outside guest memory")
+            }
+            buffers.append(DescriptorBuffer(address: addr, length: len, writable: writable, pointer: p))
+            if flags & VirtQueue.descNext == 0 { return DescriptorChain(head: head, buffers: buffers) }
+            index = next
+        }
+        throw QueueViolation(reason: "descriptor chain longer than the queue (a loop?)")
+    }
+
+    /// Returns a chain to the driver with `written` bytes written into it.
+    /// Returns whether the driver wants an interrupt.
+    @discardableResult
+    public func push(_ chain: DescriptorChain, written: UInt32) -> Bool {
+        guard broken == nil else { return false }
+        let slot = UInt64(nextUsed % size)
+        let elem = usedRing + 4 + 8 * slot
+        do {
+            try memory.write(UInt32(chain.head), at: elem)
+            try memory.write(written, at: elem + 4)
+        } catch {
+            markBroken("used ring outside guest memory")
+            return false
+        }
+        nextUsed &+= 1
+        guard let idxPtr = memory.pointer(at: usedRing + 2, count: 2) else { return false }
+        catomic_store_release_u16(idxPtr, nextUsed)
+        catomic_fence()
+        let flags = (try? memory.read(UInt16.self, at: availRing)) ?? 0
+        return flags & VirtQueue.availNoInterrupt == 0
+    }
+}

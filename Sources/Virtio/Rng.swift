@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import SwvmBase
+
+/// virtio-rng (virtio 1.x, section 5.4): fills the guest's buffers from the
+/// host's getrandom(2), so the guest's entropy pool is ready at boot.
+public final class RngDevice: VirtioDevice {
+    public let deviceType = VirtioID.rng
+    public let features: UInt64 = 0
+    public let queueSizes: [UInt16] = [64]
+    private var queue: VirtQueue?
+    private var interrupt: (() -> Void)?
+    private let lock = Locked(())
+    public private(set) var bytesServed = 0
+
+    public init() {}
+
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) { for i in 0..<data.count { data[i] = 0 } }
+    public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
+
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+        lock.with { _ in
+            queue = queues.first
+            self.interrupt = interrupt
+        }
+    }
+
+    public func reset() { lock.with { _ in queue = nil } }
+
+    public func queueNotified(_ index: Int) {
+        lock.with { _ in
+            guard let q = queue else { return }
+            var notify = false
+            while let chain = q.pop() {
+                var written = 0
+                for b in chain.writable {
+                    // At most 64 KiB per request: enough, and bounded.
+                    let n = min(Int(b.length), 65536 - written)
+                    guard n > 0 else { break }
+                    let got = getrandom(b.pointer, n, 0)
+                    if got > 0 { written += got }
+                }
+                bytesServed += written
+                if q.push(chain, written: UInt32(written)) { notify = true }
+            }
+            if notify { interrupt?() }
+        }
+    }
+}
