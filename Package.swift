@@ -31,8 +31,9 @@ let package = Package(
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
         // MARK: container isolation
+        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "VMM", "Virtio", "OCIImage"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage"]),
 
         // MARK: comparison
         .target(name: "Compare",
@@ -58,12 +59,13 @@ let package = Package(
             ]),
 
         // MARK: tests
+        .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase"]),
-        .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase"]),
+        .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
-        .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage"]),
+        .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

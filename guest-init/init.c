@@ -328,7 +328,7 @@ static void write_file(const char *path, const char *text) {
 static void setup_cgroup(void) {
     mkdir("/sys/fs/cgroup", 0755);
     must_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-    write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids +cpu");
+    write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
     mkdir("/sys/fs/cgroup/workload", 0755);
     char buf[64];
     if (cfg.memory) {
@@ -339,10 +339,7 @@ static void setup_cgroup(void) {
         snprintf(buf, sizeof buf, "%lld", (long long)cfg.pids);
         write_file("/sys/fs/cgroup/workload/pids.max", buf);
     }
-    if (cfg.cpu_quota > 0) {
-        snprintf(buf, sizeof buf, "%lld %llu", (long long)cfg.cpu_quota, (unsigned long long)cfg.cpu_period);
-        write_file("/sys/fs/cgroup/workload/cpu.max", buf);
-    }
+    /* --cpus is enforced on the host, on the VMM's vCPU threads. */
 }
 
 /* The image's disk, read-only, under an overlay with a tmpfs upper layer. */
@@ -665,6 +662,15 @@ int main(void) {
     }
     close(sync_pipe[0]);
     close(error_pipe[1]);
+    /* Hold the workload's namespaces: when it exits they are not torn down
+     * (every mount unmounted, one by one, in an emulated kernel); the VM
+     * is discarded instead. */
+    static const char *held[] = { "mnt", "net", "uts", "ipc" };
+    for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
+        char ns[64];
+        snprintf(ns, sizeof ns, "/proc/%d/ns/%s", pid, held[i]);
+        open(ns, O_RDONLY | O_CLOEXEC);
+    }
     char procs[32];
     snprintf(procs, sizeof procs, "%d", pid);
     write_file("/sys/fs/cgroup/workload/cgroup.procs", procs);

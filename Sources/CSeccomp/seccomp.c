@@ -25,6 +25,11 @@ void *cseccomp_new(uint32_t default_action) {
     if (!ctx) return NULL;
     // No NO_NEW_PRIVS from libseccomp: the runtime sets it itself, when asked.
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    // A binary tree of syscall numbers instead of a linear list: fewer BPF
+    // instructions per system call, and far less work for the kernel's
+    // seccomp cache when the filter is attached (which matters inside a VM
+    // whose kernel is emulated).
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     return ctx;
 }
 

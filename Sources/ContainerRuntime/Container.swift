@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSyscalls
+import Cgroups
 import RuntimeSpec
 import Seccomp
 import SwvmBase
@@ -37,22 +38,23 @@ public final class Container {
 
     public init(spec: RunSpec) {
         self.spec = spec
-        stateDir = Path.join(StateDirectory.root, spec.id)
+        stateDir = RunRecord.directory(for: spec.id)
         cgroupVersion = Cgroups.detect()
     }
 
     public func run() throws -> ContainerResult {
-        StateDirectory.removeStale()
-        let filter = try spec.seccomp.map(SeccompCompiler.compile)
-        try StateDirectory.create(stateDir)
+        RunRecord.removeStale()
+        let filter = try spec.seccomp.map { try SeccompCompiler.compile($0) }
+        try RunRecord.create(stateDir)
         var cgroup: Cgroup?
         defer {
             cgroup?.destroy()
             try? FS.removeTree(stateDir)
         }
         cgroup = try Cgroups.create(id: spec.id, version: cgroupVersion)
-        try StateDirectory.record(stateDir, cgroups: cgroup!.paths)
+        try RunRecord.record(stateDir, cgroups: cgroup!.paths)
         try cgroup!.apply(spec.resources)
+        try cgroup!.restrictDevices()
 
         let sync = try makePipe()
         let errors = try makePipe()

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSyscalls
+import Cgroups
 import RuntimeSpec
 import Seccomp
 import SwvmBase

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSyscalls
+import Cgroups
 import KVM
 import OCIImage
 import RuntimeSpec
@@ -76,7 +77,7 @@ public final class VMRunner {
         }
         let initPath = try GuestInitBinary.locate()
         let disk = try RootDisk.ensure(for: image)
-        let filter = try spec.seccomp.map(SeccompCompiler.compile)
+        let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }
 
         var initramfs = Initramfs()
         initramfs.addFile("init", data: try FS.readFile(initPath))
@@ -86,6 +87,24 @@ public final class VMRunner {
         config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
         config.consoleFD = options.showConsole ? 2 : nil
         let machine = try Machine(config: config)
+
+        // --cpus: the vCPU count above, and a CPU quota on this process's
+        // cgroup (the vCPU threads are ours), as Firecracker's jailer does.
+        RunRecord.removeStale()
+        let record = RunRecord.directory(for: spec.id)
+        try RunRecord.create(record)
+        var scope: ProcessCgroupScope?
+        defer {
+            scope?.restore()
+            try? FS.removeTree(record)
+        }
+        if spec.resources.cpuQuota != nil {
+            var limits = ResourceLimits()
+            limits.cpuQuota = spec.resources.cpuQuota
+            limits.cpuPeriod = spec.resources.cpuPeriod
+            scope = try ProcessCgroupScope(id: spec.id, limits: limits)
+            try RunRecord.record(record, cgroups: scope!.paths)
+        }
 
         // Devices. The disk is the only one: /dev/vda in the guest.
         let console = ConsoleDevice(ports: [
@@ -104,21 +123,27 @@ public final class VMRunner {
         stdoutPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(1, $0) } }
         stderrPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(2, $0) } }
         var reader = GuestProtocol.Reader()
+        let phases = Locked<[(String, Int)]>([])
         let window = terminal?.windowSize()
         control.onData = { [spec] bytes in
             for (type, payload) in reader.feed(bytes) {
                 switch type {
                 case GuestProtocol.ready:
                     state.with { $0.readyNanos = Clock.monotonicNanos() }
+                    phases.with { $0.append(("setup", machine.profileSampleCount)) }
+                    Log.debug("guest-init ready after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
                                                          hostTimeNanos: Clock.realtimeNanos(), debug: Log.debugEnabled)
                     console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
                 case GuestProtocol.started where payload.count >= 4:
                     let pid = readLE32(payload, 0)
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
+                    phases.with { $0.append(("workload", machine.profileSampleCount)) }
+                    Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     self.onStart?(pid)
                     if spec.interactive { console.setHostConnected(stdinPort, true) }
                 case GuestProtocol.exit where payload.count >= 4:
+                    Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()
                     state.with { $0.status = Int32(bitPattern: readLE32(payload, 0)) }
                     machine.stop(.stopped)
@@ -178,8 +203,13 @@ public final class VMRunner {
         machine.onConsoleLine = { line in tail.append(line) }
         terminal?.start()
         let exit: MachineExit
+        // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid).
+        let profilePath = FS.environment("SWVM_PROFILE")
         do {
-            exit = try machine.run()
+            exit = try machine.run(profileIntervalMs: profilePath == nil ? nil : 10)
+            if let p = profilePath {
+                try Profiler.write(samples: machine.profileSamples, kernel: options.kernelPath, to: p, phases: phases.current)
+            }
         } catch {
             terminal?.finish()
             throw error

@@ -313,6 +313,7 @@ public final class Machine: @unchecked Sendable {
 
     /// Guest RIPs sampled with `run(profileIntervalMs:)`.
     public var profileSamples: [[UInt64]] { state.with { $0.samples } }
+    public var profileSampleCount: Int { state.with { $0.samples.count } }
     /// Emulation failures stepped over or injected, by instruction.
     public var emulationFixups: [String: Int] { state.with { $0.emulationFixups } }
 

@@ -3,7 +3,21 @@ import SwvmBase
 /// Turns sampled guest RIPs into a histogram of kernel functions, using the
 /// System.map next to the kernel (a development aid for boot time).
 public enum Profiler {
-    public static func write(samples: [[UInt64]], kernel: String, to path: String) throws {
+    public static func write(samples all: [[UInt64]], kernel: String, to path: String,
+                             phases: [(String, Int)] = []) throws {
+        var out = ""
+        var bounds = phases.sorted { $0.1 < $1.1 }
+        bounds.insert(("boot", 0), at: 0)
+        for (i, (label, startIndex)) in bounds.enumerated() {
+            let end = i + 1 < bounds.count ? bounds[i + 1].1 : all.count
+            guard startIndex < end, end <= all.count else { continue }
+            out += "=== phase \(label): \(end - startIndex) samples\n"
+            out += try report(samples: Array(all[startIndex..<end]), kernel: kernel)
+        }
+        try FS.writeText(path, out)
+    }
+
+    static func report(samples: [[UInt64]], kernel: String) throws -> String {
         let mapPath = Path.join(Path.dirname(kernel), "System.map")
         var symbols: [(UInt64, String)] = []
         if let text = try? FS.readText(mapPath) {
@@ -33,13 +47,13 @@ public enum Profiler {
         }
         let total = Double(max(1, samples.count))
         var out = "samples: \(samples.count)\n\n# self\n"
-        for (name, n) in selfCounts.sorted(by: { $0.value > $1.value }).prefix(60) {
+        for (name, n) in selfCounts.sorted(by: { $0.value > $1.value }).prefix(25) {
             out += "\(n)\t\(formatFixed(100 * Double(n) / total, 1))%\t\(name)\n"
         }
         out += "\n# inclusive (guessed from stack words)\n"
-        for (name, n) in inclusive.sorted(by: { $0.value > $1.value }).prefix(120) {
+        for (name, n) in inclusive.sorted(by: { $0.value > $1.value }).prefix(60) {
             out += "\(n)\t\(formatFixed(100 * Double(n) / total, 1))%\t\(name)\n"
         }
-        try FS.writeText(path, out)
+        return out
     }
 }

@@ -6,12 +6,12 @@ import SwvmBase
 
 /// cgroup v2: one unified directory; controllers are enabled for the
 /// subtree in each parent's cgroup.subtree_control.
-final class CgroupV2: Cgroup {
+public final class CgroupV2: Cgroup {
     let root: String
     let dir: String
-    private(set) var paths: [String] = []
+    public private(set) var paths: [String] = []
 
-    init(root: String, name: String) throws {
+    public init(root: String, name: String) throws {
         self.root = root
         dir = Path.join(root, name)
         // Enable the controllers we limit in every ancestor, top down.
@@ -30,7 +30,7 @@ final class CgroupV2: Cgroup {
         paths = [dir]
     }
 
-    func apply(_ l: ResourceLimits) throws {
+    public func apply(_ l: ResourceLimits) throws {
         if let mem = l.memory {
             try requireController("memory", for: "--memory")
             try Cgroups.writeFile(Path.join(dir, "memory.max"), String(mem))
@@ -54,9 +54,13 @@ final class CgroupV2: Cgroup {
         }
     }
 
-    func add(pid: pid_t) throws { try Cgroups.writeFile(Path.join(dir, "cgroup.procs"), String(pid)) }
+    /// cgroup v2 controls devices with eBPF programs; swvm relies on nodev
+    /// mounts and bind-mounted device nodes there instead.
+    public func restrictDevices() throws {}
 
-    func destroy() {
+    public func add(pid: pid_t) throws { try Cgroups.writeFile(Path.join(dir, "cgroup.procs"), String(pid)) }
+
+    public func destroy() {
         // cgroup.kill (5.14+) ends everything at once; fall back to SIGKILL.
         let killFile = Path.join(dir, "cgroup.kill")
         if FS.exists(killFile) { try? Cgroups.writeFile(killFile, "1") }
@@ -64,9 +68,9 @@ final class CgroupV2: Cgroup {
         paths.removeAll()
     }
 
-    func peakMemory() -> UInt64? { Cgroups.read(Path.join(dir, "memory.peak")).flatMap { UInt64($0) } }
+    public func peakMemory() -> UInt64? { Cgroups.read(Path.join(dir, "memory.peak")).flatMap { UInt64($0) } }
 
-    func oomKilled() -> Bool {
+    public func oomKilled() -> Bool {
         guard let text = Cgroups.read(Path.join(dir, "memory.events")) else { return false }
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return (Int(line.split(separator: " ").last ?? "0") ?? 0) > 0

@@ -5,15 +5,15 @@ import RuntimeSpec
 import SwvmBase
 
 /// cgroup v1: one directory per controller (memory, cpu, pids, ...).
-final class CgroupV1: Cgroup {
+public final class CgroupV1: Cgroup {
     /// Controllers the container joins; limits use memory, cpu and pids.
-    static let controllers = ["memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices"]
+    public static let controllers = ["memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices"]
 
     let root: String
-    private(set) var paths: [String] = []
+    public private(set) var paths: [String] = []
     private var dirs: [String: String] = [:]
 
-    init(root: String, name: String) throws {
+    public init(root: String, name: String) throws {
         self.root = root
         for c in CgroupV1.controllers {
             let base = Path.join(root, c)
@@ -34,7 +34,7 @@ final class CgroupV1: Cgroup {
         }
     }
 
-    func apply(_ l: ResourceLimits) throws {
+    public func apply(_ l: ResourceLimits) throws {
         if let mem = l.memory, let dir = dirs["memory"] {
             try Cgroups.writeFile(Path.join(dir, "memory.limit_in_bytes"), String(mem))
             // No swap beyond the limit: exceeding --memory means the OOM killer.
@@ -49,8 +49,11 @@ final class CgroupV1: Cgroup {
             try Cgroups.writeFile(Path.join(dir, "cpu.cfs_period_us"), String(l.cpuPeriod))
             try Cgroups.writeFile(Path.join(dir, "cpu.cfs_quota_us"), String(quota))
         }
-        // Device nodes: only the standard ones may be opened (defence in
-        // depth; writable mounts are nodev as well).
+    }
+
+    /// Device nodes: only the standard ones may be opened (defence in
+    /// depth; a container's writable mounts are nodev as well).
+    public func restrictDevices() throws {
         if let dir = dirs["devices"] {
             try Cgroups.writeFile(Path.join(dir, "devices.deny"), "a")
             for rule in CgroupV1.allowedDevices { try Cgroups.writeFile(Path.join(dir, "devices.allow"), rule) }
@@ -62,20 +65,20 @@ final class CgroupV1: Cgroup {
         "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m",
     ]
 
-    func add(pid: pid_t) throws {
+    public func add(pid: pid_t) throws {
         for dir in paths { try Cgroups.writeFile(Path.join(dir, "cgroup.procs"), String(pid)) }
     }
 
-    func destroy() {
+    public func destroy() {
         for dir in paths { Cgroups.killAndRemove(dir) }
         paths.removeAll()
     }
 
-    func peakMemory() -> UInt64? {
+    public func peakMemory() -> UInt64? {
         dirs["memory"].flatMap { Cgroups.read(Path.join($0, "memory.max_usage_in_bytes")) }.flatMap { UInt64($0) }
     }
 
-    func oomKilled() -> Bool {
+    public func oomKilled() -> Bool {
         guard let dir = dirs["memory"], let text = Cgroups.read(Path.join(dir, "memory.oom_control")) else { return false }
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return (Int(line.split(separator: " ").last ?? "0") ?? 0) > 0

@@ -10,6 +10,8 @@ public protocol Cgroup: AnyObject {
     /// The directories made for this container (for clean-up records).
     var paths: [String] { get }
     func apply(_ limits: ResourceLimits) throws
+    /// Lets only the standard device nodes be opened (where the hierarchy can).
+    func restrictDevices() throws
     func add(pid: pid_t) throws
     /// Kills what is left inside and removes the directories.
     func destroy()
@@ -45,7 +47,7 @@ public enum Cgroups {
     }
 
     /// Writes a control file, naming the file in the error.
-    static func writeFile(_ path: String, _ value: String) throws {
+    public static func writeFile(_ path: String, _ value: String) throws {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SwvmError(.systemCall, "cgroup: open \(path): \(errnoText(errno))") }
         defer { close(fd) }
@@ -54,13 +56,13 @@ public enum Cgroups {
         guard n == bytes.count else { throw SwvmError(.systemCall, "cgroup: write '\(value)' to \(path): \(errnoText(errno))") }
     }
 
-    static func read(_ path: String) -> String? {
+    public static func read(_ path: String) -> String? {
         (try? FS.readText(path, limit: 1 << 20)).map { $0.trimmingCharacters(in: " ") }
     }
 
     /// SIGKILLs every process listed in `procsFile`, then waits (briefly)
     /// until the directory can be removed.
-    static func killAndRemove(_ dir: String, procsFile: String = "cgroup.procs") {
+    public static func killAndRemove(_ dir: String, procsFile: String = "cgroup.procs") {
         for _ in 0..<200 {
             if rmdir(dir) == 0 || errno == ENOENT { return }
             if let procs = read(Path.join(dir, procsFile)) {

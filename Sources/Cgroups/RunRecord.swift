@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuntimeSpec
+import SwvmBase
+
+/// /run/swvm/runs/<id>: what a run leaves on the host while it runs (its
+/// owner's pid and start time, its cgroups), so that a swvm killed with
+/// SIGKILL is cleaned up by the next one. A container's processes die with
+/// swvm (parent-death signal on its PID 1) and its mounts with its mount
+/// namespace; a VM dies with the VMM, which is swvm itself.
+public enum RunRecord {
+    public static var root: String { Path.join(SwvmPaths.runRoot, "runs") }
+
+    public static func directory(for id: String) -> String { Path.join(root, id) }
+
+    public static func create(_ dir: String) throws {
+        try FS.makeDirectories(root, mode: 0o700)
+        guard mkdir(dir, 0o700) == 0 else { throw SwvmError.errno("mkdir \(dir)") }
+        try FS.writeText(Path.join(dir, "owner"), "\(getpid()) \(processStartTime(getpid()) ?? 0)\n")
+    }
+
+    public static func record(_ dir: String, cgroups: [String]) throws {
+        try FS.writeText(Path.join(dir, "cgroups"), cgroups.joined(separator: "\n") + "\n")
+    }
+
+    /// Removes the state of runs whose swvm is gone.
+    public static func removeStale() {
+        guard let names = try? FS.listDirectory(root) else { return }
+        for name in names {
+            let dir = Path.join(root, name)
+            guard let owner = try? FS.readText(Path.join(dir, "owner")) else {
+                // Created but not yet recorded by a live swvm, or garbage:
+                // only remove when old enough to be garbage.
+                if let st = FS.lstat(dir), time(nil) - st.st_mtim.tv_sec > 60 { cleanup(dir) }
+                continue
+            }
+            let f = owner.split(separator: " ").map { String($0).trimmingCharacters(in: " ") }
+            let pid = Int32(f.first ?? "") ?? 0
+            let start = f.count > 1 ? UInt64(f[1]) : nil
+            let alive = processExists(pid) && (start == nil || start == 0 || processStartTime(pid) == start)
+            if !alive { cleanup(dir) }
+        }
+    }
+
+    public static func cleanup(_ dir: String) {
+        if let text = try? FS.readText(Path.join(dir, "cgroups")) {
+            for path in text.split(separator: "\n") where !path.isEmpty {
+                Cgroups.killAndRemove(String(path))
+            }
+        }
+        // A killed run may have left its scratch tmpfs mounted only in its
+        // own (gone) namespace; on the host the directory is plain.
+        try? FS.removeTree(dir)
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), to tell a live swvm from a recycled pid.
+public func processStartTime(_ pid: pid_t) -> UInt64? {
+    guard let stat = try? FS.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 19 else { return nil }
+    return UInt64(fields[19])
+}
+
+/// Puts this whole process (and so the VMM's vCPU threads) in a cgroup with
+/// the given limits for the duration of a VM run; `restore` moves it back
+/// to where it was and removes the cgroup.
+public final class ProcessCgroupScope {
+    private let cgroup: Cgroup
+    private let originalProcsFiles: [String]
+
+    public init(id: String, limits: ResourceLimits, version: CgroupVersion = Cgroups.detect()) throws {
+        var originals: [String] = []
+        let mine = (try? FS.readText("/proc/self/cgroup")) ?? ""
+        for line in mine.split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 3 else { continue }
+            switch version {
+            case .v2(let root) where f[0] == "0":
+                originals.append(Path.join(root, f[2], "cgroup.procs"))
+            case .v1(let root) where !f[1].isEmpty && !f[1].hasPrefix("name="):
+                for c in f[1].split(separator: ",") where CgroupV1.controllers.contains(String(c)) {
+                    originals.append(Path.join(root, String(c), f[2], "cgroup.procs"))
+                }
+            default:
+                break
+            }
+        }
+        originalProcsFiles = originals
+        cgroup = try Cgroups.create(id: id, version: version)
+        do {
+            try cgroup.apply(limits)
+            try cgroup.add(pid: getpid())
+        } catch {
+            restore()
+            throw error
+        }
+    }
+
+    public var paths: [String] { cgroup.paths }
+
+    public func restore() {
+        for f in originalProcsFiles { try? Cgroups.writeFile(f, String(getpid())) }
+        cgroup.destroy()
+    }
+}

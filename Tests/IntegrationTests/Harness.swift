@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+
+/// Finds what the integration tests run: the swvm binary built beside the
+/// tests, the example image, the guest kernel and guest-init.
+enum Harness {
+    static let repo: String = {
+        var dir = FS.executableDirectory()
+        while dir != "/" && !FS.exists(Path.join(dir, "Package.swift")) { dir = Path.dirname(dir) }
+        return dir
+    }()
+
+    static let swvm: String = {
+        if let p = FS.environment("SWVM_BINARY") { return p }
+        let beside = Path.join(FS.executableDirectory(), "swvm")
+        if FS.exists(beside) { return beside }
+        return Path.join(repo, ".build/debug/swvm")
+    }()
+
+    static let exampleImage: String = {
+        let p = Path.join(repo, "examples/busybox")
+        if !FS.exists(Path.join(p, "index.json")) {
+            _ = try? Subprocess.run([Path.join(repo, "scripts/build-example-image.sh")])
+        }
+        return p
+    }()
+
+    static var kernelAvailable: Bool { FS.exists(Path.join(SwvmPaths.cacheRoot, "kernel/current/vmlinux")) }
+    static var guestInitAvailable: Bool { FS.exists(Path.join(SwvmPaths.cacheRoot, "guest-init/current/init")) }
+    static var kvmAvailable: Bool { access("/dev/kvm", R_OK | W_OK) == 0 }
+    static var vmReady: Bool { kernelAvailable && guestInitAvailable && kvmAvailable }
+
+    /// `swvm run [options] IMAGE -- command...`
+    static func run(_ isolation: String = "container", _ options: [String] = [], image: String? = nil,
+                    _ command: [String], stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {
+        try Command.run([swvm, "run", "--isolation=\(isolation)"] + options + [image ?? exampleImage, "--"] + command,
+                        stdin: stdin, timeout: timeout)
+    }
+
+    static func swvmCommand(_ args: [String], stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {
+        try Command.run([swvm] + args, stdin: stdin, timeout: timeout)
+    }
+}

@@ -1,0 +1,186 @@
+import Testing
+@testable import OCIImage
+@testable import RuntimeSpec
+@testable import Seccomp
+@testable import SwvmBase
+
+@Suite struct SpecBuilderTests {
+    func image(entrypoint: [String] = [], cmd: [String] = ["sh"], env: [String] = ["PATH=/bin", "A=1"],
+               workdir: String = "/srv", user: String = "") throws -> ResolvedImage {
+        var c = ImageConfig()
+        c.entrypoint = entrypoint
+        c.cmd = cmd
+        c.env = env
+        c.workingDir = workdir
+        c.user = user
+        let root = "/tmp/swvm-spec-\(randomHex(4))"
+        try FS.makeDirectories(root + "/etc")
+        try FS.writeText(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
+        try FS.writeText(root + "/etc/group", "root:x:0:\napp:x:1000:\nvideo:x:44:app\n")
+        return ResolvedImage(kind: .rootfs, rootfs: root, config: c, bundleConfig: nil, cacheKey: "k", name: "test")
+    }
+
+    @Test func commandReplacesCmdAndKeepsEntrypoint() throws {
+        let img = try image(entrypoint: ["/entry"], cmd: ["default"])
+        var o = RunOptions()
+        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/entry", "default"])
+        o.command = ["x", "y"]
+        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/entry", "x", "y"])
+        o.entrypoint = "/other"
+        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/other", "x", "y"])
+        o.command = []
+        // --entrypoint drops the image's Cmd, as Docker does.
+        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/other"])
+    }
+
+    @Test func noCommandIsAnError() throws {
+        let img = try image(cmd: [])
+        #expect(throws: SwvmError.self) { try SpecBuilder.build(image: img, options: RunOptions()) }
+    }
+
+    @Test func environmentPrecedence() throws {
+        let envFile = "/tmp/swvm-envfile-\(randomHex(4))"
+        try FS.writeText(envFile, "# comment\nFROMFILE=f\nA=fromfile\n\nHOSTVAR\n")
+        var o = RunOptions()
+        o.envFiles = [envFile]
+        o.env = ["A=cli", "B=2", "HOSTONLY", "UNSET_ON_HOST"]
+        o.hostname = "box"
+        let host = ["HOSTVAR": "hv", "HOSTONLY": "ho"]
+        let spec = try SpecBuilder.build(image: try image(), options: o, hostEnvironment: { host[$0] })
+        let env = spec.process.env
+        #expect(spec.process.environment("A") == "cli")
+        #expect(spec.process.environment("B") == "2")
+        #expect(spec.process.environment("FROMFILE") == "f")
+        #expect(spec.process.environment("HOSTVAR") == "hv")
+        #expect(spec.process.environment("HOSTONLY") == "ho")
+        #expect(!env.contains { $0.hasPrefix("UNSET_ON_HOST") })
+        #expect(spec.process.environment("HOSTNAME") == "box")
+        #expect(spec.process.environment("HOME") == "/root")
+        #expect(spec.process.environment("PATH") == "/bin")
+        #expect(env.filter { $0.hasPrefix("A=") }.count == 1)
+    }
+
+    @Test func defaultsWhenTheImageSaysNothing() throws {
+        let spec = try SpecBuilder.build(image: try image(env: [], workdir: ""), options: RunOptions())
+        #expect(spec.process.cwd == "/")
+        #expect(spec.process.environment("PATH") == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        #expect(spec.hostname.count == 12)
+        #expect(spec.capabilities == Capabilities.dockerDefault)
+        #expect(spec.noNewPrivileges)
+        #expect(spec.seccomp != nil)
+        #expect(spec.network == .none)
+    }
+
+    @Test func usersResolveAgainstTheImage() throws {
+        var o = RunOptions()
+        o.user = "app"
+        let s = try SpecBuilder.build(image: try image(), options: o)
+        #expect(s.process.uid == 1000 && s.process.gid == 1000)
+        #expect(s.process.additionalGids == [44])
+        #expect(s.process.environment("HOME") == "/home/app")
+        o.user = "1000:video"
+        let s2 = try SpecBuilder.build(image: try image(), options: o)
+        #expect(s2.process.gid == 44)
+        o.user = "4242:4343"
+        let s3 = try SpecBuilder.build(image: try image(), options: o)
+        #expect(s3.process.uid == 4242 && s3.process.gid == 4343)
+        o.user = "ghost"
+        do {
+            _ = try SpecBuilder.build(image: try image(), options: o)
+            Issue.record("an unknown user was accepted")
+        } catch let e as SwvmError {
+            #expect(e.code == .unknownUser)
+            #expect(e.message.contains("ghost"))
+        }
+    }
+
+    @Test func relativeWorkdirIsRejected() throws {
+        var o = RunOptions()
+        o.workdir = "relative"
+        #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
+    }
+
+    @Test func limitsAndMounts() throws {
+        var o = RunOptions()
+        o.memory = "64m"
+        o.cpus = "1.5"
+        o.pidsLimit = 100
+        o.tmpfs = ["/run:size=1m,exec"]
+        o.volumes = ["/tmp:/host-tmp:ro"]
+        o.ulimits = ["nofile=1024:2048"]
+        let s = try SpecBuilder.build(image: try image(), options: o)
+        #expect(s.resources.memory == 64 << 20)
+        #expect(s.resources.cpuQuota == 150_000)
+        #expect(s.resources.pids == 100)
+        #expect(s.mounts.contains(MountSpec(kind: .bind(source: "/tmp"), destination: "/host-tmp", readOnly: true)))
+        let tmpfs = try #require(s.mounts.first { $0.kind == .tmpfs })
+        #expect(tmpfs.options.contains("size=1m"))
+        #expect(!tmpfs.options.contains("noexec"))
+        #expect(s.process.rlimits == [Rlimit(resource: 7, name: "nofile", soft: 1024, hard: 2048)])
+    }
+
+    @Test(arguments: ["-v", "--memory", "--cpus", "--ulimit", "--security-opt", "--network"])
+    func badOptionValuesAreErrors(_ flag: String) throws {
+        var o = RunOptions()
+        switch flag {
+        case "-v": o.volumes = ["relative:/x"]
+        case "--memory": o.memory = "lots"
+        case "--cpus": o.cpus = "-1"
+        case "--ulimit": o.ulimits = ["bogus=1"]
+        case "--security-opt": o.securityOpts = ["apparmor=x"]
+        default: o.network = "bridge"
+        }
+        #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
+    }
+
+    @Test func capabilitiesAddDropAll() throws {
+        #expect(try Capabilities.apply(base: Capabilities.dockerDefault, add: ["net_admin"], drop: ["CAP_CHOWN"])
+                == Capabilities.dockerDefault.union(["NET_ADMIN"]).subtracting(["CHOWN"]))
+        #expect(try Capabilities.apply(base: Capabilities.dockerDefault, add: ["KILL"], drop: ["ALL"]) == ["KILL"])
+        #expect(throws: SwvmError.self) { try Capabilities.apply(base: [], add: ["NOPE"], drop: []) }
+        #expect(Capabilities.mask(["CHOWN", "KILL"]) == (1 << 0) | (1 << 5))
+    }
+}
+
+@Suite struct SeccompTests {
+    @Test func defaultProfileCompiles() throws {
+        let profile = DefaultSeccompProfile.profile(capabilities: Capabilities.dockerDefault)
+        let filter = try SeccompCompiler.compile(profile)
+        #expect(filter.program.count % 8 == 0)
+        #expect(filter.allowedSyscalls > 250)
+        #expect(filter.unknownNames.isEmpty)
+        #expect(!profile.allowedNames.contains("mount"))
+        #expect(!profile.allowedNames.contains("kexec_load"))
+        // CAP_SYS_ADMIN brings mount and friends, as in Docker's profile.
+        #expect(DefaultSeccompProfile.profile(capabilities: ["SYS_ADMIN"]).allowedNames.contains("mount"))
+        let native = try SeccompCompiler.compile(profile, compatArches: false)
+        #expect(native.instructionCount < filter.instructionCount)
+    }
+
+    @Test func dockerFormatProfilesParse() throws {
+        let json = try JSON.parse(#"""
+        {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+         "syscalls": [
+           {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+           {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+           {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+         ]}
+        """#)
+        let p = try SeccompProfile.parse(json, capabilities: ["CHOWN"], context: "test")
+        #expect(p.defaultAction == .errno(38))
+        #expect(p.rules.count == 2)
+        #expect(p.allowedNames == ["read", "write", "exit_group", "personality"])
+        #expect(p.rules[1].args == [.init(index: 0, value: 8, op: .equal)])
+        _ = try SeccompCompiler.compile(p)
+        #expect(throws: SwvmError.self) { try SeccompProfile.parse(try JSON.parse(#"{"syscalls": []}"#), capabilities: [], context: "t") }
+        #expect(throws: SwvmError.self) {
+            try SeccompProfile.parse(try JSON.parse(#"{"defaultAction": "SCMP_ACT_NOPE"}"#), capabilities: [], context: "t")
+        }
+    }
+
+    @Test func rlimitsParse() throws {
+        #expect(try Rlimit(docker: "nproc=10") == Rlimit(resource: 6, name: "nproc", soft: 10, hard: 10))
+        #expect(try Rlimit(docker: "core=unlimited:-1").hard == UInt64.max)
+        #expect(throws: SwvmError.self) { try Rlimit(docker: "nofile=10:5") }
+    }
+}

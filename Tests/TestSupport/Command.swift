@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// Runs a program with separate stdout and stderr, optional stdin, and a
+/// timeout (after which it is killed and the result says so).
+public struct CommandResult: CustomStringConvertible {
+    public let status: Int32
+    public let stdout: [UInt8]
+    public let stderr: [UInt8]
+    public let timedOut: Bool
+    public let pid: pid_t
+    public let seconds: Double
+
+    public var out: String { String(decoding: stdout, as: UTF8.self) }
+    public var err: String { String(decoding: stderr, as: UTF8.self) }
+    public var description: String { "status \(status)\(timedOut ? " (timed out)" : ""), stdout \(out.debugDescription), stderr \(err.debugDescription)" }
+}
+
+public enum Command {
+    public static func run(_ argv: [String], stdin: [UInt8]? = nil, timeout: Double = 120,
+                           environment: [String: String] = [:], onStart: ((pid_t) -> Void)? = nil) throws -> CommandResult {
+        let outPipe = try makePipe(), errPipe = try makePipe()
+        let inPipe = stdin == nil ? nil : try makePipe()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let p = inPipe { posix_spawn_file_actions_adddup2(&actions, p.read.raw, 0) } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        posix_spawn_file_actions_adddup2(&actions, outPipe.write.raw, 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe.write.raw, 2)
+        var env: [String: String] = [:]
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            e += 1
+        }
+        for (k, v) in environment { env[k] = v }
+        let cargs = argv.map { strdup($0) } + [nil]
+        let cenv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // Start the child with default signal dispositions and an empty mask.
+        var all = sigset_t()
+        sigfillset(&all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attr, &all)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var pid: pid_t = 0
+        let started = Clock.monotonicNanos()
+        let r = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, cenv)
+        guard r == 0 else { throw SwvmError.errno("spawn \(argv[0])", r) }
+        outPipe.write.close()
+        errPipe.write.close()
+        inPipe?.read.close()
+        onStart?(pid)
+
+        var stdinBytes = stdin ?? []
+        var stdinOffset = 0
+        if let p = inPipe { _ = fcntl(p.write.raw, F_SETFL, O_NONBLOCK); if stdinBytes.isEmpty { p.write.close() } }
+        var out: [UInt8] = [], err: [UInt8] = []
+        var open = (out: true, err: true)
+        var timedOut = false
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while open.out || open.err {
+            var fds = [pollfd(fd: outPipe.read.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: errPipe.read.raw, events: Int16(POLLIN), revents: 0)]
+            if let p = inPipe, p.write.raw >= 0, stdinOffset < stdinBytes.count {
+                fds.append(pollfd(fd: p.write.raw, events: Int16(POLLOUT), revents: 0))
+            }
+            let remaining = timeout - Clock.secondsSince(started)
+            if remaining <= 0 {
+                timedOut = true
+                kill(pid, SIGKILL)
+                break
+            }
+            _ = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))
+            for (i, isOut) in [(0, true), (1, false)] where fds[i].revents != 0 {
+                let n = read(fds[i].fd, &buf, buf.count)
+                if n > 0 {
+                    if isOut { out += buf[0..<n] } else { err += buf[0..<n] }
+                } else if n == 0 || errno != EINTR {
+                    if isOut { open.out = false } else { open.err = false }
+                    fds[i].fd = -1
+                }
+                if n <= 0 {
+                    if isOut { outPipe.read.close(); } else { errPipe.read.close() }
+                }
+            }
+            if fds.count > 2, fds[2].revents != 0, let p = inPipe {
+                let n = stdinBytes.withUnsafeBytes { write(p.write.raw, $0.baseAddress! + stdinOffset, $0.count - stdinOffset) }
+                if n > 0 { stdinOffset += n }
+                if n < 0 && errno != EAGAIN { stdinOffset = stdinBytes.count }
+                if stdinOffset >= stdinBytes.count { p.write.close(); stdinBytes = [] }
+            }
+            if !open.out && !open.err { break }
+            // Re-arm closed descriptors as -1 so poll ignores them.
+            if !open.out && outPipe.read.raw >= 0 { outPipe.read.close() }
+            if !open.err && errPipe.read.raw >= 0 { errPipe.read.close() }
+        }
+        let (_, status) = waitForExit(pid)
+        return CommandResult(status: shellStatus(fromWaitStatus: status), stdout: out, stderr: err,
+                             timedOut: timedOut, pid: pid, seconds: Clock.secondsSince(started))
+    }
+}
