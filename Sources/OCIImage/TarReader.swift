@@ -155,6 +155,8 @@ public final class TarReader {
             if let n = longName { entry.path = n }
             if let l = longLink { entry.linkName = l }
             try applyPax(all, to: &entry, at: headerOffset)
+            // A regular-file entry whose (final) name ends in "/" is a directory (old tars).
+            if entry.kind == .file && entry.path.hasSuffix("/") && (type == 0 || type == UInt8(ascii: "0")) { entry.kind = .directory }
             remaining = entry.kind == .file ? entry.size : 0
             if entry.kind != .file && entry.size > 0 && type != UInt8(ascii: "1") && type != UInt8(ascii: "2") {
                 // Data on a non-file entry: skip it.
@@ -248,7 +250,7 @@ public final class TarReader {
         }
         let kind: TarEntry.Kind
         switch type {
-        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): kind = name.hasSuffix("/") ? .directory : .file
+        case 0, UInt8(ascii: "0"), UInt8(ascii: "7"): kind = .file
         case UInt8(ascii: "1"): kind = .hardLink
         case UInt8(ascii: "2"): kind = .symlink
         case UInt8(ascii: "3"): kind = .charDevice

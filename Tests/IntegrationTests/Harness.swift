@@ -34,11 +34,16 @@ enum Harness {
     static var kvmAvailable: Bool { access("/dev/kvm", R_OK | W_OK) == 0 }
     static var vmReady: Bool { kernelAvailable && guestInitAvailable && kvmAvailable }
 
-    /// `swvm run [options] IMAGE -- command...`
-    static func run(_ isolation: String = "container", _ options: [String] = [], image: String? = nil,
-                    _ command: [String], stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {
+    /// `swvm run --isolation=... [options] IMAGE -- command...`
+    static func run(_ options: [String], _ command: [String], isolation: String = "container", image: String? = nil,
+                    stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {
         try Command.run([swvm, "run", "--isolation=\(isolation)"] + options + [image ?? exampleImage, "--"] + command,
                         stdin: stdin, timeout: timeout)
+    }
+
+    static func run(_ command: [String], isolation: String = "container", image: String? = nil,
+                    stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {
+        try run([], command, isolation: isolation, image: image, stdin: stdin, timeout: timeout)
     }
 
     static func swvmCommand(_ args: [String], stdin: [UInt8]? = nil, timeout: Double = 240) throws -> CommandResult {

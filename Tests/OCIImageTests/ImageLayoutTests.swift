@@ -144,7 +144,7 @@ import TestSupport
 extension String {
     func replacingFirst(_ a: String, with b: String) -> String {
         guard let r = range(of: a) else { return self }
-        return replacingCharacters(in: r, with: b)
+        return String(self[..<r.lowerBound]) + b + String(self[r.upperBound...])
     }
 
     func range(of needle: String) -> Range<String.Index>? {

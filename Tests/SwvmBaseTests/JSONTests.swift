@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func serializationRoundTrips() throws {
-        let v: JSON = .object([("s", "a\"b\\c\u{1}"), ("n", 3), ("l", [true, nil, 1.5]), ("o", .object([]))])
+        let v: JSON = .object([("s", "a\"b\\c\u{1}"), ("n", 3), ("l", [true, nil, .number(1.5)]), ("o", .object([]))])
         let text = v.serialized()
         #expect(text == #"{"s":"a\"b\\c\u0001","n":3,"l":[true,null,1.5],"o":{}}"#)
         #expect(try JSON.parse(text) == v)

@@ -69,7 +69,7 @@ import Testing
         let d = try Driver(count: console.queueSizes.count)
         var interrupts = 0
         console.activate(queues: d.queues, negotiated: 1 << 1, interrupt: { interrupts += 1 })
-        for _ in 0..<8 { try d.give(2) }     // control receive buffers
+        for _ in 0..<16 { try d.give(2) }    // control receive buffers
 
         try d.give(3, data: Self.control(0, 0, 1))   // DEVICE_READY
         console.queueNotified(3)
