@@ -108,7 +108,7 @@ public final class VMRunner {
 
         // Devices. The disk is the only one: /dev/vda in the guest.
         let console = ConsoleDevice(ports: [
-            ("swvm.control", true), ("swvm.stdin", false), ("swvm.stdout", true), ("swvm.stderr", true),
+            ("swvm.control", true), ("swvm.stdin", spec.interactive), ("swvm.stdout", true), ("swvm.stderr", true),
         ])
         try machine.addVirtioDevice(console)
         try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true))
@@ -141,7 +141,6 @@ public final class VMRunner {
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     self.onStart?(pid)
-                    if spec.interactive { console.setHostConnected(stdinPort, true) }
                 case GuestProtocol.exit where payload.count >= 4:
                     Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()

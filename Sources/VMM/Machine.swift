@@ -103,7 +103,7 @@ public final class Machine: @unchecked Sendable {
             },
             raiseInterrupt: { var one: UInt64 = 1; _ = write(serialIRQ, &one, 8) })
         try portBus.insert(serial, base: 0x3f8, length: 8)
-        try portBus.insert(I8042(onReset: { [weak self] in self?.stop(.reset) }), base: 0x60, length: 5)
+        try portBus.insert(I8042(onReset: { [weak self] in self?.guestReset() }), base: 0x60, length: 5)
         try portBus.insert(CMOSClock(), base: 0x70, length: 2)
     }
 
@@ -277,6 +277,11 @@ public final class Machine: @unchecked Sendable {
         return state.with { $0.exit } ?? .stopped
     }
 
+    /// The guest asked for a reset: a reboot, or the end of a panic.
+    private func guestReset() {
+        stop(panicScanner.message.map { .panic($0) } ?? .reset)
+    }
+
     /// Ends the VM (from any thread); the first reason wins.
     public func stop(_ reason: MachineExit) {
         let first: Bool = state.with { s in
@@ -358,7 +363,7 @@ public final class Machine: @unchecked Sendable {
         case .systemEvent(let type):
             switch Int32(type) {
             case KVM_SYSTEM_EVENT_SHUTDOWN: stop(.poweroff)
-            case KVM_SYSTEM_EVENT_RESET: stop(panicScanner.message.map { .panic($0) } ?? .reset)
+            case KVM_SYSTEM_EVENT_RESET: guestReset()
             case KVM_SYSTEM_EVENT_CRASH: stop(.panic(panicScanner.message ?? "guest reported a crash"))
             default: stop(.failed(SwvmError(.vmFailed, "unhandled KVM_EXIT_SYSTEM_EVENT type \(type)")))
             }

@@ -180,6 +180,8 @@ public final class ConsoleDevice: VirtioDevice {
                 let p = ports[Int(id)]
                 p.guestOpen = value == 1
                 opens.append((p, value == 1))
+                // Now the guest keeps what it receives: deliver what waits.
+                if p.guestOpen { flushData(p) }
             default:
                 break
             }
@@ -215,7 +217,9 @@ public final class ConsoleDevice: VirtioDevice {
     @discardableResult
     private func flushData(_ port: Port) -> Bool {
         let index = ConsoleDevice.rxQueue(port.id)
-        guard index < queues.count else { return false }
+        // Linux discards what arrives on a port nobody in the guest has
+        // open, so hold data until the guest opens it.
+        guard index < queues.count, port.guestOpen else { return port.pending.count == port.pendingStart }
         let q = queues[index]
         var notify = false
         while port.pendingStart < port.pending.count, let chain = q.pop() {

@@ -20,7 +20,8 @@ public struct CommandResult: CustomStringConvertible {
 
 public enum Command {
     public static func run(_ argv: [String], stdin: [UInt8]? = nil, timeout: Double = 120,
-                           environment: [String: String] = [:], onStart: ((pid_t) -> Void)? = nil) throws -> CommandResult {
+                           environment: [String: String] = [:], onStart: ((pid_t) -> Void)? = nil,
+                           onOutput: ((_ stdoutSoFar: String, _ pid: pid_t) -> Void)? = nil) throws -> CommandResult {
         let outPipe = try makePipe(), errPipe = try makePipe()
         let inPipe = stdin == nil ? nil : try makePipe()
         var actions = posix_spawn_file_actions_t()
@@ -86,6 +87,7 @@ public enum Command {
                 let n = read(fds[i].fd, &buf, buf.count)
                 if n > 0 {
                     if isOut { out += buf[0..<n] } else { err += buf[0..<n] }
+                    if isOut, let f = onOutput { f(String(decoding: out, as: UTF8.self), pid) }
                 } else if n == 0 || errno != EINTR {
                     if isOut { open.out = false } else { open.err = false }
                     fds[i].fd = -1

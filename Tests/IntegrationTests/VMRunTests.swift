@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+
+/// One workload, two isolation levels: the VM path must give the same
+/// stdout, stderr and exit status as the container path.
+struct ParityCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let options: [String]
+    let command: [String]
+    let stdin: [UInt8]?
+    var testDescription: String { name }
+}
+
+@Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+struct VMRunTests {
+    static let cases: [ParityCase] = [
+        ParityCase(name: "echo", options: [], command: ["echo", "hello", "world"], stdin: nil),
+        ParityCase(name: "exit code and stderr", options: [], command: ["sh", "-c", "echo out; echo err >&2; exit 3"], stdin: nil),
+        ParityCase(name: "signal", options: [], command: ["sh", "-c", "kill -TERM $$; sleep 1 & kill -KILL $!; wait $!; echo child=$?; exec sh -c 'kill -INT $$'"], stdin: nil),
+        ParityCase(name: "env", options: ["-e", "FOO=bar", "--hostname", "parity"], command: ["sh", "-c", "env | sort"], stdin: nil),
+        ParityCase(name: "cwd", options: ["-w", "/tmp/deep/dir"], command: ["pwd"], stdin: nil),
+        ParityCase(name: "user", options: ["-u", "app:video"], command: ["sh", "-c", "id; grep -E '^Cap(Eff|Bnd)' /proc/self/status"], stdin: nil),
+        ParityCase(name: "stdin through cat", options: ["-i"], command: ["cat"], stdin: Array((0..<2000).map { "line \($0)\n" }.joined().utf8)),
+        ParityCase(name: "10 MB of output", options: [], command: ["head", "-c", "10000000", "/dev/zero"], stdin: nil),
+    ]
+
+    @Test(arguments: cases)
+    func containerAndVMAgree(_ c: ParityCase) throws {
+        let container = try Harness.run(c.options, c.command, isolation: "container", stdin: c.stdin, timeout: 120)
+        let vm = try Harness.run(c.options, c.command, isolation: "vm", stdin: c.stdin, timeout: 600)
+        #expect(!vm.timedOut)
+        #expect(vm.status == container.status, "container: \(container.status), vm: \(vm.status) \(vm.err)")
+        #expect(vm.stderr == container.stderr, "stderr differs: container \(container.err.debugDescription), vm \(vm.err.debugDescription)")
+        if vm.stdout.count > 4096 {
+            #expect(vm.stdout.count == container.stdout.count)
+            #expect(SHA256.hash(vm.stdout) == SHA256.hash(container.stdout))
+        } else {
+            #expect(vm.stdout == container.stdout, "stdout differs: container \(container.out.debugDescription), vm \(vm.out.debugDescription)")
+        }
+        #expect(container.stdout.count > 0 || container.stderr.count > 0)
+    }
+
+    @Test func confinementInsideTheVM() throws {
+        // Same capabilities, no_new_privs and seccomp as the container, a
+        // memory limit that kills with 137, and namespaces inside the guest.
+        let r = try Harness.run(["-m", "48m", "--pids-limit", "50"],
+                                ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; echo pid=$$; unshare -n true 2>&1; cat /sys/fs/cgroup/pids.max; x=$(head -c 90000000 /dev/zero | tr '\\0' a); echo survived"],
+                                isolation: "vm", timeout: 600)
+        #expect(r.out.contains("CapEff:\t00000000a80425fb"), "\(r)")
+        #expect(r.out.contains("NoNewPrivs:\t1"))
+        #expect(r.out.contains("Seccomp:\t2"))
+        #expect(r.out.contains("pid=1\n"))
+        #expect(r.out.contains("Operation not permitted"))
+        #expect(r.out.contains("50\n"))
+        #expect(!r.out.contains("survived"))
+        #expect(r.status == 137)
+    }
+
+    @Test func signalsAreForwardedIntoTheVM() throws {
+        var sent = false
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c",
+                                 "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.2; done"],
+                                timeout: 600, onOutput: { out, pid in
+                                    if !sent && out.contains("ready") { sent = true; kill(pid, SIGTERM) }
+                                })
+        #expect(r.status == 3, "\(r)")
+        #expect(r.out == "ready\ngot-term\n")
+    }
+
+    @Test func errorsAndOptionsThatCannotApply() throws {
+        let notFound = try Harness.run(["no-such-command"], isolation: "vm", timeout: 600)
+        #expect(notFound.status == 127, "\(notFound)")
+        #expect(notFound.err == "swvm: exec: \"no-such-command\": executable file not found in $PATH\n")
+        let volume = try Harness.run(["-v", "/tmp:/tmp"], ["true"], isolation: "vm")
+        #expect(volume.status == 125)
+        #expect(volume.err.contains("-v/--volume cannot apply to --isolation=vm"))
+        let hostNet = try Harness.run(["--network", "host"], ["true"], isolation: "vm")
+        #expect(hostNet.status == 125)
+        #expect(hostNet.err.contains("--network host cannot apply"))
+    }
+}

