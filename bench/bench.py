@@ -35,30 +35,23 @@ IMAGE = os.path.join(REPO, "examples/busybox")
 KERNEL = os.path.join(CACHE, "kernel/current/vmlinux")
 
 
-def run_measured(argv, stdin=subprocess.DEVNULL, env=None):
-    """Runs argv to completion: (seconds, peak RSS KiB, status, stdout)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out, err = p.communicate()
-    _, status, usage = os.wait4(p.pid, 0) if p.returncode is None else (p.pid, p.returncode, None)
-    elapsed = time.perf_counter() - start
-    rss = usage.ru_maxrss if usage else None
-    return elapsed, rss, p.returncode, out, err
+
+
+MEASURE = None
 
 
 def run_wait4(argv, cwd=None):
-    """Like run_measured but with exact rusage from wait4."""
-    start = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        if cwd:
-            os.chdir(cwd)
-        devnull = os.open("/dev/null", os.O_RDWR)
-        os.dup2(devnull, 0)
-        os.dup2(devnull, 1)
-        os.execvp(argv[0], argv)
-    _, status, usage = os.wait4(pid, 0)
-    return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+    """Runs argv to completion: (seconds, peak RSS KiB of its process tree,
+    exit status), through bench/measure.c: a forked Python would count its
+    own memory as the child's peak."""
+    global MEASURE
+    if MEASURE is None:
+        MEASURE = os.path.join(tempfile.gettempdir(), f"swvm-measure-{os.getpid()}")
+        subprocess.run(["gcc", "-O2", "-o", MEASURE, os.path.join(REPO, "bench/measure.c")], check=True)
+    cmd = [MEASURE] + (["-C", cwd] if cwd else []) + argv
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds, rss, status = p.stderr.strip().split("\n")[-1].split()
+    return float(seconds), int(rss), int(status)
 
 
 def summary(values):
@@ -205,12 +198,6 @@ def boot_initramfs(workdir):
     return cpio
 
 
-def swvm_cmdline():
-    """The command line swvm boot uses on this host (from its debug output)."""
-    out = subprocess.run([SWVM, "boot", "--kernel", "/nonexistent"], env=dict(os.environ, SWVM_DEBUG="1"),
-                         capture_output=True, text=True)
-    # swvm prints it only once the kernel loads; reconstruct via a dry run instead.
-    return None
 
 
 def bench_boot(args):

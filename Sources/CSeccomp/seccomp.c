@@ -2,6 +2,7 @@
 #include "CSeccomp.h"
 #include <errno.h>
 #include <seccomp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,3 +90,10 @@ int cseccomp_export(void *ctx, uint8_t **out, size_t *len) {
 void cseccomp_free(void *p) { free(p); }
 void cseccomp_release(void *ctx) { seccomp_release(ctx); }
 int cseccomp_resolve(const char *name) { return seccomp_syscall_resolve_name(name); }
+
+const char *cseccomp_version(void) {
+    static char buf[32];
+    const struct scmp_version *v = seccomp_version();
+    snprintf(buf, sizeof buf, "%u.%u.%u", v->major, v->minor, v->micro);
+    return buf;
+}

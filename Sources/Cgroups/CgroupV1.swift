@@ -6,16 +6,24 @@ import SwvmBase
 
 /// cgroup v1: one directory per controller (memory, cpu, pids, ...).
 public final class CgroupV1: Cgroup {
-    /// Controllers the container joins; limits use memory, cpu and pids.
+    /// Controllers swvm knows; a run joins only those it needs (every
+    /// cgroup.procs write is a migration, milliseconds on some kernels).
     public static let controllers = ["memory", "cpu", "cpuacct", "pids", "freezer", "blkio", "devices"]
+
+    /// What a run with these limits needs: memory and pids always (limits,
+    /// peak memory, OOM reports), devices for the device allow-list, cpu
+    /// only with a CPU quota.
+    public static func needed(for limits: ResourceLimits, devices: Bool) -> [String] {
+        ["memory", "pids"] + (devices ? ["devices"] : []) + (limits.cpuQuota != nil ? ["cpu"] : [])
+    }
 
     let root: String
     public private(set) var paths: [String] = []
     private var dirs: [String: String] = [:]
 
-    public init(root: String, name: String) throws {
+    public init(root: String, name: String, controllers: [String] = CgroupV1.controllers) throws {
         self.root = root
-        for c in CgroupV1.controllers {
+        for c in controllers {
             let base = Path.join(root, c)
             guard FS.isDirectory(base), FS.exists(Path.join(base, "cgroup.procs")) else { continue }
             let dir = Path.join(base, name)

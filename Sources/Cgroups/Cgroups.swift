@@ -38,10 +38,13 @@ public enum Cgroups {
         return .v1(root: root)
     }
 
-    /// Creates `swvm/<id>` on the host's hierarchy.
-    public static func create(id: String, version: CgroupVersion = detect()) throws -> Cgroup {
+    /// Creates `swvm/<id>` on the host's hierarchy, with what `limits` need.
+    public static func create(id: String, version: CgroupVersion = detect(), limits: ResourceLimits = ResourceLimits(),
+                              restrictDevices: Bool = false) throws -> Cgroup {
         switch version {
-        case .v1(let root): return try CgroupV1(root: root, name: "swvm/\(id)")
+        case .v1(let root):
+            return try CgroupV1(root: root, name: "swvm/\(id)",
+                                controllers: CgroupV1.needed(for: limits, devices: restrictDevices))
         case .v2(let root): return try CgroupV2(root: root, name: "swvm/\(id)")
         }
     }

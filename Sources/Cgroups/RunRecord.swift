@@ -89,7 +89,7 @@ public final class ProcessCgroupScope {
             }
         }
         originalProcsFiles = originals
-        cgroup = try Cgroups.create(id: id, version: version)
+        cgroup = try Cgroups.create(id: id, version: version, limits: limits)
         do {
             try cgroup.apply(limits)
             try cgroup.add(pid: getpid())

@@ -43,18 +43,22 @@ public final class Container {
     }
 
     public func run() throws -> ContainerResult {
+        let t0 = Clock.monotonicNanos()
+        func mark(_ what: String) { Log.debug("container: \(what) at \(formatFixed(Double(Clock.monotonicNanos() - t0) / 1e6, 2)) ms") }
         RunRecord.removeStale()
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0) }
+        mark("seccomp compiled")
         try RunRecord.create(stateDir)
         var cgroup: Cgroup?
         defer {
             cgroup?.destroy()
             try? FS.removeTree(stateDir)
         }
-        cgroup = try Cgroups.create(id: spec.id, version: cgroupVersion)
+        cgroup = try Cgroups.create(id: spec.id, version: cgroupVersion, limits: spec.resources, restrictDevices: true)
         try RunRecord.record(stateDir, cgroups: cgroup!.paths)
         try cgroup!.apply(spec.resources)
         try cgroup!.restrictDevices()
+        mark("cgroup ready")
 
         let sync = try makePipe()
         let errors = try makePipe()
@@ -79,6 +83,7 @@ public final class Container {
         if spec.userNamespace != nil { flags |= sys_CLONE_NEWUSER }
         let winsize = terminal?.hostWindowSize()
 
+        mark("clone")
         let pid = sys_clone(flags)
         if pid < 0 { throw SwvmError.errno("clone (new namespaces)") }
         if pid == 0 {
@@ -97,7 +102,9 @@ public final class Container {
 
         // Join the cgroup and (for --userns) map ids before the child goes on.
         do {
+            mark("cloned")
             try cgroup!.add(pid: pid)
+            mark("cgroup joined")
             if let map = spec.userNamespace { try UserNamespace.writeMappings(pid: pid, map) }
             try sync.write.writeAll([1])
         } catch {
@@ -116,7 +123,9 @@ public final class Container {
 
         // The error pipe closes on a successful execve (CLOEXEC); a message
         // means the container could not start.
+        mark("child released")
         let report = try errors.read.readAll(limit: 64 << 10)
+        mark("exec done")
         if !report.isEmpty {
             let (_, status) = waitForExit(pid)
             _ = status
@@ -157,6 +166,7 @@ public final class Container {
             }
         }
         if pidfd >= 0 { close(pidfd) }
+        mark("exited")
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false

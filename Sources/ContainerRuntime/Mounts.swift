@@ -124,7 +124,7 @@ struct Mounts {
             try mountInside("cgroup2", "/sys/fs/cgroup", "cgroup2", ro)
         case .v1(let root):
             try mountInside("tmpfs", "/sys/fs/cgroup", "tmpfs", Mounts.nosuid | Mounts.noexec | Mounts.nodev, "mode=755")
-            for c in CgroupV1.controllers where FS.isDirectory(Path.join(root, c)) {
+            for c in CgroupV1.controllers where FS.isDirectory(Path.join(root, c)) && FS.exists(Path.join(root, c, "cgroup.procs")) {
                 try mountInside("cgroup", "/sys/fs/cgroup/\(c)", "cgroup", ro, c)
             }
             try mountInside(nil, "/sys/fs/cgroup", nil, Mounts.remount | ro, "mode=755")

@@ -204,6 +204,9 @@ public final class VMRunner {
         let exit: MachineExit
         // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid).
         let profilePath = FS.environment("SWVM_PROFILE")
+        if let limit = FS.environment("SWVM_PROFILE_SECONDS").flatMap(Double.init) {
+            _ = try NativeThread { usleep(UInt32(limit * 1e6)); machine.stop(.stopped) }
+        }
         do {
             exit = try machine.run(profileIntervalMs: profilePath == nil ? nil : 10)
             if let p = profilePath {

@@ -35,6 +35,8 @@ int cseccomp_add_rule(void *ctx, uint32_t action, const char *name, const csecco
 int cseccomp_export(void *ctx, uint8_t **out, size_t *len);
 void cseccomp_free(void *p);
 void cseccomp_release(void *ctx);
+/// libseccomp's version as "major.minor.micro".
+const char *cseccomp_version(void);
 /// The native syscall number for a name, or a negative number if unknown.
 int cseccomp_resolve(const char *name);
 

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Runs every test: unit tests and the integration tests that really create
+# containers and boot VMs (as root, with /dev/kvm). Installs and builds what
+# they need first (scripts/setup.sh --no-run; cached builds return at once).
+#
+#   sudo scripts/test.sh [swift test arguments, e.g. --filter ContainerTests]
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup.sh --no-run
+# One test at a time: VM tests each keep a vCPU busy, and these machines
+# have two cores.
+exec swift test --no-parallel "$@"
