@@ -48,7 +48,7 @@ let package = Package(
 
         // MARK: comparison
         .target(name: "Compare",
-                dependencies: ["SwvmBase", "RuntimeSpec", "OCIImage", "ContainerRuntime", "MicroVM"]),
+                dependencies: ["SwvmBase", "CSyscalls"]),
 
         // MARK: the command-line tool
         .executableTarget(
@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -79,7 +79,7 @@ struct config {
     struct { uint32_t res; uint64_t soft, hard; } rlimits[32]; int nrlimits;
     uint64_t caps;
     uint8_t *seccomp; uint32_t seccomp_len;
-    int nnp, readonly, terminal, interactive, debug;
+    int nnp, readonly, terminal, interactive, debug, probe;
     uint16_t rows, cols;
     uint64_t memory; int64_t pids; int64_t cpu_quota; uint64_t cpu_period;
     char *masked[64]; int nmasked;
@@ -237,6 +237,7 @@ static void parse_config(const uint8_t *p, uint32_t len) {
         case CFG_TIME: if (n >= 8) cfg.host_time_ns = get64(v); break;
         case CFG_ROOTDEV: cfg.rootdev = dupbytes(v, n); break;
         case CFG_DEBUG: cfg.debug = n && v[0]; break;
+        case CFG_PROBE: cfg.probe = n && v[0]; break;
         default: break;
         }
         off += n;
@@ -483,6 +484,10 @@ static void workload_main(struct child_fds *f) {
         }
         if (cfg.tmpfs[i].ro) fl |= MS_RDONLY;
         mount_in_root(root, "tmpfs", cfg.tmpfs[i].dest, "tmpfs", fl, data, 1);
+    }
+    if (cfg.probe) {
+        mount_in_root(root, "/probe", "/.swvm-probe", NULL, MS_BIND, NULL, 0);
+        remount_in_root(root, "/.swvm-probe", MS_RDONLY | MS_NODEV);
     }
     for (int i = 0; i < cfg.nmasked; i++) {
         int fd = open_in_root(root, cfg.masked[i], O_PATH);

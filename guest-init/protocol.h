@@ -44,6 +44,7 @@
 #define CFG_TIME 21        /* u64 CLOCK_REALTIME ns of the host */
 #define CFG_ROOTDEV 22     /* string: the image's block device */
 #define CFG_DEBUG 23       /* u8 */
+#define CFG_PROBE 24       /* u8: bind the initramfs's /probe at /.swvm-probe */
 
 #define CONTROL_PORT "/dev/vport0p0"
 #define STDIN_PORT "/dev/vport0p1"

@@ -20,7 +20,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev e2fsprogs busybox-static
-      musl-tools file cpio xz-utils iproute2 util-linux python3 ccache crun qemu-system-x86 umoci"
+      musl-tools file cpio xz-utils iproute2 util-linux python3 python3-jsonschema ccache crun
+      qemu-system-x86 umoci chromium"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -31,8 +32,9 @@ fi
 
 echo "== guest kernel"
 kernel/build.sh
-echo "== guest-init"
+echo "== guest-init and the compare probe"
 guest-init/build.sh
+probe/build.sh
 echo "== swvm (release, statically linked)"
 # Fully static: no dynamic loading or relocation at start-up, which keeps
 # `swvm run` close to crun's start time and its peak RSS under 10 MiB.

@@ -18,8 +18,10 @@ public struct ContainerResult {
     /// Peak memory the cgroup saw, when the controller reports it.
     public var cgroupPeakMemory: UInt64?
     public var oomKilled: Bool
-    /// Monotonic nanoseconds just before execve in the container.
+    /// Monotonic nanoseconds when swvm saw the workload's execve succeed.
     public var execNanos: UInt64?
+    /// Namespaces the container got.
+    public var namespaces: [String] = []
 }
 
 /// Runs one container: a namespaced, confined process from a RunSpec, in
@@ -126,6 +128,7 @@ public final class Container {
         mark("child released")
         let report = try errors.read.readAll(limit: 64 << 10)
         mark("exec done")
+        let execNanos = Clock.monotonicNanos()
         if !report.isEmpty {
             let (_, status) = waitForExit(pid)
             _ = status
@@ -134,7 +137,7 @@ public final class Container {
         onStart?(pid)
 
         terminal?.start(master: master)
-        var result = ContainerResult(status: 0, hostPID: pid, maxRSSKiB: 0, cgroupPeakMemory: nil, oomKilled: false, execNanos: nil)
+        var result = ContainerResult(status: 0, hostPID: pid, maxRSSKiB: 0, cgroupPeakMemory: nil, oomKilled: false, execNanos: execNanos)
         var exited = false
         while !exited {
             var fds = [pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0),
@@ -167,6 +170,7 @@ public final class Container {
         }
         if pidfd >= 0 { close(pidfd) }
         mark("exited")
+        result.namespaces = ["mnt", "pid", "uts", "ipc", "cgroup"] + (spec.network == .none ? ["net"] : []) + (spec.userNamespace != nil ? ["user"] : [])
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false

@@ -153,6 +153,11 @@ struct Mounts {
     }
 
     func mountUserMounts() throws {
+        if let probe = spec.probe {
+            try mountInside(probe, RunSpec.probePath, nil, Mounts.bind, directory: false)
+            let t = try RootedPath.open(rootFD: rootFD, RunSpec.probePath, flags: sys_O_PATH)
+            try Mounts.mount(nil, Mounts.fdPath(t), nil, Mounts.remount | Mounts.bind | Mounts.rdonly | Mounts.nodev, what: "probe read-only")
+        }
         for m in spec.mounts {
             switch m.kind {
             case .bind(let source):

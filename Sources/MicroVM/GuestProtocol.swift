@@ -13,7 +13,7 @@ public enum GuestProtocol {
 
     enum Field: UInt16 {
         case arg = 1, env, cwd, uid, gid, groups, hostname, rlimit, caps, seccomp, nnp, readonly, terminal
-        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug
+        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug, probe
     }
 
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
@@ -51,6 +51,7 @@ public enum GuestProtocol {
         field(.time, le64(hostTimeNanos))
         text(.rootdev, rootDevice)
         if debug { field(.debug, [1]) }
+        if spec.probe != nil { field(.probe, [1]) }
         return out
     }
 

@@ -56,6 +56,14 @@ public final class VMRunner {
         self.options = options
     }
 
+    /// What the guest can see of the host: its devices.
+    public static let devices = [
+        "virtio-blk (the image's ext4 disk, read-only)", "virtio-console (control, stdin, stdout, stderr ports)",
+        "virtio-rng", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
+    ]
+    /// How the VMM itself is confined (reported honestly by swvm compare).
+    public static let vmmConfinement = "none of its own: the VMM runs as swvm, in the host's namespaces, without a seccomp filter or jail"
+
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {
         if spec.mounts.contains(where: { if case .bind = $0.kind { return true }; return false }) {
@@ -81,6 +89,7 @@ public final class VMRunner {
 
         var initramfs = Initramfs()
         initramfs.addFile("init", data: try FS.readFile(initPath))
+        if let probe = spec.probe { initramfs.addFile("probe", data: try FS.readFile(probe)) }
         var config = MachineConfig(kernelPath: options.kernelPath, cpuProfile: options.cpuProfile)
         config.initrdBytes = initramfs.finish()
         config.memoryBytes = (spec.resources.memory.map { $0 + VMOptions.memoryMargin }) ?? VMOptions.defaultMemory
@@ -259,6 +268,16 @@ struct ConsoleTail {
 
     var hint: String {
         lines.isEmpty ? "" : "; last guest console lines:\n" + lines.joined(separator: "\n")
+    }
+}
+
+/// Where swvm compare's probe is: SWVM_PROBE, or what probe/build.sh built.
+public enum ProbeBinary {
+    public static func locate() throws -> String {
+        if let p = FS.environment("SWVM_PROBE"), !p.isEmpty { return p }
+        let cached = Path.join(SwvmPaths.cacheRoot, "probe/current/swvm-probe")
+        if FS.isRegularFile(cached) { return cached }
+        throw SwvmError(.notFound, "swvm-probe is not built: run probe/build.sh (it installs to \(cached))")
     }
 }
 

@@ -68,7 +68,11 @@ public final class LayerUnpacker {
     /// The entry's path as components below the root; refuses escapes.
     func components(of raw: String, entry: String) throws -> [String] {
         guard !raw.contains("\0") else { throw fail(entry, "path contains a NUL byte") }
-        guard !raw.hasPrefix("/") else { throw fail(entry, "absolute path (a layer's paths are relative to its root)") }
+        // "/" alone names the root itself (umoci writes it); any other
+        // absolute path is refused.
+        guard !raw.hasPrefix("/") || raw.allSatisfy({ $0 == "/" }) else {
+            throw fail(entry, "absolute path (a layer's paths are relative to its root)")
+        }
         let comps = Path.components(raw)
         if comps.contains("..") { throw fail(entry, "path contains '..', which would leave the root") }
         return comps

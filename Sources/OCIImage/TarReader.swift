@@ -175,15 +175,33 @@ public final class TarReader {
         let n = try readRaw(into: dest, count: want)
         guard n == want else { throw truncated() }
         remaining -= Int64(n)
-        if remaining == 0 { try skipRaw(padding); padding = 0 }
+        if remaining == 0 { try skipPadding() }
         return n
     }
 
     public func skipData() throws {
-        if remaining > 0 || padding > 0 {
-            try skipRaw(remaining + padding)
+        if remaining > 0 {
+            try skipRaw(remaining)
             remaining = 0
-            padding = 0
+        }
+        try skipPadding()
+    }
+
+    /// The zero padding after an entry's data. A stream that ends right
+    /// after the last entry's data (no padding, no end-of-archive blocks;
+    /// umoci 0.4 writes such layers) is accepted: the data itself is whole.
+    private func skipPadding() throws {
+        var left = padding
+        padding = 0
+        while left > 0 {
+            if bufStart == bufEnd {
+                try fill()
+                if bufStart == bufEnd { return }
+            }
+            let n = Int(min(left, Int64(bufEnd - bufStart)))
+            bufStart += n
+            left -= Int64(n)
+            offset += Int64(n)
         }
     }
 

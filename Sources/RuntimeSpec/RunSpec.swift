@@ -23,6 +23,11 @@ public struct RunSpec {
     public var terminal = false
     public var interactive = false
     public var userNamespace: UserNamespaceMapping?
+    /// `swvm compare`'s probe: a static binary on the host that the run
+    /// gets, read-only, at /.swvm-probe (the image is not modified).
+    public var probe: String?
+
+    public static let probePath = "/.swvm-probe"
 
     /// As runc and crun mask them by default (and Docker).
     public static let defaultMaskedPaths = [

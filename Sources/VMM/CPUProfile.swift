@@ -40,7 +40,10 @@ public enum CPUProfile: String, CaseIterable, Sendable {
         switch self {
         case .host: return []
         case .safe:
-            return ["nopv", "noxsave", "nopcid", "noinvpcid",
+            // pvm_emulated: kernel/patches/0002 skips the instructions the
+            // emulator lacks (swvm's own kernel; for others the VMM's
+            // EmulationWorkarounds below still step over or inject them).
+            return ["pvm_emulated", "nopv", "noxsave", "nopcid", "noinvpcid",
                     "clearcpuid=" + CPUProfile.safeClearedFeatures.map { String($0.bit) }.joined(separator: ","),
                     // Boot-time work that costs seconds when every kernel
                     // instruction is emulated: write-protecting the kernel

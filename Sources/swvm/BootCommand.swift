@@ -48,6 +48,9 @@ struct BootCommand: ParsableCommand {
     @Option(help: "Write the console to this file instead of stdout.")
     var consoleLog: String?
 
+    @Flag(help: "Print the kernel command line swvm would use, and exit.")
+    var printCmdline = false
+
     @Option(help: ArgumentHelp("Sample the guest RIP every N ms and write a symbolized profile here.", visibility: .hidden))
     var profile: String?
 
@@ -70,6 +73,10 @@ struct BootCommand: ParsableCommand {
                 throw SwvmError(.notFound, "no guest kernel at \(config.kernelPath): build it with kernel/build.sh or pass --kernel")
             }
             let machine = try Machine(config: config)
+            if printCmdline {
+                Log.out(machine.cmdline.description + "\n")
+                return 0
+            }
             let started = Clock.monotonicNanos()
             let exit = try machine.run(profileIntervalMs: profile == nil ? nil : 10)
             if let path = profile {

@@ -2,10 +2,12 @@
 import Glibc
 #endif
 import ArgumentParser
+import Compare
 import ContainerRuntime
 import MicroVM
 import OCIImage
 import RuntimeSpec
+import Seccomp
 import SwvmBase
 
 /// The options `swvm run` and `swvm compare` share: Docker's names.
@@ -73,6 +75,33 @@ struct ProcessOptions: ParsableArguments {
     @Option(help: ArgumentHelp("User namespace: host (default), auto, or HOSTUID:HOSTGID:SIZE (containers only).", valueName: "mode"))
     var userns: String?
 
+    /// The options again as `swvm run` arguments (swvm compare passes them on).
+    func arguments() -> [String] {
+        var a: [String] = []
+        if let v = ref { a += ["--ref", v] }
+        if let v = entrypoint { a += ["--entrypoint", v] }
+        for v in env { a += ["--env", v] }
+        for v in envFile { a += ["--env-file", v] }
+        if let v = workdir { a += ["--workdir", v] }
+        if let v = user { a += ["--user", v] }
+        if let v = hostname { a += ["--hostname", v] }
+        if readOnly { a.append("--read-only") }
+        for v in tmpfs { a += ["--tmpfs", v] }
+        for v in volume { a += ["--volume", v] }
+        if tty { a.append("--tty") }
+        if interactive { a.append("--interactive") }
+        if let v = memory { a += ["--memory", v] }
+        if let v = cpus { a += ["--cpus", v] }
+        if let v = pidsLimit { a += ["--pids-limit", String(v)] }
+        for v in ulimit { a += ["--ulimit", v] }
+        for v in capAdd { a += ["--cap-add", v] }
+        for v in capDrop { a += ["--cap-drop", v] }
+        for v in securityOpt { a += ["--security-opt", v] }
+        a += ["--network", network]
+        if let v = userns { a += ["--userns", v] }
+        return a
+    }
+
     func runOptions(command: [String]) -> RunOptions {
         var o = RunOptions()
         o.command = command
@@ -107,6 +136,10 @@ struct VMOptions: ParsableArguments {
 
     @Option(help: "CPU profile for the VM: auto, host or safe (see swvm boot --help).")
     var cpuProfile: String = "auto"
+
+    func arguments() -> [String] {
+        (kernel.map { ["--kernel", $0] } ?? []) + ["--cpu-profile", cpuProfile]
+    }
 }
 
 enum Isolation: String, ExpressibleByArgument, CaseIterable {
@@ -134,6 +167,12 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var options: ProcessOptions
     @OptionGroup(title: "VM options") var vmOptions: VMOptions
 
+    @Option(help: ArgumentHelp("Write a JSON report of the run to this file descriptor (swvm compare).", visibility: .hidden))
+    var reportFd: Int32?
+
+    @Option(help: ArgumentHelp("Run swvm compare's probe instead of the command, with this time budget in seconds.", visibility: .hidden))
+    var probe: Double?
+
     @Argument(help: "The image directory.")
     var image: String
 
@@ -142,18 +181,44 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let cmd = command.first == "--" ? Array(command.dropFirst()) : command
+            var cmd = command.first == "--" ? Array(command.dropFirst()) : command
+            if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
-            let spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
+            var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
+            if probe != nil { spec.probe = try ProbeBinary.locate() }
+            let filter = try reportFd == nil ? nil : spec.seccomp.map { try SeccompCompiler.compile($0) }
             switch isolation {
             case .container:
                 let result = try Container(spec: spec).run()
+                if let fd = reportFd {
+                    RunReport(isolation: "container", status: result.status, execNanos: result.execNanos,
+                              endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS(),
+                              workloadPeak: result.cgroupPeakMemory, guestMemoryTouched: nil, guestMemorySize: nil,
+                              workloadPID: UInt32(result.hostPID),
+                              posture: .init(sharesHostKernel: true, namespaces: result.namespaces,
+                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: filter?.allowedSyscalls,
+                                             noNewPrivileges: spec.noNewPrivileges,
+                                             devices: ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts (own instance)"],
+                                             vmmConfinement: nil)).write(to: fd)
+                }
                 return result.status
             case .vm:
                 var vm = MicroVM.VMOptions()
                 if let k = vmOptions.kernel { vm.kernelPath = k }
                 vm.cpuProfile = try resolveCPUProfile(vmOptions.cpuProfile)
-                return try VMRunner(spec: spec, image: resolved, options: vm).run().status
+                let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
+                if let fd = reportFd {
+                    RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
+                              endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS(), workloadPeak: nil,
+                              guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
+                              workloadPID: result.workloadPID,
+                              posture: .init(sharesHostKernel: false,
+                                             namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
+                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: filter?.allowedSyscalls,
+                                             noNewPrivileges: spec.noNewPrivileges, devices: VMRunner.devices,
+                                             vmmConfinement: VMRunner.vmmConfinement)).write(to: fd)
+                }
+                return result.status
             }
         }
     }

@@ -11,7 +11,7 @@ struct Swvm: ParsableCommand {
         (its own OCI runtime) or a micro-VM that swvm boots itself through /dev/kvm.
         """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, BootCommand.self, DebugCommand.self])
+        subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, DebugCommand.self])
 }
 
 /// Runs a command body, turning SwvmError into one line on stderr and the

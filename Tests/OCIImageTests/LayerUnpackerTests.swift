@@ -175,7 +175,7 @@ final class BytesSource: ByteSource {
         let t = try TempDir()
         defer { t.cleanup() }
         var l = TarWriter()
-        l.file("a", "x")
+        l.file("a", String(repeating: "x", count: 1000))
         var bytes = l.finish()
         bytes[150] ^= 0x01   // break the checksum
         let u = try LayerUnpacker(rootPath: t.path, layerName: "layer 1")

@@ -1,0 +1,166 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import SwvmBase
+
+/// `swvm compare`: the same workload under both isolation levels,
+/// alternating, each run a separate `swvm run` process so that its time and
+/// memory are its own. Every figure comes from these runs.
+public struct CompareOptions {
+    public var image: String
+    /// `swvm run` options to pass through (Docker-style flags).
+    public var runArguments: [String]
+    public var command: [String]
+    public var repeats: Int = 3
+    /// Seconds the probe may spend on each of its figures.
+    public var probeBudget: Double = 1.0
+    public var swvm: String = "/proc/self/exe"
+
+    public init(image: String, runArguments: [String], command: [String]) {
+        self.image = image
+        self.runArguments = runArguments
+        self.command = command
+    }
+}
+
+/// One run of the workload.
+public struct WorkloadSample {
+    public var startSeconds: Double?
+    public var totalSeconds: Double
+    public var hostPeakBytes: UInt64
+    public var report: RunReport
+    public var stdoutBytes: Int
+    public var stderrBytes: Int
+}
+
+/// The probe's figures from one run.
+public struct ProbeSample {
+    public var syscallNanos: Double
+    public var forkExecMillis: Double
+    public var fileMillis: Double
+    public var cpuMillis: Double
+    public var iterations: JSON
+}
+
+public struct CompareResult {
+    public var options: CompareOptions
+    public var workload: [String: [WorkloadSample]] = [:]
+    public var probe: [String: [ProbeSample]] = [:]
+    public var hostDescription: String
+    public static let isolations = ["container", "vm"]
+}
+
+public final class Comparison {
+    public let options: CompareOptions
+    public var progress: ((String) -> Void)?
+
+    public init(options: CompareOptions) { self.options = options }
+
+    public func run() throws -> CompareResult {
+        var result = CompareResult(options: options, hostDescription: Comparison.hostDescription())
+        let total = options.repeats * 4
+        var step = 0
+        for i in 1...options.repeats {
+            for iso in CompareResult.isolations {
+                step += 1
+                progress?("[\(step)/\(total)] \(iso): workload, run \(i) of \(options.repeats)")
+                result.workload[iso, default: []].append(try runWorkload(iso))
+                step += 1
+                progress?("[\(step)/\(total)] \(iso): probe, run \(i) of \(options.repeats)")
+                result.probe[iso, default: []].append(try runProbe(iso))
+            }
+        }
+        return result
+    }
+
+    func runWorkload(_ iso: String) throws -> WorkloadSample {
+        let argv = [options.swvm, "run", "--isolation=\(iso)", "--report-fd", "3"] + options.runArguments
+            + [options.image, "--"] + options.command
+        let r = try Comparison.spawn(argv)
+        guard let report = r.report else {
+            throw SwvmError(.internalError, "swvm run --isolation=\(iso) gave no report (status \(r.status)): \(r.stderr.suffix(500))")
+        }
+        let start = report.execNanos.map { Double(Int64($0) - Int64(r.spawnNanos)) / 1e9 }
+        let peak = report.swvmPeakRSS + (report.workloadPeak ?? 0)
+        return WorkloadSample(startSeconds: start, totalSeconds: r.seconds, hostPeakBytes: peak, report: report,
+                              stdoutBytes: r.stdoutBytes, stderrBytes: r.stderr.utf8.count)
+    }
+
+    func runProbe(_ iso: String) throws -> ProbeSample {
+        let argv = [options.swvm, "run", "--isolation=\(iso)", "--probe", formatFixed(options.probeBudget, 2),
+                    "--report-fd", "3"] + options.runArguments.filter { $0 != "-i" && $0 != "-t" } + [options.image]
+        let r = try Comparison.spawn(argv, keepStdout: true)
+        guard r.status == 0, let j = try? JSON.parse(r.stdout), let s = j["syscall_ns"]?.double,
+              let f = j["fork_exec_ms"]?.double, let w = j["file_ms"]?.double, let c = j["cpu_ms"]?.double else {
+            throw SwvmError(.internalError, "the probe failed under --isolation=\(iso) (status \(r.status)): \(r.stderr.suffix(500))")
+        }
+        return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, iterations: j["iterations"] ?? .null)
+    }
+
+    struct Spawned {
+        var status: Int32
+        var seconds: Double
+        var spawnNanos: UInt64
+        var stdout: [UInt8]
+        var stdoutBytes: Int
+        var stderr: String
+        var report: RunReport?
+    }
+
+    /// Runs swvm with stdout, stderr and the report pipe (fd 3) captured.
+    static func spawn(_ argv: [String], keepStdout: Bool = false) throws -> Spawned {
+        let out = try makePipe(), err = try makePipe(), rep = try makePipe()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out.write.raw, 1)
+        posix_spawn_file_actions_adddup2(&actions, err.write.raw, 2)
+        posix_spawn_file_actions_adddup2(&actions, rep.write.raw, 3)
+        let cargs = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        let start = Clock.monotonicNanos()
+        let r = posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
+        guard r == 0 else { throw SwvmError.errno("spawn \(argv[0])", r) }
+        out.write.close(); err.write.close(); rep.write.close()
+        var stdout: [UInt8] = [], stderr: [UInt8] = [], report: [UInt8] = []
+        var stdoutBytes = 0
+        var open = [out.read.raw, err.read.raw, rep.read.raw]
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while open.contains(where: { $0 >= 0 }) {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 && errno != EINTR { break }
+            for i in 0..<3 where fds[i].revents != 0 {
+                let n = read(open[i], &buf, buf.count)
+                if n <= 0 {
+                    if n < 0 && errno == EINTR { continue }
+                    open[i] = -1
+                    continue
+                }
+                switch i {
+                case 0:
+                    stdoutBytes += n
+                    if keepStdout && stdout.count < 1 << 20 { stdout += buf[0..<n] }
+                case 1: if stderr.count < 1 << 16 { stderr += buf[0..<n] }
+                default: report += buf[0..<n]
+                }
+            }
+        }
+        let (_, status) = waitForExit(pid)
+        let seconds = Clock.secondsSince(start)
+        let parsed = (try? JSON.parse(report)).flatMap { try? RunReport(json: $0) }
+        return Spawned(status: shellStatus(fromWaitStatus: status), seconds: seconds, spawnNanos: start, stdout: stdout,
+                       stdoutBytes: stdoutBytes, stderr: String(decoding: stderr, as: UTF8.self), report: parsed)
+    }
+
+    static func hostDescription() -> String {
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let pvm = FS.exists("/sys/module/kvm_pvm") ? ", /dev/kvm is PVM (guest kernel emulated)" : ""
+        return "Linux \(release), \(cpus) CPUs\(pvm)"
+    }
+}

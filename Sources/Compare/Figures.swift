@@ -1,0 +1,117 @@
+import SwvmBase
+
+/// One row of the comparison: a figure for each isolation level.
+public struct Figure {
+    public enum Cell {
+        /// Measured values, one per run.
+        case values([Double])
+        /// A value that is the same kind of thing but not a number.
+        case text(String)
+        /// Not measurable here, and why.
+        case notApplicable(String)
+    }
+
+    public let name: String
+    public let unit: String
+    public let group: String
+    public var cells: [String: Cell]
+    /// Lower is better (for the ratio's wording and chart).
+    public var lowerIsBetter = true
+
+    public static func stats(_ v: [Double]) -> (median: Double, min: Double, max: Double) {
+        let s = v.sorted()
+        let mid = s.count / 2
+        let median = s.count % 2 == 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+        return (median, s.first ?? 0, s.last ?? 0)
+    }
+
+    /// vm median / container median, when both are measured.
+    public var ratio: Double? {
+        guard case .values(let c)? = cells["container"], case .values(let v)? = cells["vm"], !c.isEmpty, !v.isEmpty else { return nil }
+        let cm = Figure.stats(c).median
+        return cm == 0 ? nil : Figure.stats(v).median / cm
+    }
+}
+
+public enum Figures {
+    public static func build(_ r: CompareResult) -> [Figure] {
+        var rows: [Figure] = []
+        func values(_ iso: String, _ f: (WorkloadSample) -> Double?) -> Figure.Cell {
+            let v = (r.workload[iso] ?? []).compactMap(f)
+            return v.isEmpty ? .notApplicable("not reported") : .values(v)
+        }
+        func probe(_ iso: String, _ f: (ProbeSample) -> Double) -> Figure.Cell {
+            let v = (r.probe[iso] ?? []).map(f)
+            return v.isEmpty ? .notApplicable("no probe run") : .values(v)
+        }
+        func both(_ f: (String) -> Figure.Cell) -> [String: Figure.Cell] {
+            Dictionary(uniqueKeysWithValues: CompareResult.isolations.map { ($0, f($0)) })
+        }
+        rows.append(Figure(name: "start (swvm start to the workload's exec)", unit: "ms", group: "start",
+                           cells: both { iso in values(iso) { $0.startSeconds.map { $0 * 1000 } } }))
+        rows.append(Figure(name: "total wall time", unit: "ms", group: "start",
+                           cells: both { iso in values(iso) { $0.totalSeconds * 1000 } }))
+        rows.append(Figure(name: "host memory peak (swvm + workload)", unit: "MiB", group: "memory",
+                           cells: both { iso in values(iso) { Double($0.hostPeakBytes) / 1048576 } }))
+        var guest = Figure(name: "guest memory touched", unit: "MiB", group: "memory", cells: [:])
+        guest.cells["container"] = .notApplicable("no guest: the workload shares the host kernel")
+        guest.cells["vm"] = values("vm") { $0.report.guestMemoryTouched.map { Double($0) / 1048576 } }
+        rows.append(guest)
+        rows.append(Figure(name: "syscall round trip (getppid)", unit: "ns", group: "workload cost",
+                           cells: both { iso in probe(iso) { $0.syscallNanos } }))
+        rows.append(Figure(name: "fork + exec + wait", unit: "ms", group: "workload cost",
+                           cells: both { iso in probe(iso) { $0.forkExecMillis } }))
+        rows.append(Figure(name: "file: create, write 1 MiB, fsync, read, unlink on /", unit: "ms", group: "workload cost",
+                           cells: both { iso in probe(iso) { $0.fileMillis } }))
+        rows.append(Figure(name: "CPU-bound loop (10^8 iterations)", unit: "ms", group: "workload cost",
+                           cells: both { iso in probe(iso) { $0.cpuMillis } }))
+        rows.append(Figure(name: "exit status", unit: "", group: "same work",
+                           cells: both { iso in values(iso) { Double($0.report.status) } }))
+        rows.append(Figure(name: "stdout bytes", unit: "B", group: "same work",
+                           cells: both { iso in values(iso) { Double($0.stdoutBytes) } }))
+        rows.append(Figure(name: "stderr bytes", unit: "B", group: "same work",
+                           cells: both { iso in values(iso) { Double($0.stderrBytes) } }))
+        // Posture: from the configuration each run applied (the last run's).
+        func posture(_ iso: String, _ f: (RunReport.Posture) -> String) -> Figure.Cell {
+            guard let p = r.workload[iso]?.last?.report.posture else { return .notApplicable("no run") }
+            return .text(f(p))
+        }
+        rows.append(Figure(name: "kernel", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { $0.sharesHostKernel ? "shared with the host" : "the VM's own (guest kernel)" } }))
+        rows.append(Figure(name: "namespaces", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { $0.namespaces.joined(separator: ", ") } }))
+        rows.append(Figure(name: "capabilities", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { "\($0.capabilities.count): " + $0.capabilities.joined(separator: " ") } }))
+        rows.append(Figure(name: "syscalls the seccomp filter allows", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { $0.seccompAllowedSyscalls.map(String.init) ?? "unconfined" } }))
+        rows.append(Figure(name: "no_new_privs", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { $0.noNewPrivileges ? "yes" : "no" } }))
+        rows.append(Figure(name: "devices exposed", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { $0.devices.joined(separator: "; ") } }))
+        var vmm = Figure(name: "VMM confinement", unit: "", group: "posture", cells: both { iso in posture(iso) { $0.vmmConfinement ?? "" } })
+        vmm.cells["container"] = .notApplicable("no VMM")
+        rows.append(vmm)
+        return rows
+    }
+
+    /// A number as a table shows it.
+    public static func format(_ v: Double, unit: String) -> String {
+        if unit == "" || unit == "B" { return v == v.rounded() ? String(Int64(v)) : formatFixed(v, 1) }
+        if v >= 100 { return formatFixed(v, 0) }
+        if v >= 10 { return formatFixed(v, 1) }
+        return formatFixed(v, 2)
+    }
+
+    public static func describe(_ cell: Figure.Cell?, unit: String) -> String {
+        switch cell {
+        case .values(let v)?:
+            let s = Figure.stats(v)
+            let u = unit.isEmpty ? "" : " " + unit
+            if s.min == s.max { return format(s.median, unit: unit) + u }
+            return "\(format(s.median, unit: unit))\(u) (\(format(s.min, unit: unit))-\(format(s.max, unit: unit)))"
+        case .text(let t)?: return t
+        case .notApplicable(let why)?: return "n/a: \(why)"
+        case nil: return "n/a"
+        }
+    }
+}

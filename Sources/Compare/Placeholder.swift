@@ -1,1 +1,0 @@
-// Compare: work in progress

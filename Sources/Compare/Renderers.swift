@@ -1,0 +1,158 @@
+import SwvmBase
+
+/// The comparison as a text table, JSON (schema: docs/compare.schema.json)
+/// or one self-contained HTML page with inline SVG charts.
+public enum CompareReport {
+    public static let schemaID = "swvm-compare/1"
+
+    // MARK: table
+
+    public static func table(_ r: CompareResult) -> String {
+        let rows = Figures.build(r)
+        var lines: [[String]] = [["figure", "container", "vm", "vm/container"]]
+        var group = ""
+        for f in rows {
+            if f.group != group {
+                group = f.group
+                lines.append(["[\(group)]", "", "", ""])
+            }
+            let ratio = f.ratio.map { formatFixed($0, $0 >= 10 ? 0 : 2) + "x" } ?? ""
+            lines.append([f.name, Figures.describe(f.cells["container"], unit: f.unit), Figures.describe(f.cells["vm"], unit: f.unit), ratio])
+        }
+        var widths = [0, 0, 0, 0]
+        for l in lines { for (i, c) in l.enumerated() { widths[i] = min(max(widths[i], c.count), i == 0 ? 52 : 46) } }
+        var out = "swvm compare: \(r.options.image) -- \(r.options.command.joined(separator: " "))\n"
+        out += "\(r.options.repeats) runs each, alternating; median (min-max). Host: \(r.hostDescription)\n\n"
+        for (n, l) in lines.enumerated() {
+            out += l.enumerated().map { i, c in i == 3 ? c : c + String(repeating: " ", count: max(0, widths[i] - c.count)) }
+                .joined(separator: "  ").trimmingCharacters(in: " ") + "\n"
+            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        return out
+    }
+
+    // MARK: JSON
+
+    public static func json(_ r: CompareResult) -> JSON {
+        let figures: [JSON] = Figures.build(r).map { f in
+            func cell(_ c: Figure.Cell?) -> JSON {
+                switch c {
+                case .values(let v)?:
+                    let s = Figure.stats(v)
+                    return .object([("median", .number(s.median)), ("min", .number(s.min)), ("max", .number(s.max)),
+                                    ("values", .array(v.map { .number($0) }))])
+                case .text(let t)?: return .object([("text", .string(t))])
+                case .notApplicable(let why)?: return .object([("notApplicable", .string(why))])
+                case nil: return .object([("notApplicable", "not measured")])
+                }
+            }
+            return .object([("name", .string(f.name)), ("group", .string(f.group)), ("unit", .string(f.unit)),
+                            ("container", cell(f.cells["container"])), ("vm", cell(f.cells["vm"])),
+                            ("ratio", f.ratio.map { .number($0) } ?? .null)])
+        }
+        var runs: [(String, JSON)] = []
+        for iso in CompareResult.isolations {
+            let w: [JSON] = (r.workload[iso] ?? []).map { s in
+                .object([("startMs", s.startSeconds.map { .number($0 * 1000) } ?? .null), ("totalMs", .number(s.totalSeconds * 1000)),
+                         ("hostPeakBytes", .integer(Int64(s.hostPeakBytes))), ("stdoutBytes", .integer(Int64(s.stdoutBytes))),
+                         ("stderrBytes", .integer(Int64(s.stderrBytes))), ("report", s.report.json)])
+            }
+            let p: [JSON] = (r.probe[iso] ?? []).map { s in
+                .object([("syscallNs", .number(s.syscallNanos)), ("forkExecMs", .number(s.forkExecMillis)),
+                         ("fileMs", .number(s.fileMillis)), ("cpuMs", .number(s.cpuMillis)), ("iterations", s.iterations)])
+            }
+            runs.append((iso, .object([("workload", .array(w)), ("probe", .array(p))])))
+        }
+        return .object([
+            ("schema", .string(schemaID)),
+            ("image", .string(r.options.image)),
+            ("command", .array(r.options.command.map { .string($0) })),
+            ("runOptions", .array(r.options.runArguments.map { .string($0) })),
+            ("repeats", .integer(Int64(r.options.repeats))),
+            ("host", .string(r.hostDescription)),
+            ("figures", .array(figures)),
+            ("runs", .object(runs)),
+        ])
+    }
+
+    // MARK: HTML
+
+    public static func html(_ r: CompareResult) -> String {
+        let rows = Figures.build(r)
+        var body = ""
+        var group = ""
+        for f in rows {
+            if f.group != group {
+                if !group.isEmpty { body += "</section>\n" }
+                group = f.group
+                body += "<section><h2>\(escape(group))</h2>\n"
+            }
+            body += "<div class=\"figure\"><h3>\(escape(f.name))\(f.unit.isEmpty ? "" : " (\(escape(f.unit)))")</h3>\n"
+            if let chart = chart(f) { body += chart }
+            body += "<table><tr><th>container</th><td>\(escape(Figures.describe(f.cells["container"], unit: f.unit)))</td></tr>"
+            body += "<tr><th>vm</th><td>\(escape(Figures.describe(f.cells["vm"], unit: f.unit)))</td></tr>"
+            if let ratio = f.ratio { body += "<tr><th>vm / container</th><td>\(formatFixed(ratio, 2))x</td></tr>" }
+            body += "</table></div>\n"
+        }
+        body += "</section>\n"
+        return """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>swvm compare: \(escape(r.options.image))</title>
+        <style>
+        body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 60em; }
+        h1 { font-size: 1.4em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ccc; margin-top: 1.5em; text-transform: capitalize; }
+        h3 { font-size: 1em; margin: 0.8em 0 0.3em; } .figure { margin-bottom: 1em; }
+        table { border-collapse: collapse; font-size: 0.9em; } th { text-align: left; padding-right: 1em; color: #555; font-weight: normal; }
+        td { padding: 0.1em 0; } .meta { color: #555; font-size: 0.9em; }
+        svg text { font-size: 12px; fill: #222; }
+        </style></head><body>
+        <h1>swvm compare: \(escape(r.options.image)) -- \(escape(r.options.command.joined(separator: " ")))</h1>
+        <p class="meta">\(r.options.repeats) runs per isolation level, alternating; bars are medians, whiskers min to max. Host: \(escape(r.hostDescription)).</p>
+        \(body)</body></html>
+
+        """
+    }
+
+    /// Two horizontal bars (container, vm) with min-max whiskers.
+    static func chart(_ f: Figure) -> String? {
+        guard case .values(let c)? = f.cells["container"] ?? nil else {
+            if case .values(let v)? = f.cells["vm"] ?? nil { return bars(f, [("vm", v)]) }
+            return nil
+        }
+        if case .values(let v)? = f.cells["vm"] ?? nil { return bars(f, [("container", c), ("vm", v)]) }
+        return bars(f, [("container", c)])
+    }
+
+    static func bars(_ f: Figure, _ series: [(String, [Double])]) -> String {
+        let width = 520.0, label = 90.0, barH = 22.0, gap = 8.0
+        let maxV = max(series.map { Figure.stats($0.1).max }.max() ?? 1, 1e-9)
+        let scale = (width - label - 90) / maxV
+        let height = Double(series.count) * (barH + gap) + gap
+        var svg = "<svg class=\"chart\" role=\"img\" aria-label=\"\(escape(f.name))\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
+        for (i, (name, values)) in series.enumerated() {
+            let s = Figure.stats(values)
+            let y = gap + Double(i) * (barH + gap)
+            let color = name == "vm" ? "#d9822b" : "#2b7bd9"
+            svg += "<text x=\"0\" y=\"\(formatFixed(y + barH * 0.7, 1))\">\(name)</text>"
+            svg += "<rect x=\"\(Int(label))\" y=\"\(formatFixed(y, 1))\" width=\"\(formatFixed(max(1, s.median * scale), 1))\" height=\"\(Int(barH))\" fill=\"\(color)\"><title>\(escape(Figures.format(s.median, unit: f.unit))) \(escape(f.unit))</title></rect>"
+            let x1 = label + s.min * scale, x2 = label + s.max * scale, mid = y + barH / 2
+            svg += "<line x1=\"\(formatFixed(x1, 1))\" y1=\"\(formatFixed(mid, 1))\" x2=\"\(formatFixed(x2, 1))\" y2=\"\(formatFixed(mid, 1))\" stroke=\"#222\" stroke-width=\"1.5\"/>"
+            svg += "<text x=\"\(formatFixed(label + s.median * scale + 6, 1))\" y=\"\(formatFixed(y + barH * 0.7, 1))\">\(escape(Figures.format(s.median, unit: f.unit))) \(escape(f.unit))</text>"
+        }
+        return svg + "</svg>\n"
+    }
+
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SwvmBase
+
+/// What one `swvm run` measured and applied, written as a JSON line to the
+/// file descriptor given with `--report-fd` (swvm compare reads it).
+public struct RunReport {
+    public var isolation: String
+    public var status: Int32
+    /// CLOCK_MONOTONIC ns when swvm saw the workload's execve succeed.
+    public var execNanos: UInt64?
+    /// CLOCK_MONOTONIC ns when the run ended.
+    public var endNanos: UInt64
+    /// swvm's own peak RSS (VmHWM): for a VM this includes the guest RAM it touched.
+    public var swvmPeakRSS: UInt64
+    /// The container's cgroup peak (memory.max_usage_in_bytes / memory.peak).
+    public var workloadPeak: UInt64?
+    public var guestMemoryTouched: UInt64?
+    public var guestMemorySize: UInt64?
+    /// Host pid of the container's init, or the guest pid of the workload.
+    public var workloadPID: UInt32?
+    public var posture: Posture
+
+    public struct Posture {
+        public var sharesHostKernel: Bool
+        public var namespaces: [String]
+        public var capabilities: [String]
+        /// nil: unconfined.
+        public var seccompAllowedSyscalls: Int?
+        public var noNewPrivileges: Bool
+        public var devices: [String]
+        public var vmmConfinement: String?
+
+        public init(sharesHostKernel: Bool, namespaces: [String], capabilities: [String], seccompAllowedSyscalls: Int?,
+                    noNewPrivileges: Bool, devices: [String], vmmConfinement: String?) {
+            self.sharesHostKernel = sharesHostKernel
+            self.namespaces = namespaces
+            self.capabilities = capabilities
+            self.seccompAllowedSyscalls = seccompAllowedSyscalls
+            self.noNewPrivileges = noNewPrivileges
+            self.devices = devices
+            self.vmmConfinement = vmmConfinement
+        }
+    }
+
+    public init(isolation: String, status: Int32, execNanos: UInt64?, endNanos: UInt64, swvmPeakRSS: UInt64,
+                workloadPeak: UInt64?, guestMemoryTouched: UInt64?, guestMemorySize: UInt64?, workloadPID: UInt32?,
+                posture: Posture) {
+        self.isolation = isolation
+        self.status = status
+        self.execNanos = execNanos
+        self.endNanos = endNanos
+        self.swvmPeakRSS = swvmPeakRSS
+        self.workloadPeak = workloadPeak
+        self.guestMemoryTouched = guestMemoryTouched
+        self.guestMemorySize = guestMemorySize
+        self.workloadPID = workloadPID
+        self.posture = posture
+    }
+
+    /// This process's peak RSS from /proc/self/status (VmHWM), in bytes.
+    public static func selfPeakRSS() -> UInt64 {
+        let text = (try? FS.readText("/proc/self/status")) ?? ""
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { UInt64($0) } ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+
+    public var json: JSON {
+        func opt(_ v: UInt64?) -> JSON { v.map { .integer(Int64($0)) } ?? .null }
+        return .object([
+            ("isolation", .string(isolation)), ("status", .integer(Int64(status))),
+            ("execNanos", opt(execNanos)), ("endNanos", .integer(Int64(endNanos))),
+            ("swvmPeakRSS", .integer(Int64(swvmPeakRSS))), ("workloadPeak", opt(workloadPeak)),
+            ("guestMemoryTouched", opt(guestMemoryTouched)), ("guestMemorySize", opt(guestMemorySize)),
+            ("workloadPID", workloadPID.map { .integer(Int64($0)) } ?? .null),
+            ("posture", .object([
+                ("sharesHostKernel", .bool(posture.sharesHostKernel)),
+                ("namespaces", .array(posture.namespaces.map { .string($0) })),
+                ("capabilities", .array(posture.capabilities.map { .string($0) })),
+                ("seccompAllowedSyscalls", posture.seccompAllowedSyscalls.map { .integer(Int64($0)) } ?? .null),
+                ("noNewPrivileges", .bool(posture.noNewPrivileges)),
+                ("devices", .array(posture.devices.map { .string($0) })),
+                ("vmmConfinement", posture.vmmConfinement.map { .string($0) } ?? .null),
+            ])),
+        ])
+    }
+
+    public init(json j: JSON) throws {
+        func u64(_ k: String) -> UInt64? { j[k]?.int64.map { UInt64(max(0, $0)) } }
+        guard let iso = j["isolation"]?.string, let status = j["status"]?.int, let end = u64("endNanos"),
+              let p = j["posture"] else {
+            throw SwvmError(.internalError, "malformed run report: \(j.serialized())")
+        }
+        self.init(isolation: iso, status: Int32(status), execNanos: u64("execNanos"), endNanos: end,
+                  swvmPeakRSS: u64("swvmPeakRSS") ?? 0, workloadPeak: u64("workloadPeak"),
+                  guestMemoryTouched: u64("guestMemoryTouched"), guestMemorySize: u64("guestMemorySize"),
+                  workloadPID: j["workloadPID"]?.int64.map { UInt32(truncatingIfNeeded: $0) },
+                  posture: Posture(sharesHostKernel: p["sharesHostKernel"]?.bool ?? true,
+                                   namespaces: (p["namespaces"]?.array ?? []).compactMap(\.string),
+                                   capabilities: (p["capabilities"]?.array ?? []).compactMap(\.string),
+                                   seccompAllowedSyscalls: p["seccompAllowedSyscalls"]?.int,
+                                   noNewPrivileges: p["noNewPrivileges"]?.bool ?? false,
+                                   devices: (p["devices"]?.array ?? []).compactMap(\.string),
+                                   vmmConfinement: p["vmmConfinement"]?.string))
+    }
+
+    /// Writes the report to `fd` as one line.
+    public func write(to fd: Int32) {
+        _ = try? Array((json.serialized() + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+
+/// `swvm compare` end to end: real runs at both isolation levels, the JSON
+/// checked against docs/compare.schema.json, the HTML rendered by headless
+/// Chromium.
+@Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+struct CompareTests {
+    static let outputs: (result: CommandResult, json: String, html: String)? = {
+        let t = try? TempDir("compare")
+        guard let dir = t?.path else { return nil }
+        let json = dir + "/report.json", html = dir + "/report.html"
+        guard let r = try? Harness.swvmCommand(["compare", "--repeat", "2", "--probe-budget", "0.3",
+                                                "--write-json", json, "--write-html", html,
+                                                Harness.exampleImage, "--", "echo", "compared"], timeout: 1200) else { return nil }
+        return (r, json, html)
+    }()
+
+    @Test func tableHasBothColumnsAndARatio() throws {
+        let o = try #require(Self.outputs)
+        #expect(o.result.status == 0, "\(o.result)")
+        let out = o.result.out
+        #expect(out.contains("figure") && out.contains("container") && out.contains("vm/container"))
+        #expect(out.contains("start (swvm start to the workload's exec)"))
+        #expect(out.contains("n/a: no guest: the workload shares the host kernel"))
+        #expect(out.contains("shared with the host"))
+        #expect(out.contains("the VM's own (guest kernel)"))
+    }
+
+    @Test func jsonMatchesTheSchemaAndComesFromRealRuns() throws {
+        let o = try #require(Self.outputs)
+        let check = try Command.run(["python3", "-c", """
+            import json, sys, jsonschema
+            schema = json.load(open(sys.argv[1])); doc = json.load(open(sys.argv[2]))
+            jsonschema.validate(doc, schema); print("valid")
+            """, Path.join(Harness.repo, "docs/compare.schema.json"), o.json])
+        #expect(check.out == "valid\n", "\(check)")
+
+        let doc = try JSON.parse(try FS.readFile(o.json))
+        let runs = try #require(doc["runs"])
+        var pids = Set<String>()
+        for iso in ["container", "vm"] {
+            let workload = try #require(runs[iso]?["workload"]?.array)
+            #expect(workload.count == 2)
+            for w in workload {
+                #expect((w["totalMs"]?.double ?? 0) > 0)
+                #expect((w["startMs"]?.double ?? 0) > 0)
+                #expect(w["report"]?["status"]?.int == 0)
+                #expect(w["stdoutBytes"]?.int == 9)   // "compared\n"
+                #expect((w["hostPeakBytes"]?.int ?? 0) > 0)
+                pids.insert("\(iso)-\(w["report"]?["workloadPID"]?.int ?? -1)")
+            }
+            for p in try #require(runs[iso]?["probe"]?.array) {
+                #expect((p["iterations"]?["syscall"]?.int ?? 0) >= 100)
+                #expect((p["iterations"]?["fork_exec"]?.int ?? 0) >= 2)
+                #expect((p["syscallNs"]?.double ?? 0) > 0)
+            }
+        }
+        #expect(pids.count >= 3, "runs should be distinct processes: \(pids)")
+        let vmTouched = try #require(runs["vm"]?["workload"]?[0]?["report"]?["guestMemoryTouched"]?.int)
+        #expect(vmTouched > 1 << 20)
+        // Not measurable for a container: said so, not zero.
+        let guest = try #require(doc["figures"]?.array?.first { $0["name"]?.string == "guest memory touched" })
+        #expect(guest["container"]?["notApplicable"]?.string?.isEmpty == false)
+    }
+
+    @Test func htmlRendersInHeadlessChromium() throws {
+        let o = try #require(Self.outputs)
+        let html = try FS.readText(o.html)
+        #expect(html.contains("<svg"))
+        #expect(!html.contains("http://") || html.components("http://") == html.components("http://www.w3.org"))
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FS.exists) else {
+            Issue.record("chromium is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+        let dom = try Command.run([chromium] + flags + ["--dump-dom", "file://" + o.html], timeout: 120)
+        #expect(dom.out.components("<svg") >= 8, "\(dom.err.suffix(400))")
+        #expect(dom.out.components("<rect") >= 12)
+        let png = o.html + ".png"
+        _ = try Command.run([chromium] + flags + ["--window-size=1000,2400", "--screenshot=" + png, "file://" + o.html], timeout: 120)
+        let bytes = try FS.readFile(png)
+        #expect(bytes.count > 10_000)
+        #expect(Array(bytes.prefix(4)) == [0x89, 0x50, 0x4e, 0x47])
+        // Keep a copy for people to look at.
+        try? FS.writeFile("/tmp/swvm-compare-screenshot.png", bytes)
+    }
+}
+
+extension String {
+    /// How many times `needle` occurs.
+    func components(_ needle: String) -> Int {
+        var count = 0
+        var rest = Substring(self)
+        while let r = rest.range(of: needle) {
+            count += 1
+            rest = rest[r.upperBound...]
+        }
+        return count
+    }
+}
+
+extension Substring {
+    func range(of needle: String) -> Range<Substring.Index>? {
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
+            i = index(after: i)
+        }
+        return nil
+    }
+}
