@@ -158,7 +158,7 @@ def vmm_overhead_kib(pid, guest_bytes):
     return total - guest
 
 
-def time_to_marker(argv, marker, guest_bytes, timeout):
+def time_to_marker(argv, marker, guest_bytes, timeout, rss_out=None):
     """Starts argv, returns (seconds to marker, VMM overhead KiB at marker)."""
     start = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -175,6 +175,8 @@ def time_to_marker(argv, marker, guest_bytes, timeout):
             if marker.encode() in buf:
                 seen = time.perf_counter() - start
                 overhead = vmm_overhead_kib(p.pid, guest_bytes)
+                if rss_out is not None:
+                    rss_out.append(peak_rss_kib(p.pid) or 0)
                 break
     finally:
         p.kill()
@@ -215,7 +217,7 @@ def bench_boot(args):
         # command line, including the PVM-safe options swvm adds on this host.
         cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
                                  capture_output=True, text=True, check=True).stdout.strip()
-        qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm", "-cpu", "host",
+        qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm",
                     "-m", f"{mem}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
                     "-serial", "stdio", "-kernel", KERNEL, "-initrd", initrd, "-append", cmdline]
         marker = "SWVM-BOOT-MARKER-OK"
@@ -238,12 +240,46 @@ def bench_boot(args):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def peak_rss_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def example_disk():
+    """The ext4 disk swvm made for the example image (run it once first)."""
+    index = json.load(open(os.path.join(IMAGE, "index.json")))
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    disks = os.path.join(os.environ.get("SWVM_ROOT", "/var/lib/swvm"), "disks")
+    for name in sorted(os.listdir(disks)) if os.path.isdir(disks) else []:
+        if name.startswith(digest) and name.endswith(".ext4"):
+            return os.path.join(disks, name)
+    return None
+
+
 def bench_vm(args):
     need(SWVM, "run: swift build -c release")
     need(KERNEL, "run: kernel/build.sh")
     need(IMAGE, "run: scripts/build-example-image.sh")
-    results = {"container": [], "vm": []}
-    rss = {"container": [], "vm": []}
+    qemu = shutil.which("qemu-system-x86_64")
+    subprocess.run([SWVM, "run", "--isolation=vm", IMAGE, "--", "true"], check=True)   # makes the disk
+    disk = example_disk()
+    mem = 128
+    cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    marker = "SWVM-VM-MARKER"
+    # QEMU boots the same kernel with the same ext4 disk as its root and runs
+    # `true` from it (busybox's sh as init), then prints a marker.
+    qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm", "-m", f"{mem}M", "-smp", "1",
+                "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-kernel", KERNEL,
+                "-drive", f"id=root,file={disk},format=raw,if=none,readonly=on", "-device", "virtio-blk-device,drive=root",
+                "-append", cmdline + f' root=/dev/vda ro rootfstype=ext4 init=/bin/sh -- -c "true;echo {marker}"']
+    results = {"container": [], "vm": [], "qemu": []}
+    rss = {"container": [], "vm": [], "qemu": []}
     for _ in range(args.runs):
         for iso in ("container", "vm"):
             argv = [SWVM, "run", f"--isolation={iso}", IMAGE, "--", "true"]
@@ -252,10 +288,23 @@ def bench_vm(args):
                 sys.exit(f"bench: {' '.join(argv)} exited {status}")
             results[iso].append(t)
             rss[iso].append(r)
-    print(f"## `true` in the example image, container vs VM, {args.runs} runs each, alternating\n")
-    for iso in ("container", "vm"):
-        print(f"{iso:9} median {fmt_s(results[iso])}, peak RSS median {statistics.median(rss[iso]) / 1024:.1f} MiB")
-    print(f"\nratio vm/container (medians): {statistics.median(results['vm']) / statistics.median(results['container']):.0f}")
+        if qemu and disk:
+            t, _ = time_to_marker(qemu_cmd, marker, mem << 20, args.timeout, rss_out=rss["qemu"])
+            results["qemu"].append(t)
+    print(f"## `true` in the example image: container, VM, and QEMU microvm, {args.runs} runs each, alternating\n")
+    print(f"container: {SWVM} run --isolation=container {IMAGE} -- true")
+    print(f"vm:        {SWVM} run --isolation=vm {IMAGE} -- true")
+    if results["qemu"]:
+        print(f"qemu:      {' '.join(qemu_cmd)}")
+    print()
+    for iso in ("container", "vm", "qemu"):
+        if results[iso]:
+            what = "time to marker" if iso == "qemu" else "total"
+            print(f"{iso:9} {what} median {fmt_s(results[iso])}, peak RSS median {statistics.median(rss[iso]) / 1024:.1f} MiB")
+    c, v = statistics.median(results["container"]), statistics.median(results["vm"])
+    print(f"\nratio vm/container (medians): {v / c:.0f}")
+    if results["qemu"]:
+        print(f"ratio vm/qemu (medians): {v / statistics.median(results['qemu']):.2f}")
 
 
 def main():

@@ -162,3 +162,28 @@ const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWU
 int sys_unshare(unsigned long flags) { return unshare((int)flags); }
 int sys_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
 int sys_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
+
+/* From <linux/mount.h>, which clashes with glibc 2.36's <sys/mount.h>. */
+struct swvm_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#define SWVM_OPEN_TREE_CLONE 1
+#define SWVM_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define SWVM_MOUNT_ATTR_RDONLY 0x1
+#define SWVM_MOUNT_ATTR_IDMAP 0x100000
+
+int sys_idmapped_tree(const char *path, int userns_fd) {
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path, SWVM_OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) return -1;
+    struct swvm_mount_attr attr = { .attr_set = SWVM_MOUNT_ATTR_IDMAP | SWVM_MOUNT_ATTR_RDONLY,
+                                    .userns_fd = (uint64_t)userns_fd };
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int sys_move_mount_fd(int fd, const char *target) {
+    return (int)syscall(SYS_move_mount, fd, "", AT_FDCWD, target, SWVM_MOVE_MOUNT_F_EMPTY_PATH);
+}

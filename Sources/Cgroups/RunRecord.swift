@@ -15,7 +15,11 @@ public enum RunRecord {
     public static func directory(for id: String) -> String { Path.join(root, id) }
 
     public static func create(_ dir: String) throws {
-        try FS.makeDirectories(root, mode: 0o700)
+        // 0711: a container's root under --userns (an unprivileged host id)
+        // must be able to reach its own run directory.
+        try FS.makeDirectories(root, mode: 0o711)
+        chmod(SwvmPaths.runRoot, 0o711)
+        chmod(root, 0o711)
         guard mkdir(dir, 0o700) == 0 else { throw SwvmError.errno("mkdir \(dir)") }
         try FS.writeText(Path.join(dir, "owner"), "\(getpid()) \(processStartTime(getpid()) ?? 0)\n")
     }

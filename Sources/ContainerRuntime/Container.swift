@@ -65,9 +65,14 @@ public final class Container {
         let sync = try makePipe()
         let errors = try makePipe()
         var fdSocket: [Int32] = [-1, -1]
-        if spec.terminal {
+        if spec.terminal || spec.userNamespace != nil {
             try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
         }
+        if let map = spec.userNamespace {
+            // The container's root must reach its scratch directory.
+            try sys("chown \(stateDir)") { chown(stateDir, map.hostUID, map.hostGID) }
+        }
+        let cgroupPaths = cgroup!.paths
         let terminal = spec.terminal ? Terminal(interactive: spec.interactive) : nil
 
         // Block the forwarded signals before the child exists; the parent
@@ -95,7 +100,7 @@ public final class Container {
             if fdSocket[0] >= 0 { close(fdSocket[0]) }
             ContainerInit(spec: spec, stateDir: stateDir, cgroupVersion: cgroupVersion, filter: filter,
                           syncFD: sync.read.raw, errorFD: errors.write.raw, terminalSocket: fdSocket[1],
-                          windowSize: winsize).run()
+                          windowSize: winsize, cgroupPaths: cgroupPaths).run()
         }
         sync.read.close()
         errors.write.close()
@@ -107,7 +112,14 @@ public final class Container {
             mark("cloned")
             try cgroup!.add(pid: pid)
             mark("cgroup joined")
-            if let map = spec.userNamespace { try UserNamespace.writeMappings(pid: pid, map) }
+            if let map = spec.userNamespace {
+                try UserNamespace.writeMappings(pid: pid, map)
+                // The image root, id-mapped so its root-owned files belong
+                // to the container's root; the child attaches it.
+                let tree = try UserNamespace.idmappedTree(spec.rootfs, pid: pid)
+                defer { close(tree) }
+                guard sys_send_fd(fdSocket[0], tree) == 0 else { throw SwvmError.errno("send the image root to the container") }
+            }
             try sync.write.writeAll([1])
         } catch {
             kill(pid, SIGKILL)

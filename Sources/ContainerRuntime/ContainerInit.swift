@@ -19,6 +19,7 @@ struct ContainerInit {
     let errorFD: Int32
     let terminalSocket: Int32
     let windowSize: winsize?
+    let cgroupPaths: [String]
 
     func run() -> Never {
         do {
@@ -56,13 +57,18 @@ struct ContainerInit {
 
         // Now in our cgroup: a cgroup namespace rooted there.
         try sys("sys_unshare(sys_CLONE_NEWCGROUP)") { sys_unshare(sys_CLONE_NEWCGROUP) }
+        var lowerTree: Int32?
         if spec.userNamespace != nil {
             try sys("setresuid(0)") { sys_setresuid(0, 0, 0) }
             try sys("setresgid(0)") { sys_setresgid(0, 0, 0) }
+            let fd = sys_recv_fd(terminalSocket)
+            guard fd >= 0 else { throw SwvmError.errno("receive the image root") }
+            lowerTree = fd
         }
         try sys("setsid") { setsid() }
 
-        var mounts = Mounts(spec: spec, stateDir: stateDir, cgroupVersion: cgroupVersion)
+        var mounts = Mounts(spec: spec, stateDir: stateDir, cgroupVersion: cgroupVersion, idmappedLower: lowerTree,
+                            cgroupPaths: cgroupPaths)
         try mounts.prepareRoot()
         try mounts.mountKernelFilesystems()
 

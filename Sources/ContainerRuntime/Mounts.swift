@@ -20,12 +20,20 @@ struct Mounts {
     /// A directory of the parent's (in /run/swvm), shadowed by a tmpfs here.
     let stateDir: String
     let cgroupVersion: CgroupVersion
+    /// With --userns: the image root, id-mapped into the container's user
+    /// namespace by the parent (a detached mount to attach here).
+    let idmappedLower: Int32?
+    /// The container's cgroup directories (bound in with --userns on v1,
+    /// where a user namespace may not mount cgroup v1 hierarchies).
+    let cgroupPaths: [String]
     var rootFD: Int32 = -1
 
-    init(spec: RunSpec, stateDir: String, cgroupVersion: CgroupVersion) {
+    init(spec: RunSpec, stateDir: String, cgroupVersion: CgroupVersion, idmappedLower: Int32? = nil, cgroupPaths: [String] = []) {
         self.spec = spec
         self.stateDir = stateDir
         self.cgroupVersion = cgroupVersion
+        self.idmappedLower = idmappedLower
+        self.cgroupPaths = cgroupPaths
     }
 
     var newRoot: String { Path.join(stateDir, "root") }
@@ -55,9 +63,16 @@ struct Mounts {
         // The image root is bound read-only to a fixed path first, so its
         // own path needs no escaping in the overlay options.
         let lower = Path.join(stateDir, "lower")
-        try Mounts.mount(spec.rootfs, lower, nil, Mounts.bind | Mounts.rec, what: "image root \(spec.rootfs)")
-        try Mounts.mount(nil, lower, nil, Mounts.remount | Mounts.bind | Mounts.rdonly, what: "image root read-only")
-        let opts = "lowerdir=\(lower),upperdir=\(stateDir)/upper,workdir=\(stateDir)/work"
+        if let tree = idmappedLower {
+            try sys("attach the id-mapped image root") { sys_move_mount_fd(tree, lower) }
+            close(tree)
+        } else {
+            try Mounts.mount(spec.rootfs, lower, nil, Mounts.bind | Mounts.rec, what: "image root \(spec.rootfs)")
+            try Mounts.mount(nil, lower, nil, Mounts.remount | Mounts.bind | Mounts.rdonly, what: "image root read-only")
+        }
+        var opts = "lowerdir=\(lower),upperdir=\(stateDir)/upper,workdir=\(stateDir)/work"
+        // In a user namespace overlayfs keeps its metadata in user.* xattrs.
+        if spec.userNamespace != nil { opts += ",userxattr" }
         // nodev: device nodes in the image (or made by mknod) cannot be opened.
         try Mounts.mount("overlay", newRoot, "overlay", Mounts.nodev, opts, what: "overlay root")
         rootFD = try sys("open new root") { open(newRoot, sys_O_PATH | O_DIRECTORY | O_CLOEXEC) }
@@ -124,8 +139,18 @@ struct Mounts {
             try mountInside("cgroup2", "/sys/fs/cgroup", "cgroup2", ro)
         case .v1(let root):
             try mountInside("tmpfs", "/sys/fs/cgroup", "tmpfs", Mounts.nosuid | Mounts.noexec | Mounts.nodev, "mode=755")
-            for c in CgroupV1.controllers where FS.isDirectory(Path.join(root, c)) && FS.exists(Path.join(root, c, "cgroup.procs")) {
-                try mountInside("cgroup", "/sys/fs/cgroup/\(c)", "cgroup", ro, c)
+            if spec.userNamespace != nil {
+                // A user namespace cannot mount v1 hierarchies: bind the
+                // container's own cgroup directories, read-only.
+                for dir in cgroupPaths {
+                    let controller = Path.basename(Path.dirname(Path.dirname(dir)))
+                    try mountInside(dir, "/sys/fs/cgroup/\(controller)", nil, Mounts.bind)
+                    try mountInside(nil, "/sys/fs/cgroup/\(controller)", nil, Mounts.remount | Mounts.bind | ro)
+                }
+            } else {
+                for c in CgroupV1.controllers where FS.isDirectory(Path.join(root, c)) && FS.exists(Path.join(root, c, "cgroup.procs")) {
+                    try mountInside("cgroup", "/sys/fs/cgroup/\(c)", "cgroup", ro, c)
+                }
             }
             try mountInside(nil, "/sys/fs/cgroup", nil, Mounts.remount | ro, "mode=755")
         }

@@ -234,12 +234,17 @@ public final class Machine: @unchecked Sendable {
         let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &forwarded, Int32(SFD_CLOEXEC)) })
         _ = sys_set_signal_handler(kickSignal, { _ in })
 
+        // What swvm ran to get here (argument parsing, image handling) need
+        // not stay resident for the VM's lifetime.
+        ProcessMemory.mapOnlyWhatIsUsed()
         try events.start()
         for vcpu in vcpus {
             threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in vcpuLoop(vcpu) })
         }
 
         var stdinOpen = config.consoleInput
+        let runStart = Clock.monotonicNanos()
+        var trimmed = false
         let haltCheckEveryMs = 200
         var sinceHaltCheck = 0
         let tick = profileIntervalMs ?? haltCheckEveryMs
@@ -263,6 +268,12 @@ public final class Machine: @unchecked Sendable {
                 if got > 0 { serialInput(Array(buf[0..<got])) } else { stdinOpen = false }
             }
             if n == 0 {
+                // Once the VM is past its first second, drop the code pages
+                // the start-up paths touched (see ProcessMemory).
+                if !trimmed && Clock.secondsSince(runStart) > 1 {
+                    trimmed = true
+                    ProcessMemory.mapOnlyWhatIsUsed()
+                }
                 sinceHaltCheck += tick
                 if let _ = profileIntervalMs { requestProfileSample() }
                 if sinceHaltCheck >= haltCheckEveryMs {

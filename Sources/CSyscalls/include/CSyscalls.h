@@ -85,6 +85,12 @@ int sys_recv_fd(int sock);
 /// cfmakeraw(3).
 void sys_make_raw(struct termios *t);
 
+/// A detached, read-only copy of the mount tree at `path`, id-mapped
+/// through the user namespace `userns_fd` (open_tree + mount_setattr).
+int sys_idmapped_tree(const char *path, int userns_fd);
+/// Attaches a detached mount (from sys_idmapped_tree) at `target`.
+int sys_move_mount_fd(int fd, const char *target);
+
 int sys_set_thread_name(pthread_t thread, const char *name);
 
 #endif
