@@ -5,6 +5,8 @@
     bench/bench.py boot [--runs 5]         swvm boot vs qemu-system-x86_64 -M microvm
     bench/bench.py vm [--runs 5]           swvm run --isolation=vm vs the container path
                                            vs QEMU microvm booting the same kernel and disk
+    bench/bench.py init [--runs 3]         a minimal static PID 1 in Swift vs in C (musl),
+                                           booted by swvm: why guest-init is written in C
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -217,7 +219,7 @@ def bench_boot(args):
         # command line, including the PVM-safe options swvm adds on this host.
         cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
                                  capture_output=True, text=True, check=True).stdout.strip()
-        qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm",
+        qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm",
                     "-m", f"{mem}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
                     "-serial", "stdio", "-kernel", KERNEL, "-initrd", initrd, "-append", cmdline]
         marker = "SWVM-BOOT-MARKER-OK"
@@ -271,13 +273,15 @@ def bench_vm(args):
     mem = 128
     cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    marker = "SWVM-VM-MARKER"
     # QEMU boots the same kernel with the same ext4 disk as its root and runs
-    # `true` from it (busybox's sh as init), then prints a marker.
-    qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-enable-kvm", "-m", f"{mem}M", "-smp", "1",
+    # the image's `true` as init; when it exits the kernel says so (the
+    # marker). QEMU appends its virtio_mmio.device= after our parameters, so
+    # init can take no arguments after "--".
+    marker = "Attempted to kill init"
+    qemu_cmd = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm", "-m", f"{mem}M", "-smp", "1",
                 "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-kernel", KERNEL,
                 "-drive", f"id=root,file={disk},format=raw,if=none,readonly=on", "-device", "virtio-blk-device,drive=root",
-                "-append", cmdline + f' root=/dev/vda ro rootfstype=ext4 init=/bin/sh -- -c "true;echo {marker}"']
+                "-append", cmdline + " root=/dev/vda ro rootfstype=ext4 init=/bin/true"]
     results = {"container": [], "vm": [], "qemu": []}
     rss = {"container": [], "vm": [], "qemu": []}
     for _ in range(args.runs):
@@ -307,6 +311,51 @@ def bench_vm(args):
         print(f"ratio vm/qemu (medians): {v / statistics.median(results['qemu']):.2f}")
 
 
+def bench_init(args):
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh")
+    src = os.path.join(REPO, "bench/init-language")
+    work = tempfile.mkdtemp(prefix="swvm-bench-init-")
+    try:
+        cc = "musl-gcc" if shutil.which("musl-gcc") else "gcc"
+        builds = {
+            "swift": ["swiftc", "-static-executable", "-O", "-o", os.path.join(work, "swift"), os.path.join(src, "init.swift")],
+            "c": [cc, "-static", "-Os", "-o", os.path.join(work, "c"), os.path.join(src, "init.c")],
+            "stub": [cc, "-static", "-Os", "-o", os.path.join(work, "stub"), os.path.join(src, "stub.c")],
+        }
+        cpios = {}
+        for cmd in builds.values():
+            subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+            subprocess.run(["strip", cmd[cmd.index("-o") + 1]], check=True)
+        for name in ("swift", "c"):
+            root = os.path.join(work, "root-" + name)
+            os.makedirs(root)
+            if name == "swift":
+                # A static Swift binary cannot start without /proc: a C stub
+                # mounts it and execs the Swift init (see stub.c).
+                shutil.copy(os.path.join(work, "stub"), os.path.join(root, "init"))
+                shutil.copy(os.path.join(work, "swift"), os.path.join(root, "swift-init"))
+            else:
+                shutil.copy(os.path.join(work, name), os.path.join(root, "init"))
+            cpios[name] = os.path.join(work, name + ".cpio")
+            with open(cpios[name], "wb") as f:
+                subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+        times = {"swift": [], "c": []}
+        extra = {"swift": [], "c": []}
+        for _ in range(args.runs):
+            for name in ("swift", "c"):
+                t, _ = time_to_marker([SWVM, "boot", "--kernel", KERNEL, "--initrd", cpios[name], "--memory", "128M"] + extra[name],
+                                      "SWVM-INIT-MARKER", 128 << 20, args.timeout)
+                times[name].append(t)
+        print(f"## a minimal static PID 1, Swift vs C, booted by swvm boot, {args.runs} runs each, alternating\n")
+        for name in ("swift", "c"):
+            size = os.path.getsize(os.path.join(work, name)) / 1024
+            print(f"{name:6} ({size:,.0f} KiB static binary): time to marker median {fmt_s(times[name])}")
+        print(f"\nswift - c (medians): {statistics.median(times['swift']) - statistics.median(times['c']):+.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -319,8 +368,11 @@ def main():
     v = sub.add_parser("vm")
     v.add_argument("--runs", type=int, default=5)
     v.add_argument("--timeout", type=float, default=300)
+    i = sub.add_parser("init")
+    i.add_argument("--runs", type=int, default=3)
+    i.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
-    {"container": bench_container, "boot": bench_boot, "vm": bench_vm}[args.what](args)
+    {"container": bench_container, "boot": bench_boot, "vm": bench_vm, "init": bench_init}[args.what](args)
 
 
 if __name__ == "__main__":

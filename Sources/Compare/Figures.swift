@@ -102,13 +102,23 @@ public enum Figures {
         return formatFixed(v, 2)
     }
 
+    /// Time figures in a unit that keeps the number short (ns -> µs -> ms -> s).
+    static func humanUnit(_ value: Double, _ unit: String) -> (scale: Double, unit: String) {
+        let ladder = ["ns", "µs", "ms", "s"]
+        guard var i = ladder.firstIndex(of: unit) else { return (1, unit) }
+        var scale = 1.0
+        while i < ladder.count - 1 && value / scale >= 1000 { scale *= 1000; i += 1 }
+        return (scale, ladder[i])
+    }
+
     public static func describe(_ cell: Figure.Cell?, unit: String) -> String {
         switch cell {
         case .values(let v)?:
             let s = Figure.stats(v)
-            let u = unit.isEmpty ? "" : " " + unit
-            if s.min == s.max { return format(s.median, unit: unit) + u }
-            return "\(format(s.median, unit: unit))\(u) (\(format(s.min, unit: unit))-\(format(s.max, unit: unit)))"
+            let (scale, shown) = humanUnit(s.median, unit)
+            let u = shown.isEmpty ? "" : " " + shown
+            if s.min == s.max { return format(s.median / scale, unit: shown) + u }
+            return "\(format(s.median / scale, unit: shown))\(u) (\(format(s.min / scale, unit: shown))-\(format(s.max / scale, unit: shown)))"
         case .text(let t)?: return t
         case .notApplicable(let why)?: return "n/a: \(why)"
         case nil: return "n/a"

@@ -21,7 +21,7 @@ public enum CompareReport {
         }
         var widths = [0, 0, 0, 0]
         for l in lines { for (i, c) in l.enumerated() { widths[i] = min(max(widths[i], c.count), i == 0 ? 52 : 46) } }
-        var out = "swvm compare: \(r.options.image) -- \(r.options.command.joined(separator: " "))\n"
+        var out = "swvm compare: \(r.options.image) -- \(shellQuoted(r.options.command))\n"
         out += "\(r.options.repeats) runs each, alternating; median (min-max). Host: \(r.hostDescription)\n\n"
         for (n, l) in lines.enumerated() {
             out += l.enumerated().map { i, c in i == 3 ? c : c + String(repeating: " ", count: max(0, widths[i] - c.count)) }
@@ -88,7 +88,7 @@ public enum CompareReport {
                 body += "<section><h2>\(escape(group))</h2>\n"
             }
             body += "<div class=\"figure\"><h3>\(escape(f.name))\(f.unit.isEmpty ? "" : " (\(escape(f.unit)))")</h3>\n"
-            if let chart = chart(f) { body += chart }
+            if f.group != "same work", let chart = chart(f) { body += chart }
             body += "<table><tr><th>container</th><td>\(escape(Figures.describe(f.cells["container"], unit: f.unit)))</td></tr>"
             body += "<tr><th>vm</th><td>\(escape(Figures.describe(f.cells["vm"], unit: f.unit)))</td></tr>"
             if let ratio = f.ratio { body += "<tr><th>vm / container</th><td>\(formatFixed(ratio, 2))x</td></tr>" }
@@ -106,7 +106,7 @@ public enum CompareReport {
         td { padding: 0.1em 0; } .meta { color: #555; font-size: 0.9em; }
         svg text { font-size: 12px; fill: #222; }
         </style></head><body>
-        <h1>swvm compare: \(escape(r.options.image)) -- \(escape(r.options.command.joined(separator: " ")))</h1>
+        <h1>swvm compare: \(escape(r.options.image)) -- \(escape(shellQuoted(r.options.command)))</h1>
         <p class="meta">\(r.options.repeats) runs per isolation level, alternating; bars are medians, whiskers min to max. Host: \(escape(r.hostDescription)).</p>
         \(body)</body></html>
 
@@ -131,15 +131,25 @@ public enum CompareReport {
         var svg = "<svg class=\"chart\" role=\"img\" aria-label=\"\(escape(f.name))\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
         for (i, (name, values)) in series.enumerated() {
             let s = Figure.stats(values)
+            let (hs, hu) = Figures.humanUnit(maxV, f.unit)
             let y = gap + Double(i) * (barH + gap)
             let color = name == "vm" ? "#d9822b" : "#2b7bd9"
             svg += "<text x=\"0\" y=\"\(formatFixed(y + barH * 0.7, 1))\">\(name)</text>"
-            svg += "<rect x=\"\(Int(label))\" y=\"\(formatFixed(y, 1))\" width=\"\(formatFixed(max(1, s.median * scale), 1))\" height=\"\(Int(barH))\" fill=\"\(color)\"><title>\(escape(Figures.format(s.median, unit: f.unit))) \(escape(f.unit))</title></rect>"
+            svg += "<rect x=\"\(Int(label))\" y=\"\(formatFixed(y, 1))\" width=\"\(formatFixed(max(1, s.median * scale), 1))\" height=\"\(Int(barH))\" fill=\"\(color)\"><title>\(escape(Figures.format(s.median / hs, unit: hu))) \(escape(hu))</title></rect>"
             let x1 = label + s.min * scale, x2 = label + s.max * scale, mid = y + barH / 2
             svg += "<line x1=\"\(formatFixed(x1, 1))\" y1=\"\(formatFixed(mid, 1))\" x2=\"\(formatFixed(x2, 1))\" y2=\"\(formatFixed(mid, 1))\" stroke=\"#222\" stroke-width=\"1.5\"/>"
-            svg += "<text x=\"\(formatFixed(label + s.median * scale + 6, 1))\" y=\"\(formatFixed(y + barH * 0.7, 1))\">\(escape(Figures.format(s.median, unit: f.unit))) \(escape(f.unit))</text>"
+            svg += "<text x=\"\(formatFixed(label + s.max * scale + 6, 1))\" y=\"\(formatFixed(y + barH * 0.7, 1))\">\(escape(Figures.format(s.median / hs, unit: hu))) \(escape(hu))</text>"
         }
         return svg + "</svg>\n"
+    }
+
+    /// Arguments as a shell would need them typed.
+    static func shellQuoted(_ args: [String]) -> String {
+        if args.isEmpty { return "(the image's command)" }
+        return args.map { a in
+            a.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:@".contains($0) }) && !a.isEmpty
+                ? a : "'" + a.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 
     static func escape(_ s: String) -> String {

@@ -167,3 +167,41 @@ import CKVM
         #expect(throws: SwvmError.self) { try m.read(UInt64.self, at: 1 << 20) }
     }
 }
+
+@Suite struct BzImageTests {
+    /// A synthetic bzImage: a setup header, then the "protected-mode" part.
+    func bzImage(version: UInt16 = 0x020f, xloadflags: UInt16 = 1) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 0x2000)
+        func put16(_ v: UInt16, _ o: Int) { b[o] = UInt8(v & 0xff); b[o + 1] = UInt8(v >> 8) }
+        b[0x1f1] = 3                                    // setup_sects: kernel at (3+1)*512
+        b[0x1fe] = 0x55; b[0x1ff] = 0xaa
+        b[0x201] = 0x66                                 // jump offset: header to 0x268
+        b[0x202...0x205] = [0x48, 0x64, 0x72, 0x53]     // "HdrS"
+        put16(version, 0x206)
+        put16(xloadflags, 0x236)
+        for i in 0x800..<0x2000 { b[i] = UInt8(i & 0xff) }
+        return b
+    }
+
+    func load(_ bytes: [UInt8], memory: GuestMemory) throws -> LoadedKernel {
+        let path = "/tmp/swvm-bz-\(randomHex(4))"
+        try FS.writeFile(path, bytes)
+        defer { unlink(path) }
+        return try KernelLoader.load(path: path, into: memory)
+    }
+
+    @Test func loadsTheProtectedModeKernelAndEntersAt0x200() throws {
+        let m = try GuestMemory(ranges: [(0, 32 << 20)])
+        let k = try load(bzImage(), memory: m)
+        #expect(k.entry == 0x100000 + 0x200)
+        #expect(try m.readBytes(at: 0x100000, count: 4) == [0x00, 0x01, 0x02, 0x03].map { UInt8($0) })
+        #expect(k.setupHeader?.first == 3)
+        #expect(ZeroPage(setupHeader: k.setupHeader).field16(0x206) == 0x020f)
+    }
+
+    @Test func refusesOldProtocolsAndNo64BitEntry() throws {
+        let m = try GuestMemory(ranges: [(0, 32 << 20)])
+        #expect(throws: SwvmError.self) { try load(bzImage(version: 0x0206), memory: m) }
+        #expect(throws: SwvmError.self) { try load(bzImage(xloadflags: 0), memory: m) }
+    }
+}

@@ -156,3 +156,37 @@ extension String {
         return nil
     }
 }
+
+@Suite struct CompressionTests {
+    @Test func zstdLayersUnpack() throws {
+        guard FS.exists("/usr/bin/zstd") else {
+            Issue.record("zstd is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let t = try TempDir("zstd")
+        defer { t.cleanup() }
+        var l = TarWriter()
+        l.file("hello", "compressed with zstd\n")
+        try FS.writeFile(t.path + "/layer.tar", l.finish())
+        let r = try Subprocess.run(["zstd", "-q", "-19", t.path + "/layer.tar", "-o", t.path + "/layer.tar.zst"])
+        #expect(r.status == 0, "\(r.output)")
+        let root = t.path + "/root"
+        try FS.makeDirectories(root)
+        let fd = try FileDescriptor.open(t.path + "/layer.tar.zst", O_RDONLY)
+        let u = try LayerUnpacker(rootPath: root, layerName: "layer 1")
+        try u.apply(TarReader(source: try ZstdSource(FileSource(fd: fd.raw))))
+        #expect(try FS.readText(root + "/hello") == "compressed with zstd\n")
+        #expect(Compression.detect(mediaType: "", magic: [0x28, 0xb5, 0x2f, 0xfd]) == .zstd)
+        #expect(Compression.detect(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", magic: []) == .gzip)
+    }
+
+    @Test func corruptGzipIsAnError() throws {
+        let t = try TempDir("gz")
+        defer { t.cleanup() }
+        try FS.writeFile(t.path + "/bad.gz", [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef])
+        let fd = try FileDescriptor.open(t.path + "/bad.gz", O_RDONLY)
+        let g = try GzipSource(FileSource(fd: fd.raw))
+        var buf = [UInt8](repeating: 0, count: 64)
+        #expect(throws: SwvmError.self) { _ = try buf.withUnsafeMutableBytes { try g.read(into: $0.baseAddress!, count: 64) } }
+    }
+}

@@ -91,3 +91,28 @@ import CKVM
         #expect(p.message == "Attempted to kill init!")
     }
 }
+
+import KVM
+import SwvmBase
+
+@Suite struct KVMAccessTests {
+    @Test func missingDeviceNamesTheFixAndTheContainerPath() {
+        do {
+            _ = try KVMSystem(path: "/nonexistent/kvm")
+            Issue.record("expected an error")
+        } catch let e as SwvmError {
+            #expect(e.code == .kvmUnavailable)
+            #expect(e.message.contains("does not exist"))
+            #expect(e.message.contains("--isolation=container still works"))
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+    @Test(.enabled(if: FS.exists("/dev/kvm"))) func realDeviceHasWhatTheVMMNeeds() throws {
+        let kvm = try KVMSystem()
+        #expect(try kvm.vcpuMmapSize > 0)
+        #expect(try kvm.supportedCPUID().contains { $0.function == 1 })
+        #expect(kvm.maxVCPUs >= 1)
+    }
+}
