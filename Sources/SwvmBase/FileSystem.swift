@@ -184,15 +184,34 @@ public enum ProcessMemory {
     /// clean page cache: what is used faults back in, one page at a time,
     /// with fault-around off). Writable mappings are left alone.
     public static func mapOnlyWhatIsUsed() {
-        guard let maps = try? FS.readText("/proc/self/maps", limit: 1 << 20) else { return }
+        guard let smaps = try? FS.readText("/proc/self/smaps", limit: 8 << 20) else { return }
         let exe = FS.executablePath()
-        for line in maps.split(separator: "\n") where line.hasSuffix(exe) {
-            let fields = line.split(separator: " ")
-            let range = fields[0].split(separator: "-")
-            guard fields.count > 1, range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16),
-                  let p = UnsafeMutableRawPointer(bitPattern: lo) else { continue }
-            madvise(p, Int(hi - lo), MADV_RANDOM)
-            if !fields[1].contains("w") { madvise(p, Int(hi - lo), MADV_DONTNEED) }
+        var current: (lo: UInt, hi: UInt, writable: Bool)?
+        var touched = false
+        func finish() {
+            guard let m = current, let p = UnsafeMutableRawPointer(bitPattern: m.lo) else { return }
+            madvise(p, Int(m.hi - m.lo), MADV_RANDOM)
+            // Only mappings with no private (copied-on-write) pages may be
+            // dropped: a relocated (RELRO) or written page would lose its
+            // contents.
+            if !m.writable && !touched { madvise(p, Int(m.hi - m.lo), MADV_DONTNEED) }
         }
+        for line in smaps.split(separator: "\n") {
+            if let first = line.first, first.isHexDigit, line.contains("-"), !line.hasPrefix("VmFlags") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                let range = fields[0].split(separator: "-")
+                if current != nil { finish() }
+                current = nil
+                touched = false
+                if line.hasSuffix(exe), fields.count > 1, range.count == 2,
+                   let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16) {
+                    current = (lo, hi, fields[1].contains("w"))
+                }
+            } else if current != nil, line.hasPrefix("Anonymous:") {
+                let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) } ?? 1
+                if kb != 0 { touched = true }
+            }
+        }
+        if current != nil { finish() }
     }
 }
