@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory"]),
         .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
-                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "CKVM", "CSyscalls"]),
+                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage"]),
 

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Sets swvm up on a fresh Debian 12 machine and runs the example image at
+# As root: sets swvm up on a fresh Debian 12 machine and runs the example image at
 # both isolation levels:
 #
-#   sudo scripts/setup.sh            install, build, run examples/busybox
-#   sudo scripts/setup.sh --no-run   install and build only (tests use this)
+#   scripts/setup.sh            install, build, run examples/busybox
+#   scripts/setup.sh --no-run   install and build only (tests use this)
 #
 # It installs Debian packages, builds the guest kernel (kernel/build.sh,
 # cached in /var/cache/swvm) and guest-init, builds swvm, and makes the

@@ -3,7 +3,7 @@
 # containers and boot VMs (as root, with /dev/kvm). Installs and builds what
 # they need first (scripts/setup.sh --no-run; cached builds return at once).
 #
-#   sudo scripts/test.sh [swift test arguments, e.g. --filter ContainerTests]
+#   scripts/test.sh [swift test arguments, e.g. --filter ContainerTests]
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh --no-run

@@ -62,7 +62,7 @@ public final class VMRunner {
         "virtio-rng", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
     ]
     /// How the VMM itself is confined (reported honestly by swvm compare).
-    public static let vmmConfinement = "none of its own: the VMM runs as swvm, in the host's namespaces, without a seccomp filter or jail"
+    public static let vmmConfinement = "seccomp on the vCPU threads (\(VMMSeccomp.vcpuProfile().allowedNames.count) syscalls, KVM ioctls only) and the device thread (\(VMMSeccomp.deviceProfile().allowedNames.count)); the VMM process is root in the host's namespaces, without a jail"
 
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {

@@ -50,8 +50,14 @@ public final class EventLoop {
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
     }
 
+    /// Runs first on the loop thread (to confine it, for instance).
+    public var onThreadStart: (() -> Void)?
+
     public func start(name: String = "swvm-events") throws {
-        thread = try NativeThread(name: name) { [self] in loop() }
+        thread = try NativeThread(name: name) { [self] in
+            onThreadStart?()
+            loop()
+        }
     }
 
     /// Runs `body` on the loop thread at the next turn.

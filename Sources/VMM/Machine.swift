@@ -8,6 +8,7 @@ import GuestMemory
 import BootLoader
 import Devices
 import Virtio
+import Seccomp
 import SwvmBase
 
 /// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
@@ -237,9 +238,18 @@ public final class Machine: @unchecked Sendable {
         // What swvm ran to get here (argument parsing, image handling) need
         // not stay resident for the VM's lifetime.
         ProcessMemory.mapOnlyWhatIsUsed()
+        // The threads that handle what the guest does run under seccomp.
+        let vcpuFilter = try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(), compatArches: false)
+        let deviceFilter = try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)
+        events.onThreadStart = {
+            do { try VMMSeccomp.confineCurrentThread(deviceFilter) } catch { Log.warning("device thread: \(error)") }
+        }
         try events.start()
         for vcpu in vcpus {
-            threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in vcpuLoop(vcpu) })
+            threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
+                do { try VMMSeccomp.confineCurrentThread(vcpuFilter) } catch { Log.warning("vCPU thread: \(error)") }
+                vcpuLoop(vcpu)
+            })
         }
 
         var stdinOpen = config.consoleInput

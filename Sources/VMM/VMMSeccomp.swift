@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import RuntimeSpec
+import Seccomp
+import SwvmBase
+
+/// Seccomp filters for the VMM's own threads, in the spirit of
+/// Firecracker's: the vCPU threads (which handle every exit the guest
+/// causes) and the device thread (which parses every virtqueue the guest
+/// fills) may make only the system calls their loops need. Anything else
+/// fails with EPERM. The main thread, which sets the VM up and cleans up
+/// after it, is not filtered.
+public enum VMMSeccomp {
+    /// What any Swift thread needs to live and die.
+    static let common = [
+        "read", "write", "futex", "mmap", "munmap", "mremap", "brk", "madvise", "rt_sigreturn",
+        "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "getpid", "gettid", "tgkill", "sched_yield",
+        "clock_gettime", "nanosleep", "clock_nanosleep", "restart_syscall", "close",
+    ]
+
+    /// KVM's ioctl type byte: every KVM request is (x & 0xff00) == 0xae00.
+    static let kvmIoctlType: UInt64 = 0xae00
+
+    public static func vcpuProfile() -> SeccompProfile {
+        SeccompProfile(defaultAction: .errno(1), rules: [
+            .init(names: common, action: .allow),
+            .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: 0xff00, valueTwo: kvmIoctlType, op: .maskedEqual)]),
+        ])
+    }
+
+    public static func deviceProfile() -> SeccompProfile {
+        SeccompProfile(defaultAction: .errno(1), rules: [
+            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "pread64", "pwrite64", "preadv", "pwritev",
+                                   "fdatasync", "fsync", "getrandom"], action: .allow),
+        ])
+    }
+
+    /// Confines the calling thread (no_new_privs first, as seccomp requires).
+    public static func confineCurrentThread(_ filter: SeccompFilter) throws {
+        try sys("prctl(PR_SET_NO_NEW_PRIVS)") { sys_prctl(38, 1, 0, 0, 0) }
+        try filter.program.withUnsafeBytes { p in
+            try sys("seccomp (VMM thread)") { sys_seccomp_set_filter(p.baseAddress, UInt16(filter.instructionCount), 0) }
+        }
+    }
+}
