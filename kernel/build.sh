@@ -19,7 +19,7 @@ jobs=${JOBS:-$(nproc)}
 
 need_pkgs=""
 dpkg -s linux-source-6.1 >/dev/null 2>&1 || need_pkgs="$need_pkgs linux-source-6.1"
-for p in build-essential flex bison libelf-dev bc xz-utils ccache; do
+for p in build-essential flex bison libelf-dev libssl-dev bc xz-utils ccache patch; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs="$need_pkgs $p"
 done
 if [ -n "$need_pkgs" ]; then

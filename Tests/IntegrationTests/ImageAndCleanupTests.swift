@@ -149,3 +149,28 @@ import TestSupport
         #expect(left.isEmpty, "\(left)")
     }
 }
+
+/// An OCI runtime bundle as `crun spec` writes it: its process settings
+/// (capabilities, rlimits, hostname) apply, the command line overrides args.
+@Suite struct BundleTests {
+    @Test func crunSpecBundle() throws {
+        guard FS.exists("/usr/bin/crun") else {
+            Issue.record("crun is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let t = try TempDir("bundle")
+        defer { t.cleanup() }
+        #expect(try Subprocess.run(["sh", "-c", "cd \(t.path) && crun spec"]).status == 0)
+        let image = try FS.realPath(Harness.exampleImage)
+        let warm = try Harness.run(["true"])   // unpack the example image into the cache
+        #expect(warm.status == 0)
+        let index = try JSON.parse(try FS.readFile(image + "/index.json"))
+        let digest = try #require(index["manifests"]?[0]?["digest"]?.string?.split(separator: ":").last)
+        let r = try Subprocess.run(["cp", "-a", Path.join(SwvmPaths.imagesDir, String(digest), "rootfs"), t.path + "/rootfs"])
+        #expect(r.status == 0)
+        let run = try Harness.run(["sh", "-c", "grep CapEff /proc/self/status; ulimit -n; hostname"], image: t.path)
+        #expect(run.status == 0, "\(run)")
+        // crun spec grants AUDIT_WRITE, KILL and NET_BIND_SERVICE only, nofile 1024, hostname "crun".
+        #expect(run.out == "CapEff:\t0000000020000420\n1024\ncrun\n")
+    }
+}
