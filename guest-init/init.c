@@ -358,7 +358,35 @@ static void setup_root(void) {
 
 /* ---------------------------------------------------------------- the workload */
 
-struct child_fds { int sync, error, in, out, err, pty_slave; char pty_name[64]; };
+struct child_fds { int sync, error, in, out, err, pty_slave, term_sock; };
+
+/* Passes a file descriptor over a unix socket (SCM_RIGHTS). */
+static int send_fd(int sock, int fd) {
+    char dummy = 'F';
+    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock) {
+    char dummy;
+    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
 
 static void child_fail(int error_fd, const char *code, const char *fmt, ...) {
     char msg[1024];
@@ -470,7 +498,28 @@ static void workload_main(struct child_fds *f) {
         symlinkat("/proc/kcore", dev, "core");
         close(dev);
     }
-    if (f->pty_slave >= 0) mount_in_root(root, f->pty_name, "/dev/console", NULL, MS_BIND, NULL, 0);
+    if (cfg.terminal) {
+        /* The terminal lives in the workload's own devpts, as in the
+         * container path: its master goes to guest-init for the relay. */
+        int master = open_in_root(root, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
+        int unlock = 0;
+        unsigned int n = 0;
+        if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0)
+            child_fail(f->error, "systemCall", "pseudo-terminal: %s", strerror(errno));
+        struct winsize ws = { .ws_row = cfg.rows, .ws_col = cfg.cols };
+        ioctl(master, TIOCSWINSZ, &ws);
+        char slave[64];
+        snprintf(slave, sizeof slave, "/dev/pts/%u", n);
+        f->pty_slave = open_in_root(root, slave, O_RDWR | O_NOCTTY);
+        if (f->pty_slave < 0) child_fail(f->error, "systemCall", "open %s: %s", slave, strerror(errno));
+        fcntl(f->pty_slave, F_SETFD, 0);
+        char src[64];
+        snprintf(src, sizeof src, "/proc/self/fd/%d", f->pty_slave);
+        mount_in_root(root, src, "/dev/console", NULL, MS_BIND, NULL, 0);
+        if (send_fd(f->term_sock, master) != 0) child_fail(f->error, "systemCall", "send terminal: %s", strerror(errno));
+        close(master);
+        close(f->term_sock);
+    }
     for (int i = 0; i < cfg.ntmpfs; i++) {
         unsigned long fl = MS_NODEV;
         char data[512] = "";
@@ -626,19 +675,11 @@ int main(void) {
     setup_root();
     setup_cgroup();
 
-    struct child_fds f = { .in = -1, .out = -1, .err = -1, .pty_slave = -1 };
-    int pty_master = -1, stdin_port = -1, stdout_port = -1;
+    struct child_fds f = { .in = -1, .out = -1, .err = -1, .pty_slave = -1, .term_sock = -1 };
+    int pty_master = -1, stdin_port = -1, stdout_port = -1, term_sock[2] = { -1, -1 };
     if (cfg.terminal) {
-        mkdir("/dev/pts", 0755);
-        must_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620");
-        pty_master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (pty_master < 0 || grantpt(pty_master) != 0 || unlockpt(pty_master) != 0)
-            fatal("systemCall", "pseudo-terminal: %s", strerror(errno));
-        snprintf(f.pty_name, sizeof f.pty_name, "%s", ptsname(pty_master));
-        struct winsize ws = { .ws_row = cfg.rows, .ws_col = cfg.cols };
-        ioctl(pty_master, TIOCSWINSZ, &ws);
-        f.pty_slave = open(f.pty_name, O_RDWR | O_NOCTTY);
-        if (f.pty_slave < 0) fatal("systemCall", "open %s: %s", f.pty_name, strerror(errno));
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, term_sock) != 0) fatal("systemCall", "socketpair: %s", strerror(errno));
+        f.term_sock = term_sock[1];
         stdout_port = open(STDOUT_PORT, O_WRONLY | O_CLOEXEC);
         if (cfg.interactive) stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     } else {
@@ -686,7 +727,11 @@ int main(void) {
     if (f.in >= 0) close(f.in);
     if (f.out >= 0) close(f.out);
     if (f.err >= 0) close(f.err);
-    if (f.pty_slave >= 0) close(f.pty_slave);
+    if (term_sock[1] >= 0) {
+        close(term_sock[1]);
+        pty_master = recv_fd(term_sock[0]);   /* -1 if the child failed before */
+        close(term_sock[0]);
+    }
 
     char report[1100];
     ssize_t rn = 0, r;

@@ -80,6 +80,13 @@ struct VMRunTests {
         #expect(r.out == "ready\ngot-term\n")
     }
 
+    @Test func terminalInTheVM() throws {
+        guard FS.exists("/usr/bin/script") else { return }
+        let r = try Command.run(["/usr/bin/script", "-qec", "stty rows 33 cols 101; \(Harness.swvm) run --isolation=vm -t \(Harness.exampleImage) -- sh -c 'tty; stty size'", "/dev/null"], timeout: 600)
+        #expect(r.out.contains("/dev/pts/0"), "\(r)")
+        #expect(r.out.contains("33 101"), "\(r)")
+    }
+
     @Test func errorsAndOptionsThatCannotApply() throws {
         let notFound = try Harness.run(["no-such-command"], isolation: "vm", timeout: 600)
         #expect(notFound.status == 127, "\(notFound)")
