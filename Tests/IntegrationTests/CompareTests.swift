@@ -11,8 +11,9 @@ import TestSupport
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct CompareTests {
     static let outputs: (result: CommandResult, json: String, html: String)? = {
-        let t = try? TempDir("compare")
-        guard let dir = t?.path else { return nil }
+        // Kept under .build (git-ignored) for people to look at.
+        let dir = Path.join(Harness.repo, ".build/test-outputs/compare")
+        try? FS.makeDirectories(dir)
         let json = dir + "/report.json", html = dir + "/report.html"
         guard let r = try? Harness.swvmCommand(["compare", "--repeat", "2", "--probe-budget", "0.3",
                                                 "--write-json", json, "--write-html", html,
@@ -86,8 +87,6 @@ struct CompareTests {
         let bytes = try FS.readFile(png)
         #expect(bytes.count > 10_000)
         #expect(Array(bytes.prefix(4)) == [0x89, 0x50, 0x4e, 0x47])
-        // Keep a copy for people to look at.
-        try? FS.writeFile("/tmp/swvm-compare-screenshot.png", bytes)
     }
 }
 

@@ -13,7 +13,8 @@ struct VMBootTests {
     /// Compiles the fixture programs and packs them as an initramfs.
     static let initrd: String = {
         let src = Path.join(Harness.repo, "Tests/Fixtures/boot-init")
-        let dir = "/tmp/swvm-boot-fixture-\(getpid())"
+        // Under .build (git-ignored), not /tmp: tests leave nothing behind.
+        let dir = Path.join(Harness.repo, ".build/test-fixtures/boot-init")
         try? FS.makeDirectories(dir)
         var cpio = Initramfs()
         for name in ["init", "child"] {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import OCIImage
 @testable import RuntimeSpec
@@ -13,7 +16,8 @@ import Testing
         c.env = env
         c.workingDir = workdir
         c.user = user
-        let root = "/tmp/swvm-spec-\(randomHex(4))"
+        // Inside the build directory (git-ignored), so tests leave no /tmp debris.
+        let root = Path.join(FS.executableDirectory(), "test-fixtures/spec-\(randomHex(4))")
         try FS.makeDirectories(root + "/etc")
         try FS.writeText(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n")
         try FS.writeText(root + "/etc/group", "root:x:0:\napp:x:1000:\nvideo:x:44:app\n")
@@ -39,7 +43,9 @@ import Testing
     }
 
     @Test func environmentPrecedence() throws {
-        let envFile = "/tmp/swvm-envfile-\(randomHex(4))"
+        let envFile = Path.join(FS.executableDirectory(), "test-fixtures/envfile-\(randomHex(4))")
+        try FS.makeDirectories(Path.dirname(envFile))
+        defer { unlink(envFile) }
         try FS.writeText(envFile, "# comment\nFROMFILE=f\nA=fromfile\n\nHOSTVAR\n")
         var o = RunOptions()
         o.envFiles = [envFile]
