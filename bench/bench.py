@@ -19,6 +19,7 @@ guest-init/build.sh outputs, scripts/build-example-image.sh's image, and for
 the peers Debian's crun and qemu-system-x86 packages.
 """
 import argparse
+import atexit
 import json
 import os
 import re
@@ -50,6 +51,7 @@ def run_wait4(argv, cwd=None):
     if MEASURE is None:
         MEASURE = os.path.join(tempfile.gettempdir(), f"swvm-measure-{os.getpid()}")
         subprocess.run(["gcc", "-O2", "-o", MEASURE, os.path.join(REPO, "bench/measure.c")], check=True)
+        atexit.register(lambda: os.path.exists(MEASURE) and os.unlink(MEASURE))
     cmd = [MEASURE] + (["-C", cwd] if cwd else []) + argv
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seconds, rss, status = p.stderr.strip().split("\n")[-1].split()
