@@ -3,16 +3,6 @@ import SwvmBase
 
 @main
 struct Swvm: ParsableCommand {
-    static func main() {
-        ProcessMemory.mapOnlyWhatIsUsed()
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch {
-            exit(withError: error)
-        }
-    }
-
     static let configuration = CommandConfiguration(
         commandName: "swvm",
         abstract: "Run an OCI image in a container or in a micro-VM, and compare the two.",
