@@ -26,12 +26,12 @@ public final class CgroupV1: Cgroup {
         for c in controllers {
             let base = Path.join(root, c)
             guard FS.isDirectory(base), FS.exists(Path.join(base, "cgroup.procs")) else { continue }
-            let dir = Path.join(base, name)
+            let dir: String
             do {
-                try FS.makeDirectories(dir)
+                dir = try Cgroups.makeDirectories(base: base, name: name)
             } catch {
                 destroy()
-                throw SwvmError(.systemCall, "cgroup v1: cannot create \(dir): \(error)")
+                throw error
             }
             dirs[c] = dir
             paths.append(dir)

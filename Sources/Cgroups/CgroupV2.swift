@@ -13,18 +13,12 @@ public final class CgroupV2: Cgroup {
 
     public init(root: String, name: String) throws {
         self.root = root
-        dir = Path.join(root, name)
         // Enable the controllers we limit in every ancestor, top down.
         let available = Set((Cgroups.read(Path.join(root, "cgroup.controllers")) ?? "").split(separator: " ").map(String.init))
         let wanted = ["memory", "pids", "cpu"].filter(available.contains)
-        var current = root
-        for comp in Path.components(name) {
+        dir = try Cgroups.makeDirectories(base: root, name: name) { current in
             if !wanted.isEmpty {
                 try? Cgroups.writeFile(Path.join(current, "cgroup.subtree_control"), wanted.map { "+" + $0 }.joined(separator: " "))
-            }
-            current = Path.join(current, comp)
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw SwvmError(.systemCall, "cgroup v2: cannot create \(current): \(errnoText(errno))")
             }
         }
         paths = [dir]

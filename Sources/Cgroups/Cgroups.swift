@@ -38,15 +38,41 @@ public enum Cgroups {
         return .v1(root: root)
     }
 
+    /// The directory every swvm cgroup lives in; the last run to leave it
+    /// removes it.
+    static let parentName = "swvm"
+
     /// Creates `swvm/<id>` on the host's hierarchy, with what `limits` need.
     public static func create(id: String, version: CgroupVersion = detect(), limits: ResourceLimits = ResourceLimits(),
                               restrictDevices: Bool = false) throws -> Cgroup {
+        let name = Path.join(parentName, id)
         switch version {
         case .v1(let root):
-            return try CgroupV1(root: root, name: "swvm/\(id)",
-                                controllers: CgroupV1.needed(for: limits, devices: restrictDevices))
-        case .v2(let root): return try CgroupV2(root: root, name: "swvm/\(id)")
+            return try CgroupV1(root: root, name: name, controllers: CgroupV1.needed(for: limits, devices: restrictDevices))
+        case .v2(let root): return try CgroupV2(root: root, name: name)
         }
+    }
+
+    /// Makes `base/name` one directory at a time, calling `entering` on each
+    /// existing one before making its child (cgroup v2 enables controllers
+    /// there). A parent another run removed between two mkdirs (see
+    /// killAndRemove) means starting over.
+    static func makeDirectories(base: String, name: String, entering: (String) -> Void = { _ in }) throws -> String {
+        let comps = Path.components(name)
+        attempt: for _ in 0..<100 {
+            var current = base
+            for (i, comp) in comps.enumerated() {
+                entering(current)
+                current = Path.join(current, comp)
+                guard mkdir(current, 0o755) != 0 else { continue }
+                let e = errno
+                if e == EEXIST { continue }
+                if e == ENOENT && i > 0 { continue attempt }
+                throw SwvmError(.systemCall, "cgroup: cannot create \(current): \(errnoText(e))")
+            }
+            return current
+        }
+        throw SwvmError(.systemCall, "cgroup: cannot create \(Path.join(base, name)): a parent kept disappearing")
     }
 
     /// Writes a control file, naming the file in the error.
@@ -67,7 +93,13 @@ public enum Cgroups {
     /// until the directory can be removed.
     public static func killAndRemove(_ dir: String, procsFile: String = "cgroup.procs") {
         for _ in 0..<200 {
-            if rmdir(dir) == 0 || errno == ENOENT { return }
+            if rmdir(dir) == 0 || errno == ENOENT {
+                // The shared parent goes with its last child; while other
+                // runs are inside, rmdir fails (EBUSY/ENOTEMPTY) and it stays.
+                let parent = Path.dirname(dir)
+                if Path.basename(parent) == parentName { rmdir(parent) }
+                return
+            }
             if let procs = read(Path.join(dir, procsFile)) {
                 for line in procs.split(separator: "\n") { if let pid = Int32(line) { kill(pid, SIGKILL) } }
             }

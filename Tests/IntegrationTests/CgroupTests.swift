@@ -38,6 +38,22 @@ import TestSupport
         #expect(throws: SwvmError.self) { try cg.apply(cpuOnly) }
     }
 
+    /// The shared swvm/ parent stays while another run is inside and goes
+    /// with the last one, so no empty swvm/ is left on the host.
+    @Test func theSharedParentGoesWithItsLastChild() throws {
+        let t = try TempDir("cgparent")
+        defer { t.cleanup() }
+        let a = try Cgroups.makeDirectories(base: t.path, name: "swvm/a")
+        let b = try Cgroups.makeDirectories(base: t.path, name: "swvm/b")
+        #expect(a == t.path + "/swvm/a" && FS.isDirectory(a) && FS.isDirectory(b))
+        Cgroups.killAndRemove(a)
+        #expect(!FS.exists(a))
+        #expect(FS.isDirectory(t.path + "/swvm"))
+        Cgroups.killAndRemove(b)
+        #expect(!FS.exists(t.path + "/swvm"))
+        #expect(throws: SwvmError.self) { try Cgroups.makeDirectories(base: t.path + "/missing", name: "swvm/c") }
+    }
+
     /// A real cgroup2 hierarchy (the host's unified mount, or one mounted
     /// here): create, join, kill and remove.
     @Test func v2OnARealHierarchy() throws {
