@@ -13,9 +13,7 @@ public final class BlockDevice: VirtioDevice {
     public let readOnly: Bool
     private let fd: FileDescriptor
     private let sectors: UInt64
-    private var queue: VirtQueue?
-    private var interrupt: (() -> Void)?
-    private let lock = Locked(())
+    private let requests = RequestQueue()
 
     static let featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
     static let featureFlush: UInt64 = 1 << 9
@@ -49,25 +47,12 @@ public final class BlockDevice: VirtioDevice {
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
     public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
-        lock.with { _ in
-            queue = queues.first
-            self.interrupt = interrupt
-        }
+        requests.activate(queues.first, interrupt: interrupt)
     }
 
-    public func reset() { lock.with { _ in queue = nil } }
+    public func reset() { requests.reset() }
 
-    public func queueNotified(_ index: Int) {
-        lock.with { _ in
-            guard let q = queue else { return }
-            var notify = false
-            while let chain = q.pop() {
-                let written = serve(chain)
-                if q.push(chain, written: written) { notify = true }
-            }
-            if notify { interrupt?() }
-        }
-    }
+    public func queueNotified(_ index: Int) { requests.serve(serve) }
 
     /// Serves one request; returns the bytes written into the chain.
     func serve(_ chain: DescriptorChain) -> UInt32 {

@@ -134,12 +134,10 @@ public final class ConsoleDevice: VirtioDevice {
                 guard Int(portID) < ports.count else { return }
                 let port = ports[Int(portID)]
                 if index == ConsoleDevice.txQueue(portID) {
-                    let q = queues[index]
-                    var notify = false
-                    while let chain = q.pop() {
+                    let notify = queues[index].serveAvailable { chain in
                         let data = chain.readAll(limit: 1 << 20)
                         if !data.isEmpty { deliveries.append((port, data)) }
-                        if q.push(chain, written: 0) { notify = true }
+                        return 0
                     }
                     if notify { interrupt?() }
                 } else {
@@ -155,12 +153,9 @@ public final class ConsoleDevice: VirtioDevice {
 
     private func handleControlFromGuest() -> [(Port, Bool)] {
         var opens: [(Port, Bool)] = []
-        let q = queues[ConsoleDevice.controlTx]
-        var notify = false
-        while let chain = q.pop() {
+        let notify = queues[ConsoleDevice.controlTx].serveAvailable { chain in
             let msg = chain.readAll(limit: 4096)
-            if q.push(chain, written: 0) { notify = true }
-            guard msg.count >= 8 else { continue }
+            guard msg.count >= 8 else { return 0 }
             let id = UInt32(msg[0]) | UInt32(msg[1]) << 8 | UInt32(msg[2]) << 16 | UInt32(msg[3]) << 24
             let event = UInt16(msg[4]) | UInt16(msg[5]) << 8
             let value = UInt16(msg[6]) | UInt16(msg[7]) << 8
@@ -185,6 +180,7 @@ public final class ConsoleDevice: VirtioDevice {
             default:
                 break
             }
+            return 0
         }
         if notify { interrupt?() }
         flushControl()

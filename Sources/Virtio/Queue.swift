@@ -180,6 +180,17 @@ public final class VirtQueue {
         throw QueueViolation(reason: "descriptor chain longer than the queue (a loop?)")
     }
 
+    /// Serves every chain the driver made available, in order, returning
+    /// each with the byte count `serve` wrote into it. Returns whether the
+    /// driver wants an interrupt.
+    public func serveAvailable(_ serve: (DescriptorChain) -> UInt32) -> Bool {
+        var notify = false
+        while let chain = pop() {
+            if push(chain, written: serve(chain)) { notify = true }
+        }
+        return notify
+    }
+
     /// Returns a chain to the driver with `written` bytes written into it.
     /// Returns whether the driver wants an interrupt.
     @discardableResult

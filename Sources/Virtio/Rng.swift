@@ -10,9 +10,7 @@ public final class RngDevice: VirtioDevice {
     public let deviceType = VirtioID.rng
     public let features: UInt64 = 0
     public let queueSizes: [UInt16] = [64]
-    private var queue: VirtQueue?
-    private var interrupt: (() -> Void)?
-    private let lock = Locked(())
+    private let requests = RequestQueue()
     public private(set) var bytesServed = 0
 
     public init() {}
@@ -21,31 +19,23 @@ public final class RngDevice: VirtioDevice {
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
     public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
-        lock.with { _ in
-            queue = queues.first
-            self.interrupt = interrupt
-        }
+        requests.activate(queues.first, interrupt: interrupt)
     }
 
-    public func reset() { lock.with { _ in queue = nil } }
+    public func reset() { requests.reset() }
 
     public func queueNotified(_ index: Int) {
-        lock.with { _ in
-            guard let q = queue else { return }
-            var notify = false
-            while let chain = q.pop() {
-                var written = 0
-                for b in chain.writable {
-                    // At most 64 KiB per request: enough, and bounded.
-                    let n = min(Int(b.length), 65536 - written)
-                    guard n > 0 else { break }
-                    let got = getrandom(b.pointer, n, 0)
-                    if got > 0 { written += got }
-                }
-                bytesServed += written
-                if q.push(chain, written: UInt32(written)) { notify = true }
+        requests.serve { chain in
+            var written = 0
+            for b in chain.writable {
+                // At most 64 KiB per request: enough, and bounded.
+                let n = min(Int(b.length), 65536 - written)
+                guard n > 0 else { break }
+                let got = getrandom(b.pointer, n, 0)
+                if got > 0 { written += got }
             }
-            if notify { interrupt?() }
+            bytesServed += written
+            return UInt32(written)
         }
     }
 }
