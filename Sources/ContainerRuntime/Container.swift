@@ -142,8 +142,7 @@ public final class Container {
         mark("exec done")
         let execNanos = Clock.monotonicNanos()
         if !report.isEmpty {
-            let (_, status) = waitForExit(pid)
-            _ = status
+            _ = waitForExit(pid)   // reap it; the report says why it failed
             throw ContainerInit.decodeError(report)
         }
         onStart?(pid)

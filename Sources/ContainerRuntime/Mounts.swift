@@ -89,9 +89,8 @@ struct Mounts {
             let parent = Path.dirname(path)
             let name = Path.basename(path)
             guard !name.isEmpty, name != "/", name != "..", name != "." else { throw e }
-            let pfd = try target(parent, directory: true)
+            _ = try target(parent, directory: true)   // creates missing parents
             let dirFD = try RootedPath.open(rootFD: rootFD, parent, flags: O_RDONLY | O_DIRECTORY)
-            _ = pfd
             if directory {
                 if mkdirat(dirFD.raw, name, 0o755) != 0 && errno != EEXIST { throw SwvmError.errno("mkdir \(path)") }
             } else {

@@ -19,18 +19,16 @@ public final class LayerUnpacker {
     private var writtenThisLayer = Set<String>()
     private var directoryTimes: [(path: String, sec: Int64, nsec: Int64)] = []
     private var cachedParent: (path: String, fd: Int32)?
-    private let ownsRoot: Bool
     public private(set) var entryCount = 0
 
     public init(rootPath: String, layerName: String) throws {
         rootFD = try sys("open \(rootPath)") { open(rootPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         self.layerName = layerName
-        ownsRoot = true
     }
 
     deinit {
         dropCachedParent()
-        if ownsRoot { close(rootFD) }
+        close(rootFD)
     }
 
     private func fail(_ entry: String, _ why: String) -> SwvmError {
