@@ -151,12 +151,7 @@ public enum FS {
     }
 
     /// The directory holding the running executable.
-    public static func executableDirectory() -> String {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { return "." }
-        return Path.dirname(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
+    public static func executableDirectory() -> String { Path.dirname(executablePath()) }
 
     /// The running executable's path (/proc/self/exe resolved).
     public static func executablePath() -> String {

@@ -30,8 +30,7 @@ public struct MachineConfig {
     /// The guest kernel built by kernel/build.sh, from its cache.
     public static func defaultKernelPath() -> String {
         if let p = FS.environment("SWVM_KERNEL"), !p.isEmpty { return p }
-        let cache = FS.environment("SWVM_CACHE") ?? "/var/cache/swvm"
-        return Path.join(cache, "kernel/current/vmlinux")
+        return Path.join(SwvmPaths.cacheRoot, "kernel/current/vmlinux")
     }
 }
 
