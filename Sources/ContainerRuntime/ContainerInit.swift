@@ -35,17 +35,11 @@ struct ContainerInit {
     }
 
     private func report(_ e: SwvmError) {
-        let text = "\(e.code.rawValue)\n\(e.message)"
-        _ = try? Array(text.utf8).withUnsafeBytes { try FileDescriptor.writeAll(errorFD, $0) }
+        _ = try? e.encoded.withUnsafeBytes { try FileDescriptor.writeAll(errorFD, $0) }
     }
 
     static func decodeError(_ bytes: [UInt8]) -> SwvmError {
-        let text = String(decoding: bytes, as: UTF8.self)
-        let parts = text.split(separator: "\n", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let code = SwvmError.Code(rawValue: parts[0]) else {
-            return SwvmError(.internalError, "container start failed: \(text)")
-        }
-        return SwvmError(code, parts[1])
+        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(String(decoding: bytes, as: UTF8.self))")
     }
 
     private func start() throws {

@@ -157,10 +157,8 @@ public final class VMRunner {
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()
-                    let text = String(decoding: payload, as: UTF8.self)
-                    let parts = text.split(separator: "\n", maxSplits: 1).map(String.init)
-                    let code = SwvmError.Code(rawValue: parts.first ?? "") ?? .guestError
-                    state.with { $0.error = SwvmError(code, parts.count > 1 ? parts[1] : text) }
+                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, String(decoding: payload, as: UTF8.self))
+                    state.with { $0.error = error }
                     machine.stop(.stopped)
                 default:
                     break

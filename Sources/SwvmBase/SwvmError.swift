@@ -45,6 +45,17 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
         }
     }
 
+    /// "code\nmessage": how an error crosses from the container's init or
+    /// from guest-init (init.c's send_error) to swvm.
+    public var encoded: [UInt8] { Array("\(code.rawValue)\n\(message)".utf8) }
+
+    /// Reads `encoded` back; nil when the bytes are not in that form.
+    public static func decode(_ bytes: [UInt8]) -> SwvmError? {
+        let parts = String(decoding: bytes, as: UTF8.self).split(separator: "\n", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let code = Code(rawValue: parts[0]) else { return nil }
+        return SwvmError(code, parts[1])
+    }
+
     /// An error for a failed system call, with errno's text.
     public static func errno(_ what: String, _ err: Int32 = Glibc.errno) -> SwvmError {
         SwvmError(.systemCall, "\(what): \(errnoText(err))")
