@@ -88,7 +88,7 @@ public final class Container {
         var flags = sys_CLONE_NEWNS | sys_CLONE_NEWUTS | sys_CLONE_NEWIPC | sys_CLONE_NEWPID
         if spec.network == .none { flags |= sys_CLONE_NEWNET }
         if spec.userNamespace != nil { flags |= sys_CLONE_NEWUSER }
-        let winsize = terminal?.hostWindowSize()
+        let winsize = terminal?.host.windowSize()
 
         mark("clone")
         let pid = sys_clone(flags)

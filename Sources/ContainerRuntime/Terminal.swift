@@ -8,33 +8,18 @@ import SwvmBase
 /// host terminal goes to raw mode while the container runs (with -i) and
 /// its size follows SIGWINCH.
 final class Terminal {
-    let interactive: Bool
+    let host: HostTerminal
     private var master: FileDescriptor?
-    private var saved: termios?
     private var stdinOpen: Bool
 
     init(interactive: Bool) {
-        self.interactive = interactive
+        host = HostTerminal(interactive: interactive)
         stdinOpen = interactive
-    }
-
-    func hostWindowSize() -> winsize? {
-        var ws = winsize()
-        for fd in [Int32(0), 1, 2] where sys_ioctl_ptr(fd, sys_TIOCGWINSZ, &ws) == 0 { return ws }
-        return nil
     }
 
     func start(master: FileDescriptor?) {
         self.master = master
-        if interactive && isatty(0) != 0 {
-            var t = termios()
-            if tcgetattr(0, &t) == 0 {
-                saved = t
-                var raw = t
-                sys_make_raw(&raw)
-                tcsetattr(0, TCSANOW, &raw)
-            }
-        }
+        host.start()
     }
 
     func pollFDs() -> [pollfd] {
@@ -58,7 +43,7 @@ final class Terminal {
     }
 
     func resize() {
-        guard let m = master, var ws = hostWindowSize() else { return }
+        guard let m = master, var ws = host.windowSize() else { return }
         _ = sys_ioctl_ptr(m.raw, sys_TIOCSWINSZ, &ws)
     }
 
@@ -81,7 +66,7 @@ final class Terminal {
                 if poll(&p, 1, 0) <= 0 { break }
             }
         }
-        if var t = saved { tcsetattr(0, TCSANOW, &t) }
+        host.finish()
         master = nil
     }
 }

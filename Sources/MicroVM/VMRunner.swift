@@ -133,7 +133,7 @@ public final class VMRunner {
         stderrPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(2, $0) } }
         var reader = GuestProtocol.Reader()
         let phases = Locked<[(String, Int)]>([])
-        let window = terminal?.windowSize()
+        let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
         control.onData = { [spec] bytes in
             for (type, payload) in reader.feed(bytes) {
                 switch type {
@@ -194,7 +194,7 @@ public final class VMRunner {
         machine.onSignal = { sig in
             if sig == SIGWINCH {
                 if let ws = terminal?.windowSize() {
-                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.rows) + le16(ws.cols)), to: control)
+                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.ws_row) + le16(ws.ws_col)), to: control)
                 }
                 return true
             }
@@ -286,34 +286,5 @@ public enum GuestInitBinary {
         let cached = Path.join(SwvmPaths.cacheRoot, "guest-init/current/init")
         if FS.isRegularFile(cached) { return cached }
         throw SwvmError(.notFound, "guest-init is not built: run guest-init/build.sh (it installs to \(cached))")
-    }
-}
-
-/// -t for the VM: raw mode on swvm's terminal while the guest's pty is
-/// relayed, and its size for SIGWINCH.
-final class HostTerminal {
-    let interactive: Bool
-    private var saved: termios?
-
-    init(interactive: Bool) { self.interactive = interactive }
-
-    func windowSize() -> (rows: UInt16, cols: UInt16)? {
-        var ws = winsize()
-        for fd in [Int32(0), 1, 2] where sys_ioctl_ptr(fd, sys_TIOCGWINSZ, &ws) == 0 { return (ws.ws_row, ws.ws_col) }
-        return nil
-    }
-
-    func start() {
-        guard interactive, isatty(0) != 0 else { return }
-        var t = termios()
-        guard tcgetattr(0, &t) == 0 else { return }
-        saved = t
-        var raw = t
-        sys_make_raw(&raw)
-        tcsetattr(0, TCSANOW, &raw)
-    }
-
-    func finish() {
-        if var t = saved { tcsetattr(0, TCSANOW, &t) }
     }
 }
