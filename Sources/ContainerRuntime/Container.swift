@@ -22,6 +22,9 @@ public struct ContainerResult {
     public var execNanos: UInt64?
     /// Namespaces the container got.
     public var namespaces: [String] = []
+    /// System calls the loaded seccomp filter allows (nil without one; -1
+    /// when it allows by default).
+    public var seccompAllowedSyscalls: Int?
 }
 
 /// Runs one container: a namespaced, confined process from a RunSpec, in
@@ -148,7 +151,8 @@ public final class Container {
         onStart?(pid)
 
         terminal?.start(master: master)
-        var result = ContainerResult(status: 0, hostPID: pid, maxRSSKiB: 0, cgroupPeakMemory: nil, oomKilled: false, execNanos: execNanos)
+        var result = ContainerResult(status: 0, hostPID: pid, maxRSSKiB: 0, cgroupPeakMemory: nil, oomKilled: false, execNanos: execNanos,
+                                     seccompAllowedSyscalls: filter?.allowedSyscalls)
         var exited = false
         while !exited {
             var fds = [pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0),

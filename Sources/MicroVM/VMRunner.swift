@@ -38,6 +38,9 @@ public struct VMResult {
     public var guestMemoryTouched: UInt64
     public var guestMemorySize: UInt64
     public var emulationFixups: [String: Int]
+    /// System calls the loaded seccomp filter allows (nil without one; -1
+    /// when it allows by default).
+    public var seccompAllowedSyscalls: Int?
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -124,7 +127,8 @@ public final class VMRunner {
         try machine.addVirtioDevice(RngDevice())
 
         var result = VMResult(status: 125, startNanos: start, guestReadyNanos: nil, execNanos: nil, workloadPID: nil,
-                              guestMemoryTouched: 0, guestMemorySize: config.memoryBytes, emulationFixups: [:])
+                              guestMemoryTouched: 0, guestMemorySize: config.memoryBytes, emulationFixups: [:],
+                              seccompAllowedSyscalls: filter?.allowedSyscalls)
         let state = Locked(RunState())
         let control = console.ports[0], stdinPort = console.ports[1], stdoutPort = console.ports[2], stderrPort = console.ports[3]
         let terminal = spec.terminal ? HostTerminal(interactive: spec.interactive) : nil

@@ -7,7 +7,6 @@ import ContainerRuntime
 import MicroVM
 import OCIImage
 import RuntimeSpec
-import Seccomp
 import SwvmBase
 
 /// The options `swvm run` and `swvm compare` share: Docker's names.
@@ -186,7 +185,6 @@ struct RunCommand: ParsableCommand {
             let resolved = try ImageSource.resolve(image, ref: options.ref)
             var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
             if probe != nil { spec.probe = try ProbeBinary.locate() }
-            let filter = try reportFd == nil ? nil : spec.seccomp.map { try SeccompCompiler.compile($0) }
             switch isolation {
             case .container:
                 let result = try Container(spec: spec).run()
@@ -196,7 +194,7 @@ struct RunCommand: ParsableCommand {
                               workloadPeak: result.cgroupPeakMemory, guestMemoryTouched: nil, guestMemorySize: nil,
                               workloadPID: UInt32(result.hostPID),
                               posture: .init(sharesHostKernel: true, namespaces: result.namespaces,
-                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: filter?.allowedSyscalls,
+                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges,
                                              devices: ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts (own instance)"],
                                              vmmConfinement: nil)).write(to: fd)
@@ -214,7 +212,7 @@ struct RunCommand: ParsableCommand {
                               workloadPID: result.workloadPID,
                               posture: .init(sharesHostKernel: false,
                                              namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
-                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: filter?.allowedSyscalls,
+                                             capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges, devices: VMRunner.devices,
                                              vmmConfinement: VMRunner.vmmConfinement)).write(to: fd)
                 }

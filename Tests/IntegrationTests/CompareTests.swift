@@ -53,6 +53,8 @@ struct CompareTests {
                 #expect(w["report"]?["status"]?.int == 0)
                 #expect(w["stdoutBytes"]?.int == 9)   // "compared\n"
                 #expect((w["hostPeakBytes"]?.int ?? 0) > 0)
+                // The filter the run loaded (Docker's default profile), not a recompile.
+                #expect((w["report"]?["posture"]?["seccompAllowedSyscalls"]?.int ?? 0) > 200)
                 pids.insert("\(iso)-\(w["report"]?["workloadPID"]?.int ?? -1)")
             }
             for p in try #require(runs[iso]?["probe"]?.array) {
