@@ -106,6 +106,16 @@ import CKVM
     }
 }
 
+/// KernelLoader reads a file: the image goes through one (inside the
+/// build directory, so a killed test leaves no /tmp debris).
+func loadKernel(_ bytes: [UInt8], memory: GuestMemory) throws -> LoadedKernel {
+    let path = Path.join(FS.executableDirectory(), "test-fixtures/kernel-\(randomHex(4))")
+    try FS.makeDirectories(Path.dirname(path))
+    try FS.writeFile(path, bytes)
+    defer { unlink(path) }
+    return try KernelLoader.load(path: path, into: memory)
+}
+
 @Suite struct KernelLoadingTests {
     /// A minimal ELF64 x86_64 executable with a text and a bss segment.
     func elf(entry: UInt64 = 0x1000000, paddr: UInt64 = 0x1000000, machine: UInt16 = 62) -> [UInt8] {
@@ -124,17 +134,10 @@ import CKVM
         return b
     }
 
-    func load(_ bytes: [UInt8], memory: GuestMemory) throws -> LoadedKernel {
-        let path = "/tmp/swvm-elf-\(randomHex(4))"
-        try FS.writeFile(path, bytes)
-        defer { unlink(path) }
-        return try KernelLoader.load(path: path, into: memory)
-    }
-
     @Test func loadsSegmentsAtTheirPhysicalAddresses() throws {
         let m = try GuestMemory(ranges: [(0, 64 << 20)])
         try m.fill(0xee, at: 0x1001000, count: 0x2000)
-        let k = try load(elf(), memory: m)
+        let k = try loadKernel(elf(), memory: m)
         #expect(k.entry == 0x1000000)
         #expect(try m.readBytes(at: 0x1000000, count: 16) == (0..<16).map { UInt8(0xa0 + $0) })
         #expect(try m.readBytes(at: 0x1001000, count: 0x2000).allSatisfy { $0 == 0 })   // bss zeroed
@@ -143,12 +146,12 @@ import CKVM
 
     @Test func refusesBadKernels() throws {
         let m = try GuestMemory(ranges: [(0, 32 << 20)])
-        #expect(throws: SwvmError.self) { try load(elf(machine: 183), memory: m) }              // aarch64
-        #expect(throws: SwvmError.self) { try load(elf(paddr: 0x1000), memory: m) }             // over the boot area
-        #expect(throws: SwvmError.self) { try load(elf(paddr: 0x3000000), memory: m) }          // past guest RAM
-        #expect(throws: SwvmError.self) { try load(elf(entry: 0x5000000), memory: m) }          // entry outside segments
-        #expect(throws: SwvmError.self) { try load(Array(elf().prefix(200)), memory: m) }       // truncated
-        #expect(throws: SwvmError.self) { try load([UInt8](repeating: 0x41, count: 8192), memory: m) }
+        #expect(throws: SwvmError.self) { try loadKernel(elf(machine: 183), memory: m) }              // aarch64
+        #expect(throws: SwvmError.self) { try loadKernel(elf(paddr: 0x1000), memory: m) }             // over the boot area
+        #expect(throws: SwvmError.self) { try loadKernel(elf(paddr: 0x3000000), memory: m) }          // past guest RAM
+        #expect(throws: SwvmError.self) { try loadKernel(elf(entry: 0x5000000), memory: m) }          // entry outside segments
+        #expect(throws: SwvmError.self) { try loadKernel(Array(elf().prefix(200)), memory: m) }       // truncated
+        #expect(throws: SwvmError.self) { try loadKernel([UInt8](repeating: 0x41, count: 8192), memory: m) }
     }
 
     @Test func initrdGoesToTheTopOfLowMemory() throws {
@@ -183,16 +186,9 @@ import CKVM
         return b
     }
 
-    func load(_ bytes: [UInt8], memory: GuestMemory) throws -> LoadedKernel {
-        let path = "/tmp/swvm-bz-\(randomHex(4))"
-        try FS.writeFile(path, bytes)
-        defer { unlink(path) }
-        return try KernelLoader.load(path: path, into: memory)
-    }
-
     @Test func loadsTheProtectedModeKernelAndEntersAt0x200() throws {
         let m = try GuestMemory(ranges: [(0, 32 << 20)])
-        let k = try load(bzImage(), memory: m)
+        let k = try loadKernel(bzImage(), memory: m)
         #expect(k.entry == 0x100000 + 0x200)
         #expect(try m.readBytes(at: 0x100000, count: 4) == [0x00, 0x01, 0x02, 0x03].map { UInt8($0) })
         #expect(k.setupHeader?.first == 3)
@@ -201,7 +197,7 @@ import CKVM
 
     @Test func refusesOldProtocolsAndNo64BitEntry() throws {
         let m = try GuestMemory(ranges: [(0, 32 << 20)])
-        #expect(throws: SwvmError.self) { try load(bzImage(version: 0x0206), memory: m) }
-        #expect(throws: SwvmError.self) { try load(bzImage(xloadflags: 0), memory: m) }
+        #expect(throws: SwvmError.self) { try loadKernel(bzImage(version: 0x0206), memory: m) }
+        #expect(throws: SwvmError.self) { try loadKernel(bzImage(xloadflags: 0), memory: m) }
     }
 }
