@@ -135,15 +135,23 @@ static void send_msg(uint32_t type, const void *payload, uint32_t len) {
     if (len) write_full(control_fd, payload, len);
 }
 
-/* Reports an error to the host ("code\nmessage") and the console. */
+/* "code\nmessage": the form an error reaches swvm in (SwvmError.decode),
+ * from PID 1 over the control port or from the workload's child over its
+ * error pipe. Returns the length. */
+static size_t format_error(char msg[1024], const char *code, const char *fmt, va_list ap) {
+    int n = snprintf(msg, 1024, "%s\n", code);
+    vsnprintf(msg + n, 1024 - (size_t)n, fmt, ap);
+    return strlen(msg);
+}
+
+/* Reports an error to the host. */
 static void send_error(const char *code, const char *fmt, ...) {
     char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s\n", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    size_t len = format_error(msg, code, fmt, ap);
     va_end(ap);
-    send_msg(MSG_ERROR, msg, (uint32_t)strlen(msg));
+    send_msg(MSG_ERROR, msg, (uint32_t)len);
 }
 
 static void power_off(void) {
@@ -390,12 +398,11 @@ static int recv_fd(int sock) {
 
 static void child_fail(int error_fd, const char *code, const char *fmt, ...) {
     char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s\n", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    size_t len = format_error(msg, code, fmt, ap);
     va_end(ap);
-    write_full(error_fd, msg, strlen(msg));
+    write_full(error_fd, msg, len);
     _exit(125);
 }
 
