@@ -75,11 +75,7 @@ public enum ELFLoader {
     }
 }
 
-// MARK: little-endian field access and file reads
-
-func le16(_ b: [UInt8], _ o: Int) -> UInt16 { UInt16(b[o]) | UInt16(b[o + 1]) << 8 }
-func le32(_ b: [UInt8], _ o: Int) -> UInt32 { UInt32(le16(b, o)) | UInt32(le16(b, o + 2)) << 16 }
-func le64(_ b: [UInt8], _ o: Int) -> UInt64 { UInt64(le32(b, o)) | UInt64(le32(b, o + 4)) << 32 }
+// MARK: file reads
 
 func preadExactly(_ fd: Int32, count: Int, offset: UInt64, path: String) throws -> [UInt8] {
     var buf = [UInt8](repeating: 0, count: count)

@@ -72,6 +72,6 @@ public enum MPTable {
         return 0 &- sum
     }
 
-    static func put16(_ b: inout [UInt8], _ o: Int, _ v: UInt16) { b[o] = UInt8(v & 0xff); b[o + 1] = UInt8(v >> 8) }
-    static func put32(_ b: inout [UInt8], _ o: Int, _ v: UInt32) { for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+    static func put16(_ b: inout [UInt8], _ o: Int, _ v: UInt16) { b.replaceSubrange(o..<(o + 2), with: le16(v)) }
+    static func put32(_ b: inout [UInt8], _ o: Int, _ v: UInt32) { b.replaceSubrange(o..<(o + 4), with: le32(v)) }
 }

@@ -64,15 +64,15 @@ public struct ZeroPage {
         }
     }
 
-    public func field16(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8 }
+    public func field16(_ offset: Int) -> UInt16 { le16(bytes, offset) }
     public func field32(_ offset: Int) -> UInt32 { get32(offset) }
 
     // MARK: byte access
 
     private mutating func set8(_ o: Int, _ v: UInt8) { bytes[o] = v }
-    private mutating func set16(_ o: Int, _ v: UInt16) { for i in 0..<2 { bytes[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
-    private mutating func set32(_ o: Int, _ v: UInt32) { for i in 0..<4 { bytes[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
-    private mutating func set64(_ o: Int, _ v: UInt64) { for i in 0..<8 { bytes[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
-    private func get32(_ o: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[o + $1]) << (8 * $1) } }
-    private func get64(_ o: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[o + $1]) << (8 * $1) } }
+    private mutating func set16(_ o: Int, _ v: UInt16) { bytes.replaceSubrange(o..<(o + 2), with: le16(v)) }
+    private mutating func set32(_ o: Int, _ v: UInt32) { bytes.replaceSubrange(o..<(o + 4), with: le32(v)) }
+    private mutating func set64(_ o: Int, _ v: UInt64) { bytes.replaceSubrange(o..<(o + 8), with: le64(v)) }
+    private func get32(_ o: Int) -> UInt32 { le32(bytes, o) }
+    private func get64(_ o: Int) -> UInt64 { le64(bytes, o) }
 }

@@ -64,7 +64,7 @@ public enum GuestProtocol {
             buffer += bytes
             var frames: [(UInt32, [UInt8])] = []
             while buffer.count >= 8 {
-                let type = readLE32(buffer, 0), len = Int(readLE32(buffer, 4))
+                let type = le32(buffer, 0), len = Int(le32(buffer, 4))
                 guard len <= 1 << 20 else { buffer.removeAll(); break }   // garbage: drop it
                 guard buffer.count >= 8 + len else { break }
                 frames.append((type, Array(buffer[8..<(8 + len)])))
@@ -75,8 +75,3 @@ public enum GuestProtocol {
     }
 }
 
-func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8)] }
-func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
-func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * UInt64($0))) } }
-func readLE32(_ b: [UInt8], _ o: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(b[o + $1]) << (8 * UInt32($1)) } }
-func readLE64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(UInt64(0)) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } }

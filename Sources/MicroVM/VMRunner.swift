@@ -149,7 +149,7 @@ public final class VMRunner {
                                                          hostTimeNanos: Clock.realtimeNanos(), debug: Log.debugEnabled)
                     console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
                 case GuestProtocol.started where payload.count >= 4:
-                    let pid = readLE32(payload, 0)
+                    let pid = le32(payload, 0)
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
@@ -157,7 +157,7 @@ public final class VMRunner {
                 case GuestProtocol.exit where payload.count >= 4:
                     Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()
-                    state.with { $0.status = Int32(bitPattern: readLE32(payload, 0)) }
+                    state.with { $0.status = Int32(bitPattern: le32(payload, 0)) }
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()

@@ -29,12 +29,12 @@ public enum SeccompCompiler {
         let path = Path.join(dir, key + ".bpf")
         if let bytes = try? FS.readFile(path, limit: 1 << 20), bytes.count >= 8, bytes.count % 8 == 0,
            Array(bytes[0..<4]) == Array("SWSC".utf8) {
-            let allowed = Int32(bitPattern: UInt32(bytes[4]) | UInt32(bytes[5]) << 8 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 24)
+            let allowed = Int32(bitPattern: le32(bytes, 4))
             return SeccompFilter(program: Array(bytes[8...]), allowedSyscalls: Int(allowed), unknownNames: [])
         }
         let filter = try compileUncached(profile, compatArches: compatArches)
         let allowed = UInt32(bitPattern: Int32(filter.allowedSyscalls))
-        let header = Array("SWSC".utf8) + (0..<4).map { UInt8(truncatingIfNeeded: allowed >> (8 * $0)) }
+        let header = Array("SWSC".utf8) + le32(allowed)
         if (try? FS.makeDirectories(dir, mode: 0o700)) != nil {
             try? FS.writeFile(path, header + filter.program, mode: 0o600)
         }

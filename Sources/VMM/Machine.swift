@@ -412,8 +412,7 @@ public final class Machine: @unchecked Sendable {
             var frame = [regs.rip]
             if let stack = try? readGuestVirtual(vcpu, regs.rsp, count: 2048) {
                 for i in stride(from: 0, to: stack.count - 7, by: 8) {
-                    var w: UInt64 = 0
-                    for b in 0..<8 { w |= UInt64(stack[i + b]) << (8 * UInt64(b)) }
+                    let w = le64(stack, i)
                     if w >= 0xffff_ffff_8100_0000 && w < 0xffff_ffff_c000_0000 { frame.append(w) }
                 }
             }

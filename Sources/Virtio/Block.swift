@@ -61,9 +61,8 @@ public final class BlockDevice: VirtioDevice {
             Log.warning("virtio-blk: malformed request (no header or status byte)")
             return 0
         }
-        let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
-        var sector: UInt64 = 0
-        for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
+        let type = le32(header, 0)
+        let sector = le64(header, 8)
         // Data buffers: every writable one, minus the final status byte.
         var dataBuffers = chain.writable.map { ($0.pointer, Int($0.length)) }
         dataBuffers[dataBuffers.count - 1].1 -= 1

@@ -156,9 +156,7 @@ public final class ConsoleDevice: VirtioDevice {
         let notify = queues[ConsoleDevice.controlTx].serveAvailable { chain in
             let msg = chain.readAll(limit: 4096)
             guard msg.count >= 8 else { return 0 }
-            let id = UInt32(msg[0]) | UInt32(msg[1]) << 8 | UInt32(msg[2]) << 16 | UInt32(msg[3]) << 24
-            let event = UInt16(msg[4]) | UInt16(msg[5]) << 8
-            let value = UInt16(msg[6]) | UInt16(msg[7]) << 8
+            let id = le32(msg, 0), event = le16(msg, 4), value = le16(msg, 6)
             switch Event(rawValue: event) {
             case .deviceReady?:
                 guard value == 1 else { break }
@@ -188,10 +186,7 @@ public final class ConsoleDevice: VirtioDevice {
     }
 
     private func queueControl(_ id: UInt32, _ event: Event, _ value: UInt16, name: String? = nil) {
-        var msg = [UInt8](repeating: 0, count: 8)
-        for i in 0..<4 { msg[i] = UInt8(truncatingIfNeeded: id >> (8 * UInt32(i))) }
-        msg[4] = UInt8(event.rawValue & 0xff); msg[5] = UInt8(event.rawValue >> 8)
-        msg[6] = UInt8(value & 0xff); msg[7] = UInt8(value >> 8)
+        var msg = le32(id) + le16(event.rawValue) + le16(value)
         if let name { msg += Array(name.utf8) }
         controlOut.append(msg)
     }
