@@ -36,15 +36,17 @@ let package = Package(
                 dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
-        .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
+        // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
+        .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
+        .target(name: "KVM", dependencies: ["SwvmBase", "Snapshot", "CKVM"]),
         .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
-        .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory"]),
-        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "CAtomics", "CSyscalls"]),
+        .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory", "Snapshot"]),
+        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "Snapshot", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
-                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
+                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage"]),
 
         // MARK: comparison
         .target(name: "Compare",
@@ -64,8 +66,8 @@ let package = Package(
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

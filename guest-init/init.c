@@ -63,6 +63,10 @@ struct sock_fprog_ { unsigned short len; void *filter; };
 #define RESOLVE_NO_MAGICLINKS 0x02
 #define RESOLVE_IN_ROOT 0x10
 struct open_how_ { uint64_t flags, mode, resolve; };
+/* <linux/random.h>, which musl's headers do not carry. */
+#define RNDADDENTROPY_ _IOW('R', 0x03, int[2])
+#define RNDRESEEDCRNG_ _IO('R', 0x07)
+struct rand_pool_info_ { int entropy_count; int buf_size; };
 
 /* ---------------------------------------------------------------- config */
 
@@ -86,6 +90,7 @@ struct config {
     char *ropaths[64]; int nropaths;
     struct tmpfs_mount tmpfs[32]; int ntmpfs;
     uint64_t host_time_ns;
+    uint8_t entropy[256]; uint32_t entropy_len;
 };
 
 static struct config cfg;
@@ -246,6 +251,10 @@ static void parse_config(const uint8_t *p, uint32_t len) {
         case CFG_ROOTDEV: cfg.rootdev = dupbytes(v, n); break;
         case CFG_DEBUG: cfg.debug = n && v[0]; break;
         case CFG_PROBE: cfg.probe = n && v[0]; break;
+        case CFG_ENTROPY:
+            cfg.entropy_len = n < sizeof cfg.entropy ? n : (uint32_t)sizeof cfg.entropy;
+            memcpy(cfg.entropy, v, cfg.entropy_len);
+            break;
         default: break;
         }
         off += n;
@@ -268,6 +277,47 @@ static void receive_config(void) {
         if (type == MSG_CONFIG) { parse_config(buf, len); free(buf); return; }
         free(buf);
     }
+}
+
+/* ---------------------------------------------------------------- a restored VM */
+
+/* A VM restored from a snapshot shares its kernel's CRNG state with every
+ * other VM restored from it: mix in the host's fresh bytes, credit them,
+ * and force a reseed, before anything of the workload runs. */
+static void add_host_entropy(void) {
+    if (!cfg.entropy_len) fatal("internalError", "no entropy from the host");
+    struct { struct rand_pool_info_ info; uint8_t buf[sizeof cfg.entropy]; } req;
+    req.info.entropy_count = (int)(cfg.entropy_len * 8);
+    req.info.buf_size = (int)cfg.entropy_len;
+    memcpy(req.buf, cfg.entropy, cfg.entropy_len);
+    explicit_bzero(cfg.entropy, sizeof cfg.entropy);
+    int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+    if (fd < 0) fatal("systemCall", "open /dev/urandom: %s", strerror(errno));
+    if (ioctl(fd, RNDADDENTROPY_, &req) != 0) fatal("systemCall", "RNDADDENTROPY: %s", strerror(errno));
+    if (ioctl(fd, RNDRESEEDCRNG_) != 0) fatal("systemCall", "RNDRESEEDCRNG: %s", strerror(errno));
+    explicit_bzero(&req, sizeof req);
+    close(fd);
+}
+
+/* The image's disk is attached after the VM starts (or is restored), and
+ * the kernel learns its size from a config-change interrupt, in a work
+ * item: wait until the block device has sectors. */
+static void wait_for_disk(const char *dev) {
+    const char *name = strrchr(dev, '/');
+    name = name ? name + 1 : dev;
+    char path[128], buf[32];
+    snprintf(path, sizeof path, "/sys/block/%s/size", name);
+    struct timespec pause_ts = { 0, 1000000 };
+    for (int i = 0; i < 20000; i++) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            if (n > 0) { buf[n] = 0; if (strtoull(buf, NULL, 10) > 0) return; }
+        }
+        nanosleep(&pause_ts, NULL);
+    }
+    fatal("internalError", "the image's disk %s did not appear", dev);
 }
 
 /* ---------------------------------------------------------------- mounts */
@@ -672,12 +722,16 @@ int main(void) {
     uint8_t ready[8];
     put64(ready, started);
     send_msg(MSG_READY, ready, 8);
+    /* A snapshot of the VM is taken here, while guest-init waits for its
+     * settings: nothing above may depend on the run. */
     receive_config();
+    add_host_entropy();
     if (cfg.host_time_ns) {
         struct timeval tv = { .tv_sec = (time_t)(cfg.host_time_ns / 1000000000ull),
                               .tv_usec = (suseconds_t)(cfg.host_time_ns % 1000000000ull / 1000) };
-        settimeofday(&tv, NULL);
+        if (settimeofday(&tv, NULL) != 0) fatal("systemCall", "settimeofday: %s", strerror(errno));
     }
+    wait_for_disk(cfg.rootdev);
 
     setup_root();
     setup_cgroup();

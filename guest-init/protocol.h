@@ -45,6 +45,7 @@
 #define CFG_ROOTDEV 22     /* string: the image's block device */
 #define CFG_DEBUG 23       /* u8 */
 #define CFG_PROBE 24       /* u8: bind the initramfs's /probe at /.swvm-probe */
+#define CFG_ENTROPY 25     /* bytes from the host's getrandom: credited, then the CRNG reseeds */
 
 #define CONTROL_PORT "/dev/vport0p0"
 #define STDIN_PORT "/dev/vport0p1"

@@ -134,6 +134,76 @@ int ckvm_translate(int fd, uint64_t gva, uint64_t *gpa, int *valid) {
     return r;
 }
 
+int ckvm_get_fpu(int fd, struct kvm_fpu *fpu) { return ioctl(fd, KVM_GET_FPU, fpu); }
+
+int ckvm_xsave2_size(int vm_fd) {
+#ifdef KVM_CAP_XSAVE2
+    int r = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+    return r > 0 ? r : 0;
+#else
+    return 0;
+#endif
+}
+
+int ckvm_get_xsave(int fd, void *buf, uint32_t size) {
+#ifdef KVM_GET_XSAVE2
+    if (size > sizeof(struct kvm_xsave)) return ioctl(fd, KVM_GET_XSAVE2, buf);
+#endif
+    if (size < sizeof(struct kvm_xsave)) { errno = EINVAL; return -1; }
+    return ioctl(fd, KVM_GET_XSAVE, buf);
+}
+
+int ckvm_set_xsave(int fd, const void *buf) { return ioctl(fd, KVM_SET_XSAVE, buf); }
+int ckvm_get_xcrs(int fd, struct kvm_xcrs *xcrs) { return ioctl(fd, KVM_GET_XCRS, xcrs); }
+int ckvm_set_xcrs(int fd, const struct kvm_xcrs *xcrs) { return ioctl(fd, KVM_SET_XCRS, xcrs); }
+int ckvm_get_debugregs(int fd, struct kvm_debugregs *r) { return ioctl(fd, KVM_GET_DEBUGREGS, r); }
+int ckvm_set_debugregs(int fd, const struct kvm_debugregs *r) { return ioctl(fd, KVM_SET_DEBUGREGS, r); }
+
+int ckvm_set_mp_state(int fd, uint32_t state) {
+    struct kvm_mp_state mp = { .mp_state = state };
+    return ioctl(fd, KVM_SET_MP_STATE, &mp);
+}
+
+int ckvm_get_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t *count) {
+    struct kvm_msr_list *list = calloc(1, sizeof *list + *count * sizeof(uint32_t));
+    if (!list) { errno = ENOMEM; return -1; }
+    list->nmsrs = *count;
+    int r = ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, list);
+    int saved = errno;
+    if (r == 0) {
+        memcpy(indices, list->indices, list->nmsrs * sizeof(uint32_t));
+        *count = list->nmsrs;
+    }
+    free(list);
+    errno = saved;
+    return r;
+}
+
+int ckvm_get_msrs(int fd, struct kvm_msr_entry *entries, uint32_t count) {
+    size_t size = sizeof(struct kvm_msrs) + count * sizeof(struct kvm_msr_entry);
+    struct kvm_msrs *msrs = calloc(1, size);
+    if (!msrs) { errno = ENOMEM; return -1; }
+    msrs->nmsrs = count;
+    memcpy(msrs->entries, entries, count * sizeof(struct kvm_msr_entry));
+    int r = ioctl(fd, KVM_GET_MSRS, msrs);
+    int saved = errno;
+    if (r > 0) memcpy(entries, msrs->entries, (size_t)r * sizeof(struct kvm_msr_entry));
+    free(msrs);
+    errno = saved;
+    return r;
+}
+
+int ckvm_get_irqchip(int vm_fd, uint32_t chip_id, struct kvm_irqchip *chip) {
+    memset(chip, 0, sizeof *chip);
+    chip->chip_id = chip_id;
+    return ioctl(vm_fd, KVM_GET_IRQCHIP, chip);
+}
+int ckvm_set_irqchip(int vm_fd, const struct kvm_irqchip *chip) { return ioctl(vm_fd, KVM_SET_IRQCHIP, chip); }
+int ckvm_get_pit2(int vm_fd, struct kvm_pit_state2 *pit) { return ioctl(vm_fd, KVM_GET_PIT2, pit); }
+int ckvm_set_pit2(int vm_fd, const struct kvm_pit_state2 *pit) { return ioctl(vm_fd, KVM_SET_PIT2, pit); }
+int ckvm_get_clock(int vm_fd, struct kvm_clock_data *clock) { return ioctl(vm_fd, KVM_GET_CLOCK, clock); }
+int ckvm_set_clock(int vm_fd, const struct kvm_clock_data *clock) { return ioctl(vm_fd, KVM_SET_CLOCK, clock); }
+
 int ckvm_get_tsc_khz(int fd) { return ioctl(fd, KVM_GET_TSC_KHZ, 0); }
 
 uint32_t ckvm_run_exit_reason(const struct kvm_run *run) { return run->exit_reason; }

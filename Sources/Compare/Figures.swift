@@ -51,6 +51,12 @@ public enum Figures {
                            cells: both { iso in values(iso) { $0.startSeconds.map { $0 * 1000 } } }))
         rows.append(Figure(name: "total wall time", unit: "ms", group: "start",
                            cells: both { iso in values(iso) { $0.totalSeconds * 1000 } }))
+        // Each VM run's start, in run order (a warm start restores a snapshot).
+        var starts = Figure(name: "VM start, run by run", unit: "", group: "start", cells: [:])
+        starts.cells["container"] = .notApplicable("no VM")
+        let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart)
+        starts.cells["vm"] = vmStarts.isEmpty ? .notApplicable("not reported") : .text(vmStarts.joined(separator: ", "))
+        rows.append(starts)
         rows.append(Figure(name: "host memory peak (swvm + workload)", unit: "MiB", group: "memory",
                            cells: both { iso in values(iso) { Double($0.hostPeakBytes) / 1048576 } }))
         var guest = Figure(name: "guest memory touched", unit: "MiB", group: "memory", cells: [:])

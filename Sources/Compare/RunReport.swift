@@ -20,6 +20,9 @@ public struct RunReport {
     public var guestMemorySize: UInt64?
     /// Host pid of the container's init, or the guest pid of the workload.
     public var workloadPID: UInt32?
+    /// How a VM started: "warm" (restored from a snapshot), "cold", or
+    /// "cold (no snapshot)"; nil for a container.
+    public var vmStart: String?
     public var posture: Posture
 
     public struct Posture {
@@ -46,7 +49,8 @@ public struct RunReport {
 
     public init(isolation: String, status: Int32, execNanos: UInt64?, endNanos: UInt64, swvmPeakRSS: UInt64,
                 workloadPeak: UInt64?, guestMemoryTouched: UInt64?, guestMemorySize: UInt64?, workloadPID: UInt32?,
-                posture: Posture) {
+                vmStart: String? = nil, posture: Posture) {
+        self.vmStart = vmStart
         self.isolation = isolation
         self.status = status
         self.execNanos = execNanos
@@ -77,6 +81,7 @@ public struct RunReport {
             ("swvmPeakRSS", .integer(Int64(swvmPeakRSS))), ("workloadPeak", opt(workloadPeak)),
             ("guestMemoryTouched", opt(guestMemoryTouched)), ("guestMemorySize", opt(guestMemorySize)),
             ("workloadPID", workloadPID.map { .integer(Int64($0)) } ?? .null),
+            ("vmStart", vmStart.map { .string($0) } ?? .null),
             ("posture", .object([
                 ("sharesHostKernel", .bool(posture.sharesHostKernel)),
                 ("namespaces", .array(posture.namespaces.map { .string($0) })),
@@ -99,6 +104,7 @@ public struct RunReport {
                   swvmPeakRSS: u64("swvmPeakRSS") ?? 0, workloadPeak: u64("workloadPeak"),
                   guestMemoryTouched: u64("guestMemoryTouched"), guestMemorySize: u64("guestMemorySize"),
                   workloadPID: j["workloadPID"]?.int64.map { UInt32(truncatingIfNeeded: $0) },
+                  vmStart: j["vmStart"]?.string,
                   posture: Posture(sharesHostKernel: p["sharesHostKernel"]?.bool ?? true,
                                    namespaces: (p["namespaces"]?.array ?? []).compactMap(\.string),
                                    capabilities: (p["capabilities"]?.array ?? []).compactMap(\.string),

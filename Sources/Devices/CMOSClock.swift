@@ -5,11 +5,16 @@ import Glibc
 /// The CMOS real-time clock at ports 0x70/0x71, read-only: Linux reads the
 /// wall-clock time from it at boot. Without it the guest either waits for
 /// an update-in-progress bit that never clears or starts in 1970.
-public final class CMOSClock: BusDevice {
+import Snapshot
+
+public final class CMOSClock: BusDevice, StateSaving {
     private var index: UInt8 = 0
     private let now: () -> time_t
 
     public init(now: @escaping () -> time_t = { time(nil) }) { self.now = now }
+
+    public func saveState(_ w: inout StateWriter) { w.u8(index) }
+    public func restoreState(_ r: inout StateReader) throws { index = try r.u8() }
 
     static func bcd(_ v: Int32) -> UInt8 { UInt8((v / 10) << 4 | (v % 10)) }
 

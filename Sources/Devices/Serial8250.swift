@@ -1,10 +1,11 @@
+import Snapshot
 import SwvmBase
 
 /// A 16550A-compatible UART (the PC's COM1 at 0x3f8, IRQ 4), enough for
 /// Linux's 8250 driver: transmit-holding-register-empty and receive
 /// interrupts, loopback for the driver's probe, FIFO reporting, divisor
 /// latch. Transmitted bytes go to `output`; `enqueueInput` feeds the guest.
-public final class Serial8250: BusDevice {
+public final class Serial8250: BusDevice, StateSaving {
     // Register offsets.
     static let data: UInt64 = 0, ier: UInt64 = 1, iirFcr: UInt64 = 2, lcr: UInt64 = 3
     static let mcr: UInt64 = 4, lsr: UInt64 = 5, msr: UInt64 = 6, scr: UInt64 = 7
@@ -36,6 +37,28 @@ public final class Serial8250: BusDevice {
     }
 
     private var hasInput: Bool { inputHead < input.count }
+
+    public func saveState(_ w: inout StateWriter) {
+        lock.with { _ in
+            for v in [ierValue, lcrValue, mcrValue, scrValue, dll, dlm] { w.u8(v) }
+            w.bool(fifoEnabled)
+            w.bool(thrEmptyPending)
+            w.data(Array(input[inputHead...]))
+        }
+    }
+
+    public func restoreState(_ r: inout StateReader) throws {
+        let regs = try (0..<6).map { _ in try r.u8() }
+        let fifo = try r.bool(), thre = try r.bool()
+        let pending = try r.data(limit: 1 << 20)
+        lock.with { _ in
+            (ierValue, lcrValue, mcrValue, scrValue, dll, dlm) = (regs[0], regs[1], regs[2], regs[3], regs[4], regs[5])
+            fifoEnabled = fifo
+            thrEmptyPending = thre
+            input = pending
+            inputHead = 0
+        }
+    }
 
     /// Queues bytes for the guest to read (host console input).
     public func enqueueInput(_ bytes: [UInt8]) {

@@ -42,6 +42,26 @@ public final class GuestMemory: @unchecked Sendable {
         self.regions = regions
     }
 
+    /// Maps the ranges from a snapshot's memory image, copy-on-write
+    /// (MAP_PRIVATE): the ranges lie one after another in the file. Pages
+    /// the guest only reads stay shared with every other VM restored from
+    /// the same file; the file itself is never written.
+    public init(ranges: [(GuestAddress, UInt64)], file fd: Int32) throws {
+        var regions: [GuestRegion] = []
+        var offset: UInt64 = 0
+        for (base, size) in ranges {
+            let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, off_t(offset))
+            guard let p, p != MAP_FAILED else {
+                for r in regions { munmap(r.host, Int(r.size)) }
+                throw SwvmError(.systemCall, "cannot map \(size >> 20) MiB of guest memory from the snapshot: \(errnoText(errno))")
+            }
+            madvise(p, Int(size), MADV_DONTDUMP)
+            regions.append(GuestRegion(guestBase: base, size: size, host: p))
+            offset += size
+        }
+        self.regions = regions
+    }
+
     deinit {
         for r in regions { munmap(r.host, Int(r.size)) }
     }

@@ -13,7 +13,7 @@ public enum GuestProtocol {
 
     enum Field: UInt16 {
         case arg = 1, env, cwd, uid, gid, groups, hostname, rlimit, caps, seccomp, nnp, readonly, terminal
-        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug, probe
+        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug, probe, entropy
     }
 
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
@@ -22,7 +22,7 @@ public enum GuestProtocol {
 
     /// The run's settings as guest-init reads them.
     public static func encodeConfig(_ spec: RunSpec, filter: SeccompFilter?, rootDevice: String,
-                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, debug: Bool) -> [UInt8] {
+                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, entropy: [UInt8], debug: Bool) -> [UInt8] {
         var out: [UInt8] = []
         func field(_ f: Field, _ bytes: [UInt8]) { out += le16(f.rawValue) + le32(UInt32(bytes.count)) + bytes }
         func text(_ f: Field, _ s: String) { field(f, Array(s.utf8)) }
@@ -49,6 +49,7 @@ public enum GuestProtocol {
             field(.tmpfs, [m.readOnly ? 1 : 0] + Array(m.destination.utf8) + [0] + Array(m.options.joined(separator: ",").utf8))
         }
         field(.time, le64(hostTimeNanos))
+        field(.entropy, entropy)
         text(.rootdev, rootDevice)
         if debug { field(.debug, [1]) }
         if spec.probe != nil { field(.probe, [1]) }

@@ -7,6 +7,7 @@ import KVM
 import OCIImage
 import RuntimeSpec
 import Seccomp
+import Snapshot
 import SwvmBase
 import Virtio
 import VMM
@@ -17,6 +18,8 @@ public struct VMOptions {
     public var cpuProfile: CPUProfile = .automatic(isPVMHost: KVMSystem.isPVMHost())
     /// Show the guest's console on stderr (SWVM_DEBUG=1 does too).
     public var showConsole = Log.debugEnabled
+    /// Boot the kernel instead of restoring a snapshot; read or write none.
+    public var coldBoot = false
     public init() {}
 
     /// Guest RAM without --memory, and what is added to --memory for the
@@ -25,12 +28,25 @@ public struct VMOptions {
     public static let memoryMargin: UInt64 = 64 << 20
 }
 
+/// How the VM of a run started.
+public enum VMStart: String {
+    /// Restored from a cached snapshot.
+    case warm
+    /// Booted, and saved a snapshot for the runs after it.
+    case coldSnapshotted = "cold"
+    /// Booted without reading or writing a snapshot (--cold-boot, or
+    /// another run was writing the snapshot).
+    case coldOnly = "cold (no snapshot)"
+}
+
 /// What a finished VM run reports.
 public struct VMResult {
     public var status: Int32
     /// Monotonic ns when swvm started building the VM, and when guest-init
     /// reported the workload exec'd (host clock, at receipt).
     public var startNanos: UInt64
+    /// When guest-init was ready for its settings: it said so (cold), or
+    /// the restored VM was about to resume (warm).
     public var guestReadyNanos: UInt64?
     public var execNanos: UInt64?
     public var workloadPID: UInt32?
@@ -41,11 +57,23 @@ public struct VMResult {
     /// System calls the loaded seccomp filter allows (nil without one; -1
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
+    public var start: VMStart
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
 /// guest-init in an initramfs, the workload's stdio and control messages
 /// on virtio-console ports, entropy from virtio-rng.
+///
+/// Warm starts: nothing a VM does before guest-init asks for its settings
+/// depends on the image or the workload, so the first run saves the VM at
+/// that point (`SnapshotCache`) and later runs restore it instead of
+/// booting. The image's disk is therefore attached only after that point,
+/// to a virtio-blk device that booted empty, and announced with a
+/// config-change interrupt (hot-plug would need the guest to scan a new
+/// virtio-mmio slot, which virtio-mmio has no way to announce). What must
+/// differ between restored VMs is sent with the settings: fresh entropy,
+/// which guest-init credits and uses to reseed the kernel's CRNG, the
+/// host's wall-clock time, and the run's host name.
 public final class VMRunner {
     public let spec: RunSpec
     public let image: ResolvedImage
@@ -80,28 +108,64 @@ public final class VMRunner {
         }
     }
 
+    // MARK: the VM and its devices
+
+    /// A machine with swvm's devices, in the order every snapshot has them.
+    struct Instance {
+        let machine: Machine
+        let console: ConsoleDevice
+        let disk: BlockDevice
+        let diskTransport: MMIOTransport
+
+        init(_ config: MachineConfig, snapshot: SnapshotFile?) throws {
+            machine = try Machine(config: config, snapshot: snapshot)
+            // The stdin port starts connected in every VM, so that one
+            // snapshot serves runs with and without -i; guest-init opens
+            // it only with -i.
+            console = ConsoleDevice(ports: [
+                ("swvm.control", true), ("swvm.stdin", true), ("swvm.stdout", true), ("swvm.stderr", true),
+            ])
+            try machine.addVirtioDevice(console)
+            disk = BlockDevice(readOnly: true)
+            diskTransport = try machine.addVirtioDevice(disk)
+            try machine.addVirtioDevice(RngDevice())
+        }
+
+        var control: ConsoleDevice.Port { console.ports[0] }
+    }
+
+    /// Everything a snapshot depends on, as its cache key.
+    static func snapshotKey(_ config: MachineConfig, initramfs: [UInt8]) -> String {
+        func identity(_ path: String) -> String {
+            guard let st = FS.stat(path) else { return "missing \(path)" }
+            return "\(path) \(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        }
+        return SnapshotCache.key([
+            "swvm snapshot format \(SnapshotFile.version)",
+            // swvm itself: device models and boot defaults are its code.
+            identity(FS.executablePath()),
+            identity(config.kernelPath),
+            SHA256.hash(initramfs),
+            "memory \(config.memoryBytes) vcpus \(config.vcpus) profile \(config.cpuProfile) quiet \(config.quiet)",
+            HostCPU.identity,
+        ])
+    }
+
+    // MARK: running
+
     public func run() throws -> VMResult {
         let start = Clock.monotonicNanos()
         try VMRunner.checkApplicable(spec)
         guard FS.exists(options.kernelPath) else {
             throw SwvmError(.notFound, "no guest kernel at \(options.kernelPath): build it with kernel/build.sh or pass --kernel")
         }
-        let initPath = try GuestInitBinary.locate()
-        let disk = try RootDisk.ensure(for: image)
+        let diskPath = try RootDisk.ensure(for: image)
+        let diskImage = try BlockDevice.DiskImage(path: diskPath, readOnly: true)
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }
+        let config = try machineConfig()
 
-        var initramfs = Initramfs()
-        initramfs.addFile("init", data: try FS.readFile(initPath))
-        if let probe = spec.probe { initramfs.addFile("probe", data: try FS.readFile(probe)) }
-        var config = MachineConfig(kernelPath: options.kernelPath, cpuProfile: options.cpuProfile)
-        config.initrdBytes = initramfs.finish()
-        config.memoryBytes = (spec.resources.memory.map { $0 + VMOptions.memoryMargin }) ?? VMOptions.defaultMemory
-        config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
-        config.consoleFD = options.showConsole ? 2 : nil
-        let machine = try Machine(config: config)
-
-        // --cpus: the vCPU count above, and a CPU quota on this process's
-        // cgroup (the vCPU threads are ours), as Firecracker's jailer does.
+        // --cpus: the vCPU count, and a CPU quota on this process's cgroup
+        // (the vCPU threads are ours), as Firecracker's jailer does.
         RunRecord.removeStale()
         let record = RunRecord.directory(for: spec.id)
         try RunRecord.create(record)
@@ -118,97 +182,110 @@ public final class VMRunner {
             try RunRecord.record(record, cgroups: scope!.paths)
         }
 
-        // Devices. The disk is the only one: /dev/vda in the guest.
-        let console = ConsoleDevice(ports: [
-            ("swvm.control", true), ("swvm.stdin", spec.interactive), ("swvm.stdout", true), ("swvm.stderr", true),
-        ])
-        try machine.addVirtioDevice(console)
-        try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true))
-        try machine.addVirtioDevice(RngDevice())
-
-        var result = VMResult(status: 125, startNanos: start, guestReadyNanos: nil, execNanos: nil, workloadPID: nil,
-                              guestMemoryTouched: 0, guestMemorySize: config.memoryBytes, emulationFixups: [:],
-                              seccompAllowedSyscalls: filter?.allowedSyscalls)
-        let state = Locked(RunState())
-        let control = console.ports[0], stdinPort = console.ports[1], stdoutPort = console.ports[2], stderrPort = console.ports[3]
-        let terminal = spec.terminal ? HostTerminal(interactive: spec.interactive) : nil
-
-        stdoutPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(1, $0) } }
-        stderrPort.onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(2, $0) } }
-        var reader = GuestProtocol.Reader()
-        let phases = Locked<[(String, Int)]>([])
-        let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
-        control.onData = { [spec] bytes in
-            for (type, payload) in reader.feed(bytes) {
-                switch type {
-                case GuestProtocol.ready:
-                    state.with { $0.readyNanos = Clock.monotonicNanos() }
-                    phases.with { $0.append(("setup", machine.profileSampleCount)) }
-                    Log.debug("guest-init ready after \(formatFixed(Clock.secondsSince(start), 2)) s")
-                    let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
-                                                         hostTimeNanos: Clock.realtimeNanos(), debug: Log.debugEnabled)
-                    console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
-                case GuestProtocol.started where payload.count >= 4:
-                    let pid = le32(payload, 0)
-                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
-                    phases.with { $0.append(("workload", machine.profileSampleCount)) }
-                    Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
-                    self.onStart?(pid)
-                case GuestProtocol.exit where payload.count >= 4:
-                    Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
-                    console.drain()
-                    state.with { $0.status = Int32(bitPattern: le32(payload, 0)) }
-                    machine.stop(.stopped)
-                case GuestProtocol.error:
-                    console.drain()
-                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, String(decoding: payload, as: UTF8.self))
-                    state.with { $0.error = error }
-                    machine.stop(.stopped)
-                default:
-                    break
+        let (instance, how, writer, inUse) = try startMachine(config)
+        defer { _ = inUse }
+        let session = Session(runner: self, instance: instance, filter: filter, start: start)
+        session.attach = { instance.disk.attach(diskImage); instance.diskTransport.signalConfigChange() }
+        if let writer {
+            session.beforeSettings = {
+                // On the main thread, every vCPU parked: the guest is booted
+                // and guest-init waits for its settings.
+                instance.machine.pause {
+                    do {
+                        let state = try instance.machine.captureState()
+                        try writer.publish(state: state, regions: instance.machine.memoryRegions)
+                        Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
+                    } catch {
+                        Log.warning("could not save a snapshot for warm starts: \(error)")
+                    }
                 }
             }
         }
+        var result = try session.run(restored: how == .warm)
+        result.start = how
+        return result
+    }
 
-        // stdin: host -> guest, with EOF once everything queued is taken.
-        if spec.interactive {
-            let stdinFD: Int32 = 0
-            var eof = false
-            func pump() {
-                guard !eof else { return }
-                // Keep at most 1 MiB queued for the guest; resume when it drains.
-                if console.pendingCount(stdinPort) > (1 << 20) { machine.events.remove(fd: stdinFD); return }
-                var buf = [UInt8](repeating: 0, count: 65536)
-                let n = read(stdinFD, &buf, buf.count)
-                if n > 0 {
-                    console.send(Array(buf[0..<n]), to: stdinPort)
-                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                    eof = true
-                    machine.events.remove(fd: stdinFD)
-                    if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
-                }
+    private func machineConfig() throws -> MachineConfig {
+        let initPath = try GuestInitBinary.locate()
+        var initramfs = Initramfs()
+        initramfs.addFile("init", data: try FS.readFile(initPath))
+        if let probe = spec.probe { initramfs.addFile("probe", data: try FS.readFile(probe)) }
+        var config = MachineConfig(kernelPath: options.kernelPath, cpuProfile: options.cpuProfile)
+        config.initrdBytes = initramfs.finish()
+        config.memoryBytes = (spec.resources.memory.map { $0 + VMOptions.memoryMargin }) ?? VMOptions.defaultMemory
+        config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
+        config.consoleFD = options.showConsole ? 2 : nil
+        return config
+    }
+
+    /// Restores the cached snapshot when there is a good one; otherwise
+    /// builds a machine to boot, with the right to write the snapshot
+    /// unless another run holds it or --cold-boot was given.
+    private func startMachine(_ config: MachineConfig) throws -> (Instance, VMStart, SnapshotCache.Writer?, SnapshotCache.InUse?) {
+        guard !options.coldBoot else { return (try Instance(config, snapshot: nil), .coldOnly, nil, nil) }
+        SnapshotCache.removeStaleTemporaries()
+        let key = VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? [])
+        if let (snapshot, inUse) = SnapshotCache.lookup(key: key, onInvalid: { Log.warning("\($0); booting and saving a new one") }) {
+            do {
+                let instance = try Instance(config, snapshot: snapshot)
+                try instance.machine.restore(snapshot.state, source: "snapshot \(snapshot.directory)")
+                return (instance, .warm, nil, inUse)
+            } catch let e as SwvmError {
+                // A snapshot this host cannot restore (another TSC rate, a
+                // KVM that refuses its state): boot, and replace it.
+                Log.warning("cannot restore \(snapshot.directory): \(e.message); booting instead")
+                _ = inUse
+                try? FS.removeTree(snapshot.directory)
             }
-            console.onWritable = {
-                if eof { console.setHostConnected(stdinPort, false) }
-                else { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
-            }
-            try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() }
         }
+        let writer = SnapshotCache.writer(for: key)
+        return (try Instance(config, snapshot: nil), writer == nil ? .coldOnly : .coldSnapshotted, writer, nil)
+    }
 
-        machine.onSignal = { sig in
-            if sig == SIGWINCH {
-                if let ws = terminal?.windowSize() {
-                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.ws_row) + le16(ws.ws_col)), to: control)
-                }
-                return true
-            }
-            if sig == SIGPIPE { return true }
-            // Before the workload runs there is nothing to forward to.
-            guard state.with({ $0.pid != nil }) else { return false }
-            console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control)
-            return true
+    struct RunState {
+        var readyNanos: UInt64?
+        var execNanos: UInt64?
+        var pid: UInt32?
+        var status: Int32?
+        var error: SwvmError?
+    }
+}
+
+/// One VM run's host side: the control protocol, stdio relays, signals.
+final class Session {
+    let runner: VMRunner
+    let instance: VMRunner.Instance
+    let filter: SeccompFilter?
+    let start: UInt64
+    let state = Locked(VMRunner.RunState())
+    let phases = Locked<[(String, Int)]>([])
+    let terminal: HostTerminal?
+    /// Attaches the image's disk (before the settings are sent).
+    var attach: (() throws -> Void)?
+    /// Runs when guest-init is ready, before it gets its settings (the
+    /// snapshot point).
+    var beforeSettings: (() -> Void)?
+
+    var machine: Machine { instance.machine }
+    var spec: RunSpec { runner.spec }
+
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64) {
+        self.runner = runner
+        self.instance = instance
+        self.filter = filter
+        self.start = start
+        terminal = runner.spec.terminal ? HostTerminal(interactive: runner.spec.interactive) : nil
+    }
+
+    func run(restored: Bool) throws -> VMResult {
+        wireOutput()
+        wireControl()
+        wireSignals()
+        if restored {
+            // guest-init already said it is ready before the snapshot.
+            guestReady()
         }
-
         var tail = ConsoleTail()
         machine.onConsoleLine = { line in tail.append(line) }
         terminal?.start()
@@ -216,25 +293,27 @@ public final class VMRunner {
         // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid).
         let profilePath = FS.environment("SWVM_PROFILE")
         if let limit = FS.environment("SWVM_PROFILE_SECONDS").flatMap(Double.init) {
-            _ = try NativeThread { usleep(UInt32(limit * 1e6)); machine.stop(.stopped) }
+            _ = try NativeThread { [machine] in usleep(UInt32(limit * 1e6)); machine.stop(.stopped) }
         }
         do {
             exit = try machine.run(profileIntervalMs: profilePath == nil ? nil : 10)
             if let p = profilePath {
-                try Profiler.write(samples: machine.profileSamples, kernel: options.kernelPath, to: p, phases: phases.current)
+                try Profiler.write(samples: machine.profileSamples, kernel: runner.options.kernelPath, to: p, phases: phases.current)
             }
         } catch {
             terminal?.finish()
             throw error
         }
         terminal?.finish()
+        return try result(exit, tail: tail)
+    }
 
+    private func result(_ exit: MachineExit, tail: ConsoleTail) throws -> VMResult {
         let s = state.current
-        result.guestReadyNanos = s.readyNanos
-        result.execNanos = s.execNanos
-        result.workloadPID = s.pid
-        result.guestMemoryTouched = machine.memory.residentBytes()
-        result.emulationFixups = machine.emulationFixups
+        var result = VMResult(status: 125, startNanos: start, guestReadyNanos: s.readyNanos, execNanos: s.execNanos,
+                              workloadPID: s.pid, guestMemoryTouched: machine.memory.residentBytes(),
+                              guestMemorySize: machine.config.memoryBytes, emulationFixups: machine.emulationFixups,
+                              seccompAllowedSyscalls: filter?.allowedSyscalls, start: .coldOnly)
         if let e = s.error { throw e }
         switch exit {
         case .stopped:
@@ -250,12 +329,132 @@ public final class VMRunner {
         return result
     }
 
-    struct RunState {
-        var readyNanos: UInt64?
-        var execNanos: UInt64?
-        var pid: UInt32?
-        var status: Int32?
-        var error: SwvmError?
+    private func wireOutput() {
+        let ports = instance.console.ports
+        ports[2].onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(1, $0) } }
+        ports[3].onData = { bytes in _ = try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(2, $0) } }
+    }
+
+    /// guest-init is waiting for its settings: save the snapshot (cold
+    /// boot), attach the disk, send the settings, open stdin.
+    private func guestReady() {
+        state.with { $0.readyNanos = Clock.monotonicNanos() }
+        phases.with { $0.append(("setup", machine.profileSampleCount)) }
+        Log.debug("guest-init ready after \(formatFixed(Clock.secondsSince(start), 2)) s")
+        beforeSettings?()
+        do {
+            try attach?()
+        } catch {
+            state.with { $0.error = error as? SwvmError ?? SwvmError(.internalError, "\(error)") }
+            machine.stop(.stopped)
+            return
+        }
+        let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
+        var entropy = [UInt8](repeating: 0, count: 64)
+        _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
+        let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
+                                             hostTimeNanos: Clock.realtimeNanos(), entropy: entropy, debug: Log.debugEnabled)
+        instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
+        if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
+    }
+
+    private func wireControl() {
+        var reader = GuestProtocol.Reader()
+        let console = instance.console
+        instance.control.onData = { [self] bytes in
+            for (type, payload) in reader.feed(bytes) {
+                switch type {
+                case GuestProtocol.ready:
+                    guestReady()
+                case GuestProtocol.started where payload.count >= 4:
+                    let pid = le32(payload, 0)
+                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
+                    phases.with { $0.append(("workload", machine.profileSampleCount)) }
+                    Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
+                    runner.onStart?(pid)
+                case GuestProtocol.exit where payload.count >= 4:
+                    Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
+                    console.drain()
+                    state.with { $0.status = Int32(bitPattern: le32(payload, 0)) }
+                    machine.stop(.stopped)
+                case GuestProtocol.error:
+                    console.drain()
+                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, String(decoding: payload, as: UTF8.self))
+                    state.with { $0.error = error }
+                    machine.stop(.stopped)
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// stdin: host -> guest, with EOF once everything queued is taken.
+    private func wireStdin() {
+        let console = instance.console, stdinPort = console.ports[1], machine = self.machine
+        let stdinFD: Int32 = 0
+        var eof = false
+        func pump() {
+            guard !eof else { return }
+            // Keep at most 1 MiB queued for the guest; resume when it drains.
+            if console.pendingCount(stdinPort) > (1 << 20) { machine.events.remove(fd: stdinFD); return }
+            var buf = [UInt8](repeating: 0, count: 65536)
+            let n = read(stdinFD, &buf, buf.count)
+            if n > 0 {
+                console.send(Array(buf[0..<n]), to: stdinPort)
+            } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                eof = true
+                machine.events.remove(fd: stdinFD)
+                if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
+            }
+        }
+        console.onWritable = {
+            if eof { console.setHostConnected(stdinPort, false) }
+            else { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+        }
+        try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() }
+    }
+
+    private func wireSignals() {
+        let console = instance.console, control = instance.control
+        machine.onSignal = { [self] sig in
+            if sig == SIGWINCH {
+                if let ws = terminal?.windowSize() {
+                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.ws_row) + le16(ws.ws_col)), to: control)
+                }
+                return true
+            }
+            if sig == SIGPIPE { return true }
+            // Before the workload runs there is nothing to forward to.
+            guard state.with({ $0.pid != nil }) else { return false }
+            console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control)
+            return true
+        }
+    }
+}
+
+/// The host CPU as a snapshot depends on it: a guest saved on one CPU
+/// model may use features another lacks.
+enum HostCPU {
+    static let identity: String = {
+        guard let text = try? FS.readText("/proc/cpuinfo", limit: 1 << 22) else { return "unknown CPU" }
+        let wanted: Set<String> = ["vendor_id", "cpu family", "model", "model name", "stepping", "microcode", "flags"]
+        var lines: [Substring] = []
+        // The first processor's block: the fields up to its first blank line.
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.isEmpty { break }
+            let name = line.split(separator: ":", maxSplits: 1).first.map { String($0).trimmingTrailingWhitespace() } ?? ""
+            if wanted.contains(name) { lines.append(line) }
+        }
+        return lines.joined(separator: "\n")
+    }()
+}
+
+extension String {
+    func trimmingTrailingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        return String(s)
     }
 }
 

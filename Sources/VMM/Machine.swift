@@ -9,15 +9,19 @@ import BootLoader
 import Devices
 import Virtio
 import Seccomp
+import Snapshot
 import SwvmBase
 
 /// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
 /// devices (COM1, i8042 reset, CMOS clock), any virtio-mmio devices added
 /// before `start`, and one thread per vCPU.
 ///
-/// Life cycle: `init` builds the VM and loads the kernel; the caller may
-/// add devices and kernel parameters; `run()` writes the boot structures,
-/// starts the vCPUs and blocks until the VM ends, returning how it ended.
+/// Life cycle: `init` builds the VM and loads the kernel (or, from a
+/// snapshot, maps its memory); the caller adds devices in the same order
+/// the snapshot's machine had them, and for a restore calls `restore`;
+/// `run()` writes the boot structures (unless restored), starts the vCPUs
+/// and blocks until the VM ends, returning how it ended. While it runs,
+/// `pause` stops every vCPU so that `captureState` can save the VM.
 public final class Machine: @unchecked Sendable {
     public let config: MachineConfig
     public let kvm: KVMSystem
@@ -31,10 +35,13 @@ public final class Machine: @unchecked Sendable {
 
     private var vcpus: [VCPU] = []
     private var threads: [NativeThread] = []
-    private let kernel: LoadedKernel
+    /// The loaded kernel; nil for a VM restored from a snapshot.
+    private let kernel: LoadedKernel?
+    private var restored = false
     private var nextMMIOSlot = 0
     private var nextIRQ = X86Layout.firstDeviceIRQ
     private var serial: Serial8250!
+    private var cmos: CMOSClock!
     private let exitEvent: FileDescriptor
     private let state = Locked(RunState())
     private var ownedFDs: [FileDescriptor] = []
@@ -48,6 +55,15 @@ public final class Machine: @unchecked Sendable {
     /// when handled (forwarded to the guest); otherwise SIGINT, SIGTERM,
     /// SIGHUP and SIGQUIT stop the VM.
     public var onSignal: ((Int32) -> Bool)?
+    /// Pause requests from other threads (see `pause`): the main thread
+    /// parks the vCPUs, runs the work, and resumes them.
+    private let pauseEvent: FileDescriptor
+    /// vCPU threads report "parked" here and wait on `resumeEvent`
+    /// (semaphore eventfds: read and write are all their filter allows).
+    private let parkedEvent: FileDescriptor
+    private let resumeEvent: FileDescriptor
+    /// Written when pause work is done (or dropped because the VM ended).
+    private let pauseDoneEvent: FileDescriptor
 
     struct RunState {
         var exit: MachineExit?
@@ -56,9 +72,14 @@ public final class Machine: @unchecked Sendable {
         var profileRequested = Set<Int>()
         var samples: [[UInt64]] = []
         var emulationFixups: [String: Int] = [:]
+        var pauseRequested = false
+        var pauseWork: (() -> Void)?
     }
 
-    public init(config: MachineConfig) throws {
+    /// Builds the VM; with `snapshot`, guest RAM is mapped from its memory
+    /// image instead of loading the kernel (call `restore` after adding
+    /// the devices).
+    public init(config: MachineConfig, snapshot: SnapshotFile? = nil) throws {
         guard config.vcpus >= 1 else { throw SwvmError(.invalidArgument, "--cpus must be at least 1") }
         guard config.memoryBytes >= MachineConfig.minimumMemory else {
             throw SwvmError(.invalidArgument, "--memory must be at least \(MachineConfig.minimumMemory >> 20) MiB")
@@ -71,10 +92,22 @@ public final class Machine: @unchecked Sendable {
         }
         vm = try kvm.createVM()
         exitEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) })
+        pauseEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) })
+        parkedEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_SEMAPHORE)) })
+        resumeEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_SEMAPHORE)) })
+        pauseDoneEvent = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) })
         events = try EventLoop()
 
         // Memory: RAM below the MMIO gap, the rest above 4 GiB.
-        memory = try GuestMemory(ranges: X86Layout.memoryRanges(size: config.memoryBytes))
+        let ranges = X86Layout.memoryRanges(size: config.memoryBytes)
+        if let snapshot {
+            guard snapshot.header.memorySize == ranges.reduce(0, { $0 + $1.1 }) else {
+                throw SwvmError(.invalidImage, "snapshot \(snapshot.directory): made for another memory size")
+            }
+            memory = try GuestMemory(ranges: ranges, file: snapshot.memory.raw)
+        } else {
+            memory = try GuestMemory(ranges: ranges)
+        }
         for (slot, region) in memory.regions.enumerated() {
             try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestBase, size: region.size, host: region.host)
         }
@@ -83,7 +116,7 @@ public final class Machine: @unchecked Sendable {
         try vm.createIRQChip()
         try vm.createPIT2()
 
-        kernel = try KernelLoader.load(path: config.kernelPath, into: memory)
+        kernel = snapshot == nil ? try KernelLoader.load(path: config.kernelPath, into: memory) : nil
         try addLegacyDevices()
         try vcpus = (0..<config.vcpus).map { try vm.createVCPU(id: $0) }
         try buildDefaultCmdline()
@@ -105,7 +138,8 @@ public final class Machine: @unchecked Sendable {
             raiseInterrupt: { var one: UInt64 = 1; _ = write(serialIRQ, &one, 8) })
         try portBus.insert(serial, base: 0x3f8, length: 8)
         try portBus.insert(I8042(onReset: { [weak self] in self?.guestReset() }), base: 0x60, length: 5)
-        try portBus.insert(CMOSClock(), base: 0x70, length: 2)
+        cmos = CMOSClock()
+        try portBus.insert(cmos, base: 0x70, length: 2)
     }
 
     /// An eventfd that raises `gsi` when written (KVM_IRQFD).
@@ -135,8 +169,6 @@ public final class Machine: @unchecked Sendable {
         try cmdline.append("virtio_mmio.device=4K@0x\(String(base, radix: 16)):\(irq)")
         return (base, irq)
     }
-
-    public func addKernelParameters(_ text: String) throws { try cmdline.append(text) }
 
     /// Attaches a virtio device on the next virtio-mmio slot: its register
     /// window, an irqfd for its interrupt, and an ioeventfd per queue so
@@ -188,6 +220,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     private func writeBootStructures() throws {
+        guard let kernel else { throw SwvmError(.internalError, "no kernel loaded to boot") }
         var zeroPage = ZeroPage(setupHeader: kernel.setupHeader)
         let cmd = cmdline.bytes
         try memory.writeBytes(cmd, at: X86Layout.cmdlineStart)
@@ -207,22 +240,158 @@ public final class Machine: @unchecked Sendable {
         // BIOS area for it 16 bytes at a time, an early_memremap() each,
         // which takes seconds when the guest kernel is emulated.
         try MPTable.write(cpus: config.vcpus, into: memory)
+        try configureVCPUs()
+        try VCPUSetup.configureBoot(vcpus[0], entry: kernel.entry)
+    }
 
+    private func configureVCPUs() throws {
         let supported = try kvm.supportedCPUID()
         for vcpu in vcpus {
             let cpuid = CPUIDNormalizer.normalize(supported, .init(
                 vcpuID: vcpu.id, vcpuCount: config.vcpus, hideHypervisorLeaves: config.cpuProfile.hidesHypervisorLeaves))
             try VCPUSetup.configureCommon(vcpu, cpuid: cpuid)
         }
-        try VCPUSetup.configureBoot(vcpus[0], entry: kernel.entry)
+    }
+
+    // MARK: snapshots
+
+    /// The TSC rate of this host's vCPUs, which a snapshot needs unchanged
+    /// (KVM cannot scale it on every host).
+    public var tscKHz: UInt32 { vcpus.first?.tscKHz ?? 0 }
+
+    /// Saves the vCPUs, the VM (irqchip, PIT, clock) and every device.
+    /// Only while paused (inside a `pause` work item), or before `run`.
+    public func captureState() throws -> [UInt8] {
+        var w = StateWriter()
+        w.u32(tscKHz)
+        w.u32(UInt32(vcpus.count))
+        let msrs = try kvm.msrIndexList()
+        for vcpu in vcpus { try vcpu.saveState(&w, msrIndices: msrs, xsaveSize: vm.xsaveSize) }
+        try vm.saveState(&w)
+        serial.saveState(&w)
+        cmos.saveState(&w)
+        w.u32(UInt32(virtioTransports.count))
+        for t in virtioTransports {
+            w.u32(t.device.deviceType)
+            t.saveState(&w)
+        }
+        return w.bytes
+    }
+
+    /// Puts the machine in the state `captureState` saved. The devices must
+    /// be the same, added in the same order.
+    public func restore(_ state: [UInt8], source: String) throws {
+        var r = StateReader(state, source: source)
+        let savedTSC = try r.u32()
+        guard savedTSC == tscKHz else {
+            throw SwvmError(.invalidImage, "\(source): made on a host whose TSC runs at \(savedTSC) kHz, not \(tscKHz) kHz")
+        }
+        guard try r.u32() == UInt32(vcpus.count) else { throw SwvmError(.invalidImage, "\(source): made for another vCPU count") }
+        try configureVCPUs()
+        for vcpu in vcpus { try vcpu.restoreState(&r) }
+        try vm.restoreState(&r)
+        try serial.restoreState(&r)
+        try cmos.restoreState(&r)
+        guard try r.u32() == UInt32(virtioTransports.count) else {
+            throw SwvmError(.invalidImage, "\(source): made with other devices")
+        }
+        for t in virtioTransports {
+            guard try r.u32() == t.device.deviceType else { throw SwvmError(.invalidImage, "\(source): made with other devices") }
+            try t.restoreState(&r)
+        }
+        guard r.atEnd else { throw SwvmError(.invalidImage, "\(source): unexpected bytes after the device state") }
+        restored = true
+    }
+
+    /// Guest RAM as host ranges, for writing a snapshot.
+    public var memoryRegions: [(UnsafeRawPointer, Int)] { memory.regions.map { (UnsafeRawPointer($0.host), Int($0.size)) } }
+
+    /// Runs `work` on the main thread while every vCPU is parked outside
+    /// KVM_RUN, with its pending I/O completed, and blocks the calling
+    /// thread until it is done. Called from the device thread (one caller
+    /// at a time), so that no device changes under `work` either. Returns
+    /// at once, without running `work`, if the VM is ending.
+    public func pause(_ work: @escaping () -> Void) {
+        let queued: Bool = state.with { s in
+            guard s.exit == nil, s.pauseWork == nil else { return false }
+            s.pauseWork = work
+            return true
+        }
+        guard queued else { return }
+        var one: UInt64 = 1
+        _ = write(pauseEvent.raw, &one, 8)
+        var v: UInt64 = 0
+        while read(pauseDoneEvent.raw, &v, 8) < 0 && errno == EINTR {}
+    }
+
+    /// On the main thread: parks the vCPUs, runs the pause work, resumes.
+    private func servePauseRequest() {
+        var v: UInt64 = 0
+        _ = read(pauseEvent.raw, &v, 8)
+        guard let work = state.with({ $0.pauseWork }) else { return }
+        let parked = parkVCPUs()
+        if parked { work() }
+        resumeVCPUs(parked ? vcpus.count : 0)
+        releasePauseWaiter()
+    }
+
+    private func releasePauseWaiter() {
+        let waiting: Bool = state.with { s in
+            defer { s.pauseWork = nil }
+            return s.pauseWork != nil
+        }
+        var one: UInt64 = 1
+        if waiting { _ = write(pauseDoneEvent.raw, &one, 8) }
+    }
+
+    /// Kicks every vCPU and waits until each has parked; false if the VM
+    /// ended first.
+    private func parkVCPUs() -> Bool {
+        state.with { $0.pauseRequested = true }
+        kickAll()
+        var count = 0
+        while count < vcpus.count {
+            var p = pollfd(fd: parkedEvent.raw, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) > 0 {
+                var v: UInt64 = 0
+                if read(parkedEvent.raw, &v, 8) == 8 { count += 1 }
+            } else if state.with({ $0.exit != nil }) {
+                resumeVCPUs(count)
+                return false
+            } else {
+                // A kick can be lost if it lands just as a vCPU clears its
+                // immediate-exit flag after an earlier one: kick again.
+                kickAll()
+            }
+        }
+        return true
+    }
+
+    private func resumeVCPUs(_ count: Int) {
+        state.with { $0.pauseRequested = false }
+        guard count > 0 else { return }
+        var n = UInt64(count)
+        _ = write(resumeEvent.raw, &n, 8)
+    }
+
+    /// On a vCPU thread after a kick: park until resumed, if asked to.
+    private func parkIfRequested() {
+        guard state.with({ $0.pauseRequested }) else { return }
+        var one: UInt64 = 1
+        _ = write(parkedEvent.raw, &one, 8)
+        var v: UInt64 = 0
+        while read(resumeEvent.raw, &v, 8) < 0 && errno == EINTR {}
     }
 
     // MARK: running
 
-    /// Boots the guest and blocks until the VM ends.
+    /// Boots the guest (or resumes the restored one) and blocks until the
+    /// VM ends.
     public func run(profileIntervalMs: Int? = nil) throws -> MachineExit {
-        try writeBootStructures()
-        Log.debug("kernel command line: \(cmdline)")
+        if !restored {
+            try writeBootStructures()
+            Log.debug("kernel command line: \(cmdline)")
+        }
 
         // Signals for the process are read by this thread only (signalfd);
         // vCPU threads keep just the kick signal unblocked.
@@ -238,20 +407,45 @@ public final class Machine: @unchecked Sendable {
         // What swvm ran to get here (argument parsing, image handling) need
         // not stay resident for the VM's lifetime.
         ProcessMemory.mapOnlyWhatIsUsed()
-        // The threads that handle what the guest does run under seccomp.
+        do {
+            try startThreads()
+            try mainLoop(signals: sigfd, profileIntervalMs: profileIntervalMs)
+        } catch {
+            // Never join threads that were not told to stop.
+            stop(.failed(error as? SwvmError ?? SwvmError(.internalError, "\(error)")))
+        }
+        for t in threads { t.join() }
+        threads.removeAll()
+        events.stop()
+        return state.with { $0.exit } ?? .stopped
+    }
+
+    /// The device thread and one thread per vCPU, each under its seccomp
+    /// filter. A filter that cannot be loaded is fatal, as in Firecracker:
+    /// the threads that handle what the guest does never run unconfined.
+    private func startThreads() throws {
         let vcpuFilter = try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(), compatArches: false)
         let deviceFilter = try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)
-        events.onThreadStart = {
-            do { try VMMSeccomp.confineCurrentThread(deviceFilter) } catch { Log.warning("device thread: \(error)") }
+        events.onThreadStart = { [self] in
+            do { try VMMSeccomp.confineCurrentThread(deviceFilter) } catch {
+                stop(.failed(SwvmError(.systemCall, "device thread: \(error)")))
+            }
         }
         try events.start()
         for vcpu in vcpus {
             threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
-                do { try VMMSeccomp.confineCurrentThread(vcpuFilter) } catch { Log.warning("vCPU thread: \(error)") }
+                do { try VMMSeccomp.confineCurrentThread(vcpuFilter) } catch {
+                    stop(.failed(SwvmError(.systemCall, "vCPU \(vcpu.id) thread: \(error)")))
+                    return
+                }
                 vcpuLoop(vcpu)
             })
         }
+    }
 
+    /// Until the VM ends: signals, host stdin for the serial console, pause
+    /// requests, halt checks and profile samples.
+    private func mainLoop(signals sigfd: FileDescriptor, profileIntervalMs: Int?) throws {
         var stdinOpen = config.consoleInput
         let runStart = Clock.monotonicNanos()
         var trimmed = false
@@ -260,10 +454,14 @@ public final class Machine: @unchecked Sendable {
         let tick = profileIntervalMs ?? haltCheckEveryMs
         while state.with({ $0.exit }) == nil {
             var fds = [pollfd(fd: exitEvent.raw, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pauseEvent.raw, events: Int16(POLLIN), revents: 0)]
             if stdinOpen { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             let n = poll(&fds, nfds_t(fds.count), Int32(tick))
-            if n < 0 && errno != EINTR { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SwvmError.errno("poll (VMM main loop)")
+            }
             if fds[1].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()
                 if read(sigfd.raw, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {
@@ -272,7 +470,8 @@ public final class Machine: @unchecked Sendable {
                     if !handled && [SIGINT, SIGTERM, SIGHUP, SIGQUIT].contains(sig) { stop(.signal(sig)) }
                 }
             }
-            if stdinOpen, fds.count > 2, fds[2].revents != 0 {
+            if fds[2].revents & Int16(POLLIN) != 0 { servePauseRequest() }
+            if stdinOpen, fds.count > 3, fds[3].revents != 0 {
                 var buf = [UInt8](repeating: 0, count: 256)
                 let got = read(0, &buf, buf.count)
                 if got > 0 { serialInput(Array(buf[0..<got])) } else { stdinOpen = false }
@@ -292,10 +491,6 @@ public final class Machine: @unchecked Sendable {
                 }
             }
         }
-        for t in threads { t.join() }
-        threads.removeAll()
-        events.stop()
-        return state.with { $0.exit } ?? .stopped
     }
 
     /// The guest asked for a reset: a reboot, or the end of a panic.
@@ -314,6 +509,11 @@ public final class Machine: @unchecked Sendable {
         kickAll()
         var one: UInt64 = 1
         _ = write(exitEvent.raw, &one, 8)
+        // Parked vCPUs wait on resumeEvent, not on kicks.
+        var all = UInt64(vcpus.count)
+        _ = write(resumeEvent.raw, &all, 8)
+        // A thread waiting for pause work that will not run now is released.
+        releasePauseWaiter()
     }
 
     private func kickAll() {
@@ -401,8 +601,9 @@ public final class Machine: @unchecked Sendable {
         }
     }
 
-    /// After a kick: answer a halt check or a profile sample.
+    /// After a kick: park for a pause, or answer a halt check or a profile sample.
     private func serviceKick(_ vcpu: VCPU) throws {
+        parkIfRequested()
         let (checkHalt, sample) = state.with { s -> (Bool, Bool) in
             (s.haltCheckPending > 0 && !s.haltedVCPUs.contains(vcpu.id), s.profileRequested.remove(vcpu.id) != nil)
         }

@@ -6,13 +6,20 @@ import SwvmBase
 /// virtio-blk (virtio 1.x, section 5.2) over a host file: reads, writes
 /// (unless read-only), flush and device id. Requests are served straight
 /// between the file and guest memory with pread/pwrite.
+///
+/// The disk may be attached after the guest has booted (`attach`), which
+/// is how a VM restored from a snapshot gets the image of its run: the
+/// device starts empty (capacity 0), and the transport's config-change
+/// interrupt makes the guest read the new capacity.
 public final class BlockDevice: VirtioDevice {
     public let deviceType = VirtioID.block
     public let queueSizes: [UInt16] = [256]
-    public let path: String
     public let readOnly: Bool
-    private let fd: FileDescriptor
-    private let sectors: UInt64
+    private struct Backing { var fd: FileDescriptor?; var path = ""; var sectors: UInt64 = 0 }
+    private let backing = Locked(Backing())
+    private var fd: FileDescriptor? { backing.current.fd }
+    private var sectors: UInt64 { backing.current.sectors }
+    public var path: String { backing.current.path }
     private let requests = RequestQueue()
 
     static let featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
@@ -22,12 +29,35 @@ public final class BlockDevice: VirtioDevice {
     public static let sectorSize: UInt64 = 512
 
     public init(path: String, readOnly: Bool) throws {
-        self.path = path
         self.readOnly = readOnly
-        fd = try FileDescriptor.open(path, readOnly ? O_RDONLY : O_RDWR)
-        var st = stat()
-        guard fstat(fd.raw, &st) == 0 else { throw SwvmError.errno("stat \(path)") }
-        sectors = UInt64(st.st_size) / BlockDevice.sectorSize
+        attach(try DiskImage(path: path, readOnly: readOnly))
+    }
+
+    /// A device with no disk yet.
+    public init(readOnly: Bool) {
+        self.readOnly = readOnly
+    }
+
+    /// An open disk image and its size, ready for `attach` (which may then
+    /// run on the device thread, whose seccomp filter allows neither open
+    /// nor stat).
+    public struct DiskImage {
+        public let fd: FileDescriptor
+        public let path: String
+        public let sectors: UInt64
+
+        public init(path: String, readOnly: Bool) throws {
+            fd = try FileDescriptor.open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+            var st = stat()
+            guard fstat(fd.raw, &st) == 0 else { throw SwvmError.errno("stat \(path)") }
+            self.path = path
+            sectors = UInt64(st.st_size) / BlockDevice.sectorSize
+        }
+    }
+
+    /// Makes `image` the disk; the caller announces it (MMIOTransport.signalConfigChange).
+    public func attach(_ image: DiskImage) {
+        backing.with { $0 = Backing(fd: image.fd, path: image.path, sectors: image.sectors) }
     }
 
     public var features: UInt64 {
@@ -56,6 +86,7 @@ public final class BlockDevice: VirtioDevice {
 
     /// Serves one request; returns the bytes written into the chain.
     func serve(_ chain: DescriptorChain) -> UInt32 {
+        guard let fd else { return fail(chain, BlockDevice.statusIOErr) }
         let header = chain.readAll(limit: 16)
         guard header.count == 16, let statusBuf = chain.writable.last, statusBuf.length >= 1 else {
             Log.warning("virtio-blk: malformed request (no header or status byte)")
@@ -75,7 +106,7 @@ public final class BlockDevice: VirtioDevice {
             if !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
             var off = off_t(sector * BlockDevice.sectorSize)
             for (p, n) in dataBuffers where n > 0 {
-                if !preadFully(p, n, off) { status = BlockDevice.statusIOErr; break }
+                if !preadFully(fd, p, n, off) { status = BlockDevice.statusIOErr; break }
                 off += off_t(n)
                 written += n
             }
@@ -106,13 +137,20 @@ public final class BlockDevice: VirtioDevice {
         return UInt32(written)
     }
 
+    /// Answers a request with only a status byte.
+    private func fail(_ chain: DescriptorChain, _ status: UInt8) -> UInt32 {
+        guard let s = chain.writable.last, s.length >= 1 else { return 0 }
+        (s.pointer + Int(s.length) - 1).storeBytes(of: status, as: UInt8.self)
+        return 1
+    }
+
     private func inRange(_ sector: UInt64, _ bytes: Int) -> Bool {
         let end = sector.multipliedReportingOverflow(by: BlockDevice.sectorSize)
         guard !end.overflow else { return false }
         return end.partialValue + UInt64(bytes) <= sectors * BlockDevice.sectorSize
     }
 
-    private func preadFully(_ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Bool {
+    private func preadFully(_ fd: FileDescriptor, _ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Bool {
         var done = 0
         while done < n {
             let r = pread(fd.raw, p + done, n - done, off + off_t(done))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Snapshot
 import SwvmBase
 
 /// virtio-console with the multiport feature (virtio 1.x, section 5.3):
@@ -11,7 +12,7 @@ import SwvmBase
 /// Host side of a port: bytes the guest writes arrive through `onData`;
 /// `send` queues bytes for the guest; `setHostConnected` tells the guest
 /// whether the host end is open (a closed host end reads as EOF).
-public final class ConsoleDevice: VirtioDevice {
+public final class ConsoleDevice: VirtioDevice, StateSaving {
     public final class Port {
         public let id: UInt32
         public let name: String
@@ -85,6 +86,40 @@ public final class ConsoleDevice: VirtioDevice {
             queues = []
             controlOut = []
             for p in ports { p.ready = false; p.guestOpen = false }
+        }
+    }
+
+    /// Each port's state as both ends see it, and control messages not yet
+    /// taken by the guest. (Queues are the transport's.)
+    public func saveState(_ w: inout StateWriter) {
+        lock.with { _ in
+            w.u32(UInt32(ports.count))
+            for p in ports {
+                w.bool(p.ready)
+                w.bool(p.guestOpen)
+                w.bool(p.hostConnected)
+                w.data(Array(p.pending[p.pendingStart...]))
+            }
+            w.u32(UInt32(controlOut.count))
+            for m in controlOut { w.data(m) }
+        }
+    }
+
+    public func restoreState(_ r: inout StateReader) throws {
+        guard try r.u32() == UInt32(ports.count) else {
+            throw SwvmError(.invalidImage, "\(r.source): virtio-console has a different port count")
+        }
+        var states: [(Bool, Bool, Bool, [UInt8])] = []
+        for _ in ports { states.append((try r.bool(), try r.bool(), try r.bool(), try r.data(limit: 1 << 24))) }
+        let n = try r.bounded(try r.u32(), max: 4096, what: "control messages")
+        var messages: [[UInt8]] = []
+        for _ in 0..<n { messages.append(try r.data(limit: 4096)) }
+        lock.with { _ in
+            for (p, s) in zip(ports, states) {
+                (p.ready, p.guestOpen, p.hostConnected, p.pending) = (s.0, s.1, s.2, s.3)
+                p.pendingStart = 0
+            }
+            controlOut = messages
         }
     }
 

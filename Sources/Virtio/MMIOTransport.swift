@@ -1,5 +1,6 @@
 import Devices
 import GuestMemory
+import Snapshot
 import SwvmBase
 
 /// A virtio device behind any transport: its identity, features, config
@@ -37,7 +38,7 @@ public enum VirtioStatus {
 /// register window at the device's base address. Queue notifications
 /// normally arrive through ioeventfds without a VM exit; a QueueNotify
 /// write that does exit is handled the same way.
-public final class MMIOTransport: BusDevice {
+public final class MMIOTransport: BusDevice, StateSaving {
     public let device: VirtioDevice
     public let queues: [VirtQueue]
     private let lock = Locked(())
@@ -50,8 +51,6 @@ public final class MMIOTransport: BusDevice {
     private var configGeneration: UInt32 = 0
     private var activated = false
     private let raiseIRQ: () -> Void
-    /// Called (from a vCPU thread) when QueueNotify is written without an ioeventfd.
-    public var onNotify: ((Int) -> Void)?
 
     static let magic: UInt32 = 0x7472_6976  // "virt"
     static let vendor: UInt32 = 0x4d56_5753  // "SWVM"
@@ -68,6 +67,48 @@ public final class MMIOTransport: BusDevice {
     public func signalUsedBuffers() {
         lock.with { _ in interruptStatus |= 1 }
         raiseIRQ()
+    }
+
+    /// Tells the driver the device's configuration changed (a disk was
+    /// attached): a new config generation and the config-change interrupt.
+    public func signalConfigChange() {
+        lock.with { _ in
+            configGeneration &+= 1
+            interruptStatus |= 2
+        }
+        raiseIRQ()
+    }
+
+    /// The transport's registers, its queues, then the device's own state.
+    public func saveState(_ w: inout StateWriter) {
+        lock.with { _ in
+            for v in [status, deviceFeaturesSel, driverFeaturesSel, queueSel, interruptStatus, configGeneration] { w.u32(v) }
+            w.u64(driverFeatures)
+            w.bool(activated)
+            w.u32(UInt32(queues.count))
+            for q in queues { q.saveState(&w) }
+        }
+        if let d = device as? StateSaving { d.saveState(&w) }
+    }
+
+    public func restoreState(_ r: inout StateReader) throws {
+        let regs = try (0..<6).map { _ in try r.u32() }
+        let features = try r.u64()
+        let wasActive = try r.bool()
+        guard try r.u32() == UInt32(queues.count) else {
+            throw SwvmError(.invalidImage, "\(r.source): virtio device \(device.deviceType) has a different queue count")
+        }
+        for q in queues { try q.restoreState(&r) }
+        lock.with { _ in
+            (status, deviceFeaturesSel, driverFeaturesSel, queueSel, interruptStatus, configGeneration) =
+                (regs[0], regs[1], regs[2], regs[3], regs[4], regs[5])
+            driverFeatures = features
+            activated = wasActive
+        }
+        if wasActive {
+            device.activate(queues: queues, negotiated: features, interrupt: { [weak self] in self?.signalUsedBuffers() })
+        }
+        if let d = device as? StateSaving { try d.restoreState(&r) }
     }
 
     private var selectedQueue: VirtQueue? {
@@ -173,7 +214,7 @@ public final class MMIOTransport: BusDevice {
             device.activate(queues: queues, negotiated: driverFeatures, interrupt: { [weak self] in self?.signalUsedBuffers() })
         }
         if let n = notify, n < queues.count {
-            if let h = onNotify { h(n) } else { device.queueNotified(n) }
+            device.queueNotified(n)
         }
     }
 

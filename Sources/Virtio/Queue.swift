@@ -1,5 +1,6 @@
 import CAtomics
 import GuestMemory
+import Snapshot
 import SwvmBase
 
 /// A violation of the virtqueue rules by the guest. The device that sees
@@ -95,6 +96,30 @@ public final class VirtQueue {
         nextAvail = 0
         nextUsed = 0
         broken = nil
+    }
+
+    func saveState(_ w: inout StateWriter) {
+        w.u16(size)
+        w.bool(ready)
+        w.u64(descTable)
+        w.u64(availRing)
+        w.u64(usedRing)
+        w.u16(nextAvail)
+        w.u16(nextUsed)
+        w.string(broken ?? "")
+    }
+
+    func restoreState(_ r: inout StateReader) throws {
+        size = try r.u16()
+        ready = try r.bool()
+        descTable = try r.u64()
+        availRing = try r.u64()
+        usedRing = try r.u64()
+        nextAvail = try r.u16()
+        nextUsed = try r.u16()
+        let b = try r.string()
+        broken = b.isEmpty ? nil : b
+        if ready { try validateLayout() }
     }
 
     /// Checks the layout the driver configured when it sets QueueReady.

@@ -136,8 +136,11 @@ struct VMOptions: ParsableArguments {
     @Option(help: "CPU profile for the VM: auto, host or safe (see swvm boot --help).")
     var cpuProfile: String = "auto"
 
+    @Flag(name: .customLong("cold-boot"), help: "Boot the guest kernel instead of restoring the cached snapshot; read or write no snapshot.")
+    var coldBoot = false
+
     func arguments() -> [String] {
-        (kernel.map { ["--kernel", $0] } ?? []) + ["--cpu-profile", cpuProfile]
+        (kernel.map { ["--kernel", $0] } ?? []) + ["--cpu-profile", cpuProfile] + (coldBoot ? ["--cold-boot"] : [])
     }
 }
 
@@ -204,12 +207,13 @@ struct RunCommand: ParsableCommand {
                 var vm = MicroVM.VMOptions()
                 if let k = vmOptions.kernel { vm.kernelPath = k }
                 vm.cpuProfile = try resolveCPUProfile(vmOptions.cpuProfile)
+                vm.coldBoot = vmOptions.coldBoot
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {
                     RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
                               endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS(), workloadPeak: nil,
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
-                              workloadPID: result.workloadPID,
+                              workloadPID: result.workloadPID, vmStart: result.start.rawValue,
                               posture: .init(sharesHostKernel: false,
                                              namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,

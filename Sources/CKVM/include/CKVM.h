@@ -53,6 +53,32 @@ int ckvm_translate(int vcpu_fd, uint64_t gva, uint64_t *gpa, int *valid);
 /// The guest TSC frequency in kHz (KVM_GET_TSC_KHZ).
 int ckvm_get_tsc_khz(int vcpu_fd);
 
+// MARK: state, for snapshots (save and restore)
+int ckvm_get_fpu(int vcpu_fd, struct kvm_fpu *fpu);
+/// The XSAVE buffer size KVM_GET_XSAVE2 needs, or 0 without
+/// KVM_CAP_XSAVE2 (then KVM_GET_XSAVE's 4096 bytes apply).
+int ckvm_xsave2_size(int vm_fd);
+/// `size` bytes: KVM_GET_XSAVE2 when larger than struct kvm_xsave.
+int ckvm_get_xsave(int vcpu_fd, void *buf, uint32_t size);
+int ckvm_set_xsave(int vcpu_fd, const void *buf);
+int ckvm_get_xcrs(int vcpu_fd, struct kvm_xcrs *xcrs);
+int ckvm_set_xcrs(int vcpu_fd, const struct kvm_xcrs *xcrs);
+int ckvm_get_debugregs(int vcpu_fd, struct kvm_debugregs *regs);
+int ckvm_set_debugregs(int vcpu_fd, const struct kvm_debugregs *regs);
+int ckvm_set_mp_state(int vcpu_fd, uint32_t state);
+/// The MSRs KVM saves and restores (KVM_GET_MSR_INDEX_LIST); fills
+/// `indices` (capacity `*count`) and updates `*count`.
+int ckvm_get_msr_index_list(int kvm_fd, uint32_t *indices, uint32_t *count);
+/// Reads `count` MSRs (indices set in `entries`); returns how many were
+/// read, in order, before the first that could not be.
+int ckvm_get_msrs(int vcpu_fd, struct kvm_msr_entry *entries, uint32_t count);
+int ckvm_get_irqchip(int vm_fd, uint32_t chip_id, struct kvm_irqchip *chip);
+int ckvm_set_irqchip(int vm_fd, const struct kvm_irqchip *chip);
+int ckvm_get_pit2(int vm_fd, struct kvm_pit_state2 *pit);
+int ckvm_set_pit2(int vm_fd, const struct kvm_pit_state2 *pit);
+int ckvm_get_clock(int vm_fd, struct kvm_clock_data *clock);
+int ckvm_set_clock(int vm_fd, const struct kvm_clock_data *clock);
+
 // MARK: kvm_run accessors (the exit data lives in anonymous unions)
 uint32_t ckvm_run_exit_reason(const struct kvm_run *run);
 void ckvm_run_set_immediate_exit(struct kvm_run *run, uint8_t value);
