@@ -383,12 +383,17 @@ static void write_file(const char *path, const char *text) {
 }
 
 /* The workload's cgroup in the guest: --memory, --pids-limit, --cpus
- * apply inside the VM as in a container. */
-static void setup_cgroup(void) {
+ * apply inside the VM as in a container. It is made before the snapshot
+ * point (it does not depend on the run; creating a cgroup is thousands of
+ * emulated instructions) and gets its limits after. */
+static void prepare_cgroup(void) {
     mkdir("/sys/fs/cgroup", 0755);
     must_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
-    mkdir("/sys/fs/cgroup/workload", 0755);
+    if (mkdir("/sys/fs/cgroup/workload", 0755) != 0) fatal("systemCall", "mkdir /sys/fs/cgroup/workload: %s", strerror(errno));
+}
+
+static void setup_cgroup(void) {
     char buf[64];
     if (cfg.memory) {
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)cfg.memory);
@@ -401,15 +406,19 @@ static void setup_cgroup(void) {
     /* --cpus is enforced on the host, on the VMM's vCPU threads. */
 }
 
-/* The image's disk, read-only, under an overlay with a tmpfs upper layer. */
-static void setup_root(void) {
+/* The writable layer: a tmpfs, made before the snapshot point. */
+static void prepare_root(void) {
     mkdir("/lower", 0755);
     mkdir("/rw", 0755);
     mkdir("/newroot", 0755);
-    must_mount(cfg.rootdev, "/lower", "ext4", MS_RDONLY | MS_NODEV, NULL);
     must_mount("tmpfs", "/rw", "tmpfs", MS_NODEV | MS_NOSUID, "mode=0755");
     mkdir("/rw/upper", 0755);
     mkdir("/rw/work", 0755);
+}
+
+/* The image's disk, read-only, under an overlay with the tmpfs upper layer. */
+static void setup_root(void) {
+    must_mount(cfg.rootdev, "/lower", "ext4", MS_RDONLY | MS_NODEV, NULL);
     must_mount("overlay", "/newroot", "overlay", MS_NODEV,
                "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
 }
@@ -719,6 +728,8 @@ int main(void) {
     if (wait_for(CONTROL_PORT, 30000) != 0) fatal("internalError", "no control port (%s)", CONTROL_PORT);
     control_fd = open(CONTROL_PORT, O_RDWR | O_CLOEXEC);
     if (control_fd < 0) fatal("internalError", "open %s: %s", CONTROL_PORT, strerror(errno));
+    prepare_root();
+    prepare_cgroup();
     uint8_t ready[8];
     put64(ready, started);
     send_msg(MSG_READY, ready, 8);

@@ -230,6 +230,7 @@ public final class VMRunner {
             do {
                 let instance = try Instance(config, snapshot: snapshot)
                 try instance.machine.restore(snapshot.state, source: "snapshot \(snapshot.directory)")
+                Log.debug("restored from snapshot: \(snapshot.directory)")
                 return (instance, .warm, nil, inUse)
             } catch let e as SwvmError {
                 // A snapshot this host cannot restore (another TSC rate, a

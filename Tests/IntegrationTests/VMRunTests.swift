@@ -29,10 +29,12 @@ struct VMRunTests {
         ParityCase(name: "10 MB of output", options: [], command: ["head", "-c", "10000000", "/dev/zero"], stdin: nil),
     ]
 
-    @Test(arguments: cases)
-    func containerAndVMAgree(_ c: ParityCase) throws {
+    /// Each case runs in a container, in a VM restored from the snapshot
+    /// (warm, the default) and in a VM that boots (--cold-boot).
+    @Test(arguments: cases, ["warm", "cold"])
+    func containerAndVMAgree(_ c: ParityCase, _ start: String) throws {
         let container = try Harness.run(c.options, c.command, isolation: "container", stdin: c.stdin, timeout: 120)
-        let vm = try Harness.run(c.options, c.command, isolation: "vm", stdin: c.stdin, timeout: 600)
+        let vm = try Harness.run(c.options + (start == "cold" ? ["--cold-boot"] : []), c.command, isolation: "vm", stdin: c.stdin, timeout: 600)
         #expect(!vm.timedOut)
         #expect(vm.status == container.status, "container: \(container.status), vm: \(vm.status) \(vm.err)")
         #expect(vm.stderr == container.stderr, "stderr differs: container \(container.err.debugDescription), vm \(vm.err.debugDescription)")
