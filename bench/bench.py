@@ -7,6 +7,9 @@
                                            vs QEMU microvm booting the same kernel and disk
     bench/bench.py init [--runs 3]         a minimal static PID 1 in Swift vs in C (musl),
                                            booted by swvm: why guest-init is written in C
+    bench/bench.py warm [--runs 5]         warm start (snapshot restore) vs cold boot vs QEMU
+                                           microvm's cold boot; restore alone vs QEMU's
+                                           -incoming; host memory of 4 concurrent VMs
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -313,6 +316,232 @@ def bench_vm(args):
         print(f"ratio vm/qemu (medians): {v / statistics.median(results['qemu']):.2f}")
 
 
+def swvm_report_run(argv):
+    """Runs `swvm run ... --report-fd 3`: (wall s, the report, spawn monotonic ns)."""
+    r, w = os.pipe()
+    start = time.monotonic_ns()
+    p = subprocess.Popen(argv[:2] + ["--report-fd", "3"] + argv[2:], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,),
+                         preexec_fn=lambda: os.dup2(w, 3))
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    _, err = p.communicate()
+    seconds = (time.monotonic_ns() - start) / 1e9
+    if p.returncode != 0:
+        sys.exit(f"bench: {' '.join(argv)} exited {p.returncode}: {err.decode(errors='replace')}")
+    return seconds, json.loads(data.decode().strip().split("\n")[-1]), start
+
+
+class QMP:
+    """A minimal QMP client on a unix socket."""
+    def __init__(self, path, timeout):
+        import socket
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.005)
+        self.buf = b""
+        self.read()   # greeting
+        self.command("qmp_capabilities")
+
+    def read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("QMP closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def command(self, name, **arguments):
+        msg = {"execute": name}
+        if arguments:
+            msg["arguments"] = arguments
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            m = self.read()
+            if "return" in m or "error" in m:
+                return m
+
+    def wait_event(self, name):
+        while True:
+            m = self.read()
+            if m.get("event") == name:
+                return m
+
+
+def qemu_restore_times(qemu, work, runs, timeout):
+    """QEMU microvm: boot the same kernel with a tiny idle init, save it
+    with `migrate` to a file, then time `-incoming` restores from spawn to
+    QMP's RESUME event (the restored vCPUs running)."""
+    root = os.path.join(work, "qroot")
+    os.makedirs(root, exist_ok=True)
+    subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(root, "init"), os.path.join(REPO, "bench/restore-init.c")], check=True)
+    initrd = os.path.join(work, "qinitrd.cpio")
+    with open(initrd, "wb") as f:
+        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    mem = 128
+    cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    sock = os.path.join(work, "qmp.sock")
+    state = os.path.join(work, "qemu-state")
+    base = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm", "-m", f"{mem}M", "-smp", "1",
+            "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-kernel", KERNEL, "-initrd", initrd,
+            "-append", cmdline]
+    # Save once.
+    save = subprocess.Popen(base + ["-qmp", f"unix:{sock},server=on,wait=off"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    buf, start = b"", time.time()
+    while b"SWVM-BENCH-READY" not in buf:
+        r, _, _ = select.select([save.stdout], [], [], 1.0)
+        if r:
+            chunk = os.read(save.stdout.fileno(), 65536)
+            if not chunk:
+                sys.exit(f"bench: QEMU ended before its init was ready: {buf[-2000:].decode(errors='replace')}")
+            buf += chunk
+        if time.time() - start > timeout:
+            save.kill()
+            sys.exit("bench: QEMU's init was not ready in time")
+    q = QMP(sock, 10)
+    q.command("stop")
+    q.command("migrate", uri=f"exec:cat > {state}")
+    while q.command("query-migrate").get("return", {}).get("status") not in ("completed", "failed"):
+        time.sleep(0.05)
+    status = q.command("query-migrate")["return"]["status"]
+    q.command("quit")
+    save.wait()
+    if status != "completed":
+        sys.exit("bench: QEMU's migrate to a file failed")
+    os.unlink(sock)
+    restore_cmd = base + ["-qmp", f"unix:{sock},server=on,wait=on", "-incoming", f"exec:cat {state}"]
+    times = []
+    for _ in range(runs):
+        t0 = time.monotonic_ns()
+        p = subprocess.Popen(restore_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        q = QMP(sock, 10)
+        if q.command("query-status")["return"]["status"] != "running":
+            q.wait_event("RESUME")
+        times.append((time.monotonic_ns() - t0) / 1e9)
+        p.kill()
+        p.wait()
+        os.path.exists(sock) and os.unlink(sock)
+    return times, restore_cmd, os.path.getsize(state)
+
+
+def pss_kib(pid):
+    try:
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def concurrent_vms_pss(n, timeout):
+    """Starts n warm VMs at once; once each has printed, sums their PSS."""
+    procs = [subprocess.Popen([SWVM, "run", "--isolation=vm", IMAGE, "--", "sh", "-c", "echo up; sleep 30"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for _ in range(n)]
+    try:
+        for p in procs:
+            r, _, _ = select.select([p.stdout], [], [], timeout)
+            if not r or b"up" not in os.read(p.stdout.fileno(), 100):
+                sys.exit("bench: a concurrent VM did not start")
+        time.sleep(0.5)
+        return [pss_kib(p.pid) or 0 for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def bench_warm(args):
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh")
+    need(IMAGE, "run: scripts/build-example-image.sh")
+    qemu = shutil.which("qemu-system-x86_64")
+    run = [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"]
+    cold = [SWVM, "run", "--isolation=vm", "--cold-boot", IMAGE, "--", "true"]
+    subprocess.run(run, check=True)   # makes the disk and the snapshot
+    disk = example_disk()
+    mem = 128
+    cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    qemu_cold = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm", "-m", f"{mem}M", "-smp", "1",
+                 "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-kernel", KERNEL,
+                 "-drive", f"id=root,file={disk},format=raw,if=none,readonly=on", "-device", "virtio-blk-device,drive=root",
+                 "-append", cmdline + " root=/dev/vda ro rootfstype=ext4 init=/bin/true"] if qemu and disk else None
+    t = {"warm": [], "cold": [], "qemu": []}
+    restore, overhead, rss = [], [], {"warm": [], "cold": []}
+    for _ in range(args.runs):
+        seconds, report, spawned = swvm_report_run(run)
+        if report.get("vmStart") != "warm":
+            sys.exit(f"bench: expected a warm start, got {report.get('vmStart')}")
+        t["warm"].append(seconds)
+        restore.append((report["readyNanos"] - spawned) / 1e9)
+        rss["warm"].append(report["swvmPeakRSS"] / 1024)
+        seconds, report, _ = swvm_report_run(cold)
+        t["cold"].append(seconds)
+        rss["cold"].append(report["swvmPeakRSS"] / 1024)
+        if qemu_cold:
+            q, _ = time_to_marker(qemu_cold, "Attempted to kill init", mem << 20, args.timeout)
+            t["qemu"].append(q)
+    # VMM memory beyond guest RAM, sampled while a warm VM runs.
+    p = subprocess.Popen([SWVM, "run", "--isolation=vm", IMAGE, "--", "sh", "-c", "echo up; sleep 30"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    select.select([p.stdout], [], [], args.timeout)
+    os.read(p.stdout.fileno(), 100)
+    time.sleep(0.5)
+    overhead = vmm_overhead_kib(p.pid, mem << 20)
+    p.kill()
+    p.wait()
+    one = concurrent_vms_pss(1, args.timeout)
+    four = concurrent_vms_pss(4, args.timeout)
+    qtimes, qcmd, qsize = ([], None, 0)
+    if qemu:
+        work = tempfile.mkdtemp(prefix="swvm-bench-warm-")
+        try:
+            qtimes, qcmd, qsize = qemu_restore_times(qemu, work, args.runs, args.timeout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"## warm start: `true` in the example image, {args.runs} runs each, alternating\n")
+    print(f"warm: {' '.join(run)}")
+    print(f"cold: {' '.join(cold)}")
+    if qemu_cold:
+        print(f"qemu: {' '.join(qemu_cold)}")
+    print()
+    print(f"warm  total median {fmt_s(t['warm'])}, swvm peak RSS median {statistics.median(rss['warm']) / 1024:.1f} MiB")
+    print(f"cold  total median {fmt_s(t['cold'])}, swvm peak RSS median {statistics.median(rss['cold']) / 1024:.1f} MiB")
+    if t["qemu"]:
+        print(f"qemu  time to marker median {fmt_s(t['qemu'])}")
+    print(f"\nratio warm/cold (medians): {statistics.median(t['warm']) / statistics.median(t['cold']):.3f}")
+    if t["qemu"]:
+        print(f"ratio warm/qemu cold boot (medians): {statistics.median(t['warm']) / statistics.median(t['qemu']):.3f}")
+    print(f"\n## restore alone: process start until the restored vCPUs run, {args.runs} runs\n")
+    print(f"swvm: spawn to readyNanos of --report-fd (restored, about to resume): median {fmt_ms(restore)}")
+    if qtimes:
+        print(f"qemu: {' '.join(qcmd)}\n      ({qsize / 1048576:.1f} MiB state file) spawn to QMP RESUME: median {fmt_ms(qtimes)}")
+        print(f"ratio swvm/qemu (medians): {statistics.median(restore) / statistics.median(qtimes):.3f}")
+    print(f"\n## memory\n")
+    if overhead is not None:
+        print(f"VMM memory beyond guest RAM (RSS outside the guest mapping, warm VM running): {overhead / 1024:.1f} MiB")
+    print(f"PSS of 1 warm VM: {one[0] / 1024:.1f} MiB; of 4 concurrent warm VMs: {sum(four) / 1024:.1f} MiB "
+          f"({', '.join(f'{x / 1024:.1f}' for x in four)}); each additional VM: {(sum(four) - one[0]) / 3 / 1024:.1f} MiB")
+
+
 def bench_init(args):
     need(SWVM, "run: swift build -c release")
     need(KERNEL, "run: kernel/build.sh")
@@ -370,11 +599,14 @@ def main():
     v = sub.add_parser("vm")
     v.add_argument("--runs", type=int, default=5)
     v.add_argument("--timeout", type=float, default=300)
+    w = sub.add_parser("warm")
+    w.add_argument("--runs", type=int, default=5)
+    w.add_argument("--timeout", type=float, default=300)
     i = sub.add_parser("init")
     i.add_argument("--runs", type=int, default=3)
     i.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
-    {"container": bench_container, "boot": bench_boot, "vm": bench_vm, "init": bench_init}[args.what](args)
+    {"container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 
 
 if __name__ == "__main__":

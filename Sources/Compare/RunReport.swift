@@ -23,6 +23,9 @@ public struct RunReport {
     /// How a VM started: "warm" (restored from a snapshot), "cold", or
     /// "cold (no snapshot)"; nil for a container.
     public var vmStart: String?
+    /// CLOCK_MONOTONIC ns when the VM was ready for the run's settings:
+    /// booted (cold) or restored and about to resume (warm).
+    public var readyNanos: UInt64?
     public var posture: Posture
 
     public struct Posture {
@@ -49,8 +52,9 @@ public struct RunReport {
 
     public init(isolation: String, status: Int32, execNanos: UInt64?, endNanos: UInt64, swvmPeakRSS: UInt64,
                 workloadPeak: UInt64?, guestMemoryTouched: UInt64?, guestMemorySize: UInt64?, workloadPID: UInt32?,
-                vmStart: String? = nil, posture: Posture) {
+                vmStart: String? = nil, readyNanos: UInt64? = nil, posture: Posture) {
         self.vmStart = vmStart
+        self.readyNanos = readyNanos
         self.isolation = isolation
         self.status = status
         self.execNanos = execNanos
@@ -82,6 +86,7 @@ public struct RunReport {
             ("guestMemoryTouched", opt(guestMemoryTouched)), ("guestMemorySize", opt(guestMemorySize)),
             ("workloadPID", workloadPID.map { .integer(Int64($0)) } ?? .null),
             ("vmStart", vmStart.map { .string($0) } ?? .null),
+            ("readyNanos", opt(readyNanos)),
             ("posture", .object([
                 ("sharesHostKernel", .bool(posture.sharesHostKernel)),
                 ("namespaces", .array(posture.namespaces.map { .string($0) })),
@@ -104,7 +109,7 @@ public struct RunReport {
                   swvmPeakRSS: u64("swvmPeakRSS") ?? 0, workloadPeak: u64("workloadPeak"),
                   guestMemoryTouched: u64("guestMemoryTouched"), guestMemorySize: u64("guestMemorySize"),
                   workloadPID: j["workloadPID"]?.int64.map { UInt32(truncatingIfNeeded: $0) },
-                  vmStart: j["vmStart"]?.string,
+                  vmStart: j["vmStart"]?.string, readyNanos: u64("readyNanos"),
                   posture: Posture(sharesHostKernel: p["sharesHostKernel"]?.bool ?? true,
                                    namespaces: (p["namespaces"]?.array ?? []).compactMap(\.string),
                                    capabilities: (p["capabilities"]?.array ?? []).compactMap(\.string),

@@ -213,7 +213,7 @@ struct RunCommand: ParsableCommand {
                     RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
                               endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS(), workloadPeak: nil,
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
-                              workloadPID: result.workloadPID, vmStart: result.start.rawValue,
+                              workloadPID: result.workloadPID, vmStart: result.start.rawValue, readyNanos: result.guestReadyNanos,
                               posture: .init(sharesHostKernel: false,
                                              namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
