@@ -121,16 +121,20 @@ public final class GuestMemory: @unchecked Sendable {
         memset(p, Int32(byte), count)
     }
 
-    /// Pages of guest RAM the host has actually backed (touched by the
-    /// guest or the VMM), from mincore(2).
+    /// Guest RAM mapped into the VMM (touched by the guest or the VMM): the
+    /// Rss of the regions' mappings in /proc/self/smaps. (mincore would
+    /// count a snapshot's pages that are merely in the page cache.)
     public func residentBytes() -> UInt64 {
-        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard let text = try? FS.readText("/proc/self/smaps", limit: 1 << 26) else { return 0 }
+        let starts = Set(regions.map { UInt(bitPattern: $0.host) })
         var total: UInt64 = 0
-        for r in regions {
-            let pages = Int((r.size + page - 1) / page)
-            var vec = [UInt8](repeating: 0, count: pages)
-            if mincore(r.host, Int(r.size), &vec) == 0 {
-                total += UInt64(vec.reduce(0) { $0 + Int($1 & 1) }) * page
+        var inRegion = false
+        for line in text.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let start = UInt(line[..<dash], radix: 16) {
+                inRegion = starts.contains(start)
+            } else if inRegion && line.hasPrefix("Rss:") {
+                let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { UInt64($0) } ?? 0
+                total += kb * 1024
             }
         }
         return total

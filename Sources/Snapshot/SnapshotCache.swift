@@ -100,19 +100,21 @@ public enum SnapshotCache {
 
     public static func writer(for key: String) -> Writer? { Writer(key: key) }
 
-    /// Removes temporary directories left by writers that were killed.
+    /// Removes what writers that were killed left: temporary directories
+    /// and lock files nobody holds. (A live writer holds its key's lock.)
     public static func removeStaleTemporaries() {
         guard let names = try? FS.listDirectory(root) else { return }
+        func unheld(_ lockName: String) -> Bool {
+            let fd = open(Path.join(root, lockName), O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { return true }
+            defer { close(fd) }
+            return flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
         for n in names where n.hasPrefix(".tmp-") {
             let key16 = String(n.dropFirst(5).prefix(16))
-            // A live writer holds its key's lock; only orphans are removed.
-            guard let lockName = names.first(where: { $0.hasPrefix(key16) && $0.hasSuffix(".lock") }) else {
-                try? FS.removeTree(Path.join(root, n))
-                continue
-            }
-            let fd = open(Path.join(root, lockName), O_RDWR | O_CLOEXEC)
-            if fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 { try? FS.removeTree(Path.join(root, n)) }
-            if fd >= 0 { close(fd) }
+            if let lockName = names.first(where: { $0.hasPrefix(key16) && $0.hasSuffix(".lock") }), !unheld(lockName) { continue }
+            try? FS.removeTree(Path.join(root, n))
         }
+        for n in names where n.hasSuffix(".lock") && unheld(n) { unlink(Path.join(root, n)) }
     }
 }
