@@ -16,6 +16,9 @@ public struct CompareOptions {
     /// Seconds the probe may spend on each of its figures.
     public var probeBudget: Double = 1.0
     public var swvm: String = "/proc/self/exe"
+    /// Also run the VM cold (--cold-boot) in each repetition, to show warm
+    /// and cold starts side by side.
+    public var alsoColdBoot = false
 
     public init(image: String, runArguments: [String], command: [String]) {
         self.image = image
@@ -49,6 +52,9 @@ public struct CompareResult {
     public var probe: [String: [ProbeSample]] = [:]
     public var hostDescription: String
     public static let isolations = ["container", "vm"]
+    /// Where the extra --cold-boot VM runs are kept.
+    public static let coldVM = "vmColdBoot"
+
 }
 
 public final class Comparison {
@@ -59,13 +65,18 @@ public final class Comparison {
 
     public func run() throws -> CompareResult {
         var result = CompareResult(options: options, hostDescription: Comparison.hostDescription())
-        let total = options.repeats * 4
+        let total = options.repeats * (options.alsoColdBoot ? 5 : 4)
         var step = 0
         for i in 1...options.repeats {
             for iso in CompareResult.isolations {
                 step += 1
                 progress?("[\(step)/\(total)] \(iso): workload, run \(i) of \(options.repeats)")
                 result.workload[iso, default: []].append(try runWorkload(iso))
+                if iso == "vm" && options.alsoColdBoot {
+                    step += 1
+                    progress?("[\(step)/\(total)] vm --cold-boot: workload, run \(i) of \(options.repeats)")
+                    result.workload[CompareResult.coldVM, default: []].append(try runWorkload(iso, extra: ["--cold-boot"]))
+                }
                 step += 1
                 progress?("[\(step)/\(total)] \(iso): probe, run \(i) of \(options.repeats)")
                 result.probe[iso, default: []].append(try runProbe(iso))
@@ -74,8 +85,8 @@ public final class Comparison {
         return result
     }
 
-    func runWorkload(_ iso: String) throws -> WorkloadSample {
-        let argv = [options.swvm, "run", "--isolation=\(iso)", "--report-fd", "3"] + options.runArguments
+    func runWorkload(_ iso: String, extra: [String] = []) throws -> WorkloadSample {
+        let argv = [options.swvm, "run", "--isolation=\(iso)", "--report-fd", "3"] + extra + options.runArguments
             + [options.image, "--"] + options.command
         let r = try Comparison.spawn(argv)
         guard let report = r.report else {

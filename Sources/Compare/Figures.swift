@@ -57,6 +57,15 @@ public enum Figures {
         let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart)
         starts.cells["vm"] = vmStarts.isEmpty ? .notApplicable("not reported") : .text(vmStarts.joined(separator: ", "))
         rows.append(starts)
+        if let cold = r.workload[CompareResult.coldVM], !cold.isEmpty {
+            // The VM column holds the --cold-boot runs; the ratio is to the container.
+            func coldRow(_ name: String, _ f: @escaping (WorkloadSample) -> Double?) -> Figure {
+                Figure(name: name, unit: "ms", group: "start",
+                       cells: ["container": values("container", f), "vm": .values(cold.compactMap(f))])
+            }
+            rows.append(coldRow("start, VM booted cold (--cold-boot)") { $0.startSeconds.map { $0 * 1000 } })
+            rows.append(coldRow("total wall time, VM booted cold (--cold-boot)") { $0.totalSeconds * 1000 })
+        }
         rows.append(Figure(name: "host memory peak (swvm + workload)", unit: "MiB", group: "memory",
                            cells: both { iso in values(iso) { Double($0.hostPeakBytes) / 1048576 } }))
         var guest = Figure(name: "guest memory touched", unit: "MiB", group: "memory", cells: [:])

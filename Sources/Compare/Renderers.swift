@@ -51,7 +51,7 @@ public enum CompareReport {
                             ("ratio", f.ratio.map { .number($0) } ?? .null)])
         }
         var runs: [(String, JSON)] = []
-        for iso in CompareResult.isolations {
+        for iso in CompareResult.isolations + (r.workload[CompareResult.coldVM] == nil ? [] : [CompareResult.coldVM]) {
             let w: [JSON] = (r.workload[iso] ?? []).map { s in
                 .object([("startMs", s.startSeconds.map { .number($0 * 1000) } ?? .null), ("totalMs", .number(s.totalSeconds * 1000)),
                          ("hostPeakBytes", .integer(Int64(s.hostPeakBytes))), ("stdoutBytes", .integer(Int64(s.stdoutBytes))),

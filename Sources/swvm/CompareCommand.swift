@@ -39,6 +39,9 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Seconds the probe may spend on each of its figures.")
     var probeBudget: Double = 1.0
 
+    @Flag(name: .customLong("also-cold-boot"), help: "Also run the VM with --cold-boot in each repetition: warm and cold starts side by side.")
+    var alsoColdBoot = false
+
     @Argument(help: "The image directory.")
     var image: String
 
@@ -56,6 +59,7 @@ struct CompareCommand: ParsableCommand {
                                    command: command.first == "--" ? Array(command.dropFirst()) : command)
             o.repeats = repeats
             o.probeBudget = probeBudget
+            o.alsoColdBoot = alsoColdBoot
             o.swvm = FS.executablePath()
             let comparison = Comparison(options: o)
             let tty = isatty(2) != 0
