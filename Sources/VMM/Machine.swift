@@ -46,6 +46,9 @@ public final class Machine: @unchecked Sendable {
     private let state = Locked(RunState())
     private var ownedFDs: [FileDescriptor] = []
     private var virtioTransports: [MMIOTransport] = []
+    /// Every queue's notification eventfd (KVM writes it when the guest
+    /// notifies the queue).
+    private var queueNotifyFDs: [Int32] = []
     private let panicScanner = PanicScanner()
     private let kickSignal = sys_vcpu_kick_signal()
     /// Called on the vCPU thread for each console line (diagnostics).
@@ -185,6 +188,7 @@ public final class Machine: @unchecked Sendable {
         try mmioBus.insert(transport, base: base, length: X86Layout.virtioMMIOSize)
         for q in 0..<device.queueSizes.count {
             let efd = try makeIOEventFD(address: base + 0x50, length: 4, value: UInt64(q))
+            queueNotifyFDs.append(efd)
             try events.add(fd: efd, events: UInt32(EPOLLIN.rawValue)) { [weak device] _ in
                 var v: UInt64 = 0
                 _ = read(efd, &v, 8)
@@ -300,6 +304,12 @@ public final class Machine: @unchecked Sendable {
             try t.restoreState(&r)
         }
         guard r.atEnd else { throw SwvmError(.invalidImage, "\(source): unexpected bytes after the device state") }
+        // A notification the guest made just before the snapshot lived in
+        // an eventfd, which a snapshot does not hold: serve every queue once.
+        for fd in queueNotifyFDs {
+            var one: UInt64 = 1
+            _ = write(fd, &one, 8)
+        }
         restored = true
     }
 
