@@ -317,12 +317,11 @@ def bench_vm(args):
 
 
 def swvm_report_run(argv):
-    """Runs `swvm run ... --report-fd 3`: (wall s, the report, spawn monotonic ns)."""
+    """Runs `swvm run ... --report-fd N`: (wall s, the report, spawn monotonic ns)."""
     r, w = os.pipe()
     start = time.monotonic_ns()
-    p = subprocess.Popen(argv[:2] + ["--report-fd", "3"] + argv[2:], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,),
-                         preexec_fn=lambda: os.dup2(w, 3))
+    p = subprocess.Popen(argv[:2] + ["--report-fd", str(w)] + argv[2:], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,))
     os.close(w)
     data = b""
     while True:
@@ -425,7 +424,8 @@ def qemu_restore_times(qemu, work, runs, timeout):
     save.wait()
     if status != "completed":
         sys.exit("bench: QEMU's migrate to a file failed")
-    os.unlink(sock)
+    if os.path.exists(sock):
+        os.unlink(sock)
     restore_cmd = base + ["-qmp", f"unix:{sock},server=on,wait=on", "-incoming", f"exec:cat {state}"]
     times = []
     for _ in range(runs):
