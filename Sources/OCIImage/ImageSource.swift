@@ -43,9 +43,10 @@ public enum ImageSource {
         }
         if ref != nil { throw SwvmError(.invalidArgument, "--ref applies to OCI image layouts; \(path) is not one") }
         let bundleConfig = Path.join(dir, "config.json")
-        if FS.isRegularFile(bundleConfig) {
+        if FS.exists(bundleConfig),
+           let bytes = try RootedPath.readRegularFile(root: dir, "config.json", limit: 4 << 20, name: bundleConfig) {
             let json: JSON
-            do { json = try JSON.parse(try FS.readFile(bundleConfig, limit: 4 << 20)) } catch let e as JSON.ParseError {
+            do { json = try JSON.parse(bytes) } catch let e as JSON.ParseError {
                 throw SwvmError(.invalidImage, "\(bundleConfig): invalid JSON: \(e)")
             }
             guard json.object != nil else { throw SwvmError(.invalidImage, "\(bundleConfig): not a JSON object") }

@@ -5,7 +5,7 @@ import CSyscalls
 import SwvmBase
 
 /// Applies one layer's tar stream onto a root directory, the OCI way:
-/// whiteouts (`.wh.NAME`, `.wh..wh..opq`), hard links, symlinks, devices,
+/// whiteouts (`.wh.NAME`, `.wh..wh..opq`), hard links, symlinks, FIFOs,
 /// modes, ownership, mtimes and xattrs.
 ///
 /// A layer can never write outside the root: every path is resolved one
@@ -132,16 +132,15 @@ public final class LayerUnpacker {
             fchownat(parent, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW)
         case .hardLink:
             try makeHardLink(parent, name, e)
-        case .charDevice, .blockDevice, .fifo:
-            let type: mode_t = e.kind == .fifo ? S_IFIFO : (e.kind == .charDevice ? S_IFCHR : S_IFBLK)
-            let dev = dev_t(e.devMajor & 0xfff) << 8 | dev_t(e.devMinor & 0xff) | dev_t(e.devMinor & ~0xff) << 12 | dev_t(e.devMajor & ~0xfff) << 32
-            if mknodat(parent, name, type | mode_t(e.mode & 0o777), dev) != 0 {
-                if errno == EPERM && e.kind != .fifo {
-                    Log.warning("\(layerName): skipping device node '\(e.path)' (not permitted here)")
-                    return
-                }
-                throw fail(e.path, "mknod: \(errnoText(errno))")
-            }
+        case .charDevice, .blockDevice:
+            // Device nodes are kept out of the cache: it is on the host's
+            // file system, which is not mounted nodev, and a run gets its
+            // own /dev (a tmpfs in the container, devtmpfs in the guest).
+            Log.debug("\(layerName): not creating device node '\(e.path)' (device nodes are kept out of the image cache)")
+            writtenThisLayer.insert(path)
+            return
+        case .fifo:
+            guard mknodat(parent, name, S_IFIFO | mode_t(e.mode & 0o777), 0) == 0 else { throw fail(e.path, "mknod: \(errnoText(errno))") }
             try setOwnerAndMode(parent, name, e)
         case .directory:
             break
