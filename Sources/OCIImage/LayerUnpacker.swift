@@ -15,6 +15,7 @@ import SwvmBase
 /// with an error naming the layer and the entry.
 public final class LayerUnpacker {
     private let rootFD: Int32
+    private let rootPath: String
     private let layerName: String
     private var writtenThisLayer = Set<String>()
     private var directoryTimes: [(path: String, sec: Int64, nsec: Int64)] = []
@@ -23,6 +24,7 @@ public final class LayerUnpacker {
 
     public init(rootPath: String, layerName: String) throws {
         rootFD = try sys("open \(rootPath)") { open(rootPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        self.rootPath = rootPath
         self.layerName = layerName
     }
 
@@ -77,6 +79,7 @@ public final class LayerUnpacker {
     }
 
     private func applyEntry(_ e: TarEntry, reader: TarReader) throws {
+        try checkFreeSpace(for: e)
         let comps = try components(of: e.path, entry: e.path)
         guard let name = comps.last else {
             // The root itself ("./"): take its metadata only.
@@ -147,6 +150,31 @@ public final class LayerUnpacker {
         }
         if e.kind != .hardLink { setTimes(parent, name, e) }
         writtenThisLayer.insert(path)
+    }
+
+    // MARK: free space
+
+    /// Stops before the file system fills: an entry is written only if,
+    /// after it, a twentieth of the file system (at most 512 MiB) and of its
+    /// inodes (at most 4096) stay free. A file's size is known from its
+    /// header before any byte is written, and it cannot write more.
+    private func checkFreeSpace(for e: TarEntry) throws {
+        var v = statvfs()
+        guard fstatvfs(rootFD, &v) == 0 else { throw SwvmError.errno("statvfs \(rootPath)") }
+        let block = Int64(v.f_frsize)
+        let free = Int64(v.f_bavail) * block
+        let reserve = min(512 << 20, Int64(v.f_blocks) * block / 20)
+        let need = (e.kind == .file ? (e.size + block - 1) / block * block : 0) + block
+        if free - need < reserve {
+            throw SwvmError(.noSpace, "\(layerName): entry '\(e.path)' (\(ByteSize.format(UInt64(max(0, e.size))))) does not fit: "
+                + "the file system of \(rootPath) has \(ByteSize.format(UInt64(max(0, free)))) free and swvm keeps "
+                + "\(ByteSize.format(UInt64(reserve))) of it free (free some space, run `swvm cache prune`, or set SWVM_ROOT)")
+        }
+        let inodeReserve = min(4096, UInt64(v.f_files) / 20)
+        if v.f_files > 0 && UInt64(v.f_favail) <= inodeReserve {
+            throw SwvmError(.noSpace, "\(layerName): entry '\(e.path)': the file system of \(rootPath) is out of inodes "
+                + "(\(v.f_favail) free, swvm keeps \(inodeReserve) free)")
+        }
     }
 
     // MARK: safe path walking

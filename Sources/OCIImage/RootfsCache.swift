@@ -34,10 +34,12 @@ public struct RootfsCache {
             try unpack(manifest, config: config, layout: layout, into: Path.join(tmp, "rootfs"), progress: progress)
             try FS.writeText(Path.join(tmp, "config.json"), config.json.serialized(pretty: true))
             try FS.writeText(Path.join(tmp, "manifest"), manifest.digest.description + "\n")
+            // Marked complete before it is renamed into place: what carries
+            // the entry's name is whole.
+            try FS.writeText(Path.join(tmp, "complete"), "")
             let dest = entryDir(manifest.digest)
             if FS.exists(dest) { try FS.removeTree(dest) }
             try sys("rename \(tmp)") { rename(tmp, dest) }
-            try FS.writeText(done, "")
         } catch {
             try? FS.removeTree(tmp)
             throw error

@@ -78,4 +78,60 @@ import TestSupport
         let r2 = try run([], image: t.path + "/root", cache: t.path + "/cache", isolation: isolation)
         expectRefusedAtOnce(r2, naming: "/etc/group", kind: "character device")
     }
+
+    /// 100 global PAX headers of 1 MB with distinct keys (a 100 KB gzip
+    /// layer) used to be kept in memory, all of them.
+    @Test func globalPaxFloodStaysSmall() throws {
+        let t = try TempDir("pax-flood")
+        defer { t.cleanup() }
+        var l = TarWriter()
+        let value = String(repeating: "a", count: 1_000_000)
+        for i in 0..<100 { l.pax([("comment\(i)", value)], global: true) }
+        l.file("bin/x", "x", mode: 0o755)
+        var b = ImageBuilder()
+        b.layers = [l.finish()]
+        b.gzip = true
+        try b.write(to: t.path + "/img")
+        // GNU time forks swvm itself and reports its ru_maxrss: the test's own
+        // wait4 would count the test process (posix_spawn shares its memory
+        // until exec).
+        let peakFile = t.path + "/peak"
+        let r = try Command.run(["/usr/bin/time", "-f", "%M", "-o", peakFile, Harness.swvm, "run", t.path + "/img", "--", "/bin/x"],
+                                timeout: 60, environment: ["SWVM_ROOT": t.path + "/cache"])
+        #expect(r.status == 125, "\(r)")
+        #expect(r.err.contains("layer 1") && r.err.contains("global PAX headers"), "\(r)")
+        // The last line (before it, time notes the non-zero status).
+        let peakKiB = try FS.readText(peakFile).split(separator: "\n").last.flatMap { Int($0) } ?? Int.max
+        #expect(peakKiB < 64 << 10, "peak RSS \(peakKiB) KiB")
+        let left = try FS.listDirectory(t.path + "/cache/images")
+        #expect(left.allSatisfy { $0 == ".lock" }, "\(left)")
+    }
+
+    /// A layer bigger than the free space of a small tmpfs holding SWVM_ROOT
+    /// stops with a clear error before the tmpfs fills, and leaves no entry.
+    @Test func layerLargerThanTheFreeSpaceStopsEarly() throws {
+        let t = try TempDir("small-disk")
+        defer { t.cleanup() }
+        let cache = t.path + "/cache"
+        try FS.makeDirectories(cache)
+        let m = try Subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", cache])
+        try #require(m.status == 0, "\(m.output)")
+        defer { _ = try? Subprocess.run(["umount", cache]) }
+        var l = TarWriter()
+        l.file("bin/x", "x", mode: 0o755)
+        l.add("big", kind: .file, data: [UInt8](repeating: 0, count: 24 << 20))
+        var b = ImageBuilder()
+        b.layers = [l.finish()]
+        b.gzip = true
+        try b.write(to: t.path + "/img")
+        let r = try run([], image: t.path + "/img", cache: cache)
+        #expect(r.status == 125, "\(r)")
+        #expect(r.err.contains("layer 1") && r.err.contains("'big'") && r.err.contains("does not fit"), "\(r)")
+        #expect(r.err.split(separator: "\n").count == 1, "\(r)")
+        var v = statvfs()
+        statvfs(cache, &v)
+        #expect(Int(v.f_bavail) * Int(v.f_frsize) > 15 << 20, "the tmpfs was written to")
+        let left = try FS.listDirectory(cache + "/images")
+        #expect(left.allSatisfy { $0 == ".lock" }, "\(left)")
+    }
 }

@@ -18,6 +18,14 @@ public struct TarWriter {
     public mutating func directory(_ name: String, mode: UInt32 = 0o755) { add(name, kind: .directory, mode: mode) }
     public mutating func symlink(_ name: String, to target: String) { add(name, kind: .symlink, link: target, mode: 0o777) }
     public mutating func hardLink(_ name: String, to target: String) { add(name, kind: .hardLink, link: target) }
+    /// A PAX extended header (type x, or g for a global one) with these records.
+    public mutating func pax(_ records: [(String, String)], global: Bool = false) {
+        let data = records.flatMap { paxRecord($0.0, $0.1) }
+        header(name: global ? "GlobalHead" : "PaxHeaders/x", type: global ? 0x67 : 0x78, size: data.count, link: "",
+               mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000)
+        appendPadded(data)
+    }
+
     public mutating func fifo(_ name: String) { add(name, kind: .fifo) }
     public mutating func charDevice(_ name: String, major: UInt32, minor: UInt32) {
         add(name, kind: .char, mode: 0o666, devMajor: major, devMinor: minor)
