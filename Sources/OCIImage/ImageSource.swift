@@ -58,6 +58,9 @@ public enum ImageSource {
             return ResolvedImage(kind: .bundle, rootfs: try FS.realPath(rootfs), config: ImageConfig(), bundleConfig: json,
                                  cacheKey: "bundle-" + SHA256.hash(Array(dir.utf8)), name: path)
         }
+        guard !(try FS.listDirectory(dir)).isEmpty else {
+            throw SwvmError(.invalidImage, "image \(path): an empty directory is not an image (expected an OCI image layout, a runtime bundle or a root filesystem)")
+        }
         return ResolvedImage(kind: .rootfs, rootfs: dir, config: ImageConfig(), bundleConfig: nil,
                              cacheKey: "rootfs-" + SHA256.hash(Array(dir.utf8)), name: path)
     }
