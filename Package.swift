@@ -46,6 +46,9 @@ let package = Package(
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage"]),
 
+        // MARK: what swvm caches (swvm cache ls/rm/prune)
+        .target(name: "CacheStore", dependencies: ["SwvmBase"]),
+
         // MARK: comparison
         .target(name: "Compare",
                 dependencies: ["SwvmBase", "CSyscalls"]),
@@ -54,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -88,6 +88,7 @@ public final class VMRunner {
         }
         let initPath = try GuestInitBinary.locate()
         let disk = try RootDisk.ensure(for: image)
+        defer { withExtendedLifetime(disk) {} }
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }
 
         var initramfs = Initramfs()
@@ -123,7 +124,7 @@ public final class VMRunner {
             ("swvm.control", true), ("swvm.stdin", spec.interactive), ("swvm.stdout", true), ("swvm.stderr", true),
         ])
         try machine.addVirtioDevice(console)
-        try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true))
+        try machine.addVirtioDevice(try BlockDevice(path: disk.path, readOnly: true))
         try machine.addVirtioDevice(RngDevice())
 
         var result = VMResult(status: 125, startNanos: start, guestReadyNanos: nil, execNanos: nil, workloadPID: nil,

@@ -184,6 +184,7 @@ struct RunCommand: ParsableCommand {
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
             if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
+            defer { withExtendedLifetime(resolved) {} }   // its cache lock, for the whole run
             var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
             if probe != nil { spec.probe = try ProbeBinary.locate() }
             switch isolation {
