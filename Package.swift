@@ -21,9 +21,10 @@ let package = Package(
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
+        .systemLibrary(name: "CLibcrypto"),
 
         // MARK: shared foundation
-        .target(name: "SwvmBase", dependencies: ["CSyscalls"]),
+        .target(name: "SwvmBase", dependencies: ["CSyscalls", "CLibcrypto"]),
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
