@@ -73,3 +73,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer harnesses (fuzz/), only when scripts/fuzz.sh builds them
+// (SWVM_FUZZ=1, with --sanitize=fuzzer): each compiles the real targets.
+if Context.environment["SWVM_FUZZ"] != nil {
+    let harnesses: [(String, [Target.Dependency])] = [
+        ("FuzzTar", ["OCIImage", "SwvmBase"]),
+        ("FuzzJSON", ["OCIImage", "RuntimeSpec", "SwvmBase"]),
+        ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
+        ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
+        ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
+    ]
+    for (name, deps) in harnesses {
+        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/\(name)",
+                                                 exclude: ["corpus"], swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -46,15 +46,22 @@ public struct ImageLayout {
                                                               name: indexFile) else {
             throw SwvmError(.invalidImage, "\(path): OCI image layout without index.json")
         }
+        index = try ImageLayout.parseIndex(indexBytes, file: indexFile)
+    }
+
+    /// Reads index.json's bytes (no I/O: the fuzzers call it).
+    public static func parseIndex(_ bytes: [UInt8], file: String) throws -> JSON {
+        let index: JSON
         do {
-            index = try JSON.parse(indexBytes)
+            index = try JSON.parse(bytes)
         } catch let e as JSON.ParseError {
-            throw SwvmError(.invalidImage, "\(indexFile): invalid JSON: \(e)")
+            throw SwvmError(.invalidImage, "\(file): invalid JSON: \(e)")
         }
-        guard index.object != nil else { throw SwvmError(.invalidImage, "\(indexFile): not a JSON object") }
+        guard index.object != nil else { throw SwvmError(.invalidImage, "\(file): not a JSON object") }
         guard index["schemaVersion"]?.int == 2 else {
-            throw SwvmError(.invalidImage, "\(indexFile): schemaVersion must be 2")
+            throw SwvmError(.invalidImage, "\(file): schemaVersion must be 2")
         }
+        return index
     }
 
     // MARK: blobs
@@ -146,16 +153,32 @@ public struct ImageLayout {
     private func loadManifest(_ desc: Descriptor, depth: Int) throws -> Manifest {
         let ctx = "manifest \(desc.digest)"
         guard depth < 4 else { throw SwvmError(.invalidImage, "\(ctx): image indexes nested too deeply") }
-        let doc = try readJSONBlob(desc, context: ctx)
-        let type = doc["mediaType"]?.string ?? desc.mediaType
-        if MediaType.isIndex(type) || (doc["manifests"] != nil && doc["layers"] == nil) {
-            let entries = try (doc["manifests"]?.array ?? []).enumerated().map {
-                try Descriptor(json: $0.element, context: "\(ctx): manifests[\($0.offset)]")
-            }
+        switch try ImageLayout.parseManifest(try readJSONBlob(desc, context: ctx), descriptor: desc) {
+        case .manifest(let m):
+            return m
+        case .index(let entries):
             guard let m = (entries.count == 1 ? entries.first : try pickPlatform(entries, context: ctx)) else {
                 throw SwvmError(.unsupported, "\(ctx): the image index has no linux/amd64 manifest")
             }
             return try loadManifest(m, depth: depth + 1)
+        }
+    }
+
+    /// What a manifest blob holds: an image manifest, or an image index
+    /// (its entries).
+    public enum ManifestDocument {
+        case manifest(Manifest)
+        case index([Descriptor])
+    }
+
+    /// Reads a manifest or image index document (no I/O: the fuzzers call it).
+    public static func parseManifest(_ doc: JSON, descriptor desc: Descriptor) throws -> ManifestDocument {
+        let ctx = "manifest \(desc.digest)"
+        let type = doc["mediaType"]?.string ?? desc.mediaType
+        if MediaType.isIndex(type) || (doc["manifests"] != nil && doc["layers"] == nil) {
+            return .index(try (doc["manifests"]?.array ?? []).enumerated().map {
+                try Descriptor(json: $0.element, context: "\(ctx): manifests[\($0.offset)]")
+            })
         }
         guard doc["schemaVersion"]?.int == 2 else { throw SwvmError(.invalidImage, "\(ctx): schemaVersion must be 2") }
         guard let configJSON = doc["config"] else { throw SwvmError(.invalidImage, "\(ctx): no config descriptor") }
@@ -172,7 +195,7 @@ public struct ImageLayout {
             if t.hasSuffix("+gzip") || t.hasSuffix("+zstd") || t.hasSuffix(".tar") || t.hasSuffix("tar.gzip") || t.isEmpty { continue }
             throw SwvmError(.unsupported, "\(ctx): layer \(i + 1) has unsupported compression ('\(t)')")
         }
-        return Manifest(digest: desc.digest, config: config, layers: layers)
+        return .manifest(Manifest(digest: desc.digest, config: config, layers: layers))
     }
 
     public func imageConfig(_ m: Manifest) throws -> ImageConfig {
