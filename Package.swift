@@ -85,7 +85,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
     ]
     for (name, deps) in harnesses {
-        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/\(name)",
-                                                 exclude: ["corpus"], swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
     }
 }

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Builds the libFuzzer harnesses (fuzz/, each compiling the real targets with
-# -sanitize=fuzzer,address) and runs each for SECONDS (default 60), starting
-# from its committed seed corpus. Every input in fuzz/NAME/regressions (the
-# inputs of crashes found and fixed) is replayed first. A crash stops the
+# Builds the libFuzzer harnesses (fuzz/harnesses/NAME, each compiling the real
+# targets with -sanitize=fuzzer,address) and runs each for SECONDS (default
+# 60), starting from its committed seed corpus (fuzz/corpus/NAME). Every input
+# in fuzz/regressions/NAME (the inputs of crashes found and fixed) is replayed
+# first. A crash stops the
 # script with its input in .build-fuzz/artifacts/NAME/.
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]     e.g. scripts/fuzz.sh 5 FuzzTar
@@ -19,15 +20,15 @@ for name in $names; do
         --product "$name" 2>&1 | grep -E "error|Build of product" | grep -v "^$" || true
     bin=.build-fuzz/release/$name
     [ -x "$bin" ] || { echo "fuzz.sh: $name did not build" >&2; exit 1; }
-    if [ -d "fuzz/$name/regressions" ] && [ -n "$(ls "fuzz/$name/regressions")" ]; then
-        "$bin" -runs=1 fuzz/"$name"/regressions/* >/dev/null 2>&1 || {
-            echo "fuzz.sh: $name fails on a regression input" >&2; "$bin" fuzz/"$name"/regressions/*; exit 1; }
+    if [ -d "fuzz/regressions/$name" ] && [ -n "$(ls "fuzz/regressions/$name")" ]; then
+        "$bin" -runs=1 fuzz/regressions/"$name"/* >/dev/null 2>&1 || {
+            echo "fuzz.sh: $name fails on a regression input" >&2; "$bin" fuzz/regressions/"$name"/*; exit 1; }
     fi
     scratch=.build-fuzz/corpus/$name artifacts=.build-fuzz/artifacts/$name
     mkdir -p "$scratch" "$artifacts"
     log=.build-fuzz/$name.log
     if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -artifact_prefix="$artifacts/" \
-            "$scratch" "fuzz/$name/corpus" >"$log" 2>&1; then
+            "$scratch" "fuzz/corpus/$name" >"$log" 2>&1; then
         tail -40 "$log" >&2
         echo "fuzz.sh: $name found a crash; its input is in $artifacts/" >&2
         exit 1

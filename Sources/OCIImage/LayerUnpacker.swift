@@ -21,6 +21,8 @@ public final class LayerUnpacker {
     private var directoryTimes: [(path: String, sec: Int64, nsec: Int64)] = []
     private var cachedParent: (path: String, fd: Int32)?
     public private(set) var entryCount = 0
+    /// PATH_MAX, for an entry's path and a link's target.
+    static let maxPathLength = 4096
 
     public init(rootPath: String, layerName: String) throws {
         rootFD = try sys("open \(rootPath)") { open(rootPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
@@ -68,6 +70,11 @@ public final class LayerUnpacker {
     /// The entry's path as components below the root; refuses escapes.
     func components(of raw: String, entry: String) throws -> [String] {
         guard !raw.contains("\0") else { throw fail(entry, "path contains a NUL byte") }
+        // No program in the container could name a longer path; walking one
+        // (up to 1 MiB of "a/a/...") would cost an openat per component.
+        guard raw.utf8.count <= LayerUnpacker.maxPathLength else {
+            throw fail(String(entry.prefix(64)) + "...", "path longer than \(LayerUnpacker.maxPathLength) bytes")
+        }
         // "/" alone names the root itself (umoci writes it); any other
         // absolute path is refused.
         guard !raw.hasPrefix("/") || raw.allSatisfy({ $0 == "/" }) else {
@@ -221,13 +228,16 @@ public final class LayerUnpacker {
     /// relative to the link's directory; a target that climbs above the
     /// root is refused.
     func checkSymlinkTarget(_ target: String, at comps: [String], entry: String) throws {
-        guard !target.isEmpty, !target.contains("\0") else { throw fail(entry, "symlink with an empty or invalid target") }
+        guard !target.isEmpty, !target.contains("\0"), target.utf8.count <= LayerUnpacker.maxPathLength else {
+            throw fail(entry, "symlink with an empty, invalid or over-long target")
+        }
         let base = target.hasPrefix("/") ? "" : comps.dropLast().joined(separator: "/")
         let resolved = Path.normalizeInRoot(base + "/" + target)
         if resolved.escaped { throw fail(entry, "symlink to '\(target)' points outside the root") }
     }
 
     private func makeHardLink(_ parent: Int32, _ name: String, _ e: TarEntry) throws {
+        guard e.linkName.utf8.count <= LayerUnpacker.maxPathLength else { throw fail(e.path, "hard link target longer than \(LayerUnpacker.maxPathLength) bytes") }
         guard !e.linkName.hasPrefix("/") else { throw fail(e.path, "hard link to absolute path '\(e.linkName)' points outside the root") }
         let targetComps = Path.components(e.linkName)
         guard !targetComps.contains(".."), let targetName = targetComps.last else {

@@ -75,4 +75,21 @@ import TestSupport
             #expect(e.message.contains("too large"), "\(e.message)")
         }
     }
+
+    /// A path of a million "a/" would cost an openat per component.
+    @Test func overLongPathsAreRefused() throws {
+        let t = try TempDir()
+        defer { t.cleanup() }
+        var w = TarWriter()
+        w.file(String(repeating: "a/", count: 2100) + "f", "x")
+        do {
+            try LayerUnpacker(rootPath: t.path, layerName: "layer 1").apply(TarReader(source: BytesSource(w.finish())))
+            Issue.record("a 4 KiB path was unpacked")
+        } catch let e as SwvmError {
+            #expect(e.code == .unsafeLayer && e.message.contains("longer than 4096"), "\(e.message)")
+        }
+        var ok = TarWriter()
+        ok.file(String(repeating: "b/", count: 1000) + "f", "x")
+        try LayerUnpacker(rootPath: t.path, layerName: "layer 1").apply(TarReader(source: BytesSource(ok.finish())))
+    }
 }
