@@ -21,9 +21,10 @@ let package = Package(
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
+        .systemLibrary(name: "CLibcrypto"),
 
         // MARK: shared foundation
-        .target(name: "SwvmBase", dependencies: ["CSyscalls"]),
+        .target(name: "SwvmBase", dependencies: ["CSyscalls", "CLibcrypto"]),
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
@@ -48,6 +49,9 @@ let package = Package(
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage"]),
 
+        // MARK: what swvm caches (swvm cache ls/rm/prune)
+        .target(name: "CacheStore", dependencies: ["SwvmBase"]),
+
         // MARK: comparison
         .target(name: "Compare",
                 dependencies: ["SwvmBase", "CSyscalls"]),
@@ -56,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -71,3 +75,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer harnesses (fuzz/), only when scripts/fuzz.sh builds them
+// (SWVM_FUZZ=1, with --sanitize=fuzzer): each compiles the real targets.
+if Context.environment["SWVM_FUZZ"] != nil {
+    let harnesses: [(String, [Target.Dependency])] = [
+        ("FuzzTar", ["OCIImage", "SwvmBase"]),
+        ("FuzzJSON", ["OCIImage", "RuntimeSpec", "SwvmBase"]),
+        ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
+        ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
+        ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
+    ]
+    for (name, deps) in harnesses {
+        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

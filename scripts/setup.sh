@@ -19,9 +19,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev e2fsprogs busybox-static
+pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev libssl-dev e2fsprogs busybox-static
       musl-tools file cpio xz-utils zstd iproute2 util-linux python3 python3-jsonschema ccache crun
-      qemu-system-x86 umoci chromium"
+      qemu-system-x86 umoci chromium time"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -9,4 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --no-run
 # One test at a time: VM tests each keep a vCPU busy, and these machines
 # have two cores.
-exec swift test --no-parallel "$@"
+swift test --no-parallel "$@"
+# A full run also runs each libFuzzer harness briefly (its crash
+# regressions first): scripts/fuzz.sh, FUZZING.md.
+[ $# -eq 0 ] && scripts/fuzz.sh 5
+exit 0

@@ -12,9 +12,21 @@ public enum RootDisk {
     /// Bumped when the mkfs options change, to rebuild cached disks.
     static let formatVersion = "1"
 
-    static var disksDir: String { Path.join(SwvmPaths.stateRoot, "disks") }
+    static var disksDir: String { SwvmPaths.disksDir }
 
-    public static func ensure(for image: ResolvedImage) throws -> String {
+    /// The image's disk, made first if needed, with a shared lock on it
+    /// (CacheItemLock) that the caller holds while the VM uses it.
+    public static func ensure(for image: ResolvedImage) throws -> CacheItemLock {
+        // A disk removed by `swvm cache rm` between its making and the lock
+        // is made again.
+        for _ in 0..<3 {
+            let path = try make(for: image)
+            if let lock = try CacheItemLock.shared(path) { return lock }
+        }
+        throw SwvmError(.internalError, "the ext4 disk of \(image.name) was removed three times while swvm was about to use it")
+    }
+
+    static func make(for image: ResolvedImage) throws -> String {
         var key = image.cacheKey
         var tree: TreeSummary?
         if case .layout = image.kind {} else {

@@ -159,8 +159,10 @@ public final class VMRunner {
         guard FS.exists(options.kernelPath) else {
             throw SwvmError(.notFound, "no guest kernel at \(options.kernelPath): build it with kernel/build.sh or pass --kernel")
         }
-        let diskPath = try RootDisk.ensure(for: image)
-        let diskImage = try BlockDevice.DiskImage(path: diskPath, readOnly: true)
+        // The disk holds its cache lock (so `swvm cache rm` skips it) until the run ends.
+        let disk = try RootDisk.ensure(for: image)
+        defer { withExtendedLifetime(disk) {} }
+        let diskImage = try BlockDevice.DiskImage(path: disk.path, readOnly: true)
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }
         let config = try machineConfig()
 
@@ -183,7 +185,7 @@ public final class VMRunner {
         }
 
         let (instance, how, writer, inUse) = try startMachine(config)
-        defer { _ = inUse }
+        defer { withExtendedLifetime(inUse) {} }
         let session = Session(runner: self, instance: instance, filter: filter, start: start)
         session.attach = { instance.disk.attach(diskImage); instance.diskTransport.signalConfigChange() }
         if let writer {
@@ -222,10 +224,11 @@ public final class VMRunner {
     /// Restores the cached snapshot when there is a good one; otherwise
     /// builds a machine to boot, with the right to write the snapshot
     /// unless another run holds it or --cold-boot was given.
-    private func startMachine(_ config: MachineConfig) throws -> (Instance, VMStart, SnapshotCache.Writer?, SnapshotCache.InUse?) {
+    private func startMachine(_ config: MachineConfig) throws -> (Instance, VMStart, SnapshotCache.Writer?, CacheItemLock?) {
         guard !options.coldBoot else { return (try Instance(config, snapshot: nil), .coldOnly, nil, nil) }
         SnapshotCache.removeStaleTemporaries()
         let key = VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? [])
+        var unusable: String?
         if let (snapshot, inUse) = SnapshotCache.lookup(key: key, onInvalid: { Log.warning("\($0); booting and saving a new one") }) {
             do {
                 let instance = try Instance(config, snapshot: snapshot)
@@ -236,10 +239,10 @@ public final class VMRunner {
                 // A snapshot this host cannot restore (another TSC rate, a
                 // KVM that refuses its state): boot, and replace it.
                 Log.warning("cannot restore \(snapshot.directory): \(e.message); booting instead")
-                _ = inUse
-                try? FS.removeTree(snapshot.directory)
+                unusable = snapshot.directory
             }
         }
+        if let dir = unusable { SnapshotCache.remove(dir) }
         let writer = SnapshotCache.writer(for: key)
         return (try Instance(config, snapshot: nil), writer == nil ? .coldOnly : .coldSnapshotted, writer, nil)
     }

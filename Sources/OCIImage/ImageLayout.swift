@@ -17,18 +17,22 @@ public struct Manifest {
 public struct ImageLayout {
     public let path: String
     public let index: JSON
+    /// The layout directory: every file of it is opened inside it, and only
+    /// if it is a regular file (RootedPath.openRegularFile).
+    let dirFD: FileDescriptor
 
     static let refAnnotation = "org.opencontainers.image.ref.name"
     static let maxDocumentSize = 4 << 20
 
     public init(path: String) throws {
         self.path = path
+        dirFD = try FileDescriptor.open(path, sys_O_PATH | O_DIRECTORY)
         let layoutFile = Path.join(path, "oci-layout")
-        guard FS.exists(layoutFile) else {
+        guard let layoutBytes = try RootedPath.readRegularFile(rootFD: dirFD.raw, "oci-layout", limit: 64 << 10, name: layoutFile) else {
             throw SwvmError(.invalidImage, "\(path): not an OCI image layout (no oci-layout file)")
         }
         let layout: JSON
-        do { layout = try JSON.parse(try FS.readFile(layoutFile, limit: 64 << 10)) } catch let e as JSON.ParseError {
+        do { layout = try JSON.parse(layoutBytes) } catch let e as JSON.ParseError {
             throw SwvmError(.invalidImage, "\(layoutFile): invalid JSON: \(e)")
         }
         guard let version = layout["imageLayoutVersion"]?.string else {
@@ -38,41 +42,45 @@ public struct ImageLayout {
             throw SwvmError(.invalidImage, "\(layoutFile): image layout version \(version) is not supported (1.x is)")
         }
         let indexFile = Path.join(path, "index.json")
-        guard FS.exists(indexFile) else { throw SwvmError(.invalidImage, "\(path): OCI image layout without index.json") }
+        guard let indexBytes = try RootedPath.readRegularFile(rootFD: dirFD.raw, "index.json", limit: Int64(ImageLayout.maxDocumentSize),
+                                                              name: indexFile) else {
+            throw SwvmError(.invalidImage, "\(path): OCI image layout without index.json")
+        }
+        index = try ImageLayout.parseIndex(indexBytes, file: indexFile)
+    }
+
+    /// Reads index.json's bytes (no I/O: the fuzzers call it).
+    public static func parseIndex(_ bytes: [UInt8], file: String) throws -> JSON {
+        let index: JSON
         do {
-            index = try JSON.parse(try FS.readFile(indexFile, limit: ImageLayout.maxDocumentSize))
+            index = try JSON.parse(bytes)
         } catch let e as JSON.ParseError {
-            throw SwvmError(.invalidImage, "\(indexFile): invalid JSON: \(e)")
+            throw SwvmError(.invalidImage, "\(file): invalid JSON: \(e)")
         }
-        guard index.object != nil else { throw SwvmError(.invalidImage, "\(indexFile): not a JSON object") }
+        guard index.object != nil else { throw SwvmError(.invalidImage, "\(file): not a JSON object") }
         guard index["schemaVersion"]?.int == 2 else {
-            throw SwvmError(.invalidImage, "\(indexFile): schemaVersion must be 2")
+            throw SwvmError(.invalidImage, "\(file): schemaVersion must be 2")
         }
+        return index
     }
 
     // MARK: blobs
 
-    public func blobPath(_ d: Digest) -> String { Path.join(path, "blobs", d.algorithm, d.hex) }
-
     /// Opens a blob after checking that it exists and has the descriptor's size.
     public func openBlob(_ desc: Descriptor, context: String) throws -> FileDescriptor {
-        let p = blobPath(desc.digest)
-        let fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw SwvmError(.invalidImage, "\(context): blob \(desc.digest) is missing from \(path)/blobs") }
-            throw SwvmError.errno("open blob \(desc.digest)")
-        }
-        var st = stat()
-        fstat(fd, &st)
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw SwvmError(.invalidImage, "\(context): blob \(desc.digest) is not a regular file")
+        let file: FileDescriptor, st: stat
+        do {
+            (file, st) = try RootedPath.openRegularFile(rootFD: dirFD.raw, Path.join("blobs", desc.digest.algorithm, desc.digest.hex),
+                                                        limit: Int64.max, name: "blob \(desc.digest)")
+        } catch let e as SwvmError where e.code == .notFound {
+            throw SwvmError(.invalidImage, "\(context): blob \(desc.digest) is missing from \(path)/blobs")
+        } catch let e as SwvmError {
+            throw SwvmError(e.code, "\(context): \(e.message)")
         }
         guard Int64(st.st_size) == desc.size else {
-            close(fd)
             throw SwvmError(.digestMismatch, "\(context): blob \(desc.digest) is \(st.st_size) bytes, its descriptor says \(desc.size)")
         }
-        return FileDescriptor(fd)
+        return file
     }
 
     /// Hashes a whole blob and compares it with its digest.
@@ -145,16 +153,32 @@ public struct ImageLayout {
     private func loadManifest(_ desc: Descriptor, depth: Int) throws -> Manifest {
         let ctx = "manifest \(desc.digest)"
         guard depth < 4 else { throw SwvmError(.invalidImage, "\(ctx): image indexes nested too deeply") }
-        let doc = try readJSONBlob(desc, context: ctx)
-        let type = doc["mediaType"]?.string ?? desc.mediaType
-        if MediaType.isIndex(type) || (doc["manifests"] != nil && doc["layers"] == nil) {
-            let entries = try (doc["manifests"]?.array ?? []).enumerated().map {
-                try Descriptor(json: $0.element, context: "\(ctx): manifests[\($0.offset)]")
-            }
+        switch try ImageLayout.parseManifest(try readJSONBlob(desc, context: ctx), descriptor: desc) {
+        case .manifest(let m):
+            return m
+        case .index(let entries):
             guard let m = (entries.count == 1 ? entries.first : try pickPlatform(entries, context: ctx)) else {
                 throw SwvmError(.unsupported, "\(ctx): the image index has no linux/amd64 manifest")
             }
             return try loadManifest(m, depth: depth + 1)
+        }
+    }
+
+    /// What a manifest blob holds: an image manifest, or an image index
+    /// (its entries).
+    public enum ManifestDocument {
+        case manifest(Manifest)
+        case index([Descriptor])
+    }
+
+    /// Reads a manifest or image index document (no I/O: the fuzzers call it).
+    public static func parseManifest(_ doc: JSON, descriptor desc: Descriptor) throws -> ManifestDocument {
+        let ctx = "manifest \(desc.digest)"
+        let type = doc["mediaType"]?.string ?? desc.mediaType
+        if MediaType.isIndex(type) || (doc["manifests"] != nil && doc["layers"] == nil) {
+            return .index(try (doc["manifests"]?.array ?? []).enumerated().map {
+                try Descriptor(json: $0.element, context: "\(ctx): manifests[\($0.offset)]")
+            })
         }
         guard doc["schemaVersion"]?.int == 2 else { throw SwvmError(.invalidImage, "\(ctx): schemaVersion must be 2") }
         guard let configJSON = doc["config"] else { throw SwvmError(.invalidImage, "\(ctx): no config descriptor") }
@@ -171,7 +195,7 @@ public struct ImageLayout {
             if t.hasSuffix("+gzip") || t.hasSuffix("+zstd") || t.hasSuffix(".tar") || t.hasSuffix("tar.gzip") || t.isEmpty { continue }
             throw SwvmError(.unsupported, "\(ctx): layer \(i + 1) has unsupported compression ('\(t)')")
         }
-        return Manifest(digest: desc.digest, config: config, layers: layers)
+        return .manifest(Manifest(digest: desc.digest, config: config, layers: layers))
     }
 
     public func imageConfig(_ m: Manifest) throws -> ImageConfig {

@@ -21,6 +21,20 @@ public struct ResolvedImage {
     /// A stable key for caches derived from this image (the ext4 disk).
     public let cacheKey: String
     public let name: String
+    /// The shared lock on the image's cache entry (layouts): held as long as
+    /// this value lives, so `swvm cache rm/prune` leave the entry alone.
+    public let cacheLock: CacheItemLock?
+
+    public init(kind: Kind, rootfs: String, config: ImageConfig, bundleConfig: JSON?, cacheKey: String, name: String,
+                cacheLock: CacheItemLock? = nil) {
+        self.kind = kind
+        self.rootfs = rootfs
+        self.config = config
+        self.bundleConfig = bundleConfig
+        self.cacheKey = cacheKey
+        self.name = name
+        self.cacheLock = cacheLock
+    }
 }
 
 public enum ImageSource {
@@ -37,15 +51,16 @@ public enum ImageSource {
             let layout = try ImageLayout(path: dir)
             let manifest = try layout.manifest(ref: ref)
             let config = try layout.imageConfig(manifest)
-            let rootfs = try cache.rootfs(for: manifest, config: config, layout: layout, progress: progress)
-            return ResolvedImage(kind: .layout(manifest: manifest.digest), rootfs: rootfs, config: config,
-                                 bundleConfig: nil, cacheKey: manifest.digest.hex, name: path)
+            let entry = try cache.rootfs(for: manifest, config: config, layout: layout, progress: progress)
+            return ResolvedImage(kind: .layout(manifest: manifest.digest), rootfs: cache.rootfsPath(manifest.digest), config: config,
+                                 bundleConfig: nil, cacheKey: manifest.digest.hex, name: path, cacheLock: entry)
         }
         if ref != nil { throw SwvmError(.invalidArgument, "--ref applies to OCI image layouts; \(path) is not one") }
         let bundleConfig = Path.join(dir, "config.json")
-        if FS.isRegularFile(bundleConfig) {
+        if FS.exists(bundleConfig),
+           let bytes = try RootedPath.readRegularFile(root: dir, "config.json", limit: 4 << 20, name: bundleConfig) {
             let json: JSON
-            do { json = try JSON.parse(try FS.readFile(bundleConfig, limit: 4 << 20)) } catch let e as JSON.ParseError {
+            do { json = try JSON.parse(bytes) } catch let e as JSON.ParseError {
                 throw SwvmError(.invalidImage, "\(bundleConfig): invalid JSON: \(e)")
             }
             guard json.object != nil else { throw SwvmError(.invalidImage, "\(bundleConfig): not a JSON object") }
@@ -56,6 +71,9 @@ public enum ImageSource {
             }
             return ResolvedImage(kind: .bundle, rootfs: try FS.realPath(rootfs), config: ImageConfig(), bundleConfig: json,
                                  cacheKey: "bundle-" + SHA256.hash(Array(dir.utf8)), name: path)
+        }
+        guard !(try FS.listDirectory(dir)).isEmpty else {
+            throw SwvmError(.invalidImage, "image \(path): an empty directory is not an image (expected an OCI image layout, a runtime bundle or a root filesystem)")
         }
         return ResolvedImage(kind: .rootfs, rootfs: dir, config: ImageConfig(), bundleConfig: nil,
                              cacheKey: "rootfs-" + SHA256.hash(Array(dir.utf8)), name: path)

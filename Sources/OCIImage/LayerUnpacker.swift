@@ -5,7 +5,7 @@ import CSyscalls
 import SwvmBase
 
 /// Applies one layer's tar stream onto a root directory, the OCI way:
-/// whiteouts (`.wh.NAME`, `.wh..wh..opq`), hard links, symlinks, devices,
+/// whiteouts (`.wh.NAME`, `.wh..wh..opq`), hard links, symlinks, FIFOs,
 /// modes, ownership, mtimes and xattrs.
 ///
 /// A layer can never write outside the root: every path is resolved one
@@ -15,14 +15,18 @@ import SwvmBase
 /// with an error naming the layer and the entry.
 public final class LayerUnpacker {
     private let rootFD: Int32
+    private let rootPath: String
     private let layerName: String
     private var writtenThisLayer = Set<String>()
     private var directoryTimes: [(path: String, sec: Int64, nsec: Int64)] = []
     private var cachedParent: (path: String, fd: Int32)?
     public private(set) var entryCount = 0
+    /// PATH_MAX, for an entry's path and a link's target.
+    static let maxPathLength = 4096
 
     public init(rootPath: String, layerName: String) throws {
         rootFD = try sys("open \(rootPath)") { open(rootPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        self.rootPath = rootPath
         self.layerName = layerName
     }
 
@@ -66,6 +70,11 @@ public final class LayerUnpacker {
     /// The entry's path as components below the root; refuses escapes.
     func components(of raw: String, entry: String) throws -> [String] {
         guard !raw.contains("\0") else { throw fail(entry, "path contains a NUL byte") }
+        // No program in the container could name a longer path; walking one
+        // (up to 1 MiB of "a/a/...") would cost an openat per component.
+        guard raw.utf8.count <= LayerUnpacker.maxPathLength else {
+            throw fail(String(entry.prefix(64)) + "...", "path longer than \(LayerUnpacker.maxPathLength) bytes")
+        }
         // "/" alone names the root itself (umoci writes it); any other
         // absolute path is refused.
         guard !raw.hasPrefix("/") || raw.allSatisfy({ $0 == "/" }) else {
@@ -77,6 +86,7 @@ public final class LayerUnpacker {
     }
 
     private func applyEntry(_ e: TarEntry, reader: TarReader) throws {
+        try checkFreeSpace(for: e)
         let comps = try components(of: e.path, entry: e.path)
         guard let name = comps.last else {
             // The root itself ("./"): take its metadata only.
@@ -132,22 +142,46 @@ public final class LayerUnpacker {
             fchownat(parent, name, e.uid, e.gid, AT_SYMLINK_NOFOLLOW)
         case .hardLink:
             try makeHardLink(parent, name, e)
-        case .charDevice, .blockDevice, .fifo:
-            let type: mode_t = e.kind == .fifo ? S_IFIFO : (e.kind == .charDevice ? S_IFCHR : S_IFBLK)
-            let dev = dev_t(e.devMajor & 0xfff) << 8 | dev_t(e.devMinor & 0xff) | dev_t(e.devMinor & ~0xff) << 12 | dev_t(e.devMajor & ~0xfff) << 32
-            if mknodat(parent, name, type | mode_t(e.mode & 0o777), dev) != 0 {
-                if errno == EPERM && e.kind != .fifo {
-                    Log.warning("\(layerName): skipping device node '\(e.path)' (not permitted here)")
-                    return
-                }
-                throw fail(e.path, "mknod: \(errnoText(errno))")
-            }
+        case .charDevice, .blockDevice:
+            // Device nodes are kept out of the cache: it is on the host's
+            // file system, which is not mounted nodev, and a run gets its
+            // own /dev (a tmpfs in the container, devtmpfs in the guest).
+            Log.debug("\(layerName): not creating device node '\(e.path)' (device nodes are kept out of the image cache)")
+            writtenThisLayer.insert(path)
+            return
+        case .fifo:
+            guard mknodat(parent, name, S_IFIFO | mode_t(e.mode & 0o777), 0) == 0 else { throw fail(e.path, "mknod: \(errnoText(errno))") }
             try setOwnerAndMode(parent, name, e)
         case .directory:
             break
         }
         if e.kind != .hardLink { setTimes(parent, name, e) }
         writtenThisLayer.insert(path)
+    }
+
+    // MARK: free space
+
+    /// Stops before the file system fills: an entry is written only if,
+    /// after it, a twentieth of the file system (at most 512 MiB) and of its
+    /// inodes (at most 4096) stay free. A file's size is known from its
+    /// header before any byte is written, and it cannot write more.
+    private func checkFreeSpace(for e: TarEntry) throws {
+        var v = statvfs()
+        guard fstatvfs(rootFD, &v) == 0 else { throw SwvmError.errno("statvfs \(rootPath)") }
+        let block = Int64(v.f_frsize)
+        let free = Int64(v.f_bavail) * block
+        let reserve = min(512 << 20, Int64(v.f_blocks) * block / 20)
+        let need = (e.kind == .file ? (e.size + block - 1) / block * block : 0) + block
+        if free - need < reserve {
+            throw SwvmError(.noSpace, "\(layerName): entry '\(e.path)' (\(ByteSize.format(UInt64(max(0, e.size))))) does not fit: "
+                + "the file system of \(rootPath) has \(ByteSize.format(UInt64(max(0, free)))) free and swvm keeps "
+                + "\(ByteSize.format(UInt64(reserve))) of it free (free some space, run `swvm cache prune`, or set SWVM_ROOT)")
+        }
+        let inodeReserve = min(4096, UInt64(v.f_files) / 20)
+        if v.f_files > 0 && UInt64(v.f_favail) <= inodeReserve {
+            throw SwvmError(.noSpace, "\(layerName): entry '\(e.path)': the file system of \(rootPath) is out of inodes "
+                + "(\(v.f_favail) free, swvm keeps \(inodeReserve) free)")
+        }
     }
 
     // MARK: safe path walking
@@ -194,13 +228,16 @@ public final class LayerUnpacker {
     /// relative to the link's directory; a target that climbs above the
     /// root is refused.
     func checkSymlinkTarget(_ target: String, at comps: [String], entry: String) throws {
-        guard !target.isEmpty, !target.contains("\0") else { throw fail(entry, "symlink with an empty or invalid target") }
+        guard !target.isEmpty, !target.contains("\0"), target.utf8.count <= LayerUnpacker.maxPathLength else {
+            throw fail(entry, "symlink with an empty, invalid or over-long target")
+        }
         let base = target.hasPrefix("/") ? "" : comps.dropLast().joined(separator: "/")
         let resolved = Path.normalizeInRoot(base + "/" + target)
         if resolved.escaped { throw fail(entry, "symlink to '\(target)' points outside the root") }
     }
 
     private func makeHardLink(_ parent: Int32, _ name: String, _ e: TarEntry) throws {
+        guard e.linkName.utf8.count <= LayerUnpacker.maxPathLength else { throw fail(e.path, "hard link target longer than \(LayerUnpacker.maxPathLength) bytes") }
         guard !e.linkName.hasPrefix("/") else { throw fail(e.path, "hard link to absolute path '\(e.linkName)' points outside the root") }
         let targetComps = Path.components(e.linkName)
         guard !targetComps.contains(".."), let targetName = targetComps.last else {

@@ -17,15 +17,27 @@ public struct RootfsCache {
     public func entryDir(_ digest: Digest) -> String { Path.join(root, digest.hex) }
     public func rootfsPath(_ digest: Digest) -> String { Path.join(entryDir(digest), "rootfs") }
 
-    /// The cached rootfs for the manifest, unpacking it first if needed.
+    /// The manifest's cache entry, unpacked first if needed, with a shared
+    /// lock on it (CacheItemLock) that the caller holds while it uses it.
     public func rootfs(for manifest: Manifest, config: ImageConfig, layout: ImageLayout,
-                       progress: ((String) -> Void)? = nil) throws -> String {
+                       progress: ((String) -> Void)? = nil) throws -> CacheItemLock {
+        let dir = entryDir(manifest.digest)
+        // An entry removed by `swvm cache rm` between its unpack and the
+        // lock is unpacked again.
+        for _ in 0..<3 {
+            if FS.exists(Path.join(dir, "complete")), let lock = try CacheItemLock.shared(dir) { return lock }
+            try unpackIfMissing(manifest, config: config, layout: layout, progress: progress)
+        }
+        throw SwvmError(.internalError, "image cache entry \(dir) was removed three times while swvm was about to use it")
+    }
+
+    private func unpackIfMissing(_ manifest: Manifest, config: ImageConfig, layout: ImageLayout,
+                                 progress: ((String) -> Void)?) throws {
         let done = Path.join(entryDir(manifest.digest), "complete")
-        if FS.exists(done) { return rootfsPath(manifest.digest) }
         try FS.makeDirectories(root, mode: 0o700)
         let lock = try FileLock(path: Path.join(root, ".lock"))
         defer { _ = lock }
-        if FS.exists(done) { return rootfsPath(manifest.digest) }   // another swvm finished it
+        if FS.exists(done) { return }   // another swvm finished it
         removeStaleTemporaries()
 
         let tmp = Path.join(root, "tmp-\(getpid())-\(randomHex(4))")
@@ -34,15 +46,16 @@ public struct RootfsCache {
             try unpack(manifest, config: config, layout: layout, into: Path.join(tmp, "rootfs"), progress: progress)
             try FS.writeText(Path.join(tmp, "config.json"), config.json.serialized(pretty: true))
             try FS.writeText(Path.join(tmp, "manifest"), manifest.digest.description + "\n")
+            // Marked complete before it is renamed into place: what carries
+            // the entry's name is whole.
+            try FS.writeText(Path.join(tmp, "complete"), "")
             let dest = entryDir(manifest.digest)
             if FS.exists(dest) { try FS.removeTree(dest) }
             try sys("rename \(tmp)") { rename(tmp, dest) }
-            try FS.writeText(done, "")
         } catch {
             try? FS.removeTree(tmp)
             throw error
         }
-        return rootfsPath(manifest.digest)
     }
 
     /// Applies the layers in order. Each blob is verified against its

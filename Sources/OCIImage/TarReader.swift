@@ -37,7 +37,13 @@ public final class TarReader {
     private var globalPax: [String: [UInt8]] = [:]
     public private(set) var offset: Int64 = 0
 
-    static let maxMetadataSize: Int64 = 1 << 20   // PAX or GNU long-name records
+    /// The most one PAX, GNU long-name or long-link record may hold.
+    static let maxMetadataSize: Int64 = 1 << 20
+    /// The most the PAX records in force may hold together: the global ones
+    /// kept for the rest of the stream, and the local ones gathered for the
+    /// next entry. Without it, a layer of many global headers with distinct
+    /// keys grows swvm's memory without end.
+    static let maxPaxTotal = 1 << 20
 
     public init(source: ByteSource) {
         self.source = source
@@ -137,9 +143,11 @@ public final class TarReader {
             switch type {
             case UInt8(ascii: "x"):
                 pax.merge(try parsePax(try readRecord(size: size), at: headerOffset)) { $1 }
+                try checkPaxTotal(pax, "local", at: headerOffset)
                 continue
             case UInt8(ascii: "g"):
                 globalPax.merge(try parsePax(try readRecord(size: size), at: headerOffset)) { $1 }
+                try checkPaxTotal(globalPax, "global", at: headerOffset)
                 continue
             case UInt8(ascii: "L"):
                 longName = cString(try readRecord(size: size))
@@ -317,8 +325,20 @@ public final class TarReader {
         return out
     }
 
+    private func checkPaxTotal(_ pax: [String: [UInt8]], _ kind: String, at off: Int64) throws {
+        let total = pax.reduce(0) { $0 + $1.key.utf8.count + $1.value.count }
+        guard total <= TarReader.maxPaxTotal else {
+            throw SwvmError(.invalidImage, "\(kind) PAX headers up to byte \(off) hold \(total) bytes, more than swvm's bound of \(TarReader.maxPaxTotal)")
+        }
+    }
+
+    /// An empty value deletes the keyword (POSIX: the header block's own
+    /// field applies again), so it is skipped here.
     private func applyPax(_ pax: [String: [UInt8]], to e: inout TarEntry, at off: Int64) throws {
-        func text(_ k: String) -> String? { pax[k].map { String(decoding: $0, as: UTF8.self) } }
+        func text(_ k: String) -> String? {
+            guard let v = pax[k], !v.isEmpty else { return nil }
+            return String(decoding: v, as: UTF8.self)
+        }
         if let p = text("path") { e.path = p }
         if let l = text("linkpath") { e.linkName = l }
         if let s = text("size") {
@@ -328,15 +348,15 @@ public final class TarReader {
         if let s = text("uid"), let v = UInt32(s) { e.uid = v }
         if let s = text("gid"), let v = UInt32(s) { e.gid = v }
         if let s = text("mtime") {
-            let parts = s.split(separator: ".", maxSplits: 1)
+            let parts = s.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
             if let sec = Int64(parts[0]) { e.mtime = sec }
             if parts.count == 2 {
                 var frac = String(parts[1].prefix(9))
                 while frac.count < 9 { frac += "0" }
-                e.mtimeNanos = Int64(frac) ?? 0
+                e.mtimeNanos = Int64(frac).flatMap { (0..<1_000_000_000).contains($0) ? $0 : nil } ?? 0
             }
         }
-        for (k, v) in pax where k.hasPrefix("SCHILY.xattr.") {
+        for (k, v) in pax where k.hasPrefix("SCHILY.xattr.") && k.count > "SCHILY.xattr.".count {
             e.xattrs.append((String(k.dropFirst("SCHILY.xattr.".count)), v))
         }
     }

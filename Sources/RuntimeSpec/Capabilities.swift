@@ -44,8 +44,13 @@ public enum Capabilities {
     /// Applies --cap-add/--cap-drop to a base set, Docker's way ("ALL" in
     /// either list; drops win over adds except when "ALL" is dropped).
     public static func apply(base: Set<String>, add: [String], drop: [String]) throws -> Set<String> {
-        let adds = try add.map(canonical)
-        let drops = try drop.map(canonical)
+        func named(_ option: String) -> (String) throws -> String {
+            { name in
+                do { return try canonical(name) } catch let e as SwvmError { throw SwvmError(e.code, "\(option): \(e.message)") }
+            }
+        }
+        let adds = try add.map(named("--cap-add"))
+        let drops = try drop.map(named("--cap-drop"))
         var set = base
         if drops.contains("ALL") { set = [] }
         if adds.contains("ALL") { set = Set(names.prefix(lastCapability + 1)) }

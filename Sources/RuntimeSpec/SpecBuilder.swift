@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwvmBase
 import OCIImage
 
@@ -81,7 +84,7 @@ public enum SpecBuilder {
         if !env.contains(where: { $0.hasPrefix("PATH=") }) { env.insert(defaultPath, at: 0) }
         set("HOSTNAME=\(hostname)")
         for file in o.envFiles {
-            for line in try FS.readText(file).split(separator: "\n", omittingEmptySubsequences: true) {
+            for line in try readEnvFile(file).split(separator: "\n", omittingEmptySubsequences: true) {
                 let l = String(line).trimmingCharacters(in: " ")
                 if l.isEmpty || l.hasPrefix("#") { continue }
                 if let e = try envEntry(l, hostEnvironment: hostEnvironment, source: "--env-file \(file)") { set(e) }
@@ -113,14 +116,14 @@ public enum SpecBuilder {
         var noNewPrivileges = bundle?.noNewPrivileges ?? true
         for opt in o.securityOpts {
             let sep = opt.contains("=") ? "=" : ":"
-            let parts = opt.split(separator: Character(sep), maxSplits: 1).map(String.init)
+            let parts = opt.split(separator: Character(sep), maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             switch parts[0] {
             case "seccomp":
-                guard parts.count == 2 else { throw SwvmError(.invalidArgument, "--security-opt seccomp needs =PROFILE.json or =unconfined") }
+                guard parts.count == 2, !parts[1].isEmpty else { throw SwvmError(.invalidArgument, "--security-opt seccomp needs =PROFILE.json or =unconfined") }
                 if parts[1] == "unconfined" {
                     seccomp = nil
                 } else {
-                    let text = try FS.readFile(parts[1], limit: 4 << 20)
+                    let text = try readOptionFile(parts[1], option: "--security-opt seccomp=")
                     let json: JSON
                     do { json = try JSON.parse(text) } catch let e as JSON.ParseError {
                         throw SwvmError(.invalidArgument, "seccomp profile \(parts[1]): invalid JSON: \(e)")
@@ -128,7 +131,12 @@ public enum SpecBuilder {
                     seccomp = try SeccompProfile.parse(json, capabilities: caps, context: "seccomp profile \(parts[1])")
                 }
             case "no-new-privileges":
+                guard parts.count == 1 || ["true", "false"].contains(parts[1]) else {
+                    throw SwvmError(.invalidArgument, "--security-opt '\(opt)': no-new-privileges takes true or false")
+                }
                 noNewPrivileges = parts.count == 1 || parts[1] == "true"
+            case "":
+                throw SwvmError(.invalidArgument, "--security-opt '\(opt)': empty option (swvm knows seccomp= and no-new-privileges)")
             default:
                 throw SwvmError(.unsupported, "--security-opt '\(opt)' is not supported (swvm knows seccomp= and no-new-privileges)")
             }
@@ -152,16 +160,7 @@ public enum SpecBuilder {
         for t in o.tmpfs { spec.mounts.append(try tmpfs(t)) }
 
         // Limits.
-        if let m = o.memory {
-            let bytes = try ByteSize.parse(m)
-            guard bytes >= 6 << 20 else { throw SwvmError(.invalidArgument, "--memory \(m): the minimum is 6 MiB") }
-            spec.resources.memory = bytes
-        }
-        if let c = o.cpus {
-            guard let v = Double(c), v > 0, v <= 1024 else { throw SwvmError(.invalidArgument, "--cpus '\(c)': expected a positive number") }
-            spec.resources.cpuQuota = Int64((v * Double(spec.resources.cpuPeriod)).rounded())
-        }
-        if let p = o.pidsLimit { spec.resources.pids = p > 0 ? p : nil }
+        try applyLimits(o, to: &spec.resources)
 
         switch o.network {
         case "none": spec.network = .none
@@ -172,6 +171,54 @@ public enum SpecBuilder {
             spec.userNamespace = try userNamespace(u)
         }
         return spec
+    }
+
+    /// The kernel's PID_MAX_LIMIT: pids.max takes nothing larger.
+    static let maxPids: Int64 = 4_194_304
+    /// The smallest CPU quota the kernel takes is 1 ms per period.
+    static let minCPUs = 0.01
+
+    /// --memory, --cpus and --pids-limit, checked against what the kernel
+    /// and the host accept, so a bad value names its option instead of
+    /// failing later in a cgroup write.
+    static func applyLimits(_ o: RunOptions, to r: inout ResourceLimits) throws {
+        if let m = o.memory {
+            let bytes: UInt64
+            do { bytes = try ByteSize.parse(m) } catch let e as SwvmError { throw SwvmError(e.code, "--memory: \(e.message)") }
+            guard bytes >= 6 << 20 else { throw SwvmError(.invalidArgument, "--memory \(m): the minimum is 6 MiB") }
+            r.memory = bytes
+        }
+        if let c = o.cpus {
+            let host = HostResources.onlineCPUs
+            guard let v = Double(c), v.isFinite, v >= minCPUs else {
+                throw SwvmError(.invalidArgument, "--cpus '\(c)': expected a number of CPUs from \(minCPUs) to \(host) (the host's online CPUs)")
+            }
+            guard v <= Double(host) else {
+                throw SwvmError(.invalidArgument, "--cpus \(c): the host has \(host) online CPU\(host == 1 ? "" : "s")")
+            }
+            r.cpuQuota = Int64((v * Double(r.cpuPeriod)).rounded())
+        }
+        if let p = o.pidsLimit {
+            guard p >= -1, p <= maxPids else {
+                throw SwvmError(.invalidArgument, "--pids-limit \(p): expected 1 to \(maxPids) (the kernel's limit), or 0 or -1 for unlimited")
+            }
+            r.pids = p > 0 ? p : nil
+        }
+    }
+
+    /// A file named by an option, read with the option and the file in any error.
+    static func readOptionFile(_ path: String, option: String) throws -> [UInt8] {
+        guard let st = FS.stat(path) else { throw SwvmError(.notFound, "\(option)\(path): no such file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw SwvmError(.invalidArgument, "\(option)\(path): is \(RootedPath.fileTypeName(st.st_mode & S_IFMT)), not a file")
+        }
+        do { return try FS.readFile(path, limit: 4 << 20) } catch let e as SwvmError {
+            throw SwvmError(e.code, "\(option)\(path): \(e.message)")
+        }
+    }
+
+    static func readEnvFile(_ path: String) throws -> String {
+        String(decoding: try readOptionFile(path, option: "--env-file "), as: UTF8.self)
     }
 
     static func envEntry(_ text: String, hostEnvironment: (String) -> String?, source: String) throws -> String? {
@@ -213,7 +260,7 @@ public enum SpecBuilder {
 
     /// --tmpfs PATH[:OPTIONS]; Docker's defaults are rw,noexec,nosuid,size=64m.
     static func tmpfs(_ text: String) throws -> MountSpec {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let dest = parts[0]
         guard dest.hasPrefix("/") else { throw SwvmError(.invalidArgument, "--tmpfs '\(text)': the path must be absolute") }
         var opts = ["noexec", "nosuid", "nodev", "size=65536k"]

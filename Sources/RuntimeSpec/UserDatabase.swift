@@ -14,10 +14,17 @@ public struct UserDatabase {
         self.groups = groups
     }
 
+    /// The most either file may hold (a real one is a few KiB).
+    public static let maxFileSize: Int64 = 4 << 20
+
+    /// Reads both files inside the image root; each must be a regular file
+    /// (RootedPath.readRegularFile: a FIFO or device node is an error).
     public init(rootfs: String) throws {
-        let passwd = try RootedPath.readFile(root: rootfs, "/etc/passwd").map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let group = try RootedPath.readFile(root: rootfs, "/etc/group").map { String(decoding: $0, as: UTF8.self) } ?? ""
-        self.init(passwd: passwd, group: group)
+        func read(_ path: String) throws -> String {
+            let bytes = try RootedPath.readRegularFile(root: rootfs, path, limit: UserDatabase.maxFileSize, name: "the image's \(path)")
+            return bytes.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        self.init(passwd: try read("/etc/passwd"), group: try read("/etc/group"))
     }
 
     public init(passwd: String, group: String) {

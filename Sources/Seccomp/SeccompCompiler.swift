@@ -24,10 +24,12 @@ public enum SeccompCompiler {
     /// ~10 ms for the default profile, most of a container's start time.
     /// The key covers the whole profile, the ABIs and libseccomp's version.
     public static func compile(_ profile: SeccompProfile, compatArches: Bool = true) throws -> SeccompFilter {
-        let dir = Path.join(SwvmPaths.cacheRoot, "seccomp")
+        let dir = SwvmPaths.seccompDir
         let key = SHA256.hash(Array("v1 \(String(cString: cseccomp_version())) \(compatArches) \(profile)".utf8))
         let path = Path.join(dir, key + ".bpf")
-        if let bytes = try? FS.readFile(path, limit: 1 << 20), bytes.count >= 8, bytes.count % 8 == 0,
+        let lock = try? CacheItemLock.shared(path)   // read under the cache's lock (and stamped as used)
+        defer { withExtendedLifetime(lock) {} }
+        if lock != nil, let bytes = try? FS.readFile(path, limit: 1 << 20), bytes.count >= 8, bytes.count % 8 == 0,
            Array(bytes[0..<4]) == Array("SWSC".utf8) {
             let allowed = Int32(bitPattern: le32(bytes, 4))
             return SeccompFilter(program: Array(bytes[8...]), allowedSyscalls: Int(allowed), unknownNames: [])

@@ -8,15 +8,14 @@ import SwvmBase
 ///     ${SWVM_CACHE:-/var/cache/swvm}/snapshots/<key>/        state, memory
 ///     ${SWVM_CACHE:-/var/cache/swvm}/snapshots/<key>.lock    held while one run writes it
 ///
-/// A run that restores holds a shared flock on the snapshot's directory
-/// for as long as the VM lives (`swvm cache rm` and `prune` take it
-/// exclusively and skip an item in use). A run that finds no snapshot
+/// A run that restores holds the snapshot's CacheItemLock (shared) for as
+/// long as the VM lives, so `swvm cache rm` and `prune` leave it alone. A run that finds no snapshot
 /// takes the `.lock` file without waiting; if another run holds it, that
 /// run is writing the snapshot, and this one boots cold without writing.
 /// The writer builds the snapshot in a temporary directory and renames it
 /// into place, so a reader sees a whole snapshot or none.
 public enum SnapshotCache {
-    public static var root: String { Path.join(SwvmPaths.cacheRoot, "snapshots") }
+    public static var root: String { SwvmPaths.snapshotsDir }
 
     public static func directory(for key: String) -> String { Path.join(root, key) }
 
@@ -27,32 +26,41 @@ public enum SnapshotCache {
         return h.finalizeHex()
     }
 
-    /// A shared lock on an item in use; released on deinit (or process death).
-    public final class InUse {
-        let fd: Int32
-        init(fd: Int32) { self.fd = fd }
-        deinit { close(fd) }
+    /// Opens the snapshot for `key` if there is a valid one, holding it in
+    /// use. A damaged or mismatched one is removed (when nobody else uses
+    /// it) and reported through `onInvalid`.
+    public static func lookup(key: String, onInvalid: (SwvmError) -> Void) -> (SnapshotFile, CacheItemLock)? {
+        let dir = directory(for: key)
+        switch openHeld(dir, key: key) {
+        case .valid(let snapshot, let lock): return (snapshot, lock)
+        case .invalid(let e):
+            onInvalid(e)
+            remove(dir)   // our shared hold ended with openHeld
+            return nil
+        case .absent: return nil
+        }
     }
 
-    /// Opens the snapshot for `key` if there is a valid one, holding it in
-    /// use. A damaged or mismatched one is removed (when nobody uses it)
-    /// and reported through `onInvalid`.
-    public static func lookup(key: String, onInvalid: (SwvmError) -> Void) -> (SnapshotFile, InUse)? {
-        let dir = directory(for: key)
-        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dfd >= 0 else { return nil }
-        guard flock(dfd, LOCK_SH) == 0 else { close(dfd); return nil }
-        let use = InUse(fd: dfd)
+    enum Lookup {
+        case valid(SnapshotFile, CacheItemLock), invalid(SwvmError), absent
+    }
+
+    private static func openHeld(_ dir: String, key: String) -> Lookup {
+        guard let lock = try? CacheItemLock.shared(dir) else { return .absent }
         do {
-            return (try SnapshotFile.open(dir, key: key), use)
+            return .valid(try SnapshotFile.open(dir, key: key), lock)
         } catch let e as SwvmError {
-            onInvalid(e)
-            // Ours was a shared hold: trade it for an exclusive one to remove.
-            _ = flock(dfd, LOCK_EX | LOCK_NB) == 0 ? try? FS.removeTree(dir) : ()
-            return nil
+            return .invalid(e)
         } catch {
-            return nil
+            return .invalid(SwvmError(.internalError, "snapshot \(dir): \(error)"))
         }
+    }
+
+    /// Removes a snapshot unless another run uses it.
+    public static func remove(_ dir: String) {
+        guard let lock = try? CacheItemLock.exclusive(dir) else { return }
+        try? FS.removeTree(dir)
+        _ = lock
     }
 
     /// The right to write the snapshot for `key`, or nil when another run

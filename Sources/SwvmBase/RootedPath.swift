@@ -28,12 +28,82 @@ public enum RootedPath {
         return FileDescriptor(fd)
     }
 
-    /// Reads a small file inside the root, or nil if it is absent.
-    public static func readFile(root: String, _ path: String, limit: Int = 1 << 20) throws -> [UInt8]? {
+    /// Opens a file of an untrusted tree (an image root, an image layout, a
+    /// bundle) that swvm itself reads on the host, as root. Only a regular
+    /// file of at most `limit` bytes is ever opened for reading: the path is
+    /// first opened O_PATH (which never calls a device's open, so a FIFO
+    /// cannot block and /dev/watchdog or /dev/kmsg are not touched) inside
+    /// the root with O_NOFOLLOW, checked with fstat, and only then reopened
+    /// through /proc/self/fd with O_NONBLOCK and O_NOCTTY; the reopened file
+    /// is the same inode and is checked again. `name` says what the file is
+    /// in error messages ("the image's /etc/passwd").
+    public static func openRegularFile(rootFD: Int32, _ path: String, limit: Int64, name: String) throws -> (FileDescriptor, Glibc.stat) {
+        let pathFD: FileDescriptor
         do {
-            return try open(root: root, path).readAll(limit: limit)
+            pathFD = try open(rootFD: rootFD, path, flags: sys_O_PATH | O_NOFOLLOW)
+        } catch let e as SwvmError where e.code == .notFound {
+            throw SwvmError(.notFound, "\(name): no such file or directory")
+        } catch let e as SwvmError {
+            throw SwvmError(e.code, "\(name): \(e.message)")
+        }
+        let first = try checkRegular(pathFD.raw, limit: limit, name: name)
+        let fd = Glibc.open("/proc/self/fd/\(pathFD.raw)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw SwvmError.errno("open \(name)") }
+        let file = FileDescriptor(fd)
+        let st = try checkRegular(fd, limit: limit, name: name)
+        guard st.st_ino == first.st_ino, st.st_dev == first.st_dev else {
+            throw SwvmError(.invalidImage, "\(name) changed while swvm opened it")
+        }
+        return (file, st)
+    }
+
+    /// Reads a regular file of an untrusted tree (see openRegularFile), or
+    /// nil if it is absent.
+    public static func readRegularFile(rootFD: Int32, _ path: String, limit: Int64, name: String) throws -> [UInt8]? {
+        let file: FileDescriptor
+        do {
+            (file, _) = try openRegularFile(rootFD: rootFD, path, limit: limit, name: name)
         } catch let e as SwvmError where e.code == .notFound {
             return nil
+        }
+        // +1: a file that grew past the bound since fstat is still refused.
+        let bytes = try file.read(upTo: Int(limit) + 1)
+        guard bytes.count <= Int(limit) else { throw tooLarge(name, limit) }
+        return bytes
+    }
+
+    /// As readRegularFile, with the root given by its path.
+    public static func readRegularFile(root: String, _ path: String, limit: Int64, name: String) throws -> [UInt8]? {
+        let rootFD = try FileDescriptor.open(root, sys_O_PATH | O_DIRECTORY)
+        return try readRegularFile(rootFD: rootFD.raw, path, limit: limit, name: name)
+    }
+
+    private static func checkRegular(_ fd: Int32, limit: Int64, name: String) throws -> Glibc.stat {
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw SwvmError.errno("fstat \(name)") }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            throw SwvmError(.invalidImage, "\(name) is \(fileTypeName(type)), not a regular file (refused: swvm reads only regular files from an image)")
+        }
+        guard Int64(st.st_size) <= limit else { throw tooLarge(name, limit) }
+        return st
+    }
+
+    private static func tooLarge(_ name: String, _ limit: Int64) -> SwvmError {
+        SwvmError(.invalidImage, "\(name) is larger than swvm's bound of \(limit) bytes for it")
+    }
+
+    /// "a FIFO", "a character device", ... for messages.
+    public static func fileTypeName(_ type: mode_t) -> String {
+        switch type {
+        case S_IFREG: return "a regular file"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "a file of unknown type"
         }
     }
 }

@@ -21,6 +21,7 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
         case guestError             // guest-init reported a failure
         case systemCall             // a system call failed unexpectedly
         case unsupported            // a feature this host or isolation level cannot give
+        case noSpace                // the file system of swvm's state would fill up
         case internalError
     }
 

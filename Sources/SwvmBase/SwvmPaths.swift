@@ -12,7 +12,11 @@ public enum SwvmPaths {
     /// Build outputs such as the guest kernel (SWVM_CACHE, default /var/cache/swvm).
     public static var cacheRoot: String { FS.environment("SWVM_CACHE").flatMap { $0.isEmpty ? nil : $0 } ?? "/var/cache/swvm" }
 
+    /// The caches `swvm cache` lists (CacheStore's table of kinds).
     public static var imagesDir: String { Path.join(stateRoot, "images") }
+    public static var disksDir: String { Path.join(stateRoot, "disks") }
+    public static var seccompDir: String { Path.join(cacheRoot, "seccomp") }
+    public static var snapshotsDir: String { Path.join(cacheRoot, "snapshots") }
 }
 
 /// Whether a process with this pid exists (for stale-state cleanup).

@@ -47,13 +47,14 @@ struct ProcessOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "Keep stdin open and pass it to the process.")
     var interactive = false
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Memory limit (e.g. 64m, 1g); in a VM it also sizes the guest.", valueName: "bytes"))
+    // .unconditional: "-5" is this option's (bad) value, not an unknown option.
+    @Option(name: [.short, .long], parsing: .unconditional, help: ArgumentHelp("Memory limit (e.g. 64m, 1g); in a VM it also sizes the guest.", valueName: "bytes"))
     var memory: String?
 
-    @Option(help: ArgumentHelp("CPU limit as a number of CPUs (e.g. 0.5, 2); in a VM, the vCPU count (rounded up).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU limit as a number of CPUs (e.g. 0.5, 2); in a VM, the vCPU count (rounded up).", valueName: "n"))
     var cpus: String?
 
-    @Option(name: .customLong("pids-limit"), help: ArgumentHelp("Maximum number of processes (-1: unlimited).", valueName: "n"))
+    @Option(name: .customLong("pids-limit"), parsing: .unconditional, help: ArgumentHelp("Maximum number of processes (-1: unlimited).", valueName: "n"))
     var pidsLimit: Int64?
 
     @Option(help: ArgumentHelp("A resource limit, e.g. nofile=1024:2048.", valueName: "name=soft[:hard]"))
@@ -186,6 +187,7 @@ struct RunCommand: ParsableCommand {
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
             if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
+            defer { withExtendedLifetime(resolved) {} }   // its cache lock, for the whole run
             var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
             if probe != nil { spec.probe = try ProbeBinary.locate() }
             switch isolation {
@@ -204,6 +206,7 @@ struct RunCommand: ParsableCommand {
                 }
                 return result.status
             case .vm:
+                try checkGuestMemory(spec.resources.memory)
                 var vm = MicroVM.VMOptions()
                 if let k = vmOptions.kernel { vm.kernelPath = k }
                 vm.cpuProfile = try resolveCPUProfile(vmOptions.cpuProfile)
@@ -224,4 +227,13 @@ struct RunCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// A guest's RAM is mapped lazily, so its size may exceed the host's free
+/// memory (overcommit), but never the host's MemTotal: a guest larger than
+/// the machine can never be backed and would only push the host into swap
+/// or the OOM killer.
+func checkGuestMemory(_ bytes: UInt64?) throws {
+    guard let bytes, let total = HostResources.memTotal, bytes > total else { return }
+    throw SwvmError(.invalidArgument, "--memory \(ByteSize.format(bytes)): a VM cannot have more memory than the host's MemTotal, \(ByteSize.format(total))")
 }

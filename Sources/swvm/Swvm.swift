@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import SwvmBase
 
@@ -11,7 +14,29 @@ struct Swvm: ParsableCommand {
         (its own OCI runtime) or a micro-VM that swvm boots itself through /dev/kvm.
         """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, DebugCommand.self])
+        subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, CacheCommand.self, DebugCommand.self])
+
+    /// ArgumentParser's own main, except that a usage error (a bad value,
+    /// an unknown or missing option) is one line naming the option and
+    /// exit 125, as Docker does, instead of the usage text and exit 64.
+    /// Help and --version print as usual.
+    static func main() {
+        let status: ExitCode
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            status = .success
+        } catch let code as ExitCode {
+            status = code
+        } catch {
+            let code = exitCode(for: error)
+            guard code == .validationFailure else { exit(withError: error) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            Log.error(message)
+            status = ExitCode(125)
+        }
+        Glibc.exit(status.rawValue)
+    }
 }
 
 /// Runs a command body, turning SwvmError into one line on stderr and the

@@ -30,4 +30,15 @@ import Testing
         h.update(Array(data[i...]))
         #expect(h.finalizeHex() == SHA256.hash(data))
     }
+
+    /// A copy continues on its own: FileSource hands out a copy of its
+    /// running hasher to be finalized while the original goes on.
+    @Test func copiesAreIndependent() {
+        var a = SHA256()
+        a.update(Array("ab".utf8))
+        var b = a
+        #expect(b.finalizeHex() == SHA256.hash(Array("ab".utf8)))
+        a.update(Array("c".utf8))
+        #expect(a.finalizeHex() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
 }

@@ -1,0 +1,35 @@
+import GuestMemory
+import SwvmBase
+import Virtio
+
+// The virtqueue descriptor walker, as a hostile guest drives it: the input
+// sets the queue's size and ring addresses and fills guest memory (the
+// descriptor table, the rings, the buffers); the device pops every chain,
+// reads it, writes into it and pushes it back.
+
+let memorySize = 1 << 16
+let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzVirtqueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size >= 8 else { return 0 }
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    let host = memory.regions[0].host
+    host.initializeMemory(as: UInt8.self, repeating: 0, count: memorySize)
+    host.copyMemory(from: input.baseAddress! + 8, byteCount: min(size - 8, memorySize))
+    let queue = VirtQueue(index: 0, maxSize: 256, memory: memory)
+    queue.size = le16(Array(input.prefix(2)), 0)
+    queue.descTable = GuestAddress(le16(Array(input[2..<4]), 0))
+    queue.availRing = GuestAddress(le16(Array(input[4..<6]), 0))
+    queue.usedRing = GuestAddress(le16(Array(input[6..<8]), 0))
+    guard (try? queue.validateLayout()) != nil else { return 0 }
+    queue.ready = true
+    let reply = [UInt8](repeating: 0x5a, count: 300)
+    for _ in 0..<512 {
+        guard let chain = queue.pop() else { break }
+        _ = chain.readAll()
+        let n = reply.withUnsafeBytes { chain.write($0) }
+        _ = queue.push(chain, written: UInt32(n))
+    }
+    return 0
+}
