@@ -503,7 +503,7 @@ def bench_warm(args):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     select.select([p.stdout], [], [], args.timeout)
     os.read(p.stdout.fileno(), 100)
-    time.sleep(0.5)
+    time.sleep(2)   # past the VMM's trim of its start-up pages (1 s in)
     overhead = vmm_overhead_kib(p.pid, mem << 20)
     p.kill()
     p.wait()
