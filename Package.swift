@@ -18,6 +18,9 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
         .target(name: "CAtomics"),
+        // The run settings' wire format and the confinement both levels apply
+        // (compiled into swvm and into guest-init).
+        .target(name: "CConfinement"),
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
@@ -27,7 +30,7 @@ let package = Package(
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls", "CConfinement"]),
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
         // MARK: container isolation
@@ -44,7 +47,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "OCIImage", "CConfinement"]),
 
         // MARK: comparison
         .target(name: "Compare",
@@ -62,7 +65,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
-        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "TestSupport"]),

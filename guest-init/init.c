@@ -2,7 +2,7 @@
  * swvm guest-init: PID 1 of swvm's micro-VM.
  *
  * It mounts what the guest needs, takes the run's settings from the host
- * over the control port (protocol.h), builds the workload's root (the
+ * over the control port (swvm_run_settings.h), builds the workload's root (the
  * image's ext4 disk, read-only, under an overlay with a tmpfs upper layer),
  * and starts the workload as PID 1 of its own namespaces with the same
  * confinement the container path applies: capability bounding set, user
@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "protocol.h"
+#include "swvm_run_settings.h"
 
 /* Kernel ABI bits not every libc exposes. */
 #define CAPSET_VERSION_3 0x20080522
@@ -66,38 +66,10 @@ struct open_how_ { uint64_t flags, mode, resolve; };
 
 /* ---------------------------------------------------------------- config */
 
-#define MAX_ITEMS 4096
-
-struct tmpfs_mount { int ro; char *dest; char *options; };
-
-struct config {
-    char *args[MAX_ITEMS]; int nargs;
-    char *env[MAX_ITEMS]; int nenv;
-    char *cwd, *hostname, *rootdev;
-    uint32_t uid, gid;
-    uint32_t groups[256]; int ngroups;
-    struct { uint32_t res; uint64_t soft, hard; } rlimits[32]; int nrlimits;
-    uint64_t caps;
-    uint8_t *seccomp; uint32_t seccomp_len;
-    int nnp, readonly, terminal, interactive, debug, probe;
-    uint16_t rows, cols;
-    uint64_t memory; int64_t pids; int64_t cpu_quota; uint64_t cpu_period;
-    char *masked[64]; int nmasked;
-    char *ropaths[64]; int nropaths;
-    struct tmpfs_mount tmpfs[32]; int ntmpfs;
-    uint64_t host_time_ns;
-};
-
-static struct config cfg;
+static struct swvm_settings cfg;
 static int control_fd = -1;
 
 /* ---------------------------------------------------------------- helpers */
-
-static uint64_t now_ns(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int write_full(int fd, const void *buf, size_t len) {
     const uint8_t *p = buf;
@@ -109,30 +81,12 @@ static int write_full(int fd, const void *buf, size_t len) {
     return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len) {
-    uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0) { if (errno == EINTR) continue; return -1; }
-        if (n == 0) return -1;
-        p += n; len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 static void send_msg(uint32_t type, const void *payload, uint32_t len) {
-    uint8_t hdr[8];
-    put32(hdr, type);
-    put32(hdr + 4, len);
-    if (control_fd < 0) return;
-    write_full(control_fd, hdr, 8);
-    if (len) write_full(control_fd, payload, len);
+    if (control_fd >= 0) swvm_frame_write(control_fd, type, payload, len);
 }
 
 /* "code\nmessage": the form an error reaches swvm in (SwvmError.decode),
@@ -176,96 +130,21 @@ static void fatal(const char *code, const char *fmt, ...) {
     power_off();
 }
 
-static char *dupbytes(const uint8_t *p, uint32_t len) {
-    char *s = malloc(len + 1);
-    if (!s) fatal("internalError", "out of memory");
-    memcpy(s, p, len);
-    s[len] = 0;
-    return s;
-}
+/* ---------------------------------------------------------------- config */
 
-/* ---------------------------------------------------------------- config parsing */
-
-static void parse_config(const uint8_t *p, uint32_t len) {
-    uint32_t off = 0;
-    cfg.cwd = "/";
-    cfg.hostname = "swvm";
-    cfg.rootdev = "/dev/vda";
-    cfg.cpu_period = 100000;
-    cfg.pids = -1;
-    while (off + 6 <= len) {
-        uint16_t tag = get16(p + off);
-        uint32_t n = get32(p + off + 2);
-        off += 6;
-        if (n > len - off) fatal("internalError", "malformed configuration from the host");
-        const uint8_t *v = p + off;
-        switch (tag) {
-        case CFG_ARG: if (cfg.nargs < MAX_ITEMS - 1) cfg.args[cfg.nargs++] = dupbytes(v, n); break;
-        case CFG_ENV: if (cfg.nenv < MAX_ITEMS - 1) cfg.env[cfg.nenv++] = dupbytes(v, n); break;
-        case CFG_CWD: cfg.cwd = dupbytes(v, n); break;
-        case CFG_UID: if (n >= 4) cfg.uid = get32(v); break;
-        case CFG_GID: if (n >= 4) cfg.gid = get32(v); break;
-        case CFG_GROUPS:
-            for (uint32_t i = 0; i + 4 <= n && cfg.ngroups < 256; i += 4) cfg.groups[cfg.ngroups++] = get32(v + i);
-            break;
-        case CFG_HOSTNAME: cfg.hostname = dupbytes(v, n); break;
-        case CFG_RLIMIT:
-            if (n >= 20 && cfg.nrlimits < 32) {
-                cfg.rlimits[cfg.nrlimits].res = get32(v);
-                cfg.rlimits[cfg.nrlimits].soft = get64(v + 4);
-                cfg.rlimits[cfg.nrlimits].hard = get64(v + 12);
-                cfg.nrlimits++;
-            }
-            break;
-        case CFG_CAPS: if (n >= 8) cfg.caps = get64(v); break;
-        case CFG_SECCOMP:
-            cfg.seccomp = malloc(n);
-            if (!cfg.seccomp) fatal("internalError", "out of memory");
-            memcpy(cfg.seccomp, v, n);
-            cfg.seccomp_len = n;
-            break;
-        case CFG_NNP: cfg.nnp = n && v[0]; break;
-        case CFG_READONLY: cfg.readonly = n && v[0]; break;
-        case CFG_TERMINAL: if (n >= 4) { cfg.terminal = 1; cfg.rows = get16(v); cfg.cols = get16(v + 2); } break;
-        case CFG_INTERACTIVE: cfg.interactive = n && v[0]; break;
-        case CFG_MEMORY: if (n >= 8) cfg.memory = get64(v); break;
-        case CFG_PIDS: if (n >= 8) cfg.pids = (int64_t)get64(v); break;
-        case CFG_CPU: if (n >= 16) { cfg.cpu_quota = (int64_t)get64(v); cfg.cpu_period = get64(v + 8); } break;
-        case CFG_MASKED: if (cfg.nmasked < 64) cfg.masked[cfg.nmasked++] = dupbytes(v, n); break;
-        case CFG_READONLY_PATH: if (cfg.nropaths < 64) cfg.ropaths[cfg.nropaths++] = dupbytes(v, n); break;
-        case CFG_TMPFS:
-            if (n >= 2 && cfg.ntmpfs < 32) {
-                char *s = dupbytes(v + 1, n - 1);
-                cfg.tmpfs[cfg.ntmpfs].ro = v[0];
-                cfg.tmpfs[cfg.ntmpfs].dest = s;
-                cfg.tmpfs[cfg.ntmpfs].options = s + strlen(s) + ((strlen(s) < n - 1) ? 1 : 0);
-                cfg.ntmpfs++;
-            }
-            break;
-        case CFG_TIME: if (n >= 8) cfg.host_time_ns = get64(v); break;
-        case CFG_ROOTDEV: cfg.rootdev = dupbytes(v, n); break;
-        case CFG_DEBUG: cfg.debug = n && v[0]; break;
-        case CFG_PROBE: cfg.probe = n && v[0]; break;
-        default: break;
-        }
-        off += n;
-    }
-    cfg.args[cfg.nargs] = NULL;
-    cfg.env[cfg.nenv] = NULL;
-    if (cfg.nargs == 0) fatal("invalidArgument", "no command to run");
-}
-
-/* Reads frames until a MSG_CONFIG arrives. */
+/* Reads frames until a MSG_CONFIG arrives, and decodes it. */
 static void receive_config(void) {
     for (;;) {
-        uint8_t hdr[8];
-        if (read_full(control_fd, hdr, 8) != 0) fatal("internalError", "control channel closed before the configuration");
-        uint32_t type = get32(hdr), len = get32(hdr + 4);
-        if (len > (64u << 20)) fatal("internalError", "configuration too large");
-        uint8_t *buf = malloc(len ? len : 1);
-        if (!buf) fatal("internalError", "out of memory");
-        if (len && read_full(control_fd, buf, len) != 0) fatal("internalError", "control channel closed");
-        if (type == MSG_CONFIG) { parse_config(buf, len); free(buf); return; }
+        uint32_t type, len;
+        uint8_t *buf = swvm_frame_read_alloc(control_fd, &type, &len, SWVM_MAX_CONFIG);
+        if (!buf && len == 0) fatal("internalError", "control channel closed before the configuration");
+        if (!buf) fatal("internalError", "configuration of %u bytes is too large", len);
+        if (type == MSG_CONFIG) {
+            char error[256];
+            if (swvm_settings_decode(buf, len, &cfg, error, sizeof error) != 0) fatal("invalidArgument", "%s", error);
+            free(buf);
+            return;
+        }
         free(buf);
     }
 }
@@ -429,7 +308,7 @@ static const char *find_executable(const char *name, int error_fd) {
         return name;
     }
     const char *env_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (int i = 0; i < cfg.nenv; i++)
+    for (uint32_t i = 0; i < cfg.nenv; i++)
         if (strncmp(cfg.env[i], "PATH=", 5) == 0) env_path = cfg.env[i] + 5;
     int denied = 0;
     const char *p = env_path;
@@ -527,7 +406,7 @@ static void workload_main(struct child_fds *f) {
         close(master);
         close(f->term_sock);
     }
-    for (int i = 0; i < cfg.ntmpfs; i++) {
+    for (uint32_t i = 0; i < cfg.ntmpfs; i++) {
         unsigned long fl = MS_NODEV;
         char data[512] = "";
         char opts[512];
@@ -538,14 +417,14 @@ static void workload_main(struct child_fds *f) {
             else if (!strcmp(tok, "nodev")) fl |= MS_NODEV;
             else { if (*data) strcat(data, ","); strncat(data, tok, sizeof data - strlen(data) - 2); }
         }
-        if (cfg.tmpfs[i].ro) fl |= MS_RDONLY;
-        mount_in_root(root, "tmpfs", cfg.tmpfs[i].dest, "tmpfs", fl, data, 1);
+        if (cfg.tmpfs[i].read_only) fl |= MS_RDONLY;
+        mount_in_root(root, "tmpfs", cfg.tmpfs[i].destination, "tmpfs", fl, data, 1);
     }
     if (cfg.probe) {
-        mount_in_root(root, "/probe", "/.swvm-probe", NULL, MS_BIND, NULL, 0);
-        remount_in_root(root, "/.swvm-probe", MS_RDONLY | MS_NODEV);
+        mount_in_root(root, cfg.probe, SWVM_PROBE_PATH, NULL, MS_BIND, NULL, 0);
+        remount_in_root(root, SWVM_PROBE_PATH, MS_RDONLY | MS_NODEV);
     }
-    for (int i = 0; i < cfg.nmasked; i++) {
+    for (uint32_t i = 0; i < cfg.nmasked; i++) {
         int fd = open_in_root(root, cfg.masked[i], O_PATH);
         if (fd < 0) continue;
         struct stat st;
@@ -555,12 +434,12 @@ static void workload_main(struct child_fds *f) {
         else mount("/dev/null", target, NULL, MS_BIND, NULL);
         close(fd);
     }
-    for (int i = 0; i < cfg.nropaths; i++) {
-        int fd = open_in_root(root, cfg.ropaths[i], O_PATH);
+    for (uint32_t i = 0; i < cfg.nreadonly_paths; i++) {
+        int fd = open_in_root(root, cfg.readonly_paths[i], O_PATH);
         if (fd < 0) continue;
         char target[64];
         snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) == 0) remount_in_root(root, cfg.ropaths[i], MS_RDONLY | nse);
+        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) == 0) remount_in_root(root, cfg.readonly_paths[i], MS_RDONLY | nse);
         close(fd);
     }
     char hosts[512];
@@ -576,16 +455,16 @@ static void workload_main(struct child_fds *f) {
      * shadowed below: nothing of it is reachable from the workload. */
     if (chdir("/newroot") != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0 || chdir("/") != 0)
         child_fail(f->error, "systemCall", "switch to the new root: %s", strerror(errno));
-    if (cfg.readonly && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) != 0)
+    if (cfg.read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) != 0)
         child_fail(f->error, "systemCall", "read-only root: %s", strerror(errno));
 
     if (sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
         child_fail(f->error, "systemCall", "sethostname: %s", strerror(errno));
     interface_up("lo");
-    for (int i = 0; i < cfg.nrlimits; i++) {
+    for (uint32_t i = 0; i < cfg.nrlimits; i++) {
         struct rlimit r = { .rlim_cur = cfg.rlimits[i].soft, .rlim_max = cfg.rlimits[i].hard };
-        if (setrlimit((int)cfg.rlimits[i].res, &r) != 0)
-            child_fail(f->error, "invalidArgument", "--ulimit (resource %u): %s", cfg.rlimits[i].res, strerror(errno));
+        if (setrlimit((int)cfg.rlimits[i].resource, &r) != 0)
+            child_fail(f->error, "invalidArgument", "--ulimit (resource %u): %s", cfg.rlimits[i].resource, strerror(errno));
     }
 
     /* Standard streams: the ports themselves, or the terminal. */
@@ -658,7 +537,6 @@ static ssize_t relay(int from, int to) {
 }
 
 int main(void) {
-    uint64_t started = now_ns(CLOCK_MONOTONIC);
     mkdir("/dev", 0755);
     mkdir("/proc", 0755);
     mkdir("/sys", 0755);
@@ -669,9 +547,7 @@ int main(void) {
     if (wait_for(CONTROL_PORT, 30000) != 0) fatal("internalError", "no control port (%s)", CONTROL_PORT);
     control_fd = open(CONTROL_PORT, O_RDWR | O_CLOEXEC);
     if (control_fd < 0) fatal("internalError", "open %s: %s", CONTROL_PORT, strerror(errno));
-    uint8_t ready[8];
-    put64(ready, started);
-    send_msg(MSG_READY, ready, 8);
+    send_msg(MSG_READY, NULL, 0);
     receive_config();
     if (cfg.host_time_ns) {
         struct timeval tv = { .tv_sec = (time_t)(cfg.host_time_ns / 1000000000ull),
@@ -752,10 +628,9 @@ int main(void) {
         waitpid(pid, NULL, 0);
         power_off();
     }
-    uint8_t st[12];
+    uint8_t st[4];
     put32(st, (uint32_t)pid);
-    put64(st + 4, now_ns(CLOCK_REALTIME));
-    send_msg(MSG_STARTED, st, 12);
+    send_msg(MSG_STARTED, st, 4);
 
     while (!exited) {
         struct pollfd pfds[4];
@@ -766,15 +641,14 @@ int main(void) {
         if (stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = stdin_port, .events = POLLIN };
         if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) break;
         if (pfds[0].revents & POLLIN) {
-            uint8_t hdr[8], body[64];
-            if (read_full(control_fd, hdr, 8) == 0) {
-                uint32_t type = get32(hdr), len = get32(hdr + 4);
-                if (len <= sizeof body && read_full(control_fd, body, len) == 0) {
-                    if (type == MSG_SIGNAL && len >= 4) kill(pid, (int)get32(body));
-                    if (type == MSG_RESIZE && len >= 4 && pty_master >= 0) {
-                        struct winsize ws = { .ws_row = get16(body), .ws_col = get16(body + 2) };
-                        ioctl(pty_master, TIOCSWINSZ, &ws);
-                    }
+            /* A frame longer than body is consumed whole (the stream stays in step). */
+            uint8_t body[64];
+            uint32_t type, len;
+            if (swvm_frame_read(control_fd, &type, &len, body, sizeof body) == 0) {
+                if (type == MSG_SIGNAL && len == 4) kill(pid, (int)get32(body));
+                if (type == MSG_RESIZE && len == 4 && pty_master >= 0) {
+                    struct winsize ws = { .ws_row = get16(body), .ws_col = get16(body + 2) };
+                    ioctl(pty_master, TIOCSWINSZ, &ws);
                 }
             }
         }

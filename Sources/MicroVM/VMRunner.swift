@@ -145,8 +145,9 @@ public final class VMRunner {
                     state.with { $0.readyNanos = Clock.monotonicNanos() }
                     phases.with { $0.append(("setup", machine.profileSampleCount)) }
                     Log.debug("guest-init ready after \(formatFixed(Clock.secondsSince(start), 2)) s")
-                    let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
-                                                         hostTimeNanos: Clock.realtimeNanos(), debug: Log.debugEnabled)
+                    let cfg = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
+                                                 level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
+                                                            probeSource: spec.probe == nil ? nil : "/probe", entropy: nil))
                     console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
                 case GuestProtocol.started where payload.count >= 4:
                     let pid = le32(payload, 0)
