@@ -2,11 +2,12 @@
  * swvm guest-init: PID 1 of swvm's micro-VM.
  *
  * It mounts what the guest needs, takes the run's settings from the host
- * over the control port (swvm_run_settings.h), builds the workload's root (the
- * image's ext4 disk, read-only, under an overlay with a tmpfs upper layer),
- * and starts the workload as PID 1 of its own namespaces with the same
- * confinement the container path applies: capability bounding set, user
- * and groups, no_new_privs, and the seccomp filter compiled by the host.
+ * over the control port (swvm_run_settings.h), assembles the workload's
+ * root (the image's ext4 disk, read-only, under an overlay with a tmpfs
+ * upper layer), and starts the workload as PID 1 of its own namespaces
+ * through the confinement swvm's container child runs too
+ * (swvm_confine.h): the same mounts, masked and read-only paths,
+ * capabilities, user, no_new_privs and seccomp filter (compiled by the host).
  * It streams stdio through virtio-console ports (the workload writes to
  * them directly), forwards signals from the host, reaps orphans, reports
  * the exit status and powers the VM off.
@@ -44,25 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "swvm_run_settings.h"
-
-/* Kernel ABI bits not every libc exposes. */
-#define CAPSET_VERSION_3 0x20080522
-struct cap_header { uint32_t version; int pid; };
-struct cap_data { uint32_t effective, permitted, inheritable; };
-struct sock_fprog_ { unsigned short len; void *filter; };
-#ifndef SECCOMP_SET_MODE_FILTER
-#define SECCOMP_SET_MODE_FILTER 1
-#endif
-#ifndef PR_CAPBSET_DROP
-#define PR_CAPBSET_DROP 24
-#endif
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC 4
-#endif
-#define RESOLVE_NO_MAGICLINKS 0x02
-#define RESOLVE_IN_ROOT 0x10
-struct open_how_ { uint64_t flags, mode, resolve; };
+#include "swvm_confine.h"
 
 /* ---------------------------------------------------------------- config */
 
@@ -156,54 +139,6 @@ static void must_mount(const char *src, const char *dst, const char *type, unsig
         fatal("systemCall", "mount %s on %s: %s", type ? type : src, dst, strerror(errno));
 }
 
-/* An O_PATH fd for `path` resolved inside the root `root_fd` (symlinks in
- * the image stay inside it), creating it as a directory or file. */
-static int open_in_root(int root_fd, const char *path, int flags) {
-    struct open_how_ how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0,
-                             .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    while (*path == '/') path++;
-    return (int)syscall(SYS_openat2, root_fd, *path ? path : ".", &how, sizeof how);
-}
-
-static int ensure_in_root(int root_fd, const char *path, int directory) {
-    int fd = open_in_root(root_fd, path, O_PATH);
-    if (fd >= 0 || errno != ENOENT) return fd;
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    const char *name = path;
-    if (slash) { *slash = 0; name = path + (slash - parent) + 1; } else { strcpy(parent, "/"); }
-    if (!*parent) strcpy(parent, "/");
-    int pfd = ensure_in_root(root_fd, parent, 1);
-    if (pfd < 0) return -1;
-    close(pfd);
-    int dfd = open_in_root(root_fd, parent, O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) return -1;
-    if (directory) mkdirat(dfd, name, 0755);
-    else { int f = openat(dfd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644); if (f >= 0) close(f); }
-    close(dfd);
-    return open_in_root(root_fd, path, O_PATH);
-}
-
-static void mount_in_root(int root_fd, const char *src, const char *path, const char *type,
-                          unsigned long flags, const char *data, int directory) {
-    int fd = ensure_in_root(root_fd, path, directory);
-    if (fd < 0) fatal("systemCall", "mount point %s: %s", path, strerror(errno));
-    char target[64];
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    must_mount(src, target, type, flags, data);
-    close(fd);
-}
-
-static void remount_in_root(int root_fd, const char *path, unsigned long flags) {
-    int fd = open_in_root(root_fd, path, O_PATH);
-    if (fd < 0) return;
-    char target[64];
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    must_mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL);
-    close(fd);
-}
-
 static void write_file(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) fatal("systemCall", "open %s: %s", path, strerror(errno));
@@ -245,23 +180,6 @@ static void setup_root(void) {
 
 /* ---------------------------------------------------------------- the workload */
 
-struct child_fds { int sync, error, in, out, err, pty_slave, term_sock; };
-
-/* Passes a file descriptor over a unix socket (SCM_RIGHTS). */
-static int send_fd(int sock, int fd) {
-    char dummy = 'F';
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
-}
-
 static int recv_fd(int sock) {
     char dummy;
     struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
@@ -273,246 +191,6 @@ static int recv_fd(int sock) {
     int fd;
     memcpy(&fd, CMSG_DATA(c), sizeof(int));
     return fd;
-}
-
-static void child_fail(int error_fd, const char *code, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_error(msg, code, fmt, ap);
-    va_end(ap);
-    write_full(error_fd, msg, len);
-    _exit(125);
-}
-
-static int interface_up(const char *name) {
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (r == 0) { ifr.ifr_flags |= IFF_UP | IFF_RUNNING; r = ioctl(fd, SIOCSIFFLAGS, &ifr); }
-    close(fd);
-    return r;
-}
-
-static const char *find_executable(const char *name, int error_fd) {
-    static char path[4096];
-    if (strchr(name, '/')) {
-        struct stat st;
-        if (stat(name, &st) != 0)
-            child_fail(error_fd, "commandNotFound", "exec: \"%s\": stat %s: no such file or directory", name, name);
-        if (S_ISDIR(st.st_mode)) child_fail(error_fd, "commandNotExecutable", "exec: \"%s\": is a directory", name);
-        if (access(name, X_OK) != 0) child_fail(error_fd, "commandNotExecutable", "exec: \"%s\": permission denied", name);
-        return name;
-    }
-    const char *env_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (uint32_t i = 0; i < cfg.nenv; i++)
-        if (strncmp(cfg.env[i], "PATH=", 5) == 0) env_path = cfg.env[i] + 5;
-    int denied = 0;
-    const char *p = env_path;
-    while (1) {
-        const char *end = strchr(p, ':');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        snprintf(path, sizeof path, "%.*s/%s", (int)(len ? len : 1), len ? p : ".", name);
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-            if (access(path, X_OK) == 0) return path;
-            denied = 1;
-        }
-        if (!end) break;
-        p = end + 1;
-    }
-    if (denied) child_fail(error_fd, "commandNotExecutable", "exec: \"%s\": permission denied", name);
-    child_fail(error_fd, "commandNotFound", "exec: \"%s\": executable file not found in $PATH", name);
-    return NULL;
-}
-
-static void mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
-    }
-    mkdir(buf, 0755);
-}
-
-static void put_etc_file(int root_fd, const char *name, const char *text) {
-    int etc = open_in_root(root_fd, "/etc", O_RDONLY | O_DIRECTORY);
-    if (etc < 0) return;
-    unlinkat(etc, name, 0);
-    int fd = openat(etc, name, O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd >= 0) { write_full(fd, text, strlen(text)); close(fd); }
-    close(etc);
-}
-
-/* Runs in the new namespaces as the workload's PID 1, until execve. */
-static void workload_main(struct child_fds *f) {
-    char go;
-    if (read(f->sync, &go, 1) != 1) _exit(125);
-    close(f->sync);
-    if (unshare(CLONE_NEWCGROUP) != 0) child_fail(f->error, "systemCall", "unshare(CLONE_NEWCGROUP): %s", strerror(errno));
-    setsid();
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-        child_fail(f->error, "systemCall", "make / private: %s", strerror(errno));
-
-    int root = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) child_fail(f->error, "systemCall", "open /newroot: %s", strerror(errno));
-    unsigned long nse = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    mount_in_root(root, "proc", "/proc", "proc", nse, NULL, 1);
-    mount_in_root(root, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME | MS_NODEV, "mode=755,size=65536k", 1);
-    mount_in_root(root, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
-    mount_in_root(root, "shm", "/dev/shm", "tmpfs", nse, "mode=1777,size=65536k", 1);
-    mount_in_root(root, "mqueue", "/dev/mqueue", "mqueue", nse, NULL, 1);
-    mount_in_root(root, "sysfs", "/sys", "sysfs", nse | MS_RDONLY, NULL, 1);
-    mount_in_root(root, "cgroup2", "/sys/fs/cgroup", "cgroup2", nse | MS_RDONLY, NULL, 1);
-    static const char *devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
-    for (size_t i = 0; i < sizeof devices / sizeof *devices; i++) {
-        char src[64], dst[64];
-        snprintf(src, sizeof src, "/dev/%s", devices[i]);
-        snprintf(dst, sizeof dst, "/dev/%s", devices[i]);
-        mount_in_root(root, src, dst, NULL, MS_BIND, NULL, 0);
-    }
-    int dev = open_in_root(root, "/dev", O_RDONLY | O_DIRECTORY);
-    if (dev >= 0) {
-        symlinkat("/proc/self/fd", dev, "fd");
-        symlinkat("/proc/self/fd/0", dev, "stdin");
-        symlinkat("/proc/self/fd/1", dev, "stdout");
-        symlinkat("/proc/self/fd/2", dev, "stderr");
-        symlinkat("pts/ptmx", dev, "ptmx");
-        symlinkat("/proc/kcore", dev, "core");
-        close(dev);
-    }
-    if (cfg.terminal) {
-        /* The terminal lives in the workload's own devpts, as in the
-         * container path: its master goes to guest-init for the relay. */
-        int master = open_in_root(root, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
-        int unlock = 0;
-        unsigned int n = 0;
-        if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0)
-            child_fail(f->error, "systemCall", "pseudo-terminal: %s", strerror(errno));
-        struct winsize ws = { .ws_row = cfg.rows, .ws_col = cfg.cols };
-        ioctl(master, TIOCSWINSZ, &ws);
-        char slave[64];
-        snprintf(slave, sizeof slave, "/dev/pts/%u", n);
-        f->pty_slave = open_in_root(root, slave, O_RDWR | O_NOCTTY);
-        if (f->pty_slave < 0) child_fail(f->error, "systemCall", "open %s: %s", slave, strerror(errno));
-        fcntl(f->pty_slave, F_SETFD, 0);
-        char src[64];
-        snprintf(src, sizeof src, "/proc/self/fd/%d", f->pty_slave);
-        mount_in_root(root, src, "/dev/console", NULL, MS_BIND, NULL, 0);
-        if (send_fd(f->term_sock, master) != 0) child_fail(f->error, "systemCall", "send terminal: %s", strerror(errno));
-        close(master);
-        close(f->term_sock);
-    }
-    for (uint32_t i = 0; i < cfg.ntmpfs; i++) {
-        unsigned long fl = MS_NODEV;
-        char data[512] = "";
-        char opts[512];
-        snprintf(opts, sizeof opts, "%s", cfg.tmpfs[i].options);
-        for (char *tok = strtok(opts, ","); tok; tok = strtok(NULL, ",")) {
-            if (!strcmp(tok, "noexec")) fl |= MS_NOEXEC;
-            else if (!strcmp(tok, "nosuid")) fl |= MS_NOSUID;
-            else if (!strcmp(tok, "nodev")) fl |= MS_NODEV;
-            else { if (*data) strcat(data, ","); strncat(data, tok, sizeof data - strlen(data) - 2); }
-        }
-        if (cfg.tmpfs[i].read_only) fl |= MS_RDONLY;
-        mount_in_root(root, "tmpfs", cfg.tmpfs[i].destination, "tmpfs", fl, data, 1);
-    }
-    if (cfg.probe) {
-        mount_in_root(root, cfg.probe, SWVM_PROBE_PATH, NULL, MS_BIND, NULL, 0);
-        remount_in_root(root, SWVM_PROBE_PATH, MS_RDONLY | MS_NODEV);
-    }
-    for (uint32_t i = 0; i < cfg.nmasked; i++) {
-        int fd = open_in_root(root, cfg.masked[i], O_PATH);
-        if (fd < 0) continue;
-        struct stat st;
-        char target[64];
-        snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) mount("tmpfs", target, "tmpfs", MS_RDONLY | nse, "size=0");
-        else mount("/dev/null", target, NULL, MS_BIND, NULL);
-        close(fd);
-    }
-    for (uint32_t i = 0; i < cfg.nreadonly_paths; i++) {
-        int fd = open_in_root(root, cfg.readonly_paths[i], O_PATH);
-        if (fd < 0) continue;
-        char target[64];
-        snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) == 0) remount_in_root(root, cfg.readonly_paths[i], MS_RDONLY | nse);
-        close(fd);
-    }
-    char hosts[512];
-    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", cfg.hostname);
-    char hn[300];
-    snprintf(hn, sizeof hn, "%s\n", cfg.hostname);
-    put_etc_file(root, "hostname", hn);
-    put_etc_file(root, "hosts", hosts);
-    close(root);
-
-    /* The guest's root is the initramfs, which pivot_root refuses; move the
-     * new root over it instead (switch_root's way). The initramfs stays
-     * shadowed below: nothing of it is reachable from the workload. */
-    if (chdir("/newroot") != 0 || mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0 || chdir("/") != 0)
-        child_fail(f->error, "systemCall", "switch to the new root: %s", strerror(errno));
-    if (cfg.read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) != 0)
-        child_fail(f->error, "systemCall", "read-only root: %s", strerror(errno));
-
-    if (sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
-        child_fail(f->error, "systemCall", "sethostname: %s", strerror(errno));
-    interface_up("lo");
-    for (uint32_t i = 0; i < cfg.nrlimits; i++) {
-        struct rlimit r = { .rlim_cur = cfg.rlimits[i].soft, .rlim_max = cfg.rlimits[i].hard };
-        if (setrlimit((int)cfg.rlimits[i].resource, &r) != 0)
-            child_fail(f->error, "invalidArgument", "--ulimit (resource %u): %s", cfg.rlimits[i].resource, strerror(errno));
-    }
-
-    /* Standard streams: the ports themselves, or the terminal. */
-    if (f->pty_slave >= 0) {
-        ioctl(f->pty_slave, TIOCSCTTY, 0);
-        dup2(f->pty_slave, 0); dup2(f->pty_slave, 1); dup2(f->pty_slave, 2);
-        if (f->pty_slave > 2) close(f->pty_slave);
-    } else {
-        int in = f->in >= 0 ? f->in : open("/dev/null", O_RDONLY);
-        dup2(in, 0); dup2(f->out, 1); dup2(f->err, 2);
-    }
-
-    mkdir_p(cfg.cwd);
-    for (int cap = 0; cap <= 63; cap++)
-        if (!(cfg.caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            child_fail(f->error, "systemCall", "drop capability %d: %s", cap, strerror(errno));
-    struct sock_fprog_ prog = { .len = (unsigned short)(cfg.seccomp_len / 8), .filter = cfg.seccomp };
-    if (!cfg.nnp && cfg.seccomp_len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        child_fail(f->error, "systemCall", "seccomp: %s", strerror(errno));
-    prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
-    if (syscall(SYS_setgroups, cfg.ngroups, cfg.groups) != 0) child_fail(f->error, "systemCall", "setgroups: %s", strerror(errno));
-    if (syscall(SYS_setresgid, cfg.gid, cfg.gid, cfg.gid) != 0) child_fail(f->error, "systemCall", "setresgid: %s", strerror(errno));
-    if (syscall(SYS_setresuid, cfg.uid, cfg.uid, cfg.uid) != 0) child_fail(f->error, "systemCall", "setresuid: %s", strerror(errno));
-    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-    if (chdir(cfg.cwd) != 0)
-        child_fail(f->error, "commandNotExecutable", "chdir to cwd (\"%s\") set in config.json failed: %s", cfg.cwd, strerror(errno));
-    struct cap_header hdr = { .version = CAPSET_VERSION_3, .pid = 0 };
-    struct cap_data data[2] = {
-        { (uint32_t)cfg.caps, (uint32_t)cfg.caps, 0 },
-        { (uint32_t)(cfg.caps >> 32), (uint32_t)(cfg.caps >> 32), 0 },
-    };
-    if (syscall(SYS_capset, &hdr, data) != 0) child_fail(f->error, "systemCall", "capset: %s", strerror(errno));
-    if (cfg.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(f->error, "systemCall", "no_new_privs: %s", strerror(errno));
-    const char *exe = find_executable(cfg.args[0], f->error);
-    if (cfg.nnp && cfg.seccomp_len && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        child_fail(f->error, "systemCall", "seccomp: %s", strerror(errno));
-
-    sigset_t empty;
-    sigemptyset(&empty);
-    for (int s = 1; s < 32; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &empty, NULL);
-    syscall(SYS_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC);
-    /* Let the host time the start. */
-    execve(exe, cfg.args, cfg.env);
-    int e = errno;
-    if (e == ENOENT) child_fail(f->error, "commandNotFound", "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", cfg.args[0], exe);
-    if (e == ENOEXEC) child_fail(f->error, "commandNotExecutable", "exec: \"%s\": exec format error", cfg.args[0]);
-    child_fail(f->error, "commandNotExecutable", "exec: \"%s\": %s", cfg.args[0], strerror(e));
 }
 
 /* ---------------------------------------------------------------- PID 1 */
@@ -558,15 +236,17 @@ int main(void) {
     setup_root();
     setup_cgroup();
 
-    struct child_fds f = { .in = -1, .out = -1, .err = -1, .pty_slave = -1, .term_sock = -1 };
+    struct swvm_child_io f = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" };
     int pty_master = -1, stdin_port = -1, stdout_port = -1, term_sock[2] = { -1, -1 };
     if (cfg.terminal) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, term_sock) != 0) fatal("systemCall", "socketpair: %s", strerror(errno));
-        f.term_sock = term_sock[1];
+        f.socket_fd = term_sock[1];
         stdout_port = open(STDOUT_PORT, O_WRONLY | O_CLOEXEC);
-        if (cfg.interactive) stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (stdout_port < 0) fatal("internalError", "open %s: %s", STDOUT_PORT, strerror(errno));
+        if (cfg.interactive && (stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+            fatal("internalError", "open %s: %s", STDIN_PORT, strerror(errno));
     } else {
-        if (cfg.interactive) f.in = open(STDIN_PORT, O_RDONLY);
+        if (cfg.interactive && (f.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal("internalError", "open %s: %s", STDIN_PORT, strerror(errno));
         f.out = open(STDOUT_PORT, O_WRONLY);
         f.err = open(STDERR_PORT, O_WRONLY);
         if (f.out < 0 || f.err < 0) fatal("internalError", "stdio ports: %s", strerror(errno));
@@ -585,9 +265,10 @@ int main(void) {
     if (pid == 0) {
         close(sync_pipe[1]);
         close(error_pipe[0]);
-        f.sync = sync_pipe[0];
-        f.error = error_pipe[1];
-        workload_main(&f);
+        if (term_sock[0] >= 0) close(term_sock[0]);
+        f.sync_fd = sync_pipe[0];
+        f.error_fd = error_pipe[1];
+        swvm_confine_exec(&cfg, &f);
     }
     close(sync_pipe[0]);
     close(error_pipe[1]);

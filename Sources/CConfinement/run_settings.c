@@ -160,6 +160,7 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     case CFG_VOLUME: return add_mount(d, &s->volumes, &s->nvolumes, v, n, "a volume", 1);
     case CFG_HOST_NETWORK: if (need(d, n, 1, "the network flag")) return -1; s->host_network = v[0] != 0; return 0;
     case CFG_USERNS: if (need(d, n, 1, "the user namespace flag")) return -1; s->userns = v[0] != 0; return 0;
+    case CFG_INIT: if (need(d, n, 1, "the init flag")) return -1; s->init = v[0] != 0; return 0;
     case CFG_CGROUP_MOUNT: {
         if (add_mount(d, &s->cgroup_mounts, &s->ncgroup_mounts, v, n, "a cgroup mount", 0)) return -1;
         struct swvm_mount *m = &s->cgroup_mounts[s->ncgroup_mounts - 1];

@@ -53,8 +53,10 @@ public enum RunSettings {
         if let p = seccompProgram { f.add(CFG_SECCOMP, p) }
         f.add(CFG_NNP, spec.noNewPrivileges)
         f.add(CFG_READONLY, spec.readOnlyRoot)
-        if spec.terminal { f.add(CFG_TERMINAL, le16(window?.rows ?? 24) + le16(window?.cols ?? 80)) }
+        // Without a size (swvm's stdin is no terminal) 0x0: the kernel's default stays.
+        if spec.terminal { f.add(CFG_TERMINAL, le16(window?.rows ?? 0) + le16(window?.cols ?? 0)) }
         f.add(CFG_INTERACTIVE, spec.interactive)
+        if spec.initProcess { f.add(CFG_INIT, true) }
         for p in spec.maskedPaths { f.add(CFG_MASKED, p) }
         for p in spec.readonlyPaths { f.add(CFG_READONLY_PATH, p) }
         for m in spec.mounts {

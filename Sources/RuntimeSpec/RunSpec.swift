@@ -23,6 +23,8 @@ public struct RunSpec {
     public var terminal = false
     public var interactive = false
     public var userNamespace: UserNamespaceMapping?
+    /// --init: a minimal init is PID 1, forwarding signals and reaping orphans.
+    public var initProcess = false
     /// `swvm compare`'s probe: a static binary on the host that the run
     /// gets, read-only, at /.swvm-probe (the image is not modified).
     public var probe: String?

@@ -31,6 +31,7 @@ import Testing
         s.network = .host
         s.userNamespace = UserNamespaceMapping(hostUID: 100000, hostGID: 100000, size: 65536)
         s.probe = "/host/probe"
+        s.initProcess = true
         return s
     }
 
@@ -76,7 +77,7 @@ import Testing
         #expect(s.rlimits[1].resource == 3 && s.rlimits[1].soft == UInt64.max && s.rlimits[1].hard == UInt64.max)
         #expect(s.caps == (1 << 0) | (1 << 5) | (1 << 21))
         #expect(Array(UnsafeBufferPointer(start: s.seccomp, count: Int(s.seccomp_len))) == Self.program)
-        #expect(s.nnp == 1 && s.read_only == 1 && s.interactive == 1)
+        #expect(s.nnp == 1 && s.read_only == 1 && s.interactive == 1 && s.`init` == 1)
         #expect(s.terminal == 1 && s.rows == 33 && s.cols == 101)
         #expect(s.memory == 64 << 20 && s.pids == 50)
         #expect(strings(s.masked, s.nmasked) == ["/proc/kcore", "/sys/firmware"])
@@ -111,7 +112,7 @@ import Testing
         #expect(s.cgroup_mounts[0].kind == Int32(CGROUP_MOUNT_V1.rawValue) && String(cString: s.cgroup_mounts[0].destination) == "memory")
         #expect(s.cgroup_mounts[1].kind == Int32(CGROUP_MOUNT_BIND.rawValue) && String(cString: s.cgroup_mounts[1].destination) == "pids")
         #expect(String(cString: s.cgroup_mounts[1].source) == "/sys/fs/cgroup/pids/swvm/abc")
-        #expect(s.terminal == 1 && s.rows == 24 && s.cols == 80)   // no window: a default size
+        #expect(s.terminal == 1 && s.rows == 0 && s.cols == 0)   // no window: the kernel's default
         #expect(s.seccomp == nil && s.seccomp_len == 0)
         // Limits are the host cgroup's job in a container.
         #expect(s.memory == 0 && s.pids == -1)
@@ -132,7 +133,7 @@ import Testing
             #expect(off == b.count)
         }
         let retired: Set<UInt16> = [17, 23]
-        let defined = Set((1...UInt16(CFG_CGROUP_MOUNT.rawValue)).filter { !retired.contains($0) })
+        let defined = Set((1...UInt16(CFG_INIT.rawValue)).filter { !retired.contains($0) })
         #expect(tags == defined, "not encoded: \(defined.subtracting(tags).sorted())")
     }
 

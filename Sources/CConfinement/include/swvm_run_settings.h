@@ -62,6 +62,7 @@ enum swvm_config_tag {
     CFG_HOST_NETWORK = 29,  /* u8: the host's network namespace (bind /sys, no lo) */
     CFG_USERNS = 30,        /* u8: a user namespace; the image root arrives id-mapped over the socket */
     CFG_CGROUP_MOUNT = 31,  /* u8 kind, name, NUL, source; repeated; none: one cgroup2 mount */
+    CFG_INIT = 32,          /* u8: a minimal init is PID 1 and the workload its child (--init) */
 };
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
@@ -104,7 +105,7 @@ struct swvm_settings {
     uint8_t *entropy; uint32_t entropy_len;
     char *rootfs, *state_dir;
     struct swvm_mount *volumes; uint32_t nvolumes;      /* source, destination, read_only */
-    int host_network, userns;
+    int host_network, userns, init;
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
 };
 
