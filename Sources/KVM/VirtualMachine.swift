@@ -37,12 +37,6 @@ public final class VirtualMachine {
         try sys("KVM_IRQ_LINE \(irq)") { ckvm_irq_line(fd.raw, irq, level ? 1 : 0) }
     }
 
-    /// Pulses an edge-triggered interrupt line.
-    public func pulseIRQ(_ irq: UInt32) throws {
-        try setIRQLine(irq, level: true)
-        try setIRQLine(irq, level: false)
-    }
-
     public func registerIRQFD(eventfd: Int32, gsi: UInt32) throws {
         try sys("KVM_IRQFD gsi \(gsi)") { ckvm_irqfd(fd.raw, eventfd, gsi, 0) }
     }

@@ -172,28 +172,37 @@ public final class VMRunner {
         }
 
         // stdin: host -> guest, with EOF once everything queued is taken.
+        // A pipe, socket or terminal is read when epoll says so; a regular
+        // file or /dev/null (which epoll refuses, EPERM) is always readable,
+        // so it is read whenever the guest has taken what was queued.
         if spec.interactive {
             let stdinFD: Int32 = 0
             var eof = false
+            let pollable = VMRunner.isPollable(stdinFD)
             func pump() {
                 guard !eof else { return }
                 // Keep at most 1 MiB queued for the guest; resume when it drains.
-                if console.pendingCount(stdinPort) > (1 << 20) { machine.events.remove(fd: stdinFD); return }
+                if console.pendingCount(stdinPort) > (1 << 20) { if pollable { machine.events.remove(fd: stdinFD) }; return }
                 var buf = [UInt8](repeating: 0, count: 65536)
                 let n = read(stdinFD, &buf, buf.count)
                 if n > 0 {
                     console.send(Array(buf[0..<n]), to: stdinPort)
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                     eof = true
-                    machine.events.remove(fd: stdinFD)
+                    if pollable { machine.events.remove(fd: stdinFD) }
                     if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
                 }
             }
+            func pumpUnpollable() {
+                while !eof && console.pendingCount(stdinPort) <= (1 << 20) { pump() }
+            }
             console.onWritable = {
                 if eof { console.setHostConnected(stdinPort, false) }
-                else { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+                else if pollable { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+                else { pumpUnpollable() }
             }
-            try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() }
+            if pollable { try machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+            else { pumpUnpollable() }
         }
 
         machine.onSignal = { sig in
@@ -249,6 +258,16 @@ public final class VMRunner {
             throw SwvmError(.vmFailed, "the VM ended before the workload did: \(exit.summary)\(tail.hint)")
         }
         return result
+    }
+
+    /// Whether epoll can watch `fd`: it refuses regular files and /dev/null (EPERM).
+    static func isPollable(_ fd: Int32) -> Bool {
+        let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard ep >= 0 else { return true }
+        defer { close(ep) }
+        var ev = epoll_event()
+        ev.events = UInt32(EPOLLIN.rawValue)
+        return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM
     }
 
     struct RunState {

@@ -136,8 +136,6 @@ public final class Machine: @unchecked Sendable {
         return (base, irq)
     }
 
-    public func addKernelParameters(_ text: String) throws { try cmdline.append(text) }
-
     /// Attaches a virtio device on the next virtio-mmio slot: its register
     /// window, an irqfd for its interrupt, and an ioeventfd per queue so
     /// that queue notifications reach the event-loop thread without a
@@ -263,7 +261,11 @@ public final class Machine: @unchecked Sendable {
                        pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0)]
             if stdinOpen { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             let n = poll(&fds, nfds_t(fds.count), Int32(tick))
-            if n < 0 && errno != EINTR { break }
+            if n < 0 && errno != EINTR {
+                // Stop the vCPUs before joining them: they run until told.
+                stop(.failed(SwvmError.errno("poll in the VMM's main loop")))
+                break
+            }
             if fds[1].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()
                 if read(sigfd.raw, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {

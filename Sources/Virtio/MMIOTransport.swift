@@ -50,8 +50,6 @@ public final class MMIOTransport: BusDevice {
     private var configGeneration: UInt32 = 0
     private var activated = false
     private let raiseIRQ: () -> Void
-    /// Called (from a vCPU thread) when QueueNotify is written without an ioeventfd.
-    public var onNotify: ((Int) -> Void)?
 
     static let magic: UInt32 = 0x7472_6976  // "virt"
     static let vendor: UInt32 = 0x4d56_5753  // "SWVM"
@@ -173,7 +171,7 @@ public final class MMIOTransport: BusDevice {
             device.activate(queues: queues, negotiated: driverFeatures, interrupt: { [weak self] in self?.signalUsedBuffers() })
         }
         if let n = notify, n < queues.count {
-            if let h = onNotify { h(n) } else { device.queueNotified(n) }
+            device.queueNotified(n)
         }
     }
 
