@@ -175,7 +175,8 @@ public final class Container {
         terminal?.start(master: master)
         let waited: (status: Int32, maxRSSKiB: Int)
         do {
-            waited = try Container.waitForInit(pid: pid, pidfd: pidfd, signals: sigfd, terminal: terminal)
+            waited = try Container.waitForInit(pid: pid, pidfd: pidfd, signals: sigfd, terminal: terminal,
+                                               grace: StopGrace(seconds: spec.stopTimeout))
         } catch {
             kill(pid, SIGKILL)
             _ = waitForExit(pid)
@@ -195,24 +196,28 @@ public final class Container {
     }
 
     /// Waits for the container's init to exit while forwarding signals to
-    /// it and relaying its terminal. A failed poll or wait4 is an error:
-    /// swvm never reports a status it did not see.
-    static func waitForInit(pid: pid_t, pidfd: Int32, signals: FileDescriptor, terminal: Terminal?) throws -> (status: Int32, maxRSSKiB: Int) {
+    /// it and relaying its terminal; a second SIGINT/SIGTERM or the end of
+    /// the grace period kills it. A failed poll or wait4 is an error: swvm
+    /// never reports a status it did not see.
+    static func waitForInit(pid: pid_t, pidfd: Int32, signals: FileDescriptor, terminal: Terminal?,
+                            grace: StopGrace = StopGrace(seconds: 10)) throws -> (status: Int32, maxRSSKiB: Int) {
+        var grace = grace
         while true {
             var fds = [pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
             fds += terminal?.pollFDs() ?? []
-            if poll(&fds, nfds_t(fds.count), -1) < 0 {
+            if poll(&fds, nfds_t(fds.count), pidfd < 0 ? -1 : grace.pollTimeoutMs) < 0 {
                 if errno == EINTR { continue }
                 throw SwvmError.errno("poll while waiting for the container")
             }
+            if grace.expired { kill(pid, SIGKILL) }
             if fds[0].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()
                 while read(signals.raw, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
                     let sig = Int32(info.ssi_signo)
                     if sig == SIGCHLD || sig == SIGPIPE { continue }
                     if sig == SIGWINCH, let t = terminal { t.resize(); continue }
-                    kill(pid, sig)
+                    kill(pid, StopGrace.isStopSignal(sig) && grace.stopRequested() ? SIGKILL : sig)
                 }
             }
             if fds.count > 2 { terminal?.service(Array(fds[2...])) }

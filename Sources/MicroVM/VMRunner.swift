@@ -205,7 +205,8 @@ public final class VMRunner {
             else { pumpUnpollable() }
         }
 
-        machine.onSignal = { sig in
+        let grace = Locked(StopGrace(seconds: spec.stopTimeout))
+        machine.onSignal = { [spec] sig in
             if sig == SIGWINCH {
                 if let ws = terminal?.windowSize() {
                     console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.ws_row) + le16(ws.ws_col)), to: control)
@@ -215,7 +216,18 @@ public final class VMRunner {
             if sig == SIGPIPE { return true }
             // Before the workload runs there is nothing to forward to.
             guard state.with({ $0.pid != nil }) else { return false }
-            console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control)
+            func send(_ sig: Int32) { console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control) }
+            guard StopGrace.isStopSignal(sig) else { send(sig); return true }
+            if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
+            send(sig)
+            // The grace period: then the workload is killed, as by a second signal.
+            let seconds = spec.stopTimeout
+            _ = try? NativeThread {
+                var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+                var left = timespec()
+                while nanosleep(&wait, &left) != 0 && errno == EINTR { wait = left }
+                if state.with({ $0.status == nil && $0.error == nil }) { send(SIGKILL) }
+            }
             return true
         }
 

@@ -74,6 +74,12 @@ struct ProcessOptions: ParsableArguments {
     @Option(help: ArgumentHelp("User namespace: host (default), auto, or HOSTUID:HOSTGID:SIZE (containers only).", valueName: "mode"))
     var userns: String?
 
+    @Flag(name: .customLong("init"), help: "Run a minimal init as PID 1 that forwards signals and reaps orphans.")
+    var initProcess = false
+
+    @Option(name: .customLong("stop-timeout"), help: ArgumentHelp("Seconds between a first SIGINT/SIGTERM and killing the process (default 10; a second signal kills it at once).", valueName: "seconds"))
+    var stopTimeout: String?
+
     /// The options again as `swvm run` arguments (swvm compare passes them on).
     func arguments() -> [String] {
         var a: [String] = []
@@ -98,6 +104,8 @@ struct ProcessOptions: ParsableArguments {
         for v in securityOpt { a += ["--security-opt", v] }
         a += ["--network", network]
         if let v = userns { a += ["--userns", v] }
+        if initProcess { a.append("--init") }
+        if let v = stopTimeout { a += ["--stop-timeout", v] }
         return a
     }
 
@@ -124,6 +132,8 @@ struct ProcessOptions: ParsableArguments {
         o.securityOpts = securityOpt
         o.network = network
         o.userns = userns
+        o.initProcess = initProcess
+        o.stopTimeout = stopTimeout
         return o
     }
 }

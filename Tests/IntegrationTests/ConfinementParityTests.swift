@@ -77,4 +77,27 @@ extension VMRunTests {
         // The run record it could not remove (no descriptors left) goes with the next run.
         #expect(try Harness.run(["true"]).status == 0)
     }
+
+    /// A PID 1 that ignores SIGTERM is killed by a second one (137), and
+    /// --init makes the workload PID 2, which SIGTERM ends (143), in a VM.
+    @Test func stopAndInitInTheVM() throws {
+        var sent = false
+        let stop = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c", "echo up; sleep 60"],
+                                   timeout: 300, onOutput: { out, pid in
+                                       guard !sent && out.contains("up") else { return }
+                                       sent = true
+                                       kill(pid, SIGTERM)
+                                       Signaller.after(0.5) { kill(pid, SIGTERM) }
+                                   })
+        #expect(stop.status == 137, "\(stop)")
+        sent = false
+        let initRun = try Command.run([Harness.swvm, "run", "--isolation=vm", "--init", Harness.exampleImage, "--", "sh", "-c", "echo $$; echo up; sleep 60"],
+                                      timeout: 300, onOutput: { out, pid in
+                                          guard !sent && out.contains("up") else { return }
+                                          sent = true
+                                          kill(pid, SIGTERM)
+                                      })
+        #expect(initRun.status == 143, "\(initRun)")
+        #expect(initRun.out == "2\nup\n")
+    }
 }
