@@ -228,13 +228,15 @@ static void mount_kernel_filesystems(const struct child *c) {
 
 /* The standard device nodes, bound from the outer /dev (the /dev tmpfs is
  * nodev, so a node made with mknod there cannot be opened). */
+static const char *const bound_devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
+
+const char *swvm_bound_device(unsigned int i) {
+    return i < sizeof bound_devices / sizeof *bound_devices ? bound_devices[i] : NULL;
+}
+
 static void populate_devices(const struct child *c) {
-    static const char *devices[] = { "null", "zero", "full", "random", "urandom", "tty" };
-    for (size_t i = 0; i < sizeof devices / sizeof *devices; i++) {
-        char path[32];
-        snprintf(path, sizeof path, "/dev/%s", devices[i]);
-        mount_in_root(c, "bind device", path, path, NULL, MS_BIND, NULL, 0);
-    }
+    for (size_t i = 0; i < sizeof bound_devices / sizeof *bound_devices; i++)
+        mount_in_root(c, "bind device", bound_devices[i], bound_devices[i], NULL, MS_BIND, NULL, 0);
     static const char *links[][2] = {
         { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
         { "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" }, { "/proc/kcore", "core" },

@@ -21,8 +21,10 @@ public struct ContainerResult {
     public var oomKilled: Bool
     /// Monotonic nanoseconds when swvm saw the workload's execve succeed.
     public var execNanos: UInt64?
-    /// Namespaces the container got.
+    /// Namespaces the container got (from the clone that made it).
     public var namespaces: [String] = []
+    /// The device nodes it was given.
+    public var devices: [String] = []
     /// System calls the loaded seccomp filter allows (nil without one; -1
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
@@ -59,6 +61,14 @@ public final class Container {
         return CgroupV1.controllers.filter { FS.isDirectory(Path.join(root, $0)) && FS.exists(Path.join(root, $0, "cgroup.procs")) }
             .map { .v1(controller: $0) }
     }
+
+    /// The device nodes the confinement binds into every container.
+    static let boundDevices: [String] = {
+        var list: [String] = []
+        var i: UInt32 = 0
+        while let p = swvm_bound_device(i) { list.append(String(cString: p)); i += 1 }
+        return list
+    }()
 
     /// The child's report: SwvmError's encoded form.
     static func decodeError(_ bytes: [UInt8]) -> SwvmError {
@@ -188,7 +198,12 @@ public final class Container {
                                      oomKilled: false, execNanos: execNanos, seccompAllowedSyscalls: filter?.allowedSyscalls)
         if pidfd >= 0 { close(pidfd) }
         mark("exited")
-        result.namespaces = ["mnt", "pid", "uts", "ipc", "cgroup"] + (spec.network == .none ? ["net"] : []) + (spec.userNamespace != nil ? ["user"] : [])
+        // The child entered these or failed: clone's flags, and the cgroup
+        // namespace it unshares (fail-closed) once placed in its cgroup.
+        let cloned: [(UInt, String)] = [(sys_CLONE_NEWNS, "mnt"), (sys_CLONE_NEWPID, "pid"), (sys_CLONE_NEWUTS, "uts"),
+                                         (sys_CLONE_NEWIPC, "ipc"), (sys_CLONE_NEWNET, "net"), (sys_CLONE_NEWUSER, "user")]
+        result.namespaces = cloned.filter { flags & $0.0 != 0 }.map(\.1) + ["cgroup"]
+        result.devices = Container.boundDevices + ["/dev/pts (own instance)"]
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false

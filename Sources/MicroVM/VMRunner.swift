@@ -41,6 +41,10 @@ public struct VMResult {
     /// System calls the loaded seccomp filter allows (nil without one; -1
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
+    /// The devices the VM was given, and how the VMM's threads were
+    /// confined: both as the run applied them.
+    public var devices: [String] = []
+    public var vmmConfinement = ""
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -59,13 +63,11 @@ public final class VMRunner {
         self.options = options
     }
 
-    /// What the guest can see of the host: its devices.
-    public static let devices = [
-        "virtio-blk (the image's ext4 disk, read-only)", "virtio-console (control, stdin, stdout, stderr ports)",
-        "virtio-rng", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
-    ]
-    /// How the VMM itself is confined (reported honestly by swvm compare).
-    public static let vmmConfinement = "seccomp on the vCPU threads (\(VMMSeccomp.vcpuProfile().allowedNames.count) syscalls, KVM ioctls only) and the device thread (\(VMMSeccomp.deviceProfile().allowedNames.count)); the VMM process is root in the host's namespaces, without a jail"
+    /// How the VMM's threads were confined, from the filters they loaded.
+    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)]) -> String {
+        let each = threads.sorted { $0.thread < $1.thread }.map { "\($0.thread): \($0.allowedSyscalls) syscalls" }
+        return "seccomp on \(threads.count) VMM threads (\(each.joined(separator: ", "))); the VMM process is root in the host's namespaces, without a jail"
+    }
 
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {
@@ -122,9 +124,9 @@ public final class VMRunner {
         let console = ConsoleDevice(ports: [
             ("swvm.control", true), ("swvm.stdin", spec.interactive), ("swvm.stdout", true), ("swvm.stderr", true),
         ])
-        try machine.addVirtioDevice(console)
-        try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true))
-        try machine.addVirtioDevice(RngDevice())
+        try machine.addVirtioDevice(console, description: "virtio-console (control, stdin, stdout, stderr ports)")
+        try machine.addVirtioDevice(try BlockDevice(path: disk, readOnly: true), description: "virtio-blk (the image's ext4 disk, read-only)")
+        try machine.addVirtioDevice(RngDevice(), description: "virtio-rng")
 
         var result = VMResult(status: 125, startNanos: start, guestReadyNanos: nil, execNanos: nil, workloadPID: nil,
                               guestMemoryTouched: 0, guestMemorySize: config.memoryBytes, emulationFixups: [:],
@@ -257,6 +259,8 @@ public final class VMRunner {
         result.workloadPID = s.pid
         result.guestMemoryTouched = machine.memory.residentBytes()
         result.emulationFixups = machine.emulationFixups
+        result.devices = machine.attachedDevices
+        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current)
         if let e = s.error { throw e }
         switch exit {
         case .stopped:

@@ -206,7 +206,7 @@ struct RunCommand: ParsableCommand {
                               posture: .init(sharesHostKernel: true, namespaces: result.namespaces,
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges,
-                                             devices: ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts (own instance)"],
+                                             devices: result.devices,
                                              vmmConfinement: nil)).write(to: fd)
                 }
                 return result.status
@@ -223,8 +223,8 @@ struct RunCommand: ParsableCommand {
                               posture: .init(sharesHostKernel: false,
                                              namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
-                                             noNewPrivileges: spec.noNewPrivileges, devices: VMRunner.devices,
-                                             vmmConfinement: VMRunner.vmmConfinement)).write(to: fd)
+                                             noNewPrivileges: spec.noNewPrivileges, devices: result.devices,
+                                             vmmConfinement: result.vmmConfinement)).write(to: fd)
                 }
                 return result.status
             }

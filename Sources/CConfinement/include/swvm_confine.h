@@ -30,6 +30,10 @@ struct swvm_child_io {
     const char *prepared_root;
 };
 
+/* The device nodes bound from the outer /dev into the workload's: the
+ * i-th, or NULL past the last. */
+const char *swvm_bound_device(unsigned int i);
+
 /* Runs in the workload's new namespaces until execve; never returns. */
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) __attribute__((noreturn));
 
