@@ -29,6 +29,8 @@ struct VMRunTests {
         // The working directory is entered before privileges drop, as runc does.
         ParityCase(name: "nobody in /root", options: ["-u", "nobody", "-w", "/root"], command: ["sh", "-c", "pwd; id"], stdin: nil),
         ParityCase(name: "workdir is a file", options: ["-w", "/etc/passwd"], command: ["true"], stdin: nil),
+        // A failed step ends the start the same way at both levels: 125, "step path: reason".
+        ParityCase(name: "a mount that fails", options: ["--tmpfs", "/x:size=bogus"], command: ["true"], stdin: nil),
         ParityCase(name: "10 MB of output", options: [], command: ["head", "-c", "10000000", "/dev/zero"], stdin: nil),
     ]
 
