@@ -257,7 +257,8 @@ int main(void) {
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+    const uint32_t namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+    pid_t pid = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) fatal("systemCall", "clone: %s", strerror(errno));
     if (pid == 0) {
         close(sync_pipe[1]);
@@ -306,9 +307,12 @@ int main(void) {
         waitpid(pid, NULL, 0);
         power_off();
     }
-    uint8_t st[4];
+    /* The workload's namespaces as made: clone's, and the cgroup namespace
+     * the confinement unshares (or fails). */
+    uint8_t st[8];
     put32(st, (uint32_t)pid);
-    send_msg(MSG_STARTED, st, 4);
+    put32(st + 4, namespaces | CLONE_NEWCGROUP);
+    send_msg(MSG_STARTED, st, 8);
 
     while (!exited) {
         struct pollfd pfds[4];

@@ -81,7 +81,8 @@ int sys_recv_fd(int sock) {
 
 void sys_make_raw(struct termios *t) { cfmakeraw(t); }
 const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,
-    sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER;
+    sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER,
+    sys_CLONE_NEWCGROUP = CLONE_NEWCGROUP;
 
 /* From <linux/mount.h>, which clashes with glibc 2.36's <sys/mount.h>. */
 struct swvm_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };

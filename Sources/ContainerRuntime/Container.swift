@@ -200,9 +200,7 @@ public final class Container {
         mark("exited")
         // The child entered these or failed: clone's flags, and the cgroup
         // namespace it unshares (fail-closed) once placed in its cgroup.
-        let cloned: [(UInt, String)] = [(sys_CLONE_NEWNS, "mnt"), (sys_CLONE_NEWPID, "pid"), (sys_CLONE_NEWUTS, "uts"),
-                                         (sys_CLONE_NEWIPC, "ipc"), (sys_CLONE_NEWNET, "net"), (sys_CLONE_NEWUSER, "user")]
-        result.namespaces = cloned.filter { flags & $0.0 != 0 }.map(\.1) + ["cgroup"]
+        result.namespaces = Namespaces.names(flags | sys_CLONE_NEWCGROUP)
         result.devices = Container.boundDevices + ["/dev/pts (own instance)"]
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()

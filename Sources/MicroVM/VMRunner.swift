@@ -45,6 +45,8 @@ public struct VMResult {
     /// confined: both as the run applied them.
     public var devices: [String] = []
     public var vmmConfinement = ""
+    /// The workload's namespaces inside the guest, as guest-init made them.
+    public var namespaces: [String] = []
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -153,7 +155,8 @@ public final class VMRunner {
                     console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: control)
                 case GuestProtocol.started where payload.count >= 4:
                     let pid = le32(payload, 0)
-                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
+                    let namespaces = payload.count >= 8 ? Namespaces.names(UInt(le32(payload, 4))) : []
+                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     self.onStart?(pid)
@@ -257,6 +260,7 @@ public final class VMRunner {
         result.guestReadyNanos = s.readyNanos
         result.execNanos = s.execNanos
         result.workloadPID = s.pid
+        result.namespaces = s.namespaces
         result.guestMemoryTouched = machine.memory.residentBytes()
         result.emulationFixups = machine.emulationFixups
         result.devices = machine.attachedDevices
@@ -290,6 +294,7 @@ public final class VMRunner {
         var readyNanos: UInt64?
         var execNanos: UInt64?
         var pid: UInt32?
+        var namespaces: [String] = []
         var status: Int32?
         var error: SwvmError?
     }

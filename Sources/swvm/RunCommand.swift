@@ -221,7 +221,7 @@ struct RunCommand: ParsableCommand {
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
                               workloadPID: result.workloadPID,
                               posture: .init(sharesHostKernel: false,
-                                             namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
+                                             namespaces: ["guest kernel"] + result.namespaces.map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges, devices: result.devices,
                                              vmmConfinement: result.vmmConfinement)).write(to: fd)

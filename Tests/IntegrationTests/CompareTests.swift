@@ -64,6 +64,9 @@ struct CompareTests {
                     #expect(devices.contains { $0.hasPrefix("virtio-blk") } && devices.contains { $0.hasPrefix("8250 UART") }, "\(devices)")
                     let vmm = posture?["vmmConfinement"]?.string ?? ""
                     #expect(vmm.contains("vCPU 0: ") && vmm.contains("device: "), "\(vmm)")
+                    // As guest-init made them (reported with the workload's start).
+                    let ns = (posture?["namespaces"]?.array ?? []).compactMap(\.string)
+                    #expect(ns == ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" }, "\(ns)")
                 } else {
                     #expect(devices.contains("/dev/null") && devices.contains("/dev/tty"), "\(devices)")
                     let ns = (posture?["namespaces"]?.array ?? []).compactMap(\.string)

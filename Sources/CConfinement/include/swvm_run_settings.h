@@ -23,7 +23,7 @@ enum swvm_message {
     MSG_RESIZE = 3,   /* u16 rows, u16 cols (with a terminal) */
     /* guest -> host */
     MSG_READY = 100,  /* empty: guest-init waits for MSG_CONFIG */
-    MSG_STARTED = 101, /* u32 pid of the workload, once it exec'd */
+    MSG_STARTED = 101, /* u32 pid of the workload once it exec'd, u32 the CLONE_NEW* flags of its namespaces */
     MSG_EXIT = 102,   /* i32 exit status (128+N for signal N) */
     MSG_ERROR = 103,  /* "code\nmessage": code is a SwvmError.Code name */
 };

@@ -48,7 +48,7 @@ int sys_pipe2(int fds[2], int flags);
 /// Flags that need _GNU_SOURCE to be visible.
 extern const int sys_O_PATH;
 extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, sys_CLONE_NEWPID,
-    sys_CLONE_NEWNET, sys_CLONE_NEWUSER;
+    sys_CLONE_NEWNET, sys_CLONE_NEWUSER, sys_CLONE_NEWCGROUP;
 
 /// Passes a file descriptor over a unix socket (SCM_RIGHTS).
 int sys_send_fd(int sock, int fd);
