@@ -18,6 +18,9 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
         .target(name: "CAtomics"),
+        // The run settings' wire format and the confinement both levels apply
+        // (compiled into swvm and into guest-init).
+        .target(name: "CConfinement"),
         .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
         .systemLibrary(name: "CZlib"),
         .systemLibrary(name: "CZstd"),
@@ -28,13 +31,13 @@ let package = Package(
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls", "CConfinement"]),
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
         // MARK: container isolation
         .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
@@ -47,7 +50,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage", "CConfinement"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -68,7 +71,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
-        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase", "CConfinement"]),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "TestSupport"]),

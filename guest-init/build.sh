@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds guest-init, the micro-VM's PID 1: a static binary (musl when
-# musl-gcc is there, which keeps it ~60 KiB; glibc otherwise), cached
+# musl-gcc is there, which keeps it small; glibc otherwise) of init.c and
+# the C confinement swvm shares with it (Sources/CConfinement), cached
 # outside the repository by a hash of its sources:
 #
 #   ${SWVM_CACHE:-/var/cache/swvm}/guest-init/<key>/init
@@ -9,6 +10,7 @@
 # The last line of output is the binary's path.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+shared="$here/../Sources/CConfinement"
 cache=${SWVM_CACHE:-/var/cache/swvm}
 
 if ! command -v musl-gcc >/dev/null 2>&1; then
@@ -16,11 +18,12 @@ if ! command -v musl-gcc >/dev/null 2>&1; then
 fi
 if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; else cc=gcc; fi
 
-key=$( (echo "$cc"; cat "$here/init.c" "$here/protocol.h" "$here/build.sh") | sha256sum | cut -c1-16)
+sources="$here/init.c $(ls "$shared"/*.c | sort | tr '\n' ' ')"
+key=$( (echo "$cc"; cat $sources "$shared"/include/*.h "$here/build.sh") | sha256sum | cut -c1-16)
 out="$cache/guest-init/$key"
 if [ ! -x "$out/init" ]; then
     mkdir -p "$out.tmp"
-    $cc -static -Os -Wall -Wextra -Wno-unused-parameter -o "$out.tmp/init" "$here/init.c"
+    $cc -static -Os -Wall -Wextra -Wno-unused-parameter -I "$shared/include" -o "$out.tmp/init" $sources
     strip "$out.tmp/init"
     rm -rf "$out"
     mv "$out.tmp" "$out"

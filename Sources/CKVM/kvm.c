@@ -46,11 +46,6 @@ int ckvm_create_pit2(int vm_fd, uint32_t flags) {
 
 int ckvm_create_vcpu(int vm_fd, unsigned long id) { return ioctl(vm_fd, KVM_CREATE_VCPU, id); }
 
-int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level) {
-    struct kvm_irq_level line = { .irq = irq, .level = level };
-    return ioctl(vm_fd, KVM_IRQ_LINE, &line);
-}
-
 int ckvm_irqfd(int vm_fd, int eventfd, uint32_t gsi, int deassign) {
     struct kvm_irqfd req = { .fd = (uint32_t)eventfd, .gsi = gsi,
                              .flags = deassign ? KVM_IRQFD_FLAG_DEASSIGN : 0 };

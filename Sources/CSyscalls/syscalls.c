@@ -2,9 +2,6 @@
 #include "CSyscalls.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <net/if.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -12,23 +9,13 @@
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
-#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
 int sys_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
-int sys_ioctl_int(int fd, unsigned long request, unsigned long arg) { return ioctl(fd, request, arg); }
 int sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
     return prctl(option, a2, a3, a4, a5);
-}
-
-pid_t sys_clone(unsigned long flags) {
-    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-}
-
-int sys_pivot_root(const char *new_root, const char *put_old) {
-    return (int)syscall(SYS_pivot_root, new_root, put_old);
 }
 
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
@@ -36,43 +23,12 @@ int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
-int sys_capget_version3(uint32_t data[6]) {
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-    struct __user_cap_data_struct d[2];
-    int r = (int)syscall(SYS_capget, &hdr, d);
-    if (r == 0) {
-        data[0] = d[0].effective; data[1] = d[1].effective;
-        data[2] = d[0].permitted; data[3] = d[1].permitted;
-        data[4] = d[0].inheritable; data[5] = d[1].inheritable;
-    }
-    return r;
-}
-
-int sys_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-    struct __user_cap_data_struct d[2] = {
-        { .effective = (uint32_t)effective, .permitted = (uint32_t)permitted, .inheritable = (uint32_t)inheritable },
-        { .effective = (uint32_t)(effective >> 32), .permitted = (uint32_t)(permitted >> 32), .inheritable = (uint32_t)(inheritable >> 32) },
-    };
-    return (int)syscall(SYS_capset, &hdr, d);
-}
-
-// The raw syscall: glibc's setgroups() would broadcast to all threads.
-int sys_setgroups(size_t count, const gid_t *groups) {
-    return (int)syscall(SYS_setgroups, count, groups);
-}
-
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags) {
     struct sock_fprog prog = { .len = len, .filter = (struct sock_filter *)filter };
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
 
-int sys_gettid(void) { return (int)syscall(SYS_gettid); }
-int sys_tgkill(int tgid, int tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
 int sys_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
-int sys_close_range(unsigned int first, unsigned int last, unsigned int flags) {
-    return (int)syscall(SYS_close_range, first, last, flags);
-}
 
 int sys_set_signal_handler(int sig, void (*handler)(int)) {
     struct sigaction sa;
@@ -83,46 +39,14 @@ int sys_set_signal_handler(int sig, void (*handler)(int)) {
     return sigaction(sig, &sa, NULL);
 }
 
-int sys_ignore_signal(int sig) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(sig, &sa, NULL);
-}
-
 const unsigned long sys_TIOCGWINSZ = TIOCGWINSZ;
 const unsigned long sys_TIOCSWINSZ = TIOCSWINSZ;
-const unsigned long sys_TIOCSCTTY = TIOCSCTTY;
-const unsigned long sys_TIOCGPTN = TIOCGPTN;
-const unsigned long sys_TIOCSPTLCK = TIOCSPTLCK;
-const unsigned long sys_SIOCGIFFLAGS = SIOCGIFFLAGS;
-const unsigned long sys_SIOCSIFFLAGS = SIOCSIFFLAGS;
-
-int sys_interface_up(const char *name) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (r == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        r = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return r;
-}
 
 int sys_vcpu_kick_signal(void) { return SIGRTMAX - 1; }
 
 int sys_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
 int sys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 const int sys_O_PATH = O_PATH;
-const int sys_O_TMPFILE = O_TMPFILE;
-const int sys_AT_EMPTY_PATH = AT_EMPTY_PATH;
 
 int sys_send_fd(int sock, int fd) {
     char dummy = 'F';
@@ -159,9 +83,6 @@ void sys_make_raw(struct termios *t) { cfmakeraw(t); }
 const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,
     sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER,
     sys_CLONE_NEWCGROUP = CLONE_NEWCGROUP;
-int sys_unshare(unsigned long flags) { return unshare((int)flags); }
-int sys_setresuid(uid_t r, uid_t e, uid_t s) { return (int)syscall(SYS_setresuid, r, e, s); }
-int sys_setresgid(gid_t r, gid_t e, gid_t s) { return (int)syscall(SYS_setresgid, r, e, s); }
 
 /* From <linux/mount.h>, which clashes with glibc 2.36's <sys/mount.h>. */
 struct swvm_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
@@ -184,6 +105,3 @@ int sys_idmapped_tree(const char *path, int userns_fd) {
     return fd;
 }
 
-int sys_move_mount_fd(int fd, const char *target) {
-    return (int)syscall(SYS_move_mount, fd, "", AT_FDCWD, target, SWVM_MOVE_MOUNT_F_EMPTY_PATH);
-}

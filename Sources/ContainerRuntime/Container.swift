@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import CSyscalls
 import Cgroups
 import RuntimeSpec
@@ -20,8 +21,10 @@ public struct ContainerResult {
     public var oomKilled: Bool
     /// Monotonic nanoseconds when swvm saw the workload's execve succeed.
     public var execNanos: UInt64?
-    /// Namespaces the container got.
+    /// Namespaces the container got (from the clone that made it).
     public var namespaces: [String] = []
+    /// The device nodes it was given.
+    public var devices: [String] = []
     /// System calls the loaded seccomp filter allows (nil without one; -1
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
@@ -45,6 +48,31 @@ public final class Container {
         self.spec = spec
         stateDir = RunRecord.directory(for: spec.id)
         cgroupVersion = Cgroups.detect()
+    }
+
+    /// How the child makes /sys/fs/cgroup: cgroup2 whole; on v1 each
+    /// controller's hierarchy, or with --userns (which cannot mount v1) the
+    /// run's own directories bound read-only.
+    func cgroupMounts(_ paths: [String]) -> [RunSettings.CgroupMount] {
+        guard case .v1(let root) = cgroupVersion else { return [] }
+        if spec.userNamespace != nil {
+            return paths.map { .bind(name: Path.basename(Path.dirname(Path.dirname($0))), source: $0) }
+        }
+        return CgroupV1.controllers.filter { FS.isDirectory(Path.join(root, $0)) && FS.exists(Path.join(root, $0, "cgroup.procs")) }
+            .map { .v1(controller: $0) }
+    }
+
+    /// The device nodes the confinement binds into every container.
+    static let boundDevices: [String] = {
+        var list: [String] = []
+        var i: UInt32 = 0
+        while let p = swvm_bound_device(i) { list.append(String(cString: p)); i += 1 }
+        return list
+    }()
+
+    /// The child's report: SwvmError's encoded form.
+    static func decodeError(_ bytes: [UInt8]) -> SwvmError {
+        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(String(decoding: bytes, as: UTF8.self))")
     }
 
     public func run() throws -> ContainerResult {
@@ -75,8 +103,19 @@ public final class Container {
             // The container's root must reach its scratch directory.
             try sys("chown \(stateDir)") { chown(stateDir, map.hostUID, map.hostGID) }
         }
-        let cgroupPaths = cgroup!.paths
         let terminal = spec.terminal ? Terminal(interactive: spec.interactive) : nil
+        let window = terminal?.host.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
+
+        // The child gets the settings in their wire form, decoded by the
+        // same C as guest-init's, before clone: it runs only C until execve.
+        let encoded = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
+                                         level: .container(stateDir: stateDir, cgroupMounts: cgroupMounts(cgroup!.paths)))
+        var settings = swvm_settings()
+        var decodeError = [CChar](repeating: 0, count: 256)
+        guard encoded.withUnsafeBufferPointer({ swvm_settings_decode($0.baseAddress, $0.count, &settings, &decodeError, decodeError.count) }) == 0 else {
+            throw SwvmError(.internalError, String(cString: decodeError))
+        }
+        defer { swvm_settings_free(&settings) }
 
         // Block the forwarded signals before the child exists; the parent
         // reads them from a signalfd, the child unblocks them before exec.
@@ -91,20 +130,13 @@ public final class Container {
         var flags = sys_CLONE_NEWNS | sys_CLONE_NEWUTS | sys_CLONE_NEWIPC | sys_CLONE_NEWPID
         if spec.network == .none { flags |= sys_CLONE_NEWNET }
         if spec.userNamespace != nil { flags |= sys_CLONE_NEWUSER }
-        let winsize = terminal?.host.windowSize()
 
         mark("clone")
-        let pid = sys_clone(flags)
+        var io = swvm_child_io(sync_fd: sync.read.raw, error_fd: errors.write.raw, socket_fd: fdSocket[1],
+                               in: -1, out: -1, err: -1, prepared_root: nil)
+        let parentEnds = [sync.write.raw, errors.read.raw, fdSocket[0]]
+        let pid = swvm_container_clone(&settings, flags, &io, parentEnds, Int32(parentEnds.count))
         if pid < 0 { throw SwvmError.errno("clone (new namespaces)") }
-        if pid == 0 {
-            // The child: never returns.
-            sync.write.close()
-            errors.read.close()
-            if fdSocket[0] >= 0 { close(fdSocket[0]) }
-            ContainerInit(spec: spec, stateDir: stateDir, cgroupVersion: cgroupVersion, filter: filter,
-                          syncFD: sync.read.raw, errorFD: errors.write.raw, terminalSocket: fdSocket[1],
-                          windowSize: winsize, cgroupPaths: cgroupPaths).run()
-        }
         sync.read.close()
         errors.write.close()
         if fdSocket[1] >= 0 { close(fdSocket[1]) }
@@ -146,49 +178,68 @@ public final class Container {
         let execNanos = Clock.monotonicNanos()
         if !report.isEmpty {
             _ = waitForExit(pid)   // reap it; the report says why it failed
-            throw ContainerInit.decodeError(report)
+            throw Container.decodeError(report)
         }
         onStart?(pid)
 
         terminal?.start(master: master)
-        var result = ContainerResult(status: 0, hostPID: pid, maxRSSKiB: 0, cgroupPeakMemory: nil, oomKilled: false, execNanos: execNanos,
-                                     seccompAllowedSyscalls: filter?.allowedSyscalls)
-        var exited = false
-        while !exited {
-            var fds = [pollfd(fd: sigfd.raw, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
-            fds += terminal?.pollFDs() ?? []
-            let n = poll(&fds, nfds_t(fds.count), -1)
-            if n < 0 && errno != EINTR { break }
-            if fds[0].revents & Int16(POLLIN) != 0 {
-                var info = signalfd_siginfo()
-                while read(sigfd.raw, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
-                    let sig = Int32(info.ssi_signo)
-                    if sig == SIGCHLD || sig == SIGPIPE { continue }
-                    if sig == SIGWINCH, let t = terminal { t.resize(); continue }
-                    kill(pid, sig)
-                }
-            }
-            if fds.count > 2 { terminal?.service(Array(fds[2...])) }
-            if pidfd < 0 || fds[1].revents != 0 {
-                var status: Int32 = 0
-                var usage = rusage()
-                let r = wait4(pid, &status, pidfd < 0 ? 0 : WNOHANG, &usage)
-                if r == pid {
-                    result.status = shellStatus(fromWaitStatus: status)
-                    result.maxRSSKiB = Int(usage.ru_maxrss)
-                    exited = true
-                } else if r < 0 && errno != EINTR {
-                    exited = true
-                }
-            }
+        let waited: (status: Int32, maxRSSKiB: Int)
+        do {
+            waited = try Container.waitForInit(pid: pid, pidfd: pidfd, signals: sigfd, terminal: terminal,
+                                               grace: StopGrace(seconds: spec.stopTimeout))
+        } catch {
+            kill(pid, SIGKILL)
+            _ = waitForExit(pid)
+            if pidfd >= 0 { close(pidfd) }
+            terminal?.finish()
+            throw error
         }
+        var result = ContainerResult(status: waited.status, hostPID: pid, maxRSSKiB: waited.maxRSSKiB, cgroupPeakMemory: nil,
+                                     oomKilled: false, execNanos: execNanos, seccompAllowedSyscalls: filter?.allowedSyscalls)
         if pidfd >= 0 { close(pidfd) }
         mark("exited")
-        result.namespaces = ["mnt", "pid", "uts", "ipc", "cgroup"] + (spec.network == .none ? ["net"] : []) + (spec.userNamespace != nil ? ["user"] : [])
+        // The child entered these or failed: clone's flags, and the cgroup
+        // namespace it unshares (fail-closed) once placed in its cgroup.
+        result.namespaces = Namespaces.names(flags | sys_CLONE_NEWCGROUP)
+        result.devices = Container.boundDevices + ["/dev/pts (own instance)"]
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false
         return result
+    }
+
+    /// Waits for the container's init to exit while forwarding signals to
+    /// it and relaying its terminal; a second SIGINT/SIGTERM or the end of
+    /// the grace period kills it. A failed poll or wait4 is an error: swvm
+    /// never reports a status it did not see.
+    static func waitForInit(pid: pid_t, pidfd: Int32, signals: FileDescriptor, terminal: Terminal?,
+                            grace: StopGrace = StopGrace(seconds: 10)) throws -> (status: Int32, maxRSSKiB: Int) {
+        var grace = grace
+        while true {
+            var fds = [pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+            fds += terminal?.pollFDs() ?? []
+            if poll(&fds, nfds_t(fds.count), pidfd < 0 ? -1 : grace.pollTimeoutMs) < 0 {
+                if errno == EINTR { continue }
+                throw SwvmError.errno("poll while waiting for the container")
+            }
+            if grace.expired { kill(pid, SIGKILL) }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                var info = signalfd_siginfo()
+                while read(signals.raw, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+                    let sig = Int32(info.ssi_signo)
+                    if sig == SIGCHLD || sig == SIGPIPE { continue }
+                    if sig == SIGWINCH, let t = terminal { t.resize(); continue }
+                    kill(pid, StopGrace.isStopSignal(sig) && grace.stopRequested() ? SIGKILL : sig)
+                }
+            }
+            if fds.count > 2 { terminal?.service(Array(fds[2...])) }
+            guard pidfd < 0 || fds[1].revents != 0 else { continue }
+            var status: Int32 = 0
+            var usage = rusage()
+            let r = wait4(pid, &status, pidfd < 0 ? 0 : WNOHANG, &usage)
+            if r == pid { return (shellStatus(fromWaitStatus: status), Int(usage.ru_maxrss)) }
+            if r < 0 && errno != EINTR { throw SwvmError.errno("wait for the container's init (pid \(pid))") }
+        }
     }
 }

@@ -33,16 +33,6 @@ public final class VirtualMachine {
         try sys("KVM_CREATE_PIT2") { ckvm_create_pit2(fd.raw, UInt32(KVM_PIT_SPEAKER_DUMMY)) }
     }
 
-    public func setIRQLine(_ irq: UInt32, level: Bool) throws {
-        try sys("KVM_IRQ_LINE \(irq)") { ckvm_irq_line(fd.raw, irq, level ? 1 : 0) }
-    }
-
-    /// Pulses an edge-triggered interrupt line.
-    public func pulseIRQ(_ irq: UInt32) throws {
-        try setIRQLine(irq, level: true)
-        try setIRQLine(irq, level: false)
-    }
-
     public func registerIRQFD(eventfd: Int32, gsi: UInt32) throws {
         try sys("KVM_IRQFD gsi \(gsi)") { ckvm_irqfd(fd.raw, eventfd, gsi, 0) }
     }

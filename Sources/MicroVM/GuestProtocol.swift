@@ -1,59 +1,19 @@
-import RuntimeSpec
-import Seccomp
+import CConfinement
 import SwvmBase
 
-/// The host <-> guest-init protocol over the control port; the C side is
-/// guest-init/protocol.h (keep the two in step). Frames are u32 type,
-/// u32 length, payload, little-endian.
+/// The host <-> guest-init frames over the control port, whose types and
+/// configuration fields are defined once in swvm_run_settings.h (the
+/// CConfinement target). Frames are u32 type, u32 length, payload,
+/// little-endian; MSG_CONFIG's payload is RunSettings.encode's.
 public enum GuestProtocol {
     // host -> guest
-    public static let config: UInt32 = 1, signal: UInt32 = 2, resize: UInt32 = 3
+    public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue
     // guest -> host
-    public static let ready: UInt32 = 100, started: UInt32 = 101, exit: UInt32 = 102, error: UInt32 = 103
-
-    enum Field: UInt16 {
-        case arg = 1, env, cwd, uid, gid, groups, hostname, rlimit, caps, seccomp, nnp, readonly, terminal
-        case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug, probe, entropy
-    }
+    public static let ready = MSG_READY.rawValue, started = MSG_STARTED.rawValue, exit = MSG_EXIT.rawValue,
+                      error = MSG_ERROR.rawValue
 
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
         le32(type) + le32(UInt32(payload.count)) + payload
-    }
-
-    /// The run's settings as guest-init reads them.
-    public static func encodeConfig(_ spec: RunSpec, filter: SeccompFilter?, rootDevice: String,
-                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, entropy: [UInt8], debug: Bool) -> [UInt8] {
-        var out: [UInt8] = []
-        func field(_ f: Field, _ bytes: [UInt8]) { out += le16(f.rawValue) + le32(UInt32(bytes.count)) + bytes }
-        func text(_ f: Field, _ s: String) { field(f, Array(s.utf8)) }
-        for a in spec.process.args { text(.arg, a) }
-        for e in spec.process.env { text(.env, e) }
-        text(.cwd, spec.process.cwd)
-        field(.uid, le32(spec.process.uid))
-        field(.gid, le32(spec.process.gid))
-        field(.groups, spec.process.additionalGids.flatMap(le32))
-        text(.hostname, spec.hostname)
-        for r in spec.process.rlimits { field(.rlimit, le32(UInt32(r.resource)) + le64(r.soft) + le64(r.hard)) }
-        field(.caps, le64(Capabilities.mask(spec.capabilities)))
-        if let f = filter { field(.seccomp, f.program) }
-        field(.nnp, [spec.noNewPrivileges ? 1 : 0])
-        field(.readonly, [spec.readOnlyRoot ? 1 : 0])
-        if spec.terminal, let w = window { field(.terminal, le16(w.rows) + le16(w.cols)) }
-        field(.interactive, [spec.interactive ? 1 : 0])
-        if let m = spec.resources.memory { field(.memory, le64(m)) }
-        if let p = spec.resources.pids { field(.pids, le64(UInt64(bitPattern: p))) }
-        if let q = spec.resources.cpuQuota { field(.cpu, le64(UInt64(bitPattern: q)) + le64(spec.resources.cpuPeriod)) }
-        for p in spec.maskedPaths { text(.masked, p) }
-        for p in spec.readonlyPaths { text(.readonlyPath, p) }
-        for m in spec.mounts where m.kind == .tmpfs {
-            field(.tmpfs, [m.readOnly ? 1 : 0] + Array(m.destination.utf8) + [0] + Array(m.options.joined(separator: ",").utf8))
-        }
-        field(.time, le64(hostTimeNanos))
-        field(.entropy, entropy)
-        text(.rootdev, rootDevice)
-        if debug { field(.debug, [1]) }
-        if spec.probe != nil { field(.probe, [1]) }
-        return out
     }
 
     /// Splits a byte stream into frames; keeps an incomplete tail.
@@ -75,4 +35,3 @@ public enum GuestProtocol {
         }
     }
 }
-

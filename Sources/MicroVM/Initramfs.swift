@@ -9,10 +9,6 @@ public struct Initramfs {
 
     public init() {}
 
-    public mutating func addDirectory(_ path: String, mode: UInt32 = 0o755) {
-        entry(path, mode: 0o040000 | mode, data: [])
-    }
-
     public mutating func addFile(_ path: String, data: [UInt8], mode: UInt32 = 0o755) {
         entry(path, mode: 0o100000 | mode, data: data)
     }

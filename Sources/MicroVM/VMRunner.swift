@@ -58,6 +58,12 @@ public struct VMResult {
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
     public var start: VMStart
+    /// The devices the VM was given, and how the VMM's threads were
+    /// confined: both as the run applied them.
+    public var devices: [String] = []
+    public var vmmConfinement = ""
+    /// The workload's namespaces inside the guest, as guest-init made them.
+    public var namespaces: [String] = []
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -87,13 +93,11 @@ public final class VMRunner {
         self.options = options
     }
 
-    /// What the guest can see of the host: its devices.
-    public static let devices = [
-        "virtio-blk (the image's ext4 disk, read-only)", "virtio-console (control, stdin, stdout, stderr ports)",
-        "virtio-rng", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
-    ]
-    /// How the VMM itself is confined (reported honestly by swvm compare).
-    public static let vmmConfinement = "seccomp on the vCPU threads (\(VMMSeccomp.vcpuProfile().allowedNames.count) syscalls, KVM ioctls only) and the device thread (\(VMMSeccomp.deviceProfile().allowedNames.count)); the VMM process is root in the host's namespaces, without a jail"
+    /// How the VMM's threads were confined, from the filters they loaded.
+    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)]) -> String {
+        let each = threads.sorted { $0.thread < $1.thread }.map { "\($0.thread): \($0.allowedSyscalls) syscalls" }
+        return "seccomp on \(threads.count) VMM threads (\(each.joined(separator: ", "))); the VMM process is root in the host's namespaces, without a jail"
+    }
 
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {
@@ -125,10 +129,10 @@ public final class VMRunner {
             console = ConsoleDevice(ports: [
                 ("swvm.control", true), ("swvm.stdin", true), ("swvm.stdout", true), ("swvm.stderr", true),
             ])
-            try machine.addVirtioDevice(console)
+            try machine.addVirtioDevice(console, description: "virtio-console (control, stdin, stdout, stderr ports)")
             disk = BlockDevice(readOnly: true)
-            diskTransport = try machine.addVirtioDevice(disk)
-            try machine.addVirtioDevice(RngDevice())
+            diskTransport = try machine.addVirtioDevice(disk, description: "virtio-blk (the image's ext4 disk, read-only, attached after boot)")
+            try machine.addVirtioDevice(RngDevice(), description: "virtio-rng")
         }
 
         var control: ConsoleDevice.Port { console.ports[0] }
@@ -247,10 +251,21 @@ public final class VMRunner {
         return (try Instance(config, snapshot: nil), writer == nil ? .coldOnly : .coldSnapshotted, writer, nil)
     }
 
+    /// Whether epoll can watch `fd`: it refuses regular files and /dev/null (EPERM).
+    static func isPollable(_ fd: Int32) -> Bool {
+        let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard ep >= 0 else { return true }
+        defer { close(ep) }
+        var ev = epoll_event()
+        ev.events = UInt32(EPOLLIN.rawValue)
+        return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM
+    }
+
     struct RunState {
         var readyNanos: UInt64?
         var execNanos: UInt64?
         var pid: UInt32?
+        var namespaces: [String] = []
         var status: Int32?
         var error: SwvmError?
     }
@@ -318,6 +333,9 @@ final class Session {
                               workloadPID: s.pid, guestMemoryTouched: machine.memory.residentBytes(),
                               guestMemorySize: machine.config.memoryBytes, emulationFixups: machine.emulationFixups,
                               seccompAllowedSyscalls: filter?.allowedSyscalls, start: .coldOnly)
+        result.namespaces = s.namespaces
+        result.devices = machine.attachedDevices
+        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current)
         if let e = s.error { throw e }
         switch exit {
         case .stopped:
@@ -356,8 +374,9 @@ final class Session {
         let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
-        let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
-                                             hostTimeNanos: Clock.realtimeNanos(), entropy: entropy, debug: Log.debugEnabled)
+        let cfg = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
+                                     level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
+                                                probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }
@@ -372,7 +391,8 @@ final class Session {
                     guestReady()
                 case GuestProtocol.started where payload.count >= 4:
                     let pid = le32(payload, 0)
-                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid }
+                    let namespaces = payload.count >= 8 ? Namespaces.names(UInt(le32(payload, 4))) : []
+                    state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     runner.onStart?(pid)
@@ -394,33 +414,44 @@ final class Session {
     }
 
     /// stdin: host -> guest, with EOF once everything queued is taken.
+    /// A pipe, socket or terminal is read when epoll says so; a regular
+    /// file or /dev/null (which epoll refuses, EPERM) is always readable,
+    /// so it is read whenever the guest has taken what was queued.
     private func wireStdin() {
         let console = instance.console, stdinPort = console.ports[1], machine = self.machine
         let stdinFD: Int32 = 0
         var eof = false
+        let pollable = VMRunner.isPollable(stdinFD)
         func pump() {
             guard !eof else { return }
             // Keep at most 1 MiB queued for the guest; resume when it drains.
-            if console.pendingCount(stdinPort) > (1 << 20) { machine.events.remove(fd: stdinFD); return }
+            if console.pendingCount(stdinPort) > (1 << 20) { if pollable { machine.events.remove(fd: stdinFD) }; return }
             var buf = [UInt8](repeating: 0, count: 65536)
             let n = read(stdinFD, &buf, buf.count)
             if n > 0 {
                 console.send(Array(buf[0..<n]), to: stdinPort)
             } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                 eof = true
-                machine.events.remove(fd: stdinFD)
+                if pollable { machine.events.remove(fd: stdinFD) }
                 if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
             }
         }
+        func pumpUnpollable() {
+            while !eof && console.pendingCount(stdinPort) <= (1 << 20) { pump() }
+        }
         console.onWritable = {
             if eof { console.setHostConnected(stdinPort, false) }
-            else { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+            else if pollable { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+            else { pumpUnpollable() }
         }
-        try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() }
+        if pollable { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
+        else { pumpUnpollable() }
     }
 
     private func wireSignals() {
         let console = instance.console, control = instance.control
+        let grace = Locked(StopGrace(seconds: spec.stopTimeout))
+        let stopTimeout = spec.stopTimeout
         machine.onSignal = { [self] sig in
             if sig == SIGWINCH {
                 if let ws = terminal?.windowSize() {
@@ -431,7 +462,18 @@ final class Session {
             if sig == SIGPIPE { return true }
             // Before the workload runs there is nothing to forward to.
             guard state.with({ $0.pid != nil }) else { return false }
-            console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control)
+            func send(_ sig: Int32) { console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control) }
+            guard StopGrace.isStopSignal(sig) else { send(sig); return true }
+            if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
+            send(sig)
+            // The grace period: then the workload is killed, as by a second signal.
+            let state = self.state
+            _ = try? NativeThread {
+                var wait = timespec(tv_sec: Int(stopTimeout), tv_nsec: Int((stopTimeout - stopTimeout.rounded(.down)) * 1e9))
+                var left = timespec()
+                while nanosleep(&wait, &left) != 0 && errno == EINTR { wait = left }
+                if state.with({ $0.status == nil && $0.error == nil }) { send(SIGKILL) }
+            }
             return true
         }
     }

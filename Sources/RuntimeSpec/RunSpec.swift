@@ -23,6 +23,11 @@ public struct RunSpec {
     public var terminal = false
     public var interactive = false
     public var userNamespace: UserNamespaceMapping?
+    /// --init: a minimal init is PID 1, forwarding signals and reaping orphans.
+    public var initProcess = false
+    /// --stop-timeout: seconds after a first SIGINT or SIGTERM before the
+    /// workload is killed (a second one kills it at once), as `docker stop`.
+    public var stopTimeout: Double = 10
     /// `swvm compare`'s probe: a static binary on the host that the run
     /// gets, read-only, at /.swvm-probe (the image is not modified).
     public var probe: String?

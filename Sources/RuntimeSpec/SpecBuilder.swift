@@ -27,6 +27,8 @@ public struct RunOptions {
     public var securityOpts: [String] = []
     public var network = "none"
     public var userns: String?
+    public var initProcess = false
+    public var stopTimeout: String?
 
     public init() {}
 }
@@ -169,6 +171,13 @@ public enum SpecBuilder {
         }
         if let u = o.userns {
             spec.userNamespace = try userNamespace(u)
+        }
+        spec.initProcess = o.initProcess
+        if let t = o.stopTimeout {
+            guard let v = Double(t), v >= 0, v <= 86400 else {
+                throw SwvmError(.invalidArgument, "--stop-timeout '\(t)': expected a number of seconds")
+            }
+            spec.stopTimeout = v
         }
         return spec
     }

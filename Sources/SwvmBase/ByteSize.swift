@@ -35,7 +35,7 @@ public enum ByteSize {
     }
 }
 
-/// A Double with `decimals` digits after the point (no Foundation).
+/// A Double with `decimals` digits after the point.
 public func formatFixed(_ v: Double, _ decimals: Int) -> String {
     guard v.isFinite else { return "\(v)" }
     var m = 1.0

@@ -43,13 +43,6 @@ public final class EventLoop {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
-    public func modify(fd: Int32, events: UInt32) {
-        var ev = epoll_event()
-        ev.events = events
-        ev.data.fd = fd
-        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
-    }
-
     /// Runs first on the loop thread (to confine it, for instance).
     public var onThreadStart: (() -> Void)?
 

@@ -28,11 +28,6 @@ public final class FileDescriptor {
         return FileDescriptor(fd)
     }
 
-    public static func openAt(_ dir: Int32, _ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
-        let fd = try sys("open \(path)") { Glibc.openat(dir, path, flags | O_CLOEXEC, mode) }
-        return FileDescriptor(fd)
-    }
-
     /// Writes all of `bytes`, retrying short writes and EINTR.
     public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
         try FileDescriptor.writeAll(raw, bytes)

@@ -3,8 +3,9 @@ import Glibc
 #endif
 import CSyscalls
 
-/// Small file-system helpers over the raw system calls (swvm does not link
-/// Foundation: it keeps the launcher's start time and memory low).
+/// Small file-system helpers over the raw system calls (swvm's own targets
+/// do not use Foundation; swift-argument-parser brings in
+/// FoundationEssentials for the command line).
 public enum FS {
     public static func readFile(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
         let fd: FileDescriptor

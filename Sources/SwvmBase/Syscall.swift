@@ -15,16 +15,6 @@ public func sys<T: BinaryInteger>(_ what: @autoclosure () -> String, _ call: () 
     }
 }
 
-/// Like `sys` but returns errno instead of throwing (0 on success).
-public func sysErrno<T: BinaryInteger>(_ call: () -> T) -> Int32 {
-    while true {
-        let r = call()
-        if r >= 0 { return 0 }
-        if errno == EINTR { continue }
-        return errno
-    }
-}
-
 /// The exit status a shell reports for a wait(2) status: the code, or
 /// 128+N when the process was killed by signal N.
 public func shellStatus(fromWaitStatus status: Int32) -> Int32 {

@@ -3,8 +3,9 @@ import Glibc
 #endif
 import CSyscalls
 
-/// A joinable POSIX thread running a closure. (swvm avoids Foundation's
-/// Thread and Dispatch to keep start-up light and thread count exact.)
+/// A joinable POSIX thread running a closure (pthreads rather than
+/// Dispatch: the thread count stays exact, which the VMM's per-thread
+/// seccomp filters rely on).
 public final class NativeThread {
     private var handle = pthread_t()
     private let box: Box

@@ -46,6 +46,10 @@ public final class Machine: @unchecked Sendable {
     private let state = Locked(RunState())
     private var ownedFDs: [FileDescriptor] = []
     private var virtioTransports: [MMIOTransport] = []
+    /// What the guest can reach, as attached (for the run's posture).
+    public private(set) var attachedDevices: [String] = []
+    /// The seccomp filters the VMM's threads loaded: thread, system calls allowed.
+    public let confinedThreads = Locked<[(thread: String, allowedSyscalls: Int)]>([])
     /// Every queue's notification eventfd (KVM writes it when the guest
     /// notifies the queue).
     private var queueNotifyFDs: [Int32] = []
@@ -143,6 +147,7 @@ public final class Machine: @unchecked Sendable {
         try portBus.insert(I8042(onReset: { [weak self] in self?.guestReset() }), base: 0x60, length: 5)
         cmos = CMOSClock()
         try portBus.insert(cmos, base: 0x70, length: 2)
+        attachedDevices += ["8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)"]
     }
 
     /// An eventfd that raises `gsi` when written (KVM_IRQFD).
@@ -178,7 +183,7 @@ public final class Machine: @unchecked Sendable {
     /// that queue notifications reach the event-loop thread without a
     /// userspace exit.
     @discardableResult
-    public func addVirtioDevice(_ device: VirtioDevice) throws -> MMIOTransport {
+    public func addVirtioDevice(_ device: VirtioDevice, description: String? = nil) throws -> MMIOTransport {
         let (base, irq) = try allocateVirtioSlot()
         let irqfd = try makeIRQFD(gsi: irq)
         let transport = MMIOTransport(device: device, memory: memory, raiseIRQ: {
@@ -196,6 +201,7 @@ public final class Machine: @unchecked Sendable {
             }
         }
         virtioTransports.append(transport)
+        attachedDevices.append(description ?? "virtio device type \(device.deviceType)")
         return transport
     }
 
@@ -436,16 +442,22 @@ public final class Machine: @unchecked Sendable {
     private func startThreads() throws {
         let vcpuFilter = try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(), compatArches: false)
         let deviceFilter = try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)
-        events.onThreadStart = { [self] in
-            do { try VMMSeccomp.confineCurrentThread(deviceFilter) } catch {
-                stop(.failed(SwvmError(.systemCall, "device thread: \(error)")))
+        events.onThreadStart = { [weak self] in
+            do {
+                try VMMSeccomp.confineCurrentThread(deviceFilter)
+                self?.confinedThreads.with { $0.append(("device", deviceFilter.allowedSyscalls)) }
+            } catch {
+                self?.stop(.failed(SwvmError(.systemCall, "the device thread's seccomp filter: \(error)")))
             }
         }
         try events.start()
         for vcpu in vcpus {
             threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
-                do { try VMMSeccomp.confineCurrentThread(vcpuFilter) } catch {
-                    stop(.failed(SwvmError(.systemCall, "vCPU \(vcpu.id) thread: \(error)")))
+                do {
+                    try VMMSeccomp.confineCurrentThread(vcpuFilter)
+                    confinedThreads.with { $0.append(("vCPU \(vcpu.id)", vcpuFilter.allowedSyscalls)) }
+                } catch {
+                    stop(.failed(SwvmError(.systemCall, "vCPU \(vcpu.id)'s seccomp filter: \(error)")))
                     return
                 }
                 vcpuLoop(vcpu)

@@ -18,8 +18,6 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
         public let name: String
         /// Guest -> host bytes (on the event-loop thread).
         public var onData: (([UInt8]) -> Void)?
-        /// The guest opened (true) or closed (false) its end.
-        public var onGuestOpen: ((Bool) -> Void)?
         public internal(set) var guestOpen = false
         var hostConnected: Bool
         var pending: [UInt8] = []
@@ -155,13 +153,12 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
 
     public func queueNotified(_ index: Int) {
         var deliveries: [(Port, [UInt8])] = []
-        var opens: [(Port, Bool)] = []
         var drained = false
         lock.with { _ in
             guard index < queues.count else { return }
             switch index {
             case ConsoleDevice.controlTx:
-                opens = handleControlFromGuest()
+                handleControlFromGuest()
             case ConsoleDevice.controlRx:
                 flushControl()
             default:
@@ -182,12 +179,10 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
         }
         // Callbacks outside the lock: they may send.
         for (p, data) in deliveries { p.onData?(data) }
-        for (p, open) in opens { p.onGuestOpen?(open) }
         if drained { onWritable?() }
     }
 
-    private func handleControlFromGuest() -> [(Port, Bool)] {
-        var opens: [(Port, Bool)] = []
+    private func handleControlFromGuest() {
         let notify = queues[ConsoleDevice.controlTx].serveAvailable { chain in
             let msg = chain.readAll(limit: 4096)
             guard msg.count >= 8 else { return 0 }
@@ -207,7 +202,6 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
                 guard Int(id) < ports.count else { break }
                 let p = ports[Int(id)]
                 p.guestOpen = value == 1
-                opens.append((p, value == 1))
                 // Now the guest keeps what it receives: deliver what waits.
                 if p.guestOpen { flushData(p) }
             default:
@@ -217,7 +211,6 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
         }
         if notify { interrupt?() }
         flushControl()
-        return opens
     }
 
     private func queueControl(_ id: UInt32, _ event: Event, _ value: UInt16, name: String? = nil) {

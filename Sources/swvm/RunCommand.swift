@@ -75,6 +75,12 @@ struct ProcessOptions: ParsableArguments {
     @Option(help: ArgumentHelp("User namespace: host (default), auto, or HOSTUID:HOSTGID:SIZE (containers only).", valueName: "mode"))
     var userns: String?
 
+    @Flag(name: .customLong("init"), help: "Run a minimal init as PID 1 that forwards signals and reaps orphans.")
+    var initProcess = false
+
+    @Option(name: .customLong("stop-timeout"), help: ArgumentHelp("Seconds between a first SIGINT/SIGTERM and killing the process (default 10; a second signal kills it at once).", valueName: "seconds"))
+    var stopTimeout: String?
+
     /// The options again as `swvm run` arguments (swvm compare passes them on).
     func arguments() -> [String] {
         var a: [String] = []
@@ -99,6 +105,8 @@ struct ProcessOptions: ParsableArguments {
         for v in securityOpt { a += ["--security-opt", v] }
         a += ["--network", network]
         if let v = userns { a += ["--userns", v] }
+        if initProcess { a.append("--init") }
+        if let v = stopTimeout { a += ["--stop-timeout", v] }
         return a
     }
 
@@ -125,6 +133,8 @@ struct ProcessOptions: ParsableArguments {
         o.securityOpts = securityOpt
         o.network = network
         o.userns = userns
+        o.initProcess = initProcess
+        o.stopTimeout = stopTimeout
         return o
     }
 }
@@ -201,7 +211,7 @@ struct RunCommand: ParsableCommand {
                               posture: .init(sharesHostKernel: true, namespaces: result.namespaces,
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges,
-                                             devices: ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts (own instance)"],
+                                             devices: result.devices,
                                              vmmConfinement: nil)).write(to: fd)
                 }
                 return result.status
@@ -218,10 +228,10 @@ struct RunCommand: ParsableCommand {
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
                               workloadPID: result.workloadPID, vmStart: result.start.rawValue, readyNanos: result.guestReadyNanos,
                               posture: .init(sharesHostKernel: false,
-                                             namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
+                                             namespaces: ["guest kernel"] + result.namespaces.map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
-                                             noNewPrivileges: spec.noNewPrivileges, devices: VMRunner.devices,
-                                             vmmConfinement: VMRunner.vmmConfinement)).write(to: fd)
+                                             noNewPrivileges: spec.noNewPrivileges, devices: result.devices,
+                                             vmmConfinement: result.vmmConfinement)).write(to: fd)
                 }
                 return result.status
             }

@@ -56,6 +56,22 @@ struct CompareTests {
                 // The filter the run loaded (Docker's default profile), not a recompile.
                 #expect((w["report"]?["posture"]?["seccompAllowedSyscalls"]?.int ?? 0) > 200)
                 pids.insert("\(iso)-\(w["report"]?["workloadPID"]?.int ?? -1)")
+                // The posture is what the run applied: the devices attached,
+                // the filters the VMM's threads loaded, the namespaces cloned.
+                let posture = w["report"]?["posture"]
+                let devices = (posture?["devices"]?.array ?? []).compactMap(\.string)
+                if iso == "vm" {
+                    #expect(devices.contains { $0.hasPrefix("virtio-blk") } && devices.contains { $0.hasPrefix("8250 UART") }, "\(devices)")
+                    let vmm = posture?["vmmConfinement"]?.string ?? ""
+                    #expect(vmm.contains("vCPU 0: ") && vmm.contains("device: "), "\(vmm)")
+                    // As guest-init made them (reported with the workload's start).
+                    let ns = (posture?["namespaces"]?.array ?? []).compactMap(\.string)
+                    #expect(ns == ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" }, "\(ns)")
+                } else {
+                    #expect(devices.contains("/dev/null") && devices.contains("/dev/tty"), "\(devices)")
+                    let ns = (posture?["namespaces"]?.array ?? []).compactMap(\.string)
+                    #expect(Set(ns) == ["mnt", "pid", "uts", "ipc", "net", "cgroup"], "\(ns)")
+                }
             }
             for p in try #require(runs[iso]?["probe"]?.array) {
                 #expect((p["iterations"]?["syscall"]?.int ?? 0) >= 100)

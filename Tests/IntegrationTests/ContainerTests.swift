@@ -173,6 +173,35 @@ import TestSupport
         #expect(r.out == "ready\ngot-signal\n")
     }
 
+    /// `sleep` as PID 1 has no handler, so SIGTERM does nothing (as under
+    /// Docker): a second SIGTERM, or --stop-timeout running out, kills it.
+    @Test func aSecondSignalOrTheStopTimeoutKillsThePID1() throws {
+        let twice = try Command.run([Harness.swvm, "run", Harness.exampleImage, "--", "sleep", "30"], timeout: 30, onStart: { pid in
+            Signaller.after(1.0) { kill(pid, SIGTERM) }
+            Signaller.after(1.5) { kill(pid, SIGTERM) }
+        })
+        #expect(twice.status == 137, "\(twice)")
+        #expect(twice.seconds < 10)
+        let timed = try Command.run([Harness.swvm, "run", "--stop-timeout", "1", Harness.exampleImage, "--", "sleep", "30"], timeout: 30,
+                                    onStart: { pid in Signaller.after(1.0) { kill(pid, SIGTERM) } })
+        #expect(timed.status == 137, "\(timed)")
+        #expect(timed.seconds > 1.9 && timed.seconds < 10, "\(timed.seconds)")
+        #expect(try Harness.run(["--stop-timeout", "soon"], ["true"]).status == 125)
+    }
+
+    /// --init: a minimal init is PID 1; the workload (PID 2) gets the
+    /// signal's default action, and its status is swvm's.
+    @Test func initForwardsSignalsToTheWorkload() throws {
+        let r = try Harness.run(["--init"], ["sh", "-c", "echo $$; exit 5"])
+        #expect(r.out == "2\n" && r.status == 5, "\(r)")
+        let t = try Command.run([Harness.swvm, "run", "--init", Harness.exampleImage, "--", "sleep", "30"], timeout: 30,
+                                onStart: { pid in Signaller.after(1.0) { kill(pid, SIGTERM) } })
+        #expect(t.status == 143, "\(t)")
+        #expect(t.seconds < 10)
+        let missing = try Harness.run(["--init"], ["no-such-command"])
+        #expect(missing.status == 127 && missing.err.contains("executable file not found"), "\(missing)")
+    }
+
     @Test func killedBySignalGives128PlusN() throws {
         // SIGKILL the container's init from the host: swvm reports 137.
         let r = try Command.run([Harness.swvm, "run", Harness.exampleImage, "--", "sleep", "30"], timeout: 30, onStart: { pid in

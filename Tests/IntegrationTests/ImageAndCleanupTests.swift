@@ -101,11 +101,16 @@ import TestSupport
     @Test func nothingSurvivesSIGKILL() throws {
         var swvmPID: pid_t = 0
         var marker = ""
+        // Only this run's record, cgroups and mounts are checked (taken
+        // while it runs: another swvm on the machine may clean them up as
+        // soon as it is killed).
+        var mine: [RunLeftovers.Record] = []
         let r = try Command.run([Harness.swvm, "run", "--memory", "64m", Harness.exampleImage, "--", "sh", "-c", "echo started; sleep 60"],
                                 timeout: 60, onOutput: { out, pid in
                                     if swvmPID == 0 && out.contains("started") {
                                         swvmPID = pid
                                         marker = Signaller.children(of: pid).map(String.init).joined(separator: ",")
+                                        mine = RunLeftovers.records(ownedBy: pid)
                                         kill(pid, SIGKILL)
                                     }
                                 })
@@ -119,34 +124,55 @@ import TestSupport
             usleep(20_000)
         }
         #expect(gone, "the container outlived swvm")
-        let records = (try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? []
-        #expect(!records.isEmpty, "a killed swvm leaves its run record for the next one")
+        #expect(mine.count == 1 && !mine.flatMap(\.cgroups).isEmpty, "the run's record and cgroups, while it ran")
         // The next run cleans up what the killed one left.
         #expect(try Harness.run(["true"]).status == 0)
-        #expect(((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? []).isEmpty)
-        for c in ["memory", "pids", "devices", "cpu"] {
-            let dir = "/sys/fs/cgroup/\(c)/swvm"
-            let left = ((try? FS.listDirectory(dir)) ?? []).filter { FS.isDirectory(dir + "/" + $0) }
-            #expect(left.isEmpty, "cgroups left in \(dir): \(left)")
-        }
-        // No mount of a run is visible on the host.
-        let mounts = try FS.readText("/proc/self/mountinfo")
-        #expect(!mounts.contains("/run/swvm/runs/"))
+        RunLeftovers.expectGone(mine)
     }
 
     @Test(.enabled(if: Harness.vmReady)) func aKilledVMLeavesNothing() throws {
         var killed = false
+        var mine: [RunLeftovers.Record] = []
         let r = try Command.run([Harness.swvm, "run", "--isolation=vm", "--cpus", "0.5", Harness.exampleImage, "--", "sh", "-c", "echo up; sleep 60"],
                                 timeout: 600, onOutput: { out, pid in
-                                    if !killed && out.contains("up") { killed = true; kill(pid, SIGKILL) }
+                                    if !killed && out.contains("up") {
+                                        killed = true
+                                        mine = RunLeftovers.records(ownedBy: pid)
+                                        kill(pid, SIGKILL)
+                                    }
                                 })
         #expect(killed && r.status == 137, "\(r)")
         // The VM was swvm's own threads: nothing else to kill. The CPU-quota
         // cgroup and the run record go with the next run.
+        #expect(mine.count == 1 && !mine.flatMap(\.cgroups).isEmpty, "the run's record and CPU cgroup, while it ran")
         #expect(try Harness.run(["true"]).status == 0)
-        #expect(((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? []).isEmpty)
-        let left = ((try? FS.listDirectory("/sys/fs/cgroup/cpu/swvm")) ?? []).filter { FS.isDirectory("/sys/fs/cgroup/cpu/swvm/" + $0) }
-        #expect(left.isEmpty, "\(left)")
+        RunLeftovers.expectGone(mine)
+    }
+}
+
+/// What a run left on the host: its record (found by the pid of the swvm
+/// that wrote it) and the cgroups it lists.
+enum RunLeftovers {
+    struct Record { let dir: String; let cgroups: [String] }
+
+    static func records(ownedBy pid: pid_t) -> [Record] {
+        let root = Path.join(SwvmPaths.runRoot, "runs")
+        return ((try? FS.listDirectory(root)) ?? []).compactMap { name in
+            let dir = Path.join(root, name)
+            guard let owner = try? FS.readText(Path.join(dir, "owner")),
+                  owner.split(separator: " ").first.map(String.init) == String(pid) else { return nil }
+            let cgroups = ((try? FS.readText(Path.join(dir, "cgroups"))) ?? "").split(separator: "\n").map(String.init)
+            return Record(dir: dir, cgroups: cgroups)
+        }
+    }
+
+    static func expectGone(_ records: [Record]) {
+        let mounts = (try? FS.readText("/proc/self/mountinfo")) ?? ""
+        for r in records {
+            #expect(!FS.exists(r.dir), "run record \(r.dir) left behind")
+            for c in r.cgroups { #expect(!FS.exists(c), "cgroup \(c) left behind") }
+            #expect(!mounts.contains(r.dir), "a mount of \(r.dir) is visible on the host")
+        }
     }
 }
 

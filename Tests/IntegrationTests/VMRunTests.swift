@@ -26,6 +26,11 @@ struct VMRunTests {
         ParityCase(name: "user", options: ["-u", "app:video"], command: ["sh", "-c", "id; grep -E '^Cap(Eff|Bnd)' /proc/self/status"], stdin: nil),
         ParityCase(name: "stdin through cat", options: ["-i"], command: ["cat"], stdin: Array((0..<2000).map { "line \($0)\n" }.joined().utf8)),
         ParityCase(name: "read-only root", options: ["--read-only", "--tmpfs", "/scratch"], command: ["sh", "-c", "touch /x; touch /scratch/y && echo ok"], stdin: nil),
+        // The working directory is entered before privileges drop, as runc does.
+        ParityCase(name: "nobody in /root", options: ["-u", "nobody", "-w", "/root"], command: ["sh", "-c", "pwd; id"], stdin: nil),
+        ParityCase(name: "workdir is a file", options: ["-w", "/etc/passwd"], command: ["true"], stdin: nil),
+        // A failed step ends the start the same way at both levels: 125, "step path: reason".
+        ParityCase(name: "a mount that fails", options: ["--tmpfs", "/x:size=bogus"], command: ["true"], stdin: nil),
         ParityCase(name: "10 MB of output", options: [], command: ["head", "-c", "10000000", "/dev/zero"], stdin: nil),
     ]
 

@@ -27,7 +27,6 @@ int ckvm_set_identity_map_addr(int vm_fd, uint64_t addr);
 int ckvm_create_irqchip(int vm_fd);
 int ckvm_create_pit2(int vm_fd, uint32_t flags);
 int ckvm_create_vcpu(int vm_fd, unsigned long id);
-int ckvm_irq_line(int vm_fd, uint32_t irq, uint32_t level);
 int ckvm_irqfd(int vm_fd, int eventfd, uint32_t gsi, int deassign);
 int ckvm_ioeventfd(int vm_fd, int eventfd, uint64_t addr, uint32_t len,
                    int datamatch, uint64_t datamatch_value, int deassign);

@@ -1,5 +1,5 @@
 // Raw and variadic Linux system calls that Swift cannot call directly
-// (ioctl, prctl and syscall(2) are variadic; clone must return like fork).
+// (ioctl, prctl and syscall(2) are variadic).
 // Each returns what the kernel returns: -1 with errno set on failure.
 #ifndef SWVM_CSYSCALLS_H
 #define SWVM_CSYSCALLS_H
@@ -25,42 +25,19 @@
 #include <linux/magic.h>
 
 int sys_ioctl_ptr(int fd, unsigned long request, void *arg);
-int sys_ioctl_int(int fd, unsigned long request, unsigned long arg);
 int sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 
-/// clone(2) with fork semantics (no new stack): returns 0 in the child and
-/// the child's pid in the parent. The caller must be single-threaded.
-pid_t sys_clone(unsigned long flags);
-int sys_pivot_root(const char *new_root, const char *put_old);
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
-int sys_capget_version3(uint32_t data[6]);
-/// effective/permitted/inheritable as 64-bit masks (capability version 3).
-int sys_capset(uint64_t effective, uint64_t permitted, uint64_t inheritable);
-int sys_setgroups(size_t count, const gid_t *groups);
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags);
-int sys_gettid(void);
-int sys_tgkill(int tgid, int tid, int sig);
 int sys_pidfd_open(pid_t pid, unsigned int flags);
-int sys_close_range(unsigned int first, unsigned int last, unsigned int flags);
 
 /// sigaction with a plain handler and no SA_RESTART (so blocking calls
 /// return EINTR); `handler` NULL restores SIG_DFL.
 int sys_set_signal_handler(int sig, void (*handler)(int));
-int sys_ignore_signal(int sig);
 
 // ioctl request numbers built by _IOW()-style macros.
 extern const unsigned long sys_TIOCGWINSZ;
 extern const unsigned long sys_TIOCSWINSZ;
-extern const unsigned long sys_TIOCSCTTY;
-extern const unsigned long sys_TIOCGPTN;
-extern const unsigned long sys_TIOCSPTLCK;
-extern const unsigned long sys_SIOCGIFFLAGS;
-extern const unsigned long sys_SIOCSIFFLAGS;
-
-/// Brings a network interface up inside the current network namespace.
-int sys_interface_up(const char *name);
-
-
 
 /// The real-time signal swvm uses to kick vCPU threads out of KVM_RUN
 /// (SIGRTMAX - 1: glibc keeps the lowest real-time signals for itself,
@@ -72,11 +49,6 @@ int sys_pipe2(int fds[2], int flags);
 extern const int sys_O_PATH;
 extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, sys_CLONE_NEWPID,
     sys_CLONE_NEWNET, sys_CLONE_NEWUSER, sys_CLONE_NEWCGROUP;
-int sys_unshare(unsigned long flags);
-int sys_setresuid(uid_t r, uid_t e, uid_t s);
-int sys_setresgid(gid_t r, gid_t e, gid_t s);
-extern const int sys_O_TMPFILE;
-extern const int sys_AT_EMPTY_PATH;
 
 /// Passes a file descriptor over a unix socket (SCM_RIGHTS).
 int sys_send_fd(int sock, int fd);
@@ -88,8 +60,6 @@ void sys_make_raw(struct termios *t);
 /// A detached, read-only copy of the mount tree at `path`, id-mapped
 /// through the user namespace `userns_fd` (open_tree + mount_setattr).
 int sys_idmapped_tree(const char *path, int userns_fd);
-/// Attaches a detached mount (from sys_idmapped_tree) at `target`.
-int sys_move_mount_fd(int fd, const char *target);
 
 int sys_set_thread_name(pthread_t thread, const char *name);
 

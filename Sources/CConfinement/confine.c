@@ -1,0 +1,614 @@
+/* The workload's confinement, shared by swvm's container child and
+ * guest-init (swvm_confine.h). C because the container child may run no
+ * Swift between clone and execve, and guest-init is a small static binary. */
+#define _GNU_SOURCE
+#include "swvm_confine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* Kernel ABI bits not every libc (musl, glibc 2.36) exposes. */
+#define CAPSET_VERSION_3 0x20080522
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+struct sock_fprog_ { unsigned short len; const void *filter; };
+#define SECCOMP_SET_MODE_FILTER_ 1
+#define PR_CAPBSET_DROP_ 24
+#define CLOSE_RANGE_CLOEXEC_ 4
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+struct open_how_ { uint64_t flags, mode, resolve; };
+
+#define NSE (MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+struct child {
+    const struct swvm_settings *s;
+    const struct swvm_child_io *io;
+    int root;       /* O_PATH of the new root, while it is built */
+    int pty_slave;  /* with a terminal */
+};
+
+/* ---------------------------------------------------------------- failing */
+
+static void write_all(int fd, const char *p, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reports "code\nmessage" and ends the child with the code's status. */
+__attribute__((noreturn, format(printf, 3, 4)))
+static void fail(const struct child *c, const char *code, const char *fmt, ...) {
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "%s\n", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    write_all(c->io->error_fd, msg, strlen(msg));
+    _exit(!strcmp(code, "commandNotFound") ? 127 : !strcmp(code, "commandNotExecutable") ? 126 : 125);
+}
+
+/* The one form of a failed step: "STEP PATH: reason". */
+__attribute__((noreturn))
+static void fail_errno(const struct child *c, const char *step, const char *path) {
+    int e = errno;
+    fail(c, "systemCall", "%s%s%s: %s", step, *path ? " " : "", path, strerror(e));
+}
+
+/* ---------------------------------------------------------------- paths inside the root */
+
+/* An fd for `path` resolved inside the root: symlinks and `..` in the
+ * image stay inside it, so no mount can be redirected onto the host. */
+static int open_in_root(const struct child *c, const char *path, int flags) {
+    struct open_how_ how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0,
+                             .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
+    while (*path == '/') path++;
+    return (int)syscall(SYS_openat2, c->root, *path ? path : ".", &how, sizeof how);
+}
+
+/* An O_PATH fd for `path` inside the root, creating it (and missing
+ * parents) as a directory or an empty file. -1 with errno on failure. */
+static int ensure_in_root(const struct child *c, const char *path, int directory) {
+    int fd = open_in_root(c, path, O_PATH);
+    if (fd >= 0 || errno != ENOENT) return fd;
+    char parent[4096];
+    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent) { errno = ENAMETOOLONG; return -1; }
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? path + (slash - parent) + 1 : path;
+    if (slash) *slash = 0;
+    if (!*parent) strcpy(parent, "/");
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = ENOENT; return -1; }
+    int pfd = ensure_in_root(c, parent, 1);
+    if (pfd < 0) return -1;
+    close(pfd);
+    int dfd = open_in_root(c, parent, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) return -1;
+    int r;
+    if (directory) r = mkdirat(dfd, name, 0755);
+    else { r = openat(dfd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644); if (r >= 0) close(r); }
+    int saved = errno;
+    close(dfd);
+    if (r < 0 && saved != EEXIST) { errno = saved; return -1; }
+    return open_in_root(c, path, O_PATH);
+}
+
+struct target { int fd; char proc[40]; };
+
+static struct target target_of(int fd) {
+    struct target t = { .fd = fd };
+    snprintf(t.proc, sizeof t.proc, "/proc/self/fd/%d", fd);
+    return t;
+}
+
+/* Mounts onto `path` inside the root through its /proc/self/fd link. */
+static void mount_in_root(const struct child *c, const char *step, const char *src, const char *path, const char *type,
+                          unsigned long flags, const char *data, int directory) {
+    int fd = ensure_in_root(c, path, directory);
+    if (fd < 0) fail_errno(c, step, path);
+    struct target t = target_of(fd);
+    if (mount(src, t.proc, type, flags, data) != 0) fail_errno(c, step, path);
+    close(fd);
+}
+
+/* Remounts the bind mount at `path` with `flags` (reopened: an fd taken
+ * before the mount still points below it). */
+static void remount_in_root(const struct child *c, const char *step, const char *path, unsigned long flags, const char *data) {
+    int fd = open_in_root(c, path, O_PATH);
+    if (fd < 0) fail_errno(c, step, path);
+    struct target t = target_of(fd);
+    if (mount(NULL, t.proc, NULL, MS_REMOUNT | flags, data) != 0) fail_errno(c, step, path);
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- the root */
+
+/* The container's root: a tmpfs over the run's directory (so nothing of
+ * it outlives the mount namespace), the image root bound read-only there,
+ * and an overlay with a tmpfs upper layer (the cache is never written). */
+static const char *build_container_root(struct child *c, char *root, size_t root_len) {
+    const struct swvm_settings *s = c->s;
+    if (!s->rootfs || !s->state_dir) fail(c, "internalError", "run settings: no image root or state directory");
+    if (mount("tmpfs", s->state_dir, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0700") != 0) fail_errno(c, "mount scratch tmpfs on", s->state_dir);
+    char lower[4096], upper[4096], work[4096], opts[12800];
+    snprintf(lower, sizeof lower, "%s/lower", s->state_dir);
+    snprintf(upper, sizeof upper, "%s/upper", s->state_dir);
+    snprintf(work, sizeof work, "%s/work", s->state_dir);
+    snprintf(root, root_len, "%s/root", s->state_dir);
+    const char *dirs[] = { lower, upper, work, root };
+    for (int i = 0; i < 4; i++)
+        if (mkdir(dirs[i], 0755) != 0) fail_errno(c, "mkdir", dirs[i]);
+    if (s->userns) {
+        /* The image root, id-mapped by the parent into our user namespace. */
+        int tree = -1;
+        char dummy;
+        struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+        ssize_t r;
+        do { r = recvmsg(c->io->socket_fd, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+        struct cmsghdr *cm = r == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
+        if (cm && cm->cmsg_type == SCM_RIGHTS) memcpy(&tree, CMSG_DATA(cm), sizeof(int));
+        if (tree < 0) fail_errno(c, "receive the image root", s->rootfs);
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, lower, MOVE_MOUNT_F_EMPTY_PATH_) != 0)
+            fail_errno(c, "attach the id-mapped image root at", lower);
+        close(tree);
+    } else {
+        if (mount(s->rootfs, lower, NULL, MS_BIND | MS_REC, NULL) != 0) fail_errno(c, "bind the image root", s->rootfs);
+        if (mount(NULL, lower, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) fail_errno(c, "make read-only the image root", s->rootfs);
+    }
+    /* In a user namespace overlayfs keeps its metadata in user.* xattrs. */
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, s->userns ? ",userxattr" : "");
+    /* nodev: device nodes in the image (or made by mknod) cannot be opened. */
+    if (mount("overlay", root, "overlay", MS_NODEV, opts) != 0) fail_errno(c, "mount the overlay root on", root);
+    return root;
+}
+
+static void mount_cgroups(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    unsigned long ro = NSE | MS_RDONLY;
+    if (s->ncgroup_mounts == 0) {
+        mount_in_root(c, "mount cgroup2 on", "cgroup2", "/sys/fs/cgroup", "cgroup2", ro, NULL, 1);
+        return;
+    }
+    mount_in_root(c, "mount tmpfs on", "tmpfs", "/sys/fs/cgroup", "tmpfs", NSE, "mode=755", 1);
+    for (uint32_t i = 0; i < s->ncgroup_mounts; i++) {
+        const struct swvm_mount *m = &s->cgroup_mounts[i];
+        char path[4096];
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s", m->destination);
+        if (m->kind == CGROUP_MOUNT_V1) {
+            mount_in_root(c, "mount cgroup on", "cgroup", path, "cgroup", ro, m->destination, 1);
+        } else {
+            /* A user namespace cannot mount v1 hierarchies: the run's own directory. */
+            mount_in_root(c, "bind cgroup on", m->source, path, NULL, MS_BIND, NULL, 1);
+            remount_in_root(c, "make read-only", path, MS_BIND | ro, NULL);
+        }
+    }
+    remount_in_root(c, "make read-only", "/sys/fs/cgroup", ro, "mode=755");
+}
+
+static void mount_kernel_filesystems(const struct child *c) {
+    mount_in_root(c, "mount proc on", "proc", "/proc", "proc", NSE, NULL, 1);
+    mount_in_root(c, "mount tmpfs on", "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME | MS_NODEV, "mode=755,size=65536k", 1);
+    mount_in_root(c, "mount devpts on", "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
+    mount_in_root(c, "mount shm on", "shm", "/dev/shm", "tmpfs", NSE, "mode=1777,size=65536k", 1);
+    mount_in_root(c, "mount mqueue on", "mqueue", "/dev/mqueue", "mqueue", NSE, NULL, 1);
+    if (!c->s->host_network) {
+        mount_in_root(c, "mount sysfs on", "sysfs", "/sys", "sysfs", NSE | MS_RDONLY, NULL, 1);
+    } else {
+        /* sysfs belongs to a network namespace; with the host's, bind it. */
+        mount_in_root(c, "bind sysfs on", "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, 1);
+        remount_in_root(c, "make read-only", "/sys", MS_BIND | MS_RDONLY | NSE, NULL);
+    }
+    mount_cgroups(c);
+}
+
+/* The standard device nodes, bound from the outer /dev (the /dev tmpfs is
+ * nodev, so a node made with mknod there cannot be opened). */
+static const char *const bound_devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty" };
+
+const char *swvm_bound_device(unsigned int i) {
+    return i < sizeof bound_devices / sizeof *bound_devices ? bound_devices[i] : NULL;
+}
+
+static void populate_devices(const struct child *c) {
+    for (size_t i = 0; i < sizeof bound_devices / sizeof *bound_devices; i++)
+        mount_in_root(c, "bind device", bound_devices[i], bound_devices[i], NULL, MS_BIND, NULL, 0);
+    static const char *links[][2] = {
+        { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
+        { "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" }, { "/proc/kcore", "core" },
+    };
+    int dev = open_in_root(c, "/dev", O_RDONLY | O_DIRECTORY);
+    if (dev < 0) fail_errno(c, "open", "/dev");
+    for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/dev/%s", links[i][1]);
+        if (symlinkat(links[i][0], dev, links[i][1]) != 0 && errno != EEXIST) fail_errno(c, "symlink", path);
+    }
+    close(dev);
+}
+
+/* A terminal in the workload's own devpts: its master goes to the parent,
+ * which relays it; the slave becomes /dev/console and the stdio. */
+static void open_terminal(struct child *c) {
+    const struct swvm_settings *s = c->s;
+    int master = open_in_root(c, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
+    if (master < 0) fail_errno(c, "open", "/dev/pts/ptmx");
+    int unlock = 0;
+    unsigned int n = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) fail_errno(c, "unlock", "/dev/pts/ptmx");
+    if (s->rows || s->cols) {
+        struct winsize ws = { .ws_row = s->rows, .ws_col = s->cols };
+        if (ioctl(master, TIOCSWINSZ, &ws) != 0) fail_errno(c, "set the size of", "/dev/pts/ptmx");
+    }
+    char slave[64];
+    snprintf(slave, sizeof slave, "/dev/pts/%u", n);
+    c->pty_slave = open_in_root(c, slave, O_RDWR | O_NOCTTY);
+    if (c->pty_slave < 0) fail_errno(c, "open", slave);
+    struct target t = target_of(c->pty_slave);
+    mount_in_root(c, "bind the terminal on", t.proc, "/dev/console", NULL, MS_BIND, NULL, 0);
+
+    char dummy = 'T';
+    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(c->io->socket_fd, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    if (r != 1) fail_errno(c, "send the terminal", slave);
+    close(master);
+}
+
+/* --tmpfs options: the flag words become mount flags, the rest data. */
+static void mount_tmpfs(const struct child *c, const struct swvm_mount *m) {
+    unsigned long flags = MS_NODEV | (m->read_only ? MS_RDONLY : 0);
+    char opts[4096], data[4096] = "";
+    snprintf(opts, sizeof opts, "%s", m->options ? m->options : "");
+    char *save = NULL;
+    for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "noexec")) flags |= MS_NOEXEC;
+        else if (!strcmp(tok, "nosuid")) flags |= MS_NOSUID;
+        else if (!strcmp(tok, "nodev")) flags |= MS_NODEV;
+        else {
+            size_t used = strlen(data);
+            snprintf(data + used, sizeof data - used, "%s%s", used ? "," : "", tok);
+        }
+    }
+    mount_in_root(c, "mount tmpfs on", "tmpfs", m->destination, "tmpfs", flags, data, 1);
+}
+
+static void bind_read_only(const struct child *c, const char *step, const char *source, const char *dest,
+                           int directory, unsigned long extra) {
+    mount_in_root(c, step, source, dest, NULL, MS_BIND | MS_REC, NULL, directory);
+    remount_in_root(c, step, dest, MS_BIND | MS_RDONLY | extra, NULL);
+}
+
+static void mount_user_mounts(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (s->probe) bind_read_only(c, "bind the probe on", s->probe, SWVM_PROBE_PATH, 0, MS_NODEV);
+    for (uint32_t i = 0; i < s->nvolumes; i++) {
+        const struct swvm_mount *v = &s->volumes[i];
+        struct stat st;
+        if (stat(v->source, &st) != 0) fail(c, "notFound", "volume source %s: %s", v->source, strerror(errno));
+        mount_in_root(c, "mount volume on", v->source, v->destination, NULL, MS_BIND | MS_REC, NULL, S_ISDIR(st.st_mode));
+        remount_in_root(c, "set the options of volume", v->destination, MS_BIND | MS_NODEV | (v->read_only ? MS_RDONLY : 0), NULL);
+    }
+    for (uint32_t i = 0; i < s->ntmpfs; i++) mount_tmpfs(c, &s->tmpfs[i]);
+}
+
+/* Masked paths: /dev/null over files, an empty read-only tmpfs over
+ * directories. Read-only paths: bound onto themselves, read-only. A path
+ * the kernel does not have is skipped (as runc does); any other failure
+ * ends the start. */
+static void mask_and_protect(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    for (uint32_t i = 0; i < s->nmasked; i++) {
+        const char *p = s->masked[i];
+        int fd = open_in_root(c, p, O_PATH);
+        if (fd < 0 && errno == ENOENT) continue;
+        if (fd < 0) fail_errno(c, "mask", p);
+        struct stat st;
+        if (fstat(fd, &st) != 0) fail_errno(c, "mask", p);
+        struct target t = target_of(fd);
+        int r = S_ISDIR(st.st_mode) ? mount("tmpfs", t.proc, "tmpfs", MS_RDONLY | NSE, "size=0")
+                                    : mount("/dev/null", t.proc, NULL, MS_BIND, NULL);
+        if (r != 0) fail_errno(c, "mask", p);
+        close(fd);
+    }
+    for (uint32_t i = 0; i < s->nreadonly_paths; i++) {
+        const char *p = s->readonly_paths[i];
+        int fd = open_in_root(c, p, O_PATH);
+        if (fd < 0 && errno == ENOENT) continue;
+        if (fd < 0) fail_errno(c, "make read-only", p);
+        struct target t = target_of(fd);
+        if (mount(t.proc, t.proc, NULL, MS_BIND | MS_REC, NULL) != 0) fail_errno(c, "make read-only", p);
+        close(fd);
+        remount_in_root(c, "make read-only", p, MS_BIND | MS_RDONLY | NSE, NULL);
+    }
+}
+
+/* /etc/hostname and /etc/hosts for the run's name, as Docker writes them
+ * (into the overlay's upper layer, never the image). */
+static void write_host_files(const struct child *c) {
+    int etc = open_in_root(c, "/etc", O_RDONLY | O_DIRECTORY);
+    if (etc < 0 && errno == ENOENT) return;
+    if (etc < 0) fail_errno(c, "open", "/etc");
+    char hosts[512], name[300];
+    snprintf(name, sizeof name, "%s\n", c->s->hostname);
+    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
+    const char *files[][2] = { { "hostname", name }, { "hosts", hosts } };
+    for (int i = 0; i < 2; i++) {
+        unlinkat(etc, files[i][0], 0);
+        int fd = openat(etc, files[i][0], O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) fail(c, "systemCall", "write /etc/%s: %s", files[i][0], strerror(errno));
+        write_all(fd, files[i][1], strlen(files[i][1]));
+        close(fd);
+    }
+    close(etc);
+}
+
+static void enter_root(const struct child *c, const char *root) {
+    if (chdir(root) != 0) fail_errno(c, "chdir", root);
+    if (c->io->prepared_root) {
+        /* An initramfs cannot be pivoted away: move the new root over it
+         * (switch_root's way); what is below stays unreachable. */
+        if (mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0) fail_errno(c, "switch to the new root", root);
+    } else {
+        /* runc's pivot_root(".", ".") idiom: no directory for the old root. */
+        if (syscall(SYS_pivot_root, ".", ".") != 0) fail_errno(c, "pivot_root", root);
+        if (umount2(".", MNT_DETACH) != 0) fail_errno(c, "detach the old root", root);
+    }
+    if (chdir("/") != 0) fail_errno(c, "chdir", "/");
+    if (c->s->read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) != 0)
+        fail_errno(c, "make read-only", "/");
+}
+
+/* ---------------------------------------------------------------- the process */
+
+static void interface_up(const struct child *c, const char *name) {
+    /* AF_UNIX: interface ioctls reach the device layer from any socket,
+     * and the guest kernel has no IP stack. */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail_errno(c, "bring up", name);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fail_errno(c, "bring up", name);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fail_errno(c, "bring up", name);
+    close(fd);
+}
+
+static void apply_rlimits(const struct child *c) {
+    static const char *names[] = { "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                   "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime" };
+    for (uint32_t i = 0; i < c->s->nrlimits; i++) {
+        const struct swvm_rlimit *l = &c->s->rlimits[i];
+        struct rlimit r = { .rlim_cur = l->soft, .rlim_max = l->hard };
+        if (setrlimit((int)l->resource, &r) != 0) {
+            const char *name = l->resource < sizeof names / sizeof *names ? names[l->resource] : "?";
+            fail(c, "invalidArgument", "--ulimit %s=%llu:%llu: %s", name, (unsigned long long)l->soft,
+                 (unsigned long long)l->hard, strerror(errno));
+        }
+    }
+}
+
+static void setup_stdio(const struct child *c) {
+    const struct swvm_child_io *io = c->io;
+    if (c->pty_slave >= 0) {
+        if (ioctl(c->pty_slave, TIOCSCTTY, 0) != 0) fail_errno(c, "make the controlling terminal", "/dev/console");
+        for (int i = 0; i < 3; i++)
+            if (dup2(c->pty_slave, i) < 0) fail_errno(c, "dup2", "/dev/console");
+        if (c->pty_slave > 2) close(c->pty_slave);
+        return;
+    }
+    int in = io->in;
+    if (in < 0 && !c->s->interactive && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) fail_errno(c, "open", "/dev/null");
+    int fds[3] = { in, io->out, io->err };
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) fail_errno(c, "dup2", "stdio");
+}
+
+/* The working directory, created inside the root if missing (as Docker
+ * does), before a read-only root is remounted so. */
+static void make_workdir(const struct child *c) {
+    int fd = ensure_in_root(c, c->s->cwd, 1);
+    if (fd < 0) fail_errno(c, "create the working directory", c->s->cwd);
+    close(fd);
+}
+
+static void load_seccomp(const struct child *c) {
+    struct sock_fprog_ prog = { .len = (unsigned short)(c->s->seccomp_len / 8), .filter = c->s->seccomp };
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0, &prog) != 0) fail_errno(c, "load the seccomp filter", "");
+}
+
+static void switch_user(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
+    /* Raw system calls: the libc wrappers would broadcast to all threads. */
+    if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) != 0) fail_errno(c, "setgroups", "");
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0) fail(c, "systemCall", "setresgid %u: %s", s->gid, strerror(errno));
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0) fail(c, "systemCall", "setresuid %u: %s", s->uid, strerror(errno));
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
+    /* Changing credentials clears the parent-death signal; set it again. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+static const char *find_executable(const struct child *c, char path[4096]) {
+    const char *name = c->s->args[0];
+    struct stat st;
+    if (strchr(name, '/')) {
+        if (stat(name, &st) != 0) fail(c, "commandNotFound", "exec: \"%s\": stat %s: no such file or directory", name, name);
+        if (S_ISDIR(st.st_mode)) fail(c, "commandNotExecutable", "exec: \"%s\": is a directory", name);
+        if (access(name, X_OK) != 0) fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
+        return name;
+    }
+    const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (uint32_t i = 0; i < c->s->nenv; i++)
+        if (!strncmp(c->s->env[i], "PATH=", 5)) search = c->s->env[i] + 5;
+    int denied = 0;
+    for (const char *p = search;;) {
+        const char *end = strchr(p, ':');
+        int len = end ? (int)(end - p) : (int)strlen(p);
+        snprintf(path, 4096, "%.*s/%s", len ? len : 1, len ? p : ".", name);
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(path, X_OK) == 0) return path;
+            denied = 1;
+        }
+        if (!end) break;
+        p = end + 1;
+    }
+    if (denied) fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
+    fail(c, "commandNotFound", "exec: \"%s\": executable file not found in $PATH", name);
+}
+
+static void exec_workload(const struct child *c, const char *exe) {
+    sigset_t empty;
+    sigemptyset(&empty);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < 32; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    syscall(SYS_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC_);
+    execve(exe, c->s->args, c->s->env);
+    const char *name = c->s->args[0];
+    switch (errno) {
+    case ENOENT: fail(c, "commandNotFound", "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", name, exe);
+    case EACCES: case EPERM: fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
+    case ENOEXEC: fail(c, "commandNotExecutable", "exec: \"%s\": exec format error", name);
+    default: fail(c, "commandNotExecutable", "exec: \"%s\": %s", name, strerror(errno));
+    }
+}
+
+/* --init: PID 1 stays, confined like the workload, forwards every signal
+ * to it and reaps orphans, and exits with the workload's status (as
+ * `docker run --init`'s tini). The workload reports a failed exec on the
+ * error pipe itself; PID 1 lets go of that pipe at once. */
+static void run_init(const struct child *c, const char *exe) {
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t workload = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (workload < 0) fail_errno(c, "fork the workload under", "--init");
+    if (workload == 0) exec_workload(c, exe);
+    close(c->io->error_fd);
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) { kill(workload, sig); continue; }
+        for (;;) {
+            int status;
+            pid_t pid = waitpid(-1, &status, WNOHANG);
+            if (pid <= 0) break;
+            if (pid == workload) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+    }
+}
+
+void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
+    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
+    struct child *c = &child;
+    /* Die with the parent, even if it is SIGKILLed. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    char go;
+    ssize_t got;
+    do { got = read(io->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(125);   /* the parent went away */
+    close(io->sync_fd);
+
+    /* Now in our cgroup: a cgroup namespace rooted there. */
+    if (unshare(CLONE_NEWCGROUP) != 0) fail_errno(c, "unshare", "CLONE_NEWCGROUP");
+    if (s->userns) {
+        if (syscall(SYS_setresuid, 0, 0, 0) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0) fail_errno(c, "become root in", "the user namespace");
+    }
+    if (setsid() < 0) fail_errno(c, "setsid", "");
+    /* Nothing mounted here propagates to the outer namespace. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail_errno(c, "make private", "/");
+
+    char built[4096];
+    const char *root = io->prepared_root ? io->prepared_root : build_container_root(c, built, sizeof built);
+    c->root = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root < 0) fail_errno(c, "open", root);
+    mount_kernel_filesystems(c);
+    populate_devices(c);
+    if (s->terminal) open_terminal(c);
+    mount_user_mounts(c);
+    make_workdir(c);
+    mask_and_protect(c);
+    write_host_files(c);
+    close(c->root);
+    enter_root(c, root);
+
+    if (sethostname(s->hostname, strlen(s->hostname)) != 0) fail_errno(c, "sethostname", s->hostname);
+    if (!s->host_network) interface_up(c, "lo");
+    apply_rlimits(c);
+    setup_stdio(c);
+
+    /* The working directory is entered while still root (runc's order), so
+     * `-u nobody -w /root` works; if root cannot, the user tries again. */
+    int in_workdir = chdir(s->cwd) == 0;
+    for (int cap = 0; cap <= 63; cap++)
+        if (!(s->caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP_, cap, 0, 0, 0) != 0 && errno != EINVAL)
+            fail(c, "systemCall", "drop capability %d from the bounding set: %s", cap, strerror(errno));
+    /* Without no_new_privs, seccomp needs CAP_SYS_ADMIN: load it while root. */
+    if (!s->nnp && s->seccomp_len) load_seccomp(c);
+    switch_user(c);
+    if (!in_workdir && chdir(s->cwd) != 0)
+        fail(c, "commandNotExecutable", "chdir to the working directory \"%s\": %s", s->cwd, strerror(errno));
+    /* Effective and permitted = the granted set; inheritable empty (as
+     * Docker since CVE-2022-24769). A non-root user keeps none across exec. */
+    struct cap_header hdr = { .version = CAPSET_VERSION_3, .pid = 0 };
+    struct cap_data data[2] = {
+        { (uint32_t)s->caps, (uint32_t)s->caps, 0 },
+        { (uint32_t)(s->caps >> 32), (uint32_t)(s->caps >> 32), 0 },
+    };
+    if (syscall(SYS_capset, &hdr, data) != 0) fail_errno(c, "capset", "");
+    if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
+    char path[4096];
+    const char *exe = find_executable(c, path);
+    if (s->nnp && s->seccomp_len) load_seccomp(c);
+    if (s->init) run_init(c, exe);
+    exec_workload(c, exe);
+    _exit(125);
+}
+
+pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
+                           const int *close_in_child, int nclose) {
+    /* fork semantics (no new stack): the child continues here, in C. */
+    pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid != 0) return pid;
+    for (int i = 0; i < nclose; i++)
+        if (close_in_child[i] >= 0) close(close_in_child[i]);
+    swvm_confine_exec(s, io);
+}

@@ -1,0 +1,47 @@
+/*
+ * Turning decoded run settings into the workload's process, written once
+ * for both isolation levels (in the spirit of crun's libcrun): swvm's
+ * container child and guest-init's workload child run the same steps.
+ *
+ * The child waits for the parent (cgroup, id maps), builds the root (the
+ * image under an overlay; /proc, /dev, devpts, shm, mqueue, /sys, the
+ * cgroup mount, tmpfs, volumes; masked and read-only paths), switches into
+ * it, and then, in crun's order: hostname, loopback, rlimits, the working
+ * directory (entered before dropping privileges, as runc does), the
+ * capability bounding set, user and groups, capabilities, no_new_privs,
+ * seccomp, execve. Every step fails closed: a failure ends the child with
+ * one "code\nstep path: reason" report on the error pipe (SwvmError's
+ * encoded form) and exit 125, 126 or 127.
+ */
+#ifndef SWVM_CONFINE_H
+#define SWVM_CONFINE_H
+
+#include <sys/types.h>
+#include "swvm_run_settings.h"
+
+struct swvm_child_io {
+    int sync_fd;    /* the parent writes one byte once it has placed the child */
+    int error_fd;   /* close-on-exec: a report on failure, EOF on a successful execve */
+    int socket_fd;  /* unix socket to the parent: the terminal's master goes out, the id-mapped image root comes in; -1 */
+    int in, out, err; /* put on 0, 1, 2 when >= 0 (otherwise inherited; stdin is /dev/null unless interactive) */
+    /* The guest: the root guest-init assembled, moved over / (an initramfs
+     * cannot be pivoted away). NULL: the container's root is built from
+     * settings->rootfs under settings->state_dir and entered by pivot_root. */
+    const char *prepared_root;
+};
+
+/* The device nodes bound from the outer /dev into the workload's: the
+ * i-th, or NULL past the last. */
+const char *swvm_bound_device(unsigned int i);
+
+/* Runs in the workload's new namespaces until execve; never returns. */
+void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) __attribute__((noreturn));
+
+/* The container: clone(2) with `flags` (CLONE_NEW*) and run
+ * swvm_confine_exec in the child, which first closes `close_in_child`
+ * (the parent's ends). No Swift runs in the child. Returns the child's pid,
+ * or -1 with errno. */
+pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
+                           const int *close_in_child, int nclose);
+
+#endif

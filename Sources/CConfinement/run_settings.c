@@ -1,0 +1,298 @@
+/* The decoder for swvm_run_settings.h, shared by guest-init and swvm. */
+#include "swvm_run_settings.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+struct decoder {
+    char *error;
+    size_t error_len;
+    int failed;
+};
+
+static int fail(struct decoder *d, const char *fmt, ...) {
+    if (!d->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(d->error, d->error_len, fmt, ap);
+        va_end(ap);
+    }
+    d->failed = 1;
+    return -1;
+}
+
+/* A NUL-terminated copy; a string field may not hold a NUL itself. */
+static char *text(struct decoder *d, const uint8_t *p, uint32_t len, const char *what) {
+    if (memchr(p, 0, len)) { fail(d, "run settings: %s holds a NUL byte", what); return NULL; }
+    char *s = malloc((size_t)len + 1);
+    if (!s) { fail(d, "run settings: out of memory"); return NULL; }
+    memcpy(s, p, len);
+    s[len] = 0;
+    return s;
+}
+
+/* Appends one element to a growing array of `size`-byte elements. */
+static void *append(struct decoder *d, void **array, uint32_t *count, size_t size, const char *what) {
+    if (*count >= SWVM_MAX_LIST) { fail(d, "run settings: more than %u %s", SWVM_MAX_LIST, what); return NULL; }
+    uint32_t n = *count;
+    /* Grow by powers of two, keeping one spare slot for a NULL terminator. */
+    if ((n & (n + 1)) == 0 || n == 0) {
+        size_t cap = (size_t)(n + 1) * 2;
+        void *grown = realloc(*array, cap * size);
+        if (!grown) { fail(d, "run settings: out of memory"); return NULL; }
+        *array = grown;
+    }
+    char *slot = (char *)*array + (size_t)n * size;
+    memset(slot, 0, size);
+    memset(slot + size, 0, size);
+    (*count)++;
+    return slot;
+}
+
+static int add_string(struct decoder *d, char ***list, uint32_t *count, const uint8_t *v, uint32_t n, const char *what) {
+    char *s = text(d, v, n, what);
+    if (!s) return -1;
+    char **slot = append(d, (void **)list, count, sizeof(char *), what);
+    if (!slot) { free(s); return -1; }
+    *slot = s;
+    return 0;
+}
+
+static int set_string(struct decoder *d, char **field, const uint8_t *v, uint32_t n, const char *what) {
+    char *s = text(d, v, n, what);
+    if (!s) return -1;
+    free(*field);
+    *field = s;
+    return 0;
+}
+
+static int set_bytes(struct decoder *d, uint8_t **field, uint32_t *field_len, const uint8_t *v, uint32_t n) {
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) return fail(d, "run settings: out of memory");
+    memcpy(b, v, n);
+    free(*field);
+    *field = b;
+    *field_len = n;
+    return 0;
+}
+
+static int need(struct decoder *d, uint32_t n, uint32_t want, const char *what) {
+    if (n != want) return fail(d, "run settings: %s is %u bytes, not %u", what, n, want);
+    return 0;
+}
+
+/* u8 flag, first string, NUL, second string: tmpfs, volumes, cgroup mounts. */
+static int add_mount(struct decoder *d, struct swvm_mount **list, uint32_t *count, const uint8_t *v, uint32_t n,
+                     const char *what, int first_is_source) {
+    if (n < 2) return fail(d, "run settings: %s is %u bytes", what, n);
+    const uint8_t *nul = memchr(v + 1, 0, n - 1);
+    uint32_t first_len = nul ? (uint32_t)(nul - (v + 1)) : n - 1;
+    uint32_t second_off = nul ? first_len + 2 : n;
+    char *first = text(d, v + 1, first_len, what);
+    char *second = first ? text(d, v + second_off, n - second_off, what) : NULL;
+    struct swvm_mount *m = second ? append(d, (void **)list, count, sizeof **list, what) : NULL;
+    if (!m) { free(first); free(second); return -1; }
+    m->read_only = v[0] & 1;
+    m->kind = v[0];
+    if (first_is_source) { m->source = first; m->destination = second; }
+    else { m->destination = first; m->options = second; }
+    return 0;
+}
+
+static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag, const uint8_t *v, uint32_t n) {
+    switch (tag) {
+    case CFG_ARG: return add_string(d, &s->args, &s->nargs, v, n, "arguments");
+    case CFG_ENV: return add_string(d, &s->env, &s->nenv, v, n, "environment variables");
+    case CFG_CWD: return set_string(d, &s->cwd, v, n, "the working directory");
+    case CFG_UID: if (need(d, n, 4, "the uid")) return -1; s->uid = get32(v); return 0;
+    case CFG_GID: if (need(d, n, 4, "the gid")) return -1; s->gid = get32(v); return 0;
+    case CFG_GROUPS:
+        if (n % 4 || n / 4 > SWVM_MAX_LIST) return fail(d, "run settings: the groups are %u bytes", n);
+        free(s->groups);
+        s->groups = malloc(n ? n : 1);
+        if (!s->groups) return fail(d, "run settings: out of memory");
+        s->ngroups = n / 4;
+        for (uint32_t i = 0; i < s->ngroups; i++) s->groups[i] = get32(v + 4 * i);
+        return 0;
+    case CFG_HOSTNAME: return set_string(d, &s->hostname, v, n, "the hostname");
+    case CFG_RLIMIT: {
+        if (need(d, n, 20, "an rlimit")) return -1;
+        struct swvm_rlimit *r = append(d, (void **)&s->rlimits, &s->nrlimits, sizeof *r, "rlimits");
+        if (!r) return -1;
+        r->resource = get32(v);
+        r->soft = get64(v + 4);
+        r->hard = get64(v + 12);
+        return 0;
+    }
+    case CFG_CAPS: if (need(d, n, 8, "the capabilities")) return -1; s->caps = get64(v); return 0;
+    case CFG_SECCOMP:
+        if (n % 8 || n / 8 > 0xffff || n == 0) return fail(d, "run settings: a seccomp program of %u bytes", n);
+        return set_bytes(d, &s->seccomp, &s->seccomp_len, v, n);
+    case CFG_NNP: if (need(d, n, 1, "no_new_privs")) return -1; s->nnp = v[0] != 0; return 0;
+    case CFG_READONLY: if (need(d, n, 1, "the read-only flag")) return -1; s->read_only = v[0] != 0; return 0;
+    case CFG_TERMINAL:
+        if (need(d, n, 4, "the terminal size")) return -1;
+        s->terminal = 1; s->rows = get16(v); s->cols = get16(v + 2);
+        return 0;
+    case CFG_INTERACTIVE: if (need(d, n, 1, "the interactive flag")) return -1; s->interactive = v[0] != 0; return 0;
+    case CFG_MEMORY: if (need(d, n, 8, "the memory limit")) return -1; s->memory = get64(v); return 0;
+    case CFG_PIDS: if (need(d, n, 8, "the pids limit")) return -1; s->pids = (int64_t)get64(v); return 0;
+    case CFG_MASKED: return add_string(d, &s->masked, &s->nmasked, v, n, "masked paths");
+    case CFG_READONLY_PATH: return add_string(d, &s->readonly_paths, &s->nreadonly_paths, v, n, "read-only paths");
+    case CFG_TMPFS: return add_mount(d, &s->tmpfs, &s->ntmpfs, v, n, "a tmpfs", 0);
+    case CFG_TIME: if (need(d, n, 8, "the host time")) return -1; s->host_time_ns = get64(v); return 0;
+    case CFG_ROOTDEV: return set_string(d, &s->rootdev, v, n, "the root device");
+    case CFG_PROBE: return set_string(d, &s->probe, v, n, "the probe");
+    case CFG_ENTROPY: return set_bytes(d, &s->entropy, &s->entropy_len, v, n);
+    case CFG_ROOTFS: return set_string(d, &s->rootfs, v, n, "the image root");
+    case CFG_STATE_DIR: return set_string(d, &s->state_dir, v, n, "the state directory");
+    case CFG_VOLUME: return add_mount(d, &s->volumes, &s->nvolumes, v, n, "a volume", 1);
+    case CFG_HOST_NETWORK: if (need(d, n, 1, "the network flag")) return -1; s->host_network = v[0] != 0; return 0;
+    case CFG_USERNS: if (need(d, n, 1, "the user namespace flag")) return -1; s->userns = v[0] != 0; return 0;
+    case CFG_INIT: if (need(d, n, 1, "the init flag")) return -1; s->init = v[0] != 0; return 0;
+    case CFG_CGROUP_MOUNT: {
+        if (add_mount(d, &s->cgroup_mounts, &s->ncgroup_mounts, v, n, "a cgroup mount", 0)) return -1;
+        struct swvm_mount *m = &s->cgroup_mounts[s->ncgroup_mounts - 1];
+        /* name, NUL, source */
+        m->source = m->options;
+        m->options = NULL;
+        m->read_only = 1;
+        if (m->kind != CGROUP_MOUNT_V1 && m->kind != CGROUP_MOUNT_BIND) return fail(d, "run settings: cgroup mount kind %d", m->kind);
+        return 0;
+    }
+    default:
+        return 0;   /* a field from a newer swvm: skipped */
+    }
+}
+
+int swvm_settings_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
+    struct decoder d = { error, error_len, 0 };
+    memset(s, 0, sizeof *s);
+    s->pids = -1;
+    size_t off = 0;
+    while (!d.failed && off < len) {
+        if (len - off < 6) { fail(&d, "run settings: a truncated field header at byte %zu", off); break; }
+        uint16_t tag = get16(p + off);
+        uint32_t n = get32(p + off + 2);
+        off += 6;
+        if (n > len - off) { fail(&d, "run settings: field %u claims %u bytes, %zu remain", tag, n, len - off); break; }
+        decode_field(&d, s, tag, p + off, n);
+        off += n;
+    }
+    if (!d.failed && s->nargs == 0) fail(&d, "no command to run");
+    if (!d.failed) {
+        static const char *defaults[] = { "/", "swvm", "/dev/vda" };
+        char **fields[] = { &s->cwd, &s->hostname, &s->rootdev };
+        for (int i = 0; i < 3; i++)
+            if (!*fields[i] && !(*fields[i] = strdup(defaults[i]))) fail(&d, "run settings: out of memory");
+        /* The lists are NULL-terminated (execve takes args and env so). */
+        if (!s->env && !(s->env = calloc(1, sizeof(char *)))) fail(&d, "run settings: out of memory");
+    }
+    if (d.failed) { swvm_settings_free(s); return -1; }
+    return 0;
+}
+
+static void free_list(char **list, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+static void free_mounts(struct swvm_mount *m, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) { free(m[i].source); free(m[i].destination); free(m[i].options); }
+    free(m);
+}
+
+void swvm_settings_free(struct swvm_settings *s) {
+    free_list(s->args, s->nargs);
+    free_list(s->env, s->nenv);
+    free_list(s->masked, s->nmasked);
+    free_list(s->readonly_paths, s->nreadonly_paths);
+    free(s->cwd); free(s->hostname); free(s->rootdev); free(s->probe);
+    free(s->rootfs); free(s->state_dir);
+    free(s->groups); free(s->rlimits); free(s->seccomp); free(s->entropy);
+    free_mounts(s->tmpfs, s->ntmpfs);
+    free_mounts(s->volumes, s->nvolumes);
+    free_mounts(s->cgroup_mounts, s->ncgroup_mounts);
+    memset(s, 0, sizeof *s);
+}
+
+static int read_full(int fd, void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        if (n == 0) return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len) {
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size_t cap) {
+    uint8_t hdr[8];
+    if (read_full(fd, hdr, 8) != 0) return -1;
+    *type = get32(hdr);
+    *length = get32(hdr + 4);
+    size_t keep = *length < cap ? *length : cap;
+    if (keep && read_full(fd, buf, keep) != 0) return -1;
+    for (size_t left = *length - keep; left > 0;) {
+        uint8_t skip[4096];
+        size_t chunk = left < sizeof skip ? left : sizeof skip;
+        if (read_full(fd, skip, chunk) != 0) return -1;
+        left -= chunk;
+    }
+    return 0;
+}
+
+uint8_t *swvm_frame_read_alloc(int fd, uint32_t *type, uint32_t *length, uint32_t max) {
+    uint8_t hdr[8];
+    *length = 0;
+    if (read_full(fd, hdr, 8) != 0) return NULL;
+    uint32_t n = get32(hdr + 4);
+    *type = get32(hdr);
+    if (n > max) {
+        for (uint32_t left = n; left > 0;) {
+            uint8_t skip[4096];
+            uint32_t chunk = left < sizeof skip ? left : (uint32_t)sizeof skip;
+            if (read_full(fd, skip, chunk) != 0) return NULL;
+            left -= chunk;
+        }
+        *length = n;
+        return NULL;
+    }
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) return NULL;
+    if (n && read_full(fd, buf, n) != 0) { free(buf); return NULL; }
+    *length = n;
+    return buf;
+}
+
+int swvm_frame_write(int fd, uint32_t type, const void *payload, uint32_t len) {
+    uint8_t hdr[8];
+    put32(hdr, type);
+    put32(hdr + 4, len);
+    if (write_full(fd, hdr, 8) != 0) return -1;
+    return len ? write_full(fd, payload, len) : 0;
+}

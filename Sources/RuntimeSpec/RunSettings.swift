@@ -1,0 +1,91 @@
+import CConfinement
+import SwvmBase
+
+/// The run's settings in the wire form of swvm_run_settings.h (the one
+/// definition of its tags), as the C confinement decodes them: in
+/// guest-init over the VM's control port, and in the container's child.
+public enum RunSettings {
+    /// What only one isolation level needs besides the RunSpec.
+    public enum Level {
+        /// The guest builds its root from the image's block device;
+        /// `entropy` seeds its CRNG.
+        case vm(rootDevice: String, hostTimeNanos: UInt64, probeSource: String?, entropy: [UInt8]?)
+        /// The container child builds its root from the image root on the host.
+        case container(stateDir: String, cgroupMounts: [CgroupMount])
+    }
+
+    /// How /sys/fs/cgroup is made in a container (none: one cgroup2 mount).
+    public enum CgroupMount: Equatable {
+        /// The v1 hierarchy of a controller.
+        case v1(controller: String)
+        /// The run's own cgroup directory, bound at /sys/fs/cgroup/NAME.
+        case bind(name: String, source: String)
+    }
+
+    /// A field list being built: u16 tag, u32 length, bytes.
+    public struct Fields {
+        public private(set) var bytes: [UInt8] = []
+        public init() {}
+
+        public mutating func add(_ tag: swvm_config_tag, _ value: [UInt8]) {
+            bytes += le16(UInt16(tag.rawValue)) + le32(UInt32(value.count)) + value
+        }
+        public mutating func add(_ tag: swvm_config_tag, _ text: String) { add(tag, Array(text.utf8)) }
+        public mutating func add(_ tag: swvm_config_tag, _ flag: Bool) { add(tag, [flag ? 1 : 0]) }
+        /// u8 flag, first string, NUL, second string.
+        public mutating func add(_ tag: swvm_config_tag, _ flag: UInt8, _ first: String, _ second: String) {
+            add(tag, [flag] + Array(first.utf8) + [0] + Array(second.utf8))
+        }
+    }
+
+    public static func encode(_ spec: RunSpec, seccompProgram: [UInt8]?, window: (rows: UInt16, cols: UInt16)?,
+                              level: Level) -> [UInt8] {
+        var f = Fields()
+        for a in spec.process.args { f.add(CFG_ARG, a) }
+        for e in spec.process.env { f.add(CFG_ENV, e) }
+        f.add(CFG_CWD, spec.process.cwd)
+        f.add(CFG_UID, le32(spec.process.uid))
+        f.add(CFG_GID, le32(spec.process.gid))
+        f.add(CFG_GROUPS, spec.process.additionalGids.flatMap(le32))
+        f.add(CFG_HOSTNAME, spec.hostname)
+        for r in spec.process.rlimits { f.add(CFG_RLIMIT, le32(UInt32(bitPattern: r.resource)) + le64(r.soft) + le64(r.hard)) }
+        f.add(CFG_CAPS, le64(Capabilities.mask(spec.capabilities)))
+        if let p = seccompProgram { f.add(CFG_SECCOMP, p) }
+        f.add(CFG_NNP, spec.noNewPrivileges)
+        f.add(CFG_READONLY, spec.readOnlyRoot)
+        // Without a size (swvm's stdin is no terminal) 0x0: the kernel's default stays.
+        if spec.terminal { f.add(CFG_TERMINAL, le16(window?.rows ?? 0) + le16(window?.cols ?? 0)) }
+        f.add(CFG_INTERACTIVE, spec.interactive)
+        if spec.initProcess { f.add(CFG_INIT, true) }
+        for p in spec.maskedPaths { f.add(CFG_MASKED, p) }
+        for p in spec.readonlyPaths { f.add(CFG_READONLY_PATH, p) }
+        for m in spec.mounts {
+            switch m.kind {
+            case .tmpfs: f.add(CFG_TMPFS, m.readOnly ? 1 : 0, m.destination, m.options.joined(separator: ","))
+            case .bind(let source): f.add(CFG_VOLUME, m.readOnly ? 1 : 0, source, m.destination)
+            }
+        }
+        switch level {
+        case .vm(let rootDevice, let time, let probe, let entropy):
+            f.add(CFG_ROOTDEV, rootDevice)
+            f.add(CFG_TIME, le64(time))
+            if let m = spec.resources.memory { f.add(CFG_MEMORY, le64(m)) }
+            if let p = spec.resources.pids { f.add(CFG_PIDS, le64(UInt64(bitPattern: p))) }
+            if let p = probe { f.add(CFG_PROBE, p) }
+            if let e = entropy { f.add(CFG_ENTROPY, e) }
+        case .container(let stateDir, let cgroupMounts):
+            f.add(CFG_ROOTFS, spec.rootfs)
+            f.add(CFG_STATE_DIR, stateDir)
+            if let p = spec.probe { f.add(CFG_PROBE, p) }
+            if spec.network == .host { f.add(CFG_HOST_NETWORK, true) }
+            if spec.userNamespace != nil { f.add(CFG_USERNS, true) }
+            for m in cgroupMounts {
+                switch m {
+                case .v1(let c): f.add(CFG_CGROUP_MOUNT, UInt8(CGROUP_MOUNT_V1.rawValue), c, "")
+                case .bind(let name, let source): f.add(CFG_CGROUP_MOUNT, UInt8(CGROUP_MOUNT_BIND.rawValue), name, source)
+                }
+            }
+        }
+        return f.bytes
+    }
+}

@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+
+/// The confinement both levels apply is one C implementation: the same
+/// posture script sees the same thing in a container and in a VM.
+extension VMRunTests {
+    /// Capabilities, no_new_privs and seccomp; the mount flags of the
+    /// read-only paths and /sys (a path the kernel lacks, as /proc/sysrq-trigger
+    /// on these hosts, is not mounted); what masked paths show (nothing:
+    /// empty, or absent where the guest kernel lacks them); a write to a
+    /// read-only path; loopback.
+    static let postureScript = """
+        grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status
+        for m in /proc/sys /proc/sysrq-trigger /sys; do
+          awk -v m=$m '$5 == m { o = $6 } END { print m, (o == "" ? "not mounted" : o) }' /proc/self/mountinfo
+        done
+        for p in /proc/kcore /proc/timer_list /proc/acpi; do
+          if [ -d $p ]; then n=$(ls -A $p | wc -l); else n=$(wc -c 2>/dev/null < $p); fi
+          echo "$p: ${n:-0}"
+        done
+        echo 1 2>&1 > /proc/sys/kernel/hostname || echo "write refused"
+        echo "lo $(cat /sys/class/net/lo/operstate) $(cat /sys/class/net/lo/flags)"
+        """
+
+    @Test func postureIsTheSameAtBothLevels() throws {
+        let container = try Harness.run(["sh", "-c", Self.postureScript], isolation: "container", timeout: 120)
+        let vm = try Harness.run(["sh", "-c", Self.postureScript], isolation: "vm", timeout: 600)
+        #expect(container.status == 0, "\(container)")
+        #expect(vm.status == 0, "\(vm)")
+        #expect(vm.out == container.out, "container:\n\(container.out)\nvm:\n\(vm.out)")
+        #expect(vm.err == container.err)
+        // What both must show, not merely agree on.
+        for line in ["CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2",
+                     "/proc/sys ro,nosuid,nodev,noexec", "/sys ro,nosuid,nodev,noexec", "/proc/kcore: 0\n",
+                     "/proc/timer_list: 0\n", "/proc/acpi: 0\n", "Read-only file system\nwrite refused", "lo unknown 0x9"] {
+            #expect(container.out.contains(line), "missing \(line.debugDescription)")
+        }
+    }
+
+    /// stdin may be a regular file or /dev/null (which epoll refuses), a pipe
+    /// (the parity cases), at both levels.
+    @Test func stdinFromAFileOrDevNull() throws {
+        let file = Path.join(FS.executableDirectory(), "stdin-\(getpid()).txt")
+        let text = (0..<3000).map { "line \($0)\n" }.joined()
+        try FS.writeText(file, text)
+        defer { unlink(file) }
+        for isolation in ["container", "vm"] {
+            let r = try Command.run(["/bin/sh", "-c", "\(Harness.swvm) run -i --isolation=\(isolation) \(Harness.exampleImage) -- wc -c < \(file)"],
+                                    timeout: 600)
+            #expect(!r.timedOut && r.status == 0, "\(isolation): \(r)")
+            #expect(r.out.trimmingCharacters(in: " ") == String(text.utf8.count), "\(isolation): \(r)")
+            let null = try Command.run(["/bin/sh", "-c", "\(Harness.swvm) run -i --isolation=\(isolation) \(Harness.exampleImage) -- wc -c < /dev/null"],
+                                       timeout: 600)
+            #expect(!null.timedOut && null.status == 0 && null.out.trimmingCharacters(in: " ") == "0", "\(isolation): \(null)")
+        }
+    }
+
+    /// A failed poll in the VMM's main loop stops the vCPUs and ends the run
+    /// with an error (it used to join vCPU threads that never stopped).
+    @Test func aFailedPollInTheVMMEndsTheRun() throws {
+        var limited = false
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c", "echo up; sleep 60"],
+                                timeout: 300, onOutput: { out, pid in
+                                    guard !limited && out.contains("up") else { return }
+                                    limited = true
+                                    // poll(2) fails with EINVAL for more descriptors than RLIMIT_NOFILE.
+                                    _ = try? Subprocess.run(["/usr/bin/prlimit", "--pid", String(pid), "--nofile=1:1"])
+                                })
+        #expect(limited)
+        #expect(!r.timedOut, "swvm hung after poll failed")
+        #expect(r.status == 125, "\(r)")
+        #expect(r.err.contains("poll in the VMM's main loop"), "\(r)")
+        // The run record it could not remove (no descriptors left) goes with the next run.
+        #expect(try Harness.run(["true"]).status == 0)
+    }
+
+    /// A PID 1 that ignores SIGTERM is killed by a second one (137), and
+    /// --init makes the workload PID 2, which SIGTERM ends (143), in a VM.
+    @Test func stopAndInitInTheVM() throws {
+        var sent = false
+        let stop = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c", "echo up; sleep 60"],
+                                   timeout: 300, onOutput: { out, pid in
+                                       guard !sent && out.contains("up") else { return }
+                                       sent = true
+                                       kill(pid, SIGTERM)
+                                       Signaller.after(0.5) { kill(pid, SIGTERM) }
+                                   })
+        #expect(stop.status == 137, "\(stop)")
+        sent = false
+        let initRun = try Command.run([Harness.swvm, "run", "--isolation=vm", "--init", Harness.exampleImage, "--", "sh", "-c", "echo $$; echo up; sleep 60"],
+                                      timeout: 300, onOutput: { out, pid in
+                                          guard !sent && out.contains("up") else { return }
+                                          sent = true
+                                          kill(pid, SIGTERM)
+                                      })
+        #expect(initRun.status == 143, "\(initRun)")
+        #expect(initRun.out == "2\nup\n")
+    }
+}
