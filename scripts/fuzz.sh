@@ -11,13 +11,21 @@ set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzGuestProtocol FuzzBootLoader}
+names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzGuestProtocol FuzzBootLoader FuzzRunSettings}
 export SWIFT_BACKTRACE=enable=no   # libFuzzer reports crashes itself
 for name in $names; do
-    # --sanitize fuzzer: SwiftPM links libFuzzer's main. Then one -sanitize= flag
-    # with both (swiftc keeps only the last of several).
-    SWVM_FUZZ=1 swift build --build-path .build-fuzz -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address \
-        --product "$name" 2>&1 | grep -E "error|Build of product" | grep -v "^$" || true
+    if [ -f "fuzz/harnesses/$name/fuzz.c" ]; then
+        # A C harness (the code swvm and guest-init share): clang, with UBSan too.
+        mkdir -p .build-fuzz/release
+        clang -g -O1 -fsanitize=fuzzer,address,undefined -I Sources/CConfinement/include \
+            -o ".build-fuzz/release/$name" "fuzz/harnesses/$name/fuzz.c" Sources/CConfinement/run_settings.c 2>&1 \
+            | grep -v "Cannot export local symbol" || true
+    else
+        # --sanitize fuzzer: SwiftPM links libFuzzer's main. Then one -sanitize= flag
+        # with both (swiftc keeps only the last of several).
+        SWVM_FUZZ=1 swift build --build-path .build-fuzz -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address \
+            --product "$name" 2>&1 | grep -E "error|Build of product" | grep -v "^$" || true
+    fi
     bin=.build-fuzz/release/$name
     [ -x "$bin" ] || { echo "fuzz.sh: $name did not build" >&2; exit 1; }
     if [ -d "fuzz/regressions/$name" ] && [ -n "$(ls "fuzz/regressions/$name")" ]; then

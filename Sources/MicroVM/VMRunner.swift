@@ -22,8 +22,9 @@ public struct VMOptions {
     public var coldBoot = false
     public init() {}
 
-    /// Guest RAM without --memory, and what is added to --memory for the
-    /// guest kernel and guest-init (the workload's cgroup gets --memory).
+    /// Guest RAM without --memory (and its minimum), and what is added to
+    /// --memory for the guest kernel and guest-init (the workload's cgroup
+    /// gets --memory).
     public static let defaultMemory: UInt64 = 128 << 20
     public static let memoryMargin: UInt64 = 64 << 20
 }
@@ -219,7 +220,9 @@ public final class VMRunner {
         if let probe = spec.probe { initramfs.addFile("probe", data: try FS.readFile(probe)) }
         var config = MachineConfig(kernelPath: options.kernelPath, cpuProfile: options.cpuProfile)
         config.initrdBytes = initramfs.finish()
-        config.memoryBytes = (spec.resources.memory.map { $0 + VMOptions.memoryMargin }) ?? VMOptions.defaultMemory
+        // At least the default size: a small --memory then restores the
+        // default size's snapshot (its limit is the guest cgroup's, not RAM's).
+        config.memoryBytes = max(VMOptions.defaultMemory, (spec.resources.memory ?? 0) + VMOptions.memoryMargin)
         config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
         config.consoleFD = options.showConsole ? 2 : nil
         return config

@@ -482,7 +482,7 @@ public final class Machine: @unchecked Sendable {
             let n = poll(&fds, nfds_t(fds.count), Int32(tick))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SwvmError.errno("poll (VMM main loop)")
+                throw SwvmError.errno("poll in the VMM's main loop")
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
                 var info = signalfd_siginfo()

@@ -40,7 +40,7 @@ public enum VMMSeccomp {
     /// Confines the calling thread (no_new_privs first, as seccomp requires).
     public static func confineCurrentThread(_ filter: SeccompFilter) throws {
         try sys("prctl(PR_SET_NO_NEW_PRIVS)") { sys_prctl(38, 1, 0, 0, 0) }
-        try filter.program.withUnsafeBytes { p in
+        _ = try filter.program.withUnsafeBytes { p in
             try sys("seccomp (VMM thread)") { sys_seccomp_set_filter(p.baseAddress, UInt16(filter.instructionCount), 0) }
         }
     }
