@@ -209,5 +209,8 @@ public enum ProcessMemory {
             }
         }
         if current != nil { finish() }
+        // And the heap pages that what ran before (image handling, argument
+        // parsing) freed: glibc keeps them until asked.
+        _ = sys_malloc_trim()
     }
 }
