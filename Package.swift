@@ -30,10 +30,13 @@ let package = Package(
         .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls"]),
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
+        // MARK: host networking (the bridge, leases, nftables, veth and tap)
+        .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+
         // MARK: container isolation
-        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "Network", "CSyscalls"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
@@ -46,7 +49,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "VMM", "Virtio", "Snapshot", "OCIImage"]),
 
         // MARK: comparison
         .target(name: "Compare",
@@ -67,7 +70,7 @@ let package = Package(
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

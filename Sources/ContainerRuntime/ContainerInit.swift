@@ -90,7 +90,7 @@ struct ContainerInit {
         close(mounts.rootFD)
 
         try ProcessSetup.setHostname(spec.hostname)
-        if spec.network == .none {
+        if spec.network != .host {
             guard sys_interface_up("lo") == 0 else { throw SwvmError.errno("bring up lo") }
         }
         try ProcessSetup.applyRlimits(spec.process.rlimits)

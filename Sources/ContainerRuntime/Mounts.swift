@@ -119,7 +119,7 @@ struct Mounts {
                         "newinstance,ptmxmode=0666,mode=0620,gid=5")
         try mountInside("shm", "/dev/shm", "tmpfs", Mounts.nosuid | Mounts.noexec | Mounts.nodev, "mode=1777,size=65536k")
         try mountInside("mqueue", "/dev/mqueue", "mqueue", Mounts.nosuid | Mounts.noexec | Mounts.nodev)
-        if spec.network == .none {
+        if spec.network != .host {
             try mountInside("sysfs", "/sys", "sysfs", Mounts.nosuid | Mounts.noexec | Mounts.nodev | Mounts.rdonly)
         } else {
             // sysfs belongs to a network namespace; with the host's, bind it.
@@ -244,7 +244,8 @@ struct Mounts {
             close(fd)
         }
         put("hostname", spec.hostname + "\n")
-        put("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(spec.hostname)\n")
+        put("hosts", spec.etcHosts)
+        if let r = spec.resolvConf { put("resolv.conf", r) }
     }
 
     /// pivot_root into the new root and detach the old one (runc's

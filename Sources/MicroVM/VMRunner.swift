@@ -103,6 +103,9 @@ public final class VMRunner {
         if spec.network == .host {
             throw SwvmError(.unsupported, "--network host cannot apply to --isolation=vm: the VM has no host network interface")
         }
+        if spec.network == .bridge {
+            throw SwvmError(.unsupported, "--network bridge is not yet available with --isolation=vm")
+        }
         if spec.userNamespace != nil {
             throw SwvmError(.unsupported, "--userns cannot apply to --isolation=vm: the VM's kernel is the boundary; --userns is for containers")
         }
