@@ -19,7 +19,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -91,6 +94,8 @@ struct config {
     struct tmpfs_mount tmpfs[32]; int ntmpfs;
     uint64_t host_time_ns;
     uint8_t entropy[256]; uint32_t entropy_len;
+    int net; uint8_t net_addr[4], net_prefix, net_gw[4], net_mac[6]; uint16_t net_mtu;
+    char *etc_hosts, *resolv_conf;
 };
 
 static struct config cfg;
@@ -255,6 +260,18 @@ static void parse_config(const uint8_t *p, uint32_t len) {
             cfg.entropy_len = n < sizeof cfg.entropy ? n : (uint32_t)sizeof cfg.entropy;
             memcpy(cfg.entropy, v, cfg.entropy_len);
             break;
+        case CFG_NET_IF:
+            if (n >= 17) {
+                cfg.net = 1;
+                memcpy(cfg.net_addr, v, 4);
+                cfg.net_prefix = v[4] <= 32 ? v[4] : 32;
+                memcpy(cfg.net_gw, v + 5, 4);
+                cfg.net_mtu = get16(v + 9);
+                memcpy(cfg.net_mac, v + 11, 6);
+            }
+            break;
+        case CFG_ETC_HOSTS: cfg.etc_hosts = dupbytes(v, n); break;
+        case CFG_RESOLV_CONF: cfg.resolv_conf = dupbytes(v, n); break;
         default: break;
         }
         off += n;
@@ -527,6 +544,44 @@ static void put_etc_file(int root_fd, const char *name, const char *text) {
     close(etc);
 }
 
+/* --network bridge: eth0 (virtio-net) gets the run's MAC, address, MTU
+ * and default route, and lo comes up, in guest-init's own network
+ * namespace, which the workload then shares: the VM is its boundary. */
+static void configure_network(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fatal("systemCall", "socket for eth0: %s", strerror(errno));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "eth0");
+    ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+    memcpy(ifr.ifr_hwaddr.sa_data, cfg.net_mac, 6);
+    if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) fatal("systemCall", "eth0: set MAC: %s", strerror(errno));
+    ifr.ifr_mtu = cfg.net_mtu;
+    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal("systemCall", "eth0: set MTU %u: %s", cfg.net_mtu, strerror(errno));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    memset(&ifr.ifr_addr, 0, sizeof ifr.ifr_addr);
+    sin->sin_family = AF_INET;
+    memcpy(&sin->sin_addr, cfg.net_addr, 4);
+    if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) fatal("systemCall", "eth0: set address: %s", strerror(errno));
+    uint32_t mask = cfg.net_prefix ? htonl(~0u << (32 - cfg.net_prefix)) : 0;
+    memcpy(&sin->sin_addr, &mask, 4);
+    if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal("systemCall", "eth0: set netmask: %s", strerror(errno));
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fatal("systemCall", "eth0: %s", strerror(errno));
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fatal("systemCall", "eth0: up: %s", strerror(errno));
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
+                       *msk = (struct sockaddr_in *)&rt.rt_genmask;
+    gw->sin_family = dst->sin_family = msk->sin_family = AF_INET;
+    memcpy(&gw->sin_addr, cfg.net_gw, 4);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    rt.rt_dev = "eth0";
+    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal("systemCall", "eth0: default route: %s", strerror(errno));
+    close(fd);
+    if (interface_up("lo") != 0) fatal("systemCall", "lo: up: %s", strerror(errno));
+}
+
 /* Runs in the new namespaces as the workload's PID 1, until execve. */
 static void workload_main(struct child_fds *f) {
     char go;
@@ -622,12 +677,12 @@ static void workload_main(struct child_fds *f) {
         if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) == 0) remount_in_root(root, cfg.ropaths[i], MS_RDONLY | nse);
         close(fd);
     }
-    char hosts[512];
-    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", cfg.hostname);
     char hn[300];
     snprintf(hn, sizeof hn, "%s\n", cfg.hostname);
     put_etc_file(root, "hostname", hn);
-    put_etc_file(root, "hosts", hosts);
+    /* swvm writes these, the same text a container gets. */
+    if (cfg.etc_hosts) put_etc_file(root, "hosts", cfg.etc_hosts);
+    if (cfg.resolv_conf) put_etc_file(root, "resolv.conf", cfg.resolv_conf);
     close(root);
 
     /* The guest's root is the initramfs, which pivot_root refuses; move the
@@ -769,7 +824,8 @@ int main(void) {
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+    if (cfg.net) configure_network();
+    pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET) | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) fatal("systemCall", "clone: %s", strerror(errno));
     if (pid == 0) {
         close(sync_pipe[1]);

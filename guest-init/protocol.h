@@ -46,6 +46,10 @@
 #define CFG_DEBUG 23       /* u8 */
 #define CFG_PROBE 24       /* u8: bind the initramfs's /probe at /.swvm-probe */
 #define CFG_ENTROPY 25     /* bytes from the host's getrandom: credited, then the CRNG reseeds */
+/* 40 and up: networking (--network bridge) */
+#define CFG_NET_IF 40      /* eth0: u8 addr[4], u8 prefix, u8 gateway[4], u16 mtu, u8 mac[6] (addresses in network order) */
+#define CFG_ETC_HOSTS 41   /* string: the whole /etc/hosts */
+#define CFG_RESOLV_CONF 42 /* string: the whole /etc/resolv.conf */
 
 #define CONTROL_PORT "/dev/vport0p0"
 #define STDIN_PORT "/dev/vport0p1"

@@ -1,3 +1,4 @@
+import Network
 import RuntimeSpec
 import Seccomp
 import SwvmBase
@@ -14,6 +15,26 @@ public enum GuestProtocol {
     enum Field: UInt16 {
         case arg = 1, env, cwd, uid, gid, groups, hostname, rlimit, caps, seccomp, nnp, readonly, terminal
         case interactive, memory, pids, cpu, masked, readonlyPath, tmpfs, time, rootdev, debug, probe, entropy
+        case netInterface = 40, etcHosts, resolvConf
+    }
+
+    /// eth0 of a --network bridge run, and the files that go with it.
+    public struct NetworkConfig {
+        public var address: IPv4Address
+        public var prefix: UInt8
+        public var gateway: IPv4Address
+        public var mtu: UInt16
+        public var mac: [UInt8]
+        public var resolvConf: String
+
+        public init(_ n: NetworkAttachment) {
+            address = n.address
+            prefix = UInt8(n.bridge.subnet.prefix)
+            gateway = n.bridge.gateway
+            mtu = UInt16(n.bridge.mtu)
+            mac = n.mac
+            resolvConf = n.resolvConf
+        }
     }
 
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
@@ -22,7 +43,8 @@ public enum GuestProtocol {
 
     /// The run's settings as guest-init reads them.
     public static func encodeConfig(_ spec: RunSpec, filter: SeccompFilter?, rootDevice: String,
-                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, entropy: [UInt8], debug: Bool) -> [UInt8] {
+                                    window: (rows: UInt16, cols: UInt16)?, hostTimeNanos: UInt64, entropy: [UInt8], debug: Bool,
+                                    network: NetworkConfig? = nil) -> [UInt8] {
         var out: [UInt8] = []
         func field(_ f: Field, _ bytes: [UInt8]) { out += le16(f.rawValue) + le32(UInt32(bytes.count)) + bytes }
         func text(_ f: Field, _ s: String) { field(f, Array(s.utf8)) }
@@ -53,6 +75,13 @@ public enum GuestProtocol {
         text(.rootdev, rootDevice)
         if debug { field(.debug, [1]) }
         if spec.probe != nil { field(.probe, [1]) }
+        var hostsSpec = spec
+        if let n = network {
+            field(.netInterface, n.address.bytes + [n.prefix] + n.gateway.bytes + le16(n.mtu) + n.mac)
+            text(.resolvConf, n.resolvConf)
+            hostsSpec.networkAddress = n.address
+        }
+        text(.etcHosts, hostsSpec.etcHosts)
         return out
     }
 

@@ -4,6 +4,7 @@ import Glibc
 import CSyscalls
 import Cgroups
 import KVM
+import Network
 import OCIImage
 import RuntimeSpec
 import Seccomp
@@ -90,7 +91,7 @@ public final class VMRunner {
     /// What the guest can see of the host: its devices.
     public static let devices = [
         "virtio-blk (the image's ext4 disk, read-only)", "virtio-console (control, stdin, stdout, stderr ports)",
-        "virtio-rng", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
+        "virtio-rng", "virtio-net (a tap on swvm0 with --network bridge; unconnected otherwise)", "8250 UART (console)", "i8042 (reset line only)", "CMOS clock (read-only)",
     ]
     /// How the VMM itself is confined (reported honestly by swvm compare).
     public static let vmmConfinement = "seccomp on the vCPU threads (\(VMMSeccomp.vcpuProfile().allowedNames.count) syscalls, KVM ioctls only) and the device thread (\(VMMSeccomp.deviceProfile().allowedNames.count)); the VMM process is root in the host's namespaces, without a jail"
@@ -102,9 +103,6 @@ public final class VMRunner {
         }
         if spec.network == .host {
             throw SwvmError(.unsupported, "--network host cannot apply to --isolation=vm: the VM has no host network interface")
-        }
-        if spec.network == .bridge {
-            throw SwvmError(.unsupported, "--network bridge is not yet available with --isolation=vm")
         }
         if spec.userNamespace != nil {
             throw SwvmError(.unsupported, "--userns cannot apply to --isolation=vm: the VM's kernel is the boundary; --userns is for containers")
@@ -119,6 +117,7 @@ public final class VMRunner {
         let console: ConsoleDevice
         let disk: BlockDevice
         let diskTransport: MMIOTransport
+        let net: NetDevice
 
         init(_ config: MachineConfig, snapshot: SnapshotFile?) throws {
             machine = try Machine(config: config, snapshot: snapshot)
@@ -132,6 +131,8 @@ public final class VMRunner {
             disk = BlockDevice(readOnly: true)
             diskTransport = try machine.addVirtioDevice(disk)
             try machine.addVirtioDevice(RngDevice())
+            net = NetDevice()
+            try machine.addVirtioDevice(net)
         }
 
         var control: ConsoleDevice.Port { console.ports[0] }
@@ -184,11 +185,20 @@ public final class VMRunner {
             scope = try ProcessCgroupScope(id: spec.id, limits: limits)
             try RunRecord.record(record, cgroups: scope!.paths)
         }
+        // --network bridge: the address, published ports and the tap; the
+        // guest learns them with its settings, after the snapshot point.
+        let network = try NetworkAttachment.prepare(spec, runDir: record)
+        defer { network?.release() }
+        let tap = try network?.openTap()
 
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { _ = inUse }
-        let session = Session(runner: self, instance: instance, filter: filter, start: start)
-        session.attach = { instance.disk.attach(diskImage); instance.diskTransport.signalConfigChange() }
+        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
+        session.attach = {
+            instance.disk.attach(diskImage)
+            instance.diskTransport.signalConfigChange()
+            if let tap { try instance.net.attach(tap: tap.raw, events: instance.machine.events) }
+        }
         if let writer {
             session.beforeSettings = {
                 // On the main thread, every vCPU parked: the guest is booted
@@ -206,6 +216,7 @@ public final class VMRunner {
         }
         var result = try session.run(restored: how == .warm)
         result.start = how
+        _ = tap   // open until the VM is gone
         return result
     }
 
@@ -265,6 +276,7 @@ final class Session {
     let state = Locked(VMRunner.RunState())
     let phases = Locked<[(String, Int)]>([])
     let terminal: HostTerminal?
+    let network: NetworkAttachment?
     /// Attaches the image's disk (before the settings are sent).
     var attach: (() throws -> Void)?
     /// Runs when guest-init is ready, before it gets its settings (the
@@ -274,8 +286,9 @@ final class Session {
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
 
-    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64) {
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?) {
         self.runner = runner
+        self.network = network
         self.instance = instance
         self.filter = filter
         self.start = start
@@ -357,7 +370,8 @@ final class Session {
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
         let cfg = GuestProtocol.encodeConfig(spec, filter: filter, rootDevice: "/dev/vda", window: window,
-                                             hostTimeNanos: Clock.realtimeNanos(), entropy: entropy, debug: Log.debugEnabled)
+                                             hostTimeNanos: Clock.realtimeNanos(), entropy: entropy, debug: Log.debugEnabled,
+                                             network: network.map(GuestProtocol.NetworkConfig.init))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }

@@ -56,6 +56,7 @@ public final class NetworkAttachment {
         self.settings = settings
         self.linkName = linkName
         self.runDir = runDir
+        resolvConf = settings.resolvConf(hostResolvConf: try? FS.readText("/etc/resolv.conf"))
     }
 
     /// A locally administered MAC derived from the address (as Docker's
@@ -63,7 +64,9 @@ public final class NetworkAttachment {
     public var mac: [UInt8] { [0x02, 0x53] + address.bytes }
 
     public func hostsFile(hostname: String) -> String { settings.hostsFile(hostname: hostname, address: address) }
-    public var resolvConf: String { settings.resolvConf(hostResolvConf: try? FS.readText("/etc/resolv.conf")) }
+    /// The run's /etc/resolv.conf, read from the host's at prepare time (a
+    /// VM's settings are encoded on its confined device thread).
+    public let resolvConf: String
 
     // MARK: published ports
 

@@ -230,7 +230,7 @@ struct RunCommand: ParsableCommand {
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
                               workloadPID: result.workloadPID, vmStart: result.start.rawValue, readyNanos: result.guestReadyNanos,
                               posture: .init(sharesHostKernel: false,
-                                             namespaces: ["guest kernel"] + ["mnt", "pid", "uts", "ipc", "net", "cgroup"].map { "\($0) (in the guest)" },
+                                             namespaces: ["guest kernel"] + (["mnt", "pid", "uts", "ipc"] + (spec.network == .bridge ? [] : ["net"]) + ["cgroup"]).map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges, devices: VMRunner.devices,
                                              vmmConfinement: VMRunner.vmmConfinement)).write(to: fd)
