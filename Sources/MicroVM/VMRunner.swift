@@ -197,7 +197,10 @@ public final class VMRunner {
         session.attach = {
             instance.disk.attach(diskImage)
             instance.diskTransport.signalConfigChange()
-            if let tap { try instance.net.attach(tap: tap.raw, events: instance.machine.events) }
+            if let tap {
+                try NetworkAttachment.setTapOffloads(tap.raw, instance.net.tapOffloads)
+                try instance.net.attach(tap: tap.raw, events: instance.machine.events)
+            }
         }
         if let writer {
             session.beforeSettings = {

@@ -127,20 +127,29 @@ public final class NetworkAttachment {
             """)
     }
 
-    /// The VM's tap device (IFF_TAP | IFF_NO_PI | extra flags), on the
-    /// bridge. It goes away when the descriptor closes, SIGKILL included.
-    public func openTap(flags extra: Int16 = 0) throws -> FileDescriptor {
+    /// The VM's tap device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, with
+    /// virtio's 12-byte header), on the bridge. It goes away when the
+    /// descriptor closes, SIGKILL included.
+    public func openTap() throws -> FileDescriptor {
         try NetworkAttachment.append(runDir, "link \(linkName)")
         let fd = FileDescriptor(try sys("open /dev/net/tun") { open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) })
         var ifr = [UInt8](repeating: 0, count: 40)
         for (i, b) in linkName.utf8.prefix(15).enumerated() { ifr[i] = b }
-        let flags = UInt16(bitPattern: 0x0002 /* IFF_TAP */ | 0x1000 /* IFF_NO_PI */ | extra)
+        let flags: UInt16 = 0x0002 /* IFF_TAP */ | 0x1000 /* IFF_NO_PI */ | 0x4000 /* IFF_VNET_HDR */
         ifr[16] = UInt8(flags & 0xff)
         ifr[17] = UInt8(flags >> 8)
         try sys("TUNSETIFF \(linkName)") { sys_ioctl_ptr(fd.raw, 0x4004_54ca, &ifr) }
+        var size: Int32 = 12
+        try sys("TUNSETVNETHDRSZ \(linkName)") { sys_ioctl_ptr(fd.raw, 0x4004_54d8, &size) }
         try Net.run(["ip", "link", "set", linkName, "mtu", "\(bridge.mtu)"])
         try attachToBridge()
         return fd
+    }
+
+    /// Which offloads the tap may pass to its reader (TUN_F_* flags): what
+    /// the guest's driver accepts.
+    public static func setTapOffloads(_ fd: Int32, _ flags: UInt32) throws {
+        try sys("TUNSETOFFLOAD") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
     }
 
     func attachToBridge() throws {

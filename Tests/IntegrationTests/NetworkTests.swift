@@ -20,18 +20,22 @@ import TestSupport
 
     /// A run serving "served-by-run" over HTTP on port 8000, published on
     /// `hostPort`; `body` runs once it answers, then the run is stopped.
-    static func withServingRun(isolation: String, publish: [String], _ body: @escaping (_ runAddress: String) throws -> Void) throws -> CommandResult {
+    /// It also serves /big, 512 KiB of random bytes whose SHA-256 it prints
+    /// (bulk transfers go through the offloads: TSO and checksums).
+    static func withServingRun(isolation: String, publish: [String], _ body: @escaping (_ runAddress: String, _ bigSHA: String) throws -> Void) throws -> CommandResult {
         var address = ""
         var failure: Error?
         var done = false
-        let script = "trap 'exit 0' TERM; echo served-by-run > /tmp/index.html; httpd -p 8000 -h /tmp; " +
+        let script = "trap 'exit 0' TERM; echo served-by-run > /tmp/index.html; head -c 524288 /dev/urandom > /tmp/big; " +
+            "sha256sum /tmp/big | sed 's/ .*//; s/^/sha=/'; httpd -p 8000 -h /tmp; " +
             "ip -4 -o addr show eth0 | sed 's/.*inet \\([0-9.]*\\).*/addr=\\1/'; sleep 120 & wait"
         let r = try Command.run([Harness.swvm, "run", "--isolation=\(isolation)", "--network", "bridge"] + publish.flatMap { ["-p", $0] } +
                                 [image, "--", "sh", "-c", script], timeout: 300, onOutput: { out, pid in
             guard !done, let line = out.split(separator: "\n").first(where: { $0.hasPrefix("addr=") }) else { return }
             done = true
             address = String(line.dropFirst(5))
-            do { try body(address) } catch { failure = error }
+            let sha = out.split(separator: "\n").first(where: { $0.hasPrefix("sha=") }).map { String($0.dropFirst(4)) } ?? ""
+            do { try body(address, sha) } catch { failure = error }
             kill(pid, SIGTERM)
         })
         if let f = failure { throw f }
@@ -42,8 +46,11 @@ import TestSupport
     @Test(arguments: NetworkTests.levels) func publishedPortAnswersFromTheHost(isolation: String) throws {
         let p = NetworkTests.port(0)
         let hostAddress = try #require(NetworkTests.hostAddress())
-        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String, sha: String) throws in
             #expect(addr.hasPrefix("10.88."))
+            let big = try NetworkTests.httpGet("127.0.0.1", p, path: "/big")
+            let body = Array(big.split(separator: [13, 10, 13, 10], maxSplits: 1).last ?? [])
+            #expect(body.count == 512 << 10 && SHA256.hash(body) == sha, "512 KiB through the published port: \(body.count) bytes")
             #expect(try NetworkTests.httpGet("127.0.0.1", p).hasSuffix("served-by-run\n"))
             #expect(try NetworkTests.httpGet(hostAddress, p).hasSuffix("served-by-run\n"))
             // The run's own address from the host, without the DNAT.
@@ -68,7 +75,7 @@ import TestSupport
     @Test(arguments: NetworkTests.levels) func runsCannotReachEachOther(isolation: String) throws {
         let p = NetworkTests.port(2)
         let bridge = try HostBridge.configured()
-        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String, _: String) throws in
             // Directly, by ping, and through the host's DNAT of the published port.
             let b = try Harness.run(["--network", "bridge"], ["sh", "-c", """
                 printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(addr) 8000 && echo direct-reached
@@ -179,9 +186,13 @@ import TestSupport
 
     /// A plain HTTP/1.0 GET; the whole response.
     static func httpGet(_ host: String, _ port: UInt16) throws -> String {
+        String(decoding: try httpGet(host, port, path: "/"), as: UTF8.self)
+    }
+
+    static func httpGet(_ host: String, _ port: UInt16, path: String) throws -> [UInt8] {
         let fd = try connectTCP(host, port)
         defer { close(fd) }
-        try FileDescriptor.writeAll(fd, Array("GET / HTTP/1.0\r\n\r\n".utf8).withUnsafeBytes { UnsafeRawBufferPointer($0) })
+        try Array("GET \(path) HTTP/1.0\r\n\r\n".utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
         var out: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -189,7 +200,7 @@ import TestSupport
             if n <= 0 { break }
             out += buf[0..<n]
         }
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     static func sockaddr(_ host: String, _ port: UInt16) -> sockaddr_in {
@@ -202,7 +213,7 @@ import TestSupport
 
     static func connectTCP(_ host: String, _ port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var sa = sockaddr(host, port)
         // The server may still be starting: retry for a few seconds.

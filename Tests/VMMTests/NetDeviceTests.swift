@@ -8,7 +8,8 @@ import Testing
 @testable import Virtio
 
 /// virtio-net's back end against a driver in test memory, with a
-/// SOCK_SEQPACKET pair standing in for the tap (one frame per message).
+/// SOCK_SEQPACKET pair standing in for the tap (one frame per message, with
+/// the 12-byte virtio header as a tap with IFF_VNET_HDR carries it).
 @Suite struct NetDeviceTests {
     typealias Driver = ConsoleDeviceTests.Driver
 
@@ -31,7 +32,7 @@ import Testing
             tap = fds[0]
             loop = try EventLoop()
             try loop.start(name: "net-test")
-            device.activate(queues: driver.queues, negotiated: NetDevice.macFeature, interrupt: { [interrupts] in interrupts.with { $0 += 1 } })
+            device.activate(queues: driver.queues, negotiated: NetDevice.mac | NetDevice.csum | NetDevice.guestCsum, interrupt: { [interrupts] in interrupts.with { $0 += 1 } })
             try device.attach(tap: fds[0], events: loop)
         }
 
@@ -53,15 +54,17 @@ import Testing
     }
 
     static let header = [UInt8](repeating: 0, count: 12)
+    /// A header as the guest or the tap writes it: NEEDS_CSUM, csum_start 34, csum_offset 16.
+    static let partialChecksum: [UInt8] = [1, 0, 0, 0, 0, 0, 34, 0, 16, 0, 0xee, 0xee]
     static func frame(_ n: Int, _ fill: UInt8) -> [UInt8] { [UInt8](repeating: fill, count: n) }
 
-    @Test func transmitStripsTheHeader() throws {
+    @Test func transmitPassesHeaderAndFrame() throws {
         let r = try Rig()
-        try r.driver.give(1, data: Self.header + Self.frame(60, 0xab))
+        try r.driver.give(1, data: Self.partialChecksum + Self.frame(60, 0xab))
         r.device.queueNotified(1)
         var buf = [UInt8](repeating: 0, count: 2048)
         let n = read(r.host, &buf, buf.count)
-        #expect(n == 60 && buf[0..<60].allSatisfy { $0 == 0xab })
+        #expect(n == 72 && Array(buf[0..<12]) == Self.partialChecksum && buf[12..<72].allSatisfy { $0 == 0xab })
         #expect(try r.driver.taken(1).count == 1)
         // A chain with no frame after the header is dropped, not sent.
         try r.driver.give(1, data: Self.header)
@@ -70,10 +73,10 @@ import Testing
         #expect(r.device.framesOut == 1 && r.device.framesDropped == 1)
     }
 
-    @Test func receiveAddsTheHeaderAndWaitsForBuffers() throws {
+    @Test func receiveSetsNumBuffersAndWaitsForBuffers() throws {
         let r = try Rig()
         // A frame before the driver has any buffer: kept until it adds one.
-        _ = write(r.host, Self.frame(100, 0x11), 100)
+        _ = write(r.host, Self.partialChecksum + Self.frame(100, 0x11), 112)
         usleep(50_000)
         #expect(try r.driver.taken(0).isEmpty)
         try r.driver.give(0, size: 1526)
@@ -81,7 +84,8 @@ import Testing
         let got = try r.waitForUsed(0, count: 1)
         #expect(got.count == 1)
         if let f = got.first {
-            #expect(f.count == 112 && f[10] == 1 && f[12...].allSatisfy { $0 == 0x11 })
+            #expect(f.count == 112 && Array(f[0..<10]) == Array(Self.partialChecksum[0..<10]) && f[10] == 1 && f[11] == 0
+                    && f[12...].allSatisfy { $0 == 0x11 })
         }
         #expect(r.interrupts.current >= 1)
     }
@@ -90,14 +94,25 @@ import Testing
         let r = try Rig()
         try r.driver.give(0, size: 64)
         try r.driver.give(0, size: 1526)
-        _ = write(r.host, Self.frame(200, 0x22), 200)
+        _ = write(r.host, Self.header + Self.frame(200, 0x22), 212)
         let got = try r.waitForUsed(0, count: 2)
         #expect(got.count == 1 && got[0].isEmpty, "the small buffer comes back empty")
         #expect(r.device.framesDropped == 1)
         // The next frame uses the next buffer.
-        _ = write(r.host, Self.frame(90, 0x33), 90)
+        _ = write(r.host, Self.header + Self.frame(90, 0x33), 102)
         let next = try r.waitForUsed(0, count: 1)
         #expect(next.count == 1 && next.first?.count == 102)
+    }
+
+    @Test func tapOffloadsFollowTheDriver() {
+        let d = NetDevice()
+        #expect(d.tapOffloads == 0)
+        let memory = try! GuestMemory(ranges: [(0, 1 << 20)])
+        let qs = [VirtQueue(index: 0, maxSize: 8, memory: memory), VirtQueue(index: 1, maxSize: 8, memory: memory)]
+        d.activate(queues: qs, negotiated: NetDevice.guestCsum | NetDevice.guestTSO4, interrupt: {})
+        #expect(d.tapOffloads == 0x03)
+        d.activate(queues: qs, negotiated: NetDevice.guestTSO4, interrupt: {})
+        #expect(d.tapOffloads == 0, "TSO without checksum offload is not valid")
     }
 
     @Test func configSpaceAndState() throws {
