@@ -677,6 +677,21 @@ def qemu_net_setup(work, tool, address):
     return cpio, tap
 
 
+def plain_veth(tool):
+    """The host's own veth-to-veth figure: a network namespace joined to
+    the host by a bare veth pair (no bridge, no nftables), serving."""
+    ns, host_end = "swvmbench", "swvmbv0"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    atexit.register(lambda: subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL))
+    atexit.register(lambda: subprocess.run(["ip", "link", "del", host_end], stderr=subprocess.DEVNULL))
+    subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns], check=True)
+    subprocess.run(["ip", "addr", "add", "10.89.255.1/30", "dev", host_end], check=True)
+    subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+    for cmd in (["addr", "add", "10.89.255.2/30", "dev", "eth0"], ["link", "set", "eth0", "up"], ["link", "set", "lo", "up"]):
+        subprocess.run(["ip", "-n", ns, *cmd], check=True)
+    return ["ip", "netns", "exec", ns, "sh", "-c", "echo addr=10.89.255.2; exec " + tool + " server 5201"]
+
+
 def bench_net(args):
     need(SWVM, "run: swift build -c release")
     need(KERNEL, "run: kernel/build.sh (with CONFIG_INET)")
@@ -689,9 +704,13 @@ def bench_net(args):
     subprocess.run([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"], check=True)
     contenders = {
         "loopback": [tool, "server", "5201"],
+        "veth": plain_veth(tool),
         "container": [SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", SERVE],
         "vm": [SWVM, "run", "--isolation=vm", "--network", "bridge", "--memory", f"{mem - 64}m", rootfs, "--", "sh", "-c", SERVE],
     }
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k in args.only.split(",") or k == "loopback"}
+        qemu = qemu if "qemu" in contenders or "qemu" in args.only.split(",") else None
     if qemu:
         qaddr = "10.88.255.254"
         cpio, tap = qemu_net_setup(work, tool, qaddr)
@@ -735,7 +754,9 @@ def bench_net(args):
     for name in results:
         if name != "loopback":
             print(f"throughput {name}/loopback: {statistics.median(results[name]['tput']) / base:.2f}")
-    if "qemu" in results:
+    if "veth" in results and "container" in results:
+        print(f"throughput container/veth: {statistics.median(results['container']['tput']) / statistics.median(results['veth']['tput']):.2f}")
+    if "qemu" in results and "vm" in results:
         print(f"throughput vm/qemu: {statistics.median(results['vm']['tput']) / statistics.median(results['qemu']['tput']):.2f}")
 
 
@@ -762,6 +783,7 @@ def main():
     n.add_argument("--seconds", type=float, default=5)
     n.add_argument("--pings", type=int, default=2000)
     n.add_argument("--timeout", type=float, default=300)
+    n.add_argument("--only", default="", help="comma-separated: veth,container,vm,qemu (loopback always runs)")
     args = ap.parse_args()
     {"net": bench_net, "container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 

@@ -19,7 +19,9 @@ public struct HostBridge {
     /// SWVM_SUBNET (CIDR), default 10.88.0.0/16.
     public static func configured() throws -> HostBridge {
         let text = FS.environment("SWVM_SUBNET").flatMap { $0.isEmpty ? nil : $0 } ?? "10.88.0.0/16"
-        guard let s = IPv4Subnet(text), s.prefix >= 8, s.prefix <= 28, IPv4Subnet(text)?.network.description == text.split(separator: "/").first.map(String.init) else {
+        // A network address (no host bits), with room for runs.
+        guard let s = IPv4Subnet(text), s.prefix >= 8, s.prefix <= 28,
+              s.network == IPv4Address(String(text.split(separator: "/")[0])) else {
             throw SwvmError(.invalidArgument, "SWVM_SUBNET '\(text)': expected a network address in CIDR form with a prefix of 8 to 28 bits, e.g. 10.88.0.0/16")
         }
         return HostBridge(subnet: s)
