@@ -34,10 +34,13 @@ let package = Package(
         .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls", "CConfinement"]),
         .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
 
+        // MARK: host networking (the bridge, leases, nftables, veth and tap)
+        .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+
         // MARK: container isolation
-        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "Network", "CSyscalls"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "CSyscalls", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
@@ -50,7 +53,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "VMM", "Virtio", "Snapshot", "OCIImage", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "VMM", "Virtio", "Snapshot", "OCIImage", "CConfinement"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -75,7 +78,7 @@ let package = Package(
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

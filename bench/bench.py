@@ -10,6 +10,10 @@
     bench/bench.py warm [--runs 5]         warm start (snapshot restore) vs cold boot vs QEMU
                                            microvm's cold boot; restore alone vs QEMU's
                                            -incoming; host memory of 4 concurrent VMs
+    bench/bench.py net [--runs 3]          TCP throughput and round trip from the host to a
+                                           server in a container (veth), a VM (tap +
+                                           virtio-net), QEMU microvm (tap + its
+                                           virtio-net-device) and the host's own loopback
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -586,6 +590,175 @@ def bench_init(args):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def netperf_tools(work):
+    """bench/netperf.c, static, and a plain root filesystem that holds it
+    (busybox for the shell), usable as an IMAGE by both isolation levels."""
+    cc = shutil.which("musl-gcc") or "gcc"
+    tool = os.path.join(work, "netperf")
+    subprocess.run([cc, "-static", "-O2", "-o", tool, os.path.join(REPO, "bench/netperf.c")], check=True)
+    root = os.path.join(work, "rootfs")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(shutil.which("busybox"), os.path.join(root, "bin/busybox"))
+    for applet in ("sh", "ip", "sed", "mount"):
+        os.symlink("busybox", os.path.join(root, "bin", applet))
+    shutil.copy(tool, os.path.join(root, "netperf"))
+    with open(os.path.join(root, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    with open(os.path.join(root, "etc/group"), "w") as f:
+        f.write("root:x:0:\n")
+    return tool, root
+
+
+SERVE = ("trap 'exit 0' TERM; ip -4 -o addr show eth0 | sed 's/.*inet \\([0-9.]*\\).*/addr=\\1/'; "
+         "/netperf server 5201 & wait")
+
+
+def start_server(argv, timeout, guest_bytes=None):
+    """Starts a server that prints addr=A then ready; returns (process, A, VMM overhead KiB)."""
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    buf, start = b"", time.perf_counter()
+    while time.perf_counter() - start < timeout and b"ready" not in buf:
+        r, _, _ = select.select([p.stdout], [], [], 1.0)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+    m = re.search(rb"addr=([0-9.]+)", buf)
+    if b"ready" not in buf or not m:
+        p.kill()
+        p.wait()
+        sys.exit(f"bench: no server from {' '.join(argv)}; output:\n{buf[-2000:].decode(errors='replace')}")
+    over = vmm_overhead_kib(p.pid, guest_bytes) if guest_bytes else None
+    return p, m.group(1).decode(), over
+
+
+def stop_server(p):
+    p.terminate()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def measure_net(tool, address, seconds, pings):
+    out = subprocess.run([tool, "tput", address, "5201", str(seconds)], capture_output=True, text=True, check=True).stdout
+    gbps = float(out.split()[1])
+    out = subprocess.run([tool, "rtt", address, "5201", str(pings)], capture_output=True, text=True, check=True).stdout
+    return gbps, float(out.split()[1])
+
+
+def qemu_net_setup(work, tool, address):
+    """An initramfs whose /init brings eth0 up with `address` and serves,
+    and a tap on swvm's bridge for QEMU."""
+    root = os.path.join(work, "qemu-root")
+    for d in ("bin", "proc", "dev"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(shutil.which("busybox"), os.path.join(root, "bin/busybox"))
+    os.symlink("busybox", os.path.join(root, "bin/sh"))
+    shutil.copy(tool, os.path.join(root, "netperf"))
+    with open(os.path.join(root, "init"), "w") as f:
+        f.write("#!/bin/sh\n/bin/busybox mount -t proc proc /proc\n"
+                "/bin/busybox ip link set lo up\n"
+                f"/bin/busybox ip addr add {address}/16 dev eth0\n/bin/busybox ip link set eth0 up\n"
+                f"echo addr={address}\nexec /netperf server 5201\n")
+    os.chmod(os.path.join(root, "init"), 0o755)
+    cpio = os.path.join(work, "qemu-initrd.cpio")
+    with open(cpio, "wb") as f:
+        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    tap = "swvmqemu0"
+    subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
+    atexit.register(lambda: subprocess.run(["ip", "link", "del", tap], stderr=subprocess.DEVNULL))
+    for cmd in (["master", "swvm0"], ["type", "bridge_slave", "isolated", "on"], ["up"]):
+        subprocess.run(["ip", "link", "set", tap] + cmd, check=True)
+    return cpio, tap
+
+
+def plain_veth(tool):
+    """The host's own veth-to-veth figure: a network namespace joined to
+    the host by a bare veth pair (no bridge, no nftables), serving."""
+    ns, host_end = "swvmbench", "swvmbv0"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    atexit.register(lambda: subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL))
+    atexit.register(lambda: subprocess.run(["ip", "link", "del", host_end], stderr=subprocess.DEVNULL))
+    subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns], check=True)
+    subprocess.run(["ip", "addr", "add", "10.89.255.1/30", "dev", host_end], check=True)
+    subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+    for cmd in (["addr", "add", "10.89.255.2/30", "dev", "eth0"], ["link", "set", "eth0", "up"], ["link", "set", "lo", "up"]):
+        subprocess.run(["ip", "-n", ns, *cmd], check=True)
+    return ["ip", "netns", "exec", ns, "sh", "-c", "echo addr=10.89.255.2; exec " + tool + " server 5201"]
+
+
+def bench_net(args):
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh (with CONFIG_INET)")
+    qemu = shutil.which("qemu-system-x86_64")
+    work = tempfile.mkdtemp(prefix="swvm-bench-net-")
+    atexit.register(shutil.rmtree, work, True)
+    tool, rootfs = netperf_tools(work)
+    mem = 128
+    # The bridge exists after a first run.
+    subprocess.run([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"], check=True)
+    contenders = {
+        "loopback": [tool, "server", "5201"],
+        "veth": plain_veth(tool),
+        "container": [SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", SERVE],
+        "vm": [SWVM, "run", "--isolation=vm", "--network", "bridge", "--memory", f"{mem - 64}m", rootfs, "--", "sh", "-c", SERVE],
+    }
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k in args.only.split(",") or k == "loopback"}
+        qemu = qemu if "qemu" in contenders or "qemu" in args.only.split(",") else None
+    if qemu:
+        qaddr = "10.88.255.254"
+        cpio, tap = qemu_net_setup(work, tool, qaddr)
+        cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        contenders["qemu"] = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm",
+                              "-m", f"{mem}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+                              "-serial", "stdio", "-kernel", KERNEL, "-initrd", cpio, "-append", cmdline,
+                              "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
+                              "-device", "virtio-net-device,netdev=n0"]
+    results = {k: {"tput": [], "rtt": [], "over": []} for k in contenders}
+    for _ in range(args.runs):
+        for name, argv in contenders.items():
+            if name == "loopback":
+                p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+                address, over = "127.0.0.1", None
+                time.sleep(0.2)
+            else:
+                p, address, over = start_server(argv, args.timeout, guest_bytes=mem << 20 if name in ("vm", "qemu") else None)
+            try:
+                gbps, rtt = measure_net(tool, address, args.seconds, args.pings)
+            finally:
+                stop_server(p)
+            results[name]["tput"].append(gbps)
+            results[name]["rtt"].append(rtt)
+            if over is not None:
+                results[name]["over"].append(over)
+    print(f"## TCP from the host to a server in each, {args.runs} runs each, alternating "
+          f"({args.seconds} s stream, {args.pings} 1-byte round trips)\n")
+    for name, argv in contenders.items():
+        print(f"{name}: {' '.join(argv)}")
+    print()
+    print("| path | throughput Mbit/s (median, min-max) | round trip us (median, min-max) | VMM memory beyond guest RAM |")
+    print("| --- | --- | --- | --- |")
+    for name, r in results.items():
+        t, l = summary(r["tput"]), summary(r["rtt"])
+        o = f"{statistics.median(r['over']) / 1024:.1f} MiB" if r["over"] else "-"
+        print(f"| {name} | {t[0] * 1000:.2f} ({t[1] * 1000:.2f}-{t[2] * 1000:.2f}) | {l[0]:.0f} ({l[1]:.0f}-{l[2]:.0f}) | {o} |")
+    base = statistics.median(results["loopback"]["tput"])
+    print()
+    for name in results:
+        if name != "loopback":
+            print(f"throughput {name}/loopback: {statistics.median(results[name]['tput']) / base:.2f}")
+    if "veth" in results and "container" in results:
+        print(f"throughput container/veth: {statistics.median(results['container']['tput']) / statistics.median(results['veth']['tput']):.2f}")
+    if "qemu" in results and "vm" in results:
+        print(f"throughput vm/qemu: {statistics.median(results['vm']['tput']) / statistics.median(results['qemu']['tput']):.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -604,8 +777,14 @@ def main():
     i = sub.add_parser("init")
     i.add_argument("--runs", type=int, default=3)
     i.add_argument("--timeout", type=float, default=300)
+    n = sub.add_parser("net")
+    n.add_argument("--runs", type=int, default=3)
+    n.add_argument("--seconds", type=float, default=5)
+    n.add_argument("--pings", type=int, default=2000)
+    n.add_argument("--timeout", type=float, default=300)
+    n.add_argument("--only", default="", help="comma-separated: veth,container,vm,qemu (loopback always runs)")
     args = ap.parse_args()
-    {"container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
+    {"net": bench_net, "container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 
 
 if __name__ == "__main__":

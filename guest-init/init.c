@@ -20,6 +20,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -231,6 +235,53 @@ static void wait_for_disk(const char *dev) {
     fatal("internalError", "the image's disk %s did not appear", dev);
 }
 
+/* ---------------------------------------------------------------- the network */
+
+static void interface_flags_up(int fd, const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fatal("systemCall", "%s: %s", name, strerror(errno));
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fatal("systemCall", "%s: up: %s", name, strerror(errno));
+}
+
+/* --network bridge: eth0 (virtio-net) gets the run's MAC, address, MTU
+ * and default route, and lo comes up, in guest-init's own network
+ * namespace, which the workload then shares: the VM is its boundary. */
+static void configure_network(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fatal("systemCall", "socket for eth0: %s", strerror(errno));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "eth0");
+    ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+    memcpy(ifr.ifr_hwaddr.sa_data, cfg.net_mac, 6);
+    if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) fatal("systemCall", "eth0: set MAC: %s", strerror(errno));
+    ifr.ifr_mtu = cfg.net_mtu;
+    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal("systemCall", "eth0: set MTU %u: %s", cfg.net_mtu, strerror(errno));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    memset(&ifr.ifr_addr, 0, sizeof ifr.ifr_addr);
+    sin->sin_family = AF_INET;
+    memcpy(&sin->sin_addr, cfg.net_addr, 4);
+    if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) fatal("systemCall", "eth0: set address: %s", strerror(errno));
+    uint32_t mask = cfg.net_prefix ? htonl(~0u << (32 - cfg.net_prefix)) : 0;
+    memcpy(&sin->sin_addr, &mask, 4);
+    if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal("systemCall", "eth0: set netmask: %s", strerror(errno));
+    interface_flags_up(fd, "eth0");
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
+                       *msk = (struct sockaddr_in *)&rt.rt_genmask;
+    gw->sin_family = dst->sin_family = msk->sin_family = AF_INET;
+    memcpy(&gw->sin_addr, cfg.net_gw, 4);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    rt.rt_dev = "eth0";
+    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal("systemCall", "eth0: default route: %s", strerror(errno));
+    interface_flags_up(fd, "lo");
+    close(fd);
+}
+
 /* ---------------------------------------------------------------- the workload */
 
 static int recv_fd(int sock) {
@@ -319,7 +370,8 @@ int main(void) {
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    const uint32_t namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
+    if (cfg.net) configure_network();
+    const uint32_t namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
     pid_t pid = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) fatal("systemCall", "clone: %s", strerror(errno));
     if (pid == 0) {

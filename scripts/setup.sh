@@ -21,7 +21,7 @@ fi
 
 pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev libssl-dev e2fsprogs busybox-static
       musl-tools file cpio xz-utils zstd iproute2 util-linux python3 python3-jsonschema ccache crun
-      qemu-system-x86 umoci chromium time"
+      qemu-system-x86 umoci chromium time nftables"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

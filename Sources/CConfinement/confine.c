@@ -355,8 +355,9 @@ static void mask_and_protect(const struct child *c) {
     }
 }
 
-/* /etc/hostname and /etc/hosts for the run's name, as Docker writes them
- * (into the overlay's upper layer, never the image). */
+/* /etc/hostname, /etc/hosts and, with a network, /etc/resolv.conf, as
+ * Docker writes them (into the overlay's upper layer, never the image);
+ * swvm sends the same hosts and resolv.conf text to both levels. */
 static void write_host_files(const struct child *c) {
     int etc = open_in_root(c, "/etc", O_RDONLY | O_DIRECTORY);
     if (etc < 0 && errno == ENOENT) return;
@@ -364,8 +365,10 @@ static void write_host_files(const struct child *c) {
     char hosts[512], name[300];
     snprintf(name, sizeof name, "%s\n", c->s->hostname);
     snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
-    const char *files[][2] = { { "hostname", name }, { "hosts", hosts } };
-    for (int i = 0; i < 2; i++) {
+    const char *files[][2] = { { "hostname", name }, { "hosts", c->s->etc_hosts ? c->s->etc_hosts : hosts },
+                               { "resolv.conf", c->s->resolv_conf } };
+    for (int i = 0; i < 3; i++) {
+        if (!files[i][1]) continue;
         unlinkat(etc, files[i][0], 0);
         int fd = openat(etc, files[i][0], O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0) fail(c, "systemCall", "write /etc/%s: %s", files[i][0], strerror(errno));

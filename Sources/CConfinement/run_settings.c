@@ -171,6 +171,18 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         if (m->kind != CGROUP_MOUNT_V1 && m->kind != CGROUP_MOUNT_BIND) return fail(d, "run settings: cgroup mount kind %d", m->kind);
         return 0;
     }
+    case CFG_NET_IF:
+        if (need(d, n, 17, "eth0's settings")) return -1;
+        if (v[4] > 32) return fail(d, "run settings: eth0's prefix /%u", v[4]);
+        s->net = 1;
+        memcpy(s->net_addr, v, 4);
+        s->net_prefix = v[4];
+        memcpy(s->net_gw, v + 5, 4);
+        s->net_mtu = get16(v + 9);
+        memcpy(s->net_mac, v + 11, 6);
+        return 0;
+    case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
+    case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     default:
         return 0;   /* a field from a newer swvm: skipped */
     }
@@ -221,6 +233,7 @@ void swvm_settings_free(struct swvm_settings *s) {
     free(s->cwd); free(s->hostname); free(s->rootdev); free(s->probe);
     free(s->rootfs); free(s->state_dir);
     free(s->groups); free(s->rlimits); free(s->seccomp); free(s->entropy);
+    free(s->etc_hosts); free(s->resolv_conf);
     free_mounts(s->tmpfs, s->ntmpfs);
     free_mounts(s->volumes, s->nvolumes);
     free_mounts(s->cgroup_mounts, s->ncgroup_mounts);

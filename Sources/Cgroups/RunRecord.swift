@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Network
 import RuntimeSpec
 import SwvmBase
 
 /// /run/swvm/runs/<id>: what a run leaves on the host while it runs (its
-/// owner's pid and start time, its cgroups), so that a swvm killed with
+/// owner's pid and start time, its cgroups, its network attachment), so that a swvm killed with
 /// SIGKILL is cleaned up by the next one. A container's processes die with
 /// swvm (parent-death signal on its PID 1) and its mounts with its mount
 /// namespace; a VM dies with the VMM, which is swvm itself.
@@ -48,6 +49,8 @@ public enum RunRecord {
     }
 
     public static func cleanup(_ dir: String) {
+        // Its veth or tap, published ports and address lease.
+        NetworkAttachment.removeRecorded(runDir: dir)
         if let text = try? FS.readText(Path.join(dir, "cgroups")) {
             for path in text.split(separator: "\n") where !path.isEmpty {
                 Cgroups.killAndRemove(String(path))

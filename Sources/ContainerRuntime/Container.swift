@@ -4,6 +4,7 @@ import Glibc
 import CConfinement
 import CSyscalls
 import Cgroups
+import Network
 import RuntimeSpec
 import Seccomp
 import SwvmBase
@@ -35,7 +36,7 @@ public struct ContainerResult {
 /// signals, relay the terminal and clean up; the child becomes the
 /// container's PID 1 and execs the workload.
 public final class Container {
-    public let spec: RunSpec
+    public private(set) var spec: RunSpec
     let stateDir: String
     let cgroupVersion: CgroupVersion
     /// Called with the container's host pid once it runs (tests, compare).
@@ -92,6 +93,13 @@ public final class Container {
         try cgroup!.apply(spec.resources)
         try cgroup!.restrictDevices()
         mark("cgroup ready")
+        // --network bridge: an address, published ports; the veth once the child exists.
+        let network = try NetworkAttachment.prepare(spec, runDir: stateDir)
+        defer { network?.release() }
+        if let n = network {
+            spec.networkAddress = n.address
+            spec.resolvConf = n.resolvConf
+        }
 
         let sync = try makePipe()
         let errors = try makePipe()
@@ -128,7 +136,7 @@ public final class Container {
         let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
 
         var flags = sys_CLONE_NEWNS | sys_CLONE_NEWUTS | sys_CLONE_NEWIPC | sys_CLONE_NEWPID
-        if spec.network == .none { flags |= sys_CLONE_NEWNET }
+        if spec.network != .host { flags |= sys_CLONE_NEWNET }
         if spec.userNamespace != nil { flags |= sys_CLONE_NEWUSER }
 
         mark("clone")
@@ -147,6 +155,10 @@ public final class Container {
             mark("cloned")
             try cgroup!.add(pid: pid)
             mark("cgroup joined")
+            if let n = network {
+                try n.connectVeth(pid: pid)
+                mark("veth ready")
+            }
             if let map = spec.userNamespace {
                 try UserNamespace.writeMappings(pid: pid, map)
                 // The image root, id-mapped so its root-owned files belong

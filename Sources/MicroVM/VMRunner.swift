@@ -4,6 +4,7 @@ import Glibc
 import CSyscalls
 import Cgroups
 import KVM
+import Network
 import OCIImage
 import RuntimeSpec
 import Seccomp
@@ -121,6 +122,7 @@ public final class VMRunner {
         let console: ConsoleDevice
         let disk: BlockDevice
         let diskTransport: MMIOTransport
+        let net: NetDevice
 
         init(_ config: MachineConfig, snapshot: SnapshotFile?) throws {
             machine = try Machine(config: config, snapshot: snapshot)
@@ -134,6 +136,10 @@ public final class VMRunner {
             disk = BlockDevice(readOnly: true)
             diskTransport = try machine.addVirtioDevice(disk, description: "virtio-blk (the image's ext4 disk, read-only, attached after boot)")
             try machine.addVirtioDevice(RngDevice(), description: "virtio-rng")
+            // In every VM, so one snapshot serves every --network mode; its
+            // tap is attached only with --network bridge, after the snapshot point.
+            net = NetDevice()
+            try machine.addVirtioDevice(net, description: "virtio-net (a tap on swvm0 with --network bridge; unconnected otherwise)")
         }
 
         var control: ConsoleDevice.Port { console.ports[0] }
@@ -189,10 +195,24 @@ public final class VMRunner {
             try RunRecord.record(record, cgroups: scope!.paths)
         }
 
+        // --network bridge: the address, published ports and the tap; the
+        // guest learns them with its settings, after the snapshot point.
+        let network = try NetworkAttachment.prepare(spec, runDir: record)
+        defer { network?.release() }
+        let tap = try network?.openTap()
+        defer { withExtendedLifetime(tap) {} }   // open until the VM is gone
+
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
-        let session = Session(runner: self, instance: instance, filter: filter, start: start)
-        session.attach = { instance.disk.attach(diskImage); instance.diskTransport.signalConfigChange() }
+        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
+        session.attach = {
+            instance.disk.attach(diskImage)
+            instance.diskTransport.signalConfigChange()
+            if let tap {
+                try NetworkAttachment.setTapOffloads(tap.raw, instance.net.tapOffloads)
+                try instance.net.attach(tap: tap.raw, events: instance.machine.events)
+            }
+        }
         if let writer {
             session.beforeSettings = {
                 // On the main thread, every vCPU parked: the guest is booted
@@ -283,6 +303,7 @@ final class Session {
     let state = Locked(VMRunner.RunState())
     let phases = Locked<[(String, Int)]>([])
     let terminal: HostTerminal?
+    let network: NetworkAttachment?
     /// Attaches the image's disk (before the settings are sent).
     var attach: (() throws -> Void)?
     /// Runs when guest-init is ready, before it gets its settings (the
@@ -292,8 +313,9 @@ final class Session {
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
 
-    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64) {
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?) {
         self.runner = runner
+        self.network = network
         self.instance = instance
         self.filter = filter
         self.start = start
@@ -377,9 +399,17 @@ final class Session {
         let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
-        let cfg = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
+        var runSpec = spec
+        var netInterface: [UInt8]?
+        if let n = network {
+            runSpec.networkAddress = n.address
+            runSpec.resolvConf = n.resolvConf
+            netInterface = n.address.bytes + [UInt8(n.bridge.subnet.prefix)] + n.bridge.gateway.bytes + le16(UInt16(n.bridge.mtu)) + n.mac
+        }
+        let cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
                                      level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
-                                                probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy))
+                                                probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,
+                                                netInterface: netInterface))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }

@@ -9,7 +9,8 @@ public enum RunSettings {
     public enum Level {
         /// The guest builds its root from the image's block device;
         /// `entropy` seeds its CRNG.
-        case vm(rootDevice: String, hostTimeNanos: UInt64, probeSource: String?, entropy: [UInt8]?)
+        /// `netInterface`: eth0 with --network bridge (CFG_NET_IF's bytes).
+        case vm(rootDevice: String, hostTimeNanos: UInt64, probeSource: String?, entropy: [UInt8]?, netInterface: [UInt8]? = nil)
         /// The container child builds its root from the image root on the host.
         case container(stateDir: String, cgroupMounts: [CgroupMount])
     }
@@ -65,8 +66,12 @@ public enum RunSettings {
             case .bind(let source): f.add(CFG_VOLUME, m.readOnly ? 1 : 0, source, m.destination)
             }
         }
+        // The same /etc/hosts and resolv.conf at both levels.
+        f.add(CFG_ETC_HOSTS, spec.etcHosts)
+        if let r = spec.resolvConf { f.add(CFG_RESOLV_CONF, r) }
         switch level {
-        case .vm(let rootDevice, let time, let probe, let entropy):
+        case .vm(let rootDevice, let time, let probe, let entropy, let netInterface):
+            if let n = netInterface { f.add(CFG_NET_IF, n) }
             f.add(CFG_ROOTDEV, rootDevice)
             f.add(CFG_TIME, le64(time))
             if let m = spec.resources.memory { f.add(CFG_MEMORY, le64(m)) }

@@ -20,6 +20,11 @@ public struct RunSpec {
     public var maskedPaths = RunSpec.defaultMaskedPaths
     public var readonlyPaths = RunSpec.defaultReadonlyPaths
     public var network: NetworkMode = .none
+    public var networkSettings = NetworkSettings()
+    /// The run's address on the bridge, once leased (--network bridge).
+    public var networkAddress: IPv4Address?
+    /// The run's /etc/resolv.conf (--network bridge); nil: the image's.
+    public var resolvConf: String?
     public var terminal = false
     public var interactive = false
     public var userNamespace: UserNamespaceMapping?
@@ -33,6 +38,9 @@ public struct RunSpec {
     public var probe: String?
 
     public static let probePath = "/.swvm-probe"
+
+    /// The run's /etc/hosts (both isolation levels write this text).
+    public var etcHosts: String { networkSettings.hostsFile(hostname: hostname, address: networkAddress) }
 
     /// As runc and crun mask them by default (and Docker).
     public static let defaultMaskedPaths = [
@@ -109,6 +117,9 @@ public enum NetworkMode: String, Equatable {
     case none
     /// The host's network namespace (containers only).
     case host
+    /// An address of swvm's bridge (swvm0), NAT to the outside, published
+    /// ports; isolated from other runs.
+    case bridge
 }
 
 /// A user-namespace mapping: container ids [0, size) map to host ids

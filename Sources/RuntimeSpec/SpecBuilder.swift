@@ -26,6 +26,9 @@ public struct RunOptions {
     public var capDrop: [String] = []
     public var securityOpts: [String] = []
     public var network = "none"
+    public var publish: [String] = []
+    public var dns: [String] = []
+    public var addHosts: [String] = []
     public var userns: String?
     public var initProcess = false
     public var stopTimeout: String?
@@ -164,10 +167,15 @@ public enum SpecBuilder {
         // Limits.
         try applyLimits(o, to: &spec.resources)
 
-        switch o.network {
-        case "none": spec.network = .none
-        case "host": spec.network = .host
-        default: throw SwvmError(.unsupported, "--network '\(o.network)': swvm supports 'none' and 'host'")
+        guard let mode = NetworkMode(rawValue: o.network) else {
+            throw SwvmError(.invalidArgument, "--network '\(o.network)': swvm supports none, bridge and host")
+        }
+        spec.network = mode
+        spec.networkSettings.publish = try o.publish.map(PortMapping.init(parsing:))
+        spec.networkSettings.dns = try o.dns.map(NetworkSettings.parseDNS)
+        spec.networkSettings.extraHosts = try o.addHosts.map(NetworkSettings.parseHost)
+        if !spec.networkSettings.publish.isEmpty && mode != .bridge {
+            throw SwvmError(.invalidArgument, "-p needs --network bridge (the run has no address to publish from with --network \(o.network))")
         }
         if let u = o.userns {
             spec.userNamespace = try userNamespace(u)

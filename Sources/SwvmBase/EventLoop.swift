@@ -43,6 +43,15 @@ public final class EventLoop {
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
+    /// Changes the events watched for `fd` (virtio-net asks for EPOLLOUT
+    /// on its tap only while the tap is full).
+    public func modify(fd: Int32, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
     /// Runs first on the loop thread (to confine it, for instance).
     public var onThreadStart: (() -> Void)?
 

@@ -30,10 +30,15 @@ public enum VMMSeccomp {
         ])
     }
 
+    /// TUNSETOFFLOAD: virtio-net tells its tap which offloads the guest's
+    /// driver negotiated when the tap is attached (on the device thread).
+    static let tunSetOffload: UInt64 = 0x4004_54d0
+
     public static func deviceProfile() -> SeccompProfile {
         SeccompProfile(defaultAction: .errno(1), rules: [
             .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "pread64", "pwrite64", "preadv", "pwritev",
                                    "fdatasync", "fsync", "getrandom"], action: .allow),
+            .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: tunSetOffload, op: .equal)]),
         ])
     }
 

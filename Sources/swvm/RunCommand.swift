@@ -69,8 +69,17 @@ struct ProcessOptions: ParsableArguments {
     @Option(name: .customLong("security-opt"), help: ArgumentHelp("seccomp=PROFILE.json, seccomp=unconfined, or no-new-privileges[=false].", valueName: "opt"))
     var securityOpt: [String] = []
 
-    @Option(help: ArgumentHelp("Network: none (loopback only, the default) or host (containers only).", valueName: "mode"))
+    @Option(help: ArgumentHelp("Network: none (loopback only, the safe default), bridge (an address on swvm0, NAT, -p) or host (containers only).", valueName: "mode"))
     var network = "none"
+
+    @Option(name: [.short, .customLong("publish")], help: ArgumentHelp("Publish a port of the run on the host (--network bridge).", valueName: "[IP:]HOSTPORT:PORT[/tcp|udp]"))
+    var publish: [String] = []
+
+    @Option(help: ArgumentHelp("A name server for the run's /etc/resolv.conf.", valueName: "IP"))
+    var dns: [String] = []
+
+    @Option(name: .customLong("add-host"), help: ArgumentHelp("Add a line to the run's /etc/hosts.", valueName: "NAME:IP"))
+    var addHost: [String] = []
 
     @Option(help: ArgumentHelp("User namespace: host (default), auto, or HOSTUID:HOSTGID:SIZE (containers only).", valueName: "mode"))
     var userns: String?
@@ -104,6 +113,9 @@ struct ProcessOptions: ParsableArguments {
         for v in capDrop { a += ["--cap-drop", v] }
         for v in securityOpt { a += ["--security-opt", v] }
         a += ["--network", network]
+        for v in publish { a += ["--publish", v] }
+        for v in dns { a += ["--dns", v] }
+        for v in addHost { a += ["--add-host", v] }
         if let v = userns { a += ["--userns", v] }
         if initProcess { a.append("--init") }
         if let v = stopTimeout { a += ["--stop-timeout", v] }
@@ -132,6 +144,9 @@ struct ProcessOptions: ParsableArguments {
         o.capDrop = capDrop
         o.securityOpts = securityOpt
         o.network = network
+        o.publish = publish
+        o.dns = dns
+        o.addHosts = addHost
         o.userns = userns
         o.initProcess = initProcess
         o.stopTimeout = stopTimeout

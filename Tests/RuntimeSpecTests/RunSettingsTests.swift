@@ -32,8 +32,13 @@ import Testing
         s.userNamespace = UserNamespaceMapping(hostUID: 100000, hostGID: 100000, size: 65536)
         s.probe = "/host/probe"
         s.initProcess = true
+        s.networkAddress = IPv4Address("10.88.0.7")
+        s.resolvConf = "nameserver 10.88.0.1\n"
         return s
     }
+
+    /// eth0: 10.88.0.7/16 via 10.88.0.1, MTU 1500, MAC 02:53:0a:58:00:07.
+    static let netInterface: [UInt8] = [10, 88, 0, 7, 16, 10, 88, 0, 1] + le16(1500) + [0x02, 0x53, 10, 88, 0, 7]
 
     func decode(_ bytes: [UInt8]) -> (swvm_settings, String?) {
         var s = swvm_settings()
@@ -60,7 +65,7 @@ import Testing
         let spec = fullSpec()
         let bytes = RunSettings.encode(spec, seccompProgram: Self.program, window: (rows: 33, cols: 101),
                                        level: .vm(rootDevice: "/dev/vdb", hostTimeNanos: 1_234_567_890_123, probeSource: "/probe",
-                                                  entropy: [9, 8, 7, 6]))
+                                                  entropy: [9, 8, 7, 6], netInterface: Self.netInterface))
         var (s, error) = decode(bytes)
         defer { swvm_settings_free(&s) }
         #expect(error == nil)
@@ -88,6 +93,12 @@ import Testing
         #expect(String(cString: s.rootdev) == "/dev/vdb")
         #expect(String(cString: s.probe) == "/probe")
         #expect(Array(UnsafeBufferPointer(start: s.entropy, count: Int(s.entropy_len))) == [9, 8, 7, 6])
+        #expect(s.net == 1 && s.net_prefix == 16 && s.net_mtu == 1500)
+        #expect(withUnsafeBytes(of: s.net_addr) { Array($0) } == [10, 88, 0, 7])
+        #expect(withUnsafeBytes(of: s.net_gw) { Array($0) } == [10, 88, 0, 1])
+        #expect(withUnsafeBytes(of: s.net_mac) { Array($0) } == [0x02, 0x53, 10, 88, 0, 7])
+        #expect(String(cString: s.etc_hosts) == spec.etcHosts && String(cString: s.etc_hosts).contains("10.88.0.7\tbox1"))
+        #expect(String(cString: s.resolv_conf) == "nameserver 10.88.0.1\n")
         // The VM gets no container fields.
         #expect(s.rootfs == nil && s.state_dir == nil && s.host_network == 0 && s.userns == 0 && s.ncgroup_mounts == 0)
     }
@@ -122,7 +133,8 @@ import Testing
     @Test func everyTagIsEncoded() {
         let spec = fullSpec()
         var tags = Set<UInt16>()
-        for level in [RunSettings.Level.vm(rootDevice: "/dev/vda", hostTimeNanos: 1, probeSource: "/probe", entropy: [1]),
+        for level in [RunSettings.Level.vm(rootDevice: "/dev/vda", hostTimeNanos: 1, probeSource: "/probe", entropy: [1],
+                                           netInterface: Self.netInterface),
                       .container(stateDir: "/s", cgroupMounts: [.v1(controller: "pids")])] {
             let b = RunSettings.encode(spec, seccompProgram: Self.program, window: (1, 1), level: level)
             var off = 0
@@ -134,6 +146,7 @@ import Testing
         }
         let retired: Set<UInt16> = [17, 23]
         let defined = Set((1...UInt16(CFG_INIT.rawValue)).filter { !retired.contains($0) })
+            .union([UInt16(CFG_NET_IF.rawValue), UInt16(CFG_ETC_HOSTS.rawValue), UInt16(CFG_RESOLV_CONF.rawValue)])
         #expect(tags == defined, "not encoded: \(defined.subtracting(tags).sorted())")
     }
 

@@ -134,7 +134,7 @@ import Testing
         case "--cpus": o.cpus = "-1"
         case "--ulimit": o.ulimits = ["bogus=1"]
         case "--security-opt": o.securityOpts = ["apparmor=x"]
-        default: o.network = "bridge"
+        default: o.network = "macvlan"
         }
         #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
     }

@@ -63,6 +63,10 @@ enum swvm_config_tag {
     CFG_USERNS = 30,        /* u8: a user namespace; the image root arrives id-mapped over the socket */
     CFG_CGROUP_MOUNT = 31,  /* u8 kind, name, NUL, source; repeated; none: one cgroup2 mount */
     CFG_INIT = 32,          /* u8: a minimal init is PID 1 and the workload its child (--init) */
+    /* 40 and up: networking (--network bridge) */
+    CFG_NET_IF = 40,        /* VM only: eth0's u8 addr[4], u8 prefix, u8 gateway[4], u16 mtu, u8 mac[6] (addresses in network order) */
+    CFG_ETC_HOSTS = 41,     /* string: the whole /etc/hosts */
+    CFG_RESOLV_CONF = 42,   /* string: the whole /etc/resolv.conf */
 };
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
@@ -107,6 +111,8 @@ struct swvm_settings {
     struct swvm_mount *volumes; uint32_t nvolumes;      /* source, destination, read_only */
     int host_network, userns, init;
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
+    int net; uint8_t net_addr[4], net_prefix, net_gw[4], net_mac[6]; uint16_t net_mtu;
+    char *etc_hosts, *resolv_conf;
 };
 
 /* Decodes a MSG_CONFIG payload. Returns 0, or -1 with a message naming the

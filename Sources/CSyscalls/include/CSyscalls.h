@@ -29,6 +29,8 @@ int sys_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, 
 /// glibc's malloc_trim(0): returns freed heap pages to the kernel (<malloc.h>
 /// is not in Swift's Glibc module).
 int sys_malloc_trim(void);
+/// ioctl(2) with an integer argument (TUNSETOFFLOAD).
+int sys_ioctl_int(int fd, unsigned long request, unsigned long arg);
 
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags);

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuntimeSpec
+import SwvmBase
+
+/// The host side every --network bridge run shares: the Linux bridge
+/// swvm0 with the subnet's first address, and nftables' `table ip swvm`
+/// (masquerade out, published ports in, runs kept apart). Both are created
+/// on first use and stay, as docker0 does; per-run state is in the maps.
+public struct HostBridge {
+    public static let name = "swvm0"
+    public static let table = "swvm"
+
+    public var subnet: IPv4Subnet
+    public var mtu = 1500
+    public var gateway: IPv4Address { IPv4Address(subnet.network.value + 1) }
+
+    /// SWVM_SUBNET (CIDR), default 10.88.0.0/16.
+    public static func configured() throws -> HostBridge {
+        let text = FS.environment("SWVM_SUBNET").flatMap { $0.isEmpty ? nil : $0 } ?? "10.88.0.0/16"
+        // A network address (no host bits), with room for runs.
+        guard let s = IPv4Subnet(text), s.prefix >= 8, s.prefix <= 28,
+              s.network == IPv4Address(String(text.split(separator: "/")[0])) else {
+            throw SwvmError(.invalidArgument, "SWVM_SUBNET '\(text)': expected a network address in CIDR form with a prefix of 8 to 28 bits, e.g. 10.88.0.0/16")
+        }
+        return HostBridge(subnet: s)
+    }
+
+    /// Creates the bridge and the nftables table unless they exist; the
+    /// caller holds the network lock. Fails if the subnet collides with a
+    /// route of the host or the bridge exists with another subnet.
+    func ensure() throws {
+        try checkNoCollision()
+        if FS.exists("/sys/class/net/\(HostBridge.name)") {
+            let addrs = try Net.run(["ip", "-4", "-o", "addr", "show", "dev", HostBridge.name])
+            guard addrs.contains(" inet \(gateway)/\(subnet.prefix) ") else {
+                throw SwvmError(.invalidArgument, "the bridge \(HostBridge.name) exists without \(gateway)/\(subnet.prefix) (SWVM_SUBNET=\(subnet)); set SWVM_SUBNET to its subnet or remove it (ip link del \(HostBridge.name)) when no run uses it")
+            }
+        } else {
+            _ = try Net.run(["ip", "-batch", "-"], input: """
+                link add \(HostBridge.name) mtu \(mtu) type bridge
+                addr add \(gateway)/\(subnet.prefix) dev \(HostBridge.name)
+                link set \(HostBridge.name) up
+
+                """)
+        }
+        // Published ports from the host's 127.0.0.1 are DNATed in the
+        // output chain; the kernel only routes a loopback source out of
+        // the bridge with route_localnet (the guard chain drops the reverse
+        // direction: runs never reach the host's 127.0.0.0/8). Egress and
+        // published ports from other hosts need forwarding.
+        try FS.writeControl("/proc/sys/net/ipv4/conf/\(HostBridge.name)/route_localnet", "1")
+        try FS.writeControl("/proc/sys/net/ipv4/ip_forward", "1")
+        if (try? Net.run(["nft", "list", "table", "ip", HostBridge.table])) == nil {
+            _ = try Net.run(["nft", "-f", "-"], input: ruleset)
+        }
+    }
+
+    /// A route of the host (other than the bridge's) that overlaps the subnet.
+    func checkNoCollision() throws {
+        let routes = try Net.run(["ip", "-4", "-o", "route", "show", "table", "all"])
+        for line in routes.split(separator: "\n") {
+            let f = line.split(separator: " ").map(String.init)
+            if let d = f.firstIndex(of: "dev"), d + 1 < f.count, f[d + 1] == HostBridge.name { continue }
+            // [TYPE] DESTINATION ...: a default route covers everything
+            // and collides with nothing.
+            let types: Set<String> = ["unicast", "local", "broadcast", "multicast", "anycast", "blackhole", "unreachable", "prohibit", "throw", "nat"]
+            guard let first = f.first else { continue }
+            let dest = types.contains(first) && f.count > 1 ? f[1] : first
+            guard let net = IPv4Subnet(dest) ?? IPv4Address(dest).map({ IPv4Subnet($0, prefix: 32) }) else { continue }
+            if net.overlaps(subnet) {
+                throw SwvmError(.invalidArgument, "the bridge subnet \(subnet) collides with the host's route '\(line)'; choose another with SWVM_SUBNET")
+            }
+        }
+    }
+
+    /// swvm's own table: other tools' tables and rules are not touched.
+    /// Published ports are elements of the two maps, one per run's port.
+    var ruleset: String {
+        let br = HostBridge.name
+        return """
+        table ip \(HostBridge.table) {
+          map pub_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
+          map pub_addr { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+          chain guard {
+            type filter hook prerouting priority raw; policy accept;
+            iifname "\(br)" ip daddr 127.0.0.0/8 drop
+          }
+          chain prerouting {
+            type nat hook prerouting priority dstnat; policy accept;
+            fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
+            dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+          }
+          chain output {
+            type nat hook output priority -100; policy accept;
+            fib daddr type local dnat ip to meta l4proto . th dport map @pub_any
+            dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
+          }
+          chain postrouting {
+            type nat hook postrouting priority srcnat; policy accept;
+            oifname "\(br)" ip saddr 127.0.0.0/8 masquerade
+            ip saddr \(subnet) oifname != "\(br)" masquerade
+          }
+          chain forward {
+            type filter hook forward priority filter; policy accept;
+            iifname "\(br)" oifname "\(br)" drop
+          }
+        }
+
+        """
+    }
+}
+
+/// The `ip` and `nft` programs (iproute2, nftables).
+enum Net {
+    @discardableResult
+    static func run(_ argv: [String], input: String? = nil) throws -> String {
+        let r = try Subprocess.run(argv, input: input)
+        guard r.status == 0 else {
+            let first = r.output.split(separator: "\n").first.map(String.init) ?? "exit status \(r.status)"
+            throw SwvmError(.systemCall, "\(argv.prefix(3).joined(separator: " ")): \(first)")
+        }
+        return r.output
+    }
+}

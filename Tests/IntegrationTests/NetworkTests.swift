@@ -1,0 +1,266 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import Network
+@testable import RuntimeSpec
+@testable import SwvmBase
+
+/// --network bridge with real packets, only between this host and runs on
+/// its own bridge: a published port from the host, a host server from the
+/// run, two runs kept apart, and nothing left behind.
+@Suite(.serialized) struct NetworkTests {
+    static let image = Harness.exampleImage
+    /// Both isolation levels behave the same (the VM when its kernel,
+    /// guest-init and /dev/kvm are here).
+    static let levels = ["container"] + (Harness.vmReady ? ["vm"] : [])
+    static let bigBody = Array((100000...165535).map { "\($0)\n" }.joined().utf8)
+    /// A port unlikely to be taken on this host, per test.
+    static func port(_ n: Int) -> UInt16 { UInt16(20000 + Int(getpid() % 5000) * 4 + n) }
+
+    /// A run serving "served-by-run" over HTTP on port 8000, published on
+    /// `hostPort`; `body` runs once it answers, then the run is stopped.
+    /// It also serves /big, 448 KiB of numbered lines (bigBody) that the
+    /// host checks byte for byte: bulk transfers go through the offloads.
+    static func withServingRun(isolation: String, publish: [String], _ body: @escaping (_ runAddress: String) throws -> Void) throws -> CommandResult {
+        var address = ""
+        var failure: Error?
+        var done = false
+        let script = "trap 'exit 0' TERM; echo served-by-run > /tmp/index.html; seq 100000 165535 > /tmp/big; httpd -p 8000 -h /tmp; " +
+            "ip -4 -o addr show eth0 | sed 's/.*inet \\([0-9.]*\\).*/addr=\\1/'; sleep 120 & wait"
+        let r = try Command.run([Harness.swvm, "run", "--isolation=\(isolation)", "--network", "bridge"] + publish.flatMap { ["-p", $0] } +
+                                [image, "--", "sh", "-c", script], timeout: 300, onOutput: { out, pid in
+            guard !done, let line = out.split(separator: "\n").first(where: { $0.hasPrefix("addr=") }) else { return }
+            done = true
+            address = String(line.dropFirst(5))
+            do { try body(address) } catch { failure = error }
+            kill(pid, SIGTERM)
+        })
+        if let f = failure { throw f }
+        #expect(done, "the run never reported its address: \(r)")
+        return r
+    }
+
+    @Test(arguments: NetworkTests.levels) func publishedPortAnswersFromTheHost(isolation: String) throws {
+        let p = NetworkTests.port(0)
+        let hostAddress = try #require(NetworkTests.hostAddress())
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
+            #expect(addr.hasPrefix("10.88."))
+            let big = try NetworkTests.httpGet("127.0.0.1", p, path: "/big")
+            let body = Array(big.split(separator: [13, 10, 13, 10], maxSplits: 1).last ?? [])
+            let firstDifference = zip(body, NetworkTests.bigBody).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
+            #expect(body == NetworkTests.bigBody, "448 KiB through the published port: \(body.count) bytes, first difference at \(firstDifference.map(String.init) ?? "none")")
+            #expect(try NetworkTests.httpGet("127.0.0.1", p).hasSuffix("served-by-run\n"))
+            #expect(try NetworkTests.httpGet(hostAddress, p).hasSuffix("served-by-run\n"))
+            // The run's own address from the host, without the DNAT.
+            #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"))
+        }
+        #expect(r.status == 0, "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    @Test(arguments: NetworkTests.levels) func runFetchesFromAServerOnTheBridgeAddress(isolation: String) throws {
+        // The bridge exists after a first run.
+        #expect(try Harness.run(["--network", "bridge"], ["true"], isolation: "container").status == 0)
+        let bridge = try HostBridge.configured()
+        let server = try TinyServer(address: bridge.gateway.description, reply: "hello-from-host")
+        let r = try Harness.run(["--network", "bridge"],
+                                ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 30 \(bridge.gateway) \(server.port)"],
+                                isolation: isolation)
+        #expect(r.status == 0 && r.out.hasSuffix("hello-from-host"), "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    @Test(arguments: NetworkTests.levels) func runsCannotReachEachOther(isolation: String) throws {
+        let p = NetworkTests.port(2)
+        let bridge = try HostBridge.configured()
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
+            // Directly, by ping, and through the host's DNAT of the published port.
+            let b = try Harness.run(["--network", "bridge"], ["sh", "-c", """
+                printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(addr) 8000 && echo direct-reached
+                ping -c 1 -W 1 \(addr) >/dev/null 2>&1 && echo ping-reached
+                printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(bridge.gateway) \(p) && echo hairpin-reached
+                echo checked
+                """], isolation: "container")
+            #expect(b.out.hasSuffix("checked\n") && !b.out.contains("reached") && !b.out.contains("served-by-run"), "\(b)")
+            // The host still reaches it: the isolation is between runs.
+            #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"))
+        }
+        #expect(r.status == 0, "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    @Test(arguments: NetworkTests.levels) func networkNoneHasOnlyLoopback(isolation: String) throws {
+        for opts in [[], ["--network", "none"]] {
+            let r = try Harness.run(opts, ["sh", "-c", "ls /sys/class/net; ip -4 -o addr | sed 's/.*inet \\([^ ]*\\).*/\\1/'"], isolation: isolation)
+            #expect(r.status == 0 && r.out == "lo\n127.0.0.1/8\n", "\(r)")
+        }
+    }
+
+    @Test(arguments: NetworkTests.levels) func dnsAndAddHostFiles(isolation: String) throws {
+        let r = try Harness.run(["--network", "bridge", "--hostname", "web1", "--dns", "10.88.0.1", "--dns", "192.0.2.53", "--add-host", "db.local:10.88.0.1"],
+                                ["sh", "-c", "cat /etc/resolv.conf; grep -v localhost /etc/hosts; cat /etc/hostname"], isolation: isolation)
+        #expect(r.status == 0, "\(r)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5, "\(r)")
+        #expect(Array(lines.prefix(2)) == ["nameserver 10.88.0.1", "nameserver 192.0.2.53"])
+        #expect(lines.count == 5 && lines[2].hasPrefix("10.88.") && lines[2].hasSuffix("\tweb1"))
+        #expect(lines.count == 5 && lines[3] == "10.88.0.1\tdb.local" && lines[4] == "web1")
+    }
+
+    @Test func badInputIsOneLineAndLeavesNothing() throws {
+        // A host port that a program of the host holds.
+        let held = try TinyServer(address: "0.0.0.0", reply: "x")
+        let subnetOfHost = try #require(NetworkTests.hostSubnet())
+        let cases: [([String], [String: String], String)] = [
+            (["-p", "80"], [:], "-p '80'"),
+            (["-p", "1.2.3:80:80"], [:], "'1.2.3' is not an IPv4 address"),
+            (["-p", "99999:80"], [:], "not a port number"),
+            (["-p", "8080:80/sctp"], [:], "tcp or udp"),
+            (["-p", "\(held.port):80"], [:], "port \(held.port)/tcp of the host is already in use"),
+            (["--dns", "example"], [:], "--dns 'example'"),
+            (["--add-host", "nocolon"], [:], "--add-host 'nocolon'"),
+            ([], ["SWVM_SUBNET": subnetOfHost], "collides with the host's route"),
+            ([], ["SWVM_SUBNET": "10.88.0.0/33"], "SWVM_SUBNET"),
+        ]
+        for (opts, env, message) in cases {
+            let r = try Command.run([Harness.swvm, "run", "--network", "bridge"] + opts + [NetworkTests.image, "--", "true"],
+                                    environment: env)
+            #expect(r.status == 125 && r.err.contains(message) && r.err.split(separator: "\n").count == 1, "\(opts) \(env): \(r)")
+            try NetworkTests.expectNothingLeft()
+        }
+    }
+
+    @Test(arguments: NetworkTests.levels) func aKilledRunLeavesNothing(isolation: String) throws {
+        let p = NetworkTests.port(3)
+        var killed = false
+        let r = try Command.run([Harness.swvm, "run", "--isolation=\(isolation)", "--network", "bridge", "-p", "\(p):8000",
+                                 NetworkTests.image, "--", "sh", "-c", "echo up; sleep 60"],
+                                timeout: 300, onOutput: { out, pid in
+            if !killed && out.contains("up") { killed = true; kill(pid, SIGKILL) }
+        })
+        #expect(killed && r.status == 137, "\(r)")
+        let state = try NetworkTests.state()
+        #expect(!state.isEmpty, "a killed run leaves its veth, port and lease for the next swvm")
+        #expect(try Harness.run(["true"]).status == 0)
+        try NetworkTests.expectNothingLeft()
+    }
+
+    // MARK: helpers
+
+    /// swvm's per-run network state on the host: links other than the
+    /// bridge, published-port map elements, leases.
+    static func state() throws -> [String] {
+        var left: [String] = []
+        for name in (try? FS.listDirectory("/sys/class/net")) ?? [] where name.hasPrefix("swvm") && name != HostBridge.name {
+            left.append("link \(name)")
+        }
+        for map in ["pub_any", "pub_addr"] {
+            let text = (try? Subprocess.run(["nft", "list", "map", "ip", HostBridge.table, map]))?.output ?? ""
+            if text.contains("elements") { left.append("nft \(map): \(text)") }
+        }
+        for lease in (try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "net/leases"))) ?? [] { left.append("lease \(lease)") }
+        return left
+    }
+
+    static func expectNothingLeft() throws {
+        #expect(try state() == [])
+    }
+
+    /// A non-loopback IPv4 address of this host (not the bridge's).
+    static func hostAddress() -> String? {
+        let text = (try? Subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"]))?.output ?? ""
+        for line in text.split(separator: "\n") where !line.contains(HostBridge.name) {
+            let f = line.split(separator: " ")
+            if let i = f.firstIndex(of: "inet"), i + 1 < f.count { return String(f[i + 1].split(separator: "/")[0]) }
+        }
+        return nil
+    }
+
+    /// The subnet of that address, as the host routes it.
+    static func hostSubnet() -> String? {
+        let text = (try? Subprocess.run(["ip", "-4", "-o", "route", "show", "scope", "link"]))?.output ?? ""
+        return text.split(separator: "\n").first(where: { !$0.contains(HostBridge.name) }).map { String($0.split(separator: " ")[0]) }
+    }
+
+    /// A plain HTTP/1.0 GET; the whole response.
+    static func httpGet(_ host: String, _ port: UInt16) throws -> String {
+        String(decoding: try httpGet(host, port, path: "/"), as: UTF8.self)
+    }
+
+    static func httpGet(_ host: String, _ port: UInt16, path: String) throws -> [UInt8] {
+        let fd = try connectTCP(host, port)
+        defer { close(fd) }
+        try Array("GET \(path) HTTP/1.0\r\n\r\n".utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        return out
+    }
+
+    static func sockaddr(_ host: String, _ port: UInt16) -> sockaddr_in {
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = (IPv4Address(host)?.value ?? 0).bigEndian
+        return sa
+    }
+
+    static func connectTCP(_ host: String, _ port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sa = sockaddr(host, port)
+        // The server may still be starting: retry for a few seconds.
+        for _ in 0..<50 {
+            let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if r == 0 { return fd }
+            usleep(100_000)
+        }
+        close(fd)
+        throw SwvmError.errno("connect \(host):\(port)")
+    }
+}
+
+/// A TCP server on this host that answers every connection with a fixed
+/// text, on a thread, until it is deinitialised.
+final class TinyServer {
+    let fd: Int32
+    let port: UInt16
+    private var thread: NativeThread?
+
+    init(address: String, reply: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var sa = NetworkTests.sockaddr(address, 0)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0, listen(fd, 8) == 0 else { throw SwvmError.errno("listen on \(address)") }
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = UInt16(bigEndian: bound.sin_port)
+        let listener = fd
+        let bytes = Array(reply.utf8)
+        thread = try NativeThread(name: "tiny-server") {
+            while true {
+                let c = accept(listener, nil, nil)
+                if c < 0 { return }
+                var buf = [UInt8](repeating: 0, count: 1024)
+                _ = read(c, &buf, buf.count)
+                _ = write(c, bytes, bytes.count)
+                close(c)
+            }
+        }
+    }
+
+    deinit {
+        shutdown(fd, Int32(SHUT_RDWR))
+        thread?.join()
+        close(fd)
+    }
+}
