@@ -536,7 +536,7 @@ def bench_warm(args):
     print(f"\n## restore alone: process start until the restored vCPUs run, {args.runs} runs\n")
     print(f"swvm: spawn to readyNanos of --report-fd (restored, about to resume): median {fmt_ms(restore)}")
     if qtimes:
-        print(f"qemu: {' '.join(qcmd)}\n      ({qsize / 1048576:.1f} MiB state file) spawn to QMP RESUME: median {fmt_ms(qtimes)}")
+        print(f"qemu: {' '.join(qcmd)}\n      ({qsize / 1048576:.1f} MiB state file) spawn to running (loaded, then QMP cont): median {fmt_ms(qtimes)}")
         print(f"ratio swvm/qemu (medians): {statistics.median(restore) / statistics.median(qtimes):.3f}")
     print(f"\n## memory\n")
     if overhead is not None:
