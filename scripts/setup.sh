@@ -47,7 +47,7 @@ if [ "$run" = 1 ]; then
     echo "== $swvm run --isolation=container examples/busybox -- echo hello"
     $swvm run --isolation=container examples/busybox -- echo hello
     if [ -w /dev/kvm ]; then
-        echo "== $swvm run --isolation=vm examples/busybox -- echo hello   (boots a VM: seconds on a KVM host, ~20 s on a PVM host)"
+        echo "== $swvm run --isolation=vm examples/busybox -- echo hello   (the first VM run on a machine boots the guest and saves a snapshot: ~20 s on a PVM host; later runs restore it)"
         $swvm run --isolation=vm examples/busybox -- echo hello
     else
         echo "== skipping --isolation=vm: /dev/kvm is not available here"
