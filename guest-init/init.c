@@ -282,21 +282,6 @@ static void configure_network(void) {
     close(fd);
 }
 
-/* ---------------------------------------------------------------- the workload */
-
-static int recv_fd(int sock) {
-    char dummy;
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
-
 /* ---------------------------------------------------------------- PID 1 */
 
 static int wait_for(const char *path, int ms) {
@@ -405,7 +390,7 @@ int main(void) {
     if (f.err >= 0) close(f.err);
     if (term_sock[1] >= 0) {
         close(term_sock[1]);
-        pty_master = recv_fd(term_sock[0]);   /* -1 if the child failed before */
+        pty_master = swvm_recv_fd(term_sock[0]);   /* -1 if the child failed before */
         close(term_sock[0]);
     }
 

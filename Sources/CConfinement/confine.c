@@ -163,15 +163,7 @@ static const char *build_container_root(struct child *c, char *root, size_t root
         if (mkdir(dirs[i], 0755) != 0) fail_errno(c, "mkdir", dirs[i]);
     if (s->userns) {
         /* The image root, id-mapped by the parent into our user namespace. */
-        int tree = -1;
-        char dummy;
-        struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-        ssize_t r;
-        do { r = recvmsg(c->io->socket_fd, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
-        struct cmsghdr *cm = r == 1 ? CMSG_FIRSTHDR(&msg) : NULL;
-        if (cm && cm->cmsg_type == SCM_RIGHTS) memcpy(&tree, CMSG_DATA(cm), sizeof(int));
+        int tree = swvm_recv_fd(c->io->socket_fd);
         if (tree < 0) fail_errno(c, "receive the image root", s->rootfs);
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, lower, MOVE_MOUNT_F_EMPTY_PATH_) != 0)
             fail_errno(c, "attach the id-mapped image root at", lower);
@@ -271,19 +263,7 @@ static void open_terminal(struct child *c) {
     struct target t = target_of(c->pty_slave);
     mount_in_root(c, "bind the terminal on", t.proc, "/dev/console", NULL, MS_BIND, NULL, 0);
 
-    char dummy = 'T';
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    ssize_t r;
-    do { r = sendmsg(c->io->socket_fd, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    if (r != 1) fail_errno(c, "send the terminal", slave);
+    if (swvm_send_fd(c->io->socket_fd, master) != 0) fail_errno(c, "send the terminal", slave);
     close(master);
 }
 

@@ -51,37 +51,6 @@ int sys_set_thread_name(pthread_t thread, const char *name) { return pthread_set
 int sys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 const int sys_O_PATH = O_PATH;
 
-int sys_send_fd(int sock, int fd) {
-    char dummy = 'F';
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t r;
-    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    return r == 1 ? 0 : -1;
-}
-
-int sys_recv_fd(int sock) {
-    char dummy;
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    ssize_t r;
-    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
-    if (r != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
-
 void sys_make_raw(struct termios *t) { cfmakeraw(t); }
 const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,
     sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER,

@@ -96,10 +96,7 @@ public final class Container {
         // --network bridge: an address, published ports; the veth once the child exists.
         let network = try NetworkAttachment.prepare(spec, runDir: stateDir)
         defer { network?.release() }
-        if let n = network {
-            spec.networkAddress = n.address
-            spec.resolvConf = n.resolvConf
-        }
+        network?.apply(to: &spec)
 
         let sync = try makePipe()
         let errors = try makePipe()
@@ -165,7 +162,7 @@ public final class Container {
                 // to the container's root; the child attaches it.
                 let tree = try UserNamespace.idmappedTree(spec.rootfs, pid: pid)
                 defer { close(tree) }
-                guard sys_send_fd(fdSocket[0], tree) == 0 else { throw SwvmError.errno("send the image root to the container") }
+                guard swvm_send_fd(fdSocket[0], tree) == 0 else { throw SwvmError.errno("send the image root to the container") }
             }
             try sync.write.writeAll([1])
         } catch {
@@ -177,7 +174,7 @@ public final class Container {
 
         var master: FileDescriptor?
         if spec.terminal {
-            let m = sys_recv_fd(fdSocket[0])
+            let m = swvm_recv_fd(fdSocket[0])
             close(fdSocket[0])
             if m >= 0 { master = FileDescriptor(m) }
         }

@@ -44,4 +44,11 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
 pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
                            const int *close_in_child, int nclose);
 
+/* File descriptors over a unix socket (SCM_RIGHTS), one per call: the
+ * image root and the terminal to swvm, the terminal to guest-init.
+ * swvm_send_fd returns 0 or -1 with errno; swvm_recv_fd the fd (close-on-
+ * exec) or -1. */
+int swvm_send_fd(int sock, int fd);
+int swvm_recv_fd(int sock);
+
 #endif

@@ -55,10 +55,6 @@ extern const int sys_O_PATH;
 extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, sys_CLONE_NEWPID,
     sys_CLONE_NEWNET, sys_CLONE_NEWUSER, sys_CLONE_NEWCGROUP;
 
-/// Passes a file descriptor over a unix socket (SCM_RIGHTS).
-int sys_send_fd(int sock, int fd);
-/// Receives one; returns it, or -1.
-int sys_recv_fd(int sock);
 /// cfmakeraw(3).
 void sys_make_raw(struct termios *t);
 
