@@ -400,16 +400,11 @@ final class Session {
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
         var runSpec = spec
-        var netInterface: [UInt8]?
-        if let n = network {
-            runSpec.networkAddress = n.address
-            runSpec.resolvConf = n.resolvConf
-            netInterface = n.address.bytes + [UInt8(n.bridge.subnet.prefix)] + n.bridge.gateway.bytes + le16(UInt16(n.bridge.mtu)) + n.mac
-        }
+        network?.apply(to: &runSpec)
         let cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
                                      level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
                                                 probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,
-                                                netInterface: netInterface))
+                                                netInterface: network?.guestInterface))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }

@@ -63,10 +63,22 @@ public final class NetworkAttachment {
     /// 02:42:…), so every run on the bridge has its own.
     public var mac: [UInt8] { [0x02, 0x53] + address.bytes }
 
-    public func hostsFile(hostname: String) -> String { settings.hostsFile(hostname: hostname, address: address) }
     /// The run's /etc/resolv.conf, read from the host's at prepare time (a
     /// VM's settings are encoded on its confined device thread).
     public let resolvConf: String
+
+    /// Puts the run's address and resolv.conf in `spec`, for the run
+    /// settings (/etc/hosts and resolv.conf at both levels).
+    public func apply(to spec: inout RunSpec) {
+        spec.networkAddress = address
+        spec.resolvConf = resolvConf
+    }
+
+    /// eth0 of a VM as the run settings carry it (CFG_NET_IF): address,
+    /// prefix, gateway, MTU, MAC.
+    public var guestInterface: [UInt8] {
+        address.bytes + [UInt8(bridge.subnet.prefix)] + bridge.gateway.bytes + le16(UInt16(bridge.mtu)) + mac
+    }
 
     // MARK: published ports
 
