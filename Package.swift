@@ -49,11 +49,13 @@ let package = Package(
         .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
         .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory", "Snapshot"]),
-        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "Snapshot", "CAtomics", "CSyscalls"]),
+        // SharedDirectory: the 9P2000.L file server behind virtio-9p (-v at --isolation=vm).
+        .target(name: "SharedDirectory", dependencies: ["SwvmBase", "CSyscalls"]),
+        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "Snapshot", "SharedDirectory", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "VMM", "Virtio", "Snapshot", "OCIImage", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage", "CConfinement"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -77,6 +79,7 @@ let package = Package(
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase", "CConfinement"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
+        .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
     ],

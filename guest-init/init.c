@@ -188,6 +188,19 @@ static void setup_root(void) {
                "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
 }
 
+/* The -v host directories: one 9p mount (swvm's server in the VMM) whose
+ * entries 0, 1, ... are the volumes; the confinement binds each to its
+ * target, as it binds a host directory in a container. access=user: each
+ * guest uid attaches as itself, so what it creates is its own on the host.
+ * cache=mmap: no page or attribute cache (the directory stays live for
+ * both sides), except what shared writable mmap needs. */
+static void mount_volumes(void) {
+    if (!cfg.nvolumes) return;
+    mkdir(SWVM_VOLUMES_DIR, 0755);
+    must_mount(SWVM_9P_TAG, SWVM_VOLUMES_DIR, "9p", MS_NOSUID | MS_NODEV,
+               "trans=virtio,version=9p2000.L,access=user,cache=mmap,msize=262144");
+}
+
 /* ---------------------------------------------------------------- a restored VM */
 
 /* <linux/random.h>, which musl's headers do not carry. */
@@ -330,6 +343,7 @@ int main(void) {
 
     setup_root();
     setup_cgroup();
+    mount_volumes();
 
     struct swvm_child_io f = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" };
     int pty_master = -1, stdin_port = -1, stdout_port = -1, term_sock[2] = { -1, -1 };

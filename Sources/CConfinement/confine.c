@@ -299,7 +299,9 @@ static void mount_user_mounts(const struct child *c) {
         struct stat st;
         if (stat(v->source, &st) != 0) fail(c, "notFound", "volume source %s: %s", v->source, strerror(errno));
         mount_in_root(c, "mount volume on", v->source, v->destination, NULL, MS_BIND | MS_REC, NULL, S_ISDIR(st.st_mode));
-        remount_in_root(c, "set the options of volume", v->destination, MS_BIND | MS_NODEV | (v->read_only ? MS_RDONLY : 0), NULL);
+        /* nosuid too: a volume is data from outside the image, at both levels. */
+        remount_in_root(c, "set the options of volume", v->destination,
+                        MS_BIND | MS_NODEV | MS_NOSUID | (v->read_only ? MS_RDONLY : 0), NULL);
     }
     for (uint32_t i = 0; i < s->ntmpfs; i++) mount_tmpfs(c, &s->tmpfs[i]);
 }

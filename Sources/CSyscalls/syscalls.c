@@ -26,6 +26,10 @@ int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+long sys_getdents64(int fd, void *buf, size_t len) {
+    return syscall(SYS_getdents64, fd, buf, len);
+}
+
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags) {
     struct sock_fprog prog = { .len = len, .filter = (struct sock_filter *)filter };
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
@@ -50,6 +54,8 @@ int sys_vcpu_kick_signal(void) { return SIGRTMAX - 1; }
 int sys_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
 int sys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 const int sys_O_PATH = O_PATH;
+const int sys_AT_EMPTY_PATH = AT_EMPTY_PATH;
+const long sys_UTIME_NOW = UTIME_NOW, sys_UTIME_OMIT = UTIME_OMIT;
 
 void sys_make_raw(struct termios *t) { cfmakeraw(t); }
 const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,

@@ -2,12 +2,14 @@
 import Glibc
 #endif
 import CSyscalls
+import CConfinement
 import Cgroups
 import KVM
 import Network
 import OCIImage
 import RuntimeSpec
 import Seccomp
+import SharedDirectory
 import Snapshot
 import SwvmBase
 import Virtio
@@ -103,9 +105,6 @@ public final class VMRunner {
 
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {
-        if spec.mounts.contains(where: { if case .bind = $0.kind { return true }; return false }) {
-            throw SwvmError(.unsupported, "-v/--volume cannot apply to --isolation=vm: the VM shares no filesystem with the host (use --isolation=container, or --tmpfs)")
-        }
         if spec.network == .host {
             throw SwvmError(.unsupported, "--network host cannot apply to --isolation=vm: the VM has no host network interface")
         }
@@ -123,6 +122,8 @@ public final class VMRunner {
         let disk: BlockDevice
         let diskTransport: MMIOTransport
         let net: NetDevice
+        let volumes: NinePDevice
+        let volumesTransport: MMIOTransport
 
         init(_ config: MachineConfig, snapshot: SnapshotFile?) throws {
             machine = try Machine(config: config, snapshot: snapshot)
@@ -140,6 +141,12 @@ public final class VMRunner {
             // tap is attached only with --network bridge, after the snapshot point.
             net = NetDevice()
             try machine.addVirtioDevice(net, description: "virtio-net (a tap on swvm0 with --network bridge; unconnected otherwise)")
+            // In every VM too; it serves the run's -v directories, given after the snapshot point.
+            volumes = try NinePDevice(tag: SWVM_9P_TAG)
+            volumesTransport = try machine.addVirtioDevice(volumes, description: "virtio-9p (no host directory)")
+            machine.addServiceThread(name: "9p server", profile: VMMSeccomp.shareServerProfile()) { [volumes] stop in
+                volumes.serve(until: stop)
+            }
         }
 
         var control: ConsoleDevice.Port { console.ports[0] }
@@ -202,6 +209,11 @@ public final class VMRunner {
         let tap = try network?.openTap()
         defer { withExtendedLifetime(tap) {} }   // open until the VM is gone
 
+        // -v: the directories are opened now (the device thread, which
+        // attaches them, may open nothing).
+        let volumes = VMVolumes(spec)
+        let shareServer = volumes.shares.isEmpty ? nil : try NinePServer(shares: volumes.shares)
+
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
@@ -211,6 +223,10 @@ public final class VMRunner {
             if let tap {
                 try NetworkAttachment.setTapOffloads(tap.raw, instance.net.tapOffloads)
                 try instance.net.attach(tap: tap.raw, events: instance.machine.events)
+            }
+            if let shareServer {
+                instance.volumes.attach(shareServer)
+                instance.machine.describe(instance.volumesTransport, as: volumes.description)
             }
         }
         if let writer {
@@ -401,6 +417,7 @@ final class Session {
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
         var runSpec = spec
         network?.apply(to: &runSpec)
+        VMVolumes(spec).apply(to: &runSpec)
         let cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
                                      level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
                                                 probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,

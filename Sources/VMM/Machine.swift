@@ -8,6 +8,7 @@ import GuestMemory
 import BootLoader
 import Devices
 import Virtio
+import RuntimeSpec
 import Seccomp
 import Snapshot
 import SwvmBase
@@ -46,6 +47,8 @@ public final class Machine: @unchecked Sendable {
     private let state = Locked(RunState())
     private var ownedFDs: [FileDescriptor] = []
     private var virtioTransports: [MMIOTransport] = []
+    /// Threads of devices that serve on their own (virtio-9p's file server).
+    private var services: [(name: String, profile: SeccompProfile, body: (Int32) -> Void)] = []
     /// What the guest can reach, as attached (for the run's posture).
     public private(set) var attachedDevices: [String] = []
     /// The seccomp filters the VMM's threads loaded: thread, system calls allowed.
@@ -203,6 +206,22 @@ public final class Machine: @unchecked Sendable {
         virtioTransports.append(transport)
         attachedDevices.append(description ?? "virtio device type \(device.deviceType)")
         return transport
+    }
+
+    /// A thread of its own for a device's server, started with the vCPUs
+    /// under `profile` (failing to load it ends the VM, as for the other
+    /// threads) and reported in `confinedThreads`. `body` returns when its
+    /// argument, an eventfd, becomes readable: the VM has ended.
+    public func addServiceThread(name: String, profile: SeccompProfile, body: @escaping (_ stop: Int32) -> Void) {
+        services.append((name, profile, body))
+    }
+
+    /// Replaces how the posture describes an attached device (once the run
+    /// has given it what it serves).
+    public func describe(_ transport: MMIOTransport, as text: String) {
+        guard let i = virtioTransports.firstIndex(where: { $0 === transport }) else { return }
+        let offset = attachedDevices.count - virtioTransports.count
+        attachedDevices[offset + i] = text
     }
 
     /// Feeds the guest's serial console (host terminal input).
@@ -461,6 +480,20 @@ public final class Machine: @unchecked Sendable {
                     return
                 }
                 vcpuLoop(vcpu)
+            })
+        }
+        // After the vCPUs: kickAll finds vCPU i at threads[i].
+        for service in services {
+            let filter = try SeccompCompiler.compile(service.profile, compatArches: false)
+            threads.append(try NativeThread(name: "swvm-\(service.name)") { [self, exitEvent] in
+                do {
+                    try VMMSeccomp.confineCurrentThread(filter)
+                    confinedThreads.with { $0.append((service.name, filter.allowedSyscalls)) }
+                } catch {
+                    stop(.failed(SwvmError(.systemCall, "the \(service.name) thread's seccomp filter: \(error)")))
+                    return
+                }
+                service.body(exitEvent.raw)
             })
         }
     }

@@ -42,6 +42,19 @@ public enum VMMSeccomp {
         ])
     }
 
+    /// virtio-9p's file server: file system calls on descriptors it
+    /// already holds (no open of an absolute path: openat2 and openat take
+    /// the share's or /proc/self/fd's descriptor), and nothing else.
+    public static func shareServerProfile() -> SeccompProfile {
+        SeccompProfile(defaultAction: .errno(1), rules: [
+            .init(names: common + ["poll", "ppoll", "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs",
+                                   "getdents64", "lseek", "pread64", "pwrite64", "mkdirat", "unlinkat", "renameat",
+                                   "renameat2", "symlinkat", "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat",
+                                   "fchmod", "fchown", "ftruncate", "utimensat", "fsync", "fdatasync", "dup"],
+                  action: .allow),
+        ])
+    }
+
     /// Confines the calling thread (no_new_privs first, as seccomp requires).
     public static func confineCurrentThread(_ filter: SeccompFilter) throws {
         try sys("prctl(PR_SET_NO_NEW_PRIVS)") { sys_prctl(38, 1, 0, 0, 0) }

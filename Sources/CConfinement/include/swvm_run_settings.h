@@ -76,6 +76,11 @@ enum swvm_cgroup_mount_kind {
 };
 
 #define SWVM_PROBE_PATH "/.swvm-probe"
+/* At --isolation=vm the volumes' host directories reach the guest over
+ * virtio-9p with this mount tag. guest-init mounts it at SWVM_VOLUMES_DIR,
+ * and volume N's CFG_VOLUME source is SWVM_VOLUMES_DIR "/N". */
+#define SWVM_9P_TAG "swvm"
+#define SWVM_VOLUMES_DIR "/volumes"
 
 #define CONTROL_PORT "/dev/vport0p0"
 #define STDIN_PORT "/dev/vport0p1"

@@ -33,6 +33,8 @@ int sys_malloc_trim(void);
 int sys_ioctl_int(int fd, unsigned long request, unsigned long arg);
 
 int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// getdents64(2): directory entries as the kernel lays them out.
+long sys_getdents64(int fd, void *buf, size_t len);
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags);
 int sys_pidfd_open(pid_t pid, unsigned int flags);
 
@@ -52,6 +54,8 @@ int sys_pipe2(int fds[2], int flags);
 
 /// Flags that need _GNU_SOURCE to be visible.
 extern const int sys_O_PATH;
+extern const int sys_AT_EMPTY_PATH;
+extern const long sys_UTIME_NOW, sys_UTIME_OMIT;
 extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, sys_CLONE_NEWPID,
     sys_CLONE_NEWNET, sys_CLONE_NEWUSER, sys_CLONE_NEWCGROUP;
 

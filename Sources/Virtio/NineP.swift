@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSyscalls
+import SharedDirectory
+import SwvmBase
+
+/// virtio-9p (device type 9): host directories for `-v` at
+/// --isolation=vm, served over 9P2000.L by `NinePServer`.
+///
+/// The device is in every VM (so one snapshot serves runs with and
+/// without volumes) and starts with no share; `attach` gives it the
+/// run's shares after the snapshot point. Requests are served on a thread
+/// of their own (`serve(until:)`, under its own seccomp filter): file
+/// operations can be slow, and must not hold up the device thread, which
+/// only wakes that thread.
+public final class NinePDevice: VirtioDevice {
+    public let deviceType: UInt32 = 9
+    /// VIRTIO_9P_MOUNT_TAG: the config space names the mount tag.
+    public let features: UInt64 = 1
+    public let queueSizes: [UInt16] = [256]
+    public let tag: [UInt8]
+    private let requests = RequestQueue()
+    private let wake: FileDescriptor
+    private let server: Locked<NinePServer>
+    /// Requests served and refused (for the run's report and tests).
+    public var counters: (requests: Int, refusals: Int) { server.with { ($0.requests, $0.refusals) } }
+
+    public init(tag: String) throws {
+        self.tag = Array(tag.utf8)
+        wake = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) })
+        server = Locked(try NinePServer(shares: []))
+    }
+
+    /// Serves `server`'s shares from now on (its directories are already
+    /// open: this may run on the device thread, whose filter allows no open).
+    public func attach(_ newServer: NinePServer) {
+        server.with { $0 = newServer }
+    }
+
+    public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        let config = le16(UInt16(tag.count)) + tag
+        for i in 0..<data.count { data[i] = offset + i < config.count ? config[offset + i] : 0 }
+    }
+
+    public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
+
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+        requests.activate(queues.first, interrupt: interrupt)
+    }
+
+    public func reset() { requests.reset() }
+
+    /// On the device thread: hand the work to the server thread.
+    public func queueNotified(_ index: Int) {
+        var one: UInt64 = 1
+        _ = write(wake.raw, &one, 8)
+    }
+
+    /// The server thread's loop, until `stop` becomes readable.
+    public func serve(until stop: Int32) {
+        while true {
+            var fds = [pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+            let n = poll(&fds, 2, -1)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 || fds[1].revents != 0 { return }
+            var v: UInt64 = 0
+            _ = read(wake.raw, &v, 8)
+            serveQueue()
+        }
+    }
+
+    /// Answers every request queued (also used once after a restore).
+    public func serveQueue() {
+        requests.serve { chain in
+            let request = chain.readAll(limit: Int(NinePServer.maxMessageSize) + 4096)
+            let reply = server.with { s in request.withUnsafeBytes { s.handle($0, replyLimit: chain.writableLength) } }
+            guard let reply else { return 0 }
+            return UInt32(reply.withUnsafeBytes { chain.write($0) })
+        }
+    }
+}
