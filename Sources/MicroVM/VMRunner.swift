@@ -105,6 +105,11 @@ public final class VMRunner {
 
     /// Options a VM cannot honour are errors, not silently ignored.
     public static func checkApplicable(_ spec: RunSpec) throws {
+        for m in spec.mounts {
+            if case .bind(let source) = m.kind, !FS.isDirectory(source) {
+                throw SwvmError(.unsupported, "-v \(source):\(m.destination): a VM shares host directories only, and \(source) is not one (share its directory instead)")
+            }
+        }
         if spec.network == .host {
             throw SwvmError(.unsupported, "--network host cannot apply to --isolation=vm: the VM has no host network interface")
         }

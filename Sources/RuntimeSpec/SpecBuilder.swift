@@ -16,6 +16,8 @@ public struct RunOptions {
     public var readOnly = false
     public var tmpfs: [String] = []
     public var volumes: [String] = []
+    /// --mount type=bind|tmpfs,... (Docker's long form).
+    public var mounts: [String] = []
     public var tty = false
     public var interactive = false
     public var memory: String?
@@ -162,6 +164,7 @@ public enum SpecBuilder {
 
         // Mounts.
         for v in o.volumes { spec.mounts.append(try volume(v)) }
+        for m in o.mounts { spec.mounts.append(try mount(m)) }
         for t in o.tmpfs { spec.mounts.append(try tmpfs(t)) }
 
         // Limits.
@@ -273,6 +276,51 @@ public enum SpecBuilder {
         }
         if !FS.exists(host) { try FS.makeDirectories(host) }   // as Docker does for -v
         return MountSpec(kind: .bind(source: try FS.realPath(host)), destination: dest, readOnly: ro)
+    }
+
+    /// --mount type=bind,source=HOST,target=CTR[,readonly] or
+    /// --mount type=tmpfs,target=CTR[,tmpfs-size=N][,tmpfs-mode=M][,readonly]
+    /// (Docker's keys and aliases). Unlike -v, a bind source must exist.
+    static func mount(_ text: String) throws -> MountSpec {
+        var type: String?, source: String?, target: String?, readOnly = false
+        var tmpfsOptions: [String] = []
+        for field in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            let kv = field.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let key = kv[0], value = kv.count == 2 ? kv[1] : nil
+            switch key {
+            case "type": type = value
+            case "source", "src": source = value
+            case "target", "destination", "dst": target = value
+            case "readonly", "ro":
+                switch value {
+                case nil, "true", "1": readOnly = true
+                case "false", "0": readOnly = false
+                default: throw SwvmError(.invalidArgument, "--mount '\(text)': \(key) takes true or false, not '\(value!)'")
+                }
+            case "bind-propagation" where ["private", "rprivate"].contains(value ?? ""): break
+            case "tmpfs-size" where value != nil: tmpfsOptions.append("size=\(value!)")
+            case "tmpfs-mode" where value != nil: tmpfsOptions.append("mode=\(value!)")
+            default: throw SwvmError(.invalidArgument, "--mount '\(text)': unknown or unsupported field '\(field)'")
+            }
+        }
+        guard let target, target.hasPrefix("/") else {
+            throw SwvmError(.invalidArgument, "--mount '\(text)': target= must be an absolute path")
+        }
+        switch type {
+        case "bind":
+            guard let source, source.hasPrefix("/") else {
+                throw SwvmError(.invalidArgument, "--mount '\(text)': source= must be an absolute host path")
+            }
+            guard FS.exists(source) else { throw SwvmError(.notFound, "--mount '\(text)': bind source path does not exist: \(source)") }
+            guard tmpfsOptions.isEmpty else { throw SwvmError(.invalidArgument, "--mount '\(text)': tmpfs-* fields need type=tmpfs") }
+            return MountSpec(kind: .bind(source: try FS.realPath(source)), destination: target, readOnly: readOnly)
+        case "tmpfs":
+            guard source == nil else { throw SwvmError(.invalidArgument, "--mount '\(text)': a tmpfs has no source") }
+            let options = tmpfsOptions + (readOnly ? ["ro"] : [])
+            return try tmpfs(options.isEmpty ? target : "\(target):\(options.joined(separator: ","))")
+        default:
+            throw SwvmError(.unsupported, "--mount '\(text)': type must be bind or tmpfs (named volumes are not supported)")
+        }
     }
 
     /// --tmpfs PATH[:OPTIONS]; Docker's defaults are rw,noexec,nosuid,size=64m.

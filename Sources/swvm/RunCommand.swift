@@ -38,8 +38,11 @@ struct ProcessOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Mount a tmpfs (Docker's options: size=, mode=, exec, ...).", valueName: "path[:options]"))
     var tmpfs: [String] = []
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Bind-mount a host path (containers only).", valueName: "host:container[:ro]"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Bind-mount a host directory (in a VM: shared over virtio-9p).", valueName: "host:container[:ro]"))
     var volume: [String] = []
+
+    @Option(help: ArgumentHelp("Docker's long form of -v and --tmpfs.", valueName: "type=bind,source=HOST,target=CTR[,readonly]"))
+    var mount: [String] = []
 
     @Flag(name: [.short, .long], help: "Allocate a pseudo-terminal with the terminal's size.")
     var tty = false
@@ -103,6 +106,7 @@ struct ProcessOptions: ParsableArguments {
         if readOnly { a.append("--read-only") }
         for v in tmpfs { a += ["--tmpfs", v] }
         for v in volume { a += ["--volume", v] }
+        for v in mount { a += ["--mount", v] }
         if tty { a.append("--tty") }
         if interactive { a.append("--interactive") }
         if let v = memory { a += ["--memory", v] }
@@ -134,6 +138,7 @@ struct ProcessOptions: ParsableArguments {
         o.readOnly = readOnly
         o.tmpfs = tmpfs
         o.volumes = volume
+        o.mounts = mount
         o.tty = tty
         o.interactive = interactive
         o.memory = memory

@@ -125,6 +125,23 @@ import Testing
         #expect(s.process.rlimits == [Rlimit(resource: 7, name: "nofile", soft: 1024, hard: 2048)])
     }
 
+    @Test func mountIsTheLongFormOfVolumeAndTmpfs() throws {
+        var o = RunOptions()
+        o.mounts = ["type=bind,source=/tmp,target=/a,readonly", "type=bind,src=/tmp,dst=/b", "type=tmpfs,target=/c,tmpfs-size=1m"]
+        let s = try SpecBuilder.build(image: try image(), options: o)
+        #expect(s.mounts.contains(MountSpec(kind: .bind(source: "/tmp"), destination: "/a", readOnly: true)))
+        #expect(s.mounts.contains(MountSpec(kind: .bind(source: "/tmp"), destination: "/b", readOnly: false)))
+        let tmpfs = try #require(s.mounts.first { $0.kind == .tmpfs })
+        #expect(tmpfs.destination == "/c" && tmpfs.options.contains("size=1m"))
+        for bad in ["type=volume,source=x,target=/x", "type=bind,source=/no/such/dir,target=/x", "type=bind,source=/tmp",
+                    "type=bind,source=relative,target=/x", "type=bind,source=/tmp,target=/x,readonly=maybe",
+                    "type=bind,source=/tmp,target=/x,bogus=1", "type=tmpfs,source=/tmp,target=/x"] {
+            var o = RunOptions()
+            o.mounts = [bad]
+            #expect(throws: SwvmError.self, "\(bad)") { try SpecBuilder.build(image: try image(), options: o) }
+        }
+    }
+
     @Test(arguments: ["-v", "--memory", "--cpus", "--ulimit", "--security-opt", "--network"])
     func badOptionValuesAreErrors(_ flag: String) throws {
         var o = RunOptions()
