@@ -95,6 +95,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
+        ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
     ]
     for (name, deps) in harnesses {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",

@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzGuestProtocol FuzzBootLoader FuzzRunSettings}
+names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP}
 export SWIFT_BACKTRACE=enable=no   # libFuzzer reports crashes itself
 for name in $names; do
     if [ -f "fuzz/harnesses/$name/fuzz.c" ]; then
