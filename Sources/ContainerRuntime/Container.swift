@@ -85,7 +85,7 @@ public final class Container {
         var confined: ConfinedPaths?
         while true {
             var type: UInt32 = 0, length: UInt32 = 0
-            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, 1 << 20) else {
+            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_CONFIG) else {
                 if length == 0 { return confined }
                 continue   // too long to be the child's: skipped whole
             }
