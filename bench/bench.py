@@ -21,7 +21,7 @@ the medians, and peak memory, and the exact commands it ran. Times are wall
 clock; memory is the peak RSS of the process tree (wait4's ru_maxrss) or,
 for VMMs, the resident memory outside the guest's RAM mapping.
 
-Needs: the release build (swift build -c release), kernel/build.sh and
+Needs: the release build (scripts/setup.sh --no-run), kernel/build.sh and
 guest-init/build.sh outputs, scripts/build-example-image.sh's image, and for
 the peers Debian's crun and qemu-system-x86 packages.
 """
@@ -106,7 +106,7 @@ def hybrid_cgroups():
 
 
 def bench_container(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(IMAGE, "run: scripts/build-example-image.sh")
     if not shutil.which("crun"):
         sys.exit("bench: crun is not installed (apt-get install crun)")
@@ -214,7 +214,7 @@ def boot_initramfs(workdir):
 
 
 def bench_boot(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(KERNEL, "run: kernel/build.sh")
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
@@ -273,7 +273,7 @@ def example_disk():
 
 
 def bench_vm(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(KERNEL, "run: kernel/build.sh")
     need(IMAGE, "run: scripts/build-example-image.sh")
     qemu = shutil.which("qemu-system-x86_64")
@@ -472,7 +472,7 @@ def concurrent_vms_pss(n, timeout):
 
 
 def bench_warm(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(KERNEL, "run: kernel/build.sh")
     need(IMAGE, "run: scripts/build-example-image.sh")
     qemu = shutil.which("qemu-system-x86_64")
@@ -546,7 +546,7 @@ def bench_warm(args):
 
 
 def bench_init(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(KERNEL, "run: kernel/build.sh")
     src = os.path.join(REPO, "bench/init-language")
     work = tempfile.mkdtemp(prefix="swvm-bench-init-")
@@ -692,7 +692,7 @@ def plain_veth(tool):
 
 
 def bench_net(args):
-    need(SWVM, "run: swift build -c release")
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
     need(KERNEL, "run: kernel/build.sh (with CONFIG_INET)")
     qemu = shutil.which("qemu-system-x86_64")
     work = tempfile.mkdtemp(prefix="swvm-bench-net-")

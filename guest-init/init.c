@@ -408,15 +408,17 @@ int main(void) {
         close(term_sock[0]);
     }
 
-    char report[1100];
-    ssize_t rn = 0, r;
-    while ((r = read(error_pipe[0], report + rn, sizeof report - 1 - (size_t)rn)) > 0 || (r < 0 && errno == EINTR))
-        if (r > 0) rn += r;
+    /* The child's frames (MSG_CONFINED, MSG_ERROR) go to the host as they are. */
+    int failed = 0, status = 0, exited = 0;
+    uint32_t rtype, rlen;
+    uint8_t *report;
+    while ((report = swvm_frame_read_alloc(error_pipe[0], &rtype, &rlen, SWVM_MAX_CONFIG)) != NULL) {
+        if (rtype == MSG_CONFINED || rtype == MSG_ERROR) send_msg(rtype, report, rlen);
+        failed |= rtype == MSG_ERROR;
+        free(report);
+    }
     close(error_pipe[0]);
-    int status = 0, exited = 0;
-    if (rn > 0) {
-        report[rn] = 0;
-        send_msg(MSG_ERROR, report, (uint32_t)rn);
+    if (failed) {
         waitpid(pid, NULL, 0);
         power_off();
     }

@@ -21,7 +21,7 @@ fi
 
 pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev libssl-dev e2fsprogs busybox-static
       musl-tools file cpio xz-utils zstd iproute2 util-linux python3 python3-jsonschema ccache crun
-      qemu-system-x86 umoci chromium time nftables"
+      qemu-system-x86 umoci chromium time nftables linux-perf"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -36,9 +36,7 @@ echo "== guest-init and the compare probe"
 guest-init/build.sh
 probe/build.sh
 echo "== swvm (release, statically linked)"
-# Fully static: no dynamic loading or relocation at start-up, which keeps
-# `swvm run` close to crun's start time and its peak RSS under 10 MiB.
-swift build -c release -Xswiftc -static-executable
+scripts/build-release.sh
 echo "== example image"
 scripts/build-example-image.sh
 

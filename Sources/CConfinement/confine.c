@@ -59,7 +59,8 @@ static void write_all(int fd, const char *p, size_t len) {
     }
 }
 
-/* Reports "code\nmessage" and ends the child with the code's status. */
+/* Reports "code\nmessage" (a MSG_ERROR frame) and ends the child with the
+ * code's status. */
 __attribute__((noreturn, format(printf, 3, 4)))
 static void fail(const struct child *c, const char *code, const char *fmt, ...) {
     char msg[1024];
@@ -68,7 +69,7 @@ static void fail(const struct child *c, const char *code, const char *fmt, ...) 
     va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     va_end(ap);
-    write_all(c->io->error_fd, msg, strlen(msg));
+    swvm_frame_write(c->io->error_fd, MSG_ERROR, msg, (uint32_t)strlen(msg));
     _exit(!strcmp(code, "commandNotFound") ? 127 : !strcmp(code, "commandNotExecutable") ? 126 : 125);
 }
 
@@ -306,6 +307,13 @@ static void mount_user_mounts(const struct child *c) {
     for (uint32_t i = 0; i < s->ntmpfs; i++) mount_tmpfs(c, &s->tmpfs[i]);
 }
 
+/* Which masked (0) and read-only (1) paths were applied, by index; static,
+ * as the child may not allocate (it is a fork of a threaded process). */
+static uint8_t applied[2][SWVM_MAX_LIST / 8];
+
+static void mark_applied(int list, uint32_t i) { applied[list][i / 8] |= (uint8_t)(1u << (i % 8)); }
+static int was_applied(int list, uint32_t i) { return applied[list][i / 8] >> (i % 8) & 1; }
+
 /* Masked paths: /dev/null over files, an empty read-only tmpfs over
  * directories. Read-only paths: bound onto themselves, read-only. A path
  * the kernel does not have is skipped (as runc does); any other failure
@@ -324,6 +332,7 @@ static void mask_and_protect(const struct child *c) {
                                     : mount("/dev/null", t.proc, NULL, MS_BIND, NULL);
         if (r != 0) fail_errno(c, "mask", p);
         close(fd);
+        mark_applied(0, i);
     }
     for (uint32_t i = 0; i < s->nreadonly_paths; i++) {
         const char *p = s->readonly_paths[i];
@@ -334,7 +343,26 @@ static void mask_and_protect(const struct child *c) {
         if (mount(t.proc, t.proc, NULL, MS_BIND | MS_REC, NULL) != 0) fail_errno(c, "make read-only", p);
         close(fd);
         remount_in_root(c, "make read-only", p, MS_BIND | MS_RDONLY | NSE, NULL);
+        mark_applied(1, i);
     }
+}
+
+/* Tells the parent what mask_and_protect applied (MSG_CONFINED), for the
+ * posture reports: the paths themselves, not the settings' list. */
+static void report_confined(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    char *const *lists[2] = { s->masked, s->readonly_paths };
+    const uint32_t counts[2] = { s->nmasked, s->nreadonly_paths };
+    const uint16_t tags[2] = { CFG_MASKED, CFG_READONLY_PATH };
+    uint32_t len = 0;
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < counts[l]; i++)
+            if (was_applied(l, i)) len += 6 + (uint32_t)strlen(lists[l][i]);
+    if (swvm_frame_write(c->io->error_fd, MSG_CONFINED, NULL, len) != 0) fail_errno(c, "report the masked paths", "");
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < counts[l]; i++)
+            if (was_applied(l, i) && swvm_field_write(c->io->error_fd, tags[l], lists[l][i], (uint32_t)strlen(lists[l][i])) != 0)
+                fail_errno(c, "report the masked paths", "");
 }
 
 /* /etc/hostname, /etc/hosts and, with a network, /etc/resolv.conf, as
@@ -551,6 +579,7 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
     mount_user_mounts(c);
     make_workdir(c);
     mask_and_protect(c);
+    report_confined(c);
     write_host_files(c);
     close(c->root);
     enter_root(c, root);

@@ -188,20 +188,31 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     }
 }
 
-int swvm_settings_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
-    struct decoder d = { error, error_len, 0 };
+static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s) {
     memset(s, 0, sizeof *s);
     s->pids = -1;
     size_t off = 0;
-    while (!d.failed && off < len) {
-        if (len - off < 6) { fail(&d, "run settings: a truncated field header at byte %zu", off); break; }
+    while (!d->failed && off < len) {
+        if (len - off < 6) { fail(d, "run settings: a truncated field header at byte %zu", off); break; }
         uint16_t tag = get16(p + off);
         uint32_t n = get32(p + off + 2);
         off += 6;
-        if (n > len - off) { fail(&d, "run settings: field %u claims %u bytes, %zu remain", tag, n, len - off); break; }
-        decode_field(&d, s, tag, p + off, n);
+        if (n > len - off) { fail(d, "run settings: field %u claims %u bytes, %zu remain", tag, n, len - off); break; }
+        decode_field(d, s, tag, p + off, n);
         off += n;
     }
+}
+
+int swvm_fields_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
+    struct decoder d = { error, error_len, 0 };
+    decode_fields(&d, p, len, s);
+    if (d.failed) { swvm_settings_free(s); return -1; }
+    return 0;
+}
+
+int swvm_settings_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
+    struct decoder d = { error, error_len, 0 };
+    decode_fields(&d, p, len, s);
     if (!d.failed && s->nargs == 0) fail(&d, "no command to run");
     if (!d.failed) {
         static const char *defaults[] = { "/", "swvm", "/dev/vda" };
@@ -307,5 +318,14 @@ int swvm_frame_write(int fd, uint32_t type, const void *payload, uint32_t len) {
     put32(hdr, type);
     put32(hdr + 4, len);
     if (write_full(fd, hdr, 8) != 0) return -1;
-    return len ? write_full(fd, payload, len) : 0;
+    return len && payload ? write_full(fd, payload, len) : 0;
+}
+
+int swvm_field_write(int fd, uint16_t tag, const void *value, uint32_t len) {
+    uint8_t hdr[6];
+    hdr[0] = (uint8_t)tag;
+    hdr[1] = (uint8_t)(tag >> 8);
+    put32(hdr + 2, len);
+    if (write_full(fd, hdr, 6) != 0) return -1;
+    return len ? write_full(fd, value, len) : 0;
 }

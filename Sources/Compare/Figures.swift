@@ -103,6 +103,10 @@ public enum Figures {
                            cells: both { iso in posture(iso) { $0.noNewPrivileges ? "yes" : "no" } }))
         rows.append(Figure(name: "devices exposed", unit: "", group: "posture",
                            cells: both { iso in posture(iso) { $0.devices.joined(separator: "; ") } }))
+        rows.append(Figure(name: "masked paths", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { "\($0.maskedPaths.count): " + $0.maskedPaths.joined(separator: " ") } }))
+        rows.append(Figure(name: "read-only paths", unit: "", group: "posture",
+                           cells: both { iso in posture(iso) { "\($0.readOnlyPaths.count): " + $0.readOnlyPaths.joined(separator: " ") } }))
         var vmm = Figure(name: "VMM confinement", unit: "", group: "posture", cells: both { iso in posture(iso) { $0.vmmConfinement ?? "" } })
         vmm.cells["container"] = .notApplicable("no VMM")
         rows.append(vmm)

@@ -36,16 +36,23 @@ public struct RunReport {
         public var seccompAllowedSyscalls: Int?
         public var noNewPrivileges: Bool
         public var devices: [String]
+        /// The masked and read-only paths the run's confinement applied
+        /// (those the kernel lacks are skipped, so the levels may differ).
+        public var maskedPaths: [String]
+        public var readOnlyPaths: [String]
         public var vmmConfinement: String?
 
         public init(sharesHostKernel: Bool, namespaces: [String], capabilities: [String], seccompAllowedSyscalls: Int?,
-                    noNewPrivileges: Bool, devices: [String], vmmConfinement: String?) {
+                    noNewPrivileges: Bool, devices: [String], maskedPaths: [String], readOnlyPaths: [String],
+                    vmmConfinement: String?) {
             self.sharesHostKernel = sharesHostKernel
             self.namespaces = namespaces
             self.capabilities = capabilities
             self.seccompAllowedSyscalls = seccompAllowedSyscalls
             self.noNewPrivileges = noNewPrivileges
             self.devices = devices
+            self.maskedPaths = maskedPaths
+            self.readOnlyPaths = readOnlyPaths
             self.vmmConfinement = vmmConfinement
         }
     }
@@ -94,6 +101,8 @@ public struct RunReport {
                 ("seccompAllowedSyscalls", posture.seccompAllowedSyscalls.map { .integer(Int64($0)) } ?? .null),
                 ("noNewPrivileges", .bool(posture.noNewPrivileges)),
                 ("devices", .array(posture.devices.map { .string($0) })),
+                ("maskedPaths", .array(posture.maskedPaths.map { .string($0) })),
+                ("readOnlyPaths", .array(posture.readOnlyPaths.map { .string($0) })),
                 ("vmmConfinement", posture.vmmConfinement.map { .string($0) } ?? .null),
             ])),
         ])
@@ -116,6 +125,8 @@ public struct RunReport {
                                    seccompAllowedSyscalls: p["seccompAllowedSyscalls"]?.int,
                                    noNewPrivileges: p["noNewPrivileges"]?.bool ?? false,
                                    devices: (p["devices"]?.array ?? []).compactMap(\.string),
+                                   maskedPaths: (p["maskedPaths"]?.array ?? []).compactMap(\.string),
+                                   readOnlyPaths: (p["readOnlyPaths"]?.array ?? []).compactMap(\.string),
                                    vmmConfinement: p["vmmConfinement"]?.string))
     }
 

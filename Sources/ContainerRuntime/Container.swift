@@ -29,6 +29,9 @@ public struct ContainerResult {
     /// System calls the loaded seccomp filter allows (nil without one; -1
     /// when it allows by default).
     public var seccompAllowedSyscalls: Int?
+    /// The masked and read-only paths the child applied (nil: it exited
+    /// before it got that far without an error, e.g. killed).
+    public var confinedPaths: ConfinedPaths?
 }
 
 /// Runs one container: a namespaced, confined process from a RunSpec, in
@@ -74,6 +77,26 @@ public final class Container {
     /// The child's report: SwvmError's encoded form.
     static func decodeError(_ bytes: [UInt8]) -> SwvmError {
         SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(String(decoding: bytes, as: UTF8.self))")
+    }
+
+    /// Reads the child's frames until its error pipe closes at execve
+    /// (swvm_confine.h): the paths it masked, then an error if it failed.
+    static func readChildReport(_ fd: FileDescriptor) throws -> ConfinedPaths? {
+        var confined: ConfinedPaths?
+        while true {
+            var type: UInt32 = 0, length: UInt32 = 0
+            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_CONFIG) else {
+                if length == 0 { return confined }
+                continue   // too long to be the child's: skipped whole
+            }
+            defer { free(frame) }
+            let payload = Array(UnsafeBufferPointer(start: frame, count: Int(length)))
+            switch type {
+            case MSG_ERROR.rawValue: throw decodeError(payload)
+            case MSG_CONFINED.rawValue: confined = try ConfinedPaths(decoding: payload)
+            default: throw SwvmError(.internalError, "container start: an unknown report (type \(type)) from the child")
+            }
+        }
     }
 
     public func run() throws -> ContainerResult {
@@ -179,16 +202,19 @@ public final class Container {
             if m >= 0 { master = FileDescriptor(m) }
         }
 
-        // The error pipe closes on a successful execve (CLOEXEC); a message
-        // means the container could not start.
+        // The error pipe closes on a successful execve (CLOEXEC); an error
+        // frame means the container could not start.
         mark("child released")
-        let report = try errors.read.readAll(limit: 64 << 10)
+        let confined: ConfinedPaths?
+        do {
+            confined = try Container.readChildReport(errors.read)
+        } catch {
+            kill(pid, SIGKILL)
+            _ = waitForExit(pid)   // reap it; the report says why it failed
+            throw error
+        }
         mark("exec done")
         let execNanos = Clock.monotonicNanos()
-        if !report.isEmpty {
-            _ = waitForExit(pid)   // reap it; the report says why it failed
-            throw Container.decodeError(report)
-        }
         onStart?(pid)
 
         terminal?.start(master: master)
@@ -211,6 +237,7 @@ public final class Container {
         // namespace it unshares (fail-closed) once placed in its cgroup.
         result.namespaces = Namespaces.names(flags | sys_CLONE_NEWCGROUP)
         result.devices = Container.boundDevices + ["/dev/pts (own instance)"]
+        result.confinedPaths = confined
         terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false

@@ -10,7 +10,7 @@ public enum GuestProtocol {
     public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue
     // guest -> host
     public static let ready = MSG_READY.rawValue, started = MSG_STARTED.rawValue, exit = MSG_EXIT.rawValue,
-                      error = MSG_ERROR.rawValue
+                      error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue
 
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
         le32(type) + le32(UInt32(payload.count)) + payload

@@ -68,6 +68,8 @@ public struct VMResult {
     public var vmmConfinement = ""
     /// The workload's namespaces inside the guest, as guest-init made them.
     public var namespaces: [String] = []
+    /// The masked and read-only paths the guest's confinement applied.
+    public var confinedPaths: ConfinedPaths?
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -310,6 +312,7 @@ public final class VMRunner {
         var execNanos: UInt64?
         var pid: UInt32?
         var namespaces: [String] = []
+        var confinedPaths: ConfinedPaths?
         var status: Int32?
         var error: SwvmError?
     }
@@ -380,6 +383,7 @@ final class Session {
                               guestMemorySize: machine.config.memoryBytes, emulationFixups: machine.emulationFixups,
                               seccompAllowedSyscalls: filter?.allowedSyscalls, start: .coldOnly)
         result.namespaces = s.namespaces
+        result.confinedPaths = s.confinedPaths
         result.devices = machine.attachedDevices
         result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current)
         if let e = s.error { throw e }
@@ -446,6 +450,14 @@ final class Session {
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     runner.onStart?(pid)
+                case GuestProtocol.confined:
+                    do {
+                        let paths = try ConfinedPaths(decoding: payload)
+                        state.with { $0.confinedPaths = paths }
+                    } catch {
+                        state.with { $0.error = error as? SwvmError ?? SwvmError(.guestError, "\(error)") }
+                        machine.stop(.stopped)
+                    }
                 case GuestProtocol.exit where payload.count >= 4:
                     Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()

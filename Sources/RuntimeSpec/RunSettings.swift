@@ -94,3 +94,29 @@ public enum RunSettings {
         return f.bytes
     }
 }
+
+/// The masked and read-only paths a run's confinement applied, as its
+/// child reported them (MSG_CONFINED): a path the kernel lacks is skipped.
+public struct ConfinedPaths: Equatable, Sendable {
+    public var masked: [String] = []
+    public var readOnly: [String] = []
+    public init(masked: [String] = [], readOnly: [String] = []) {
+        self.masked = masked
+        self.readOnly = readOnly
+    }
+
+    /// Decodes MSG_CONFINED's payload with the C decoder of the settings'
+    /// fields (it comes from guest-init, untrusted, in a VM).
+    public init(decoding payload: [UInt8]) throws {
+        var fields = swvm_settings()
+        var error = [CChar](repeating: 0, count: 256)
+        guard payload.withUnsafeBufferPointer({ swvm_fields_decode($0.baseAddress, $0.count, &fields, &error, error.count) }) == 0 else {
+            throw SwvmError(.internalError, "the report of the masked and read-only paths applied: \(String(cString: error))")
+        }
+        defer { swvm_settings_free(&fields) }
+        func strings(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ n: UInt32) -> [String] {
+            (0..<Int(n)).compactMap { list?[$0].map { String(cString: $0) } }
+        }
+        self.init(masked: strings(fields.masked, fields.nmasked), readOnly: strings(fields.readonly_paths, fields.nreadonly_paths))
+    }
+}

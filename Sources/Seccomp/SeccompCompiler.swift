@@ -25,7 +25,7 @@ public enum SeccompCompiler {
     /// The key covers the whole profile, the ABIs and libseccomp's version.
     public static func compile(_ profile: SeccompProfile, compatArches: Bool = true) throws -> SeccompFilter {
         let dir = SwvmPaths.seccompDir
-        let key = SHA256.hash(Array("v1 \(String(cString: cseccomp_version())) \(compatArches) \(profile)".utf8))
+        let key = SHA256.hash(Array("v2 \(String(cString: cseccomp_version())) \(compatArches)\n\(profile.canonicalText)".utf8))
         let path = Path.join(dir, key + ".bpf")
         let lock = try? CacheItemLock.shared(path)   // read under the cache's lock (and stamped as used)
         defer { withExtendedLifetime(lock) {} }
@@ -104,6 +104,34 @@ public enum SeccompCompiler {
         case .greaterOrEqual: return Int32(CSECCOMP_GE.rawValue)
         case .greaterThan: return Int32(CSECCOMP_GT.rawValue)
         case .maskedEqual: return Int32(CSECCOMP_MASKED_EQ.rawValue)
+        }
+    }
+}
+
+extension SeccompProfile {
+    /// The whole profile as text, for the cache key: written out rather
+    /// than interpolated ("\(profile)"), whose reflection cost about a
+    /// millisecond and pulled the runtime's Mirror code into every run.
+    var canonicalText: String {
+        var text = "default \(defaultAction.canonicalText)\n"
+        for rule in rules {
+            let args = rule.args.map { "\($0.index) \($0.op.rawValue) \($0.value) \($0.valueTwo)" }
+            text += "\(rule.action.canonicalText) \(rule.names.joined(separator: ",")) [\(args.joined(separator: ";"))]\n"
+        }
+        return text
+    }
+}
+
+extension SeccompProfile.Action {
+    var canonicalText: String {
+        switch self {
+        case .allow: return "allow"
+        case .kill: return "kill"
+        case .killProcess: return "killProcess"
+        case .trap: return "trap"
+        case .log: return "log"
+        case .errno(let e): return "errno \(e)"
+        case .trace(let e): return "trace \(e)"
         }
     }
 }

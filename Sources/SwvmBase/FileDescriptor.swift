@@ -56,34 +56,44 @@ public final class FileDescriptor {
     /// Reads until EOF.
     public func readAll(limit: Int = Int.max) throws -> [UInt8] {
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while out.count < limit {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SwvmError.errno("read")
+        // Not zero-filled: most reads here are a few bytes of /proc.
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 65536) { buf in
+            while out.count < limit {
+                let n = Glibc.read(raw, buf.baseAddress, buf.count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SwvmError.errno("read")
+                }
+                if n == 0 { break }
+                out.append(contentsOf: buf[0..<n])
             }
-            if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
         }
         if out.count > limit { throw SwvmError(.invalidArgument, "input larger than \(limit) bytes") }
         return out
     }
 
-    /// Reads exactly `count` bytes, or fewer at EOF.
+    /// Reads exactly `count` bytes, or fewer at EOF. The buffer is not
+    /// zero-filled first: a generous bound (4 MiB for an image's JSON)
+    /// costs only the pages the data fills, not a memset of all of it.
     public func read(upTo count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = out.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress! + got, count - got) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SwvmError.errno("read")
+        var failure: Int32 = 0
+        let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = 0
+            while initialized < count {
+                let n = Glibc.read(raw, buffer.baseAddress! + initialized, count - initialized)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                if n == 0 { break }
+                initialized += n
             }
-            if n == 0 { break }
-            got += n
         }
-        out.removeLast(count - got)
+        if failure != 0 {
+            errno = failure
+            throw SwvmError.errno("read")
+        }
         return out
     }
 }

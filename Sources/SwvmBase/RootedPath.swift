@@ -60,14 +60,16 @@ public enum RootedPath {
     /// Reads a regular file of an untrusted tree (see openRegularFile), or
     /// nil if it is absent.
     public static func readRegularFile(rootFD: Int32, _ path: String, limit: Int64, name: String) throws -> [UInt8]? {
-        let file: FileDescriptor
+        let file: FileDescriptor, st: Glibc.stat
         do {
-            (file, _) = try openRegularFile(rootFD: rootFD, path, limit: limit, name: name)
+            (file, st) = try openRegularFile(rootFD: rootFD, path, limit: limit, name: name)
         } catch let e as SwvmError where e.code == .notFound {
             return nil
         }
-        // +1: a file that grew past the bound since fstat is still refused.
-        let bytes = try file.read(upTo: Int(limit) + 1)
+        // The size fstat saw, +1: a file that grew since is read on to the
+        // bound (+1, so one that grew past it is still refused).
+        var bytes = try file.read(upTo: Int(st.st_size) + 1)
+        if bytes.count > Int(st.st_size) { bytes += try file.read(upTo: Int(limit) + 1 - bytes.count) }
         guard bytes.count <= Int(limit) else { throw tooLarge(name, limit) }
         return bytes
     }

@@ -232,6 +232,8 @@ struct RunCommand: ParsableCommand {
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges,
                                              devices: result.devices,
+                                             maskedPaths: result.confinedPaths?.masked ?? [],
+                                             readOnlyPaths: result.confinedPaths?.readOnly ?? [],
                                              vmmConfinement: nil)).write(to: fd)
                 }
                 return result.status
@@ -251,6 +253,8 @@ struct RunCommand: ParsableCommand {
                                              namespaces: ["guest kernel"] + result.namespaces.map { "\($0) (in the guest)" },
                                              capabilities: spec.capabilities.sorted(), seccompAllowedSyscalls: result.seccompAllowedSyscalls,
                                              noNewPrivileges: spec.noNewPrivileges, devices: result.devices,
+                                             maskedPaths: result.confinedPaths?.masked ?? [],
+                                             readOnlyPaths: result.confinedPaths?.readOnly ?? [],
                                              vmmConfinement: result.vmmConfinement)).write(to: fd)
                 }
                 return result.status

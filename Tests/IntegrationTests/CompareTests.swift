@@ -30,6 +30,7 @@ struct CompareTests {
         #expect(out.contains("n/a: no guest: the workload shares the host kernel"))
         #expect(out.contains("shared with the host"))
         #expect(out.contains("the VM's own (guest kernel)"))
+        #expect(out.contains("masked paths") && out.contains("read-only paths"))
     }
 
     @Test func jsonMatchesTheSchemaAndComesFromRealRuns() throws {
@@ -60,6 +61,10 @@ struct CompareTests {
                 // the filters the VMM's threads loaded, the namespaces cloned.
                 let posture = w["report"]?["posture"]
                 let devices = (posture?["devices"]?.array ?? []).compactMap(\.string)
+                // The masked and read-only paths the run's confinement reported applying.
+                let masked = (posture?["maskedPaths"]?.array ?? []).compactMap(\.string)
+                let readOnly = (posture?["readOnlyPaths"]?.array ?? []).compactMap(\.string)
+                #expect(masked.contains("/proc/timer_list") && readOnly.contains("/proc/sys"), "\(masked) \(readOnly)")
                 if iso == "vm" {
                     #expect(devices.contains { $0.hasPrefix("virtio-blk") } && devices.contains { $0.hasPrefix("8250 UART") }, "\(devices)")
                     let vmm = posture?["vmmConfinement"]?.string ?? ""
@@ -85,12 +90,19 @@ struct CompareTests {
         // Not measurable for a container: said so, not zero.
         let guest = try #require(doc["figures"]?.array?.first { $0["name"]?.string == "guest memory touched" })
         #expect(guest["container"]?["notApplicable"]?.string?.isEmpty == false)
+        // The posture row lists the last run's paths, with their count.
+        let maskedRow = try #require(doc["figures"]?.array?.first { $0["name"]?.string == "masked paths" })
+        for iso in ["container", "vm"] {
+            let last = try #require(runs[iso]?["workload"]?.array?.last)
+            let masked = (last["report"]?["posture"]?["maskedPaths"]?.array ?? []).compactMap(\.string)
+            #expect(maskedRow[iso]?["text"]?.string == "\(masked.count): " + masked.joined(separator: " "))
+        }
     }
 
     @Test func htmlRendersInHeadlessChromium() throws {
         let o = try #require(Self.outputs)
         let html = try FS.readText(o.html)
-        #expect(html.contains("<svg"))
+        #expect(html.contains("<svg") && html.contains("masked paths"))
         #expect(!html.contains("http://") || html.components("http://") == html.components("http://www.w3.org"))
         guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: FS.exists) else {
             Issue.record("chromium is not installed (scripts/setup.sh installs it)")

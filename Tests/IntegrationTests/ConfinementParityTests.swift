@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import RuntimeSpec
 import Testing
 import TestSupport
 @testable import SwvmBase
@@ -38,6 +39,52 @@ extension VMRunTests {
                      "/proc/sys ro,nosuid,nodev,noexec", "/sys ro,nosuid,nodev,noexec", "/proc/kcore: 0\n",
                      "/proc/timer_list: 0\n", "/proc/acpi: 0\n", "Read-only file system\nwrite refused", "lo unknown 0x9"] {
             #expect(container.out.contains(line), "missing \(line.debugDescription)")
+        }
+    }
+
+    /// The masked and read-only paths a run reports (--report-fd) are the
+    /// ones it applied: each default path is a mount point in the run's
+    /// mountinfo exactly when it is reported; a reported masked path shows
+    /// nothing, an unreported one does not exist; a reported read-only
+    /// path is mounted ro.
+    @Test func reportedMaskedPathsAreTheAppliedOnes() throws {
+        let paths = (RunSpec.defaultMaskedPaths + RunSpec.defaultReadonlyPaths).joined(separator: " ")
+        let script = """
+            for p in \(paths); do
+              o=$(awk -v m=$p '$5 == m { o = $6 } END { print (o == "" ? "-" : o) }' /proc/self/mountinfo)
+              if [ -d $p ]; then n=$(ls -A $p | wc -l); elif [ -e $p ]; then n=$(wc -c < $p); else n=absent; fi
+              echo "$p $o $n"
+            done
+            """
+        let dir = Path.join(FS.executableDirectory(), "masked-\(getpid())")
+        try FS.makeDirectories(dir)
+        defer { try? FS.removeTree(dir) }
+        for isolation in ["container", "vm"] {
+            let report = Path.join(dir, "\(isolation).json")
+            let r = try Command.run(["/bin/sh", "-c", "exec \"$0\" run --isolation=\(isolation) --report-fd 3 \"$1\" -- sh -c \"$2\" 3>\"$3\"",
+                                     Harness.swvm, Harness.exampleImage, script, report], timeout: 600)
+            #expect(r.status == 0, "\(isolation): \(r)")
+            let posture = try #require(try JSON.parse(FS.readText(report))["posture"])
+            let masked = Set((posture["maskedPaths"]?.array ?? []).compactMap(\.string))
+            let readOnly = Set((posture["readOnlyPaths"]?.array ?? []).compactMap(\.string))
+            var seen: [String: (options: String, content: String)] = [:]
+            for line in r.out.split(separator: "\n") {
+                let f = line.split(separator: " ").map(String.init)
+                if f.count == 3 { seen[f[0]] = (f[1], f[2]) }
+            }
+            #expect(seen.count == RunSpec.defaultMaskedPaths.count + RunSpec.defaultReadonlyPaths.count, "\(isolation): \(r.out)")
+            for p in RunSpec.defaultMaskedPaths {
+                let s = try #require(seen[p], "\(isolation): \(p)")
+                #expect(masked.contains(p) == (s.options != "-"), "\(isolation): \(p) mounted \(s.options), reported \(masked)")
+                #expect(s.content == (masked.contains(p) ? "0" : "absent"), "\(isolation): \(p) shows \(s.content)")
+            }
+            for p in RunSpec.defaultReadonlyPaths {
+                let s = try #require(seen[p], "\(isolation): \(p)")
+                #expect(readOnly.contains(p) == (s.options != "-"), "\(isolation): \(p) mounted \(s.options), reported \(readOnly)")
+                if readOnly.contains(p) { #expect(s.options.hasPrefix("ro,"), "\(isolation): \(p) mounted \(s.options)") }
+            }
+            // What both kernels have: a masked /proc/timer_list and a read-only /proc/sys.
+            #expect(masked.contains("/proc/timer_list") && readOnly.contains("/proc/sys"), "\(isolation): \(masked) \(readOnly)")
         }
     }
 

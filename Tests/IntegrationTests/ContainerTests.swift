@@ -105,6 +105,39 @@ import TestSupport
         #expect(r.out.contains("0\n0\n"))   // /proc/kcore is /dev/null, /sys/firmware an empty tmpfs
     }
 
+    /// --userns: the container runs in its own user namespace whose root
+    /// is host uid/gid 100000 (auto); the image's root-owned files appear
+    /// owned by the container's root (the id-mapped image root), a file the
+    /// host's root owns appears as the overflow id, and what the container
+    /// writes to a volume belongs, on the host, to the mapped ids.
+    @Test func userNamespaceMapsIdsForTheImageAndVolumes() throws {
+        let t = try TempDir("userns")
+        defer { t.cleanup() }
+        #expect(chown(t.path, 100_000, 100_000) == 0)
+        try FS.writeText(t.path + "/fromhost", "x")
+        let r = try Harness.run(["--userns", "auto", "-v", "\(t.path):/data"], ["sh", "-c", """
+            cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user; id -u
+            ls -ln /etc/passwd /data/fromhost | awk '{ print $3, $4, $NF }'
+            touch /data/byroot /made && chmod 777 /data && ls -ln /made | awk '{ print $3, $4, $NF }'
+            """])
+        #expect(r.status == 0, "\(r)")
+        let lines = r.out.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines.count == 7, "\(r)")
+        guard lines.count == 7 else { return }
+        #expect(lines[0] == "0 100000 65536" && lines[1] == "0 100000 65536", "\(r.out)")
+        var link = [CChar](repeating: 0, count: 64)
+        let hostUserNS = readlink("/proc/self/ns/user", &link, 63) > 0 ? String(cString: link) : "?"
+        #expect(lines[2].hasPrefix("user:[") && lines[2] != hostUserNS, "\(lines[2]) vs the host's \(hostUserNS)")
+        #expect(lines[3] == "0")
+        #expect(lines[4] == "65534 65534 /data/fromhost" && lines[5] == "0 0 /etc/passwd" && lines[6] == "0 0 /made", "\(r.out)")
+        // A user of the container (uid 1000) is host uid 101000.
+        let user = try Harness.run(["--userns", "auto", "-u", "1000:1000", "-v", "\(t.path):/data"], ["touch", "/data/byuser"])
+        #expect(user.status == 0, "\(user)")
+        var st = stat()
+        #expect(stat(t.path + "/byroot", &st) == 0 && st.st_uid == 100_000 && st.st_gid == 100_000, "\(st.st_uid):\(st.st_gid)")
+        #expect(stat(t.path + "/byuser", &st) == 0 && st.st_uid == 101_000 && st.st_gid == 101_000, "\(st.st_uid):\(st.st_gid)")
+    }
+
     @Test func devicesAndMounts() throws {
         let r = try Harness.run(["sh", "-c", "ls /dev | tr '\\n' ' '; echo; mount | grep -c ' /dev/pts '; mknod /dev/sda2 b 8 2 && head -c1 /dev/sda2 2>&1 | head -1"])
         #expect(r.out.contains("null"))

@@ -185,4 +185,26 @@ import Testing
         #expect(type == MSG_SIGNAL.rawValue && length == 4 && le32(buf, 0) == 15)
         #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count) == -1)   // end of stream
     }
+
+    /// MSG_CONFINED as the confinement child writes it (a frame header,
+    /// then one field per path, by the C writers) is what swvm decodes.
+    @Test func confinedPathsRoundTripThroughTheChildsWriters() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let fields: [(swvm_config_tag, String)] = [(CFG_MASKED, "/proc/kcore"), (CFG_READONLY_PATH, "/proc/sys"), (CFG_MASKED, "/sys/firmware")]
+        let length = fields.reduce(0) { $0 + 6 + $1.1.utf8.count }
+        #expect(swvm_frame_write(fds[1], MSG_CONFINED.rawValue, nil, UInt32(length)) == 0)
+        for (tag, path) in fields { #expect(swvm_field_write(fds[1], UInt16(tag.rawValue), path, UInt32(path.utf8.count)) == 0) }
+        close(fds[1])
+        var type: UInt32 = 0, len: UInt32 = 0
+        let frame = try #require(swvm_frame_read_alloc(fds[0], &type, &len, 1 << 20))
+        defer { free(frame) }
+        #expect(type == MSG_CONFINED.rawValue && Int(len) == length)
+        let paths = try ConfinedPaths(decoding: Array(UnsafeBufferPointer(start: frame, count: Int(len))))
+        #expect(paths == ConfinedPaths(masked: ["/proc/kcore", "/sys/firmware"], readOnly: ["/proc/sys"]))
+        // Garbage (as from a guest) is an error naming the field, not a crash.
+        #expect(throws: SwvmError.self) { try ConfinedPaths(decoding: [18, 0, 9, 0, 0, 0, 0x2f]) }
+        #expect(try ConfinedPaths(decoding: []) == ConfinedPaths())
+    }
 }

@@ -10,8 +10,10 @@
  * directory (entered before dropping privileges, as runc does), the
  * capability bounding set, user and groups, capabilities, no_new_privs,
  * seccomp, execve. Every step fails closed: a failure ends the child with
- * one "code\nstep path: reason" report on the error pipe (SwvmError's
- * encoded form) and exit 125, 126 or 127.
+ * one "code\nstep path: reason" report (SwvmError's encoded form, in a
+ * MSG_ERROR frame) on the error pipe and exit 125, 126 or 127. Before
+ * that pipe closes at execve, a MSG_CONFINED frame on it names the masked
+ * and read-only paths applied (swvm_run_settings.h).
  */
 #ifndef SWVM_CONFINE_H
 #define SWVM_CONFINE_H
@@ -21,7 +23,7 @@
 
 struct swvm_child_io {
     int sync_fd;    /* the parent writes one byte once it has placed the child */
-    int error_fd;   /* close-on-exec: a report on failure, EOF on a successful execve */
+    int error_fd;   /* close-on-exec: MSG_CONFINED, then MSG_ERROR on failure or EOF at a successful execve */
     int socket_fd;  /* unix socket to the parent: the terminal's master goes out, the id-mapped image root comes in; -1 */
     int in, out, err; /* put on 0, 1, 2 when >= 0 (otherwise inherited; stdin is /dev/null unless interactive) */
     /* The guest: the root guest-init assembled, moved over / (an initramfs

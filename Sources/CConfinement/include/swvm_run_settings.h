@@ -26,7 +26,14 @@ enum swvm_message {
     MSG_STARTED = 101, /* u32 pid of the workload once it exec'd, u32 the CLONE_NEW* flags of its namespaces */
     MSG_EXIT = 102,   /* i32 exit status (128+N for signal N) */
     MSG_ERROR = 103,  /* "code\nmessage": code is a SwvmError.Code name */
+    MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
+                           confinement applied (a path the kernel lacks is skipped, as runc does) */
 };
+
+/* The workload's child reports to its parent (swvm's container parent,
+ * or guest-init, which forwards them to the host as they are) with these
+ * frames on a close-on-exec pipe: MSG_CONFINED once its mounts are made,
+ * MSG_ERROR when a step fails; EOF alone means its execve succeeded. */
 
 /* MSG_CONFIG fields. Numbers are never reused. */
 enum swvm_config_tag {
@@ -124,6 +131,11 @@ struct swvm_settings {
  * bad field in `error` (the settings are then freed). */
 int swvm_settings_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);
 void swvm_settings_free(struct swvm_settings *s);
+/* Decodes a bare list of fields (MSG_CONFINED's payload) into `out`,
+ * without MSG_CONFIG's required fields and defaults. 0, or -1 as above. */
+int swvm_fields_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);
+/* Writes one field: u16 tag, u32 length, bytes. Returns 0 or -1. */
+int swvm_field_write(int fd, uint16_t tag, const void *value, uint32_t len);
 
 /* Reads one frame from `fd`: its type, its full length, and its first
  * min(length, cap) bytes into `buf`; the rest is read and discarded, so the
@@ -134,7 +146,8 @@ int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size
  * `max` is read and discarded, and NULL returned with *length set. NULL
  * with *length 0 means end of stream, a read error or no memory. */
 uint8_t *swvm_frame_read_alloc(int fd, uint32_t *type, uint32_t *length, uint32_t max);
-/* Writes one frame. Returns 0 or -1. */
+/* Writes one frame; with a NULL payload only its header (the caller
+ * writes the `len` bytes). Returns 0 or -1. */
 int swvm_frame_write(int fd, uint32_t type, const void *payload, uint32_t len);
 
 #endif

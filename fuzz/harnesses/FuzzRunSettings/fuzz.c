@@ -1,6 +1,6 @@
 /* libFuzzer harness for the run settings' decoder and the frame reader
  * (Sources/CConfinement/run_settings.c): the bytes are a MSG_CONFIG payload,
- * and again a stream of control frames. Build and run: ./build.sh [seconds]. */
+ * a MSG_CONFINED payload, and again a stream of control frames. Build and run: ./build.sh [seconds]. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* Decoded lists are NULL-terminated and the strings are C strings. */
         for (uint32_t i = 0; i < s.nargs; i++) (void)strlen(s.args[i]);
         if (s.args[s.nargs] != NULL || s.env[s.nenv] != NULL) abort();
+        swvm_settings_free(&s);
+    }
+    /* The same bytes as a MSG_CONFINED payload (from guest-init). */
+    if (swvm_fields_decode(data, size, &s, error, sizeof error) == 0) {
+        for (uint32_t i = 0; i < s.nmasked; i++) (void)strlen(s.masked[i]);
+        for (uint32_t i = 0; i < s.nreadonly_paths; i++) (void)strlen(s.readonly_paths[i]);
         swvm_settings_free(&s);
     }
     int fd = memfd_create("frames", MFD_CLOEXEC);
