@@ -14,6 +14,9 @@
                                            server in a container (veth), a VM (tap +
                                            virtio-net), QEMU microvm (tap + its
                                            virtio-net-device) and the host's own loopback
+    bench/bench.py volumes [--runs 3]      1,000 small files and one 100 MiB file through a
+                                           container's bind mount, swvm's virtio-9p share and
+                                           QEMU microvm's -virtfs (9p) on the same kernel
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -759,6 +762,113 @@ def bench_net(args):
         print(f"throughput vm/qemu: {statistics.median(results['vm']['tput']) / statistics.median(results['qemu']['tput']):.2f}")
 
 
+def fsperf_tools(work):
+    """bench/fsperf.c, static, in a plain root with busybox (the IMAGE of
+    both isolation levels), and an initramfs for QEMU whose /init mounts
+    the 9p share as guest-init does and runs the same tool."""
+    cc = shutil.which("musl-gcc") or "gcc"
+    tool = os.path.join(work, "fsperf")
+    subprocess.run([cc, "-static", "-O2", "-o", tool, os.path.join(REPO, "bench/fsperf.c")], check=True)
+    root = os.path.join(work, "rootfs")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "data"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy(shutil.which("busybox"), os.path.join(root, "bin/busybox"))
+    os.symlink("busybox", os.path.join(root, "bin/sh"))
+    shutil.copy(tool, os.path.join(root, "fsperf"))
+    with open(os.path.join(root, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    with open(os.path.join(root, "etc/group"), "w") as f:
+        f.write("root:x:0:\n")
+    return tool, root
+
+
+def fsperf_script(files, mib):
+    return f"/fsperf small /data {files} && /fsperf big /data {mib}"
+
+
+def qemu_9p_initrd(work, root, files, mib):
+    qroot = os.path.join(work, "qemu-root")
+    shutil.copytree(root, qroot, symlinks=True)
+    with open(os.path.join(qroot, "init"), "w") as f:
+        # The mount options guest-init uses (guest-init/init.c, mount_volumes).
+        f.write("#!/bin/sh\n/bin/busybox mount -t proc proc /proc\n"
+                "/bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,access=user,cache=mmap,msize=262144 "
+                "hostshare /data\n"
+                f"{fsperf_script(files, mib)}\n/bin/busybox reboot -f\n")
+    os.chmod(os.path.join(qroot, "init"), 0o755)
+    cpio = os.path.join(work, "qemu-initrd.cpio")
+    with open(cpio, "wb") as f:
+        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=qroot, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    return cpio
+
+
+def parse_fsperf(out):
+    small = re.search(r"small ([0-9.]+) ([0-9.]+) ([0-9.]+)", out)
+    big = re.search(r"big ([0-9.]+) ([0-9.]+)", out)
+    if not small or not big:
+        return None
+    return [float(x) for x in small.groups()] + [float(x) for x in big.groups()]
+
+
+def bench_volumes(args):
+    need(SWVM, "run: scripts/build-release.sh")
+    need(KERNEL, "run: kernel/build.sh (with 9P)")
+    qemu = shutil.which("qemu-system-x86_64")
+    work = tempfile.mkdtemp(prefix="swvm-bench-vol-")
+    atexit.register(shutil.rmtree, work, True)
+    tool, root = fsperf_tools(work)
+    mem = 256
+    script = fsperf_script(args.files, args.mib)
+    contenders = {}
+    for name in ("container", "vm", "qemu"):
+        share = os.path.join(work, f"share-{name}")
+        os.makedirs(share)
+        if name == "container":
+            contenders[name] = [SWVM, "run", "-v", f"{share}:/data", root, "--", "sh", "-c", script]
+        elif name == "vm":
+            contenders[name] = [SWVM, "run", "--isolation=vm", "--memory", f"{mem - 64}m", "-v", f"{share}:/data",
+                                root, "--", "sh", "-c", script]
+        elif qemu:
+            cpio = qemu_9p_initrd(work, root, args.files, args.mib)
+            cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            contenders[name] = [qemu, "-M", "microvm,acpi=off,x-option-roms=off,rtc=on", "-no-reboot", "-enable-kvm",
+                                "-m", f"{mem}M", "-smp", "1", "-nodefaults", "-no-user-config", "-nographic",
+                                "-serial", "stdio", "-kernel", KERNEL, "-initrd", cpio, "-append", cmdline,
+                                "-fsdev", f"local,id=fs0,path={share},security_model=passthrough",
+                                "-device", "virtio-9p-device,fsdev=fs0,mount_tag=hostshare"]
+    # A first VM run boots and saves the snapshot; it is not measured.
+    subprocess.run(contenders["vm"][:-3] + ["true"], check=True, stdout=subprocess.DEVNULL)
+    phases = ["create+write", "read", "delete", f"write {args.mib} MiB", f"read {args.mib} MiB"]
+    results = {k: [] for k in contenders}
+    for _ in range(args.runs):
+        for name, argv in contenders.items():
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout)
+            figures = parse_fsperf(r.stdout)
+            if figures is None:
+                sys.exit(f"bench: {name} gave no figures (status {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            results[name].append(figures)
+    print(f"## {args.files} files of 100 bytes, and one {args.mib} MiB file, through each; {args.runs} runs each, alternating\n")
+    for name, argv in contenders.items():
+        print(f"{name}: {' '.join(argv)}")
+    print()
+    print("| path | " + " | ".join(f"{p} ms (median, min-max)" for p in phases) + " |")
+    print("| --- |" + " --- |" * len(phases))
+    for name, runs in results.items():
+        cells = []
+        for i in range(len(phases)):
+            m, lo, hi = summary([r[i] for r in runs])
+            cells.append(f"{m:.0f} ({lo:.0f}-{hi:.0f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if "qemu" in results:
+        print()
+        for i, p in enumerate(phases):
+            v = statistics.median([r[i] for r in results["vm"]])
+            q = statistics.median([r[i] for r in results["qemu"]])
+            c = statistics.median([r[i] for r in results["container"]])
+            print(f"{p}: vm/qemu {v / q:.2f}, vm/container {v / max(c, 0.1):.1f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -783,8 +893,13 @@ def main():
     n.add_argument("--pings", type=int, default=2000)
     n.add_argument("--timeout", type=float, default=300)
     n.add_argument("--only", default="", help="comma-separated: veth,container,vm,qemu (loopback always runs)")
+    vo = sub.add_parser("volumes")
+    vo.add_argument("--runs", type=int, default=3)
+    vo.add_argument("--files", type=int, default=1000)
+    vo.add_argument("--mib", type=int, default=100)
+    vo.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
-    {"net": bench_net, "container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
+    {"volumes": bench_volumes, "net": bench_net, "container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 
 
 if __name__ == "__main__":
