@@ -27,6 +27,17 @@ public struct HostBridge {
         return HostBridge(subnet: s)
     }
 
+    /// The configured bridge, created (under the network lock) unless it
+    /// exists: for a host-side service runs reach on the bridge address
+    /// (swvm compare's probe listener).
+    public static func ready() throws -> HostBridge {
+        let bridge = try configured()
+        let lock = try NetworkState.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try bridge.ensure()
+        return bridge
+    }
+
     /// Creates the bridge and the nftables table unless they exist; the
     /// caller holds the network lock. Fails if the subnet collides with a
     /// route of the host or the bridge exists with another subnet.
