@@ -62,7 +62,7 @@ let package = Package(
 
         // MARK: comparison
         .target(name: "Compare",
-                dependencies: ["SwvmBase", "CSyscalls"]),
+                dependencies: ["SwvmBase", "CSyscalls", "Network"]),
 
         // MARK: the command-line tool
         .executableTarget(

@@ -17,6 +17,9 @@
     bench/bench.py volumes [--runs 3]      1,000 small files and one 100 MiB file through a
                                            container's bind mount, swvm's virtio-9p share and
                                            QEMU microvm's -virtfs (9p) on the same kernel
+    bench/bench.py netmem [--runs 5]       the VMM's memory beyond guest RAM without a
+                                           network, with --network bridge, and after
+                                           traffic through virtio-net
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -869,6 +872,57 @@ def bench_volumes(args):
             print(f"{p}: vm/qemu {v / q:.2f}, vm/container {v / max(c, 0.1):.1f}")
 
 
+def bench_netmem(args):
+    """The VMM's memory beyond guest RAM without a network, with --network
+    bridge idle, and after traffic through the virtio-net device."""
+    need(SWVM, "run: swift build -c release")
+    need(KERNEL, "run: kernel/build.sh")
+    work = tempfile.mkdtemp(prefix="swvm-bench-netmem-")
+    atexit.register(shutil.rmtree, work, True)
+    tool, rootfs = netperf_tools(work)
+    mem = 128
+    vm = [SWVM, "run", "--isolation=vm", "--memory", f"{mem - 64}m"]
+    idle = "trap 'exit 0' TERM; echo addr=0.0.0.0; echo ready; sleep 120 & wait"
+    contenders = {
+        "none": vm + [rootfs, "--", "sh", "-c", idle],
+        "bridge": vm + ["--network", "bridge", rootfs, "--", "sh", "-c", SERVE],
+    }
+    # The bridge and the snapshot exist after a first run of each.
+    for argv in contenders.values():
+        subprocess.run(argv[:-4] + ["--", "sh", "-c", "true"], check=True)
+    over = {"none": [], "bridge idle": [], "bridge after traffic": []}
+    pss = {k: [] for k in over}
+    for _ in range(args.runs):
+        for name, argv in contenders.items():
+            p, address, _ = start_server(argv, args.timeout)
+            try:
+                time.sleep(2)   # past the VMM's trim of its start-up pages (1 s in)
+                key = "none" if name == "none" else "bridge idle"
+                over[key].append(vmm_overhead_kib(p.pid, mem << 20))
+                pss[key].append(pss_kib(p.pid))
+                if name == "bridge":
+                    measure_net(tool, address, args.seconds, args.pings)
+                    time.sleep(2)
+                    over["bridge after traffic"].append(vmm_overhead_kib(p.pid, mem << 20))
+                    pss["bridge after traffic"].append(pss_kib(p.pid))
+            finally:
+                stop_server(p)
+    print(f"## VMM memory with the network device: {args.runs} runs each, alternating, a {mem} MiB guest\n")
+    for name, argv in contenders.items():
+        print(f"{name}: {' '.join(argv)}")
+    print(f"traffic: {tool} tput ADDRESS 5201 {args.seconds}; {tool} rtt ADDRESS 5201 {args.pings}\n")
+    print("| VM | RSS beyond guest RAM, MiB (median, min-max) | PSS of the process, MiB (median) |")
+    print("| --- | --- | --- |")
+    for name in over:
+        o = summary(over[name])
+        print(f"| {name} | {o[0] / 1024:.2f} ({o[1] / 1024:.2f}-{o[2] / 1024:.2f}) | {statistics.median(pss[name]) / 1024:.1f} |")
+    base = statistics.median(over["none"])
+    print()
+    for name in ("bridge idle", "bridge after traffic"):
+        m = statistics.median(over[name])
+        print(f"{name} - none: {(m - base) / 1024:+.2f} MiB (ratio {m / base:.3f})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -898,8 +952,14 @@ def main():
     vo.add_argument("--files", type=int, default=1000)
     vo.add_argument("--mib", type=int, default=100)
     vo.add_argument("--timeout", type=float, default=3600)
+    nm = sub.add_parser("netmem")
+    nm.add_argument("--runs", type=int, default=5)
+    nm.add_argument("--seconds", type=float, default=3)
+    nm.add_argument("--pings", type=int, default=500)
+    nm.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
-    {"volumes": bench_volumes, "net": bench_net, "container": bench_container, "boot": bench_boot, "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
+    {"volumes": bench_volumes, "netmem": bench_netmem, "net": bench_net, "container": bench_container, "boot": bench_boot,
+     "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,26 @@
  *   fork_exec_ms     mean time of fork + exec of a trivial program + wait
  *   file_ms          create, write 1 MiB, fsync, read back, unlink, on /
  *   cpu_ms           a fixed CPU-bound loop (user mode only)
+ *   tcp_request_us   with a second argument ADDRESS:PORT (swvm compare
+ *                    --network bridge: a listener swvm opens on the host's
+ *                    bridge address), the mean time of a TCP connect, a
+ *                    small request, its echo read back to the end, and the
+ *                    close; null without one
  *   iterations       how many of each were timed
  *
- * Argument: the time budget in seconds (default 1).
+ * Arguments: the time budget in seconds (default 1), then ADDRESS:PORT.
+ * The probe is its own client, so the figure needs no tool in the image.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +37,46 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One connection: connect, send "swvm-probe N\n", read until the listener
+ * closes, and check that what came back is the request (an echo, so the
+ * figure is a real round trip to swvm's listener, not to anything else). */
+static int tcp_request(const struct sockaddr_in *sa, int n) {
+    char req[32], back[64];
+    int len = snprintf(req, sizeof req, "swvm-probe %d\n", n), got = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { perror("probe: socket"); return -1; }
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) != 0) { perror("probe: connect"); close(fd); return -1; }
+    if (write(fd, req, len) != len) { perror("probe: send"); close(fd); return -1; }
+    for (;;) {
+        ssize_t r = read(fd, back + got, sizeof back - got);
+        if (r < 0) { perror("probe: receive"); close(fd); return -1; }
+        if (r == 0 || (got += r) == (int)sizeof back) break;
+    }
+    close(fd);
+    if (got != len || memcmp(req, back, len) != 0) { fprintf(stderr, "probe: the listener did not echo the request\n"); return -1; }
+    return 0;
+}
+
+static int parse_target(const char *text, struct sockaddr_in *sa) {
+    char addr[32];
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon - text >= (long)sizeof addr) return -1;
+    memcpy(addr, text, colon - text);
+    addr[colon - text] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (*end || port < 1 || port > 65535 || inet_pton(AF_INET, addr, &sa->sin_addr) != 1) return -1;
+    return 0;
 }
 
 /* Each figure is timed over as many iterations as fit in its time budget
@@ -84,8 +134,25 @@ int main(int argc, char **argv) {
     for (uint64_t i = 0; i < 100000000ull; i++) x += i ^ (x >> 3);
     double cpu_ms = (now() - t) * 1e3;
 
-    printf("{\"syscall_ns\":%.1f,\"fork_exec_ms\":%.3f,\"file_ms\":%.3f,\"cpu_ms\":%.1f,"
-           "\"iterations\":{\"syscall\":%d,\"fork_exec\":%d,\"file\":%d,\"cpu\":100000000}}\n",
-           syscall_ns, fork_ms, file_ms, cpu_ms, syscalls, forks, files);
+    /* The first connection resolves the bridge's MAC (ARP) and is not
+     * timed; the others are what a client of a host service pays. */
+    char tcp_us[32] = "null";
+    int tcps = 0;
+    if (argc > 2) {
+        struct sockaddr_in sa;
+        if (parse_target(argv[2], &sa) != 0) { fprintf(stderr, "probe: bad ADDRESS:PORT '%s'\n", argv[2]); return 1; }
+        if (tcp_request(&sa, 0) != 0) return 1;
+        t = now();
+        end = t + budget;
+        while (tcps < 2000 && (tcps < 3 || now() < end)) {
+            if (tcp_request(&sa, tcps + 1) != 0) return 1;
+            tcps++;
+        }
+        snprintf(tcp_us, sizeof tcp_us, "%.1f", (now() - t) / tcps * 1e6);
+    }
+
+    printf("{\"syscall_ns\":%.1f,\"fork_exec_ms\":%.3f,\"file_ms\":%.3f,\"cpu_ms\":%.1f,\"tcp_request_us\":%s,"
+           "\"iterations\":{\"syscall\":%d,\"fork_exec\":%d,\"file\":%d,\"cpu\":100000000,\"tcp_request\":%d}}\n",
+           syscall_ns, fork_ms, file_ms, cpu_ms, tcp_us, syscalls, forks, files, tcps);
     return 0;
 }

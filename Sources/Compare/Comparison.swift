@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSyscalls
+import Network
 import SwvmBase
 
 /// `swvm compare`: the same workload under both isolation levels,
@@ -19,6 +20,9 @@ public struct CompareOptions {
     /// Also run the VM cold (--cold-boot) in each repetition, to show warm
     /// and cold starts side by side.
     public var alsoColdBoot = false
+    /// The runs have --network bridge: the probe also times a TCP request
+    /// to a listener on the bridge's host address.
+    public var bridgeNetwork = false
 
     public init(image: String, runArguments: [String], command: [String]) {
         self.image = image
@@ -43,6 +47,9 @@ public struct ProbeSample {
     public var forkExecMillis: Double
     public var fileMillis: Double
     public var cpuMillis: Double
+    /// TCP connect + a one-line request echoed back + close, to the host's
+    /// bridge address (--network bridge only).
+    public var tcpRequestMicros: Double?
     public var iterations: JSON
 }
 
@@ -67,6 +74,8 @@ public final class Comparison {
         var result = CompareResult(options: options, hostDescription: Comparison.hostDescription())
         let total = options.repeats * (options.alsoColdBoot ? 5 : 4)
         var step = 0
+        // Open for the whole comparison, so both levels reach the same one.
+        let listener = options.bridgeNetwork ? try ProbeListener(address: HostBridge.ready().gateway.description) : nil
         for i in 1...options.repeats {
             for iso in CompareResult.isolations {
                 step += 1
@@ -79,7 +88,7 @@ public final class Comparison {
                 }
                 step += 1
                 progress?("[\(step)/\(total)] \(iso): probe, run \(i) of \(options.repeats)")
-                result.probe[iso, default: []].append(try runProbe(iso))
+                result.probe[iso, default: []].append(try runProbe(iso, listener: listener))
             }
         }
         return result
@@ -98,15 +107,27 @@ public final class Comparison {
                               stdoutBytes: r.stdoutBytes, stderrBytes: r.stderr.utf8.count)
     }
 
-    func runProbe(_ iso: String) throws -> ProbeSample {
-        let argv = [options.swvm, "run", "--isolation=\(iso)", "--probe", formatFixed(options.probeBudget, 2),
-                    "--report-fd", "3"] + options.runArguments.filter { $0 != "-i" && $0 != "-t" } + [options.image]
+    func runProbe(_ iso: String, listener: ProbeListener?) throws -> ProbeSample {
+        let argv = [options.swvm, "run", "--isolation=\(iso)", "--probe", formatFixed(options.probeBudget, 2)]
+            + (listener.map { ["--probe-connect", $0.target] } ?? []) + ["--report-fd", "3"]
+            + options.runArguments.filter { $0 != "-i" && $0 != "-t" } + [options.image]
+        let servedBefore = listener?.served.current ?? 0
         let r = try Comparison.spawn(argv, keepStdout: true)
         guard r.status == 0, let j = try? JSON.parse(r.stdout), let s = j["syscall_ns"]?.double,
               let f = j["fork_exec_ms"]?.double, let w = j["file_ms"]?.double, let c = j["cpu_ms"]?.double else {
             throw SwvmError(.internalError, "the probe failed under --isolation=\(iso) (status \(r.status)): \(r.stderr.suffix(500))")
         }
-        return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, iterations: j["iterations"] ?? .null)
+        let tcp = j["tcp_request_us"]?.double
+        if let listener {
+            // Every request the probe timed (and its untimed first) was
+            // echoed by this listener: the figure is a round trip to it.
+            let served = listener.served.current - servedBefore
+            guard let t = tcp, t > 0, let n = j["iterations"]?["tcp_request"]?.int, served == n + 1 else {
+                throw SwvmError(.internalError, "the probe's TCP figure under --isolation=\(iso) does not match the listener (\(listener.target) echoed \(served) requests): \(String(decoding: r.stdout, as: UTF8.self))")
+            }
+        }
+        return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, tcpRequestMicros: tcp,
+                           iterations: j["iterations"] ?? .null)
     }
 
     struct Spawned {

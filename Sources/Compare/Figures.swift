@@ -80,6 +80,12 @@ public enum Figures {
                            cells: both { iso in probe(iso) { $0.fileMillis } }))
         rows.append(Figure(name: "CPU-bound loop (10^8 iterations)", unit: "ms", group: "workload cost",
                            cells: both { iso in probe(iso) { $0.cpuMillis } }))
+        rows.append(Figure(name: "TCP connect + small request to the host (bridge)", unit: "µs", group: "workload cost",
+                           cells: both { iso in
+                               guard r.options.bridgeNetwork else { return .notApplicable("no network: compare with --network bridge") }
+                               let v = (r.probe[iso] ?? []).compactMap(\.tcpRequestMicros)
+                               return v.isEmpty ? .notApplicable("no probe run") : .values(v)
+                           }))
         rows.append(Figure(name: "exit status", unit: "", group: "same work",
                            cells: both { iso in values(iso) { Double($0.report.status) } }))
         rows.append(Figure(name: "stdout bytes", unit: "B", group: "same work",

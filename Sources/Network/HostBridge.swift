@@ -27,6 +27,17 @@ public struct HostBridge {
         return HostBridge(subnet: s)
     }
 
+    /// The configured bridge, created (under the network lock) unless it
+    /// exists: for a host-side service runs reach on the bridge address
+    /// (swvm compare's probe listener).
+    public static func ready() throws -> HostBridge {
+        let bridge = try configured()
+        let lock = try NetworkState.lock()
+        defer { withExtendedLifetime(lock) {} }
+        try bridge.ensure()
+        return bridge
+    }
+
     /// Creates the bridge and the nftables table unless they exist; the
     /// caller holds the network lock. Fails if the subnet collides with a
     /// route of the host or the bridge exists with another subnet.
@@ -48,13 +59,26 @@ public struct HostBridge {
         // Published ports from the host's 127.0.0.1 are DNATed in the
         // output chain; the kernel only routes a loopback source out of
         // the bridge with route_localnet (the guard chain drops the reverse
-        // direction: runs never reach the host's 127.0.0.0/8). Egress and
-        // published ports from other hosts need forwarding.
+        // direction: runs never reach the host's 127.0.0.0/8).
         try FS.writeControl("/proc/sys/net/ipv4/conf/\(HostBridge.name)/route_localnet", "1")
-        try FS.writeControl("/proc/sys/net/ipv4/ip_forward", "1")
+        try enableForwarding()
         if (try? Net.run(["nft", "list", "table", "ip", HostBridge.table])) == nil {
             _ = try Net.run(["nft", "-f", "-"], input: ruleset)
         }
+    }
+
+    /// Egress and published ports from other hosts need IPv4 forwarding,
+    /// and host-wide: Linux forwards a packet only if the interface it
+    /// arrived on forwards (ip_route_input_slow, net/ipv4/route.c), and the
+    /// replies to a run's egress and connections to its published ports
+    /// arrive on the host's uplinks, not on the bridge. So this is
+    /// net.ipv4.ip_forward, as Docker sets it; it stays on (other tools'
+    /// traffic may rely on it by then), and turning it on is said once.
+    func enableForwarding() throws {
+        let path = "/proc/sys/net/ipv4/ip_forward"
+        guard (try? FS.readText(path))?.hasPrefix("1") != true else { return }
+        try FS.writeControl(path, "1")
+        Log.warning("turned on net.ipv4.ip_forward (host-wide, as Docker does) for --network bridge; it stays on (see README, Networking)")
     }
 
     /// A route of the host (other than the bridge's) that overlaps the subnet.

@@ -41,14 +41,24 @@ public final class NetDevice: VirtioDevice, StateSaving {
     private var negotiated: UInt64 = 0
     private var tap: Int32 = -1
     private var events: EventLoop?
-    /// A frame (with its header) read from the tap while the guest had no
+    /// Where a frame from the tap lands before it is copied into the
+    /// guest's buffers, and where a frame from the guest is gathered for
+    /// the tap: mapped when a tap is attached (a VM without a network pays
+    /// nothing), anonymous and never zeroed by swvm, so only the pages
+    /// frames have touched are resident (a malloc'd buffer would pin heap
+    /// pages the VMM otherwise returns to the kernel after its start).
+    private var rxBuffer: UnsafeMutableRawBufferPointer?
+    private var txBuffer: UnsafeMutableRawBufferPointer?
+    /// The length of a frame left in rxBuffer while the guest had no
     /// receive buffer.
-    private var pending: [UInt8]?
-    private var rxBuffer = [UInt8](repeating: 0, count: NetDevice.maxFrame)
-    private var txBuffer = [UInt8](repeating: 0, count: NetDevice.maxFrame)
+    private var pendingLength: Int?
     public private(set) var framesIn = 0, framesOut = 0, framesDropped = 0
 
     public init() {}
+
+    deinit {
+        if let b = rxBuffer { munmap(b.baseAddress, 2 * NetDevice.maxFrame) }
+    }
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
         // mac[6], then status (not offered): zero.
@@ -75,7 +85,7 @@ public final class NetDevice: VirtioDevice, StateSaving {
         lock.with { _ in
             rx = nil
             tx = nil
-            pending = nil
+            pendingLength = nil
         }
     }
 
@@ -94,7 +104,13 @@ public final class NetDevice: VirtioDevice, StateSaving {
     /// Connects the tap (non-blocking, with a 12-byte virtio header) once
     /// the run's network exists: its frames are read on the event-loop thread.
     public func attach(tap fd: Int32, events loop: EventLoop) throws {
-        lock.with { _ in
+        try lock.with { _ in
+            if rxBuffer == nil {
+                let m = mmap(nil, 2 * NetDevice.maxFrame, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                guard let m, m != MAP_FAILED else { throw SwvmError.errno("mmap the virtio-net frame buffers") }
+                rxBuffer = UnsafeMutableRawBufferPointer(start: m, count: NetDevice.maxFrame)
+                txBuffer = UnsafeMutableRawBufferPointer(start: m + NetDevice.maxFrame, count: NetDevice.maxFrame)
+            }
             tap = fd
             events = loop
         }
@@ -112,18 +128,19 @@ public final class NetDevice: VirtioDevice, StateSaving {
             guard let q = tx else { return }
             let notify = q.serveAvailable { chain in
                 // The header, then the frame: copy what the guest made
-                // readable (bounded) and write it as one tap frame.
+                // readable (bounded) and write it as one tap frame. (A
+                // writev from guest memory would save the copy, but the
+                // device thread's seccomp filter allows write, not writev.)
+                guard tap >= 0, let buffer = txBuffer else { framesDropped += 1; return 0 }
                 var n = 0
-                txBuffer.withUnsafeMutableBytes { dst in
-                    for b in chain.readable {
-                        let take = min(Int(b.length), dst.count - n)
-                        guard take > 0 else { break }
-                        (dst.baseAddress! + n).copyMemory(from: b.pointer, byteCount: take)
-                        n += take
-                    }
+                for b in chain.readable {
+                    let take = min(Int(b.length), buffer.count - n)
+                    guard take > 0 else { break }
+                    (buffer.baseAddress! + n).copyMemory(from: b.pointer, byteCount: take)
+                    n += take
                 }
-                if n > NetDevice.headerSize && n < txBuffer.count && tap >= 0 {
-                    let w = txBuffer.withUnsafeBytes { write(tap, $0.baseAddress!, n) }
+                if n > NetDevice.headerSize && n < buffer.count {
+                    let w = write(tap, buffer.baseAddress!, n)
                     if w > 0 { framesOut += 1 } else { framesDropped += 1 }
                 } else {
                     framesDropped += 1
@@ -141,36 +158,36 @@ public final class NetDevice: VirtioDevice, StateSaving {
     /// keep the frame) until the driver adds some.
     private func receive() {
         lock.with { _ in
-            guard let q = rx, tap >= 0 else { return }
+            guard let q = rx, tap >= 0, let buffer = rxBuffer else { return }
             var notify = false
             while true {
-                let frame: [UInt8]
-                if let p = pending {
-                    frame = p
+                let n: Int
+                if let p = pendingLength {
+                    n = p
                 } else {
-                    let n = rxBuffer.withUnsafeMutableBytes { read(tap, $0.baseAddress!, $0.count) }
+                    n = read(tap, buffer.baseAddress!, buffer.count)
                     guard n > 0 else { break }
                     guard n > NetDevice.headerSize else { framesDropped += 1; continue }
-                    frame = Array(rxBuffer[0..<n])
                 }
                 guard let chain = q.pop() else {
-                    pending = frame
+                    // The frame stays in rxBuffer: nothing is read until
+                    // the driver adds buffers.
+                    pendingLength = n
                     events?.modify(fd: tap, events: 0)
                     break
                 }
-                pending = nil
+                pendingLength = nil
                 // The tap wrote the first 10 bytes of the header; the
                 // rest is num_buffers: one chain per frame.
-                var whole = frame
-                whole[10] = 1
-                whole[11] = 0
-                guard chain.writableLength >= whole.count else {
+                buffer[10] = 1
+                buffer[11] = 0
+                guard chain.writableLength >= n else {
                     // A buffer too small for the frame: the frame is dropped.
                     framesDropped += 1
                     if q.push(chain, written: 0) { notify = true }
                     continue
                 }
-                let written = whole.withUnsafeBytes { chain.write($0) }
+                let written = chain.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 framesIn += 1
                 if q.push(chain, written: UInt32(written)) { notify = true }
             }

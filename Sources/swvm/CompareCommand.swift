@@ -13,7 +13,9 @@ struct CompareCommand: ParsableCommand {
         Runs the workload under --isolation=container and --isolation=vm, alternating, \
         --repeat times each, plus a small static probe (bind-mounted at /.swvm-probe; \
         the image is not modified) that measures system calls, fork+exec, file I/O \
-        and CPU inside each. Prints one table: each figure's median (min-max) per \
+        and CPU inside each (with --network bridge also a TCP connect plus a small \
+        request to a listener swvm opens on the bridge's host address). Prints one \
+        table: each figure's median (min-max) per \
         isolation level and their ratio, and the security posture each run applied. \
         Every number is measured in this run; what cannot be measured says why.
         """)
@@ -60,6 +62,7 @@ struct CompareCommand: ParsableCommand {
             o.repeats = repeats
             o.probeBudget = probeBudget
             o.alsoColdBoot = alsoColdBoot
+            o.bridgeNetwork = options.network == "bridge"
             o.swvm = FS.executablePath()
             let comparison = Comparison(options: o)
             let tty = isatty(2) != 0

@@ -206,6 +206,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run swvm compare's probe instead of the command, with this time budget in seconds.", visibility: .hidden))
     var probe: Double?
 
+    @Option(help: ArgumentHelp("With --probe: also time TCP requests to this ADDRESS:PORT (swvm compare --network bridge).", visibility: .hidden))
+    var probeConnect: String?
+
     @Argument(help: "The image directory.")
     var image: String
 
@@ -215,7 +218,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
-            if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] }
+            if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] + (probeConnect.map { [$0] } ?? []) }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
             defer { withExtendedLifetime(resolved) {} }   // its cache lock, for the whole run
             var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))

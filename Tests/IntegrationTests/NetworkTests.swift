@@ -23,11 +23,13 @@ import TestSupport
     /// `hostPort`; `body` runs once it answers, then the run is stopped.
     /// It also serves /big, 448 KiB of numbered lines (bigBody) that the
     /// host checks byte for byte: bulk transfers go through the offloads.
-    static func withServingRun(isolation: String, publish: [String], _ body: @escaping (_ runAddress: String) throws -> Void) throws -> CommandResult {
+    static func withServingRun(isolation: String, publish: [String], image: String = NetworkTests.image,
+                               server: String = "echo served-by-run > /tmp/index.html; seq 100000 165535 > /tmp/big; httpd -p 8000 -h /tmp",
+                               _ body: @escaping (_ runAddress: String) throws -> Void) throws -> CommandResult {
         var address = ""
         var failure: Error?
         var done = false
-        let script = "trap 'exit 0' TERM; echo served-by-run > /tmp/index.html; seq 100000 165535 > /tmp/big; httpd -p 8000 -h /tmp; " +
+        let script = "trap 'exit 0' TERM; \(server); " +
             "ip -4 -o addr show eth0 | sed 's/.*inet \\([0-9.]*\\).*/addr=\\1/'; sleep 120 & wait"
         let r = try Command.run([Harness.swvm, "run", "--isolation=\(isolation)", "--network", "bridge"] + publish.flatMap { ["-p", $0] } +
                                 [image, "--", "sh", "-c", script], timeout: 300, onOutput: { out, pid in
@@ -55,6 +57,36 @@ import TestSupport
             #expect(try NetworkTests.httpGet(hostAddress, p).hasSuffix("served-by-run\n"))
             // The run's own address from the host, without the DNAT.
             #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"))
+        }
+        #expect(r.status == 0, "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    /// A root filesystem of busybox and a UDP echo server (Debian's
+    /// busybox has no `nc -u`), built once under .build.
+    static let udpImage: String = {
+        let dir = Path.join(Harness.repo, ".build/test-fixtures/udp-image")
+        try? FS.removeTree(dir)
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] { try? FS.makeDirectories(Path.join(dir, d)) }
+        let r = try? Subprocess.run(["gcc", "-static", "-O2", "-o", Path.join(dir, "bin/udp-echo"),
+                                     Path.join(Harness.repo, "Tests/Fixtures/udp-echo/udp-echo.c")])
+        if r?.status != 0 { Issue.record("compiling udp-echo.c: \(r?.output ?? "gcc missing")") }
+        _ = try? Subprocess.run(["cp", "/bin/busybox", Path.join(dir, "bin/busybox")])
+        for applet in ["sh", "ip", "sed", "sleep"] { symlink("busybox", Path.join(dir, "bin", applet)) }
+        return dir
+    }()
+
+    /// -p HOSTPORT:PORT/udp: a datagram from the host reaches the run's
+    /// server through the DNAT (from 127.0.0.1 and from the host's own
+    /// address) and directly, and its reply comes back the same way.
+    @Test(arguments: NetworkTests.levels) func publishedUDPPortAnswersFromTheHost(isolation: String) throws {
+        let p = NetworkTests.port(1)
+        let hostAddress = try #require(NetworkTests.hostAddress())
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):9000/udp"], image: NetworkTests.udpImage,
+                                                server: "/bin/udp-echo 9000 & true") { (addr: String) throws in
+            #expect(try NetworkTests.udpExchange("127.0.0.1", p, "via-loopback") == "udp:via-loopback")
+            #expect(try NetworkTests.udpExchange(hostAddress, p, "via-host-address") == "udp:via-host-address")
+            #expect(try NetworkTests.udpExchange(addr, 9000, "direct") == "udp:direct")
         }
         #expect(r.status == 0, "\(r)")
         try NetworkTests.expectNothingLeft()
@@ -141,8 +173,12 @@ import TestSupport
             if !killed && out.contains("up") { killed = true; kill(pid, SIGKILL) }
         })
         #expect(killed && r.status == 137, "\(r)")
+        // What the next swvm must remove: the published port's DNAT
+        // element and the lease (and the veth or tap, unless the kernel
+        // already took it with the namespace or the tap's descriptor).
         let state = try NetworkTests.state()
-        #expect(!state.isEmpty, "a killed run leaves its veth, port and lease for the next swvm")
+        #expect(state.contains { $0.hasPrefix("nft pub_any") && $0.contains("\(p)") }, "\(state)")
+        #expect(state.contains { $0.hasPrefix("lease ") }, "\(state)")
         #expect(try Harness.run(["true"]).status == 0)
         try NetworkTests.expectNothingLeft()
     }
@@ -209,6 +245,26 @@ import TestSupport
         sa.sin_port = port.bigEndian
         sa.sin_addr.s_addr = (IPv4Address(host)?.value ?? 0).bigEndian
         return sa
+    }
+
+    /// Sends one datagram and returns the reply; the server may still be
+    /// starting (a refused or lost datagram is sent again, for 10 s).
+    static func udpExchange(_ host: String, _ port: UInt16, _ text: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 0, tv_usec: 500_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var sa = sockaddr(host, port)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0 else { throw SwvmError.errno("connect udp \(host):\(port)") }
+        var buf = [UInt8](repeating: 0, count: 2048)
+        for _ in 0..<20 {
+            _ = send(fd, text, text.utf8.count, 0)
+            let n = recv(fd, &buf, buf.count, 0)
+            if n > 0 { return String(decoding: buf[0..<n], as: UTF8.self) }
+            usleep(n < 0 && errno == ECONNREFUSED ? 500_000 : 0)
+        }
+        throw SwvmError(.systemCall, "no UDP reply from \(host):\(port)")
     }
 
     static func connectTCP(_ host: String, _ port: UInt16) throws -> Int32 {
