@@ -13,9 +13,12 @@
  *                    bridge address), the mean time of a TCP connect, a
  *                    small request, its echo read back to the end, and the
  *                    close; null without one
+ *   volume_ms        with a third argument DIR (swvm compare -v: the first
+ *                    volume's target), file_ms's cycle on DIR; null without
  *   iterations       how many of each were timed
  *
- * Arguments: the time budget in seconds (default 1), then ADDRESS:PORT.
+ * Arguments: the time budget in seconds (default 1), then ADDRESS:PORT (or
+ * "-" for none), then DIR.
  * The probe is its own client, so the figure needs no tool in the image.
  */
 #define _GNU_SOURCE
@@ -79,6 +82,28 @@ static int parse_target(const char *text, struct sockaddr_in *sa) {
     return 0;
 }
 
+/* Create, write 1 MiB, fsync, read back, unlink `path`, as often as the
+ * budget allows (1 to 20 times); the mean in ms, or -1. */
+static double file_cycles(const char *path, double budget, int *count) {
+    static char buf[1 << 20];
+    memset(buf, 0x5a, sizeof buf);
+    int files = 0;
+    double t = now(), end = t + budget;
+    while (files < 20 && (files < 1 || now() < end)) {
+        int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+        if (fd < 0) { perror("probe: create"); return -1; }
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) { perror("probe: write"); return -1; }
+        fsync(fd);
+        lseek(fd, 0, SEEK_SET);
+        if (read(fd, buf, sizeof buf) != (ssize_t)sizeof buf) { perror("probe: read"); return -1; }
+        close(fd);
+        unlink(path);
+        files++;
+    }
+    *count = files;
+    return (now() - t) / files * 1e3;
+}
+
 /* Each figure is timed over as many iterations as fit in its time budget
  * (at least `min`, at most `max`): on a host where the guest kernel is
  * emulated a fork+exec takes a second, natively a tenth of a millisecond. */
@@ -111,23 +136,9 @@ int main(int argc, char **argv) {
     }
     double fork_ms = (now() - t) / forks * 1e3;
 
-    static char buf[1 << 20];
-    memset(buf, 0x5a, sizeof buf);
     int files = 0;
-    t = now();
-    end = t + budget;
-    while (files < 20 && (files < 1 || now() < end)) {
-        int fd = open("/.swvm-probe-file", O_CREAT | O_TRUNC | O_RDWR, 0600);
-        if (fd < 0) { perror("probe: create"); return 1; }
-        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) { perror("probe: write"); return 1; }
-        fsync(fd);
-        lseek(fd, 0, SEEK_SET);
-        if (read(fd, buf, sizeof buf) != (ssize_t)sizeof buf) { perror("probe: read"); return 1; }
-        close(fd);
-        unlink("/.swvm-probe-file");
-        files++;
-    }
-    double file_ms = (now() - t) / files * 1e3;
+    double file_ms = file_cycles("/.swvm-probe-file", budget, &files);
+    if (file_ms < 0) return 1;
 
     t = now();
     volatile uint64_t x = 0;
@@ -138,7 +149,7 @@ int main(int argc, char **argv) {
      * timed; the others are what a client of a host service pays. */
     char tcp_us[32] = "null";
     int tcps = 0;
-    if (argc > 2) {
+    if (argc > 2 && strcmp(argv[2], "-") != 0) {
         struct sockaddr_in sa;
         if (parse_target(argv[2], &sa) != 0) { fprintf(stderr, "probe: bad ADDRESS:PORT '%s'\n", argv[2]); return 1; }
         if (tcp_request(&sa, 0) != 0) return 1;
@@ -151,8 +162,19 @@ int main(int argc, char **argv) {
         snprintf(tcp_us, sizeof tcp_us, "%.1f", (now() - t) / tcps * 1e6);
     }
 
+    char volume_ms[32] = "null";
+    int volume_files = 0;
+    if (argc > 3) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/.swvm-probe-file", argv[3]);
+        double ms = file_cycles(path, budget, &volume_files);
+        if (ms < 0) { fprintf(stderr, "probe: on the volume %s\n", argv[3]); return 1; }
+        snprintf(volume_ms, sizeof volume_ms, "%.3f", ms);
+    }
+
     printf("{\"syscall_ns\":%.1f,\"fork_exec_ms\":%.3f,\"file_ms\":%.3f,\"cpu_ms\":%.1f,\"tcp_request_us\":%s,"
-           "\"iterations\":{\"syscall\":%d,\"fork_exec\":%d,\"file\":%d,\"cpu\":100000000,\"tcp_request\":%d}}\n",
-           syscall_ns, fork_ms, file_ms, cpu_ms, tcp_us, syscalls, forks, files, tcps);
+           "\"volume_ms\":%s,\"iterations\":{\"syscall\":%d,\"fork_exec\":%d,\"file\":%d,\"cpu\":100000000,"
+           "\"tcp_request\":%d,\"volume\":%d}}\n",
+           syscall_ns, fork_ms, file_ms, cpu_ms, tcp_us, volume_ms, syscalls, forks, files, tcps, volume_files);
     return 0;
 }

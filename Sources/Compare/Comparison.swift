@@ -23,6 +23,9 @@ public struct CompareOptions {
     /// The runs have --network bridge: the probe also times a TCP request
     /// to a listener on the bridge's host address.
     public var bridgeNetwork = false
+    /// The runs have -v/--mount bind volumes: the probe also times its file
+    /// cycle on the first one (a VM's goes through virtio-9p).
+    public var hasVolume = false
 
     public init(image: String, runArguments: [String], command: [String]) {
         self.image = image
@@ -50,6 +53,8 @@ public struct ProbeSample {
     /// TCP connect + a one-line request echoed back + close, to the host's
     /// bridge address (--network bridge only).
     public var tcpRequestMicros: Double?
+    /// With -v: file_ms's cycle on the first volume.
+    public var volumeMillis: Double?
     public var iterations: JSON
 }
 
@@ -126,7 +131,11 @@ public final class Comparison {
                 throw SwvmError(.internalError, "the probe's TCP figure under --isolation=\(iso) does not match the listener (\(listener.target) echoed \(served) requests): \(String(decoding: r.stdout, as: UTF8.self))")
             }
         }
-        return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, tcpRequestMicros: tcp,
+        let volume = j["volume_ms"]?.double
+        if options.hasVolume && !(volume.map { $0 > 0 } ?? false) {
+            throw SwvmError(.internalError, "the probe gave no volume figure under --isolation=\(iso): \(String(decoding: r.stdout, as: UTF8.self))")
+        }
+        return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, tcpRequestMicros: tcp, volumeMillis: volume,
                            iterations: j["iterations"] ?? .null)
     }
 

@@ -86,6 +86,13 @@ public enum Figures {
                                let v = (r.probe[iso] ?? []).compactMap(\.tcpRequestMicros)
                                return v.isEmpty ? .notApplicable("no probe run") : .values(v)
                            }))
+        if r.options.hasVolume {
+            rows.append(Figure(name: "shared directory: the file cycle on the first -v volume", unit: "ms", group: "workload cost",
+                               cells: both { iso in
+                                   let v = (r.probe[iso] ?? []).compactMap(\.volumeMillis)
+                                   return v.isEmpty ? .notApplicable("no probe run") : .values(v)
+                               }))
+        }
         rows.append(Figure(name: "exit status", unit: "", group: "same work",
                            cells: both { iso in values(iso) { Double($0.report.status) } }))
         rows.append(Figure(name: "stdout bytes", unit: "B", group: "same work",

@@ -60,7 +60,8 @@ public enum CompareReport {
             let p: [JSON] = (r.probe[iso] ?? []).map { s in
                 .object([("syscallNs", .number(s.syscallNanos)), ("forkExecMs", .number(s.forkExecMillis)),
                          ("fileMs", .number(s.fileMillis)), ("cpuMs", .number(s.cpuMillis)),
-                         ("tcpRequestUs", s.tcpRequestMicros.map { .number($0) } ?? .null), ("iterations", s.iterations)])
+                         ("tcpRequestUs", s.tcpRequestMicros.map { .number($0) } ?? .null),
+                         ("volumeMs", s.volumeMillis.map { .number($0) } ?? .null), ("iterations", s.iterations)])
             }
             runs.append((iso, .object([("workload", .array(w)), ("probe", .array(p))])))
         }

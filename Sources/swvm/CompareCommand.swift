@@ -63,6 +63,7 @@ struct CompareCommand: ParsableCommand {
             o.probeBudget = probeBudget
             o.alsoColdBoot = alsoColdBoot
             o.bridgeNetwork = options.network == "bridge"
+            o.hasVolume = !options.volume.isEmpty || options.mount.contains { $0.contains("type=bind") }
             o.swvm = FS.executablePath()
             let comparison = Comparison(options: o)
             let tty = isatty(2) != 0

@@ -218,11 +218,17 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
-            if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2)] + (probeConnect.map { [$0] } ?? []) }
+            if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2), probeConnect ?? "-"] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
             defer { withExtendedLifetime(resolved) {} }   // its cache lock, for the whole run
             var spec = try SpecBuilder.build(image: resolved, options: options.runOptions(command: cmd))
-            if probe != nil { spec.probe = try ProbeBinary.locate() }
+            if probe != nil {
+                spec.probe = try ProbeBinary.locate()
+                // With -v, the probe also times its file cycle on the first volume.
+                if let volume = spec.mounts.first(where: { if case .bind = $0.kind { return true }; return false }) {
+                    spec.process.args.append(volume.destination)
+                }
+            }
             switch isolation {
             case .container:
                 let result = try Container(spec: spec).run()

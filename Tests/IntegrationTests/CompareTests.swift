@@ -6,7 +6,8 @@ import TestSupport
 @testable import SwvmBase
 
 /// `swvm compare` end to end: real runs at both isolation levels (with
-/// --network bridge, for the network figure), the JSON checked against
+/// --network bridge and a -v volume, for the network and shared-directory
+/// figures), the JSON checked against
 /// docs/compare.schema.json, the HTML rendered by headless Chromium.
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct CompareTests {
@@ -15,7 +16,11 @@ struct CompareTests {
         let dir = Path.join(Harness.repo, ".build/test-outputs/compare")
         try? FS.makeDirectories(dir)
         let json = dir + "/report.json", html = dir + "/report.html"
+        // A volume, for the shared-directory figure.
+        let shared = dir + "/shared"
+        try? FS.makeDirectories(shared)
         guard let r = try? Harness.swvmCommand(["compare", "--repeat", "2", "--probe-budget", "0.3", "--network", "bridge",
+                                                "-v", "\(shared):/shared",
                                                 "--write-json", json, "--write-html", html,
                                                 Harness.exampleImage, "--", "echo", "compared"], timeout: 1200) else { return nil }
         return (r, json, html)
@@ -133,6 +138,27 @@ struct CompareTests {
         #expect((medians["vm"] ?? 0) > (medians["container"] ?? .infinity), "\(medians)")
         let html = try FS.readText(o.html)
         #expect(html.contains("aria-label=\"\(name)\""))
+    }
+
+    /// With -v, the probe's file cycle on the volume: a bind mount in the
+    /// container, virtio-9p in the VM.
+    @Test func sharedDirectoryIsMeasuredAtBothLevels() throws {
+        let o = try #require(Self.outputs)
+        #expect(o.result.status == 0, "\(o.result)")
+        let name = "shared directory: the file cycle on the first -v volume"
+        let row = try #require(o.result.out.split(separator: "\n").first { $0.hasPrefix(name) }, "\(o.result.out)")
+        #expect(!row.contains("n/a"), "\(row)")
+        let doc = try JSON.parse(try FS.readFile(o.json))
+        let figure = try #require(doc["figures"]?.array?.first { $0["name"]?.string == name })
+        for iso in ["container", "vm"] {
+            let values = (figure[iso]?["values"]?.array ?? []).compactMap(\.double)
+            #expect(values.count == 2 && values.allSatisfy { $0 > 0 }, "\(iso): \(figure.serialized())")
+            for p in try #require(doc["runs"]?[iso]?["probe"]?.array) {
+                #expect((p["iterations"]?["volume"]?.int ?? 0) >= 1)
+            }
+        }
+        // The probe cleaned up after itself on the host.
+        #expect(try FS.listDirectory(Path.join(Harness.repo, ".build/test-outputs/compare/shared")).isEmpty)
     }
 
     @Test func htmlRendersInHeadlessChromium() throws {
