@@ -104,6 +104,10 @@ struct VMRunTests {
         let notFound = try Harness.run(["no-such-command"], isolation: "vm", timeout: 600)
         #expect(notFound.status == 127, "\(notFound)")
         #expect(notFound.err == "swvm: exec: \"no-such-command\": executable file not found in $PATH\n")
+        // A VM shares directories; one file is refused, not its directory shared.
+        let file = try Harness.run(["-v", "/etc/hostname:/x"], ["true"], isolation: "vm")
+        #expect(file.status == 125, "\(file)")
+        #expect(file.err.contains("a VM shares host directories only"), "\(file)")
         let hostNet = try Harness.run(["--network", "host"], ["true"], isolation: "vm")
         #expect(hostNet.status == 125)
         #expect(hostNet.err.contains("--network host cannot apply"))
