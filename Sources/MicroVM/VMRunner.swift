@@ -253,6 +253,10 @@ public final class VMRunner {
         }
         var result = try session.run(restored: how == .warm)
         result.start = how
+        if shareServer != nil {
+            let c = instance.volumes.counters
+            Log.debug("virtio-9p: \(c.requests) requests, \(c.refusals) refused")
+        }
         return result
     }
 
