@@ -1,7 +1,7 @@
 #!/bin/sh
 # Writes scripts/swvm.order, the symbol ordering file scripts/build-release.sh
 # links swvm with: the functions `swvm run --isolation=container IMAGE -- true`
-# executes, those in small sections first, then those inside the few large
+# executes (then those a VM run's VMM adds), those in small sections first, then those inside the few large
 # sections that hold many functions (the Swift standard library's), so that
 # the code a run needs shares pages. A function it does not name keeps the
 # linker's place, so a stale file costs memory, never correctness; re-run
@@ -29,6 +29,12 @@ link
 "$swvm" run "$image" -- true    # unpack the image and cache the seccomp filter first
 perf record -q -F 40000 -e cpu-clock:u -o "$work/samples" -- sh -c "for i in \$(seq 300); do $swvm run $image -- true; done" >/dev/null 2>&1
 symbols "$work/samples" >"$work/found"
+# Then what a VM run executes in the VMM (after the container's, which keeps
+# its place): a first run boots and saves the snapshot, the others restore it.
+if [ -e /dev/kvm ]; then
+    perf record -q -F 20000 -e cpu-clock:u -o "$work/vm-samples" -- sh -c "for i in \$(seq 6); do $swvm run --isolation=vm $image -- true; done" >/dev/null 2>&1
+    symbols "$work/vm-samples" >>"$work/found"
+fi
 for round in $(seq 20); do
     perf record -q -e page-faults -c 1 -d -o "$work/faults" -- "$swvm" run "$image" -- true >/dev/null 2>&1
     perf script -i "$work/faults" --no-demangle -F comm,addr,ip,sym 2>/dev/null |
