@@ -21,8 +21,9 @@ trap 'rm -rf "$work"' EXIT
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null
 
 link() { scripts/build-release.sh -Xlinker -Map="$work/map" >/dev/null; }
-# Symbols of swvm's own instruction fetches in a perf recording.
-symbols() { perf script -i "$1" --no-demangle -F comm,ip,sym 2>/dev/null | awk '$1 == "swvm" && NF >= 3 && $3 != "[unknown]" { print $3 }'; }
+# Symbols of swvm's own instruction fetches in a perf recording, from any
+# of its threads (a VM run's are swvm-vcpu0, swvm-events, ...).
+symbols() { perf script -i "$1" --no-demangle -F comm,ip,sym 2>/dev/null | awk '$1 ~ /^swvm/ && NF >= 3 && $3 != "[unknown]" { print $3 }'; }
 
 [ -f scripts/swvm.order ] || : >scripts/swvm.order
 link
