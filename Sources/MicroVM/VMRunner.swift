@@ -255,7 +255,9 @@ public final class VMRunner {
         result.start = how
         if shareServer != nil {
             let c = instance.volumes.counters
-            Log.debug("virtio-9p: \(c.requests) requests, \(c.refusals) refused")
+            let types = c.byType.sorted { $0.key < $1.key }.map { "T\($0.key): \($0.value)" }.joined(separator: ", ")
+            let ms = Double(instance.volumes.serviceNanos.current) / 1e6
+            Log.debug("virtio-9p: \(c.requests) requests (\(types)), \(c.refusals) refused, \(formatFixed(ms, 1)) ms serving")
         }
         return result
     }

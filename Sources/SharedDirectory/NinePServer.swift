@@ -78,6 +78,8 @@ public final class NinePServer {
     /// the share (a name that climbs, an unknown fid, a change to a
     /// read-only share, a malformed request).
     public private(set) var requests = 0
+    /// Requests by message type (diagnostics: SWVM_DEBUG lists them).
+    public private(set) var requestsByType: [UInt8: Int] = [:]
     public private(set) var refusals = 0
 
     /// Opens each share's directory (before the server thread's seccomp
@@ -132,6 +134,7 @@ public final class NinePServer {
         let size = (try? r.u32()) ?? 0
         let type = (try? r.u8()) ?? 0
         let tag = (try? r.u16()) ?? 0
+        requestsByType[type, default: 0] += 1
         let limit = min(replyLimit, Int(max(msize, NinePServer.minMessageSize)))
         do {
             guard size >= UInt32(NineP.headerSize), Int(size) <= request.count,

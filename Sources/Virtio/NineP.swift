@@ -24,7 +24,12 @@ public final class NinePDevice: VirtioDevice {
     private let wake: FileDescriptor
     private let server: Locked<NinePServer>
     /// Requests served and refused (for the run's report and tests).
-    public var counters: (requests: Int, refusals: Int) { server.with { ($0.requests, $0.refusals) } }
+    public var counters: (requests: Int, refusals: Int, byType: [UInt8: Int]) {
+        server.with { ($0.requests, $0.refusals, $0.requestsByType) }
+    }
+
+    /// Host time spent answering requests (diagnostics).
+    public let serviceNanos = Locked<UInt64>(0)
 
     public init(tag: String) throws {
         self.tag = Array(tag.utf8)
@@ -75,6 +80,8 @@ public final class NinePDevice: VirtioDevice {
     /// Answers every request queued (also used once after a restore).
     public func serveQueue() {
         requests.serve { chain in
+            let start = Clock.monotonicNanos()
+            defer { serviceNanos.with { $0 += Clock.monotonicNanos() - start } }
             let request = chain.readAll(limit: Int(NinePServer.maxMessageSize) + 4096)
             let reply = server.with { s in request.withUnsafeBytes { s.handle($0, replyLimit: chain.writableLength) } }
             guard let reply else { return 0 }
