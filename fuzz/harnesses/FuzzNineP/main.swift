@@ -13,11 +13,15 @@ import SwvmBase
 
 nonisolated(unsafe) var server: NinePServer?
 nonisolated(unsafe) var outside = ""
+nonisolated(unsafe) var scratch = ""
 
 private func setUp() {
     var t = Array("/tmp/swvm-fuzz-9p-XXXXXX".utf8CString)
     guard mkdtemp(&t) != nil else { fatalError("mkdtemp") }
     let base = String(cString: t)
+    // libFuzzer ends with exit(): the scratch directory goes with it.
+    scratch = base
+    atexit { try? FS.removeTree(scratch) }
     outside = base + "/outside"
     try! FS.makeDirectories(base + "/share/sub")
     try! FS.makeDirectories(outside)
