@@ -211,10 +211,7 @@ def boot_initramfs(workdir):
     os.makedirs(root, exist_ok=True)
     for name in ("init", "child"):
         subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(root, name), os.path.join(src, name + ".c")], check=True)
-    cpio = os.path.join(workdir, "initrd.cpio")
-    with open(cpio, "wb") as f:
-        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
-    return cpio
+    return write_cpio(root, os.path.join(workdir, "initrd.cpio"))
 
 
 
@@ -394,9 +391,7 @@ def qemu_restore_times(qemu, work, runs, timeout):
     root = os.path.join(work, "qroot")
     os.makedirs(root, exist_ok=True)
     subprocess.run(["gcc", "-static", "-O2", "-o", os.path.join(root, "init"), os.path.join(REPO, "bench/restore-init.c")], check=True)
-    initrd = os.path.join(work, "qinitrd.cpio")
-    with open(initrd, "wb") as f:
-        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    initrd = write_cpio(root, os.path.join(work, "qinitrd.cpio"))
     mem = 128
     cmdline = subprocess.run([SWVM, "boot", "--print-cmdline", "--kernel", KERNEL, "--memory", f"{mem}M"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -577,9 +572,7 @@ def bench_init(args):
                 shutil.copy(os.path.join(work, "swift"), os.path.join(root, "swift-init"))
             else:
                 shutil.copy(os.path.join(work, name), os.path.join(root, "init"))
-            cpios[name] = os.path.join(work, name + ".cpio")
-            with open(cpios[name], "wb") as f:
-                subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+            cpios[name] = write_cpio(root, os.path.join(work, name + ".cpio"))
         times = {"swift": [], "c": []}
         extra = {"swift": [], "c": []}
         for _ in range(args.runs):
@@ -596,23 +589,42 @@ def bench_init(args):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def netperf_tools(work):
-    """bench/netperf.c, static, and a plain root filesystem that holds it
-    (busybox for the shell), usable as an IMAGE by both isolation levels."""
+def static_tool(work, source):
+    """bench/SOURCE.c built static (musl when installed) into work/."""
     cc = shutil.which("musl-gcc") or "gcc"
-    tool = os.path.join(work, "netperf")
-    subprocess.run([cc, "-static", "-O2", "-o", tool, os.path.join(REPO, "bench/netperf.c")], check=True)
-    root = os.path.join(work, "rootfs")
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
+    tool = os.path.join(work, os.path.splitext(source)[0])
+    subprocess.run([cc, "-static", "-O2", "-o", tool, os.path.join(REPO, "bench", source)], check=True)
+    return tool
+
+
+def busybox_root(root, tool, applets, dirs):
+    """A plain root filesystem with busybox (these applets), the tool at
+    /NAME and root in /etc/passwd and /etc/group: an IMAGE for both levels."""
+    for d in dirs:
         os.makedirs(os.path.join(root, d), exist_ok=True)
     shutil.copy(shutil.which("busybox"), os.path.join(root, "bin/busybox"))
-    for applet in ("sh", "ip", "sed", "mount"):
+    for applet in applets:
         os.symlink("busybox", os.path.join(root, "bin", applet))
-    shutil.copy(tool, os.path.join(root, "netperf"))
+    shutil.copy(tool, os.path.join(root, os.path.basename(tool)))
     with open(os.path.join(root, "etc/passwd"), "w") as f:
         f.write("root:x:0:0:root:/root:/bin/sh\n")
     with open(os.path.join(root, "etc/group"), "w") as f:
         f.write("root:x:0:\n")
+
+
+def write_cpio(root, cpio):
+    """root as a newc initramfs for QEMU."""
+    with open(cpio, "wb") as f:
+        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    return cpio
+
+
+def netperf_tools(work):
+    """bench/netperf.c, static, and a plain root filesystem that holds it
+    (busybox for the shell), usable as an IMAGE by both isolation levels."""
+    tool = static_tool(work, "netperf.c")
+    root = os.path.join(work, "rootfs")
+    busybox_root(root, tool, ("sh", "ip", "sed", "mount"), ("bin", "etc", "proc", "sys", "dev", "tmp"))
     return tool, root
 
 
@@ -671,9 +683,7 @@ def qemu_net_setup(work, tool, address):
                 f"/bin/busybox ip addr add {address}/16 dev eth0\n/bin/busybox ip link set eth0 up\n"
                 f"echo addr={address}\nexec /netperf server 5201\n")
     os.chmod(os.path.join(root, "init"), 0o755)
-    cpio = os.path.join(work, "qemu-initrd.cpio")
-    with open(cpio, "wb") as f:
-        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=root, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    cpio = write_cpio(root, os.path.join(work, "qemu-initrd.cpio"))
     tap = "swvmqemu0"
     subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
     atexit.register(lambda: subprocess.run(["ip", "link", "del", tap], stderr=subprocess.DEVNULL))
@@ -767,21 +777,10 @@ def bench_net(args):
 
 def fsperf_tools(work):
     """bench/fsperf.c, static, in a plain root with busybox (the IMAGE of
-    both isolation levels), and an initramfs for QEMU whose /init mounts
-    the 9p share as guest-init does and runs the same tool."""
-    cc = shutil.which("musl-gcc") or "gcc"
-    tool = os.path.join(work, "fsperf")
-    subprocess.run([cc, "-static", "-O2", "-o", tool, os.path.join(REPO, "bench/fsperf.c")], check=True)
+    both isolation levels)."""
+    tool = static_tool(work, "fsperf.c")
     root = os.path.join(work, "rootfs")
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "data"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    shutil.copy(shutil.which("busybox"), os.path.join(root, "bin/busybox"))
-    os.symlink("busybox", os.path.join(root, "bin/sh"))
-    shutil.copy(tool, os.path.join(root, "fsperf"))
-    with open(os.path.join(root, "etc/passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\n")
-    with open(os.path.join(root, "etc/group"), "w") as f:
-        f.write("root:x:0:\n")
+    busybox_root(root, tool, ("sh",), ("bin", "etc", "proc", "sys", "dev", "tmp", "data"))
     return tool, root
 
 
@@ -799,10 +798,7 @@ def qemu_9p_initrd(work, root, files, mib):
                 "hostshare /data\n"
                 f"{fsperf_script(files, mib)}\n/bin/busybox reboot -f\n")
     os.chmod(os.path.join(qroot, "init"), 0o755)
-    cpio = os.path.join(work, "qemu-initrd.cpio")
-    with open(cpio, "wb") as f:
-        subprocess.run("find . | cpio -o -H newc", shell=True, cwd=qroot, stdout=f, stderr=subprocess.DEVNULL, check=True)
-    return cpio
+    return write_cpio(qroot, os.path.join(work, "qemu-initrd.cpio"))
 
 
 def parse_fsperf(out):
