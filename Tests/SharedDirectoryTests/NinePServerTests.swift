@@ -57,6 +57,14 @@ import SwvmBase
             send(NineP.tmkdir, le32(fid) + Client.s(name) + le32(mode) + le32(0))
         }
         func getattr(_ fid: UInt32) -> Reply { send(NineP.tgetattr, le32(fid) + le64(0x7ff)) }
+        /// A session (Tversion) with `dir`'s share as share 0, walked to as fid 1.
+        static func onShare(_ dir: Scratch, readOnly: Bool = false, maxFids: Int = NinePServer.maxFids) throws -> Client {
+            let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: readOnly)], maxFids: maxFids))
+            c.version()
+            c.share(0, as: 1)
+            return c
+        }
+
         /// The share's root as fid `fid` (attach as fid 100, walk to "index").
         func share(_ index: Int, as fid: UInt32) {
             if attach(100).errno == nil { }
@@ -108,10 +116,8 @@ import SwvmBase
     @Test func namesThatClimbOrHoldASlashAreRefused() throws {
         let dir = try Scratch()
         try FS.makeDirectories(dir.share + "/sub")
-        let server = try NinePServer(shares: [Share(hostPath: dir.share, readOnly: false)])
-        let c = Client(server)
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir)
+        let server = c.server
         for name in ["..", ".", "../outside", "sub/..", "", "a\u{0}b"] {
             let r = c.walk(1, 2, [name])
             #expect(r.errno != nil, "walk '\(name)' from the share's root")
@@ -137,9 +143,7 @@ import SwvmBase
         let dir = try Scratch()
         #expect(symlink("/etc", dir.share + "/etc-link") == 0)
         #expect(symlink(dir.outside + "/secret", dir.share + "/secret-link") == 0)
-        let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: false)]))
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir)
         // Walking through the link fails; the link itself is a symlink qid.
         #expect(c.walk(1, 2, ["etc-link", "passwd"]).body.prefix(2) == [1, 0])
         let link = c.walk(1, 3, ["secret-link"])
@@ -161,9 +165,7 @@ import SwvmBase
     @Test func forgedFidsAndMalformedRequestsAreRefused() throws {
         let dir = try Scratch()
         try FS.writeFile(dir.share + "/f", Array("data".utf8))
-        let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: false)]))
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir)
         for fid: UInt32 in [0, 2, 999, NineP.noFid] {
             #expect(c.getattr(fid).errno == EBADF)
             #expect(c.walk(fid, 50, []).errno == EBADF)
@@ -202,9 +204,7 @@ import SwvmBase
     @Test func aReadOnlyShareRefusesEveryChange() throws {
         let dir = try Scratch()
         try FS.writeFile(dir.share + "/f", Array("keep".utf8))
-        let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: true)]))
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir, readOnly: true)
         #expect(c.lcreate(1, "new").errno == EROFS)
         #expect(c.mkdir(1, "d").errno == EROFS)
         #expect(c.send(NineP.tsymlink, le32(1) + Client.s("l") + Client.s("/etc") + le32(0)).errno == EROFS)
@@ -222,9 +222,7 @@ import SwvmBase
 
     @Test func openHandlesAreBounded() throws {
         let dir = try Scratch()
-        let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: false)], maxFids: 8))
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir, maxFids: 8)
         var refused = 0
         for fid: UInt32 in 2..<20 where c.walk(1, fid, []).errno == EMFILE { refused += 1 }
         #expect(refused == 12)   // 100 and 1 are held, 6 more fit
@@ -235,9 +233,7 @@ import SwvmBase
 
     @Test func directoriesListAndRenameUnlinkWork() throws {
         let dir = try Scratch()
-        let c = Client(try NinePServer(shares: [Share(hostPath: dir.share, readOnly: false)]))
-        c.version()
-        c.share(0, as: 1)
+        let c = try Client.onShare(dir)
         #expect(c.mkdir(1, "d").errno == nil)
         #expect(c.walk(1, 2, []).errno == nil)
         #expect(c.lcreate(2, "a").errno == nil)
