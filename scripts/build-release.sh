@@ -7,7 +7,8 @@
 # laid out by lld in the order of scripts/swvm.order (the code a container
 # run executes, scripts/text-order.sh): a page fault maps a 64 KiB window of
 # the binary, and with that code together a run maps about 3.5 MiB of its
-# code instead of 6.5 (its peak RSS, BENCHMARKS.md).
+# code instead of 6.5 (its peak RSS, BENCHMARKS.md). scripts/rodata-rw.ld
+# keeps .rodata read-only (a VM's VMM then holds 4.5 MiB, not 5.2).
 set -eu
 cd "$(dirname "$0")/.."
 build=${SWVM_BUILD_PATH:-.build}
@@ -15,4 +16,4 @@ build=${SWVM_BUILD_PATH:-.build}
 rm -f "$build/release/swvm"
 swift build -c release --scratch-path "$build" -Xswiftc -static-executable -Xswiftc -use-ld=lld \
     -Xswiftc -Xfrontend -Xswiftc -function-sections \
-    -Xlinker --symbol-ordering-file="$PWD/scripts/swvm.order" -Xlinker --no-warn-symbol-ordering "$@"
+    -Xlinker --symbol-ordering-file="$PWD/scripts/swvm.order" -Xlinker --no-warn-symbol-ordering -Xlinker -T -Xlinker "$PWD/scripts/rodata-rw.ld" "$@"
