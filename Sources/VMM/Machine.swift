@@ -183,8 +183,8 @@ public final class Machine: @unchecked Sendable {
 
     /// Attaches a virtio device on the next virtio-mmio slot: its register
     /// window, an irqfd for its interrupt, and an ioeventfd per queue so
-    /// that queue notifications reach the event-loop thread without a
-    /// userspace exit.
+    /// that queue notifications reach the event-loop thread (or the
+    /// device's own thread, `adoptNotifier`) without a userspace exit.
     @discardableResult
     public func addVirtioDevice(_ device: VirtioDevice, description: String? = nil) throws -> MMIOTransport {
         let (base, irq) = try allocateVirtioSlot()
@@ -197,6 +197,7 @@ public final class Machine: @unchecked Sendable {
         for q in 0..<device.queueSizes.count {
             let efd = try makeIOEventFD(address: base + 0x50, length: 4, value: UInt64(q))
             queueNotifyFDs.append(efd)
+            if device.adoptNotifier(efd, queue: q) { continue }
             try events.add(fd: efd, events: UInt32(EPOLLIN.rawValue)) { [weak device] _ in
                 var v: UInt64 = 0
                 _ = read(efd, &v, 8)

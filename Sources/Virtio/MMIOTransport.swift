@@ -15,10 +15,19 @@ public protocol VirtioDevice: AnyObject {
     func writeConfig(offset: Int, data: UnsafeRawBufferPointer)
     /// The driver set DRIVER_OK: queues are configured.
     func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void)
-    /// The driver notified queue `index` (on the event-loop thread).
+    /// The driver notified queue `index` (on the event-loop thread, or on
+    /// a vCPU's for a notification that missed the ioeventfd).
     func queueNotified(_ index: Int)
     /// The driver reset the device.
     func reset()
+    /// A device with a thread of its own may take a queue's ioeventfd and
+    /// wait on it there (returns true), sparing each notification a hop
+    /// through the event loop.
+    func adoptNotifier(_ eventfd: Int32, queue: Int) -> Bool
+}
+
+extension VirtioDevice {
+    public func adoptNotifier(_ eventfd: Int32, queue: Int) -> Bool { false }
 }
 
 public enum VirtioID {
