@@ -11,6 +11,7 @@
 # keeps .rodata read-only (a VM's VMM then holds 4.5 MiB, not 5.2).
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/private-tmpdir.sh
 build=${SWVM_BUILD_PATH:-.build}
 # SwiftPM does not see the order file as an input: always relink.
 rm -f "$build/release/swvm"

@@ -9,6 +9,7 @@
 #   scripts/fuzz.sh [SECONDS] [NAME...]     e.g. scripts/fuzz.sh 5 FuzzTar
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/private-tmpdir.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP}

@@ -6,6 +6,7 @@
 #   scripts/test.sh [swift test arguments, e.g. --filter ContainerTests]
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/private-tmpdir.sh
 scripts/setup.sh --no-run
 # One test at a time: VM tests each keep a vCPU busy, and these machines
 # have two cores.
