@@ -21,7 +21,6 @@ public final class NinePDevice: VirtioDevice {
     public let queueSizes: [UInt16] = [256]
     public let tag: [UInt8]
     private let requests = RequestQueue()
-    private let wake: FileDescriptor
     private let server: Locked<NinePServer>
     /// Requests served and refused (for the run's report and tests).
     public var counters: (requests: Int, refusals: Int, byType: [UInt8: Int]) {
@@ -33,7 +32,6 @@ public final class NinePDevice: VirtioDevice {
 
     public init(tag: String) throws {
         self.tag = Array(tag.utf8)
-        wake = FileDescriptor(try sys("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) })
         server = Locked(try NinePServer(shares: []))
     }
 
@@ -68,25 +66,23 @@ public final class NinePDevice: VirtioDevice {
     }
 
     /// A notification that did not go through the ioeventfd (on a vCPU's
-    /// thread): hand it to the server thread.
+    /// thread): signal the ioeventfd, which the server thread waits on.
     public func queueNotified(_ index: Int) {
         var one: UInt64 = 1
-        _ = write(wake.raw, &one, 8)
+        _ = write(notifier, &one, 8)
     }
 
     /// The server thread's loop, until `stop` becomes readable.
     public func serve(until stop: Int32) {
         // No heap allocation while idle: this thread's first malloc makes
         // its glibc arena, which a VM without volumes need never have.
-        var fds = (pollfd(fd: notifier, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.raw, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stop, events: Int16(POLLIN), revents: 0))
+        var fds = (pollfd(fd: notifier, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0))
         while true {
-            let n = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 3, -1) }
+            let n = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, -1) }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 || fds.2.revents != 0 { return }
+            if n < 0 || fds.1.revents != 0 { return }
             var v: UInt64 = 0
-            if fds.0.revents != 0 { _ = read(notifier, &v, 8) }
-            if fds.1.revents != 0 { _ = read(wake.raw, &v, 8) }
+            _ = read(notifier, &v, 8)
             serveQueue()
         }
     }
