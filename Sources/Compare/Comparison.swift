@@ -80,7 +80,9 @@ public final class Comparison {
         let total = options.repeats * (options.alsoColdBoot ? 5 : 4)
         var step = 0
         // Open for the whole comparison, so both levels reach the same one.
-        let listener = options.bridgeNetwork ? try ProbeListener(address: HostBridge.ready().gateway.description) : nil
+        let hold = options.bridgeNetwork ? try HostBridge.hold() : nil
+        defer { withExtendedLifetime(hold) {} }
+        let listener = try hold.map { try ProbeListener(address: $0.bridge.gateway.description) }
         for i in 1...options.repeats {
             for iso in CompareResult.isolations {
                 step += 1

@@ -7,7 +7,9 @@ import SwvmBase
 /// The host side every --network bridge run shares: the Linux bridge
 /// swvm0 with the subnet's first address, and nftables' `table ip swvm`
 /// (masquerade out, published ports in, runs kept apart). Both are created
-/// on first use and stay, as docker0 does; per-run state is in the maps.
+/// by the first run that needs them and removed by the last one to end (as
+/// Podman's netavark removes its bridge), so nothing of swvm's stays in the
+/// host's network configuration between runs; per-run state is in the maps.
 public struct HostBridge {
     public static let name = "swvm0"
     public static let table = "swvm"
@@ -28,14 +30,30 @@ public struct HostBridge {
     }
 
     /// The configured bridge, created (under the network lock) unless it
-    /// exists: for a host-side service runs reach on the bridge address
-    /// (swvm compare's probe listener).
-    public static func ready() throws -> HostBridge {
+    /// exists, and kept while the hold lives: for a host-side service runs
+    /// reach on the bridge address (swvm compare's probe listener).
+    public static func hold() throws -> BridgeHold {
         let bridge = try configured()
         let lock = try NetworkState.lock()
         defer { withExtendedLifetime(lock) {} }
         try bridge.ensure()
-        return bridge
+        return try BridgeHold(bridge: bridge)
+    }
+
+    /// Removes the bridge (with its route_localnet) and the table when no
+    /// run holds a lease, no host-side service holds the bridge and no
+    /// link but `ignoring` (the leaving run's own) is attached to it: a
+    /// port someone else put on swvm0 keeps it. The caller holds the
+    /// network lock. ip_forward stays as it is (see enableForwarding).
+    static func removeIfUnused(ignoring: String? = nil) {
+        let ports = ((try? FS.listDirectory("/sys/class/net/\(name)/brif")) ?? []).filter { $0 != ignoring }
+        guard ports.isEmpty, !AddressLeases.anyHeld(), !BridgeHold.anyLive() else { return }
+        if (try? Net.run(["nft", "list", "table", "ip", table])) != nil {
+            do { try Net.run(["nft", "delete", "table", "ip", table]) } catch { Log.warning("removing nftables' table ip \(table): \(error)") }
+        }
+        if FS.exists("/sys/class/net/\(name)") {
+            do { try Net.run(["ip", "link", "del", name]) } catch { Log.warning("removing the bridge \(name): \(error)") }
+        }
     }
 
     /// Creates the bridge and the nftables table unless they exist; the

@@ -34,7 +34,13 @@ public final class NetworkAttachment {
         let address: IPv4Address = try {
             let lock = try NetworkState.lock()
             try bridge.ensure()
-            let a = try AddressLeases.lease(in: bridge, owner: runDir)
+            let a: IPv4Address
+            do {
+                a = try AddressLeases.lease(in: bridge, owner: runDir)
+            } catch {
+                HostBridge.removeIfUnused()
+                throw error
+            }
             try append(runDir, "lease \(a)")
             _ = lock
             return a
@@ -193,16 +199,24 @@ public final class NetworkAttachment {
     public static func removeRecorded(runDir: String) {
         let path = Path.join(runDir, recordFile)
         guard let text = try? FS.readText(path) else { return }
+        var link: String?
         for line in text.split(separator: "\n").reversed() {
             let f = line.split(separator: " ").map(String.init)
             switch (f.first, f.count) {
             case ("link", 2):
+                link = f[1]
                 if FS.exists("/sys/class/net/\(f[1])") { _ = try? Net.run(["ip", "link", "del", f[1]]) }
             case ("publish", 4):
                 let (map, key) = mapKey(f[1], UInt16(f[2]) ?? 0, f[3] == "*" ? nil : f[3])
                 _ = try? Net.run(["nft", "delete element ip \(HostBridge.table) \(map) { \(key) }"])
             case ("lease", 2):
-                if let a = IPv4Address(f[1]) { AddressLeases.release(a, owner: runDir) }
+                // The last run to leave takes the bridge and table with it.
+                if let a = IPv4Address(f[1]) {
+                    let lock = try? NetworkState.lock()
+                    AddressLeases.release(a, owner: runDir)
+                    if lock != nil { HostBridge.removeIfUnused(ignoring: link) }
+                    withExtendedLifetime(lock) {}
+                }
             default:
                 break
             }
