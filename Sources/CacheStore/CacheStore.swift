@@ -9,6 +9,9 @@ public struct CacheKind: Sendable {
     public let directory: @Sendable () -> String
     /// Items are the files with this suffix, or the directories when empty.
     public let suffix: String
+    /// Builds (kernel, guest-init, probe) name the one in use with a
+    /// symlink `current` beside them: that item is never removed.
+    public var hasCurrent = false
 }
 
 public struct CacheItem: Equatable {
@@ -17,8 +20,11 @@ public struct CacheItem: Equatable {
     public let path: String
     /// Bytes on disk (allocated blocks), without crossing mounts.
     public let size: UInt64
-    /// When a swvm last took it (its mtime, stamped by CacheItemLock).
+    /// When a swvm last took it (its mtime, stamped by CacheItemLock; a
+    /// build's mtime is when it was built).
     public let lastUse: Int64
+    /// The build its kind's `current` names: never removed.
+    public var isCurrent = false
 
     public var name: String { "\(kind)/\(key)" }
 }
@@ -32,6 +38,11 @@ public enum CacheStore {
         CacheKind(name: "disk", directory: { SwvmPaths.disksDir }, suffix: ".ext4"),
         CacheKind(name: "seccomp", directory: { SwvmPaths.seccompDir }, suffix: ".bpf"),
         CacheKind(name: "snapshot", directory: { SwvmPaths.snapshotsDir }, suffix: ""),
+        // Builds made by kernel/build.sh, guest-init/build.sh and
+        // probe/build.sh, one directory per hash of their inputs.
+        CacheKind(name: "kernel", directory: { Path.join(SwvmPaths.cacheRoot, "kernel") }, suffix: "", hasCurrent: true),
+        CacheKind(name: "guest-init", directory: { Path.join(SwvmPaths.cacheRoot, "guest-init") }, suffix: "", hasCurrent: true),
+        CacheKind(name: "probe", directory: { Path.join(SwvmPaths.cacheRoot, "probe") }, suffix: "", hasCurrent: true),
     ]
 
     /// Every item, by kind then key.
@@ -40,16 +51,26 @@ public enum CacheStore {
         for kind in kinds {
             let dir = kind.directory()
             guard FS.isDirectory(dir) else { continue }
+            let current = kind.hasCurrent ? currentBuild(dir) : nil
             for name in try FS.listDirectory(dir) where isItemName(name, kind) {
                 let path = Path.join(dir, name)
                 guard let st = FS.lstat(path) else { continue }
                 let type = st.st_mode & S_IFMT
                 guard kind.suffix.isEmpty ? type == S_IFDIR : type == S_IFREG else { continue }
                 items.append(CacheItem(kind: kind.name, key: String(name.dropLast(kind.suffix.count)), path: path,
-                                       size: diskUsage(path, device: st.st_dev), lastUse: Int64(st.st_mtim.tv_sec)))
+                                       size: diskUsage(path, device: st.st_dev), lastUse: Int64(st.st_mtim.tv_sec),
+                                       isCurrent: name == current))
             }
         }
         return items
+    }
+
+    /// The name `DIR/current` links to, if it is a link.
+    static func currentBuild(_ dir: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink(Path.join(dir, "current"), &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return Path.basename(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 
     /// Temporaries (tmp-*, *.tmp, dot files and locks) are not items.
@@ -76,6 +97,7 @@ public enum CacheStore {
     /// The item is first renamed to a hidden name, so no user can take it
     /// half removed; a removal cut short is finished by the next prune.
     public static func remove(_ item: CacheItem) throws -> Bool {
+        guard !item.isCurrent else { return false }
         guard let lock = try CacheItemLock.exclusive(item.path) else {
             if !FS.exists(item.path) { return true }   // removed meanwhile
             return false
@@ -96,7 +118,7 @@ public enum CacheStore {
     /// item), leaving items in use alone; also finishes removals cut short.
     public static func prune(olderThan: Int64?, now: Int64 = Int64(time(nil))) throws -> PruneResult {
         var result = PruneResult()
-        for item in try list() where olderThan.map({ now - item.lastUse >= $0 }) ?? true {
+        for item in try list() where !item.isCurrent && (olderThan.map({ now - item.lastUse >= $0 }) ?? true) {
             if try remove(item) { result.removed.append(item) } else { result.inUse.append(item) }
         }
         for kind in kinds {

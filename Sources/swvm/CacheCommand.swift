@@ -8,11 +8,12 @@ import SwvmBase
 struct CacheCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache",
-        abstract: "List and remove what swvm caches: unpacked images, ext4 disks, seccomp filters, VM snapshots.",
+        abstract: "List and remove what swvm caches: unpacked images, ext4 disks, seccomp filters, VM snapshots, builds.",
         discussion: """
-        Images and disks live under SWVM_ROOT (/var/lib/swvm), seccomp filters and \
-        snapshots under SWVM_CACHE (/var/cache/swvm). An item a running swvm uses is \
-        never removed.
+        Images and disks live under SWVM_ROOT (/var/lib/swvm), seccomp filters, \
+        snapshots and the builds of the guest kernel, guest-init and probe under \
+        SWVM_CACHE (/var/cache/swvm). An item a running swvm uses is never removed, \
+        nor the current build of each kind.
         """,
         subcommands: [List.self, Remove.self, Prune.self])
 
@@ -22,7 +23,9 @@ struct CacheCommand: ParsableCommand {
         func run() throws {
             try runReportingErrors {
                 let now = Int64(time(nil))
-                let rows = try CacheStore.list().map { [$0.kind, $0.key, ByteSize.format($0.size), ago(now - $0.lastUse)] }
+                let rows = try CacheStore.list().map {
+                    [$0.kind, $0.key, ByteSize.format($0.size), $0.isCurrent ? "current build" : ago(now - $0.lastUse)]
+                }
                 Log.out(table([["KIND", "KEY", "SIZE", "LAST USE"]] + rows))
                 return 0
             }
@@ -41,7 +44,9 @@ struct CacheCommand: ParsableCommand {
                 let chosen = try items.map { try CacheStore.find($0, in: all) }
                 for item in chosen {
                     guard try CacheStore.remove(item) else {
-                        throw SwvmError(.invalidArgument, "\(item.name) is in use by a running swvm; not removed")
+                        throw SwvmError(.invalidArgument, item.isCurrent
+                                        ? "\(item.name) is the current build; not removed"
+                                        : "\(item.name) is in use by a running swvm; not removed")
                     }
                     Log.out("removed \(item.name) (\(ByteSize.format(item.size)))\n")
                 }

@@ -69,6 +69,28 @@ import TestSupport
         #expect(badAge.status == 125 && badAge.err.contains("--older-than"), "\(badAge)")
     }
 
+    /// Builds of the guest kernel (and guest-init, probe): old ones are
+    /// listed and go; the one `current` names stays.
+    @Test func buildsKeepTheCurrentOne() throws {
+        let env = Env(t: try TempDir("cache-builds"))
+        defer { env.t.cleanup() }
+        let dir = env.t.path + "/cache/kernel"
+        for key in ["0ld0ld0ld0ld0ld0", "c0ffeec0ffeec0ff"] {
+            try FS.makeDirectories(dir + "/" + key)
+            try FS.writeText(dir + "/" + key + "/vmlinux", String(repeating: "k", count: 5000))
+        }
+        #expect(symlink("c0ffeec0ffeec0ff", dir + "/current") == 0)
+        #expect(Set(try env.items()) == ["kernel/0ld0ld0ld0ld0ld0", "kernel/c0ffeec0ffeec0ff"])
+        let ls = try env.swvm(["cache", "ls"])
+        #expect(ls.out.split(separator: "\n").contains { $0.hasPrefix("kernel") && $0.contains("c0ffee") && $0.hasSuffix("current build") }, "\(ls)")
+        let rm = try env.swvm(["cache", "rm", "kernel/c0ffeec0ffeec0ff"])
+        #expect(rm.status == 125 && rm.err.contains("kernel/c0ffeec0ffeec0ff is the current build"), "\(rm)")
+        let pruned = try env.swvm(["cache", "prune", "--all"])
+        #expect(pruned.status == 0 && pruned.out.contains("removed kernel/0ld0ld0ld0ld0ld0"), "\(pruned)")
+        #expect(!FS.exists(dir + "/0ld0ld0ld0ld0ld0") && FS.exists(dir + "/current/vmlinux"))
+        #expect(try env.items() == ["kernel/c0ffeec0ffeec0ff"])
+    }
+
     /// A running swvm holds its image: rm refuses it, prune leaves it.
     @Test func anItemInUseIsNeverRemoved() throws {
         let env = Env(t: try TempDir("cache-busy"))
