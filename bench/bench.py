@@ -688,7 +688,7 @@ def qemu_net_setup(work, tool, address, rootfs):
     # swvm's bridge exists while a run, or a port of someone else's, is on
     # it: a waiting run holds it while the tap goes on, then the tap keeps
     # it. At exit, after the tap goes, one more run lets swvm remove it.
-    atexit.register(lambda: subprocess.run([SWVM, "run", "--network", "bridge", rootfs, "--", "true"]))
+    atexit.register(lambda: subprocess.run([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"]))
     subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
     atexit.register(lambda: subprocess.run(["ip", "link", "del", tap], stderr=subprocess.DEVNULL))
     holder = subprocess.Popen([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "trap 'exit 0' TERM; echo up; sleep 600 & wait"],
