@@ -869,6 +869,10 @@ def bench_volumes(args):
             m, lo, hi = summary([r[i] for r in runs])
             cells.append(f"{m:.0f} ({lo:.0f}-{hi:.0f})")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    # Every run's figures, so that sets made at different times can be pooled.
+    print()
+    for name, runs in results.items():
+        print(f"{name} runs: " + "; ".join(" ".join(f"{x:.0f}" for x in r) for r in runs))
     if "qemu" in results:
         print()
         for i, p in enumerate(phases):
