@@ -20,6 +20,10 @@
     bench/bench.py netmem [--runs 5]       the VMM's memory beyond guest RAM without a
                                            network, with --network bridge, and after
                                            traffic through virtio-net
+    bench/bench.py bridge [--runs 10]      a lone --network bridge container run, which
+                                           makes and removes swvm0 and its nftables
+                                           table, vs the same run while another run
+                                           holds them (no peer: the cost of cleaning up)
 
 Runs alternate between the contenders so that drift on a shared, noisy
 machine hits both alike. Each prints medians (with min-max), the ratio of
@@ -933,6 +937,38 @@ def bench_netmem(args):
         print(f"{name} - none: {(m - base) / 1024:+.2f} MiB (ratio {m / base:.3f})")
 
 
+def bench_bridge(args):
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
+    work = tempfile.mkdtemp(prefix="swvm-bench-bridge-")
+    atexit.register(shutil.rmtree, work, True)
+    _, rootfs = netperf_tools(work)
+    run = [SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"]
+
+    def times():
+        out = []
+        for _ in range(args.runs):
+            t = time.monotonic()
+            subprocess.run(run, check=True)
+            out.append((time.monotonic() - t) * 1e3)
+        return out
+    alone = times()
+    holder = subprocess.Popen([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c",
+                               "trap 'exit 0' TERM; echo up; sleep 600 & wait"], stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "up":
+            sys.exit("bench: the run holding swvm's bridge did not start")
+        held = times()
+    finally:
+        holder.terminate()
+        holder.wait()
+    print(f"## `{' '.join(run)}`, {args.runs} runs each, wall time of the whole swvm run\n")
+    print("| | median ms (min-max) |\n| --- | --- |")
+    for name, ts in (("alone: makes and removes the bridge and table", alone), ("another run holds them", held)):
+        m, lo, hi = summary(ts)
+        print(f"| {name} | {m:.0f} ({lo:.0f}-{hi:.0f}) |")
+    print(f"\nalone/held: {statistics.median(alone) / statistics.median(held):.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -967,8 +1003,10 @@ def main():
     nm.add_argument("--seconds", type=float, default=3)
     nm.add_argument("--pings", type=int, default=500)
     nm.add_argument("--timeout", type=float, default=300)
+    br = sub.add_parser("bridge")
+    br.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    {"volumes": bench_volumes, "netmem": bench_netmem, "net": bench_net, "container": bench_container, "boot": bench_boot,
+    {"bridge": bench_bridge, "volumes": bench_volumes, "netmem": bench_netmem, "net": bench_net, "container": bench_container, "boot": bench_boot,
      "vm": bench_vm, "warm": bench_warm, "init": bench_init}[args.what](args)
 
 
