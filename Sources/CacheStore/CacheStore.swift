@@ -67,10 +67,7 @@ public enum CacheStore {
 
     /// The name `DIR/current` links to, if it is a link.
     static func currentBuild(_ dir: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 256)
-        let n = readlink(Path.join(dir, "current"), &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        return Path.basename(String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        FS.readLink(Path.join(dir, "current")).map(Path.basename)
     }
 
     /// Temporaries (tmp-*, *.tmp, dot files and locks) are not items.

@@ -155,10 +155,13 @@ public enum FS {
     public static func executableDirectory() -> String { Path.dirname(executablePath()) }
 
     /// The running executable's path (/proc/self/exe resolved).
-    public static func executablePath() -> String {
+    public static func executablePath() -> String { readLink("/proc/self/exe") ?? "/proc/self/exe" }
+
+    /// What the symbolic link at `path` holds; nil if it is not one.
+    public static func readLink(_ path: String) -> String? {
         var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { return "/proc/self/exe" }
+        let n = readlink(path, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
         return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
