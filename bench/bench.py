@@ -37,6 +37,7 @@ the peers Debian's crun and qemu-system-x86 packages.
 """
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -695,17 +696,24 @@ def qemu_net_setup(work, tool, address, rootfs):
     atexit.register(lambda: subprocess.run([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"]))
     subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
     atexit.register(lambda: subprocess.run(["ip", "link", "del", tap], stderr=subprocess.DEVNULL))
-    holder = subprocess.Popen([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "trap 'exit 0' TERM; echo up; sleep 600 & wait"],
-                              stdout=subprocess.PIPE, text=True)
+    with bridge_held(rootfs):
+        for cmd in (["master", "swvm0"], ["type", "bridge_slave", "isolated", "on"], ["up"]):
+            subprocess.run(["ip", "link", "set", tap] + cmd, check=True)
+    return cpio, tap
+
+
+@contextlib.contextmanager
+def bridge_held(rootfs):
+    """swvm's bridge kept for the duration by a waiting --network bridge run."""
+    holder = subprocess.Popen([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c",
+                               "trap 'exit 0' TERM; echo up; sleep 600 & wait"], stdout=subprocess.PIPE, text=True)
     try:
         if holder.stdout.readline().strip() != "up":
             sys.exit("bench: the run holding swvm's bridge did not start")
-        for cmd in (["master", "swvm0"], ["type", "bridge_slave", "isolated", "on"], ["up"]):
-            subprocess.run(["ip", "link", "set", tap] + cmd, check=True)
+        yield
     finally:
         holder.terminate()
         holder.wait()
-    return cpio, tap
 
 
 def plain_veth(tool):
@@ -952,15 +960,8 @@ def bench_bridge(args):
             out.append((time.monotonic() - t) * 1e3)
         return out
     alone = times()
-    holder = subprocess.Popen([SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c",
-                               "trap 'exit 0' TERM; echo up; sleep 600 & wait"], stdout=subprocess.PIPE, text=True)
-    try:
-        if holder.stdout.readline().strip() != "up":
-            sys.exit("bench: the run holding swvm's bridge did not start")
+    with bridge_held(rootfs):
         held = times()
-    finally:
-        holder.terminate()
-        holder.wait()
     print(f"## `{' '.join(run)}`, {args.runs} runs each, wall time of the whole swvm run\n")
     print("| | median ms (min-max) |\n| --- | --- |")
     for name, ts in (("alone: makes and removes the bridge and table", alone), ("another run holds them", held)):
