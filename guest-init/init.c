@@ -73,40 +73,28 @@ static void send_msg(uint32_t type, const void *payload, uint32_t len) {
     if (control_fd >= 0) swvm_frame_write(control_fd, type, payload, len);
 }
 
-/* "code\nmessage": the form an error reaches swvm in (SwvmError.decode),
- * from PID 1 over the control port or from the workload's child over its
- * error pipe. Returns the length. */
-static size_t format_error(char msg[1024], const char *code, const char *fmt, va_list ap) {
-    int n = snprintf(msg, 1024, "%s\n", code);
-    vsnprintf(msg + n, 1024 - (size_t)n, fmt, ap);
-    return strlen(msg);
-}
-
-/* Reports an error to the host. */
-static void send_error(const char *code, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    size_t len = format_error(msg, code, fmt, ap);
-    va_end(ap);
-    send_msg(MSG_ERROR, msg, (uint32_t)len);
-}
-
-static void power_off(void) {
+__attribute__((noreturn)) static void power_off(void) {
     sync();
     /* reboot=k on the command line: the i8042 reset the VMM watches. */
     reboot(RB_AUTOBOOT);
     for (;;) pause();
 }
 
-static void fatal(const char *code, const char *fmt, ...) {
-    char msg[900];
+/* Reports an error to the host (a MSG_ERROR frame, swvm_error_write), or
+ * on the console before the control port is open, and powers off.
+ * guest-init is single-threaded, so unlike the container child it may
+ * format with stdio and put errno's text into the message itself. */
+__attribute__((noreturn, format(printf, 2, 3)))
+static void fatal(uint32_t code, const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    if (n >= (int)sizeof msg) n = sizeof msg - 1;
     if (control_fd >= 0) {
-        send_error(code, "%s", msg);
+        swvm_error_write(control_fd, code, 0, msg, (uint32_t)n);
     } else {
         int con = open("/dev/console", O_WRONLY);
         if (con >= 0) { dprintf(con, "swvm guest-init: %s\n", msg); close(con); }
@@ -121,11 +109,11 @@ static void receive_config(void) {
     for (;;) {
         uint32_t type, len;
         uint8_t *buf = swvm_frame_read_alloc(control_fd, &type, &len, SWVM_MAX_CONFIG);
-        if (!buf && len == 0) fatal("internalError", "control channel closed before the configuration");
-        if (!buf) fatal("internalError", "configuration of %u bytes is too large", len);
+        if (!buf && len == 0) fatal(SWVM_ERR_INTERNAL, "control channel closed before the configuration");
+        if (!buf) fatal(SWVM_ERR_INTERNAL, "configuration of %u bytes is too large", len);
         if (type == MSG_CONFIG) {
             char error[256];
-            if (swvm_settings_decode(buf, len, &cfg, error, sizeof error) != 0) fatal("invalidArgument", "%s", error);
+            if (swvm_settings_decode(buf, len, &cfg, error, sizeof error) != 0) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
             free(buf);
             return;
         }
@@ -137,25 +125,26 @@ static void receive_config(void) {
 
 static void must_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
     if (mount(src, dst, type, flags, data) != 0)
-        fatal("systemCall", "mount %s on %s: %s", type ? type : src, dst, strerror(errno));
+        fatal(SWVM_ERR_SYSTEM_CALL, "mount %s on %s: %s", type ? type : src, dst, strerror(errno));
 }
 
 static void write_file(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) fatal("systemCall", "open %s: %s", path, strerror(errno));
-    if (write_full(fd, text, strlen(text)) != 0) fatal("systemCall", "write %s: %s", path, strerror(errno));
+    if (fd < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open %s: %s", path, strerror(errno));
+    if (write_full(fd, text, strlen(text)) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "write %s: %s", path, strerror(errno));
     close(fd);
 }
 
-/* The workload's cgroup in the guest: --memory, --pids-limit, --cpus
- * apply inside the VM as in a container. It is made before the snapshot
+/* The workload's cgroup in the guest: --memory and --pids-limit apply
+ * inside the VM as in a container (--cpus is the host's: a quota on the
+ * VMM's vCPU threads). It is made before the snapshot
  * point (it does not depend on the run; creating a cgroup is thousands of
  * emulated instructions) and gets its limits after. */
 static void prepare_cgroup(void) {
     mkdir("/sys/fs/cgroup", 0755);
     must_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids");
-    if (mkdir("/sys/fs/cgroup/workload", 0755) != 0) fatal("systemCall", "mkdir /sys/fs/cgroup/workload: %s", strerror(errno));
+    if (mkdir("/sys/fs/cgroup/workload", 0755) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "mkdir /sys/fs/cgroup/workload: %s", strerror(errno));
 }
 
 static void setup_cgroup(void) {
@@ -168,7 +157,6 @@ static void setup_cgroup(void) {
         snprintf(buf, sizeof buf, "%lld", (long long)cfg.pids);
         write_file("/sys/fs/cgroup/workload/pids.max", buf);
     }
-    /* --cpus is enforced on the host, on the VMM's vCPU threads. */
 }
 
 /* The writable layer: a tmpfs, made before the snapshot point. */
@@ -212,7 +200,7 @@ struct rand_pool_info_ { int entropy_count; int buf_size; };
  * other VM restored from it: mix in the host's fresh bytes, credit them,
  * and force a reseed, before anything of the workload runs. */
 static void add_host_entropy(void) {
-    if (!cfg.entropy_len) fatal("internalError", "no entropy from the host");
+    if (!cfg.entropy_len) fatal(SWVM_ERR_INTERNAL, "no entropy from the host");
     struct { struct rand_pool_info_ info; uint8_t buf[256]; } req;
     uint32_t n = cfg.entropy_len < sizeof req.buf ? cfg.entropy_len : (uint32_t)sizeof req.buf;
     req.info.entropy_count = (int)(n * 8);
@@ -220,9 +208,9 @@ static void add_host_entropy(void) {
     memcpy(req.buf, cfg.entropy, n);
     explicit_bzero(cfg.entropy, cfg.entropy_len);
     int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
-    if (fd < 0) fatal("systemCall", "open /dev/urandom: %s", strerror(errno));
-    if (ioctl(fd, RNDADDENTROPY_, &req) != 0) fatal("systemCall", "RNDADDENTROPY: %s", strerror(errno));
-    if (ioctl(fd, RNDRESEEDCRNG_) != 0) fatal("systemCall", "RNDRESEEDCRNG: %s", strerror(errno));
+    if (fd < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open /dev/urandom: %s", strerror(errno));
+    if (ioctl(fd, RNDADDENTROPY_, &req) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "RNDADDENTROPY: %s", strerror(errno));
+    if (ioctl(fd, RNDRESEEDCRNG_) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "RNDRESEEDCRNG: %s", strerror(errno));
     explicit_bzero(&req, sizeof req);
     close(fd);
 }
@@ -245,7 +233,7 @@ static void wait_for_disk(const char *dev) {
         }
         nanosleep(&pause_ts, NULL);
     }
-    fatal("internalError", "the image's disk %s did not appear", dev);
+    fatal(SWVM_ERR_INTERNAL, "the image's disk %s did not appear", dev);
 }
 
 /* ---------------------------------------------------------------- the network */
@@ -254,9 +242,9 @@ static void interface_flags_up(int fd, const char *name) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fatal("systemCall", "%s: %s", name, strerror(errno));
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "%s: %s", name, strerror(errno));
     ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fatal("systemCall", "%s: up: %s", name, strerror(errno));
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "%s: up: %s", name, strerror(errno));
 }
 
 /* --network bridge: eth0 (virtio-net) gets the run's MAC, address, MTU
@@ -264,23 +252,23 @@ static void interface_flags_up(int fd, const char *name) {
  * namespace, which the workload then shares: the VM is its boundary. */
 static void configure_network(void) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fatal("systemCall", "socket for eth0: %s", strerror(errno));
+    if (fd < 0) fatal(SWVM_ERR_SYSTEM_CALL, "socket for eth0: %s", strerror(errno));
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     strcpy(ifr.ifr_name, "eth0");
     ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
     memcpy(ifr.ifr_hwaddr.sa_data, cfg.net_mac, 6);
-    if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) fatal("systemCall", "eth0: set MAC: %s", strerror(errno));
+    if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set MAC: %s", strerror(errno));
     ifr.ifr_mtu = cfg.net_mtu;
-    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal("systemCall", "eth0: set MTU %u: %s", cfg.net_mtu, strerror(errno));
+    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set MTU %u: %s", cfg.net_mtu, strerror(errno));
     struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
     memset(&ifr.ifr_addr, 0, sizeof ifr.ifr_addr);
     sin->sin_family = AF_INET;
     memcpy(&sin->sin_addr, cfg.net_addr, 4);
-    if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) fatal("systemCall", "eth0: set address: %s", strerror(errno));
+    if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set address: %s", strerror(errno));
     uint32_t mask = cfg.net_prefix ? htonl(~0u << (32 - cfg.net_prefix)) : 0;
     memcpy(&sin->sin_addr, &mask, 4);
-    if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal("systemCall", "eth0: set netmask: %s", strerror(errno));
+    if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set netmask: %s", strerror(errno));
     interface_flags_up(fd, "eth0");
     struct rtentry rt;
     memset(&rt, 0, sizeof rt);
@@ -290,7 +278,7 @@ static void configure_network(void) {
     memcpy(&gw->sin_addr, cfg.net_gw, 4);
     rt.rt_flags = RTF_UP | RTF_GATEWAY;
     rt.rt_dev = "eth0";
-    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal("systemCall", "eth0: default route: %s", strerror(errno));
+    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: default route: %s", strerror(errno));
     interface_flags_up(fd, "lo");
     close(fd);
 }
@@ -324,9 +312,9 @@ int main(void) {
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
-    if (wait_for(CONTROL_PORT, 30000) != 0) fatal("internalError", "no control port (%s)", CONTROL_PORT);
+    if (wait_for(CONTROL_PORT, 30000) != 0) fatal(SWVM_ERR_INTERNAL, "no control port (%s)", CONTROL_PORT);
     control_fd = open(CONTROL_PORT, O_RDWR | O_CLOEXEC);
-    if (control_fd < 0) fatal("internalError", "open %s: %s", CONTROL_PORT, strerror(errno));
+    if (control_fd < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", CONTROL_PORT, strerror(errno));
     prepare_root();
     prepare_cgroup();
     /* A snapshot of the VM is taken here, while guest-init waits for its
@@ -337,7 +325,7 @@ int main(void) {
     if (cfg.host_time_ns) {
         struct timeval tv = { .tv_sec = (time_t)(cfg.host_time_ns / 1000000000ull),
                               .tv_usec = (suseconds_t)(cfg.host_time_ns % 1000000000ull / 1000) };
-        if (settimeofday(&tv, NULL) != 0) fatal("systemCall", "settimeofday: %s", strerror(errno));
+        if (settimeofday(&tv, NULL) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "settimeofday: %s", strerror(errno));
     }
     wait_for_disk(cfg.rootdev);
 
@@ -348,21 +336,21 @@ int main(void) {
     struct swvm_child_io f = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" };
     int pty_master = -1, stdin_port = -1, stdout_port = -1, term_sock[2] = { -1, -1 };
     if (cfg.terminal) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, term_sock) != 0) fatal("systemCall", "socketpair: %s", strerror(errno));
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, term_sock) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "socketpair: %s", strerror(errno));
         f.socket_fd = term_sock[1];
         stdout_port = open(STDOUT_PORT, O_WRONLY | O_CLOEXEC);
-        if (stdout_port < 0) fatal("internalError", "open %s: %s", STDOUT_PORT, strerror(errno));
+        if (stdout_port < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDOUT_PORT, strerror(errno));
         if (cfg.interactive && (stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-            fatal("internalError", "open %s: %s", STDIN_PORT, strerror(errno));
+            fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
     } else {
-        if (cfg.interactive && (f.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal("internalError", "open %s: %s", STDIN_PORT, strerror(errno));
+        if (cfg.interactive && (f.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
         f.out = open(STDOUT_PORT, O_WRONLY);
         f.err = open(STDERR_PORT, O_WRONLY);
-        if (f.out < 0 || f.err < 0) fatal("internalError", "stdio ports: %s", strerror(errno));
+        if (f.out < 0 || f.err < 0) fatal(SWVM_ERR_INTERNAL, "stdio ports: %s", strerror(errno));
     }
 
     int sync_pipe[2], error_pipe[2];
-    if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) fatal("systemCall", "pipe: %s", strerror(errno));
+    if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -372,7 +360,7 @@ int main(void) {
     if (cfg.net) configure_network();
     const uint32_t namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
     pid_t pid = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) fatal("systemCall", "clone: %s", strerror(errno));
+    if (pid < 0) fatal(SWVM_ERR_SYSTEM_CALL, "clone: %s", strerror(errno));
     if (pid == 0) {
         close(sync_pipe[1]);
         close(error_pipe[0]);

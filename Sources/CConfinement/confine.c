@@ -3,6 +3,7 @@
  * Swift between clone and execve, and guest-init is a small static binary. */
 #define _GNU_SOURCE
 #include "swvm_confine.h"
+#include "swvm_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -59,25 +59,48 @@ static void write_all(int fd, const char *p, size_t len) {
     }
 }
 
-/* Reports "code\nmessage" (a MSG_ERROR frame) and ends the child with the
- * code's status. */
-__attribute__((noreturn, format(printf, 3, 4)))
-static void fail(const struct child *c, const char *code, const char *fmt, ...) {
+/* Reports a MSG_ERROR (`code`, `err`: an errno or 0, the message) and ends
+ * the child with the code's exit status. Async-signal-safe, like all of
+ * the child: no malloc, stdio or strerror (swvm_format.h says why); the
+ * parent adds errno's text. */
+__attribute__((noreturn))
+static void vfail(const struct child *c, uint32_t code, int err, const char *fmt, va_list ap) {
     char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s\n", code);
+    size_t n = swvm_vformat(msg, sizeof msg, fmt, ap);
+    if (n >= sizeof msg) n = sizeof msg - 1;
+    swvm_error_write(c->io->error_fd, code, err, msg, (uint32_t)n);
+    _exit(swvm_error_exit_status(code));
+}
+
+__attribute__((noreturn, format(printf, 3, 4)))
+static void fail(const struct child *c, uint32_t code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
-    va_end(ap);
-    swvm_frame_write(c->io->error_fd, MSG_ERROR, msg, (uint32_t)strlen(msg));
-    _exit(!strcmp(code, "commandNotFound") ? 127 : !strcmp(code, "commandNotExecutable") ? 126 : 125);
+    vfail(c, code, 0, fmt, ap);
+}
+
+__attribute__((noreturn, format(printf, 4, 5)))
+static void fail_err(const struct child *c, uint32_t code, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, code, err, fmt, ap);
 }
 
 /* The one form of a failed step: "STEP PATH: reason". */
 __attribute__((noreturn))
 static void fail_errno(const struct child *c, const char *step, const char *path) {
-    int e = errno;
-    fail(c, "systemCall", "%s%s%s: %s", step, *path ? " " : "", path, strerror(e));
+    fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "%s%s%s", step, *path ? " " : "", path);
+}
+
+/* Formats a path or option string; one too long for `buf` is a failed
+ * step (ENAMETOOLONG), never a silently shortened path. */
+__attribute__((format(printf, 4, 5)))
+static void text_of(const struct child *c, char *buf, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = swvm_vformat(buf, size, fmt, ap);
+    va_end(ap);
+    if (n >= size) fail_err(c, SWVM_ERR_SYSTEM_CALL, ENAMETOOLONG, "build the path %.*s...", 64, buf);
 }
 
 /* ---------------------------------------------------------------- paths inside the root */
@@ -97,7 +120,7 @@ static int ensure_in_root(const struct child *c, const char *path, int directory
     int fd = open_in_root(c, path, O_PATH);
     if (fd >= 0 || errno != ENOENT) return fd;
     char parent[4096];
-    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent) { errno = ENAMETOOLONG; return -1; }
+    if (swvm_format(parent, sizeof parent, "%s", path) >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
     char *slash = strrchr(parent, '/');
     const char *name = slash ? path + (slash - parent) + 1 : path;
     if (slash) *slash = 0;
@@ -121,7 +144,7 @@ struct target { int fd; char proc[40]; };
 
 static struct target target_of(int fd) {
     struct target t = { .fd = fd };
-    snprintf(t.proc, sizeof t.proc, "/proc/self/fd/%d", fd);
+    swvm_format(t.proc, sizeof t.proc, "/proc/self/fd/%d", fd);
     return t;
 }
 
@@ -152,13 +175,13 @@ static void remount_in_root(const struct child *c, const char *step, const char 
  * and an overlay with a tmpfs upper layer (the cache is never written). */
 static const char *build_container_root(struct child *c, char *root, size_t root_len) {
     const struct swvm_settings *s = c->s;
-    if (!s->rootfs || !s->state_dir) fail(c, "internalError", "run settings: no image root or state directory");
+    if (!s->rootfs || !s->state_dir) fail(c, SWVM_ERR_INTERNAL, "run settings: no image root or state directory");
     if (mount("tmpfs", s->state_dir, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0700") != 0) fail_errno(c, "mount scratch tmpfs on", s->state_dir);
     char lower[4096], upper[4096], work[4096], opts[12800];
-    snprintf(lower, sizeof lower, "%s/lower", s->state_dir);
-    snprintf(upper, sizeof upper, "%s/upper", s->state_dir);
-    snprintf(work, sizeof work, "%s/work", s->state_dir);
-    snprintf(root, root_len, "%s/root", s->state_dir);
+    text_of(c, lower, sizeof lower, "%s/lower", s->state_dir);
+    text_of(c, upper, sizeof upper, "%s/upper", s->state_dir);
+    text_of(c, work, sizeof work, "%s/work", s->state_dir);
+    text_of(c, root, root_len, "%s/root", s->state_dir);
     const char *dirs[] = { lower, upper, work, root };
     for (int i = 0; i < 4; i++)
         if (mkdir(dirs[i], 0755) != 0) fail_errno(c, "mkdir", dirs[i]);
@@ -174,7 +197,7 @@ static const char *build_container_root(struct child *c, char *root, size_t root
         if (mount(NULL, lower, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) fail_errno(c, "make read-only the image root", s->rootfs);
     }
     /* In a user namespace overlayfs keeps its metadata in user.* xattrs. */
-    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, s->userns ? ",userxattr" : "");
+    text_of(c, opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, s->userns ? ",userxattr" : "");
     /* nodev: device nodes in the image (or made by mknod) cannot be opened. */
     if (mount("overlay", root, "overlay", MS_NODEV, opts) != 0) fail_errno(c, "mount the overlay root on", root);
     return root;
@@ -191,7 +214,7 @@ static void mount_cgroups(const struct child *c) {
     for (uint32_t i = 0; i < s->ncgroup_mounts; i++) {
         const struct swvm_mount *m = &s->cgroup_mounts[i];
         char path[4096];
-        snprintf(path, sizeof path, "/sys/fs/cgroup/%s", m->destination);
+        text_of(c, path, sizeof path, "/sys/fs/cgroup/%s", m->destination);
         if (m->kind == CGROUP_MOUNT_V1) {
             mount_in_root(c, "mount cgroup on", "cgroup", path, "cgroup", ro, m->destination, 1);
         } else {
@@ -238,7 +261,7 @@ static void populate_devices(const struct child *c) {
     if (dev < 0) fail_errno(c, "open", "/dev");
     for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
         char path[32];
-        snprintf(path, sizeof path, "/dev/%s", links[i][1]);
+        text_of(c, path, sizeof path, "/dev/%s", links[i][1]);
         if (symlinkat(links[i][0], dev, links[i][1]) != 0 && errno != EEXIST) fail_errno(c, "symlink", path);
     }
     close(dev);
@@ -258,7 +281,7 @@ static void open_terminal(struct child *c) {
         if (ioctl(master, TIOCSWINSZ, &ws) != 0) fail_errno(c, "set the size of", "/dev/pts/ptmx");
     }
     char slave[64];
-    snprintf(slave, sizeof slave, "/dev/pts/%u", n);
+    text_of(c, slave, sizeof slave, "/dev/pts/%u", n);
     c->pty_slave = open_in_root(c, slave, O_RDWR | O_NOCTTY);
     if (c->pty_slave < 0) fail_errno(c, "open", slave);
     struct target t = target_of(c->pty_slave);
@@ -272,7 +295,7 @@ static void open_terminal(struct child *c) {
 static void mount_tmpfs(const struct child *c, const struct swvm_mount *m) {
     unsigned long flags = MS_NODEV | (m->read_only ? MS_RDONLY : 0);
     char opts[4096], data[4096] = "";
-    snprintf(opts, sizeof opts, "%s", m->options ? m->options : "");
+    text_of(c, opts, sizeof opts, "%s", m->options ? m->options : "");
     char *save = NULL;
     for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strcmp(tok, "noexec")) flags |= MS_NOEXEC;
@@ -280,7 +303,7 @@ static void mount_tmpfs(const struct child *c, const struct swvm_mount *m) {
         else if (!strcmp(tok, "nodev")) flags |= MS_NODEV;
         else {
             size_t used = strlen(data);
-            snprintf(data + used, sizeof data - used, "%s%s", used ? "," : "", tok);
+            text_of(c, data + used, sizeof data - used, "%s%s", used ? "," : "", tok);
         }
     }
     mount_in_root(c, "mount tmpfs on", "tmpfs", m->destination, "tmpfs", flags, data, 1);
@@ -298,7 +321,7 @@ static void mount_user_mounts(const struct child *c) {
     for (uint32_t i = 0; i < s->nvolumes; i++) {
         const struct swvm_mount *v = &s->volumes[i];
         struct stat st;
-        if (stat(v->source, &st) != 0) fail(c, "notFound", "volume source %s: %s", v->source, strerror(errno));
+        if (stat(v->source, &st) != 0) fail_err(c, SWVM_ERR_NOT_FOUND, errno, "volume source %s", v->source);
         mount_in_root(c, "mount volume on", v->source, v->destination, NULL, MS_BIND | MS_REC, NULL, S_ISDIR(st.st_mode));
         /* nosuid too: a volume is data from outside the image, at both levels. */
         remount_in_root(c, "set the options of volume", v->destination,
@@ -373,15 +396,15 @@ static void write_host_files(const struct child *c) {
     if (etc < 0 && errno == ENOENT) return;
     if (etc < 0) fail_errno(c, "open", "/etc");
     char hosts[512], name[300];
-    snprintf(name, sizeof name, "%s\n", c->s->hostname);
-    snprintf(hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
+    text_of(c, name, sizeof name, "%s\n", c->s->hostname);
+    text_of(c, hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
     const char *files[][2] = { { "hostname", name }, { "hosts", c->s->etc_hosts ? c->s->etc_hosts : hosts },
                                { "resolv.conf", c->s->resolv_conf } };
     for (int i = 0; i < 3; i++) {
         if (!files[i][1]) continue;
         unlinkat(etc, files[i][0], 0);
         int fd = openat(etc, files[i][0], O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) fail(c, "systemCall", "write /etc/%s: %s", files[i][0], strerror(errno));
+        if (fd < 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "write /etc/%s", files[i][0]);
         write_all(fd, files[i][1], strlen(files[i][1]));
         close(fd);
     }
@@ -428,8 +451,8 @@ static void apply_rlimits(const struct child *c) {
         struct rlimit r = { .rlim_cur = l->soft, .rlim_max = l->hard };
         if (setrlimit((int)l->resource, &r) != 0) {
             const char *name = l->resource < sizeof names / sizeof *names ? names[l->resource] : "?";
-            fail(c, "invalidArgument", "--ulimit %s=%llu:%llu: %s", name, (unsigned long long)l->soft,
-                 (unsigned long long)l->hard, strerror(errno));
+            fail_err(c, SWVM_ERR_INVALID_ARGUMENT, errno, "--ulimit %s=%llu:%llu", name, (unsigned long long)l->soft,
+                     (unsigned long long)l->hard);
         }
     }
 }
@@ -468,8 +491,8 @@ static void switch_user(const struct child *c) {
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
     /* Raw system calls: the libc wrappers would broadcast to all threads. */
     if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) != 0) fail_errno(c, "setgroups", "");
-    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0) fail(c, "systemCall", "setresgid %u: %s", s->gid, strerror(errno));
-    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0) fail(c, "systemCall", "setresuid %u: %s", s->uid, strerror(errno));
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresgid %u", s->gid);
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresuid %u", s->uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
     /* Changing credentials clears the parent-death signal; set it again. */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -479,9 +502,9 @@ static const char *find_executable(const struct child *c, char path[4096]) {
     const char *name = c->s->args[0];
     struct stat st;
     if (strchr(name, '/')) {
-        if (stat(name, &st) != 0) fail(c, "commandNotFound", "exec: \"%s\": stat %s: no such file or directory", name, name);
-        if (S_ISDIR(st.st_mode)) fail(c, "commandNotExecutable", "exec: \"%s\": is a directory", name);
-        if (access(name, X_OK) != 0) fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
+        if (stat(name, &st) != 0) fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": stat %s: no such file or directory", name, name);
+        if (S_ISDIR(st.st_mode)) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": is a directory", name);
+        if (access(name, X_OK) != 0) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
         return name;
     }
     const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -491,16 +514,17 @@ static const char *find_executable(const struct child *c, char path[4096]) {
     for (const char *p = search;;) {
         const char *end = strchr(p, ':');
         int len = end ? (int)(end - p) : (int)strlen(p);
-        snprintf(path, 4096, "%.*s/%s", len ? len : 1, len ? p : ".", name);
-        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* A candidate too long for a path cannot exist: skipped. */
+        int fits = swvm_format(path, 4096, "%.*s/%s", len ? len : 1, len ? p : ".", name) < 4096;
+        if (fits && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
             if (access(path, X_OK) == 0) return path;
             denied = 1;
         }
         if (!end) break;
         p = end + 1;
     }
-    if (denied) fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
-    fail(c, "commandNotFound", "exec: \"%s\": executable file not found in $PATH", name);
+    if (denied) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
+    fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
 static void exec_workload(const struct child *c, const char *exe) {
@@ -516,10 +540,10 @@ static void exec_workload(const struct child *c, const char *exe) {
     execve(exe, c->s->args, c->s->env);
     const char *name = c->s->args[0];
     switch (errno) {
-    case ENOENT: fail(c, "commandNotFound", "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", name, exe);
-    case EACCES: case EPERM: fail(c, "commandNotExecutable", "exec: \"%s\": permission denied", name);
-    case ENOEXEC: fail(c, "commandNotExecutable", "exec: \"%s\": exec format error", name);
-    default: fail(c, "commandNotExecutable", "exec: \"%s\": %s", name, strerror(errno));
+    case ENOENT: fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", name, exe);
+    case EACCES: case EPERM: fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
+    case ENOEXEC: fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": exec format error", name);
+    default: fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "exec: \"%s\"", name);
     }
 }
 
@@ -594,12 +618,12 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
     int in_workdir = chdir(s->cwd) == 0;
     for (int cap = 0; cap <= 63; cap++)
         if (!(s->caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP_, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            fail(c, "systemCall", "drop capability %d from the bounding set: %s", cap, strerror(errno));
+            fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "drop capability %d from the bounding set", cap);
     /* Without no_new_privs, seccomp needs CAP_SYS_ADMIN: load it while root. */
     if (!s->nnp && s->seccomp_len) load_seccomp(c);
     switch_user(c);
     if (!in_workdir && chdir(s->cwd) != 0)
-        fail(c, "commandNotExecutable", "chdir to the working directory \"%s\": %s", s->cwd, strerror(errno));
+        fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "chdir to the working directory \"%s\"", s->cwd);
     /* Effective and permitted = the granted set; inheritable empty (as
      * Docker since CVE-2022-24769). A non-root user keeps none across exec. */
     struct cap_header hdr = { .version = CAPSET_VERSION_3, .pid = 0 };

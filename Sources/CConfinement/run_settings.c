@@ -329,3 +329,19 @@ int swvm_field_write(int fd, uint16_t tag, const void *value, uint32_t len) {
     if (write_full(fd, hdr, 6) != 0) return -1;
     return len ? write_full(fd, value, len) : 0;
 }
+
+int swvm_error_exit_status(uint32_t code) {
+    switch (code) {
+    case SWVM_ERR_COMMAND_NOT_FOUND: return 127;
+    case SWVM_ERR_COMMAND_NOT_EXECUTABLE: return 126;
+    default: return 125;
+    }
+}
+
+int swvm_error_write(int fd, uint32_t code, int32_t err, const char *message, uint32_t len) {
+    uint8_t head[8];
+    put32(head, code);
+    put32(head + 4, (uint32_t)err);
+    if (swvm_frame_write(fd, MSG_ERROR, NULL, 8 + len) != 0 || write_full(fd, head, 8) != 0) return -1;
+    return len ? write_full(fd, message, len) : 0;
+}

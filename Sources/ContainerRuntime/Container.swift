@@ -4,6 +4,7 @@ import Glibc
 import CConfinement
 import CSyscalls
 import Cgroups
+import RunRecords
 import Network
 import RuntimeSpec
 import Seccomp
@@ -74,9 +75,9 @@ public final class Container {
         return list
     }()
 
-    /// The child's report: SwvmError's encoded form.
+    /// The child's MSG_ERROR (swvm_error_write).
     static func decodeError(_ bytes: [UInt8]) -> SwvmError {
-        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(String(decoding: bytes, as: UTF8.self))")
+        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: a malformed error report (\(bytes.count) bytes)")
     }
 
     /// Reads the child's frames until its error pipe closes at execve

@@ -4,6 +4,7 @@ import Glibc
 import CSyscalls
 import CConfinement
 import Cgroups
+import RunRecords
 import KVM
 import Network
 import OCIImage
@@ -471,7 +472,7 @@ final class Session {
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()
-                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, String(decoding: payload, as: UTF8.self))
+                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, "guest-init sent a malformed error report (\(payload.count) bytes)")
                     state.with { $0.error = error }
                     machine.stop(.stopped)
                 default:

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import CSyscalls
 
 /// The one error type of swvm: a code that says what kind of failure it is
@@ -36,25 +37,40 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 
     /// The exit status of the command when it fails with this error:
-    /// Docker's convention (125 for the tool's own errors, 126 and 127 for
-    /// a command that cannot be run or found).
-    public var exitStatus: Int32 {
+    /// Docker's convention, written once in C (swvm_error_exit_status).
+    public var exitStatus: Int32 { swvm_error_exit_status(childCode.rawValue) }
+
+    /// The code as the C side (the container child, guest-init) names it.
+    var childCode: swvm_error_code {
         switch code {
-        case .commandNotFound: return 127
-        case .commandNotExecutable: return 126
-        default: return 125
+        case .commandNotFound: return SWVM_ERR_COMMAND_NOT_FOUND
+        case .commandNotExecutable: return SWVM_ERR_COMMAND_NOT_EXECUTABLE
+        case .notFound: return SWVM_ERR_NOT_FOUND
+        case .invalidArgument: return SWVM_ERR_INVALID_ARGUMENT
+        case .systemCall: return SWVM_ERR_SYSTEM_CALL
+        default: return SWVM_ERR_INTERNAL
         }
     }
 
-    /// "code\nmessage": how an error crosses from the container's init or
-    /// from guest-init (init.c's send_error) to swvm.
-    public var encoded: [UInt8] { Array("\(code.rawValue)\n\(message)".utf8) }
-
-    /// Reads `encoded` back; nil when the bytes are not in that form.
+    /// Reads a MSG_ERROR payload from the container child or guest-init
+    /// (swvm_error_write: u32 code, i32 errno, the message); nil when the
+    /// bytes are not one. errno's text is added here, as the child may not
+    /// call strerror.
     public static func decode(_ bytes: [UInt8]) -> SwvmError? {
-        let parts = String(decoding: bytes, as: UTF8.self).split(separator: "\n", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let code = Code(rawValue: parts[0]) else { return nil }
-        return SwvmError(code, parts[1])
+        guard bytes.count >= 8 else { return nil }
+        let code: Code
+        switch swvm_error_code(rawValue: le32(bytes, 0)) {
+        case SWVM_ERR_INTERNAL: code = .internalError
+        case SWVM_ERR_SYSTEM_CALL: code = .systemCall
+        case SWVM_ERR_NOT_FOUND: code = .notFound
+        case SWVM_ERR_INVALID_ARGUMENT: code = .invalidArgument
+        case SWVM_ERR_COMMAND_NOT_FOUND: code = .commandNotFound
+        case SWVM_ERR_COMMAND_NOT_EXECUTABLE: code = .commandNotExecutable
+        default: return nil
+        }
+        let err = Int32(bitPattern: le32(bytes, 4))
+        let text = String(decoding: bytes[8...], as: UTF8.self)
+        return SwvmError(code, err == 0 ? text : "\(text): \(errnoText(err))")
     }
 
     /// An error for a failed system call, with errno's text.

@@ -10,8 +10,8 @@
  * directory (entered before dropping privileges, as runc does), the
  * capability bounding set, user and groups, capabilities, no_new_privs,
  * seccomp, execve. Every step fails closed: a failure ends the child with
- * one "code\nstep path: reason" report (SwvmError's encoded form, in a
- * MSG_ERROR frame) on the error pipe and exit 125, 126 or 127. Before
+ * one MSG_ERROR frame ("step path" and the errno, swvm_error_write) on the
+ * error pipe and exit 125, 126 or 127. Before
  * that pipe closes at execve, a MSG_CONFINED frame on it names the masked
  * and read-only paths applied (swvm_run_settings.h).
  */
@@ -36,7 +36,9 @@ struct swvm_child_io {
  * i-th, or NULL past the last. */
 const char *swvm_bound_device(unsigned int i);
 
-/* Runs in the workload's new namespaces until execve; never returns. */
+/* Runs in the workload's new namespaces until execve; never returns.
+ * Async-signal-safe throughout (no malloc, stdio, strerror or locks), as
+ * the container child is a clone of a multithreaded process. */
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) __attribute__((noreturn));
 
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run

@@ -25,7 +25,8 @@ enum swvm_message {
     MSG_READY = 100,  /* empty: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* u32 pid of the workload once it exec'd, u32 the CLONE_NEW* flags of its namespaces */
     MSG_EXIT = 102,   /* i32 exit status (128+N for signal N) */
-    MSG_ERROR = 103,  /* "code\nmessage": code is a SwvmError.Code name */
+    MSG_ERROR = 103,  /* u32 code (enum swvm_error_code), i32 errno (0: none), then the message
+                         (UTF-8, no NUL); the host appends errno's text (swvm_error_write) */
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
 };
@@ -34,6 +35,25 @@ enum swvm_message {
  * or guest-init, which forwards them to the host as they are) with these
  * frames on a close-on-exec pipe: MSG_CONFINED once its mounts are made,
  * MSG_ERROR when a step fails; EOF alone means its execve succeeded. */
+
+/* What failed, in a MSG_ERROR; swvm maps each to its own error codes
+ * (SwvmError.Code). Numbers are never reused. */
+enum swvm_error_code {
+    SWVM_ERR_INTERNAL = 1,               /* a bug or a broken message */
+    SWVM_ERR_SYSTEM_CALL = 2,            /* a step's system call failed */
+    SWVM_ERR_NOT_FOUND = 3,              /* a file the settings name is missing */
+    SWVM_ERR_INVALID_ARGUMENT = 4,       /* a setting the kernel refused */
+    SWVM_ERR_COMMAND_NOT_FOUND = 5,      /* the workload's executable is missing */
+    SWVM_ERR_COMMAND_NOT_EXECUTABLE = 6, /* it cannot be executed */
+};
+
+/* The exit status for a failure of this kind, the one place Docker's
+ * convention is written: 127 not found, 126 not executable, 125 else. */
+int swvm_error_exit_status(uint32_t code);
+
+/* Writes a MSG_ERROR frame: `code`, `err` (an errno, or 0) and `len` bytes
+ * of message. Async-signal-safe (the container child calls it). 0 or -1. */
+int swvm_error_write(int fd, uint32_t code, int32_t err, const char *message, uint32_t len);
 
 /* MSG_CONFIG fields. Numbers are never reused. */
 enum swvm_config_tag {
