@@ -2,8 +2,11 @@
 import PackageDescription
 
 // One target per concern, in the spirit of rust-vmm's crates and crun's
-// libcrun files. The C targets hold only what Swift cannot express: the
-// kvm.h ioctls, variadic/raw syscalls, and the system libraries.
+// libcrun files. The C targets hold what Swift cannot express (the kvm.h
+// ioctls, variadic and raw system calls, the system libraries) and what
+// must be C: CConfinement, the run settings' wire format and the
+// confinement, which guest-init compiles too and the container child runs
+// between clone and execve, where no Swift may run.
 let package = Package(
     name: "swvm",
     platforms: [.macOS(.v13)],
@@ -27,7 +30,7 @@ let package = Package(
         .systemLibrary(name: "CLibcrypto"),
 
         // MARK: shared foundation
-        .target(name: "SwvmBase", dependencies: ["CSyscalls", "CLibcrypto"]),
+        .target(name: "SwvmBase", dependencies: ["CSyscalls", "CLibcrypto", "CConfinement"]),
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
@@ -38,9 +41,12 @@ let package = Package(
         .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
 
         // MARK: container isolation
-        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "Network", "CSyscalls"]),
+        .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+        // RunRecords: what a live run holds on the host (cgroups, network), so
+        // the next swvm cleans up after one killed with SIGKILL.
+        .target(name: "RunRecords", dependencies: ["SwvmBase", "Cgroups", "Network"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "CSyscalls", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
@@ -55,7 +61,8 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "Network", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
+                              "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -68,20 +75,20 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "ContainerRuntime", "VMM", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "Seccomp", "ContainerRuntime", "KVM", "VMM", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
-        .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase"]),
+        .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "CConfinement"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
-        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "Seccomp", "SwvmBase", "CConfinement"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase", "CConfinement"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

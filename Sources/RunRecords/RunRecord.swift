@@ -1,8 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Cgroups
 import Network
-import RuntimeSpec
 import SwvmBase
 
 /// /run/swvm/runs/<id>: what a run leaves on the host while it runs (its
@@ -69,47 +69,4 @@ public func processStartTime(_ pid: pid_t) -> UInt64? {
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     guard fields.count > 19 else { return nil }
     return UInt64(fields[19])
-}
-
-/// Puts this whole process (and so the VMM's vCPU threads) in a cgroup with
-/// the given limits for the duration of a VM run; `restore` moves it back
-/// to where it was and removes the cgroup.
-public final class ProcessCgroupScope {
-    private let cgroup: Cgroup
-    private let originalProcsFiles: [String]
-
-    public init(id: String, limits: ResourceLimits, version: CgroupVersion = Cgroups.detect()) throws {
-        var originals: [String] = []
-        let mine = (try? FS.readText("/proc/self/cgroup")) ?? ""
-        for line in mine.split(separator: "\n") {
-            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            guard f.count == 3 else { continue }
-            switch version {
-            case .v2(let root) where f[0] == "0":
-                originals.append(Path.join(root, f[2], "cgroup.procs"))
-            case .v1(let root) where !f[1].isEmpty && !f[1].hasPrefix("name="):
-                for c in f[1].split(separator: ",") where CgroupV1.controllers.contains(String(c)) {
-                    originals.append(Path.join(root, String(c), f[2], "cgroup.procs"))
-                }
-            default:
-                break
-            }
-        }
-        originalProcsFiles = originals
-        cgroup = try Cgroups.create(id: id, version: version, limits: limits)
-        do {
-            try cgroup.apply(limits)
-            try cgroup.add(pid: getpid())
-        } catch {
-            restore()
-            throw error
-        }
-    }
-
-    public var paths: [String] { cgroup.paths }
-
-    public func restore() {
-        for f in originalProcsFiles { try? Cgroups.writeFile(f, String(getpid())) }
-        cgroup.destroy()
-    }
 }
