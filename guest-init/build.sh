@@ -2,7 +2,8 @@
 # Builds guest-init, the micro-VM's PID 1: a static binary (musl when
 # musl-gcc is there, which keeps it small; glibc otherwise) of init.c and
 # the C confinement swvm shares with it (Sources/CConfinement), cached
-# outside the repository by a hash of its sources:
+# outside the repository by a hash of its sources (scripts/setup.sh
+# installs musl-tools):
 #
 #   ${SWVM_CACHE:-/var/cache/swvm}/guest-init/<key>/init
 #   ${SWVM_CACHE:-/var/cache/swvm}/guest-init/current -> <key>
@@ -13,9 +14,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 shared="$here/../Sources/CConfinement"
 cache=${SWVM_CACHE:-/var/cache/swvm}
 
-if ! command -v musl-gcc >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools >&2 || true
-fi
 if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; else cc=gcc; fi
 
 sources="$here/init.c $(ls "$shared"/*.c | sort | tr '\n' ' ')"

@@ -29,7 +29,6 @@ public enum X86Layout {
 
     /// The 32-bit MMIO gap: device registers live here, RAM skips it.
     public static let mmioGapStart: GuestAddress = 0xd000_0000
-    public static let mmioGapSize: UInt64 = 768 << 20
     public static let firstAddressPast32Bits: GuestAddress = 1 << 32
 
     /// KVM's TSS and identity-map pages (needed by KVM on Intel), placed

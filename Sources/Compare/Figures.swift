@@ -15,8 +15,6 @@ public struct Figure {
     public let unit: String
     public let group: String
     public var cells: [String: Cell]
-    /// Lower is better (for the ratio's wording and chart).
-    public var lowerIsBetter = true
 
     public static func stats(_ v: [Double]) -> (median: Double, min: Double, max: Double) {
         let s = v.sorted()

@@ -66,8 +66,6 @@ public final class GuestMemory: @unchecked Sendable {
         for r in regions { munmap(r.host, Int(r.size)) }
     }
 
-    public var totalSize: UInt64 { regions.reduce(0) { $0 + $1.size } }
-
     /// The last guest-physical address + 1.
     public var end: GuestAddress { regions.map(\.guestEnd).max() ?? 0 }
 

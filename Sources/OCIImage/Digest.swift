@@ -59,15 +59,8 @@ public enum MediaType {
     public static let index = "application/vnd.oci.image.index.v1+json"
     public static let manifest = "application/vnd.oci.image.manifest.v1+json"
     public static let config = "application/vnd.oci.image.config.v1+json"
-    public static let layerTar = "application/vnd.oci.image.layer.v1.tar"
-    public static let layerGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
-    public static let layerZstd = "application/vnd.oci.image.layer.v1.tar+zstd"
-    public static let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
     public static let dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-    public static let dockerConfig = "application/vnd.docker.container.image.v1+json"
-    public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
     public static let nondistributable = ".nondistributable."
 
     public static func isIndex(_ t: String) -> Bool { t == index || t == dockerManifestList }
-    public static func isManifest(_ t: String) -> Bool { t == manifest || t == dockerManifest }
 }

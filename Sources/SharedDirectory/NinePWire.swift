@@ -5,7 +5,6 @@ import SwvmBase
 public enum NineP {
     public static let version = "9P2000.L"
     public static let noFid: UInt32 = 0xffff_ffff
-    public static let noTag: UInt16 = 0xffff
     /// size[4] type[1] tag[2]
     public static let headerSize = 7
 

@@ -24,7 +24,14 @@ enum Harness {
     static let exampleImage: String = {
         let p = Path.join(repo, "examples/busybox")
         if !FS.exists(Path.join(p, "index.json")) {
-            _ = try? Subprocess.run([Path.join(repo, "scripts/build-example-image.sh")])
+            // Every integration test needs it: a failed build ends the run
+            // loudly rather than failing each test for an unclear reason.
+            let built: Subprocess.Result
+            do { built = try Subprocess.run([Path.join(repo, "scripts/build-example-image.sh")]) } catch {
+                fatalError("scripts/build-example-image.sh failed: \(error)")
+            }
+            guard built.status == 0 else { fatalError("scripts/build-example-image.sh exited \(built.status): \(built.output)") }
+            guard FS.exists(Path.join(p, "index.json")) else { fatalError("scripts/build-example-image.sh made no \(p)/index.json") }
         }
         return p
     }()

@@ -12,9 +12,6 @@ static inline uint16_t catomic_load_acquire_u16(const void *p) {
 static inline void catomic_store_release_u16(void *p, uint16_t v) {
     __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE);
 }
-static inline uint32_t catomic_load_acquire_u32(const void *p) {
-    return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE);
-}
 static inline void catomic_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 #endif
