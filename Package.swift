@@ -51,7 +51,7 @@ let package = Package(
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
         .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
-        .target(name: "KVM", dependencies: ["SwvmBase", "Snapshot", "CKVM"]),
+        .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
         .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
         .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory", "Snapshot"]),
