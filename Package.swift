@@ -34,8 +34,10 @@ let package = Package(
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "CSyscalls", "CConfinement"]),
-        .target(name: "Seccomp", dependencies: ["SwvmBase", "RuntimeSpec", "CSeccomp"]),
+        // Seccomp: the profile model and its compiler (libseccomp); the VMM's
+        // thread filters use it without the run's settings.
+        .target(name: "Seccomp", dependencies: ["SwvmBase", "CSeccomp"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls", "CConfinement"]),
 
         // MARK: host networking (the bridge, leases, nftables, veth and tap)
         .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
@@ -59,7 +61,7 @@ let package = Package(
         .target(name: "SharedDirectory", dependencies: ["SwvmBase", "CSyscalls"]),
         .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "Snapshot", "SharedDirectory", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
-                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "RuntimeSpec", "CKVM", "CSyscalls"]),
+                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
                               "CConfinement", "CSyscalls"]),

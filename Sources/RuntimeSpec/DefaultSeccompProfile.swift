@@ -1,3 +1,5 @@
+import Seccomp
+
 /// The default seccomp policy: an allow-list in the spirit of the
 /// containers/Docker default profile. Everything not listed fails with
 /// EPERM; system calls that need a capability Docker does not grant by

@@ -1,3 +1,4 @@
+import Seccomp
 import SwvmBase
 
 /// Everything about one run that both isolation levels honour: the process,

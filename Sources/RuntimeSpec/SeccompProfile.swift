@@ -1,80 +1,22 @@
+import Seccomp
 import SwvmBase
 
-/// A seccomp policy in the shape Docker and the OCI runtime spec use: a
-/// default action and rules that name system calls, with optional argument
-/// conditions. Compiled to BPF by the Seccomp target (libseccomp); the
-/// same filter confines the process in a container and inside the VM.
-public struct SeccompProfile: Equatable {
-    public enum Action: Equatable {
-        case allow, kill, killProcess, trap, log
-        case errno(UInt32)
-        case trace(UInt32)
-
-        static func parse(_ s: String, errnoRet: UInt32?, context: String) throws -> Action {
-            switch s {
-            case "SCMP_ACT_ALLOW": return .allow
-            case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return .kill
-            case "SCMP_ACT_KILL_PROCESS": return .killProcess
-            case "SCMP_ACT_TRAP": return .trap
-            case "SCMP_ACT_LOG": return .log
-            case "SCMP_ACT_ERRNO": return .errno(errnoRet ?? 1)
-            case "SCMP_ACT_TRACE": return .trace(errnoRet ?? 1)
-            default: throw SwvmError(.invalidArgument, "\(context): unsupported seccomp action '\(s)'")
-            }
+extension SeccompProfile.Action {
+    static func parse(_ s: String, errnoRet: UInt32?, context: String) throws -> SeccompProfile.Action {
+        switch s {
+        case "SCMP_ACT_ALLOW": return .allow
+        case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return .kill
+        case "SCMP_ACT_KILL_PROCESS": return .killProcess
+        case "SCMP_ACT_TRAP": return .trap
+        case "SCMP_ACT_LOG": return .log
+        case "SCMP_ACT_ERRNO": return .errno(errnoRet ?? 1)
+        case "SCMP_ACT_TRACE": return .trace(errnoRet ?? 1)
+        default: throw SwvmError(.invalidArgument, "\(context): unsupported seccomp action '\(s)'")
         }
     }
+}
 
-    public enum Operator: String, Equatable {
-        case notEqual = "SCMP_CMP_NE", lessThan = "SCMP_CMP_LT", lessOrEqual = "SCMP_CMP_LE"
-        case equal = "SCMP_CMP_EQ", greaterOrEqual = "SCMP_CMP_GE", greaterThan = "SCMP_CMP_GT"
-        case maskedEqual = "SCMP_CMP_MASKED_EQ"
-    }
-
-    public struct Argument: Equatable {
-        public var index: UInt32
-        public var value: UInt64
-        public var valueTwo: UInt64
-        public var op: Operator
-
-        public init(index: UInt32, value: UInt64, valueTwo: UInt64 = 0, op: Operator) {
-            self.index = index
-            self.value = value
-            self.valueTwo = valueTwo
-            self.op = op
-        }
-    }
-
-    public struct Rule: Equatable {
-        public var names: [String]
-        public var action: Action
-        public var args: [Argument]
-
-        public init(names: [String], action: Action, args: [Argument] = []) {
-            self.names = names
-            self.action = action
-            self.args = args
-        }
-    }
-
-    public var defaultAction: Action
-    public var rules: [Rule]
-
-    public init(defaultAction: Action, rules: [Rule]) {
-        self.defaultAction = defaultAction
-        self.rules = rules
-    }
-
-    /// System-call names the profile allows (unconditionally or with
-    /// argument conditions), for reports.
-    public var allowedNames: Set<String> {
-        if defaultAction == .allow {
-            return []
-        }
-        var s = Set<String>()
-        for r in rules where r.action == .allow { s.formUnion(r.names) }
-        return s
-    }
-
+extension SeccompProfile {
     // MARK: Docker / OCI JSON
 
     /// Parses a profile in Docker's format (also the OCI runtime spec's

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSeccomp
-import RuntimeSpec
 import SwvmBase
 
 /// A compiled seccomp filter: classic BPF, ready for seccomp(2). Compiled

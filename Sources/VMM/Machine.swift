@@ -8,7 +8,6 @@ import GuestMemory
 import BootLoader
 import Devices
 import Virtio
-import RuntimeSpec
 import Seccomp
 import Snapshot
 import SwvmBase

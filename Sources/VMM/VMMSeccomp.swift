@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSyscalls
-import RuntimeSpec
 import Seccomp
 import SwvmBase
 
