@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )
 
 // libFuzzer harnesses (fuzz/), only when scripts/fuzz.sh builds them

@@ -23,7 +23,7 @@ public struct GuestRegion {
 /// goes through `pointer(at:count:)`, which refuses a range that is not
 /// entirely inside one region, so a hostile guest can never make the VMM
 /// touch host memory outside the guest's.
-public final class GuestMemory: @unchecked Sendable {
+public final class GuestMemory {
     public let regions: [GuestRegion]
 
     /// Maps anonymous memory for each (base, size) range.

@@ -38,7 +38,7 @@ public enum VCPUExit {
 }
 
 /// A vCPU file descriptor and its mmap'ed kvm_run structure.
-public final class VCPU: @unchecked Sendable {
+public final class VCPU {
     public let fd: FileDescriptor
     public let id: Int
     private let runData: UnsafeMutablePointer<kvm_run>

@@ -6,20 +6,20 @@ import SwvmBase
 /// filter confines the process in a container and inside the VM, and the
 /// VMM's threads get theirs from this model too (without the run's
 /// settings: RuntimeSpec parses Docker's and the OCI format into it).
-public struct SeccompProfile: Equatable {
-    public enum Action: Equatable {
+public struct SeccompProfile: Equatable, Sendable {
+    public enum Action: Equatable, Sendable {
         case allow, kill, killProcess, trap, log
         case errno(UInt32)
         case trace(UInt32)
     }
 
-    public enum Operator: String, Equatable {
+    public enum Operator: String, Equatable, Sendable {
         case notEqual = "SCMP_CMP_NE", lessThan = "SCMP_CMP_LT", lessOrEqual = "SCMP_CMP_LE"
         case equal = "SCMP_CMP_EQ", greaterOrEqual = "SCMP_CMP_GE", greaterThan = "SCMP_CMP_GT"
         case maskedEqual = "SCMP_CMP_MASKED_EQ"
     }
 
-    public struct Argument: Equatable {
+    public struct Argument: Equatable, Sendable {
         public var index: UInt32
         public var value: UInt64
         public var valueTwo: UInt64
@@ -33,7 +33,7 @@ public struct SeccompProfile: Equatable {
         }
     }
 
-    public struct Rule: Equatable {
+    public struct Rule: Equatable, Sendable {
         public var names: [String]
         public var action: Action
         public var args: [Argument]

@@ -131,7 +131,7 @@ public struct NinePWriter {
 
 /// A file's identity on the wire: its type, and a path unique within the
 /// share (the inode number, mixed with the device for other file systems).
-public struct NinePQid: Equatable {
+public struct NinePQid: Equatable, Sendable {
     public var type: UInt8
     public var version: UInt32
     public var path: UInt64

@@ -64,7 +64,7 @@ public enum CPUProfile: String, CaseIterable, Sendable {
 
 /// What to do about an instruction the host's in-kernel emulator could not
 /// run at guest CPL 0 (KVM_EXIT_INTERNAL_ERROR, emulation failure).
-public enum EmulationWorkaround: Equatable {
+public enum EmulationWorkaround: Equatable, Sendable {
     /// Skip the instruction: harmless to the guest (x87 housekeeping).
     case skip(length: Int)
     /// Deliver the exception the instruction raises (int3 -> #BP), with

@@ -22,7 +22,7 @@ import SwvmBase
 /// `run()` writes the boot structures (unless restored), starts the vCPUs
 /// and blocks until the VM ends, returning how it ended. While it runs,
 /// `pause` stops every vCPU so that `captureState` can save the VM.
-public final class Machine: @unchecked Sendable {
+public final class Machine {
     public let config: MachineConfig
     public let kvm: KVMSystem
     public let vm: VirtualMachine

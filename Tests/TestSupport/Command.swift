@@ -5,7 +5,7 @@ import SwvmBase
 
 /// Runs a program with separate stdout and stderr, optional stdin, and a
 /// timeout (after which it is killed and the result says so).
-public struct CommandResult: CustomStringConvertible {
+public struct CommandResult: CustomStringConvertible, Sendable {
     public let status: Int32
     public let stdout: [UInt8]
     public let stderr: [UInt8]
