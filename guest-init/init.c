@@ -304,172 +304,237 @@ static ssize_t relay(int from, int to) {
     return n;
 }
 
-int main(void) {
+/* ---------------------------------------------------------------- the workload */
+
+/* The workload's side of the VM: its child io, the terminal relay, and the
+ * descriptors guest-init keeps while it runs. */
+struct workload {
+    struct swvm_child_io io;
+    int pty_master, stdin_port, stdout_port, term_sock[2];
+    int sync_pipe[2], error_pipe[2];
+    int sfd;        /* SIGCHLD */
+    pid_t pid;
+    uint32_t namespaces;
+};
+
+/* /dev, /proc and /sys of guest-init itself. */
+static void mount_early(void) {
     mkdir("/dev", 0755);
     mkdir("/proc", 0755);
     mkdir("/sys", 0755);
     mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
 
+static void open_control_port(void) {
     if (wait_for(CONTROL_PORT, 30000) != 0) fatal(SWVM_ERR_INTERNAL, "no control port (%s)", CONTROL_PORT);
     control_fd = open(CONTROL_PORT, O_RDWR | O_CLOEXEC);
     if (control_fd < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", CONTROL_PORT, strerror(errno));
-    prepare_root();
-    prepare_cgroup();
-    /* A snapshot of the VM is taken here, while guest-init waits for its
-     * settings: nothing above may depend on the run. */
-    send_msg(MSG_READY, NULL, 0);
-    receive_config();
-    add_host_entropy();
-    if (cfg.host_time_ns) {
-        struct timeval tv = { .tv_sec = (time_t)(cfg.host_time_ns / 1000000000ull),
-                              .tv_usec = (suseconds_t)(cfg.host_time_ns % 1000000000ull / 1000) };
-        if (settimeofday(&tv, NULL) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "settimeofday: %s", strerror(errno));
-    }
-    wait_for_disk(cfg.rootdev);
+}
 
-    setup_root();
-    setup_cgroup();
-    mount_volumes();
+/* READY carries the protocol version; the host refuses another one. */
+static void send_ready(void) {
+    uint8_t version[4];
+    put32(version, SWVM_PROTOCOL_VERSION);
+    send_msg(MSG_READY, version, 4);
+}
 
-    struct swvm_child_io f = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" };
-    int pty_master = -1, stdin_port = -1, stdout_port = -1, term_sock[2] = { -1, -1 };
+static void set_clock(void) {
+    if (!cfg.host_time_ns) return;
+    struct timeval tv = { .tv_sec = (time_t)(cfg.host_time_ns / 1000000000ull),
+                          .tv_usec = (suseconds_t)(cfg.host_time_ns % 1000000000ull / 1000) };
+    if (settimeofday(&tv, NULL) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "settimeofday: %s", strerror(errno));
+}
+
+/* The workload's stdio: the virtio-console ports, or with a terminal a pty
+ * the child makes, whose master guest-init relays to the stdout port. */
+static void open_stdio(struct workload *w) {
     if (cfg.terminal) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, term_sock) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "socketpair: %s", strerror(errno));
-        f.socket_fd = term_sock[1];
-        stdout_port = open(STDOUT_PORT, O_WRONLY | O_CLOEXEC);
-        if (stdout_port < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDOUT_PORT, strerror(errno));
-        if (cfg.interactive && (stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->term_sock) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "socketpair: %s", strerror(errno));
+        w->io.socket_fd = w->term_sock[1];
+        w->stdout_port = open(STDOUT_PORT, O_WRONLY | O_CLOEXEC);
+        if (w->stdout_port < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDOUT_PORT, strerror(errno));
+        if (cfg.interactive && (w->stdin_port = open(STDIN_PORT, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
             fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
-    } else {
-        if (cfg.interactive && (f.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
-        f.out = open(STDOUT_PORT, O_WRONLY);
-        f.err = open(STDERR_PORT, O_WRONLY);
-        if (f.out < 0 || f.err < 0) fatal(SWVM_ERR_INTERNAL, "stdio ports: %s", strerror(errno));
+        return;
     }
+    if (cfg.interactive && (w->io.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
+    w->io.out = open(STDOUT_PORT, O_WRONLY);
+    w->io.err = open(STDERR_PORT, O_WRONLY);
+    if (w->io.out < 0 || w->io.err < 0) fatal(SWVM_ERR_INTERNAL, "stdio ports: %s", strerror(errno));
+}
 
-    int sync_pipe[2], error_pipe[2];
-    if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
+/* Clones the workload's child into new namespaces; it runs the shared
+ * confinement (swvm_confine_exec) and waits on the sync pipe. */
+static void clone_workload(struct workload *w) {
+    if (pipe2(w->sync_pipe, O_CLOEXEC) != 0 || pipe2(w->error_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-
-    if (cfg.net) configure_network();
-    const uint32_t namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
-    pid_t pid = (pid_t)syscall(SYS_clone, namespaces | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) fatal(SWVM_ERR_SYSTEM_CALL, "clone: %s", strerror(errno));
-    if (pid == 0) {
-        close(sync_pipe[1]);
-        close(error_pipe[0]);
-        if (term_sock[0] >= 0) close(term_sock[0]);
-        f.sync_fd = sync_pipe[0];
-        f.error_fd = error_pipe[1];
-        swvm_confine_exec(&cfg, &f);
+    w->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    w->namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
+    w->pid = (pid_t)syscall(SYS_clone, w->namespaces | SIGCHLD, 0, 0, 0, 0);
+    if (w->pid < 0) fatal(SWVM_ERR_SYSTEM_CALL, "clone: %s", strerror(errno));
+    if (w->pid == 0) {
+        close(w->sync_pipe[1]);
+        close(w->error_pipe[0]);
+        if (w->term_sock[0] >= 0) close(w->term_sock[0]);
+        w->io.sync_fd = w->sync_pipe[0];
+        w->io.error_fd = w->error_pipe[1];
+        swvm_confine_exec(&cfg, &w->io);
     }
-    close(sync_pipe[0]);
-    close(error_pipe[1]);
+    close(w->sync_pipe[0]);
+    close(w->error_pipe[1]);
+}
+
+/* Places the child (its namespaces held, its cgroup) and lets it go on. */
+static void release_workload(struct workload *w) {
     /* Hold the workload's namespaces: when it exits they are not torn down
      * (every mount unmounted, one by one, in an emulated kernel); the VM
      * is discarded instead. */
     static const char *held[] = { "mnt", "net", "uts", "ipc" };
     for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
         char ns[64];
-        snprintf(ns, sizeof ns, "/proc/%d/ns/%s", pid, held[i]);
+        snprintf(ns, sizeof ns, "/proc/%d/ns/%s", w->pid, held[i]);
         open(ns, O_RDONLY | O_CLOEXEC);
     }
     char procs[32];
-    snprintf(procs, sizeof procs, "%d", pid);
+    snprintf(procs, sizeof procs, "%d", w->pid);
     write_file("/sys/fs/cgroup/workload/cgroup.procs", procs);
-    write_full(sync_pipe[1], "g", 1);
-    close(sync_pipe[1]);
+    write_full(w->sync_pipe[1], "g", 1);
+    close(w->sync_pipe[1]);
     /* Our copies of the workload's streams go, so a port closes when the
      * workload (and whatever it started) closes it. */
-    if (f.in >= 0) close(f.in);
-    if (f.out >= 0) close(f.out);
-    if (f.err >= 0) close(f.err);
-    if (term_sock[1] >= 0) {
-        close(term_sock[1]);
-        pty_master = swvm_recv_fd(term_sock[0]);   /* -1 if the child failed before */
-        close(term_sock[0]);
+    if (w->io.in >= 0) close(w->io.in);
+    if (w->io.out >= 0) close(w->io.out);
+    if (w->io.err >= 0) close(w->io.err);
+    if (w->term_sock[1] >= 0) {
+        close(w->term_sock[1]);
+        w->pty_master = swvm_recv_fd(w->term_sock[0]);   /* -1 if the child failed before */
+        close(w->term_sock[0]);
     }
+}
 
-    /* The child's frames (MSG_CONFINED, MSG_ERROR) go to the host as they are. */
-    int failed = 0, status = 0, exited = 0;
+/* The child's frames (MSG_CONFINED, MSG_ERROR) go to the host as they
+ * are, until its error pipe closes at execve; then MSG_STARTED. A failed
+ * child powers the VM off (the host has its MSG_ERROR). */
+static void report_start(struct workload *w) {
+    int failed = 0;
     uint32_t rtype, rlen;
     uint8_t *report;
-    while ((report = swvm_frame_read_alloc(error_pipe[0], &rtype, &rlen, SWVM_MAX_CONFIG)) != NULL) {
+    while ((report = swvm_frame_read_alloc(w->error_pipe[0], &rtype, &rlen, SWVM_MAX_CONFIG)) != NULL) {
         if (rtype == MSG_CONFINED || rtype == MSG_ERROR) send_msg(rtype, report, rlen);
         failed |= rtype == MSG_ERROR;
         free(report);
     }
-    close(error_pipe[0]);
+    close(w->error_pipe[0]);
     if (failed) {
-        waitpid(pid, NULL, 0);
+        waitpid(w->pid, NULL, 0);
         power_off();
     }
     /* The workload's namespaces as made: clone's, and the cgroup namespace
      * the confinement unshares (or fails). */
     uint8_t st[8];
-    put32(st, (uint32_t)pid);
-    put32(st + 4, namespaces | CLONE_NEWCGROUP);
+    put32(st, (uint32_t)w->pid);
+    put32(st + 4, w->namespaces | CLONE_NEWCGROUP);
     send_msg(MSG_STARTED, st, 8);
+}
 
-    while (!exited) {
+/* One frame from the host while the workload runs: a signal or a resize. */
+static void handle_control_frame(struct workload *w) {
+    /* A frame longer than body is consumed whole (the stream stays in step). */
+    uint8_t body[64];
+    uint32_t type, len;
+    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body) != 0) return;
+    if (type == MSG_SIGNAL && len == 4) kill(w->pid, (int)get32(body));
+    if (type == MSG_RESIZE && len == 4 && w->pty_master >= 0) {
+        struct winsize ws = { .ws_row = get16(body), .ws_col = get16(body + 2) };
+        ioctl(w->pty_master, TIOCSWINSZ, &ws);
+    }
+}
+
+/* The terminal relay: the pty's output to the stdout port, the stdin
+ * port's input to the pty (EOF becomes the terminal's EOF character). */
+static void relay_terminal(struct workload *w, int fd) {
+    if (fd == w->pty_master) {
+        if (relay(w->pty_master, w->stdout_port) < 0) { close(w->pty_master); w->pty_master = -1; }
+    } else if (fd == w->stdin_port) {
+        if (relay(w->stdin_port, w->pty_master) < 0) {
+            char eof = 4;
+            if (w->pty_master >= 0) write_full(w->pty_master, &eof, 1);
+            close(w->stdin_port);
+            w->stdin_port = -1;
+        }
+    }
+}
+
+/* Reaps everything (orphans re-parented to us, and the workload); 1 with
+ * *status set once the workload has exited. */
+static int reap(struct workload *w, int *status) {
+    struct signalfd_siginfo si;
+    while (read(w->sfd, &si, sizeof si) == sizeof si) {}
+    int exited = 0;
+    for (;;) {
+        int ws;
+        pid_t r = waitpid(-1, &ws, WNOHANG);
+        if (r <= 0) return exited;
+        if (r == w->pid) {
+            exited = 1;
+            *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        }
+    }
+}
+
+/* Serves the running workload until it exits; returns its status. */
+static int serve_workload(struct workload *w) {
+    int status = 0;
+    for (;;) {
         struct pollfd pfds[4];
         int n = 0;
         pfds[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
-        pfds[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-        if (pty_master >= 0) pfds[n++] = (struct pollfd){ .fd = pty_master, .events = POLLIN };
-        if (stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = stdin_port, .events = POLLIN };
-        if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) break;
-        if (pfds[0].revents & POLLIN) {
-            /* A frame longer than body is consumed whole (the stream stays in step). */
-            uint8_t body[64];
-            uint32_t type, len;
-            if (swvm_frame_read(control_fd, &type, &len, body, sizeof body) == 0) {
-                if (type == MSG_SIGNAL && len == 4) kill(pid, (int)get32(body));
-                if (type == MSG_RESIZE && len == 4 && pty_master >= 0) {
-                    struct winsize ws = { .ws_row = get16(body), .ws_col = get16(body + 2) };
-                    ioctl(pty_master, TIOCSWINSZ, &ws);
-                }
-            }
-        }
-        for (int i = 2; i < n; i++) {
-            if (!pfds[i].revents) continue;
-            if (pfds[i].fd == pty_master) {
-                if (relay(pty_master, stdout_port) < 0) { close(pty_master); pty_master = -1; }
-            } else if (pfds[i].fd == stdin_port) {
-                if (relay(stdin_port, pty_master) < 0) {
-                    char eof = 4;   /* the terminal's EOF character */
-                    if (pty_master >= 0) write_full(pty_master, &eof, 1);
-                    close(stdin_port);
-                    stdin_port = -1;
-                }
-            }
-        }
-        struct signalfd_siginfo si;
-        while (read(sfd, &si, sizeof si) == sizeof si) {}
-        /* Reap everything: orphans re-parented to us, and the workload. */
-        for (;;) {
-            int ws;
-            pid_t w = waitpid(-1, &ws, WNOHANG);
-            if (w <= 0) break;
-            if (w == pid) {
-                exited = 1;
-                status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-            }
-        }
+        pfds[n++] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
+        if (w->pty_master >= 0) pfds[n++] = (struct pollfd){ .fd = w->pty_master, .events = POLLIN };
+        if (w->stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = w->stdin_port, .events = POLLIN };
+        if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) return status;
+        if (pfds[0].revents & POLLIN) handle_control_frame(w);
+        for (int i = 2; i < n; i++)
+            if (pfds[i].revents) relay_terminal(w, pfds[i].fd);
+        if (reap(w, &status)) return status;
     }
-    if (pty_master >= 0) {
-        fcntl(pty_master, F_SETFL, O_NONBLOCK);
-        while (relay(pty_master, stdout_port) > 0) {}
+}
+
+int main(void) {
+    mount_early();
+    open_control_port();
+    prepare_root();
+    prepare_cgroup();
+    /* A snapshot of the VM is taken here, while guest-init waits for its
+     * settings: nothing above may depend on the run. */
+    send_ready();
+    receive_config();
+    add_host_entropy();
+    set_clock();
+    wait_for_disk(cfg.rootdev);
+    setup_root();
+    setup_cgroup();
+    mount_volumes();
+
+    struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },
+                          .pty_master = -1, .stdin_port = -1, .stdout_port = -1, .term_sock = { -1, -1 } };
+    open_stdio(&w);
+    if (cfg.net) configure_network();
+    clone_workload(&w);
+    release_workload(&w);
+    report_start(&w);
+    int status = serve_workload(&w);
+    if (w.pty_master >= 0) {
+        fcntl(w.pty_master, F_SETFL, O_NONBLOCK);
+        while (relay(w.pty_master, w.stdout_port) > 0) {}
     }
     uint8_t code[4];
     put32(code, (uint32_t)status);
     send_msg(MSG_EXIT, code, 4);
     power_off();
-    return 0;
 }

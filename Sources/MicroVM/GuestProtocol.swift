@@ -12,6 +12,19 @@ public enum GuestProtocol {
     public static let ready = MSG_READY.rawValue, started = MSG_STARTED.rawValue, exit = MSG_EXIT.rawValue,
                       error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue
 
+    /// The protocol version both sides speak (in READY).
+    public static let version = SWVM_PROTOCOL_VERSION
+
+    /// nil when READY's payload names this swvm's version; otherwise why
+    /// the run cannot go on (a guest-init built from other sources).
+    public static func versionError(ready payload: [UInt8]) -> SwvmError? {
+        // An empty READY is a guest-init from before versions: 1.
+        let got: UInt32 = payload.count == 4 ? le32(payload, 0) : payload.isEmpty ? 1 : 0
+        guard got != version else { return nil }
+        return SwvmError(.guestError, "guest-init speaks guest protocol version \(got), this swvm version \(version): "
+                         + "use the guest-init built from the same sources (guest-init/build.sh)")
+    }
+
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
         le32(type) + le32(UInt32(payload.count)) + payload
     }

@@ -449,7 +449,12 @@ final class Session {
             for (type, payload) in reader.feed(bytes) {
                 switch type {
                 case GuestProtocol.ready:
-                    guestReady()
+                    if let error = GuestProtocol.versionError(ready: payload) {
+                        state.with { $0.error = error }
+                        machine.stop(.stopped)
+                    } else {
+                        guestReady()
+                    }
                 case GuestProtocol.started where payload.count >= 4:
                     let pid = le32(payload, 0)
                     let namespaces = payload.count >= 8 ? Namespaces.names(UInt(le32(payload, 4))) : []

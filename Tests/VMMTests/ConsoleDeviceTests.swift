@@ -120,6 +120,15 @@ import Testing
         #expect(frames[0].payload == [7, 0, 0, 0])
     }
 
+    @Test func readyCarriesTheProtocolVersion() {
+        #expect(GuestProtocol.versionError(ready: le32(GuestProtocol.version)) == nil)
+        let older = GuestProtocol.versionError(ready: [])
+        #expect(older?.message.contains("guest protocol version 1, this swvm version \(GuestProtocol.version)") == true)
+        #expect(older?.exitStatus == 125)
+        #expect(GuestProtocol.versionError(ready: le32(GuestProtocol.version + 1)) != nil)
+        #expect(GuestProtocol.versionError(ready: [1, 2, 3]) != nil)
+    }
+
     @Test func initramfsIsNewcCpio() {
         var i = Initramfs()
         i.addFile("init", data: [1, 2, 3])

@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of everything in this header, in MSG_READY: swvm refuses a
+ * guest-init that speaks another. Raised on every incompatible change. */
+#define SWVM_PROTOCOL_VERSION 2u
+
 /* Frame types. */
 enum swvm_message {
     /* host -> guest */
@@ -22,7 +26,7 @@ enum swvm_message {
     MSG_SIGNAL = 2,   /* u32 signal number, for the workload's PID 1 */
     MSG_RESIZE = 3,   /* u16 rows, u16 cols (with a terminal) */
     /* guest -> host */
-    MSG_READY = 100,  /* empty: guest-init waits for MSG_CONFIG */
+    MSG_READY = 100,  /* u32 SWVM_PROTOCOL_VERSION: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* u32 pid of the workload once it exec'd, u32 the CLONE_NEW* flags of its namespaces */
     MSG_EXIT = 102,   /* i32 exit status (128+N for signal N) */
     MSG_ERROR = 103,  /* u32 code (enum swvm_error_code), i32 errno (0: none), then the message
