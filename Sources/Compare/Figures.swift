@@ -32,96 +32,117 @@ public struct Figure {
 }
 
 public enum Figures {
+    /// The table's rows, group by group.
     public static func build(_ r: CompareResult) -> [Figure] {
-        var rows: [Figure] = []
+        let rows = Rows(r)
+        return rows.start() + rows.memory() + rows.workloadCost() + rows.sameWork() + rows.posture()
+    }
+
+    /// One compare result's figures: how each row reads its cells.
+    struct Rows {
+        let r: CompareResult
+
+        init(_ r: CompareResult) { self.r = r }
+
         func values(_ iso: String, _ f: (WorkloadSample) -> Double?) -> Figure.Cell {
             let v = (r.workload[iso] ?? []).compactMap(f)
             return v.isEmpty ? .notApplicable("not reported") : .values(v)
         }
-        func probe(_ iso: String, _ f: (ProbeSample) -> Double) -> Figure.Cell {
-            let v = (r.probe[iso] ?? []).map(f)
+
+        func probe(_ iso: String, _ f: (ProbeSample) -> Double?) -> Figure.Cell {
+            let v = (r.probe[iso] ?? []).compactMap(f)
             return v.isEmpty ? .notApplicable("no probe run") : .values(v)
         }
+
         func both(_ f: (String) -> Figure.Cell) -> [String: Figure.Cell] {
             Dictionary(uniqueKeysWithValues: CompareResult.isolations.map { ($0, f($0)) })
         }
-        rows.append(Figure(name: "start (swvm start to the workload's exec)", unit: "ms", group: "start",
-                           cells: both { iso in values(iso) { $0.startSeconds.map { $0 * 1000 } } }))
-        rows.append(Figure(name: "total wall time", unit: "ms", group: "start",
-                           cells: both { iso in values(iso) { $0.totalSeconds * 1000 } }))
-        // Each VM run's start, in run order (a warm start restores a snapshot).
-        var starts = Figure(name: "VM start, run by run", unit: "", group: "start", cells: [:])
-        starts.cells["container"] = .notApplicable("no VM")
-        let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart)
-        starts.cells["vm"] = vmStarts.isEmpty ? .notApplicable("not reported") : .text(vmStarts.joined(separator: ", "))
-        rows.append(starts)
-        if let cold = r.workload[CompareResult.coldVM], !cold.isEmpty {
-            // The VM column holds the --cold-boot runs; the ratio is to the container.
-            func coldRow(_ name: String, _ f: @escaping (WorkloadSample) -> Double?) -> Figure {
-                Figure(name: name, unit: "ms", group: "start",
-                       cells: ["container": values("container", f), "vm": .values(cold.compactMap(f))])
-            }
-            rows.append(coldRow("start, VM booted cold (--cold-boot)") { $0.startSeconds.map { $0 * 1000 } })
-            rows.append(coldRow("total wall time, VM booted cold (--cold-boot)") { $0.totalSeconds * 1000 })
-        }
-        rows.append(Figure(name: "host memory peak (swvm + workload)", unit: "MiB", group: "memory",
-                           cells: both { iso in values(iso) { Double($0.hostPeakBytes) / 1048576 } }))
-        var guest = Figure(name: "guest memory touched", unit: "MiB", group: "memory", cells: [:])
-        guest.cells["container"] = .notApplicable("no guest: the workload shares the host kernel")
-        guest.cells["vm"] = values("vm") { $0.report.guestMemoryTouched.map { Double($0) / 1048576 } }
-        rows.append(guest)
-        rows.append(Figure(name: "syscall round trip (getppid)", unit: "ns", group: "workload cost",
-                           cells: both { iso in probe(iso) { $0.syscallNanos } }))
-        rows.append(Figure(name: "fork + exec + wait", unit: "ms", group: "workload cost",
-                           cells: both { iso in probe(iso) { $0.forkExecMillis } }))
-        rows.append(Figure(name: "file: create, write 1 MiB, fsync, read, unlink on /", unit: "ms", group: "workload cost",
-                           cells: both { iso in probe(iso) { $0.fileMillis } }))
-        rows.append(Figure(name: "CPU-bound loop (10^8 iterations)", unit: "ms", group: "workload cost",
-                           cells: both { iso in probe(iso) { $0.cpuMillis } }))
-        rows.append(Figure(name: "TCP connect + small request to the host (bridge)", unit: "µs", group: "workload cost",
-                           cells: both { iso in
-                               guard r.options.bridgeNetwork else { return .notApplicable("no network: compare with --network bridge") }
-                               let v = (r.probe[iso] ?? []).compactMap(\.tcpRequestMicros)
-                               return v.isEmpty ? .notApplicable("no probe run") : .values(v)
-                           }))
-        if r.options.hasVolume {
-            rows.append(Figure(name: "shared directory: the file cycle on the first -v volume", unit: "ms", group: "workload cost",
-                               cells: both { iso in
-                                   let v = (r.probe[iso] ?? []).compactMap(\.volumeMillis)
-                                   return v.isEmpty ? .notApplicable("no probe run") : .values(v)
-                               }))
-        }
-        rows.append(Figure(name: "exit status", unit: "", group: "same work",
-                           cells: both { iso in values(iso) { Double($0.report.status) } }))
-        rows.append(Figure(name: "stdout bytes", unit: "B", group: "same work",
-                           cells: both { iso in values(iso) { Double($0.stdoutBytes) } }))
-        rows.append(Figure(name: "stderr bytes", unit: "B", group: "same work",
-                           cells: both { iso in values(iso) { Double($0.stderrBytes) } }))
-        // Posture: from the configuration each run applied (the last run's).
+
+        /// From the configuration each run applied (the last run's).
         func posture(_ iso: String, _ f: (RunReport.Posture) -> String) -> Figure.Cell {
             guard let p = r.workload[iso]?.last?.report.posture else { return .notApplicable("no run") }
             return .text(f(p))
         }
-        rows.append(Figure(name: "kernel", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { $0.sharesHostKernel ? "shared with the host" : "the VM's own (guest kernel)" } }))
-        rows.append(Figure(name: "namespaces", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { $0.namespaces.joined(separator: ", ") } }))
-        rows.append(Figure(name: "capabilities", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { "\($0.capabilities.count): " + $0.capabilities.joined(separator: " ") } }))
-        rows.append(Figure(name: "syscalls the seccomp filter allows", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { $0.seccompAllowedSyscalls.map(String.init) ?? "unconfined" } }))
-        rows.append(Figure(name: "no_new_privs", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { $0.noNewPrivileges ? "yes" : "no" } }))
-        rows.append(Figure(name: "devices exposed", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { $0.devices.joined(separator: "; ") } }))
-        rows.append(Figure(name: "masked paths", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { "\($0.maskedPaths.count): " + $0.maskedPaths.joined(separator: " ") } }))
-        rows.append(Figure(name: "read-only paths", unit: "", group: "posture",
-                           cells: both { iso in posture(iso) { "\($0.readOnlyPaths.count): " + $0.readOnlyPaths.joined(separator: " ") } }))
-        var vmm = Figure(name: "VMM confinement", unit: "", group: "posture", cells: both { iso in posture(iso) { $0.vmmConfinement ?? "" } })
-        vmm.cells["container"] = .notApplicable("no VMM")
-        rows.append(vmm)
-        return rows
+
+        func start() -> [Figure] {
+            var rows = [
+                Figure(name: "start (swvm start to the workload's exec)", unit: "ms", group: "start",
+                       cells: both { iso in values(iso) { $0.startSeconds.map { $0 * 1000 } } }),
+                Figure(name: "total wall time", unit: "ms", group: "start",
+                       cells: both { iso in values(iso) { $0.totalSeconds * 1000 } }),
+            ]
+            // Each VM run's start, in run order (a warm start restores a snapshot).
+            var starts = Figure(name: "VM start, run by run", unit: "", group: "start", cells: [:])
+            starts.cells["container"] = .notApplicable("no VM")
+            let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart)
+            starts.cells["vm"] = vmStarts.isEmpty ? .notApplicable("not reported") : .text(vmStarts.joined(separator: ", "))
+            rows.append(starts)
+            if let cold = r.workload[CompareResult.coldVM], !cold.isEmpty {
+                // The VM column holds the --cold-boot runs; the ratio is to the container.
+                func coldRow(_ name: String, _ f: @escaping (WorkloadSample) -> Double?) -> Figure {
+                    Figure(name: name, unit: "ms", group: "start",
+                           cells: ["container": values("container", f), "vm": .values(cold.compactMap(f))])
+                }
+                rows.append(coldRow("start, VM booted cold (--cold-boot)") { $0.startSeconds.map { $0 * 1000 } })
+                rows.append(coldRow("total wall time, VM booted cold (--cold-boot)") { $0.totalSeconds * 1000 })
+            }
+            return rows
+        }
+
+        func memory() -> [Figure] {
+            var guest = Figure(name: "guest memory touched", unit: "MiB", group: "memory", cells: [:])
+            guest.cells["container"] = .notApplicable("no guest: the workload shares the host kernel")
+            guest.cells["vm"] = values("vm") { $0.report.guestMemoryTouched.map { Double($0) / 1048576 } }
+            return [Figure(name: "host memory peak (swvm + workload)", unit: "MiB", group: "memory",
+                           cells: both { iso in values(iso) { Double($0.hostPeakBytes) / 1048576 } }),
+                    guest]
+        }
+
+        func workloadCost() -> [Figure] {
+            func row(_ name: String, _ unit: String, _ f: @escaping (ProbeSample) -> Double?) -> Figure {
+                Figure(name: name, unit: unit, group: "workload cost", cells: both { iso in probe(iso, f) })
+            }
+            var rows = [
+                row("syscall round trip (getppid)", "ns") { $0.syscallNanos },
+                row("fork + exec + wait", "ms") { $0.forkExecMillis },
+                row("file: create, write 1 MiB, fsync, read, unlink on /", "ms") { $0.fileMillis },
+                row("CPU-bound loop (10^8 iterations)", "ms") { $0.cpuMillis },
+            ]
+            var tcp = row("TCP connect + small request to the host (bridge)", "µs") { $0.tcpRequestMicros }
+            if !r.options.bridgeNetwork {
+                tcp.cells = both { _ in .notApplicable("no network: compare with --network bridge") }
+            }
+            rows.append(tcp)
+            if r.options.hasVolume {
+                rows.append(row("shared directory: the file cycle on the first -v volume", "ms") { $0.volumeMillis })
+            }
+            return rows
+        }
+
+        func sameWork() -> [Figure] {
+            [Figure(name: "exit status", unit: "", group: "same work", cells: both { iso in values(iso) { Double($0.report.status) } }),
+             Figure(name: "stdout bytes", unit: "B", group: "same work", cells: both { iso in values(iso) { Double($0.stdoutBytes) } }),
+             Figure(name: "stderr bytes", unit: "B", group: "same work", cells: both { iso in values(iso) { Double($0.stderrBytes) } })]
+        }
+
+        func posture() -> [Figure] {
+            func row(_ name: String, _ f: @escaping (RunReport.Posture) -> String) -> Figure {
+                Figure(name: name, unit: "", group: "posture", cells: both { iso in posture(iso, f) })
+            }
+            var vmm = row("VMM confinement") { $0.vmmConfinement ?? "" }
+            vmm.cells["container"] = .notApplicable("no VMM")
+            return [
+                row("kernel") { $0.sharesHostKernel ? "shared with the host" : "the VM's own (guest kernel)" },
+                row("namespaces") { $0.namespaces.joined(separator: ", ") },
+                row("capabilities") { "\($0.capabilities.count): " + $0.capabilities.joined(separator: " ") },
+                row("syscalls the seccomp filter allows") { $0.seccompAllowedSyscalls.map(String.init) ?? "unconfined" },
+                row("no_new_privs") { $0.noNewPrivileges ? "yes" : "no" },
+                row("devices exposed") { $0.devices.joined(separator: "; ") },
+                row("masked paths") { "\($0.maskedPaths.count): " + $0.maskedPaths.joined(separator: " ") },
+                row("read-only paths") { "\($0.readOnlyPaths.count): " + $0.readOnlyPaths.joined(separator: " ") },
+                vmm,
+            ]
+        }
     }
 
     /// A number as a table shows it.
