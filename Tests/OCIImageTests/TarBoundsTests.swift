@@ -37,6 +37,19 @@ import TestSupport
         #expect(try FS.readText(t.path + "/etc/motd") == "hi")
     }
 
+    /// A layer's owner ids are checked, never truncated: (uid_t)-1 would
+    /// leave a file root's through chown, 4294967296 used to be skipped.
+    @Test(arguments: [("uid", "4294967295", "uid 4294967295 is (uid_t)-1"), ("gid", "4294967295", "gid 4294967295 is (gid_t)-1"),
+                      ("uid", "4294967296", "uid 4294967296 is out of range")])
+    func paxIdsOutOfRangeAreRefused(_ key: String, _ value: String, _ message: String) throws {
+        var w = TarWriter()
+        w.pax([(key, value)])
+        w.file("bin/x", "x")
+        #expect { try entries(w.finish()) } throws: { e in
+            (e as? SwvmError).map { $0.code == .invalidImage && $0.message.hasPrefix("the PAX records of the tar entry at byte 1024: \(message)") } ?? false
+        }
+    }
+
     @Test func globalPaxHeadersAreBounded() throws {
         var w = TarWriter()
         let value = String(repeating: "a", count: 400_000)
