@@ -91,7 +91,7 @@ static int set_bytes(struct decoder *d, uint8_t **field, uint32_t *field_len, co
  * it would stay root. swvm refuses it before encoding; this refuses it
  * again on the receiving side. */
 static int usable_id(struct decoder *d, uint32_t id, const char *what) {
-    if (id == UINT32_MAX) return fail(d, "run settings: %s %u is (uid_t)-1", what, id);
+    if (id == UINT32_MAX) return fail(d, "run settings: %s %u is (%s_t)-1", what, id, strstr(what, "gid") ? "gid" : "uid");
     return 0;
 }
 

@@ -173,14 +173,14 @@ import Testing
         let arg = field(UInt16(CFG_ARG.rawValue), Array("id".utf8))
         for (tag, name) in [(CFG_UID, "uid"), (CFG_GID, "gid")] {
             var (s, e) = decode(arg + field(UInt16(tag.rawValue), le32(UInt32.max)))
-            #expect(e == "run settings: \(name) 4294967295 is (uid_t)-1")
+            #expect(e == "run settings: \(name) 4294967295 is (\(name)_t)-1")
             swvm_settings_free(&s)
             var (ok, e2) = decode(arg + field(UInt16(tag.rawValue), le32(UInt32.max - 1)))
             #expect(e2 == nil)
             swvm_settings_free(&ok)
         }
         var (s, e) = decode(arg + field(UInt16(CFG_GROUPS.rawValue), le32(5) + le32(UInt32.max)))
-        #expect(e == "run settings: supplementary gid 4294967295 is (uid_t)-1")
+        #expect(e == "run settings: supplementary gid 4294967295 is (gid_t)-1")
         swvm_settings_free(&s)
     }
 
