@@ -76,7 +76,7 @@ public final class Container {
 
     /// The child's report: SwvmError's encoded form.
     static func decodeError(_ bytes: [UInt8]) -> SwvmError {
-        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(String(decoding: bytes, as: UTF8.self))")
+        SwvmError.decode(bytes) ?? SwvmError(.internalError, "container start failed: \(UntrustedText.escaped(bytes))")
     }
 
     /// Reads the child's frames until its error pipe closes at execve

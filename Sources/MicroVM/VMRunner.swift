@@ -471,8 +471,9 @@ final class Session {
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()
-                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, String(decoding: payload, as: UTF8.self))
-                    state.with { $0.error = error }
+                    // The guest's words, escaped and marked as such.
+                    let e = SwvmError.decode(payload) ?? SwvmError(.guestError, UntrustedText.escaped(payload))
+                    state.with { $0.error = SwvmError(e.code, "guest: " + e.message) }
                     machine.stop(.stopped)
                 default:
                     break
@@ -581,8 +582,9 @@ struct ConsoleTail {
         if lines.count > 20 { lines.removeFirst() }
     }
 
+    /// Each line escaped and marked as the guest's.
     var hint: String {
-        lines.isEmpty ? "" : "; last guest console lines:\n" + lines.joined(separator: "\n")
+        lines.isEmpty ? "" : "; last guest console lines:\n" + lines.map { "guest: " + UntrustedText.escaped($0) }.joined(separator: "\n")
     }
 }
 

@@ -50,11 +50,13 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
     /// from guest-init (init.c's send_error) to swvm.
     public var encoded: [UInt8] { Array("\(code.rawValue)\n\(message)".utf8) }
 
-    /// Reads `encoded` back; nil when the bytes are not in that form.
+    /// Reads `encoded` back; nil when the bytes are not in that form. The
+    /// message is escaped (UntrustedText): it can carry an image's names,
+    /// and from guest-init it is the guest's to write.
     public static func decode(_ bytes: [UInt8]) -> SwvmError? {
         let parts = String(decoding: bytes, as: UTF8.self).split(separator: "\n", maxSplits: 1).map(String.init)
         guard parts.count == 2, let code = Code(rawValue: parts[0]) else { return nil }
-        return SwvmError(code, parts[1])
+        return SwvmError(code, UntrustedText.escaped(parts[1]))
     }
 
     /// An error for a failed system call, with errno's text.
