@@ -151,7 +151,8 @@ public final class VMRunner {
             // In every VM too; it serves the run's -v directories, given after the snapshot point.
             volumes = try NinePDevice(tag: SWVM_9P_TAG)
             volumesTransport = try machine.addVirtioDevice(volumes, description: "virtio-9p (no host directory)")
-            machine.addServiceThread(name: "9p server", profile: VMMSeccomp.shareServerProfile()) { [volumes] stop in
+            machine.addServiceThread(name: "9p server", profile: VMMSeccomp.shareServerProfile(),
+                                     prepare: NinePServer.confineThread) { [volumes] stop in
                 volumes.serve(until: stop)
             }
         }
