@@ -293,11 +293,12 @@ public final class TarReader {
         default:
             throw SwvmError(.invalidImage, "tar entry '\(name)' at byte \(off) has unknown type '\(Character(Unicode.Scalar(type)))'")
         }
+        let owner = "tar entry '\(UntrustedText.escaped(name))' at byte \(off)"
         return TarEntry(
             path: name, kind: kind,
             mode: UInt32(try numeric(b, 100, 8, "mode", off) & 0o7777),
-            uid: try IDNumber.checked(try numeric(b, 108, 8, "uid", off), "uid", source: "tar entry '\(name)' at byte \(off)", code: .invalidImage),
-            gid: try IDNumber.checked(try numeric(b, 116, 8, "gid", off), "gid", source: "tar entry '\(name)' at byte \(off)", code: .invalidImage),
+            uid: try IDNumber.checked(try numeric(b, 108, 8, "uid", off), "uid", source: owner, code: .invalidImage),
+            gid: try IDNumber.checked(try numeric(b, 116, 8, "gid", off), "gid", source: owner, code: .invalidImage),
             size: size,
             mtime: try numeric(b, 136, 12, "mtime", off), mtimeNanos: 0,
             linkName: field(b, 157, 100),

@@ -39,7 +39,7 @@ public struct UserDatabase {
         for line in passwd.split(separator: "\n") {
             let f = line.split(separator: ":", omittingEmptySubsequences: false)
             guard f.count >= 6 else { continue }
-            let source = "the image's /etc/passwd, user '\(f[0])'"
+            let source = "the image's /etc/passwd, user '\(UntrustedText.escaped(String(f[0])))'"
             do {
                 guard let uid = try IDNumber.parse(f[2], "uid", source: source, code: .invalidImage),
                       let gid = try IDNumber.parse(f[3], "gid", source: source, code: .invalidImage) else { continue }
@@ -51,7 +51,7 @@ public struct UserDatabase {
             guard f.count >= 3 else { continue }
             let members = f.count >= 4 ? f[3].split(separator: ",").map(String.init) : []
             do {
-                guard let gid = try IDNumber.parse(f[2], "gid", source: "the image's /etc/group, group '\(f[0])'", code: .invalidImage) else { continue }
+                guard let gid = try IDNumber.parse(f[2], "gid", source: "the image's /etc/group, group '\(UntrustedText.escaped(String(f[0])))'", code: .invalidImage) else { continue }
                 groups.append(Group(name: String(f[0]), gid: gid, members: members))
             } catch let e as SwvmError { rejectedGroups.append((String(f[0]), members, e)) } catch {}
         }
