@@ -488,6 +488,11 @@ static void load_seccomp(const struct child *c) {
 
 static void switch_user(const struct child *c) {
     const struct swvm_settings *s = c->s;
+    /* (uid_t)-1 would leave the ids unchanged, i.e. root: fail closed
+     * (the decoder refuses it too; this holds for any caller). */
+    if (s->uid == (uid_t)-1 || s->gid == (gid_t)-1) fail(c, SWVM_ERR_INVALID_ARGUMENT, "switch to uid %u gid %u: (uid_t)-1 is not an id", s->uid, s->gid);
+    for (uint32_t i = 0; i < s->ngroups; i++)
+        if (s->groups[i] == (gid_t)-1) fail(c, SWVM_ERR_INVALID_ARGUMENT, "supplementary gid %u: (gid_t)-1 is not an id", s->groups[i]);
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
     /* Raw system calls: the libc wrappers would broadcast to all threads. */
     if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) != 0) fail_errno(c, "setgroups", "");

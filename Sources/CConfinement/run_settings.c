@@ -87,6 +87,14 @@ static int set_bytes(struct decoder *d, uint8_t **field, uint32_t *field_len, co
     return 0;
 }
 
+/* (uid_t)-1 means "unchanged" to setresuid and setresgid: a process sent
+ * it would stay root. swvm refuses it before encoding; this refuses it
+ * again on the receiving side. */
+static int usable_id(struct decoder *d, uint32_t id, const char *what) {
+    if (id == UINT32_MAX) return fail(d, "run settings: %s %u is (%s_t)-1", what, id, strstr(what, "gid") ? "gid" : "uid");
+    return 0;
+}
+
 static int need(struct decoder *d, uint32_t n, uint32_t want, const char *what) {
     if (n != want) return fail(d, "run settings: %s is %u bytes, not %u", what, n, want);
     return 0;
@@ -115,10 +123,12 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     case CFG_ARG: return add_string(d, &s->args, &s->nargs, v, n, "arguments");
     case CFG_ENV: return add_string(d, &s->env, &s->nenv, v, n, "environment variables");
     case CFG_CWD: return set_string(d, &s->cwd, v, n, "the working directory");
-    case CFG_UID: if (need(d, n, 4, "the uid")) return -1; s->uid = get32(v); return 0;
-    case CFG_GID: if (need(d, n, 4, "the gid")) return -1; s->gid = get32(v); return 0;
+    case CFG_UID: if (need(d, n, 4, "the uid") || usable_id(d, get32(v), "uid")) return -1; s->uid = get32(v); return 0;
+    case CFG_GID: if (need(d, n, 4, "the gid") || usable_id(d, get32(v), "gid")) return -1; s->gid = get32(v); return 0;
     case CFG_GROUPS:
         if (n % 4 || n / 4 > SWVM_MAX_LIST) return fail(d, "run settings: the groups are %u bytes", n);
+        for (uint32_t i = 0; i < n / 4; i++)
+            if (usable_id(d, get32(v + 4 * i), "supplementary gid")) return -1;
         free(s->groups);
         s->groups = malloc(n ? n : 1);
         if (!s->groups) return fail(d, "run settings: out of memory");

@@ -83,3 +83,28 @@ int sys_idmapped_tree(const char *path, int userns_fd) {
     return fd;
 }
 
+
+/* linux/capability.h's version 3 layout: two 32-bit halves. */
+struct swvm_cap_header { uint32_t version; int pid; };
+struct swvm_cap_data { uint32_t effective, permitted, inheritable; };
+#define SWVM_CAPABILITY_VERSION_3 0x20080522
+
+int sys_drop_thread_capability(int cap) {
+    if (cap < 0 || cap > 63) { errno = EINVAL; return -1; }
+    struct swvm_cap_header hdr = { SWVM_CAPABILITY_VERSION_3, 0 };
+    struct swvm_cap_data data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    uint32_t keep = ~(1u << (cap % 32));
+    data[cap / 32].effective &= keep;
+    data[cap / 32].permitted &= keep;
+    data[cap / 32].inheritable &= keep;
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+int sys_thread_has_capability(int cap) {
+    if (cap < 0 || cap > 63) { errno = EINVAL; return -1; }
+    struct swvm_cap_header hdr = { SWVM_CAPABILITY_VERSION_3, 0 };
+    struct swvm_cap_data data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    return (data[cap / 32].effective >> (cap % 32)) & 1;
+}

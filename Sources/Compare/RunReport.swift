@@ -110,14 +110,14 @@ public struct RunReport {
 
     public init(json j: JSON) throws {
         func u64(_ k: String) -> UInt64? { j[k]?.int64.map { UInt64(max(0, $0)) } }
-        guard let iso = j["isolation"]?.string, let status = j["status"]?.int, let end = u64("endNanos"),
+        guard let iso = j["isolation"]?.string, let status = j["status"]?.int64.flatMap({ Int32(exactly: $0) }), let end = u64("endNanos"),
               let p = j["posture"] else {
             throw SwvmError(.internalError, "malformed run report: \(j.serialized())")
         }
-        self.init(isolation: iso, status: Int32(status), execNanos: u64("execNanos"), endNanos: end,
+        self.init(isolation: iso, status: status, execNanos: u64("execNanos"), endNanos: end,
                   swvmPeakRSS: u64("swvmPeakRSS") ?? 0, workloadPeak: u64("workloadPeak"),
                   guestMemoryTouched: u64("guestMemoryTouched"), guestMemorySize: u64("guestMemorySize"),
-                  workloadPID: j["workloadPID"]?.int64.map { UInt32(truncatingIfNeeded: $0) },
+                  workloadPID: j["workloadPID"]?.int64.flatMap { UInt32(exactly: $0) },
                   vmStart: j["vmStart"]?.string, readyNanos: u64("readyNanos"),
                   posture: Posture(sharesHostKernel: p["sharesHostKernel"]?.bool ?? true,
                                    namespaces: (p["namespaces"]?.array ?? []).compactMap(\.string),

@@ -152,7 +152,8 @@ public final class VMRunner {
             // In every VM too; it serves the run's -v directories, given after the snapshot point.
             volumes = try NinePDevice(tag: SWVM_9P_TAG)
             volumesTransport = try machine.addVirtioDevice(volumes, description: "virtio-9p (no host directory)")
-            machine.addServiceThread(name: "9p server", profile: VMMSeccomp.shareServerProfile()) { [volumes] stop in
+            machine.addServiceThread(name: "9p server", profile: VMMSeccomp.shareServerProfile(),
+                                     prepare: NinePServer.confineThread) { [volumes] stop in
                 volumes.serve(until: stop)
             }
         }
@@ -477,8 +478,9 @@ final class Session {
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()
-                    let error = SwvmError.decode(payload) ?? SwvmError(.guestError, "guest-init sent a malformed error report (\(payload.count) bytes)")
-                    state.with { $0.error = error }
+                    // The guest's words, escaped (SwvmError.decode) and marked as such.
+                    let e = SwvmError.decode(payload) ?? SwvmError(.guestError, "a malformed error report (\(payload.count) bytes)")
+                    state.with { $0.error = SwvmError(e.code, "guest: " + e.message) }
                     machine.stop(.stopped)
                 default:
                     break
@@ -587,8 +589,9 @@ struct ConsoleTail {
         if lines.count > 20 { lines.removeFirst() }
     }
 
+    /// Each line escaped and marked as the guest's.
     var hint: String {
-        lines.isEmpty ? "" : "; last guest console lines:\n" + lines.joined(separator: "\n")
+        lines.isEmpty ? "" : "; last guest console lines:\n" + lines.map { "guest: " + UntrustedText.escaped($0) }.joined(separator: "\n")
     }
 }
 

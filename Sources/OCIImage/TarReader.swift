@@ -258,6 +258,11 @@ public final class TarReader {
         return v
     }
 
+    private func device(_ v: Int64, _ what: String, _ off: Int64) throws -> UInt32 {
+        guard let d = UInt32(exactly: v) else { throw SwvmError(.invalidImage, "tar header at byte \(off): \(what) \(v) is out of range") }
+        return d
+    }
+
     private func cString(_ bytes: [UInt8]) -> String {
         let end = bytes.firstIndex(of: 0) ?? bytes.count
         return String(decoding: bytes[0..<end], as: UTF8.self)
@@ -288,16 +293,17 @@ public final class TarReader {
         default:
             throw SwvmError(.invalidImage, "tar entry '\(name)' at byte \(off) has unknown type '\(Character(Unicode.Scalar(type)))'")
         }
+        let owner = "tar entry '\(UntrustedText.escaped(name))' at byte \(off)"
         return TarEntry(
             path: name, kind: kind,
-            mode: UInt32(truncatingIfNeeded: try numeric(b, 100, 8, "mode", off)) & 0o7777,
-            uid: UInt32(truncatingIfNeeded: try numeric(b, 108, 8, "uid", off)),
-            gid: UInt32(truncatingIfNeeded: try numeric(b, 116, 8, "gid", off)),
+            mode: UInt32(try numeric(b, 100, 8, "mode", off) & 0o7777),
+            uid: try IDNumber.checked(try numeric(b, 108, 8, "uid", off), "uid", source: owner, code: .invalidImage),
+            gid: try IDNumber.checked(try numeric(b, 116, 8, "gid", off), "gid", source: owner, code: .invalidImage),
             size: size,
             mtime: try numeric(b, 136, 12, "mtime", off), mtimeNanos: 0,
             linkName: field(b, 157, 100),
-            devMajor: UInt32(truncatingIfNeeded: try numeric(b, 329, 8, "devmajor", off)),
-            devMinor: UInt32(truncatingIfNeeded: try numeric(b, 337, 8, "devminor", off)),
+            devMajor: try device(numeric(b, 329, 8, "devmajor", off), "devmajor", off),
+            devMinor: try device(numeric(b, 337, 8, "devminor", off), "devminor", off),
             xattrs: [])
     }
 
@@ -345,8 +351,8 @@ public final class TarReader {
             guard let v = Int64(s), v >= 0 else { throw SwvmError(.invalidImage, "PAX size '\(s)' at byte \(off) is invalid") }
             e.size = v
         }
-        if let s = text("uid"), let v = UInt32(s) { e.uid = v }
-        if let s = text("gid"), let v = UInt32(s) { e.gid = v }
+        if let s = text("uid"), let v = try IDNumber.parse(s, "uid", source: "the PAX records of the tar entry at byte \(off)", code: .invalidImage) { e.uid = v }
+        if let s = text("gid"), let v = try IDNumber.parse(s, "gid", source: "the PAX records of the tar entry at byte \(off)", code: .invalidImage) { e.gid = v }
         if let s = text("mtime") {
             let parts = s.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
             if let sec = Int64(parts[0]) { e.mtime = sec }

@@ -26,15 +26,17 @@ struct BundleProcess {
     /// Destinations swvm always sets up itself.
     static let standardDestinations: Set<String> = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
 
-    init(json: JSON) {
+    init(json: JSON) throws {
         let p = json["process"]
         args = (p?["args"]?.array ?? []).compactMap(\.string)
         env = (p?["env"]?.array ?? []).compactMap(\.string)
         cwd = p?["cwd"]?.string ?? ""
         if let u = p?["user"] {
-            uid = u["uid"]?.int64.map { UInt32(truncatingIfNeeded: $0) }
-            gid = u["gid"]?.int64.map { UInt32(truncatingIfNeeded: $0) }
-            additionalGids = (u["additionalGids"]?.array ?? []).compactMap { $0.int64.map { UInt32(truncatingIfNeeded: $0) } }
+            uid = try u["uid"].map { try BundleProcess.id($0, "uid", at: "process.user.uid") }
+            gid = try u["gid"].map { try BundleProcess.id($0, "gid", at: "process.user.gid") }
+            additionalGids = try (u["additionalGids"]?.array ?? []).enumerated().map {
+                try BundleProcess.id($0.element, "gid", at: "process.user.additionalGids[\($0.offset)]")
+            }
             user = u["username"]?.string ?? ""
         }
         hostname = json["hostname"]?.string
@@ -69,5 +71,16 @@ struct BundleProcess {
         if let s = linux?["seccomp"], !s.isNull { seccomp = s }
         maskedPaths = linux?["maskedPaths"]?.array?.compactMap(\.string)
         readonlyPaths = linux?["readonlyPaths"]?.array?.compactMap(\.string)
+    }
+
+    /// A uid or gid of config.json: a whole number in range, never truncated.
+    static func id(_ value: JSON, _ kind: String, at path: String) throws -> UInt32 {
+        let source = "config.json \(path)"
+        switch value {
+        case .integer(let i): return try IDNumber.checked(i, kind, source: source, code: .invalidImage)
+        case .number(let d) where d.rounded() == d && d >= 0 && d < 1.8e19:
+            return try IDNumber.checked(UInt64(d), kind, source: source, code: .invalidImage)
+        default: throw SwvmError(.invalidImage, "\(source): \(kind) \(value.serialized()) is not a whole number")
+        }
     }
 }

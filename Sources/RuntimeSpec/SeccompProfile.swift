@@ -24,7 +24,7 @@ extension SeccompProfile {
     /// capabilities are kept or dropped for `capabilities`.
     public static func parse(_ json: JSON, capabilities: Set<String>, context: String) throws -> SeccompProfile {
         guard json.object != nil else { throw SwvmError(.invalidArgument, "\(context): seccomp profile is not a JSON object") }
-        let defaultErrno = json["defaultErrnoRet"]?.int64.map { UInt32(truncatingIfNeeded: $0) }
+        let defaultErrno = try errnoRet(json["defaultErrnoRet"], context: "\(context): defaultErrnoRet")
         guard let da = json["defaultAction"]?.string else {
             throw SwvmError(.invalidArgument, "\(context): seccomp profile has no defaultAction")
         }
@@ -36,7 +36,7 @@ extension SeccompProfile {
             if let n = r["name"]?.string { names.append(n) }
             guard !names.isEmpty else { throw SwvmError(.invalidArgument, "\(ctx): no syscall names") }
             guard let a = r["action"]?.string else { throw SwvmError(.invalidArgument, "\(ctx): no action") }
-            let action = try Action.parse(a, errnoRet: r["errnoRet"]?.int64.map { UInt32(truncatingIfNeeded: $0) }, context: ctx)
+            let action = try Action.parse(a, errnoRet: try errnoRet(r["errnoRet"], context: "\(ctx): errnoRet"), context: ctx)
             if let inc = r["includes"] {
                 let caps = try (inc["caps"]?.array ?? []).compactMap(\.string).map(Capabilities.canonical)
                 if !caps.isEmpty && !caps.allSatisfy(capabilities.contains) { continue }
@@ -55,18 +55,32 @@ extension SeccompProfile {
                       let opName = arg["op"]?.string, let op = Operator(rawValue: opName) else {
                     throw SwvmError(.invalidArgument, "\(ctx): args[\(j)] needs an index 0-5 and a known op")
                 }
-                args.append(Argument(index: UInt32(index), value: uint64(arg["value"]), valueTwo: uint64(arg["valueTwo"]), op: op))
+                args.append(Argument(index: UInt32(index), value: try uint64(arg["value"], context: "\(ctx): args[\(j)].value"),
+                                     valueTwo: try uint64(arg["valueTwo"], context: "\(ctx): args[\(j)].valueTwo"), op: op))
             }
             rules.append(Rule(names: names, action: action, args: args))
         }
         return SeccompProfile(defaultAction: defaultAction, rules: rules)
     }
 
-    static func uint64(_ j: JSON?) -> UInt64 {
+    /// An errno a rule returns: 0 to 4095 (the kernel's errno range), never truncated.
+    static func errnoRet(_ j: JSON?, context: String) throws -> UInt32? {
+        guard let j, !j.isNull else { return nil }
+        guard let v = j.int64, (0...4095).contains(v) else {
+            throw SwvmError(.invalidArgument, "\(context): \(j.serialized()) is not an errno (0 to 4095)")
+        }
+        return UInt32(v)
+    }
+
+    /// An argument value: absent is 0; a negative integer is its 64-bit
+    /// two's complement (the system call sees that). A number the JSON
+    /// parser could only keep as a double (a fraction, or beyond 2^63) is
+    /// refused: it would be rounded.
+    static func uint64(_ j: JSON?, context: String) throws -> UInt64 {
         switch j {
+        case nil, .null?: return 0
         case .integer(let i)?: return UInt64(bitPattern: i)
-        case .number(let d)?: return d >= 0 && d < 1.8e19 ? UInt64(d) : 0
-        default: return 0
+        case let other?: throw SwvmError(.invalidArgument, "\(context): \(other.serialized()) is not an integer from -2^63 to 2^63-1")
         }
     }
 }

@@ -49,7 +49,7 @@ public enum SpecBuilder {
     public static func build(image: ResolvedImage, options o: RunOptions,
                              hostEnvironment: (String) -> String? = FS.environment) throws -> RunSpec {
         let id = randomHex(32)
-        let bundle = image.bundleConfig.map { BundleProcess(json: $0) }
+        let bundle = try image.bundleConfig.map { try BundleProcess(json: $0) }
 
         // Arguments.
         var args: [String]
@@ -67,13 +67,14 @@ public enum SpecBuilder {
         }
 
         // User.
-        let userText = o.user ?? (bundle?.user.isEmpty == false ? bundle!.user : image.config.user)
+        let (userText, userSource) = o.user.map { ($0, "-u") }
+            ?? (bundle?.user.isEmpty == false ? (bundle!.user, "config.json process.user.username") : (image.config.user, "the image's User"))
         let users = try UserDatabase(rootfs: image.rootfs)
         var resolved: UserDatabase.Resolved
         if o.user == nil, let b = bundle, let uid = b.uid {
             resolved = .init(uid: uid, gid: b.gid ?? 0, additionalGids: b.additionalGids, home: "/")
         } else {
-            resolved = try users.resolve(userText)
+            resolved = try users.resolve(userText, source: userSource)
         }
 
         // Hostname.
@@ -362,6 +363,10 @@ public enum SpecBuilder {
             let p = text.split(separator: ":").compactMap { UInt32($0) }
             guard p.count == 3, p[2] > 0 else {
                 throw SwvmError(.invalidArgument, "--userns '\(text)': expected host, auto or HOSTUID:HOSTGID:SIZE")
+            }
+            // The last host id mapped: no wrap, and never (uid_t)-1.
+            guard UInt64(max(p[0], p[1])) + UInt64(p[2]) <= UInt64(IDNumber.max) + 1 else {
+                throw SwvmError(.invalidArgument, "--userns '\(text)': the mapped host ids go past \(IDNumber.max)")
             }
             return UserNamespaceMapping(hostUID: p[0], hostGID: p[1], size: p[2])
         }

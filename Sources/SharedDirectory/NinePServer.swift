@@ -72,6 +72,11 @@ public final class NinePServer {
     private let roots: [ShareRoot]
     private let maxFids: Int
     private let procFD: Int32
+    /// The owner of what this server creates (its effective uid).
+    private let ownUID = geteuid()
+    /// Tests only: runs between the creation of a name and its reopening
+    /// (to swap the name, as a racing host user could).
+    var afterCreate: ((_ dir: Int32, _ name: [CChar]) -> Void)?
     private var fids: [UInt32: Fid] = [:]
     public private(set) var msize: UInt32 = minMessageSize
     private var writer = NinePWriter(capacity: Int(maxMessageSize))
@@ -111,6 +116,19 @@ public final class NinePServer {
     }
 
     public var openFids: Int { fids.count }
+
+    /// CAP_FSETID, linux/capability.h.
+    static let capFSetID: Int32 = 4
+
+    /// Run on the server's thread before it serves: without CAP_FSETID the
+    /// kernel clears set-user-ID (and group-executable set-group-ID) when
+    /// the guest writes to or truncates a file, or chowns it, as it would
+    /// for an unprivileged writer, so a guest cannot keep a set-user-ID
+    /// file of the share set-user-ID while changing its content. Only this
+    /// thread loses it (capabilities are per thread).
+    public static func confineThread() throws {
+        guard sys_drop_thread_capability(capFSetID) == 0 else { throw SwvmError.errno("the 9p server thread: drop CAP_FSETID") }
+    }
 
     private func closeAllFids() {
         for (_, f) in fids { release(f) }
@@ -597,14 +615,37 @@ public final class NinePServer {
     /// Gives what the guest just made its owner and (but for symlinks) its
     /// exact mode: the guest kernel applied its umask, the host's must not
     /// apply again.
-    private func created(_ dir: Fid, _ name: [CChar], gid: UInt32, mode: mode_t? = nil) throws {
+    ///
+    /// mkdirat, mknodat and symlinkat return no descriptor, so the entry is
+    /// reopened by name (never followed: O_PATH|O_NOFOLLOW, beneath `dir`),
+    /// and a host user writing in the share may have swapped the name in
+    /// between. The chown and chmod go to the reopened descriptor only if it
+    /// is what was just made (`isJustCreated`); otherwise the name is left
+    /// alone (EEXIST). Nothing else can pass: a host user cannot make an
+    /// entry owned by the server's user, and a hard link to a file outside
+    /// the share has more than one link. What remains, one of the server
+    /// user's own entries moved in from a directory the racer may write, is
+    /// then in the share, where the guest could change it through Tsetattr.
+    private func created(_ dir: Fid, _ name: [CChar], kind: mode_t, gid: UInt32, mode: mode_t? = nil) throws {
+        afterCreate?(dir.fd, name)
         let fd = try openBeneath(dir.fd, name)
         defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { throw Failure(errno: errno) }
+        guard NinePServer.isJustCreated(st, kind: kind, by: ownUID) else { throw Failure(errno: EEXIST) }
         guard fchownat(fd, "", dir.uid, gid, sys_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 else {
             throw Failure(errno: errno)
         }
         if let mode, fchmodat(procFD, procName(fd), mode, 0) != 0 { throw Failure(errno: errno) }
         writer.qid(try qid(Fid(share: dir.share, fd: fd, uid: dir.uid)))
+    }
+
+    /// A fresh entry as mkdirat, mknodat or symlinkat leave it: of `kind`,
+    /// owned by `owner` (the creator), with one link (a new directory two,
+    /// or one on file systems such as btrfs).
+    static func isJustCreated(_ st: Glibc.stat, kind: mode_t, by owner: uid_t) -> Bool {
+        let links: ClosedRange<UInt> = kind == Mode.ifdir ? 1...2 : 1...1
+        return st.st_mode & Mode.ifmt == kind && st.st_uid == owner && links.contains(UInt(st.st_nlink))
     }
 
     private func mkdir(_ r: inout NinePReader) throws {
@@ -614,7 +655,7 @@ public final class NinePServer {
         let gid = try r.u32("gid")
         _ = try writableShare(dir)
         guard mkdirat(dir.fd, name, mode) == 0 else { throw Failure(errno: errno) }
-        try created(dir, name, gid: gid, mode: mode)
+        try created(dir, name, kind: Mode.ifdir, gid: gid, mode: mode)
     }
 
     private func symlink(_ r: inout NinePReader) throws {
@@ -626,7 +667,7 @@ public final class NinePServer {
         // The target is stored as given and never followed on the host.
         guard !target.isEmpty, target.count < 4096, !target.contains(0) else { throw Failure(errno: EINVAL) }
         guard symlinkat(target.map { CChar(bitPattern: $0) } + [0], dir.fd, name) == 0 else { throw Failure(errno: errno) }
-        try created(dir, name, gid: gid)
+        try created(dir, name, kind: Mode.iflnk, gid: gid)
     }
 
     private func mknod(_ r: inout NinePReader) throws {
@@ -641,7 +682,7 @@ public final class NinePServer {
         guard kind == Mode.ififo || kind == Mode.ifsock || kind == Mode.ifreg else { throw Failure(errno: EPERM) }
         let perms = NinePServer.hostMode(mode, isDirectory: false)
         guard mknodat(dir.fd, name, kind | perms, 0) == 0 else { throw Failure(errno: errno) }
-        try created(dir, name, gid: gid, mode: perms)
+        try created(dir, name, kind: kind, gid: gid, mode: perms)
     }
 
     private func readlink(_ r: inout NinePReader) throws {

@@ -55,7 +55,8 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
     /// Reads a MSG_ERROR payload from the container child or guest-init
     /// (swvm_error_write: u32 code, i32 errno, the message); nil when the
     /// bytes are not one. errno's text is added here, as the child may not
-    /// call strerror.
+    /// call strerror. The message is escaped (UntrustedText): it can carry
+    /// an image's names, and from guest-init it is the guest's to write.
     public static func decode(_ bytes: [UInt8]) -> SwvmError? {
         guard bytes.count >= 8 else { return nil }
         let code: Code
@@ -70,7 +71,7 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
         }
         let err = Int32(bitPattern: le32(bytes, 4))
         let text = String(decoding: bytes[8...], as: UTF8.self)
-        return SwvmError(code, err == 0 ? text : "\(text): \(errnoText(err))")
+        return SwvmError(code, UntrustedText.escaped(err == 0 ? text : "\(text): \(errnoText(err))"))
     }
 
     /// An error for a failed system call, with errno's text.

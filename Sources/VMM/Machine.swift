@@ -47,7 +47,7 @@ public final class Machine {
     private var ownedFDs: [FileDescriptor] = []
     private var virtioTransports: [MMIOTransport] = []
     /// Threads of devices that serve on their own (virtio-9p's file server).
-    private var services: [(name: String, profile: SeccompProfile, body: (Int32) -> Void)] = []
+    private var services: [(name: String, profile: SeccompProfile, prepare: () throws -> Void, body: (Int32) -> Void)] = []
     /// What the guest can reach, as attached (for the run's posture).
     public private(set) var attachedDevices: [String] = []
     /// The seccomp filters the VMM's threads loaded: thread, system calls allowed.
@@ -210,10 +210,13 @@ public final class Machine {
 
     /// A thread of its own for a device's server, started with the vCPUs
     /// under `profile` (failing to load it ends the VM, as for the other
-    /// threads) and reported in `confinedThreads`. `body` returns when its
-    /// argument, an eventfd, becomes readable: the VM has ended.
-    public func addServiceThread(name: String, profile: SeccompProfile, body: @escaping (_ stop: Int32) -> Void) {
-        services.append((name, profile, body))
+    /// threads) and reported in `confinedThreads`. `prepare` runs on the
+    /// thread before the filter (for steps the filter forbids, such as
+    /// dropping this thread's capabilities); a failure ends the VM. `body`
+    /// returns when its argument, an eventfd, becomes readable: the VM has ended.
+    public func addServiceThread(name: String, profile: SeccompProfile, prepare: @escaping () throws -> Void = {},
+                                 body: @escaping (_ stop: Int32) -> Void) {
+        services.append((name, profile, prepare, body))
     }
 
     /// Replaces how the posture describes an attached device (once the run
@@ -486,6 +489,12 @@ public final class Machine {
         for service in services {
             let filter = try SeccompCompiler.compile(service.profile, compatArches: false)
             threads.append(try NativeThread(name: "swvm-\(service.name)") { [self, exitEvent] in
+                do {
+                    try service.prepare()
+                } catch {
+                    stop(.failed(error as? SwvmError ?? SwvmError(.systemCall, "the \(service.name) thread: \(error)")))
+                    return
+                }
                 do {
                     try VMMSeccomp.confineCurrentThread(filter)
                     confinedThreads.with { $0.append((service.name, filter.allowedSyscalls)) }

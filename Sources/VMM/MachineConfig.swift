@@ -65,7 +65,7 @@ public enum MachineExit: Equatable {
         switch self {
         case .reset: return "guest rebooted (reset through the i8042)"
         case .poweroff: return "guest powered off"
-        case .panic(let m): return "guest kernel panicked: \(m)"
+        case .panic(let m): return "guest kernel panicked: \(UntrustedText.escaped(m))"
         case .tripleFault: return "guest vCPU shut down (triple fault)"
         case .stopped: return "VM stopped by the host"
         case .signal(let s): return "stopped by signal \(s)"

@@ -48,7 +48,10 @@ struct VMRunTests {
         let vm = try Harness.run(c.options + (start == "cold" ? ["--cold-boot"] : []), c.command, isolation: "vm", stdin: c.stdin, timeout: 600)
         #expect(!vm.timedOut)
         #expect(vm.status == container.status, "container: \(container.status), vm: \(vm.status) \(vm.err)")
-        #expect(vm.stderr == container.stderr, "stderr differs: container \(container.err.debugDescription), vm \(vm.err.debugDescription)")
+        // guest-init's errors are marked as the guest's ("swvm: guest: ...").
+        let vmErr = vm.err.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("swvm: guest: ") ? "swvm: " + $0.dropFirst(13) : String($0) }.joined(separator: "\n")
+        #expect(vmErr == container.err, "stderr differs: container \(container.err.debugDescription), vm \(vm.err.debugDescription)")
         if vm.stdout.count > 4096 {
             #expect(vm.stdout.count == container.stdout.count)
             #expect(SHA256.hash(vm.stdout) == SHA256.hash(container.stdout))
@@ -100,10 +103,23 @@ struct VMRunTests {
         #expect(r.out.contains("33 101"), "\(r)")
     }
 
+    /// The guest's error text reaches the terminal escaped, on one line,
+    /// marked as the guest's: a command name with an escape sequence, a
+    /// newline and a forged "swvm:" line (issue 23). The container prints
+    /// the same name escaped too (it is the image's text).
+    @Test(arguments: ["container", "vm"])
+    func guestTextIsEscapedAndMarked(isolation: String) throws {
+        let r = try Harness.run(["x\u{1b}[31mred\nswvm: all is well\u{7}"], isolation: isolation, timeout: 600)
+        #expect(r.status == 127, "\(r)")
+        let from = isolation == "vm" ? "guest: " : ""
+        #expect(r.err == "swvm: \(from)exec: \"x\\x1b[31mred\\nswvm: all is well\\x07\": executable file not found in $PATH\n",
+                "\(r.err.debugDescription)")
+    }
+
     @Test func errorsAndOptionsThatCannotApply() throws {
         let notFound = try Harness.run(["no-such-command"], isolation: "vm", timeout: 600)
         #expect(notFound.status == 127, "\(notFound)")
-        #expect(notFound.err == "swvm: exec: \"no-such-command\": executable file not found in $PATH\n")
+        #expect(notFound.err == "swvm: guest: exec: \"no-such-command\": executable file not found in $PATH\n")
         // A VM shares directories; one file is refused, not its directory shared.
         let file = try Harness.run(["-v", "/etc/hostname:/x"], ["true"], isolation: "vm")
         #expect(file.status == 125, "\(file)")

@@ -98,4 +98,24 @@ extension VMRunTests {
         }
         #expect(outputs["container"] == outputs["vm"], "\(outputs)")
     }
+
+    /// The 9p server's thread holds no CAP_FSETID (issue 23): guest root
+    /// appending to a set-user-ID file of uid 1234 in the share leaves it
+    /// without set-user-ID and set-group-ID on the host, as an unprivileged
+    /// writer would. (The workload keeps FSETID, so the guest kernel leaves
+    /// the bits; the host used to keep them too.)
+    @Test func aGuestWriteClearsSetUserIDOnTheHost() throws {
+        let t = try TempDir("volume-suid")
+        defer { t.cleanup() }
+        let f = t.path + "/tool"
+        try FS.writeFile(f, Array("#!/bin/sh\n".utf8))
+        try sys("chown") { chown(f, 1234, 1234) }
+        try sys("chmod") { chmod(f, 0o6755) }
+        let r = try Harness.run(["-v", "\(t.path):/mnt"], ["sh", "-c", "echo echo owned >> /mnt/tool"], isolation: "vm", timeout: 600)
+        #expect(r.status == 0, "\(r)")
+        #expect(try FS.readFile(f) == Array("#!/bin/sh\necho owned\n".utf8))
+        let st = try #require(FS.stat(f))
+        #expect(st.st_mode & 0o7777 == 0o755, "mode \(String(st.st_mode & 0o7777, radix: 8))")
+        #expect(st.st_uid == 1234 && st.st_gid == 1234)
+    }
 }

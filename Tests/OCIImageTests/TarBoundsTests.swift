@@ -37,6 +37,36 @@ import TestSupport
         #expect(try FS.readText(t.path + "/etc/motd") == "hi")
     }
 
+    /// A layer's owner ids are checked, never truncated: (uid_t)-1 would
+    /// leave a file root's through chown, 4294967296 used to be skipped.
+    @Test(arguments: [("uid", "4294967295", "uid 4294967295 is (uid_t)-1"), ("gid", "4294967295", "gid 4294967295 is (gid_t)-1"),
+                      ("uid", "4294967296", "uid 4294967296 is out of range")])
+    func paxIdsOutOfRangeAreRefused(_ key: String, _ value: String, _ message: String) throws {
+        var w = TarWriter()
+        w.pax([(key, value)])
+        w.file("bin/x", "x")
+        #expect { try entries(w.finish()) } throws: { e in
+            (e as? SwvmError).map { $0.code == .invalidImage && $0.message.hasPrefix("the PAX records of the tar entry at byte 1024: \(message)") } ?? false
+        }
+    }
+
+    /// A header's GNU base-256 uid field can hold more than 32 bits: it
+    /// used to be truncated (4294967296 became root's 0).
+    @Test(arguments: [(UInt64(4_294_967_296), "uid 4294967296 is out of range"), (UInt64(4_294_967_295), "uid 4294967295 is (uid_t)-1")])
+    func baseTwoFiftySixIdsAreNotTruncated(_ uid: UInt64, _ message: String) throws {
+        var w = TarWriter()
+        w.file("bin/x", "x")
+        var b = w.finish()
+        b[108] = 0x80
+        for i in 0..<7 { b[109 + i] = UInt8(truncatingIfNeeded: uid >> (8 * (6 - i))) }
+        let sum = (0..<512).reduce(0) { $0 + Int((148..<156).contains($1) ? 0x20 : b[$1]) }
+        let field = Array(String(sum, radix: 8).utf8)
+        for i in 0..<8 { b[148 + i] = i < 6 ? (i < 6 - field.count ? 0x30 : field[i - (6 - field.count)]) : (i == 6 ? 0 : 0x20) }
+        #expect { try entries(b) } throws: { e in
+            (e as? SwvmError).map { $0.code == .invalidImage && $0.message.hasPrefix("tar entry 'bin/x' at byte 0: \(message)") } ?? false
+        }
+    }
+
     @Test func globalPaxHeadersAreBounded() throws {
         var w = TarWriter()
         let value = String(repeating: "a", count: 400_000)

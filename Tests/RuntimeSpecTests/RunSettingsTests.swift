@@ -166,6 +166,24 @@ import Testing
         swvm_settings_free(&s)
     }
 
+    /// (uid_t)-1 means "unchanged" to setresuid: the decoder guest-init and
+    /// the container child share refuses it in every id field (issue 23).
+    @Test func uidMinusOneIsRefusedByTheDecoder() {
+        func field(_ tag: UInt16, _ v: [UInt8]) -> [UInt8] { le16(tag) + le32(UInt32(v.count)) + v }
+        let arg = field(UInt16(CFG_ARG.rawValue), Array("id".utf8))
+        for (tag, name) in [(CFG_UID, "uid"), (CFG_GID, "gid")] {
+            var (s, e) = decode(arg + field(UInt16(tag.rawValue), le32(UInt32.max)))
+            #expect(e == "run settings: \(name) 4294967295 is (\(name)_t)-1")
+            swvm_settings_free(&s)
+            var (ok, e2) = decode(arg + field(UInt16(tag.rawValue), le32(UInt32.max - 1)))
+            #expect(e2 == nil)
+            swvm_settings_free(&ok)
+        }
+        var (s, e) = decode(arg + field(UInt16(CFG_GROUPS.rawValue), le32(5) + le32(UInt32.max)))
+        #expect(e == "run settings: supplementary gid 4294967295 is (gid_t)-1")
+        swvm_settings_free(&s)
+    }
+
     /// A frame longer than the reader's buffer is consumed whole: the next
     /// frame is read intact (guest-init's control loop used to fall out of step).
     @Test func anOversizedFrameDoesNotDesynchronizeTheStream() throws {

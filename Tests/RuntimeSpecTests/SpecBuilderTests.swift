@@ -100,6 +100,64 @@ import Testing
         }
     }
 
+    /// (uid_t)-1 and numbers too large for a uid_t are refused wherever
+    /// they come from, naming the source (issue 23: setresuid(-1) keeps root).
+    @Test(arguments: [
+        ("-u", "4294967295", "", "-u '4294967295': uid 4294967295 is (uid_t)-1"),
+        ("-u", "4294967295:4294967295", "", "-u '4294967295:4294967295': uid 4294967295 is (uid_t)-1"),
+        ("-u", "0:4294967295", "", "-u '0:4294967295': gid 4294967295 is (gid_t)-1"),
+        ("-u", "4294967296", "", "-u '4294967296': uid 4294967296 is out of range"),
+        ("-u", "1:99999999999999999999999", "", "-u '1:99999999999999999999999': gid 99999999999999999999999 is out of range"),
+        ("image", "4294967295", "", "the image's User '4294967295': uid 4294967295 is (uid_t)-1"),
+        ("-u", "evil", "evil:x:4294967295:0::/:/bin/sh\n", "the image's /etc/passwd, user 'evil': uid 4294967295 is (uid_t)-1"),
+        ("-u", "evil", "evil:x:5:4294967295::/:/bin/sh\n", "the image's /etc/passwd, user 'evil': gid 4294967295 is (gid_t)-1"),
+        ("-u", "big", "big:x:4294967296:0::/:/bin/sh\n", "the image's /etc/passwd, user 'big': uid 4294967296 is out of range"),
+        // By number: the entry with that uid would have given the gid.
+        ("-u", "5", "evil:x:5:4294967295::/:/bin/sh\n", "the image's /etc/passwd, user 'evil': gid 4294967295 is (gid_t)-1"),
+        ("-u", "0:evil", "", "the image's /etc/group, group 'evil': gid 4294967295 is (gid_t)-1"),
+        // A supplementary group.
+        ("-u", "app", "", "the image's /etc/group, group 'evil': gid 4294967295 is (gid_t)-1"),
+    ])
+    func unusableIdsAreRefused(_ from: String, _ user: String, _ passwd: String, _ message: String) throws {
+        let img = try image(user: from == "image" ? user : "")
+        try FS.writeText(img.rootfs + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n" + passwd)
+        try FS.writeText(img.rootfs + "/etc/group", "root:x:0:\napp:x:1000:\nevil:x:4294967295:app\n")
+        var o = RunOptions()
+        if from == "-u" { o.user = user }
+        do {
+            let s = try SpecBuilder.build(image: img, options: o)
+            Issue.record("accepted: uid \(s.process.uid) gid \(s.process.gid) groups \(s.process.additionalGids)")
+        } catch let e as SwvmError {
+            #expect(e.exitStatus == 125)
+            #expect(e.message.hasPrefix(message), "\(e.message)")
+        }
+    }
+
+    /// A bundle's ids are whole numbers in range, never truncated
+    /// (4294967296 used to become uid 0).
+    @Test(arguments: [
+        (#"{"uid": 4294967296, "gid": 0}"#, "config.json process.user.uid: uid 4294967296 is out of range"),
+        (#"{"uid": 4294967295, "gid": 0}"#, "config.json process.user.uid: uid 4294967295 is (uid_t)-1"),
+        (#"{"uid": -1, "gid": 0}"#, "config.json process.user.uid: uid -1 is out of range"),
+        (#"{"uid": 1, "gid": 4294967295}"#, "config.json process.user.gid: gid 4294967295 is (gid_t)-1"),
+        (#"{"uid": 1, "gid": 1, "additionalGids": [3, 4294967295]}"#, "config.json process.user.additionalGids[1]: gid 4294967295 is (gid_t)-1"),
+        (#"{"uid": 1.5, "gid": 1}"#, "config.json process.user.uid: uid 1.5 is not a whole number"),
+    ])
+    func bundleIdsAreRangeChecked(_ user: String, _ message: String) throws {
+        let img = try image()
+        let bundled = ResolvedImage(kind: .bundle, rootfs: img.rootfs, config: img.config,
+                                    bundleConfig: try JSON.parse(#"{"process": {"args": ["id"], "user": "# + user + "}}"),
+                                    cacheKey: "k", name: "test")
+        #expect { try SpecBuilder.build(image: bundled, options: RunOptions()) } throws: { e in
+            (e as? SwvmError).map { $0.code == .invalidImage && $0.message.hasPrefix(message) } ?? false
+        }
+        let ok = ResolvedImage(kind: .bundle, rootfs: img.rootfs, config: img.config,
+                               bundleConfig: try JSON.parse(#"{"process": {"args": ["id"], "user": {"uid": 4294967294, "gid": 7, "additionalGids": [8]}}}"#),
+                               cacheKey: "k", name: "test")
+        let s = try SpecBuilder.build(image: ok, options: RunOptions())
+        #expect(s.process.uid == 4_294_967_294 && s.process.gid == 7 && s.process.additionalGids == [8])
+    }
+
     @Test func relativeWorkdirIsRejected() throws {
         var o = RunOptions()
         o.workdir = "relative"

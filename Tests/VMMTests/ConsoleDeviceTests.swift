@@ -112,7 +112,7 @@ import Testing
     @Test func framesSplitAcrossReads() {
         var r = GuestProtocol.Reader()
         let a = GuestProtocol.frame(102, [7, 0, 0, 0])
-        let b = GuestProtocol.frame(103, Array("commandNotFound\nexec".utf8))
+        let b = GuestProtocol.frame(103, le32(5) + le32(0) + Array("exec".utf8))
         let all = a + b
         #expect(r.feed(Array(all[0..<5])).isEmpty)
         let frames = r.feed(Array(all[5...]))

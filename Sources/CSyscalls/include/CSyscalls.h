@@ -68,4 +68,11 @@ int sys_idmapped_tree(const char *path, int userns_fd);
 
 int sys_set_thread_name(pthread_t thread, const char *name);
 
+/// Removes capability `cap` from the calling thread's effective, permitted
+/// and inheritable sets (capset with pid 0 changes this thread only, and a
+/// capability gone from the permitted set cannot come back).
+int sys_drop_thread_capability(int cap);
+/// 1 when the calling thread has `cap` in its effective set, 0 when not, -1 on error.
+int sys_thread_has_capability(int cap);
+
 #endif
