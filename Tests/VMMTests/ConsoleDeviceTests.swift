@@ -23,8 +23,7 @@ import Testing
                 q.descTable = 0x1000 + UInt64(i) * 0x1000
                 q.availRing = 0x40000 + UInt64(i) * 0x1000
                 q.usedRing = 0x80000 + UInt64(i) * 0x1000
-                try q.validateLayout()
-                q.ready = true
+                try q.enable()
                 queues.append(q)
             }
         }
