@@ -136,9 +136,8 @@ public final class VMRunner {
             machine = try Machine(config: config, snapshot: snapshot)
             // The stdin port starts connected in every VM, so that one
             // snapshot serves runs with and without -i; guest-init opens
-            // it only with -i.
-            // A port holds at most the largest settings guest-init reads,
-            // plus stdin's megabyte.
+            // it only with -i. A port holds at most the largest settings
+            // guest-init reads, plus stdin's megabyte.
             console = ConsoleDevice(ports: [
                 ("swvm.control", true), ("swvm.stdin", true), ("swvm.stdout", true), ("swvm.stderr", true),
             ], maxPending: Int(SWVM_MAX_CONFIG) + (1 << 20))

@@ -12,7 +12,7 @@
  *   tiny-frames   a megabyte of empty CONFINED frames (each used to be
  *                 taken from the front of the host's buffer)
  *
- * Then it waits 30 s and powers off: swvm should have ended the VM first.
+ * Then it waits 120 s and powers off: swvm should have ended the VM first.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -80,7 +80,7 @@ int main(void) {
         flood(fd, MSG_CONFINED, (1 << 20) / 8);
     }
     say("done");
-    nap(30);
+    nap(120);
     reboot(RB_AUTOBOOT);
     return 0;
 }
