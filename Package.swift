@@ -102,6 +102,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzTar", ["OCIImage", "SwvmBase"]),
         ("FuzzJSON", ["OCIImage", "RuntimeSpec", "SwvmBase"]),
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
+        ("FuzzVirtioDevice", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
