@@ -456,8 +456,9 @@ public final class Machine: @unchecked Sendable {
         return state.with { $0.exit } ?? .stopped
     }
 
-    /// The device thread and one thread per vCPU, each under its seccomp
-    /// filter (a vCPU's names its own descriptor). A filter that cannot be
+    /// The device thread, one thread per vCPU and the devices' service
+    /// threads, each under its seccomp filter (a vCPU's names its own
+    /// descriptor). A filter that cannot be
     /// loaded is fatal, as in Firecracker: the threads that handle what the
     /// guest does never run unconfined.
     private func startThreads() throws {
