@@ -71,15 +71,19 @@ public enum VMMSeccomp {
     /// after a cold boot; a warm start attaches it on the main thread).
     static let tunSetOffload: UInt64 = 0x4004_54d0
 
-    /// The device thread: epoll, the disk's reads and writes, and
-    /// TUNSETOFFLOAD as its only ioctl. It opens nothing: what it serves
-    /// (disk, tap) was opened on the main thread.
+    /// The device thread: epoll, the disk's reads and writes, getrandom
+    /// (virtio-rng, the settings' entropy), and two ioctls: TUNSETOFFLOAD
+    /// and TIOCGWINSZ (the terminal's size for the settings). It opens
+    /// nothing: what it serves (disk, tap) was opened on the main thread.
+    /// After a cold boot it sends the settings, so it also checks whether
+    /// stdin can be polled, with an epoll of its own (epoll_create1).
     public static func deviceProfile() -> SeccompProfile {
         SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "pread64", "pwrite64", "preadv", "pwritev",
-                                   "fdatasync", "fsync", "getrandom"], action: .allow),
+            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "pread64", "pwrite64",
+                                   "preadv", "pwritev", "fdatasync", "fsync", "getrandom"], action: .allow),
             memoryWithoutExec,
             .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: tunSetOffload, op: .equal)]),
+            .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: UInt64(sys_TIOCGWINSZ), op: .equal)]),
         ])
     }
 

@@ -169,8 +169,14 @@ import SwvmBase
             var regs = kvm_regs()
             r["KVM_GET_REGS"] = Self.outcome(ckvm_get_regs(t.mine.fd.raw, &regs) == 0)
             r["KVM_RUN"] = Self.outcome(ckvm_run(t.mine.fd.raw) == 0)
-            // Its one ioctl reaches the kernel (an eventfd is no tap).
+            // Its two ioctls reach the kernel (an eventfd is neither a tap nor a terminal).
             r["TUNSETOFFLOAD"] = Self.outcome(sys_ioctl_int(t.notifier, UInt(VMMSeccomp.tunSetOffload), 0) == 0)
+            var ws = winsize()
+            r["TIOCGWINSZ"] = Self.outcome(sys_ioctl_ptr(t.notifier, sys_TIOCGWINSZ, &ws) == 0)
+            // How a cold boot checks that stdin can be polled.
+            let ep = epoll_create1(Int32(EPOLL_CLOEXEC))
+            r["epoll_create1"] = Self.outcome(ep >= 0)
+            if ep >= 0 { close(ep) }
             return r
         }
         expectNoExecutableMemory(r)
@@ -179,6 +185,8 @@ import SwvmBase
             #expect(r[refused] == EPERM, "\(refused)")
         }
         #expect(r["TUNSETOFFLOAD"] != EPERM && r["TUNSETOFFLOAD"] != 0)
+        #expect(r["TIOCGWINSZ"] == ENOTTY)
+        #expect(r["epoll_create1"] == 0)
     }
 
     @Test func shareServerThreadHasNoIoctlSocketOrExec() throws {
