@@ -20,7 +20,9 @@ import SwvmBase
 /// not what the process can do.
 public enum VMMSeccomp {
     /// What any Swift thread needs to live and die (mmap and mprotect
-    /// come with `memoryWithoutExec`).
+    /// come with `memoryWithoutExec`). tgkill (pthread_kill: kicks, and
+    /// abort) can reach any process, not only this one: a rule naming
+    /// this process's id would make every run compile its filters anew.
     static let common = [
         "read", "write", "futex", "munmap", "mremap", "brk", "madvise", "rt_sigreturn",
         "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "getpid", "gettid", "tgkill", "sched_yield",
