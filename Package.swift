@@ -101,7 +101,7 @@ let package = Package(
 if Context.environment["SWVM_FUZZ"] != nil {
     let harnesses: [(String, [Target.Dependency])] = [
         ("FuzzTar", ["OCIImage", "SwvmBase"]),
-        ("FuzzJSON", ["OCIImage", "RuntimeSpec", "SwvmBase"]),
+        ("FuzzJSON", ["OCIImage", "RuntimeSpec", "Seccomp", "SwvmBase"]),
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzVirtioDevice", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),

@@ -13,7 +13,8 @@ import Virtio
 // make the queue ready again; the chain is pushed after that.
 
 let memorySize = 1 << 16
-let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
+// libFuzzer calls the harness from one thread: its state is never shared.
+nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzVirtqueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
