@@ -95,7 +95,8 @@ let package = Package(
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot",
+                                                 "Seccomp", "CSyscalls"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
@@ -108,6 +109,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzTar", ["OCIImage", "SwvmBase"]),
         ("FuzzJSON", ["OCIImage", "RuntimeSpec", "SwvmBase"]),
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
+        ("FuzzVirtioDevice", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),

@@ -246,6 +246,15 @@ uint32_t ckvm_run_emulation_insn(const struct kvm_run *run, uint8_t *bytes, uint
 
 uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
 
+const unsigned long ckvm_KVM_RUN = KVM_RUN;
+const unsigned long ckvm_KVM_GET_REGS = KVM_GET_REGS;
+const unsigned long ckvm_KVM_SET_REGS = KVM_SET_REGS;
+const unsigned long ckvm_KVM_GET_SREGS = KVM_GET_SREGS;
+const unsigned long ckvm_KVM_TRANSLATE = KVM_TRANSLATE;
+const unsigned long ckvm_KVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
+const unsigned long ckvm_KVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
+const unsigned long ckvm_KVM_GET_MP_STATE = KVM_GET_MP_STATE;
+
 const size_t ckvm_bp_size = sizeof(struct boot_params);
 const size_t ckvm_bp_e820_entries = offsetof(struct boot_params, e820_entries);
 const size_t ckvm_bp_e820_table = offsetof(struct boot_params, e820_table);

@@ -100,6 +100,37 @@ public final class Container {
         }
     }
 
+    /// The child between clone and exit: its pid and the parent's ends of
+    /// the sync pipe, the error pipe and (terminal, --userns) the socket.
+    final class Child {
+        let pid: pid_t
+        let pidfd: Int32
+        let sync: FileDescriptor
+        let errors: FileDescriptor
+        let socket: Int32
+        let flags: UInt
+
+        init(pid: pid_t, sync: FileDescriptor, errors: FileDescriptor, socket: Int32, flags: UInt) {
+            self.pid = pid
+            pidfd = sys_pidfd_open(pid, 0)
+            self.sync = sync
+            self.errors = errors
+            self.socket = socket
+            self.flags = flags
+        }
+
+        deinit {
+            if pidfd >= 0 { close(pidfd) }
+            if socket >= 0 { close(socket) }
+        }
+
+        /// Ends a child that must not go on, and reaps it.
+        func kill() {
+            Glibc.kill(pid, SIGKILL)
+            _ = waitForExit(pid)
+        }
+    }
+
     public func run() throws -> ContainerResult {
         let t0 = Clock.monotonicNanos()
         func mark(_ what: String) { Log.debug("container: \(what) at \(formatFixed(Double(Clock.monotonicNanos() - t0) / 1e6, 2)) ms") }
@@ -112,38 +143,14 @@ public final class Container {
             cgroup?.destroy()
             try? FS.removeTree(stateDir)
         }
-        cgroup = try Cgroups.create(id: spec.id, version: cgroupVersion, limits: spec.resources, restrictDevices: true)
-        try RunRecord.record(stateDir, cgroups: cgroup!.paths)
-        try cgroup!.apply(spec.resources)
-        try cgroup!.restrictDevices()
+        cgroup = try makeCgroup()
         mark("cgroup ready")
         // --network bridge: an address, published ports; the veth once the child exists.
         let network = try NetworkAttachment.prepare(spec, runDir: stateDir)
         defer { network?.release() }
         network?.apply(to: &spec)
-
-        let sync = try makePipe()
-        let errors = try makePipe()
-        var fdSocket: [Int32] = [-1, -1]
-        if spec.terminal || spec.userNamespace != nil {
-            try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
-        }
-        if let map = spec.userNamespace {
-            // The container's root must reach its scratch directory.
-            try sys("chown \(stateDir)") { chown(stateDir, map.hostUID, map.hostGID) }
-        }
         let terminal = spec.terminal ? Terminal(interactive: spec.interactive) : nil
-        let window = terminal?.host.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
-
-        // The child gets the settings in their wire form, decoded by the
-        // same C as guest-init's, before clone: it runs only C until execve.
-        let encoded = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
-                                         level: .container(stateDir: stateDir, cgroupMounts: cgroupMounts(cgroup!.paths)))
-        var settings = swvm_settings()
-        var decodeError = [CChar](repeating: 0, count: 256)
-        guard encoded.withUnsafeBufferPointer({ swvm_settings_decode($0.baseAddress, $0.count, &settings, &decodeError, decodeError.count) }) == 0 else {
-            throw SwvmError(.internalError, String(cString: decodeError))
-        }
+        var settings = try decodedSettings(filter: filter, cgroup: cgroup!, terminal: terminal)
         defer { swvm_settings_free(&settings) }
 
         // Block the forwarded signals before the child exists; the parent
@@ -156,90 +163,123 @@ public final class Container {
         defer { sigprocmask(SIG_SETMASK, &oldMask, nil) }
         let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
 
+        mark("clone")
+        let child = try clone(&settings)
+        mark("cloned")
+        let (master, confined) = try release(child, cgroup: cgroup!, network: network)
+        mark("exec done")
+        let execNanos = Clock.monotonicNanos()
+        onStart?(child.pid)
+        terminal?.start(master: master)
+        defer { terminal?.finish() }
+        let waited: (status: Int32, maxRSSKiB: Int)
+        do {
+            waited = try Container.waitForInit(pid: child.pid, pidfd: child.pidfd, signals: sigfd, terminal: terminal,
+                                               grace: StopGrace(seconds: spec.stopTimeout))
+        } catch {
+            child.kill()
+            throw error
+        }
+        mark("exited")
+        return result(child, waited: waited, execNanos: execNanos, confined: confined, filter: filter, cgroup: cgroup)
+    }
+
+    /// The run's cgroup, with its limits and device rules, recorded for
+    /// clean-up after a SIGKILL.
+    func makeCgroup() throws -> Cgroup {
+        let cgroup = try Cgroups.create(id: spec.id, version: cgroupVersion, limits: spec.resources, restrictDevices: true)
+        do {
+            try RunRecord.record(stateDir, cgroups: cgroup.paths)
+            try cgroup.apply(spec.resources)
+            try cgroup.restrictDevices()
+        } catch {
+            cgroup.destroy()
+            throw error
+        }
+        return cgroup
+    }
+
+    /// The settings in their wire form, decoded by the same C as
+    /// guest-init's before clone: the child runs only C until execve.
+    func decodedSettings(filter: SeccompFilter?, cgroup: Cgroup, terminal: Terminal?) throws -> swvm_settings {
+        let window = terminal?.host.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
+        let encoded = RunSettings.encode(spec, seccompProgram: filter?.program, window: window,
+                                         level: .container(stateDir: stateDir, cgroupMounts: cgroupMounts(cgroup.paths)))
+        var settings = swvm_settings()
+        var decodeError = [CChar](repeating: 0, count: 256)
+        guard encoded.withUnsafeBufferPointer({ swvm_settings_decode($0.baseAddress, $0.count, &settings, &decodeError, decodeError.count) }) == 0 else {
+            throw SwvmError(.internalError, String(cString: decodeError))
+        }
+        return settings
+    }
+
+    /// Clones the child into its new namespaces; it waits on the sync pipe.
+    func clone(_ settings: inout swvm_settings) throws -> Child {
+        let sync = try makePipe()
+        let errors = try makePipe()
+        var fdSocket: [Int32] = [-1, -1]
+        if spec.terminal || spec.userNamespace != nil {
+            try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
+        }
+        if let map = spec.userNamespace {
+            // The container's root must reach its scratch directory.
+            try sys("chown \(stateDir)") { chown(stateDir, map.hostUID, map.hostGID) }
+        }
         var flags = sys_CLONE_NEWNS | sys_CLONE_NEWUTS | sys_CLONE_NEWIPC | sys_CLONE_NEWPID
         if spec.network != .host { flags |= sys_CLONE_NEWNET }
         if spec.userNamespace != nil { flags |= sys_CLONE_NEWUSER }
-
-        mark("clone")
         var io = swvm_child_io(sync_fd: sync.read.raw, error_fd: errors.write.raw, socket_fd: fdSocket[1],
                                in: -1, out: -1, err: -1, prepared_root: nil)
         let parentEnds = [sync.write.raw, errors.read.raw, fdSocket[0]]
         let pid = swvm_container_clone(&settings, flags, &io, parentEnds, Int32(parentEnds.count))
-        if pid < 0 { throw SwvmError.errno("clone (new namespaces)") }
-        sync.read.close()
-        errors.write.close()
         if fdSocket[1] >= 0 { close(fdSocket[1]) }
-        let pidfd = sys_pidfd_open(pid, 0)
+        if pid < 0 {
+            let e = SwvmError.errno("clone (new namespaces)")
+            if fdSocket[0] >= 0 { close(fdSocket[0]) }
+            throw e
+        }
+        return Child(pid: pid, sync: sync.write, errors: errors.read, socket: fdSocket[0], flags: flags)
+    }
 
-        // Join the cgroup and (for --userns) map ids before the child goes on.
+    /// Places the child (cgroup, veth, --userns id maps and image root) and
+    /// lets it go on; then reads its report until its error pipe closes at
+    /// execve (CLOEXEC). An error frame means it could not start.
+    func release(_ child: Child, cgroup: Cgroup, network: NetworkAttachment?) throws -> (FileDescriptor?, ConfinedPaths?) {
         do {
-            mark("cloned")
-            try cgroup!.add(pid: pid)
-            mark("cgroup joined")
-            if let n = network {
-                try n.connectVeth(pid: pid)
-                mark("veth ready")
-            }
+            try cgroup.add(pid: child.pid)
+            try network?.connectVeth(pid: child.pid)
             if let map = spec.userNamespace {
-                try UserNamespace.writeMappings(pid: pid, map)
+                try UserNamespace.writeMappings(pid: child.pid, map)
                 // The image root, id-mapped so its root-owned files belong
                 // to the container's root; the child attaches it.
-                let tree = try UserNamespace.idmappedTree(spec.rootfs, pid: pid)
+                let tree = try UserNamespace.idmappedTree(spec.rootfs, pid: child.pid)
                 defer { close(tree) }
-                guard swvm_send_fd(fdSocket[0], tree) == 0 else { throw SwvmError.errno("send the image root to the container") }
+                guard swvm_send_fd(child.socket, tree) == 0 else { throw SwvmError.errno("send the image root to the container") }
             }
-            try sync.write.writeAll([1])
+            try child.sync.writeAll([1])
+            child.sync.close()
+            var master: FileDescriptor?
+            if spec.terminal {
+                let m = swvm_recv_fd(child.socket)
+                if m >= 0 { master = FileDescriptor(m) }
+            }
+            return (master, try Container.readChildReport(child.errors))
         } catch {
-            kill(pid, SIGKILL)
-            _ = waitForExit(pid)
+            child.kill()   // reaped; the error says why it failed
             throw error
         }
-        sync.write.close()
+    }
 
-        var master: FileDescriptor?
-        if spec.terminal {
-            let m = swvm_recv_fd(fdSocket[0])
-            close(fdSocket[0])
-            if m >= 0 { master = FileDescriptor(m) }
-        }
-
-        // The error pipe closes on a successful execve (CLOEXEC); an error
-        // frame means the container could not start.
-        mark("child released")
-        let confined: ConfinedPaths?
-        do {
-            confined = try Container.readChildReport(errors.read)
-        } catch {
-            kill(pid, SIGKILL)
-            _ = waitForExit(pid)   // reap it; the report says why it failed
-            throw error
-        }
-        mark("exec done")
-        let execNanos = Clock.monotonicNanos()
-        onStart?(pid)
-
-        terminal?.start(master: master)
-        let waited: (status: Int32, maxRSSKiB: Int)
-        do {
-            waited = try Container.waitForInit(pid: pid, pidfd: pidfd, signals: sigfd, terminal: terminal,
-                                               grace: StopGrace(seconds: spec.stopTimeout))
-        } catch {
-            kill(pid, SIGKILL)
-            _ = waitForExit(pid)
-            if pidfd >= 0 { close(pidfd) }
-            terminal?.finish()
-            throw error
-        }
-        var result = ContainerResult(status: waited.status, hostPID: pid, maxRSSKiB: waited.maxRSSKiB, cgroupPeakMemory: nil,
+    /// What the run reports once the container's init has exited.
+    func result(_ child: Child, waited: (status: Int32, maxRSSKiB: Int), execNanos: UInt64, confined: ConfinedPaths?,
+                filter: SeccompFilter?, cgroup: Cgroup?) -> ContainerResult {
+        var result = ContainerResult(status: waited.status, hostPID: child.pid, maxRSSKiB: waited.maxRSSKiB, cgroupPeakMemory: nil,
                                      oomKilled: false, execNanos: execNanos, seccompAllowedSyscalls: filter?.allowedSyscalls)
-        if pidfd >= 0 { close(pidfd) }
-        mark("exited")
         // The child entered these or failed: clone's flags, and the cgroup
         // namespace it unshares (fail-closed) once placed in its cgroup.
-        result.namespaces = Namespaces.names(flags | sys_CLONE_NEWCGROUP)
+        result.namespaces = Namespaces.names(child.flags | sys_CLONE_NEWCGROUP)
         result.devices = Container.boundDevices + ["/dev/pts (own instance)"]
         result.confinedPaths = confined
-        terminal?.finish()
         result.cgroupPeakMemory = cgroup?.peakMemory()
         result.oomKilled = cgroup?.oomKilled() ?? false
         return result

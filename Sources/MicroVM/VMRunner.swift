@@ -137,10 +137,11 @@ public final class VMRunner {
             machine = try Machine(config: config, snapshot: snapshot)
             // The stdin port starts connected in every VM, so that one
             // snapshot serves runs with and without -i; guest-init opens
-            // it only with -i.
+            // it only with -i. A port holds at most the largest settings
+            // guest-init reads, plus stdin's megabyte.
             console = ConsoleDevice(ports: [
                 ("swvm.control", true), ("swvm.stdin", true), ("swvm.stdout", true), ("swvm.stderr", true),
-            ])
+            ], maxPending: Int(SWVM_MAX_CONFIG) + (1 << 20))
             try machine.addVirtioDevice(console, description: "virtio-console (control, stdin, stdout, stderr ports)")
             disk = BlockDevice(readOnly: true)
             diskTransport = try machine.addVirtioDevice(disk, description: "virtio-blk (the image's ext4 disk, read-only, attached after boot)")
@@ -251,6 +252,9 @@ public final class VMRunner {
                         Log.warning("could not save a snapshot for warm starts: \(error)")
                     }
                 }
+                // The snapshot point is past: nothing this run does from
+                // here on may become a snapshot.
+                writer.release()
             }
         }
         var result = try session.run(restored: how == .warm)
@@ -323,6 +327,8 @@ public final class VMRunner {
         var confinedPaths: ConfinedPaths?
         var status: Int32?
         var error: SwvmError?
+        /// The settings went to the guest: the snapshot point is past.
+        var settingsSent = false
     }
 }
 
@@ -356,7 +362,7 @@ final class Session {
 
     func run(restored: Bool) throws -> VMResult {
         wireOutput()
-        wireControl()
+        wireControl(restored: restored)
         wireSignals()
         if restored {
             // guest-init already said it is ready before the snapshot.
@@ -418,10 +424,16 @@ final class Session {
     /// guest-init is waiting for its settings: save the snapshot (cold
     /// boot), attach the disk, send the settings, open stdin.
     private func guestReady() {
+        guard !state.with({ $0.settingsSent }) else {
+            fail(GuestProtocol.violation("READY after the settings were sent"))
+            return
+        }
         state.with { $0.readyNanos = Clock.monotonicNanos() }
         phases.with { $0.append(("setup", machine.profileSampleCount)) }
         Log.debug("guest-init ready after \(formatFixed(Clock.secondsSince(start), 2)) s")
         beforeSettings?()
+        beforeSettings = nil
+        state.with { $0.settingsSent = true }
         do {
             try attach?()
         } catch {
@@ -443,16 +455,60 @@ final class Session {
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }
 
-    private func wireControl() {
+    /// Ends the run with `error` (the first error wins).
+    private func fail(_ error: SwvmError) {
+        state.with { if $0.error == nil { $0.error = error } }
+        machine.stop(.stopped)
+    }
+
+    /// The control port as the protocol allows it (GuestProtocol.Sequence),
+    /// and whether it is closed: after EXIT or ERROR, or a violation.
+    struct ControlChannel {
         var reader = GuestProtocol.Reader()
+        var sequence = GuestProtocol.Sequence()
+        var closed = false
+    }
+
+    /// The frames `bytes` completes, if the protocol allows every one; at a
+    /// violation none of them, the run fails and the port takes nothing
+    /// more. (Under a lock: a vCPU thread may deliver too.)
+    private func accepted(_ bytes: [UInt8], _ channel: Locked<ControlChannel>) -> [(type: UInt32, payload: [UInt8])] {
+        do {
+            return try channel.with { c in
+                guard !c.closed else { return [] }
+                do {
+                    var frames = try c.reader.feed(bytes)
+                    for (i, f) in frames.enumerated() {
+                        try c.sequence.accept(f.type, payloadCount: f.payload.count)
+                        if f.type == GuestProtocol.exit || f.type == GuestProtocol.error {
+                            c.closed = true
+                            frames.removeSubrange((i + 1)...)
+                            break
+                        }
+                    }
+                    return frames
+                } catch {
+                    c.closed = true
+                    throw error
+                }
+            }
+        } catch {
+            fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
+            return []
+        }
+    }
+
+    private func wireControl(restored: Bool) {
+        // A restored guest-init said READY before the snapshot.
+        let channel = Locked(ControlChannel(sequence: GuestProtocol.Sequence(readySent: restored)))
         let console = instance.console
+        console.onLimit = { [self] message in fail(SwvmError(.vmFailed, message)) }
         instance.control.onData = { [self] bytes in
-            for (type, payload) in reader.feed(bytes) {
+            for (type, payload) in accepted(bytes, channel) {
                 switch type {
                 case GuestProtocol.ready:
                     if let error = GuestProtocol.versionError(ready: payload) {
-                        state.with { $0.error = error }
-                        machine.stop(.stopped)
+                        fail(error)
                     } else {
                         guestReady()
                     }

@@ -6,8 +6,9 @@ import RuntimeSpec
 import SwvmBase
 
 /// One run's place on the bridge: its leased address, its host-side link
-/// (a veth for a container, a tap for a VM), its published ports (a bound
-/// socket holding each host port, and an element in the nftables maps).
+/// (a veth for a container, a tap for a VM) with the elements that let it
+/// pass only the lease's frames, its published ports (a bound socket
+/// holding each host port, and an element in the nftables maps).
 ///
 /// Every resource is written to <run dir>/network before it is made, so
 /// `release` (at the end of the run) and `removeRecorded` (the next swvm,
@@ -65,9 +66,9 @@ public final class NetworkAttachment {
         resolvConf = settings.resolvConf(hostResolvConf: try? FS.readText("/etc/resolv.conf"))
     }
 
-    /// A locally administered MAC derived from the address (as Docker's
-    /// 02:42:…), so every run on the bridge has its own.
-    public var mac: [UInt8] { [0x02, 0x53] + address.bytes }
+    /// The run's MAC, derived from its address.
+    public var mac: [UInt8] { HostBridge.mac(for: address) }
+    var macText: String { HostBridge.text(mac: mac) }
 
     /// The run's /etc/resolv.conf, read from the host's at prepare time (a
     /// VM's settings are encoded on its confined device thread).
@@ -127,17 +128,25 @@ public final class NetworkAttachment {
     // MARK: links
 
     /// The container's veth pair: eth0 in the network namespace of `pid`
-    /// with the run's address, route and MTU, lo up; the host end on the
-    /// bridge as an isolated port (no frames to other isolated ports, so
-    /// runs do not see each other; the forward chain stops routed ones).
+    /// with the run's address, route and MTU, lo up, no IPv6; the host end
+    /// on the bridge as a guarded, isolated port (no frames to other
+    /// isolated ports, so runs do not see each other; the forward chain
+    /// stops routed ones).
     public func connectVeth(pid: pid_t) throws {
+        try guardPort()
         try NetworkAttachment.append(runDir, "link \(linkName)")
         try Net.run(["ip", "link", "add", linkName, "mtu", "\(bridge.mtu)", "type", "veth",
                      "peer", "name", "eth0", "mtu", "\(bridge.mtu)", "netns", "\(pid)"])
         try attachToBridge()
+        // swvm uses IPv4 only (a VM's kernel has no IPv6 at all): off
+        // before eth0 is up, so it never gets an IPv6 address or takes a
+        // router advertisement. lo keeps ::1.
+        if FS.exists("/proc/sys/net/ipv6") {
+            try Net.run(["nsenter", "--net=/proc/\(pid)/ns/net", "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6"])
+        }
         try Net.run(["nsenter", "--net=/proc/\(pid)/ns/net", "ip", "-batch", "-"], input: """
             link set lo up
-            link set eth0 address \(mac.map { hex([$0]) }.joined(separator: ":"))
+            link set eth0 address \(macText)
             addr add \(address)/\(bridge.subnet.prefix) dev eth0
             link set eth0 up
             route add default via \(bridge.gateway)
@@ -146,9 +155,10 @@ public final class NetworkAttachment {
     }
 
     /// The VM's tap device (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, with
-    /// virtio's 12-byte header), on the bridge. It goes away when the
-    /// descriptor closes, SIGKILL included.
+    /// virtio's 12-byte header), on the bridge as a guarded port. It goes
+    /// away when the descriptor closes, SIGKILL included.
     public func openTap() throws -> FileDescriptor {
+        try guardPort()
         try NetworkAttachment.append(runDir, "link \(linkName)")
         let fd = FileDescriptor(try sys("open /dev/net/tun") { open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) })
         var ifr = [UInt8](repeating: 0, count: 40)
@@ -170,13 +180,36 @@ public final class NetworkAttachment {
         try sys("TUNSETOFFLOAD") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
     }
 
+    /// The port learns no address: the bridge's only entry for it is the
+    /// run's own MAC, static, so no frame moves another run's MAC to it
+    /// (the bridge table drops such frames first). Unknown unicast is not
+    /// flooded to it either, so it sees none of the host's traffic for
+    /// others. The host end has no IPv6 of its own to send into the run.
     func attachToBridge() throws {
         try Net.run(["ip", "-batch", "-"], input: """
             link set \(linkName) master \(HostBridge.name)
-            link set \(linkName) type bridge_slave isolated on
-            link set \(linkName) up
+            link set \(linkName) type bridge_slave isolated on learning off flood off
 
             """)
+        try Net.run(["bridge", "fdb", "add", macText, "dev", linkName, "master", "static"])
+        try HostBridge.disableIPv6(linkName)
+        try Net.run(["ip", "link", "set", linkName, "up"])
+    }
+
+    /// Lets the run's port (which does not exist yet) pass only frames from
+    /// the lease: recorded, then added in one nftables transaction.
+    func guardPort() throws {
+        try NetworkAttachment.append(runDir, "guard \(linkName) \(macText) \(address)")
+        try Net.run(["nft", "-f", "-"], input: NetworkAttachment.guardElements("add", linkName, macText, address.description).joined(separator: "\n") + "\n")
+    }
+
+    /// The bridge table's elements for a port; `ports` last, so that while
+    /// they are deleted one by one the port drops everything.
+    static func guardElements(_ verb: String, _ link: String, _ mac: String, _ ip: String) -> [String] {
+        let t = "bridge \(HostBridge.table)"
+        return ["\(verb) element \(t) ip_from { \"\(link)\" . \(mac) . \(ip) }",
+                "\(verb) element \(t) arp_from { \"\(link)\" . \(mac) . \(mac) . \(ip) }",
+                "\(verb) element \(t) ports { \"\(link)\" }"]
     }
 
     // MARK: cleanup
@@ -194,8 +227,9 @@ public final class NetworkAttachment {
         try Array((line + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
     }
 
-    /// Removes the links, DNAT entries and lease a run recorded (the run's
-    /// own end, or the next swvm after the run's swvm was killed).
+    /// Removes the links (with their bridge FDB entries), guard elements,
+    /// DNAT entries and lease a run recorded (the run's own end, or the
+    /// next swvm after the run's swvm was killed).
     public static func removeRecorded(runDir: String) {
         let path = Path.join(runDir, recordFile)
         guard let text = try? FS.readText(path) else { return }
@@ -206,6 +240,8 @@ public final class NetworkAttachment {
             case ("link", 2):
                 link = f[1]
                 if FS.exists("/sys/class/net/\(f[1])") { _ = try? Net.run(["ip", "link", "del", f[1]]) }
+            case ("guard", 4):
+                for command in guardElements("delete", f[1], f[2], f[3]) { _ = try? Net.run(["nft", command]) }
             case ("publish", 4):
                 let (map, key) = mapKey(f[1], UInt16(f[2]) ?? 0, f[3] == "*" ? nil : f[3])
                 _ = try? Net.run(["nft", "delete element ip \(HostBridge.table) \(map) { \(key) }"])

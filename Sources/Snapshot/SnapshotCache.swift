@@ -68,11 +68,14 @@ public enum SnapshotCache {
     public final class Writer {
         let lockFD: Int32
         public let key: String
+        /// Where snapshots go (SnapshotCache.root, or a test's directory).
+        let root: String
 
-        init?(key: String) {
+        init?(key: String, root: String = SnapshotCache.root) {
             self.key = key
-            try? FS.makeDirectories(SnapshotCache.root, mode: 0o700)
-            let fd = open(Path.join(SnapshotCache.root, key + ".lock"), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            self.root = root
+            try? FS.makeDirectories(root, mode: 0o700)
+            let fd = open(Path.join(root, key + ".lock"), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { return nil }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
             lockFD = fd
@@ -85,18 +88,23 @@ public enum SnapshotCache {
         public func release() {
             guard !released else { return }
             released = true
-            unlink(Path.join(SnapshotCache.root, key + ".lock"))
+            unlink(Path.join(root, key + ".lock"))
             close(lockFD)
         }
 
-        /// Writes the snapshot and moves it into place.
+        /// Writes the snapshot and moves it into place. Once: a writer that
+        /// published, failed or was released refuses, so a VM past its
+        /// snapshot point (running a workload) can never become one.
         public func publish(state: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
-            let tmp = Path.join(SnapshotCache.root, ".tmp-\(key.prefix(16))-\(randomHex(4))")
+            guard !released else {
+                throw SwvmError(.internalError, "snapshot \(key): this run may write it no more (written once, or past the snapshot point)")
+            }
+            let tmp = Path.join(root, ".tmp-\(key.prefix(16))-\(randomHex(4))")
             do {
                 try SnapshotFile.write(to: tmp, key: key, state: state, regions: regions)
                 // Another run may have published one meanwhile: keep theirs,
                 // which readers may already have open.
-                if rename(tmp, SnapshotCache.directory(for: key)) != 0 { try? FS.removeTree(tmp) }
+                if rename(tmp, Path.join(root, key)) != 0 { try? FS.removeTree(tmp) }
                 release()
             } catch {
                 try? FS.removeTree(tmp)

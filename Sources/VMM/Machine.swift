@@ -458,11 +458,13 @@ public final class Machine {
         return state.with { $0.exit } ?? .stopped
     }
 
-    /// The device thread and one thread per vCPU, each under its seccomp
-    /// filter. A filter that cannot be loaded is fatal, as in Firecracker:
-    /// the threads that handle what the guest does never run unconfined.
+    /// The device thread, one thread per vCPU and the devices' service
+    /// threads, each under its seccomp filter (a vCPU's names its own
+    /// descriptor). A filter that cannot be
+    /// loaded is fatal, as in Firecracker: the threads that handle what the
+    /// guest does never run unconfined.
     private func startThreads() throws {
-        let vcpuFilter = try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(), compatArches: false)
+        let vcpuFilters = try vcpus.map { try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false) }
         let deviceFilter = try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)
         events.onThreadStart = { [weak self] in
             do {
@@ -473,7 +475,7 @@ public final class Machine {
             }
         }
         try events.start()
-        for vcpu in vcpus {
+        for (vcpu, vcpuFilter) in zip(vcpus, vcpuFilters) {
             threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
                 do {
                     try VMMSeccomp.confineCurrentThread(vcpuFilter)

@@ -1,59 +1,102 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKVM
 import CSyscalls
 import Seccomp
 import SwvmBase
 
-/// Seccomp filters for the VMM's own threads, in the spirit of
-/// Firecracker's: the vCPU threads (which handle every exit the guest
-/// causes) and the device thread (which parses every virtqueue the guest
-/// fills) may make only the system calls their loops need. Anything else
-/// fails with EPERM. The main thread, which sets the VM up and cleans up
-/// after it, is not filtered.
+/// Seccomp filters for the VMM's threads that handle what the guest does,
+/// in the spirit of Firecracker's: the vCPU threads (every exit the guest
+/// causes), the device thread (every virtqueue the guest fills, but 9p's)
+/// and the 9p server thread (the guest's file requests). Each may make
+/// only the system calls its loop needs; anything else fails with EPERM.
+/// None of them may map memory executable.
+///
+/// The main thread, which sets the VM up, saves snapshots and cleans up
+/// after it, is not filtered, and it shares these threads' address space:
+/// a filter bounds what code taken over on a filtered thread can call,
+/// not what the process can do.
 public enum VMMSeccomp {
-    /// What any Swift thread needs to live and die.
+    /// What any Swift thread needs to live and die (mmap and mprotect
+    /// come with `memoryWithoutExec`). tgkill (pthread_kill: kicks, and
+    /// abort) can reach any process, not only this one: a rule naming
+    /// this process's id would make every run compile its filters anew.
     static let common = [
-        "read", "write", "futex", "mmap", "munmap", "mremap", "brk", "madvise", "rt_sigreturn",
+        "read", "write", "futex", "munmap", "mremap", "brk", "madvise", "rt_sigreturn",
         "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "getpid", "gettid", "tgkill", "sched_yield",
         "clock_gettime", "nanosleep", "clock_nanosleep", "restart_syscall", "close",
     ]
 
-    /// mprotect without PROT_EXEC: glibc makes a thread's malloc arena
-    /// with it. Refused, malloc falls back to one mmap per allocation after
-    /// a failed arena attempt each time (seen: the 9p server thread spent
-    /// its time in that loop, 200 ms per 4 KiB read). No memory of a
-    /// confined thread can become executable.
-    static let mprotectNoExec = SeccompProfile.Rule(names: ["mprotect"], action: .allow,
-                                                    args: [.init(index: 2, value: UInt64(PROT_EXEC), valueTwo: 0, op: .maskedEqual)])
+    /// mmap and mprotect, only without PROT_EXEC (their third argument):
+    /// malloc maps memory, and glibc makes a thread's malloc arena with
+    /// mprotect (refused, malloc falls back to one mmap per allocation
+    /// after a failed arena attempt each time; seen: the 9p server thread
+    /// spent its time in that loop, 200 ms per 4 KiB read). No mapping of
+    /// these threads becomes executable: pkey_mprotect is not allowed at
+    /// all, and mremap keeps a mapping's protection. (The 9p thread can
+    /// still write into the VMM's code through /proc/self/mem; see
+    /// `shareServerProfile`.)
+    static let memoryWithoutExec = SeccompProfile.Rule(
+        names: ["mmap", "mprotect"], action: .allow,
+        args: [.init(index: 2, value: UInt64(PROT_EXEC), valueTwo: 0, op: .maskedEqual)])
 
-    /// KVM's ioctl type byte: every KVM request is (x & 0xff00) == 0xae00.
-    static let kvmIoctlType: UInt64 = 0xae00
+    /// The KVM requests the vCPU loop makes (Machine.vcpuLoop and what it
+    /// calls): KVM_RUN; KVM_GET_REGS, KVM_SET_REGS and KVM_GET/SET_VCPU_EVENTS
+    /// for emulation fix-ups (step over an instruction, inject #BP);
+    /// KVM_GET_SREGS and KVM_TRANSLATE to read guest memory by virtual
+    /// address (error messages, profile samples); KVM_GET_MP_STATE for
+    /// halt checks. Snapshots are saved and restored on the main thread.
+    static let vcpuLoopRequests: [UInt] = [
+        ckvm_KVM_RUN, ckvm_KVM_GET_REGS, ckvm_KVM_SET_REGS, ckvm_KVM_GET_VCPU_EVENTS, ckvm_KVM_SET_VCPU_EVENTS,
+        ckvm_KVM_GET_SREGS, ckvm_KVM_TRANSLATE, ckvm_KVM_GET_MP_STATE,
+    ]
 
-    public static func vcpuProfile() -> SeccompProfile {
-        SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common, action: .allow),
-            mprotectNoExec,
-            .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: 0xff00, valueTwo: kvmIoctlType, op: .maskedEqual)]),
-        ])
+    /// A vCPU thread: `vcpuLoopRequests` on its own vCPU's descriptor
+    /// (`vcpuFD`) and no other ioctl, so no request on the VM or /dev/kvm
+    /// (no KVM_SET_USER_MEMORY_REGION, no KVM_CREATE_*) and none on
+    /// another vCPU.
+    public static func vcpuProfile(vcpuFD: Int32) -> SeccompProfile {
+        // The descriptor is an int: compare its low 32 bits only (the
+        // register's upper half is not defined for an int argument).
+        let onItsVCPU = SeccompProfile.Argument(index: 0, value: 0xffff_ffff, valueTwo: UInt64(UInt32(bitPattern: vcpuFD)),
+                                                op: .maskedEqual)
+        let ioctls = vcpuLoopRequests.map {
+            SeccompProfile.Rule(names: ["ioctl"], action: .allow, args: [onItsVCPU, .init(index: 1, value: UInt64($0), op: .equal)])
+        }
+        return SeccompProfile(defaultAction: .errno(1), rules: [.init(names: common, action: .allow), memoryWithoutExec] + ioctls)
     }
 
     /// TUNSETOFFLOAD: virtio-net tells its tap which offloads the guest's
-    /// driver negotiated when the tap is attached (on the device thread).
+    /// driver negotiated when the tap is attached (on the device thread
+    /// after a cold boot; a warm start attaches it on the main thread).
     static let tunSetOffload: UInt64 = 0x4004_54d0
 
+    /// The device thread: epoll, the disk's reads and writes, getrandom
+    /// (virtio-rng, the settings' entropy), and two ioctls: TUNSETOFFLOAD
+    /// and TIOCGWINSZ (the terminal's size for the settings). It opens
+    /// nothing: what it serves (disk, tap) was opened on the main thread.
+    /// After a cold boot it sends the settings, so it also checks whether
+    /// stdin can be polled, with an epoll of its own (epoll_create1).
     public static func deviceProfile() -> SeccompProfile {
         SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "pread64", "pwrite64", "preadv", "pwritev",
-                                   "fdatasync", "fsync", "getrandom"], action: .allow),
-            mprotectNoExec,
+            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "pread64", "pwrite64",
+                                   "preadv", "pwritev", "fdatasync", "fsync", "getrandom"], action: .allow),
+            memoryWithoutExec,
             .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: tunSetOffload, op: .equal)]),
+            .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: UInt64(sys_TIOCGWINSZ), op: .equal)]),
         ])
     }
 
-    /// virtio-9p's file server: file system calls on descriptors it
-    /// already holds (no open of an absolute path: openat2 and openat take
-    /// the share's or /proc/self/fd's descriptor), and nothing else.
+    /// virtio-9p's file server: the file calls its requests need, and no
+    /// ioctl, socket, exec or new thread. seccomp cannot check a path, so
+    /// the calls that take one (openat, openat2, mkdirat, linkat,
+    /// renameat, fchownat...) accept any, absolute or relative to
+    /// AT_FDCWD. The server's own code keeps to the shares (openat2
+    /// RESOLVE_BENEATH from the share's descriptor, or /proc/self/fd of
+    /// one it opened that way); code taken over on this thread could open
+    /// any file the VMM can, /proc/self/mem included, until the VMM runs
+    /// in a jail rooted at the shares.
     public static func shareServerProfile() -> SeccompProfile {
         SeccompProfile(defaultAction: .errno(1), rules: [
             .init(names: common + ["poll", "ppoll", "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs",
@@ -61,7 +104,7 @@ public enum VMMSeccomp {
                                    "renameat2", "symlinkat", "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat",
                                    "fchmod", "fchown", "ftruncate", "utimensat", "fsync", "fdatasync", "dup"],
                   action: .allow),
-            mprotectNoExec,
+            memoryWithoutExec,
         ])
     }
 

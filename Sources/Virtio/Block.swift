@@ -134,7 +134,8 @@ public final class BlockDevice: VirtioDevice {
             status = BlockDevice.statusUnsupported
         }
         statusPtr.storeBytes(of: status, as: UInt8.self)
-        return UInt32(written)
+        // Buffers may overlap, so their sum can pass 4 GiB.
+        return UInt32(clamping: written)
     }
 
     /// Answers a request with only a status byte.
@@ -144,10 +145,13 @@ public final class BlockDevice: VirtioDevice {
         return 1
     }
 
+    /// Whether `bytes` from `sector` lie on the disk. Both come from the
+    /// guest, so neither the offset nor the end may overflow (sector
+    /// 0x7FFFFFFFFFFFFF is a byte offset just under 2^64).
     private func inRange(_ sector: UInt64, _ bytes: Int) -> Bool {
-        let end = sector.multipliedReportingOverflow(by: BlockDevice.sectorSize)
-        guard !end.overflow else { return false }
-        return end.partialValue + UInt64(bytes) <= sectors * BlockDevice.sectorSize
+        let start = sector.multipliedReportingOverflow(by: BlockDevice.sectorSize)
+        let end = start.partialValue.addingReportingOverflow(UInt64(bytes))
+        return !start.overflow && !end.overflow && end.partialValue <= sectors * BlockDevice.sectorSize
     }
 
     private func preadFully(_ fd: FileDescriptor, _ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Bool {

@@ -12,6 +12,12 @@ import SwvmBase
 /// Host side of a port: bytes the guest writes arrive through `onData`;
 /// `send` queues bytes for the guest; `setHostConnected` tells the guest
 /// whether the host end is open (a closed host end reads as EOF).
+///
+/// What waits for the guest is bounded: bytes per port (`maxPending`) and
+/// control messages (`maxControlMessages`; a driver that repeats
+/// DEVICE_READY or PORT_READY without taking the replies would grow them
+/// without end). Past a bound the device queues nothing more and calls
+/// `onLimit` once, and its owner ends the VM.
 public final class ConsoleDevice: VirtioDevice, StateSaving {
     public final class Port {
         public let id: UInt32
@@ -51,10 +57,22 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
     private let lock = Locked(())
     /// Called when host->guest data could not all be delivered and room appears.
     public var onWritable: (() -> Void)?
+    /// Called once, outside the device's lock, when a bound was passed.
+    public var onLimit: ((String) -> Void)?
+    /// The bound passed (set once), and whether onLimit has heard of it.
+    private var limitPassed: String?
+    private var limitReported = false
 
-    /// `ports`: name and whether the host end starts open.
-    public init(ports: [(name: String, hostConnected: Bool)]) {
+    public let maxPending: Int
+    /// Linux's driver has a handful outstanding: one DEVICE_ADD per port,
+    /// a name and an open per port, a resize.
+    public static let maxControlMessages = 256
+
+    /// `ports`: name and whether the host end starts open. `maxPending`:
+    /// the most bytes a port may hold for the guest.
+    public init(ports: [(name: String, hostConnected: Bool)], maxPending: Int = 16 << 20) {
         self.ports = ports.enumerated().map { Port(id: UInt32($0.offset), name: $0.element.name, hostConnected: $0.element.hostConnected) }
+        self.maxPending = maxPending
     }
 
     public func port(named name: String) -> Port? { ports.first { $0.name == name } }
@@ -108,8 +126,8 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
             throw SwvmError(.invalidImage, "\(r.source): virtio-console has a different port count")
         }
         var states: [(Bool, Bool, Bool, [UInt8])] = []
-        for _ in ports { states.append((try r.bool(), try r.bool(), try r.bool(), try r.data(limit: 1 << 24))) }
-        let n = try r.bounded(try r.u32(), max: 4096, what: "control messages")
+        for _ in ports { states.append((try r.bool(), try r.bool(), try r.bool(), try r.data(limit: maxPending))) }
+        let n = try r.bounded(try r.u32(), max: ConsoleDevice.maxControlMessages, what: "control messages")
         var messages: [[UInt8]] = []
         for _ in 0..<n { messages.append(try r.data(limit: 4096)) }
         lock.with { _ in
@@ -123,12 +141,30 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
 
     // MARK: host API
 
-    /// Queues bytes for the guest to read from `port`.
+    /// Queues bytes for the guest to read from `port`. Past `maxPending`
+    /// nothing is queued, and onLimit hears of it.
     public func send(_ bytes: [UInt8], to port: Port) {
         lock.with { _ in
+            guard limitPassed == nil else { return }
+            guard port.pending.count - port.pendingStart + bytes.count <= maxPending else {
+                limitPassed = "virtio-console: the guest left more than \(maxPending) bytes untaken on port \(port.name)"
+                return
+            }
             port.pending.append(contentsOf: bytes)
             flushData(port)
         }
+        reportLimit()
+    }
+
+    /// Tells onLimit, once, that a bound was passed (outside the lock: it
+    /// may stop the VM).
+    private func reportLimit() {
+        let message: String? = lock.with { _ in
+            guard let m = limitPassed, !limitReported else { return nil }
+            limitReported = true
+            return m
+        }
+        if let message { onLimit?(message) }
     }
 
     /// Bytes queued for the guest and not yet taken.
@@ -140,6 +176,7 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
             if port.ready { queueControl(port.id, .portOpen, connected ? 1 : 0) }
             flushControl()
         }
+        reportLimit()
     }
 
     /// Processes whatever the guest has queued for the host on every port
@@ -178,6 +215,7 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
             }
         }
         // Callbacks outside the lock: they may send.
+        reportLimit()
         for (p, data) in deliveries { p.onData?(data) }
         if drained { onWritable?() }
     }
@@ -214,6 +252,11 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
     }
 
     private func queueControl(_ id: UInt32, _ event: Event, _ value: UInt16, name: String? = nil) {
+        guard limitPassed == nil else { return }
+        guard controlOut.count < ConsoleDevice.maxControlMessages else {
+            limitPassed = "virtio-console: the guest's driver left more than \(ConsoleDevice.maxControlMessages) control messages untaken (DEVICE_READY or PORT_READY over and over?)"
+            return
+        }
         var msg = le32(id) + le16(event.rawValue) + le16(value)
         if let name { msg += Array(name.utf8) }
         controlOut.append(msg)

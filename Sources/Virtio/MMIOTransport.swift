@@ -171,19 +171,21 @@ public final class MMIOTransport: BusDevice, StateSaving {
                 }
             case 0x024: driverFeaturesSel = v
             case 0x030: queueSel = v
-            case 0x038: if let q = selectedQueue, !q.ready { q.size = UInt16(truncatingIfNeeded: v) }
+            // QueueNum and the ring addresses change only while the queue
+            // is not ready. A value past 16 bits is clamped, not cut, so
+            // that QueueReady refuses it (0x10001 must not become 1).
+            case 0x038: if let q = selectedQueue, !q.ready { q.size = UInt16(clamping: v) }
             case 0x044:
                 guard let q = selectedQueue else { break }
                 if v == 1 {
                     do {
-                        try q.validateLayout()
-                        q.ready = true
+                        try q.enable()
                     } catch {
                         Log.warning("virtio device \(device.deviceType): \(error)")
                         status |= VirtioStatus.needsReset
                     }
                 } else {
-                    q.ready = false
+                    q.disable()
                 }
             case 0x050: notify = Int(v)
             case 0x064: interruptStatus &= ~v

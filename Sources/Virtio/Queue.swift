@@ -63,15 +63,32 @@ public struct DescriptorChain {
 /// must lie inside guest RAM, and a device-readable descriptor may not
 /// follow a device-writable one. Indirect descriptors are not offered, so
 /// one is a violation.
+///
+/// The driver's registers (`size`, the ring addresses) are not what the
+/// device uses: `enable` checks them and copies them into `rings`, which
+/// nothing else changes. A driver may clear QueueReady and rewrite
+/// QueueNum (to 0, say) while a device thread still holds a chain it
+/// popped; that thread then finishes against the rings it was given, or
+/// drops the chain, and never divides by a size it was not given.
 public final class VirtQueue {
     public let index: Int
     public let maxSize: UInt16
+    /// QueueNum as the driver wrote it (the transport takes writes only
+    /// while the queue is not ready).
     public var size: UInt16
-    public var ready = false
+    public private(set) var ready = false
     public var descTable: GuestAddress = 0
     public var availRing: GuestAddress = 0
     public var usedRing: GuestAddress = 0
     public private(set) var broken: String?
+
+    /// The layout checked when the queue was last made ready; `size` is
+    /// never 0 (the start value is `maxSize`, which the device sets).
+    struct Rings {
+        var size: UInt16
+        var desc: GuestAddress = 0, avail: GuestAddress = 0, used: GuestAddress = 0
+    }
+    private(set) var rings: Rings
 
     private var nextAvail: UInt16 = 0
     private var nextUsed: UInt16 = 0
@@ -84,12 +101,14 @@ public final class VirtQueue {
         self.index = index
         self.maxSize = maxSize
         self.size = maxSize
+        self.rings = Rings(size: max(maxSize, 1))
         self.memory = memory
     }
 
     public func reset() {
         ready = false
         size = maxSize
+        rings = Rings(size: max(maxSize, 1))
         descTable = 0
         availRing = 0
         usedRing = 0
@@ -119,10 +138,27 @@ public final class VirtQueue {
         nextUsed = try r.u16()
         let b = try r.string()
         broken = b.isEmpty ? nil : b
-        if ready { try validateLayout() }
+        if ready {
+            ready = false
+            try enable()
+        }
     }
 
-    /// Checks the layout the driver configured when it sets QueueReady.
+    /// The driver set QueueReady: checks the layout it configured and
+    /// hands it to the device. A bad layout leaves the queue not ready.
+    public func enable() throws {
+        try validateLayout()
+        rings = Rings(size: size, desc: descTable, avail: availRing, used: usedRing)
+        ready = true
+    }
+
+    /// The driver cleared QueueReady: the device takes no more chains, and
+    /// returns none it holds.
+    public func disable() {
+        ready = false
+    }
+
+    /// Checks the layout the driver configured (QueueNum and the ring addresses).
     public func validateLayout() throws {
         guard size > 0, size <= maxSize, size & (size - 1) == 0 else {
             throw QueueViolation(reason: "queue \(index): size \(size) is not a power of two up to \(maxSize)")
@@ -147,7 +183,7 @@ public final class VirtQueue {
 
     /// Whether the driver has made buffers available that are not yet popped.
     public var hasAvailable: Bool {
-        guard ready, broken == nil, let p = memory.pointer(at: availRing + 2, count: 2) else { return false }
+        guard ready, broken == nil, let p = memory.pointer(at: rings.avail + 2, count: 2) else { return false }
         return catomic_load_acquire_u16(p) != nextAvail
     }
 
@@ -155,18 +191,19 @@ public final class VirtQueue {
     /// that breaks the rules marks the queue broken and yields nil.
     public func pop() -> DescriptorChain? {
         guard ready, broken == nil else { return nil }
-        guard let idxPtr = memory.pointer(at: availRing + 2, count: 2) else { return nil }
+        let r = rings
+        guard let idxPtr = memory.pointer(at: r.avail + 2, count: 2) else { return nil }
         let availIdx = catomic_load_acquire_u16(idxPtr)
         guard availIdx != nextAvail else { return nil }
-        if availIdx &- nextAvail > size {
-            markBroken("available index jumped by \(availIdx &- nextAvail), more than the queue size \(size)")
+        if availIdx &- nextAvail > r.size {
+            markBroken("available index jumped by \(availIdx &- nextAvail), more than the queue size \(r.size)")
             return nil
         }
-        let slot = UInt64(nextAvail % size)
-        guard let head = try? memory.read(UInt16.self, at: availRing + 4 + 2 * slot) else { return nil }
+        let slot = UInt64(nextAvail % r.size)
+        guard let head = try? memory.read(UInt16.self, at: r.avail + 4 + 2 * slot) else { return nil }
         nextAvail &+= 1
         do {
-            return try chain(from: head)
+            return try chain(from: head, rings: r)
         } catch let v as QueueViolation {
             markBroken(v.reason)
             return nil
@@ -176,13 +213,13 @@ public final class VirtQueue {
         }
     }
 
-    func chain(from head: UInt16) throws -> DescriptorChain {
+    func chain(from head: UInt16, rings r: Rings) throws -> DescriptorChain {
         var buffers: [DescriptorBuffer] = []
         var index = head
         var sawWritable = false
-        for _ in 0..<Int(size) {
-            guard index < size else { throw QueueViolation(reason: "descriptor index \(index) out of range (queue size \(size))") }
-            let base = descTable + 16 * UInt64(index)
+        for _ in 0..<Int(r.size) {
+            guard index < r.size else { throw QueueViolation(reason: "descriptor index \(index) out of range (queue size \(r.size))") }
+            let base = r.desc + 16 * UInt64(index)
             let addr = try memory.read(UInt64.self, at: base)
             let len = try memory.read(UInt32.self, at: base + 8)
             let flags = try memory.read(UInt16.self, at: base + 12)
@@ -220,9 +257,12 @@ public final class VirtQueue {
     /// Returns whether the driver wants an interrupt.
     @discardableResult
     public func push(_ chain: DescriptorChain, written: UInt32) -> Bool {
-        guard broken == nil else { return false }
-        let slot = UInt64(nextUsed % size)
-        let elem = usedRing + 4 + 8 * slot
+        // A queue the driver disabled meanwhile gets nothing back: it may
+        // have freed its rings.
+        guard ready, broken == nil else { return false }
+        let r = rings
+        let slot = UInt64(nextUsed % r.size)
+        let elem = r.used + 4 + 8 * slot
         do {
             try memory.write(UInt32(chain.head), at: elem)
             try memory.write(written, at: elem + 4)
@@ -231,10 +271,10 @@ public final class VirtQueue {
             return false
         }
         nextUsed &+= 1
-        guard let idxPtr = memory.pointer(at: usedRing + 2, count: 2) else { return false }
+        guard let idxPtr = memory.pointer(at: r.used + 2, count: 2) else { return false }
         catomic_store_release_u16(idxPtr, nextUsed)
         catomic_fence()
-        let flags = (try? memory.read(UInt16.self, at: availRing)) ?? 0
+        let flags = (try? memory.read(UInt16.self, at: r.avail)) ?? 0
         return flags & VirtQueue.availNoInterrupt == 0
     }
 }

@@ -62,15 +62,18 @@ import TestSupport
         try NetworkTests.expectNothingLeft()
     }
 
-    /// A root filesystem of busybox and a UDP echo server (Debian's
-    /// busybox has no `nc -u`), built once under .build.
-    static let udpImage: String = {
-        let dir = Path.join(Harness.repo, ".build/test-fixtures/udp-image")
+    /// A root filesystem of busybox, a UDP echo server (Debian's busybox
+    /// has no `nc -u`) and the raw-frame sender `spoof`, built once under
+    /// .build.
+    static let fixtureImage: String = {
+        let dir = Path.join(Harness.repo, ".build/test-fixtures/net-image")
         try? FS.removeTree(dir)
         for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] { try? FS.makeDirectories(Path.join(dir, d)) }
-        let r = try? Subprocess.run(["gcc", "-static", "-O2", "-o", Path.join(dir, "bin/udp-echo"),
-                                     Path.join(Harness.repo, "Tests/Fixtures/udp-echo/udp-echo.c")])
-        if r?.status != 0 { Issue.record("compiling udp-echo.c: \(r?.output ?? "gcc missing")") }
+        for program in ["udp-echo", "spoof"] {
+            let r = try? Subprocess.run(["gcc", "-static", "-O2", "-o", Path.join(dir, "bin", program),
+                                         Path.join(Harness.repo, "Tests/Fixtures/\(program)/\(program).c")])
+            if r?.status != 0 { Issue.record("compiling \(program).c: \(r?.output ?? "gcc missing")") }
+        }
         _ = try? Subprocess.run(["cp", "/bin/busybox", Path.join(dir, "bin/busybox")])
         for applet in ["sh", "ip", "sed", "sleep"] { symlink("busybox", Path.join(dir, "bin", applet)) }
         return dir
@@ -82,7 +85,7 @@ import TestSupport
     @Test(arguments: NetworkTests.levels) func publishedUDPPortAnswersFromTheHost(isolation: String) throws {
         let p = NetworkTests.port(1)
         let hostAddress = try #require(NetworkTests.hostAddress())
-        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):9000/udp"], image: NetworkTests.udpImage,
+        let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):9000/udp"], image: NetworkTests.fixtureImage,
                                                 server: "/bin/udp-echo 9000 & true") { (addr: String) throws in
             #expect(try NetworkTests.udpExchange("127.0.0.1", p, "via-loopback") == "udp:via-loopback")
             #expect(try NetworkTests.udpExchange(hostAddress, p, "via-host-address") == "udp:via-host-address")
@@ -102,7 +105,7 @@ import TestSupport
                                 ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 30 \(bridge.gateway) \(server.port)"],
                                 isolation: isolation)
         #expect(r.status == 0 && r.out.hasSuffix("hello-from-host"), "\(r)")
-        #expect(try NetworkTests.state() == ["bridge \(HostBridge.name)", "table ip \(HostBridge.table)"])
+        #expect(try NetworkTests.state() == ["bridge \(HostBridge.name)", "table ip \(HostBridge.table)", "table bridge \(HostBridge.table)"])
         withExtendedLifetime(server) {}
         hold = nil
         try NetworkTests.expectNothingLeft()
@@ -124,6 +127,53 @@ import TestSupport
             #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"))
         }
         #expect(r.status == 0, "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    /// A hostile run (NET_RAW is in the default set) sends, as raw frames,
+    /// UDP from another run's address and from its MAC, gratuitous ARP
+    /// claiming that run's address and an IPv6 router advertisement (spoof.c).
+    /// The bridge drops them all: nothing spoofed reaches a host socket, the
+    /// host's neighbour entry for the victim and its routes stay as they
+    /// were, and the victim's published port still answers. The victim is
+    /// a container at both levels (a VM start costs seconds here).
+    @Test(arguments: NetworkTests.levels) func aRunCannotSpoofAnotherRunOrTheHost(attacker: String) throws {
+        let p = NetworkTests.port(4)
+        let bridge = try HostBridge.configured()
+        let r = try NetworkTests.withServingRun(isolation: "container", publish: ["\(p):8000"]) { (victim: String) throws in
+            #expect(try NetworkTests.httpGet(victim, 8000).hasSuffix("served-by-run\n"))
+            let victimMAC = HostBridge.text(mac: HostBridge.mac(for: try #require(IPv4Address(victim))))
+            let before = try NetworkTests.hostView(of: victim)
+            #expect(before.neighbour == victimMAC, "\(before)")
+            let listener = try UDPListener(address: bridge.gateway.description)
+            let a = try Harness.run(["--network", "bridge"], ["/bin/spoof", victim, victimMAC, bridge.gateway.description, "\(listener.port)"],
+                                    isolation: attacker, image: NetworkTests.fixtureImage)
+            #expect(a.status == 0 && a.out.hasSuffix("sent\n"), "\(a)")
+            let got = listener.received()
+            #expect(got.contains("legit-socket") && got.contains("legit-raw"), "\(got)")
+            #expect(!got.contains("spoof-ip") && !got.contains("spoof-mac"), "\(got)")
+            let after = try NetworkTests.hostView(of: victim)
+            #expect(after.neighbour == before.neighbour, "the host's neighbour entry for \(victim)")
+            #expect(after.routes == before.routes, "\(before.routes) -> \(after.routes)")
+            #expect(after.routes6 == before.routes6, "\(before.routes6) -> \(after.routes6)")
+            #expect(try NetworkTests.httpGet("127.0.0.1", p).hasSuffix("served-by-run\n"))
+        }
+        #expect(r.status == 0, "\(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
+    /// swvm uses no IPv6 on the bridge: none on swvm0, on the run's port or
+    /// on eth0 (a container's is turned off, a VM's kernel has none).
+    @Test(arguments: NetworkTests.levels) func noIPv6OnTheBridgeOrEth0(isolation: String) throws {
+        var hold: BridgeHold? = try HostBridge.hold()
+        #expect(try FS.readText("/proc/sys/net/ipv6/conf/\(HostBridge.name)/disable_ipv6") == "1\n")
+        let r = try Harness.run(["--network", "bridge"], ["sh", "-c", """
+            cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || echo no-ipv6
+            ip -6 addr show dev eth0 2>/dev/null
+            """], isolation: isolation)
+        #expect(r.status == 0 && r.out == (isolation == "vm" ? "no-ipv6\n" : "1\n"), "\(r)")
+        #expect(try Subprocess.run(["ip", "-6", "addr", "show", "dev", HostBridge.name]).output == "")
+        hold = nil
         try NetworkTests.expectNothingLeft()
     }
 
@@ -183,25 +233,31 @@ import TestSupport
         let state = try NetworkTests.state()
         #expect(state.contains { $0.hasPrefix("nft pub_any") && $0.contains("\(p)") }, "\(state)")
         #expect(state.contains { $0.hasPrefix("lease ") }, "\(state)")
+        #expect(state.contains { $0.hasPrefix("nft ports") }, "\(state)")
         #expect(try Harness.run(["true"]).status == 0)
         try NetworkTests.expectNothingLeft()
     }
 
     // MARK: helpers
 
-    /// swvm's network state on the host: the bridge and the table (which
-    /// the last run to end removes), links, published-port map elements,
-    /// leases.
+    /// swvm's network state on the host: the bridge and the tables (which
+    /// the last run to end removes), links, the runs' static FDB entries,
+    /// published-port map elements, guard set elements, leases.
     static func state() throws -> [String] {
         var left: [String] = []
         if FS.exists("/sys/class/net/\(HostBridge.name)") { left.append("bridge \(HostBridge.name)") }
-        if (try? Subprocess.run(["nft", "list", "table", "ip", HostBridge.table]))?.status == 0 { left.append("table ip \(HostBridge.table)") }
+        for family in ["ip", "bridge"] where (try? Subprocess.run(["nft", "list", "table", family, HostBridge.table]))?.status == 0 {
+            left.append("table \(family) \(HostBridge.table)")
+        }
         for name in (try? FS.listDirectory("/sys/class/net")) ?? [] where name.hasPrefix("swvm") && name != HostBridge.name {
             left.append("link \(name)")
         }
-        for map in ["pub_any", "pub_addr"] {
-            let text = (try? Subprocess.run(["nft", "list", "map", "ip", HostBridge.table, map]))?.output ?? ""
-            if text.contains("elements") { left.append("nft \(map): \(text)") }
+        let fdb = (try? Subprocess.run(["bridge", "fdb", "show"]))?.output ?? ""
+        for line in fdb.split(separator: "\n") where line.hasPrefix("02:53:") && line.contains(" static") { left.append("fdb \(line)") }
+        for (kind, family, name) in [("map", "ip", "pub_any"), ("map", "ip", "pub_addr"),
+                                     ("set", "bridge", "ports"), ("set", "bridge", "ip_from"), ("set", "bridge", "arp_from")] {
+            let text = (try? Subprocess.run(["nft", "list", kind, family, HostBridge.table, name]))?.output ?? ""
+            if text.contains("elements") { left.append("nft \(name): \(text)") }
         }
         for lease in (try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "net/leases"))) ?? [] { left.append("lease \(lease)") }
         return left
@@ -209,6 +265,22 @@ import TestSupport
 
     static func expectNothingLeft() throws {
         #expect(try state() == [])
+    }
+
+    /// What a run could change on the host: the link-layer address of its
+    /// neighbour entry for `address` on swvm0, and its IPv4 and IPv6 routes.
+    struct HostView: Equatable {
+        var neighbour: String
+        var routes: String
+        var routes6: String
+    }
+
+    static func hostView(of address: String) throws -> HostView {
+        let neigh = try Subprocess.run(["ip", "neigh", "show", "to", address, "dev", HostBridge.name]).output
+        let f = neigh.split(separator: " ").map(String.init)
+        return HostView(neighbour: f.firstIndex(of: "lladdr").flatMap { $0 + 1 < f.count ? f[$0 + 1] : nil } ?? "none: \(neigh)",
+                        routes: try Subprocess.run(["ip", "-4", "route", "show", "table", "all"]).output,
+                        routes6: try Subprocess.run(["ip", "-6", "route", "show", "table", "all"]).output)
     }
 
     /// A non-loopback IPv4 address of this host (not the bridge's).
@@ -288,6 +360,37 @@ import TestSupport
         close(fd)
         throw SwvmError.errno("connect \(host):\(port)")
     }
+}
+
+/// A UDP socket on this host that keeps what arrives until `received`.
+final class UDPListener {
+    let fd: Int32
+    let port: UInt16
+
+    init(address: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var sa = NetworkTests.sockaddr(address, 0)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard r == 0 else { close(fd); throw SwvmError.errno("bind udp \(address)") }
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: Glibc.sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = UInt16(bigEndian: bound.sin_port)
+    }
+
+    /// The datagrams queued so far, as text.
+    func received() -> [String] {
+        var out: [String] = []
+        var buf = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
+            if n <= 0 { return out }
+            out.append(String(decoding: buf[0..<n], as: UTF8.self))
+        }
+    }
+
+    deinit { close(fd) }
 }
 
 /// A TCP server on this host that answers every connection with a fixed

@@ -12,6 +12,8 @@ public struct CommandResult: CustomStringConvertible, Sendable {
     public let timedOut: Bool
     public let pid: pid_t
     public let seconds: Double
+    /// The process's peak resident memory (wait4's ru_maxrss), KiB.
+    public let maxRSSKiB: Int
 
     public var out: String { String(decoding: stdout, as: UTF8.self) }
     public var err: String { String(decoding: stderr, as: UTF8.self) }
@@ -107,8 +109,10 @@ public enum Command {
             if !open.out && outPipe.read.raw >= 0 { outPipe.read.close() }
             if !open.err && errPipe.read.raw >= 0 { errPipe.read.close() }
         }
-        let (_, status) = waitForExit(pid)
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         return CommandResult(status: shellStatus(fromWaitStatus: status), stdout: out, stderr: err,
-                             timedOut: timedOut, pid: pid, seconds: Clock.secondsSince(started))
+                             timedOut: timedOut, pid: pid, seconds: Clock.secondsSince(started), maxRSSKiB: usage.ru_maxrss)
     }
 }

@@ -23,8 +23,7 @@ import Testing
                 q.descTable = 0x1000 + UInt64(i) * 0x1000
                 q.availRing = 0x40000 + UInt64(i) * 0x1000
                 q.usedRing = 0x80000 + UInt64(i) * 0x1000
-                try q.validateLayout()
-                q.ready = true
+                try q.enable()
                 queues.append(q)
             }
         }
@@ -106,16 +105,53 @@ import Testing
         #expect(try d.taken(2).contains { $0[0] == 1 && $0[4] == 6 && $0[6] == 0 })
         #expect(interrupts > 0)
     }
+
+    /// A driver that says DEVICE_READY and PORT_READY over and over and
+    /// gives no receive buffer for the replies: the device holds at most
+    /// maxControlMessages of them, then reports the limit, once.
+    @Test func repeatedReadyMessagesAreBounded() throws {
+        let console = ConsoleDevice(ports: [("control", true), ("in", true)])
+        let d = try Driver(count: console.queueSizes.count)
+        console.activate(queues: d.queues, negotiated: 1 << 1, interrupt: {})
+        var limits: [String] = []
+        console.onLimit = { limits.append($0) }
+        // Each round queues 2 DEVICE_ADDs, then a name and an open.
+        for round in 0..<(ConsoleDevice.maxControlMessages / 2 + 10) {
+            try d.give(3, data: Self.control(0, round % 2 == 0 ? 0 : 3, 1))
+            console.queueNotified(3)
+        }
+        #expect(limits.count == 1, "\(limits)")
+        #expect(limits.first?.contains("more than \(ConsoleDevice.maxControlMessages) control messages") == true)
+        // The guest's buffers then get at most the bound.
+        for _ in 0..<8 { try d.give(2) }
+        console.queueNotified(2)
+        #expect(try d.taken(2).count == 8)
+    }
+
+    /// Host -> guest bytes a port cannot hold are refused, and the limit is
+    /// reported once.
+    @Test func pendingBytesAreBounded() throws {
+        let console = ConsoleDevice(ports: [("control", true)], maxPending: 100)
+        var limits: [String] = []
+        console.onLimit = { limits.append($0) }
+        let port = console.ports[0]
+        console.send([UInt8](repeating: 1, count: 60), to: port)
+        #expect(limits.isEmpty)
+        console.send([UInt8](repeating: 2, count: 60), to: port)
+        console.send([UInt8](repeating: 3, count: 1), to: port)
+        #expect(limits == ["virtio-console: the guest left more than 100 bytes untaken on port control"])
+        #expect(console.pendingCount(port) == 60)
+    }
 }
 
 @Suite struct GuestProtocolTests {
-    @Test func framesSplitAcrossReads() {
+    @Test func framesSplitAcrossReads() throws {
         var r = GuestProtocol.Reader()
         let a = GuestProtocol.frame(102, [7, 0, 0, 0])
         let b = GuestProtocol.frame(103, le32(5) + le32(0) + Array("exec".utf8))
         let all = a + b
-        #expect(r.feed(Array(all[0..<5])).isEmpty)
-        let frames = r.feed(Array(all[5...]))
+        #expect(try r.feed(Array(all[0..<5])).isEmpty)
+        let frames = try r.feed(Array(all[5...]))
         #expect(frames.map(\.type) == [102, 103])
         #expect(frames[0].payload == [7, 0, 0, 0])
     }
@@ -127,6 +163,79 @@ import Testing
         #expect(older?.exitStatus == 125)
         #expect(GuestProtocol.versionError(ready: le32(GuestProtocol.version + 1)) != nil)
         #expect(GuestProtocol.versionError(ready: [1, 2, 3]) != nil)
+    }
+
+    /// Two megabytes of empty frames, in one piece: each frame used to be
+    /// removed from the front of the buffer, moving what followed it
+    /// (quadratic: a quarter of a terabyte moved for this, tens of seconds).
+    @Test func megabytesOfTinyFramesAreReadInLinearTime() throws {
+        let count = (2 << 20) / 8
+        let flood = [UInt8]([[UInt8]](repeating: GuestProtocol.frame(0x7777, []), count: count).joined())
+        var r = GuestProtocol.Reader()
+        let start = Clock.monotonicNanos()
+        let frames = try r.feed(flood)
+        let seconds = Clock.secondsSince(start)
+        #expect(frames.count == count)
+        #expect(seconds < 8, "\(seconds) s")
+        // In the pieces Linux writes (32 KiB), with a frame cut at each end.
+        var pieces = GuestProtocol.Reader(), taken = 0
+        var i = 0
+        while i < flood.count {
+            let end = min(flood.count, i + 32768 + 3)
+            taken += try pieces.feed(Array(flood[i..<end])).count
+            i = end
+        }
+        #expect(taken == count)
+    }
+
+    @Test func anOverlongFrameIsAnError() throws {
+        var r = GuestProtocol.Reader()
+        let header = le32(GuestProtocol.exit) + le32(UInt32(GuestProtocol.maxPayload + 1))
+        #expect(violation { _ = try r.feed(header) }?.contains("over the 1048576-byte limit") == true)
+    }
+
+    /// The message of the error `body` throws, or nil.
+    func violation(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return (error as? SwvmError)?.message ?? "\(error)"
+        }
+    }
+
+    @Test func eachMessageIsTakenOnceAfterReady() throws {
+        var s = GuestProtocol.Sequence()
+        try s.accept(GuestProtocol.ready, payloadCount: 0)
+        #expect(violation { try s.accept(GuestProtocol.ready, payloadCount: 0) } == "the guest broke swvm's control protocol: READY sent twice")
+        try s.accept(GuestProtocol.confined, payloadCount: 0)
+        try s.accept(GuestProtocol.started, payloadCount: 8)
+        #expect(violation { try s.accept(GuestProtocol.started, payloadCount: 8) }?.contains("STARTED sent twice") == true)
+        try s.accept(GuestProtocol.exit, payloadCount: 4)
+        #expect(violation { try s.accept(GuestProtocol.exit, payloadCount: 4) } != nil)
+        // A restored VM's guest-init said READY before the snapshot.
+        var restored = GuestProtocol.Sequence(readySent: true)
+        #expect(violation { try restored.accept(GuestProtocol.ready, payloadCount: 0) }?.contains("READY sent twice") == true)
+    }
+
+    @Test(arguments: [
+        (UInt32(0x7777), 0, "an unknown message (type 30583)"),
+        (UInt32(1), 0, "an unknown message (type 1)"),              // MSG_CONFIG goes the other way
+        (GuestProtocol.started, 8, "STARTED before READY"),
+        (GuestProtocol.exit, 4, "EXIT before READY"),
+    ])
+    func messagesOutOfTurnAreViolations(_ type: UInt32, _ length: Int, _ expected: String) {
+        var s = GuestProtocol.Sequence()
+        #expect(violation { try s.accept(type, payloadCount: length) }?.hasSuffix(expected) == true)
+    }
+
+    @Test func shortPayloadsAndEarlyErrors() throws {
+        var s = GuestProtocol.Sequence()
+        try s.accept(GuestProtocol.ready, payloadCount: 0)
+        #expect(violation { try s.accept(GuestProtocol.exit, payloadCount: 3) }?.contains("EXIT with 3 bytes") == true)
+        // guest-init may fail before it is ready: its ERROR is taken.
+        var early = GuestProtocol.Sequence()
+        try early.accept(GuestProtocol.error, payloadCount: 20)
     }
 
     @Test func initramfsIsNewcCpio() {

@@ -93,6 +93,17 @@ uint32_t ckvm_run_internal(const struct kvm_run *run, uint64_t *data, uint32_t c
 uint32_t ckvm_run_emulation_insn(const struct kvm_run *run, uint8_t *bytes, uint32_t cap);
 uint32_t ckvm_run_system_event_type(const struct kvm_run *run);
 
+// MARK: request numbers, for seccomp rules on ioctl's request argument
+// (the VMM's vCPU threads may make these and no other; see VMMSeccomp).
+extern const unsigned long ckvm_KVM_RUN;
+extern const unsigned long ckvm_KVM_GET_REGS;
+extern const unsigned long ckvm_KVM_SET_REGS;
+extern const unsigned long ckvm_KVM_GET_SREGS;
+extern const unsigned long ckvm_KVM_TRANSLATE;
+extern const unsigned long ckvm_KVM_GET_VCPU_EVENTS;
+extern const unsigned long ckvm_KVM_SET_VCPU_EVENTS;
+extern const unsigned long ckvm_KVM_GET_MP_STATE;
+
 // MARK: boot_params layout (arch/x86/include/uapi/asm/bootparam.h)
 // Offsets are taken from the real header so the zero page cannot drift.
 extern const size_t ckvm_bp_size;

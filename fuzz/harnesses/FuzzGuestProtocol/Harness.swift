@@ -1,9 +1,11 @@
 import MicroVM
 import SwvmBase
 
-// What the guest sends on the control port, as swvm decodes it: frames
-// (GuestProtocol.Reader, fed in pieces of the sizes the input picks) and
-// their payloads (the error form, the pid and status words).
+// What the guest sends on the control port, as swvm takes it: frames
+// (GuestProtocol.Reader, fed in pieces of the sizes the input picks), each
+// checked against the protocol (GuestProtocol.Sequence), and the payloads
+// swvm accepts decoded as VMRunner decodes them (the error form, the pid
+// and status words). As in swvm, the first violation ends the stream.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzGuestProtocol(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -11,18 +13,25 @@ public func fuzzGuestProtocol(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int3
     guard let first = bytes.first else { return 0 }
     let piece = Int(first) + 1
     var reader = GuestProtocol.Reader()
+    var sequence = GuestProtocol.Sequence()
     var i = 1
     while i < bytes.count {
         let end = min(bytes.count, i + piece)
-        for (type, payload) in reader.feed(Array(bytes[i..<end])) {
-            switch type {
-            case GuestProtocol.started where payload.count >= 4, GuestProtocol.exit where payload.count >= 4:
-                _ = le32(payload, 0)
-            case GuestProtocol.error:
-                _ = SwvmError.decode(payload)
-            default:
-                break
+        do {
+            for (type, payload) in try reader.feed(Array(bytes[i..<end])) {
+                try sequence.accept(type, payloadCount: payload.count)
+                switch type {
+                case GuestProtocol.started, GuestProtocol.exit:
+                    _ = le32(payload, 0)
+                case GuestProtocol.error:
+                    _ = SwvmError.decode(payload)
+                default:
+                    break
+                }
             }
+        } catch {
+            guard error is SwvmError else { fatalError("not a SwvmError: \(error)") }
+            return 0
         }
         i = end
     }
