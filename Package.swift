@@ -38,6 +38,11 @@ let package = Package(
         // thread filters use it without the run's settings.
         .target(name: "Seccomp", dependencies: ["SwvmBase", "CSeccomp"]),
         .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls", "CConfinement"]),
+        // CommandLineOptions: `swvm run`'s options, each declared once, and
+        // SpecBuilder, which reads them (Docker's syntax) into a RunSpec.
+        .target(name: "CommandLineOptions",
+                dependencies: ["SwvmBase", "OCIImage", "RuntimeSpec", "Seccomp",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: host networking (the bridge, leases, nftables, veth and tap)
         .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
@@ -77,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "Seccomp", "ContainerRuntime", "KVM", "VMM", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "KVM", "VMM", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -86,12 +91,13 @@ let package = Package(
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "CConfinement"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase", "CConfinement"]),
+        .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot",
                                                  "Seccomp", "CSyscalls"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "Snapshot", "Network", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

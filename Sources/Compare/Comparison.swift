@@ -117,7 +117,7 @@ public final class Comparison {
     func runProbe(_ iso: String, listener: ProbeListener?) throws -> ProbeSample {
         let argv = [options.swvm, "run", "--isolation=\(iso)", "--probe", formatFixed(options.probeBudget, 2)]
             + (listener.map { ["--probe-connect", $0.target] } ?? []) + ["--report-fd", "3"]
-            + options.runArguments.filter { $0 != "-i" && $0 != "-t" } + [options.image]
+            + options.runArguments + [options.image]
         let servedBefore = listener?.served.current ?? 0
         let r = try Comparison.spawn(argv, keepStdout: true)
         guard r.status == 0, let j = try? JSON.parse(r.stdout), let s = j["syscall_ns"]?.double,

@@ -4,29 +4,29 @@ import SwvmBase
 /// `crun spec`, `runc spec` or `umoci unpack`): the process, hostname,
 /// capabilities, rlimits, mounts beyond the standard ones, resources,
 /// seccomp, masked and read-only paths.
-struct BundleProcess {
-    var args: [String] = []
-    var env: [String] = []
-    var cwd = ""
-    var user = ""
-    var uid: UInt32?
-    var gid: UInt32?
-    var additionalGids: [UInt32] = []
-    var hostname: String?
-    var capabilities: Set<String>?
-    var rlimits: [Rlimit] = []
-    var noNewPrivileges: Bool?
-    var readOnlyRoot = false
-    var mounts: [MountSpec] = []
-    var resources = ResourceLimits()
-    var seccomp: JSON?
-    var maskedPaths: [String]?
-    var readonlyPaths: [String]?
+public struct BundleProcess {
+    public var args: [String] = []
+    public var env: [String] = []
+    public var cwd = ""
+    public var user = ""
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var additionalGids: [UInt32] = []
+    public var hostname: String?
+    public var capabilities: Set<String>?
+    public var rlimits: [Rlimit] = []
+    public var noNewPrivileges: Bool?
+    public var readOnlyRoot = false
+    public var mounts: [MountSpec] = []
+    public var resources = ResourceLimits()
+    public var seccomp: JSON?
+    public var maskedPaths: [String]?
+    public var readonlyPaths: [String]?
 
     /// Destinations swvm always sets up itself.
     static let standardDestinations: Set<String> = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
 
-    init(json: JSON) throws {
+    public init(json: JSON) throws {
         let p = json["process"]
         args = (p?["args"]?.array ?? []).compactMap(\.string)
         env = (p?["env"]?.array ?? []).compactMap(\.string)

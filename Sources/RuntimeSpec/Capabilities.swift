@@ -41,24 +41,6 @@ public enum Capabilities {
 
     public static func number(_ name: String) -> Int? { names.firstIndex(of: name) }
 
-    /// Applies --cap-add/--cap-drop to a base set, Docker's way ("ALL" in
-    /// either list; drops win over adds except when "ALL" is dropped).
-    public static func apply(base: Set<String>, add: [String], drop: [String]) throws -> Set<String> {
-        func named(_ option: String) -> (String) throws -> String {
-            { name in
-                do { return try canonical(name) } catch let e as SwvmError { throw SwvmError(e.code, "\(option): \(e.message)") }
-            }
-        }
-        let adds = try add.map(named("--cap-add"))
-        let drops = try drop.map(named("--cap-drop"))
-        var set = base
-        if drops.contains("ALL") { set = [] }
-        if adds.contains("ALL") { set = Set(names.prefix(lastCapability + 1)) }
-        for a in adds where a != "ALL" { set.insert(a) }
-        for d in drops where d != "ALL" { set.remove(d) }
-        return set
-    }
-
     public static func mask(_ set: Set<String>) -> UInt64 {
         set.reduce(UInt64(0)) { m, n in number(n).map { m | (1 << UInt64($0)) } ?? m }
     }

@@ -47,7 +47,7 @@ public struct IPv4Subnet: Equatable, CustomStringConvertible, Sendable {
     public func overlaps(_ other: IPv4Subnet) -> Bool { contains(other.network) || other.contains(network) }
 }
 
-/// A published port: -p [IP:]HOSTPORT:PORT[/tcp|udp].
+/// A published port (-p, read in CommandLineOptions).
 public struct PortMapping: Equatable, CustomStringConvertible, Sendable {
     public enum Proto: String, Sendable { case tcp, udp }
     /// nil: every address of the host.
@@ -61,31 +61,6 @@ public struct PortMapping: Equatable, CustomStringConvertible, Sendable {
         self.hostPort = hostPort
         self.port = port
         self.proto = proto
-    }
-
-    public init(parsing text: String) throws {
-        func bad(_ why: String) -> SwvmError {
-            SwvmError(.invalidArgument, "-p '\(text)': \(why); expected [IP:]HOSTPORT:PORT[/tcp|udp]")
-        }
-        var body = Substring(text)
-        proto = .tcp
-        if let slash = body.lastIndex(of: "/") {
-            guard let p = Proto(rawValue: String(body[body.index(after: slash)...])) else { throw bad("the protocol must be tcp or udp") }
-            proto = p
-            body = body[..<slash]
-        }
-        let parts = body.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2 || parts.count == 3 else { throw bad("a host port and a port are needed") }
-        func number(_ s: String, _ what: String) throws -> UInt16 {
-            guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt16(s), v > 0 else { throw bad("\(what) '\(s)' is not a port number (1-65535)") }
-            return v
-        }
-        if parts.count == 3 {
-            guard let a = IPv4Address(parts[0]) else { throw bad("'\(parts[0])' is not an IPv4 address") }
-            hostAddress = a.value == 0 ? nil : a
-        }
-        hostPort = try number(parts[parts.count - 2], "the host port")
-        port = try number(parts[parts.count - 1], "the port")
     }
 
     public var description: String { "\(hostAddress.map { "\($0):" } ?? "")\(hostPort):\(port)/\(proto.rawValue)" }
@@ -104,25 +79,6 @@ public struct NetworkSettings: Equatable {
 
     public static func == (a: NetworkSettings, b: NetworkSettings) -> Bool {
         a.publish == b.publish && a.dns == b.dns && a.extraHosts.elementsEqual(b.extraHosts, by: { $0.name == $1.name && $0.address == $1.address })
-    }
-
-    public static func parseDNS(_ text: String) throws -> IPv4Address {
-        guard let a = IPv4Address(text) else { throw SwvmError(.invalidArgument, "--dns '\(text)': expected an IPv4 address") }
-        return a
-    }
-
-    /// NAME:IP, as Docker's --add-host.
-    public static func parseHost(_ text: String) throws -> (name: String, address: IPv4Address) {
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2, let a = IPv4Address(parts[1]) else {
-            throw SwvmError(.invalidArgument, "--add-host '\(text)': expected NAME:IPV4")
-        }
-        let name = parts[0]
-        guard !name.isEmpty, name.utf8.count <= 253,
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else {
-            throw SwvmError(.invalidArgument, "--add-host '\(text)': '\(name)' is not a host name")
-        }
-        return (name, a)
     }
 
     /// /etc/hosts of a run: localhost, the run's own name on its address

@@ -3,7 +3,7 @@ import SwvmBase
 
 /// Everything about one run that both isolation levels honour: the process,
 /// its identity and environment, its confinement and its limits. Built once
-/// from the image and the command line (SpecBuilder), then applied by the
+/// from the image and the command line (CommandLineOptions.SpecBuilder), then applied by the
 /// container runtime or sent to guest-init inside the VM.
 public struct RunSpec {
     public var id: String
@@ -49,6 +49,18 @@ public struct RunSpec {
         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
     ]
     public static let defaultReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+}
+
+extension RunSpec {
+    public init(id: String, rootfs: String, process: ProcessSpec, hostname: String,
+                capabilities: Set<String>, seccomp: SeccompProfile? = nil) {
+        self.id = id
+        self.rootfs = rootfs
+        self.process = process
+        self.hostname = hostname
+        self.capabilities = capabilities
+        self.seccomp = seccomp
+    }
 }
 
 public struct ProcessSpec: Equatable {

@@ -66,6 +66,13 @@ public struct UserDatabase {
         public let gid: UInt32
         public let additionalGids: [UInt32]
         public let home: String
+
+        public init(uid: UInt32, gid: UInt32, additionalGids: [UInt32], home: String) {
+            self.uid = uid
+            self.gid = gid
+            self.additionalGids = additionalGids
+            self.home = home
+        }
     }
 
     /// Resolves "user", "uid", "user:group", "uid:gid" (empty means root);

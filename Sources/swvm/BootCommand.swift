@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import CommandLineOptions
 import SwvmBase
 import VMM
 import KVM
@@ -19,10 +20,12 @@ struct BootCommand: ParsableCommand {
         kernel panics or its CPU triple-faults; 125 when swvm itself fails \
         (bad kernel, no /dev/kvm, an exit the VMM cannot handle); 128+N when \
         swvm is stopped by signal N.
+
+        The guest has 256M of memory and one vCPU unless --memory and --cpus \
+        say otherwise (--cpus is rounded up, as with run --isolation=vm).
         """)
 
-    @Option(help: "Kernel to boot (default: the one kernel/build.sh built, in /var/cache/swvm/kernel/current).")
-    var kernel: String?
+    @OptionGroup var guest: GuestKernelOptions
 
     @Option(help: "An initrd (cpio archive) for the kernel to unpack as its root.")
     var initrd: String?
@@ -33,14 +36,7 @@ struct BootCommand: ParsableCommand {
     @Flag(help: "Use --cmdline instead of swvm's default parameters (device parameters are still added).")
     var replaceCmdline = false
 
-    @Option(help: "Guest memory (e.g. 256M, 1G).")
-    var memory: String = "256M"
-
-    @Option(help: "Number of vCPUs.")
-    var cpus: Int = 1
-
-    @Option(help: "CPU profile: auto (safe on PVM hosts, host elsewhere), host, or safe.")
-    var cpuProfile: String = "auto"
+    @OptionGroup var size: SizeOptions
 
     @Flag(help: "Show the kernel's boot messages (default: quiet).")
     var verbose = false
@@ -56,20 +52,20 @@ struct BootCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            var config = MachineConfig(kernelPath: kernel ?? MachineConfig.defaultKernelPath(),
-                                       cpuProfile: try resolveCPUProfile(cpuProfile))
+            var config = MachineConfig(kernelPath: guest.kernel ?? MachineConfig.defaultKernelPath(),
+                                       cpuProfile: guest.cpuProfile.resolved)
             config.initrdPath = initrd
             config.extraCmdline = cmdline
             config.replaceDefaultCmdline = replaceCmdline
-            config.memoryBytes = try ByteSize.parse(memory)
-            config.vcpus = cpus
+            config.memoryBytes = try size.memoryBytes() ?? 256 << 20
+            config.vcpus = try size.cpuCount().map { max(1, Int($0.rounded(.up))) } ?? 1
             config.quiet = !verbose
             var logFD: FileDescriptor?
             if let path = consoleLog {
                 logFD = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_TRUNC)
                 config.consoleFD = logFD!.raw
             }
-            if kernel == nil && !FS.exists(config.kernelPath) {
+            if guest.kernel == nil && !FS.exists(config.kernelPath) {
                 throw SwvmError(.notFound, "no guest kernel at \(config.kernelPath): build it with kernel/build.sh or pass --kernel")
             }
             let machine = try Machine(config: config)
@@ -93,11 +89,13 @@ struct BootCommand: ParsableCommand {
     }
 }
 
-func resolveCPUProfile(_ text: String) throws -> CPUProfile {
-    switch text {
-    case "auto": return CPUProfile.automatic(isPVMHost: KVMSystem.isPVMHost())
-    case "host": return .host
-    case "safe": return .safe
-    default: throw SwvmError(.invalidArgument, "--cpu-profile must be auto, host or safe, not '\(text)'")
+extension CPUProfileChoice {
+    /// auto: safe on PVM hosts, host elsewhere.
+    var resolved: CPUProfile {
+        switch self {
+        case .auto: return CPUProfile.automatic(isPVMHost: KVMSystem.isPVMHost())
+        case .host: return .host
+        case .safe: return .safe
+        }
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import CommandLineOptions
 import Compare
 import SwvmBase
 
@@ -20,14 +21,66 @@ struct CompareCommand: ParsableCommand {
         Every number is measured in this run; what cannot be measured says why.
         """)
 
-    @OptionGroup var options: ProcessOptions
-    @OptionGroup(title: "VM options") var vmOptions: VMOptions
+    @OptionGroup var options: RunOptions
+    @OptionGroup(title: "VM options") var vmOptions: VMRunOptions
+    @OptionGroup(title: "Comparison options") var comparison: ComparisonOptions
 
+    @Argument(help: "The image directory.")
+    var image: String
+
+    @Argument(parsing: .captureForPassthrough, help: "The workload's command (default: the image's).")
+    var command: [String] = []
+
+    func run() throws {
+        try runReportingErrors {
+            let c = comparison
+            guard c.repeats >= 1, c.repeats <= 100 else { throw SwvmError(.invalidArgument, "--repeat must be between 1 and 100") }
+            guard FS.exists(image) else { throw SwvmError(.notFound, "image \(image): no such file or directory") }
+            // The run and VM options as they were given (this command's own left out).
+            let words = Array(CommandLine.arguments.dropFirst().drop { $0 != Self.configuration.commandName }.dropFirst())
+            let runArguments = forwardedOptionWords(words, forwarded: [RunOptions.self, VMRunOptions.self], own: [ComparisonOptions.self])
+            var o = CompareOptions(image: image, runArguments: runArguments,
+                                   command: command.first == "--" ? Array(command.dropFirst()) : command)
+            o.repeats = c.repeats
+            o.probeBudget = c.probeBudget
+            o.alsoColdBoot = c.alsoColdBoot
+            o.bridgeNetwork = options.network == "bridge"
+            o.hasVolume = !options.volume.isEmpty || options.mount.contains { $0.contains("type=bind") }
+            o.swvm = FS.executablePath()
+            let result = try compare(o)
+            let text: String
+            switch c.format {
+            case .json: text = CompareReport.json(result).serialized(pretty: true) + "\n"
+            case .html: text = CompareReport.html(result)
+            case .table: text = CompareReport.table(result)
+            }
+            if let path = c.output { try FS.writeText(path, text) } else { Log.out(text) }
+            if let path = c.writeJSON { try FS.writeText(path, CompareReport.json(result).serialized(pretty: true) + "\n") }
+            if let path = c.writeHTML { try FS.writeText(path, CompareReport.html(result)) }
+            return 0
+        }
+    }
+
+    /// Runs the comparison, with its progress on one line of a terminal.
+    func compare(_ o: CompareOptions) throws -> CompareResult {
+        let comparison = Comparison(options: o)
+        let tty = isatty(2) != 0
+        comparison.progress = { line in
+            Log.emit(tty ? "\r\u{1b}[K" + line : line + "\n")
+        }
+        let result = try comparison.run()
+        if tty { Log.emit("\r\u{1b}[K") }
+        return result
+    }
+}
+
+/// `swvm compare`'s own options (the rest it passes on to `swvm run`).
+struct ComparisonOptions: ParsableArguments {
     @Option(name: .customLong("repeat"), help: "Runs per isolation level.")
     var repeats: Int = 3
 
-    @Option(help: "Output format: table, json or html.")
-    var format: String = "table"
+    @Option(help: "Output format.")
+    var format: ReportFormat = .table
 
     @Option(name: [.short, .long], help: "Write the report to this file instead of stdout.")
     var output: String?
@@ -43,45 +96,8 @@ struct CompareCommand: ParsableCommand {
 
     @Flag(name: .customLong("also-cold-boot"), help: "Also run the VM with --cold-boot in each repetition: warm and cold starts side by side.")
     var alsoColdBoot = false
+}
 
-    @Argument(help: "The image directory.")
-    var image: String
-
-    @Argument(parsing: .captureForPassthrough, help: "The workload's command (default: the image's).")
-    var command: [String] = []
-
-    func run() throws {
-        try runReportingErrors {
-            guard ["table", "json", "html"].contains(format) else {
-                throw SwvmError(.invalidArgument, "--format must be table, json or html, not '\(format)'")
-            }
-            guard repeats >= 1, repeats <= 100 else { throw SwvmError(.invalidArgument, "--repeat must be between 1 and 100") }
-            guard FS.exists(image) else { throw SwvmError(.notFound, "image \(image): no such file or directory") }
-            var o = CompareOptions(image: image, runArguments: options.arguments() + vmOptions.arguments(),
-                                   command: command.first == "--" ? Array(command.dropFirst()) : command)
-            o.repeats = repeats
-            o.probeBudget = probeBudget
-            o.alsoColdBoot = alsoColdBoot
-            o.bridgeNetwork = options.network == "bridge"
-            o.hasVolume = !options.volume.isEmpty || options.mount.contains { $0.contains("type=bind") }
-            o.swvm = FS.executablePath()
-            let comparison = Comparison(options: o)
-            let tty = isatty(2) != 0
-            comparison.progress = { line in
-                Log.emit(tty ? "\r\u{1b}[K" + line : line + "\n")
-            }
-            let result = try comparison.run()
-            if tty { Log.emit("\r\u{1b}[K") }
-            let text: String
-            switch format {
-            case "json": text = CompareReport.json(result).serialized(pretty: true) + "\n"
-            case "html": text = CompareReport.html(result)
-            default: text = CompareReport.table(result)
-            }
-            if let path = output { try FS.writeText(path, text) } else { Log.out(text) }
-            if let path = writeJSON { try FS.writeText(path, CompareReport.json(result).serialized(pretty: true) + "\n") }
-            if let path = writeHTML { try FS.writeText(path, CompareReport.html(result)) }
-            return 0
-        }
-    }
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, html
 }

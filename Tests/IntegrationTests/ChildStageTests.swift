@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CommandLineOptions
 import ContainerRuntime
 import OCIImage
 import RuntimeSpec
@@ -40,9 +41,8 @@ import Testing
             watchdog.join()
         }
         for i in 0..<200 {
-            var options = RunOptions()
-            options.command = i % 2 == 0 ? ["true"] : ["/no/such/command"]
-            let spec = try SpecBuilder.build(image: image, options: options)
+            let spec = try SpecBuilder.build(image: image, command: i % 2 == 0 ? ["true"] : ["/no/such/command"],
+                                             options: try RunOptions.parse([]))
             do {
                 let r = try Container(spec: spec).run()
                 #expect(i % 2 == 0 && r.status == 0, "container \(i): status \(r.status)")

@@ -24,6 +24,7 @@ import TestSupport
         (["--cap-add", ""], ["--cap-add"]),
         (["--no-such-option"], ["--no-such-option"]),
         (["--cpus", "1000"], ["--cpus", "online CPU"]),
+        (["--cpu-profile", "fast"], ["--cpu-profile", "fast"]),
     ]
 
     @Test(arguments: cases.indices)
@@ -61,6 +62,16 @@ import TestSupport
         #expect(r.status == 125, "\(r)")
         #expect(r.err.contains(t.path) && r.err.contains("empty directory is not an image"), "\(r)")
         #expect(r.err.split(separator: "\n").count == 1)
+    }
+
+    /// compare's and boot's options with a fixed set of values are enums:
+    /// a bad value is a usage error before anything runs.
+    @Test func enumOptionsOfCompareAndBoot() throws {
+        for args in [["compare", "--format", "xml", Harness.exampleImage], ["boot", "--cpu-profile", "fast"]] {
+            let r = try Command.run([Harness.swvm] + args, timeout: 30)
+            #expect(r.status == 125 && r.err.split(separator: "\n").count == 1, "\(args): \(r)")
+            #expect(r.err.contains(args[1]) && r.err.contains(args[2]), "\(args): \(r)")
+        }
     }
 
     /// Help and --version are not errors.

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Testing
+import ArgumentParser
+@testable import CommandLineOptions
 @testable import OCIImage
 @testable import RuntimeSpec
 @testable import Seccomp
@@ -26,20 +28,18 @@ import Testing
 
     @Test func commandReplacesCmdAndKeepsEntrypoint() throws {
         let img = try image(entrypoint: ["/entry"], cmd: ["default"])
-        var o = RunOptions()
+        var o = try RunOptions.parse([])
         #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/entry", "default"])
-        o.command = ["x", "y"]
-        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/entry", "x", "y"])
-        o.entrypoint = "/other"
-        #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/other", "x", "y"])
-        o.command = []
+        #expect(try SpecBuilder.build(image: img, command: ["x", "y"], options: o).process.args == ["/entry", "x", "y"])
+        o = try RunOptions.parse(["--entrypoint", "/other"])
+        #expect(try SpecBuilder.build(image: img, command: ["x", "y"], options: o).process.args == ["/other", "x", "y"])
         // --entrypoint drops the image's Cmd, as Docker does.
         #expect(try SpecBuilder.build(image: img, options: o).process.args == ["/other"])
     }
 
     @Test func noCommandIsAnError() throws {
         let img = try image(cmd: [])
-        #expect(throws: SwvmError.self) { try SpecBuilder.build(image: img, options: RunOptions()) }
+        #expect(throws: SwvmError.self) { try SpecBuilder.build(image: img, options: try RunOptions.parse([])) }
     }
 
     @Test func environmentPrecedence() throws {
@@ -47,8 +47,8 @@ import Testing
         try FS.makeDirectories(Path.dirname(envFile))
         defer { unlink(envFile) }
         try FS.writeText(envFile, "# comment\nFROMFILE=f\nA=fromfile\n\nHOSTVAR\n")
-        var o = RunOptions()
-        o.envFiles = [envFile]
+        var o = try RunOptions.parse([])
+        o.envFile = [envFile]
         o.env = ["A=cli", "B=2", "HOSTONLY", "UNSET_ON_HOST"]
         o.hostname = "box"
         let host = ["HOSTVAR": "hv", "HOSTONLY": "ho"]
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func defaultsWhenTheImageSaysNothing() throws {
-        let spec = try SpecBuilder.build(image: try image(env: [], workdir: ""), options: RunOptions())
+        let spec = try SpecBuilder.build(image: try image(env: [], workdir: ""), options: try RunOptions.parse([]))
         #expect(spec.process.cwd == "/")
         #expect(spec.process.environment("PATH") == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         #expect(spec.hostname.count == 12)
@@ -78,7 +78,7 @@ import Testing
     }
 
     @Test func usersResolveAgainstTheImage() throws {
-        var o = RunOptions()
+        var o = try RunOptions.parse([])
         o.user = "app"
         let s = try SpecBuilder.build(image: try image(), options: o)
         #expect(s.process.uid == 1000 && s.process.gid == 1000)
@@ -122,7 +122,7 @@ import Testing
         let img = try image(user: from == "image" ? user : "")
         try FS.writeText(img.rootfs + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n" + passwd)
         try FS.writeText(img.rootfs + "/etc/group", "root:x:0:\napp:x:1000:\nevil:x:4294967295:app\n")
-        var o = RunOptions()
+        var o = try RunOptions.parse([])
         if from == "-u" { o.user = user }
         do {
             let s = try SpecBuilder.build(image: img, options: o)
@@ -148,30 +148,25 @@ import Testing
         let bundled = ResolvedImage(kind: .bundle, rootfs: img.rootfs, config: img.config,
                                     bundleConfig: try JSON.parse(#"{"process": {"args": ["id"], "user": "# + user + "}}"),
                                     cacheKey: "k", name: "test")
-        #expect { try SpecBuilder.build(image: bundled, options: RunOptions()) } throws: { e in
+        #expect { try SpecBuilder.build(image: bundled, options: try RunOptions.parse([])) } throws: { e in
             (e as? SwvmError).map { $0.code == .invalidImage && $0.message.hasPrefix(message) } ?? false
         }
         let ok = ResolvedImage(kind: .bundle, rootfs: img.rootfs, config: img.config,
                                bundleConfig: try JSON.parse(#"{"process": {"args": ["id"], "user": {"uid": 4294967294, "gid": 7, "additionalGids": [8]}}}"#),
                                cacheKey: "k", name: "test")
-        let s = try SpecBuilder.build(image: ok, options: RunOptions())
+        let s = try SpecBuilder.build(image: ok, options: try RunOptions.parse([]))
         #expect(s.process.uid == 4_294_967_294 && s.process.gid == 7 && s.process.additionalGids == [8])
     }
 
     @Test func relativeWorkdirIsRejected() throws {
-        var o = RunOptions()
+        var o = try RunOptions.parse([])
         o.workdir = "relative"
         #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
     }
 
     @Test func limitsAndMounts() throws {
-        var o = RunOptions()
-        o.memory = "64m"
-        o.cpus = "1.5"
-        o.pidsLimit = 100
-        o.tmpfs = ["/run:size=1m,exec"]
-        o.volumes = ["/tmp:/host-tmp:ro"]
-        o.ulimits = ["nofile=1024:2048"]
+        let o = try RunOptions.parse(["--memory", "64m", "--cpus", "1.5", "--pids-limit", "100", "--tmpfs", "/run:size=1m,exec",
+                                      "-v", "/tmp:/host-tmp:ro", "--ulimit", "nofile=1024:2048"])
         let s = try SpecBuilder.build(image: try image(), options: o)
         #expect(s.resources.memory == 64 << 20)
         #expect(s.resources.cpuQuota == 150_000)
@@ -184,8 +179,8 @@ import Testing
     }
 
     @Test func mountIsTheLongFormOfVolumeAndTmpfs() throws {
-        var o = RunOptions()
-        o.mounts = ["type=bind,source=/tmp,target=/a,readonly", "type=bind,src=/tmp,dst=/b", "type=tmpfs,target=/c,tmpfs-size=1m"]
+        var o = try RunOptions.parse([])
+        o.mount = ["type=bind,source=/tmp,target=/a,readonly", "type=bind,src=/tmp,dst=/b", "type=tmpfs,target=/c,tmpfs-size=1m"]
         let s = try SpecBuilder.build(image: try image(), options: o)
         #expect(s.mounts.contains(MountSpec(kind: .bind(source: "/tmp"), destination: "/a", readOnly: true)))
         #expect(s.mounts.contains(MountSpec(kind: .bind(source: "/tmp"), destination: "/b", readOnly: false)))
@@ -194,21 +189,21 @@ import Testing
         for bad in ["type=volume,source=x,target=/x", "type=bind,source=/no/such/dir,target=/x", "type=bind,source=/tmp",
                     "type=bind,source=relative,target=/x", "type=bind,source=/tmp,target=/x,readonly=maybe",
                     "type=bind,source=/tmp,target=/x,bogus=1", "type=tmpfs,source=/tmp,target=/x"] {
-            var o = RunOptions()
-            o.mounts = [bad]
+            var o = try RunOptions.parse([])
+            o.mount = [bad]
             #expect(throws: SwvmError.self, "\(bad)") { try SpecBuilder.build(image: try image(), options: o) }
         }
     }
 
     @Test(arguments: ["-v", "--memory", "--cpus", "--ulimit", "--security-opt", "--network"])
     func badOptionValuesAreErrors(_ flag: String) throws {
-        var o = RunOptions()
+        var o = try RunOptions.parse([])
         switch flag {
-        case "-v": o.volumes = ["relative:/x"]
-        case "--memory": o.memory = "lots"
-        case "--cpus": o.cpus = "-1"
-        case "--ulimit": o.ulimits = ["bogus=1"]
-        case "--security-opt": o.securityOpts = ["apparmor=x"]
+        case "-v": o.volume = ["relative:/x"]
+        case "--memory": o.size.memory = "lots"
+        case "--cpus": o.size.cpus = "-1"
+        case "--ulimit": o.ulimit = ["bogus=1"]
+        case "--security-opt": o.securityOpt = ["apparmor=x"]
         default: o.network = "macvlan"
         }
         #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
@@ -221,47 +216,25 @@ import Testing
         #expect(throws: SwvmError.self) { try Capabilities.apply(base: [], add: ["NOPE"], drop: []) }
         #expect(Capabilities.mask(["CHOWN", "KILL"]) == (1 << 0) | (1 << 5))
     }
-}
-
-@Suite struct SeccompTests {
-    @Test func defaultProfileCompiles() throws {
-        let profile = DefaultSeccompProfile.profile(capabilities: Capabilities.dockerDefault)
-        let filter = try SeccompCompiler.compile(profile)
-        #expect(filter.program.count % 8 == 0)
-        #expect(filter.allowedSyscalls > 250)
-        #expect(filter.unknownNames.isEmpty)
-        #expect(!profile.allowedNames.contains("mount"))
-        #expect(!profile.allowedNames.contains("kexec_load"))
-        // CAP_SYS_ADMIN brings mount and friends, as in Docker's profile.
-        #expect(DefaultSeccompProfile.profile(capabilities: ["SYS_ADMIN"]).allowedNames.contains("mount"))
-        let native = try SeccompCompiler.compile(profile, compatArches: false)
-        #expect(native.instructionCount < filter.instructionCount)
-    }
-
-    @Test func dockerFormatProfilesParse() throws {
-        let json = try JSON.parse(#"""
-        {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
-         "syscalls": [
-           {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
-           {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-           {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
-         ]}
-        """#)
-        let p = try SeccompProfile.parse(json, capabilities: ["CHOWN"], context: "test")
-        #expect(p.defaultAction == .errno(38))
-        #expect(p.rules.count == 2)
-        #expect(p.allowedNames == ["read", "write", "exit_group", "personality"])
-        #expect(p.rules[1].args == [.init(index: 0, value: 8, op: .equal)])
-        _ = try SeccompCompiler.compile(p)
-        #expect(throws: SwvmError.self) { try SeccompProfile.parse(try JSON.parse(#"{"syscalls": []}"#), capabilities: [], context: "t") }
-        #expect(throws: SwvmError.self) {
-            try SeccompProfile.parse(try JSON.parse(#"{"defaultAction": "SCMP_ACT_NOPE"}"#), capabilities: [], context: "t")
-        }
-    }
 
     @Test func rlimitsParse() throws {
         #expect(try Rlimit(docker: "nproc=10") == Rlimit(resource: 6, name: "nproc", soft: 10, hard: 10))
         #expect(try Rlimit(docker: "core=unlimited:-1").hard == UInt64.max)
         #expect(throws: SwvmError.self) { try Rlimit(docker: "nofile=10:5") }
+    }
+
+    /// -p, --dns and --add-host, read in CommandLineOptions.
+    @Test func publishForms() throws {
+        #expect(try PortMapping(parsing: "8080:80") == PortMapping(hostAddress: nil, hostPort: 8080, port: 80, proto: .tcp))
+        #expect(try PortMapping(parsing: "127.0.0.1:53:5353/udp") ==
+                PortMapping(hostAddress: IPv4Address("127.0.0.1"), hostPort: 53, port: 5353, proto: .udp))
+        #expect(try PortMapping(parsing: "0.0.0.0:1:65535/tcp").hostAddress == nil)
+        for bad in ["80", "a:80", "8080:", ":80", "0:80", "65536:80", "1.2.3:1:2", "1:2/sctp", "1:2:3:4", "+1:2", "1:2/"] {
+            #expect(throws: SwvmError.self, "\(bad)") { try PortMapping(parsing: bad) }
+        }
+        #expect(try NetworkSettings.parseHost("db:10.0.0.5") == ("db", IPv4Address("10.0.0.5")!))
+        #expect(try NetworkSettings.parseDNS("10.88.0.1") == IPv4Address("10.88.0.1"))
+        #expect(throws: SwvmError.self) { try NetworkSettings.parseHost("bad name:1.2.3.4") }
+        #expect(throws: SwvmError.self) { try NetworkSettings.parseDNS("::1") }
     }
 }
