@@ -189,9 +189,8 @@ import TestSupport
         #expect(badFlag.status != 0)
     }
 
-    @Test func terminalWithSize() throws {
+    @Test(.enabled(if: FS.exists("/usr/bin/script"), "needs script(1) for a pty")) func terminalWithSize() throws {
         // script(1) gives swvm a pty of its own; stty inside reports the size.
-        guard FS.exists("/usr/bin/script") else { return }
         let r = try Command.run(["/usr/bin/script", "-qec", "stty rows 33 cols 101; \(Harness.swvm) run -t \(Harness.exampleImage) -- sh -c 'tty; stty size'", "/dev/null"], timeout: 60)
         #expect(r.out.contains("/dev/pts/0"), "\(r)")
         #expect(r.out.contains("33 101"), "\(r)")

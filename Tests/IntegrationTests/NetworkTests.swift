@@ -12,9 +12,6 @@ import TestSupport
 /// run, two runs kept apart, and nothing left behind.
 @Suite(.serialized) struct NetworkTests {
     static let image = Harness.exampleImage
-    /// Both isolation levels behave the same (the VM when its kernel,
-    /// guest-init and /dev/kvm are here).
-    static let levels = ["container"] + (Harness.vmReady ? ["vm"] : [])
     static let bigBody = Array((100000...165535).map { "\($0)\n" }.joined().utf8)
     /// A port unlikely to be taken on this host, per test.
     static func port(_ n: Int) -> UInt16 { UInt16(20000 + Int(getpid() % 5000) * 4 + n) }
@@ -44,7 +41,7 @@ import TestSupport
         return r
     }
 
-    @Test(arguments: NetworkTests.levels) func publishedPortAnswersFromTheHost(isolation: String) throws {
+    func publishedPortAnswersFromTheHost(isolation: String) throws {
         let p = NetworkTests.port(0)
         let hostAddress = try #require(NetworkTests.hostAddress())
         let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
@@ -82,7 +79,7 @@ import TestSupport
     /// -p HOSTPORT:PORT/udp: a datagram from the host reaches the run's
     /// server through the DNAT (from 127.0.0.1 and from the host's own
     /// address) and directly, and its reply comes back the same way.
-    @Test(arguments: NetworkTests.levels) func publishedUDPPortAnswersFromTheHost(isolation: String) throws {
+    func publishedUDPPortAnswersFromTheHost(isolation: String) throws {
         let p = NetworkTests.port(1)
         let hostAddress = try #require(NetworkTests.hostAddress())
         let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):9000/udp"], image: NetworkTests.fixtureImage,
@@ -95,7 +92,7 @@ import TestSupport
         try NetworkTests.expectNothingLeft()
     }
 
-    @Test(arguments: NetworkTests.levels) func runFetchesFromAServerOnTheBridgeAddress(isolation: String) throws {
+    func runFetchesFromAServerOnTheBridgeAddress(isolation: String) throws {
         // A host-side service holds the bridge (as swvm compare's probe
         // listener does), so the run's end does not take it away.
         var hold: BridgeHold? = try HostBridge.hold()
@@ -111,7 +108,7 @@ import TestSupport
         try NetworkTests.expectNothingLeft()
     }
 
-    @Test(arguments: NetworkTests.levels) func runsCannotReachEachOther(isolation: String) throws {
+    func runsCannotReachEachOther(isolation: String) throws {
         let p = NetworkTests.port(2)
         let bridge = try HostBridge.configured()
         let r = try NetworkTests.withServingRun(isolation: isolation, publish: ["\(p):8000"]) { (addr: String) throws in
@@ -137,7 +134,7 @@ import TestSupport
     /// host's neighbour entry for the victim and its routes stay as they
     /// were, and the victim's published port still answers. The victim is
     /// a container at both levels (a VM start costs seconds here).
-    @Test(arguments: NetworkTests.levels) func aRunCannotSpoofAnotherRunOrTheHost(attacker: String) throws {
+    func aRunCannotSpoofAnotherRunOrTheHost(attacker: String) throws {
         let p = NetworkTests.port(4)
         let bridge = try HostBridge.configured()
         let r = try NetworkTests.withServingRun(isolation: "container", publish: ["\(p):8000"]) { (victim: String) throws in
@@ -164,7 +161,7 @@ import TestSupport
 
     /// swvm uses no IPv6 on the bridge: none on swvm0, on the run's port or
     /// on eth0 (a container's is turned off, a VM's kernel has none).
-    @Test(arguments: NetworkTests.levels) func noIPv6OnTheBridgeOrEth0(isolation: String) throws {
+    func noIPv6OnTheBridgeOrEth0(isolation: String) throws {
         var hold: BridgeHold? = try HostBridge.hold()
         #expect(try FS.readText("/proc/sys/net/ipv6/conf/\(HostBridge.name)/disable_ipv6") == "1\n")
         let r = try Harness.run(["--network", "bridge"], ["sh", "-c", """
@@ -177,14 +174,14 @@ import TestSupport
         try NetworkTests.expectNothingLeft()
     }
 
-    @Test(arguments: NetworkTests.levels) func networkNoneHasOnlyLoopback(isolation: String) throws {
+    func networkNoneHasOnlyLoopback(isolation: String) throws {
         for opts in [[], ["--network", "none"]] {
             let r = try Harness.run(opts, ["sh", "-c", "ls /sys/class/net; ip -4 -o addr | sed 's/.*inet \\([^ ]*\\).*/\\1/'"], isolation: isolation)
             #expect(r.status == 0 && r.out == "lo\n127.0.0.1/8\n", "\(r)")
         }
     }
 
-    @Test(arguments: NetworkTests.levels) func dnsAndAddHostFiles(isolation: String) throws {
+    func dnsAndAddHostFiles(isolation: String) throws {
         let r = try Harness.run(["--network", "bridge", "--hostname", "web1", "--dns", "10.88.0.1", "--dns", "192.0.2.53", "--add-host", "db.local:10.88.0.1"],
                                 ["sh", "-c", "cat /etc/resolv.conf; grep -v localhost /etc/hosts; cat /etc/hostname"], isolation: isolation)
         #expect(r.status == 0, "\(r)")
@@ -218,7 +215,7 @@ import TestSupport
         }
     }
 
-    @Test(arguments: NetworkTests.levels) func aKilledRunLeavesNothing(isolation: String) throws {
+    func aKilledRunLeavesNothing(isolation: String) throws {
         let p = NetworkTests.port(3)
         var killed = false
         let r = try Command.run([Harness.swvm, "run", "--isolation=\(isolation)", "--network", "bridge", "-p", "\(p):8000",
@@ -360,6 +357,47 @@ import TestSupport
         close(fd)
         throw SwvmError.errno("connect \(host):\(port)")
     }
+}
+
+/// Both isolation levels behave the same: each test runs in a container,
+/// and in a VM as a test of its own, which shows as skipped (not passed)
+/// where /dev/kvm, the guest kernel or guest-init is missing.
+extension NetworkTests {
+    @Test func publishedPortAnswersFromTheHostInAContainer() throws { try publishedPortAnswersFromTheHost(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func publishedPortAnswersFromTheHostInAVM() throws { try publishedPortAnswersFromTheHost(isolation: "vm") }
+
+    @Test func publishedUDPPortAnswersFromTheHostInAContainer() throws { try publishedUDPPortAnswersFromTheHost(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func publishedUDPPortAnswersFromTheHostInAVM() throws { try publishedUDPPortAnswersFromTheHost(isolation: "vm") }
+
+    @Test func runFetchesFromAServerOnTheBridgeAddressInAContainer() throws { try runFetchesFromAServerOnTheBridgeAddress(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func runFetchesFromAServerOnTheBridgeAddressInAVM() throws { try runFetchesFromAServerOnTheBridgeAddress(isolation: "vm") }
+
+    @Test func runsCannotReachEachOtherInAContainer() throws { try runsCannotReachEachOther(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func runsCannotReachEachOtherInAVM() throws { try runsCannotReachEachOther(isolation: "vm") }
+
+    @Test func aRunCannotSpoofAnotherRunOrTheHostInAContainer() throws { try aRunCannotSpoofAnotherRunOrTheHost(attacker: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func aRunCannotSpoofAnotherRunOrTheHostInAVM() throws { try aRunCannotSpoofAnotherRunOrTheHost(attacker: "vm") }
+
+    @Test func noIPv6OnTheBridgeOrEth0InAContainer() throws { try noIPv6OnTheBridgeOrEth0(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func noIPv6OnTheBridgeOrEth0InAVM() throws { try noIPv6OnTheBridgeOrEth0(isolation: "vm") }
+
+    @Test func networkNoneHasOnlyLoopbackInAContainer() throws { try networkNoneHasOnlyLoopback(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func networkNoneHasOnlyLoopbackInAVM() throws { try networkNoneHasOnlyLoopback(isolation: "vm") }
+
+    @Test func dnsAndAddHostFilesInAContainer() throws { try dnsAndAddHostFiles(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func dnsAndAddHostFilesInAVM() throws { try dnsAndAddHostFiles(isolation: "vm") }
+
+    @Test func aKilledRunLeavesNothingInAContainer() throws { try aKilledRunLeavesNothing(isolation: "container") }
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func aKilledRunLeavesNothingInAVM() throws { try aKilledRunLeavesNothing(isolation: "vm") }
 }
 
 /// A UDP socket on this host that keeps what arrives until `received`.

@@ -96,8 +96,7 @@ struct VMRunTests {
         #expect(r.out == "ready\ngot-term\n")
     }
 
-    @Test func terminalInTheVM() throws {
-        guard FS.exists("/usr/bin/script") else { return }
+    @Test(.enabled(if: FS.exists("/usr/bin/script"), "needs script(1) for a pty")) func terminalInTheVM() throws {
         let r = try Command.run(["/usr/bin/script", "-qec", "stty rows 33 cols 101; \(Harness.swvm) run --isolation=vm -t \(Harness.exampleImage) -- sh -c 'tty; stty size'", "/dev/null"], timeout: 600)
         #expect(r.out.contains("/dev/pts/0"), "\(r)")
         #expect(r.out.contains("33 101"), "\(r)")
