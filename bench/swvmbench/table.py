@@ -1,15 +1,26 @@
 """`bench.py table RESULTS.json...`: BENCHMARKS.md's Markdown from results
 files, with the command that made each: one row per contender, a column
-per metric (median, min-max), then the ratios of the medians."""
+per metric (median, min-max), then the ratios of the medians.
+
+`bench.py table --update BENCHMARKS.md` rewrites, in place, every block
+between `<!-- bench.py table PATH... -->` and `<!-- end of table -->` from
+its results files (PATH relative to the repository)."""
 import json
+import os
+import re
 import statistics
+
+from .harness import REPO
+
+BLOCK = re.compile(r"(<!-- bench\.py table ([^>]*?) -->\n)(.*?)(<!-- end of table -->)", re.S)
 
 NAME = "table"
 HELP = "print a results file as a Markdown table, with the command that made it"
 
 
 def add_arguments(p):
-    p.add_argument("results", nargs="+", help="JSON results files written by a benchmark")
+    p.add_argument("results", nargs="*", help="JSON results files written by a benchmark")
+    p.add_argument("--update", metavar="MARKDOWN", help="rewrite the marked tables of this file instead")
 
 
 def scale(unit, median):
@@ -53,9 +64,31 @@ def markdown(data):
     return lines
 
 
-def run(args):
-    for i, path in enumerate(args.results):
-        if i:
-            print()
+def render(paths):
+    out = []
+    for i, path in enumerate(paths):
         with open(path) as f:
-            print("\n".join(markdown(json.load(f))))
+            out += ([""] if i else []) + markdown(json.load(f))
+    return "\n".join(out)
+
+
+def update(markdown_path):
+    """Each marked block of the file, regenerated from its results files."""
+    text = open(markdown_path).read()
+
+    def block(m):
+        paths = [os.path.join(REPO, p) for p in m.group(2).split()]
+        return m.group(1) + render(paths) + "\n" + m.group(4)
+    new, n = BLOCK.subn(block, text)
+    with open(markdown_path, "w") as f:
+        f.write(new)
+    print(f"{markdown_path}: {n} table(s) regenerated")
+
+
+def run(args):
+    if args.update:
+        update(args.update)
+    elif args.results:
+        print(render(args.results))
+    else:
+        raise SystemExit("bench: table needs RESULTS.json files or --update MARKDOWN")
