@@ -171,7 +171,8 @@ class Results:
         with open(self.path, "w") as f:
             json.dump(self.data, f, indent=1)
             f.write("\n")
-        print(f"\nresults: {os.path.relpath(self.path)} (bench/bench.py table {os.path.relpath(self.path)})")
+        shown = os.path.relpath(self.path) if os.path.abspath(self.path).startswith(os.getcwd() + "/") else self.path
+        print(f"\nresults: {shown} (bench/bench.py table {shown})")
 
 
 def default_results_path(benchmark):
