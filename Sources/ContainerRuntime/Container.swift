@@ -86,9 +86,10 @@ public final class Container {
         var confined: ConfinedPaths?
         while true {
             var type: UInt32 = 0, length: UInt32 = 0
-            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_CONFIG) else {
+            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_GUEST_FRAME) else {
                 if length == 0 { return confined }
-                continue   // too long to be the child's: skipped whole
+                throw SwvmError(.internalError, "container start: a report of \(length) bytes from the child, "
+                                + "over the \(SWVM_MAX_GUEST_FRAME)-byte limit")
             }
             defer { free(frame) }
             let payload = Array(UnsafeBufferPointer(start: frame, count: Int(length)))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import CSyscalls
 import RuntimeSpec
 import SwvmBase
@@ -83,8 +84,14 @@ public final class NetworkAttachment {
 
     /// eth0 of a VM as the run settings carry it (CFG_NET_IF): address,
     /// prefix, gateway, MTU, MAC.
-    public var guestInterface: [UInt8] {
-        address.bytes + [UInt8(bridge.subnet.prefix)] + bridge.gateway.bytes + le16(UInt16(bridge.mtu)) + mac
+    public var guestInterface: swvm_net_if {
+        var n = swvm_net_if()
+        withUnsafeMutableBytes(of: &n.addr) { $0.copyBytes(from: address.bytes.prefix(4)) }
+        n.prefix = UInt8(bridge.subnet.prefix)
+        withUnsafeMutableBytes(of: &n.gateway) { $0.copyBytes(from: bridge.gateway.bytes.prefix(4)) }
+        n.mtu = UInt16(bridge.mtu)
+        withUnsafeMutableBytes(of: &n.mac) { $0.copyBytes(from: mac.prefix(6)) }
+        return n
     }
 
     // MARK: published ports
