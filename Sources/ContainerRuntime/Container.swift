@@ -162,7 +162,7 @@ public final class Container {
         var oldMask = sigset_t()
         sigprocmask(SIG_BLOCK, &mask, &oldMask)
         defer { sigprocmask(SIG_SETMASK, &oldMask, nil) }
-        let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
+        let sigfd = FileDescriptor(try sys("signalfd for the signals swvm forwards to the container") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
 
         mark("clone")
         let child = try clone(&settings)
@@ -220,7 +220,7 @@ public final class Container {
         let errors = try makePipe()
         var fdSocket: [Int32] = [-1, -1]
         if spec.terminal || spec.userNamespace != nil {
-            try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
+            try sys("socketpair to the container child") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
         }
         if let map = spec.userNamespace {
             // The container's root must reach its scratch directory.

@@ -184,7 +184,7 @@ public final class NetworkAttachment {
     /// Which offloads the tap may pass to its reader (TUN_F_* flags): what
     /// the guest's driver accepts.
     public static func setTapOffloads(_ fd: Int32, _ flags: UInt32) throws {
-        try sys("TUNSETOFFLOAD") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
+        try sys("TUNSETOFFLOAD on the tap (fd \(fd))") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
     }
 
     /// The port learns no address: the bridge's only entry for it is the
@@ -231,7 +231,7 @@ public final class NetworkAttachment {
         let path = Path.join(runDir, recordFile)
         let fd = try sys("open \(path)") { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }
         defer { close(fd) }
-        try Array((line + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
+        try Array((line + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, name: path) }
     }
 
     /// Removes the links (with their bridge FDB entries), guard elements,

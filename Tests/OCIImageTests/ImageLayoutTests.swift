@@ -174,7 +174,7 @@ extension String {
         try FS.makeDirectories(root)
         let fd = try FileDescriptor.open(t.path + "/layer.tar.zst", O_RDONLY)
         let u = try LayerUnpacker(rootPath: root, layerName: "layer 1")
-        try u.apply(TarReader(source: try ZstdSource(FileSource(fd: fd.raw))))
+        try u.apply(TarReader(source: try ZstdSource(FileSource(fd: fd.raw, name: "the test layer"))))
         #expect(try FS.readText(root + "/hello") == "compressed with zstd\n")
         #expect(Compression.detect(mediaType: "", magic: [0x28, 0xb5, 0x2f, 0xfd]) == .zstd)
         #expect(Compression.detect(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", magic: []) == .gzip)
