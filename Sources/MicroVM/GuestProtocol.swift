@@ -53,13 +53,13 @@ public enum GuestProtocol {
     }
 
     /// MSG_STARTED's payload (swvm_started_decode); nil when too short.
-    public static func started(_ payload: [UInt8]) -> swvm_started? {
+    public static func decodeStarted(_ payload: [UInt8]) -> swvm_started? {
         var m = swvm_started()
         return swvm_started_decode(payload, payload.count, &m) == 0 ? m : nil
     }
 
     /// MSG_EXIT's payload (swvm_exit_decode); nil when too short.
-    public static func exitStatus(_ payload: [UInt8]) -> Int32? {
+    public static func decodeExit(_ payload: [UInt8]) -> Int32? {
         var m = swvm_exit()
         return swvm_exit_decode(payload, payload.count, &m) == 0 ? m.status : nil
     }

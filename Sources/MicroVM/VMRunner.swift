@@ -513,7 +513,7 @@ final class Session {
                         guestReady()
                     }
                 case GuestProtocol.started:
-                    guard let started = GuestProtocol.started(payload) else { break }
+                    guard let started = GuestProtocol.decodeStarted(payload) else { break }
                     let pid = started.pid
                     let namespaces = Namespaces.names(UInt(started.namespaces))
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
@@ -529,7 +529,7 @@ final class Session {
                         machine.stop(.stopped)
                     }
                 case GuestProtocol.exit:
-                    guard let status = GuestProtocol.exitStatus(payload) else { break }
+                    guard let status = GuestProtocol.decodeExit(payload) else { break }
                     Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()
                     state.with { $0.status = status }

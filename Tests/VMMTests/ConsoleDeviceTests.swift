@@ -219,16 +219,16 @@ import Testing
         var bytes = [UInt8](repeating: 0, count: Int(SWVM_STARTED_LEN))
         swvm_started_encode(&started, &bytes)
         #expect(bytes == le32(42) + le32(0x2002_0000))
-        let got = try #require(GuestProtocol.started(bytes))
+        let got = try #require(GuestProtocol.decodeStarted(bytes))
         #expect(got.pid == 42 && got.namespaces == 0x2002_0000)
-        #expect(GuestProtocol.started(le32(7))?.namespaces == 0)   // protocol 1: the pid alone
-        #expect(GuestProtocol.started([1, 2, 3]) == nil)
+        #expect(GuestProtocol.decodeStarted(le32(7))?.namespaces == 0)   // protocol 1: the pid alone
+        #expect(GuestProtocol.decodeStarted([1, 2, 3]) == nil)
 
         var exit = swvm_exit(status: -3)
         var status = [UInt8](repeating: 0, count: Int(SWVM_EXIT_LEN))
         swvm_exit_encode(&exit, &status)
-        #expect(status == le32(UInt32(bitPattern: -3)) && GuestProtocol.exitStatus(status) == -3)
-        #expect(GuestProtocol.exitStatus([0, 0]) == nil)
+        #expect(status == le32(UInt32(bitPattern: -3)) && GuestProtocol.decodeExit(status) == -3)
+        #expect(GuestProtocol.decodeExit([0, 0]) == nil)
 
         let signal = GuestProtocol.signalFrame(15)
         #expect(signal == le32(MSG_SIGNAL.rawValue) + le32(4) + le32(15))

@@ -23,9 +23,9 @@ public func fuzzGuestProtocol(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int3
                 try sequence.accept(type, payloadCount: payload.count)
                 switch type {
                 case GuestProtocol.started:
-                    guard GuestProtocol.started(payload) != nil else { fatalError("STARTED accepted but not decoded") }
+                    guard GuestProtocol.decodeStarted(payload) != nil else { fatalError("STARTED accepted but not decoded") }
                 case GuestProtocol.exit:
-                    guard GuestProtocol.exitStatus(payload) != nil else { fatalError("EXIT accepted but not decoded") }
+                    guard GuestProtocol.decodeExit(payload) != nil else { fatalError("EXIT accepted but not decoded") }
                 case GuestProtocol.error:
                     _ = SwvmError.decode(payload)
                 default:
