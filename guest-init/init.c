@@ -439,12 +439,14 @@ static void report_start(struct workload *w) {
     send_msg(MSG_STARTED, st, sizeof st);
 }
 
-/* One frame from the host while the workload runs: a signal or a resize. */
-static void handle_control_frame(struct workload *w) {
-    /* A frame longer than body is consumed whole (the stream stays in step). */
+/* One frame from the host while the workload runs: a signal or a resize.
+ * -1 at end of stream or at a frame over the limit: the control port is
+ * then not read again (the stream is out of step). */
+static int handle_control_frame(struct workload *w) {
+    /* A frame longer than body is consumed whole (its extra bytes ignored). */
     uint8_t body[64];
     uint32_t type, len;
-    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0) return;
+    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0) return -1;
     size_t have = len < sizeof body ? len : sizeof body;
     struct swvm_signal sig;
     struct swvm_resize size;
@@ -453,6 +455,7 @@ static void handle_control_frame(struct workload *w) {
         struct winsize ws = { .ws_row = size.rows, .ws_col = size.cols };
         ioctl(w->pty_master, TIOCSWINSZ, &ws);
     }
+    return 0;
 }
 
 /* The terminal relay: the pty's output to the stdout port, the stdin
@@ -489,16 +492,16 @@ static int reap(struct workload *w, int *status) {
 
 /* Serves the running workload until it exits; returns its status. */
 static int serve_workload(struct workload *w) {
-    int status = 0;
+    int status = 0, control_in = control_fd;
     for (;;) {
         struct pollfd pfds[4];
         int n = 0;
-        pfds[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
+        pfds[n++] = (struct pollfd){ .fd = control_in, .events = POLLIN };   /* -1: poll skips it */
         pfds[n++] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
         if (w->pty_master >= 0) pfds[n++] = (struct pollfd){ .fd = w->pty_master, .events = POLLIN };
         if (w->stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = w->stdin_port, .events = POLLIN };
         if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) return status;
-        if (pfds[0].revents & POLLIN) handle_control_frame(w);
+        if ((pfds[0].revents & POLLIN) && handle_control_frame(w) != 0) control_in = -1;
         for (int i = 2; i < n; i++)
             if (pfds[i].revents) relay_terminal(w, pfds[i].fd);
         if (reap(w, &status)) return status;
