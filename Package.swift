@@ -45,7 +45,7 @@ let package = Package(
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: host networking (the bridge, leases, nftables, veth and tap)
-        .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
+        .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls", "CConfinement"]),
 
         // MARK: container isolation
         .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),
@@ -92,11 +92,11 @@ let package = Package(
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
-        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls"]),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot",
-                                                 "Seccomp", "CSyscalls"]),
+                                                 "Seccomp", "CSyscalls", "CConfinement"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

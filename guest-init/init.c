@@ -66,8 +66,6 @@ static int write_full(int fd, const void *buf, size_t len) {
 }
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
 static void send_msg(uint32_t type, const void *payload, uint32_t len) {
     if (control_fd >= 0) swvm_frame_write(control_fd, type, payload, len);
@@ -257,16 +255,16 @@ static void configure_network(void) {
     memset(&ifr, 0, sizeof ifr);
     strcpy(ifr.ifr_name, "eth0");
     ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
-    memcpy(ifr.ifr_hwaddr.sa_data, cfg.net_mac, 6);
+    memcpy(ifr.ifr_hwaddr.sa_data, cfg.net_if.mac, 6);
     if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set MAC: %s", strerror(errno));
-    ifr.ifr_mtu = cfg.net_mtu;
-    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set MTU %u: %s", cfg.net_mtu, strerror(errno));
+    ifr.ifr_mtu = cfg.net_if.mtu;
+    if (ioctl(fd, SIOCSIFMTU, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set MTU %u: %s", cfg.net_if.mtu, strerror(errno));
     struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
     memset(&ifr.ifr_addr, 0, sizeof ifr.ifr_addr);
     sin->sin_family = AF_INET;
-    memcpy(&sin->sin_addr, cfg.net_addr, 4);
+    memcpy(&sin->sin_addr, cfg.net_if.addr, 4);
     if (ioctl(fd, SIOCSIFADDR, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set address: %s", strerror(errno));
-    uint32_t mask = cfg.net_prefix ? htonl(~0u << (32 - cfg.net_prefix)) : 0;
+    uint32_t mask = cfg.net_if.prefix ? htonl(~0u << (32 - cfg.net_if.prefix)) : 0;
     memcpy(&sin->sin_addr, &mask, 4);
     if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set netmask: %s", strerror(errno));
     interface_flags_up(fd, "eth0");
@@ -275,7 +273,7 @@ static void configure_network(void) {
     struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
                        *msk = (struct sockaddr_in *)&rt.rt_genmask;
     gw->sin_family = dst->sin_family = msk->sin_family = AF_INET;
-    memcpy(&gw->sin_addr, cfg.net_gw, 4);
+    memcpy(&gw->sin_addr, cfg.net_if.gateway, 4);
     rt.rt_flags = RTF_UP | RTF_GATEWAY;
     rt.rt_dev = "eth0";
     if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: default route: %s", strerror(errno));
@@ -424,7 +422,7 @@ static void report_start(struct workload *w) {
     int failed = 0;
     uint32_t rtype, rlen;
     uint8_t *report;
-    while ((report = swvm_frame_read_alloc(w->error_pipe[0], &rtype, &rlen, SWVM_MAX_CONFIG)) != NULL) {
+    while ((report = swvm_frame_read_alloc(w->error_pipe[0], &rtype, &rlen, SWVM_MAX_GUEST_FRAME)) != NULL) {
         if (rtype == MSG_CONFINED || rtype == MSG_ERROR) send_msg(rtype, report, rlen);
         failed |= rtype == MSG_ERROR;
         free(report);
@@ -436,23 +434,28 @@ static void report_start(struct workload *w) {
     }
     /* The workload's namespaces as made: clone's, and the cgroup namespace
      * the confinement unshares (or fails). */
-    uint8_t st[8];
-    put32(st, (uint32_t)w->pid);
-    put32(st + 4, w->namespaces | CLONE_NEWCGROUP);
-    send_msg(MSG_STARTED, st, 8);
+    uint8_t st[SWVM_STARTED_LEN];
+    swvm_started_encode(&(struct swvm_started){ .pid = (uint32_t)w->pid, .namespaces = w->namespaces | CLONE_NEWCGROUP }, st);
+    send_msg(MSG_STARTED, st, sizeof st);
 }
 
-/* One frame from the host while the workload runs: a signal or a resize. */
-static void handle_control_frame(struct workload *w) {
-    /* A frame longer than body is consumed whole (the stream stays in step). */
+/* One frame from the host while the workload runs: a signal or a resize.
+ * -1 at end of stream or at a frame over the limit: the control port is
+ * then not read again (the stream is out of step). */
+static int handle_control_frame(struct workload *w) {
+    /* A frame longer than body is consumed whole (its extra bytes ignored). */
     uint8_t body[64];
     uint32_t type, len;
-    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body) != 0) return;
-    if (type == MSG_SIGNAL && len == 4) kill(w->pid, (int)get32(body));
-    if (type == MSG_RESIZE && len == 4 && w->pty_master >= 0) {
-        struct winsize ws = { .ws_row = get16(body), .ws_col = get16(body + 2) };
+    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0) return -1;
+    size_t have = len < sizeof body ? len : sizeof body;
+    struct swvm_signal sig;
+    struct swvm_resize size;
+    if (type == MSG_SIGNAL && swvm_signal_decode(body, have, &sig) == 0) kill(w->pid, (int)sig.signal);
+    if (type == MSG_RESIZE && swvm_resize_decode(body, have, &size) == 0 && w->pty_master >= 0) {
+        struct winsize ws = { .ws_row = size.rows, .ws_col = size.cols };
         ioctl(w->pty_master, TIOCSWINSZ, &ws);
     }
+    return 0;
 }
 
 /* The terminal relay: the pty's output to the stdout port, the stdin
@@ -489,16 +492,16 @@ static int reap(struct workload *w, int *status) {
 
 /* Serves the running workload until it exits; returns its status. */
 static int serve_workload(struct workload *w) {
-    int status = 0;
+    int status = 0, control_in = control_fd;
     for (;;) {
         struct pollfd pfds[4];
         int n = 0;
-        pfds[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
+        pfds[n++] = (struct pollfd){ .fd = control_in, .events = POLLIN };   /* -1: poll skips it */
         pfds[n++] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
         if (w->pty_master >= 0) pfds[n++] = (struct pollfd){ .fd = w->pty_master, .events = POLLIN };
         if (w->stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = w->stdin_port, .events = POLLIN };
         if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) return status;
-        if (pfds[0].revents & POLLIN) handle_control_frame(w);
+        if ((pfds[0].revents & POLLIN) && handle_control_frame(w) != 0) control_in = -1;
         for (int i = 2; i < n; i++)
             if (pfds[i].revents) relay_terminal(w, pfds[i].fd);
         if (reap(w, &status)) return status;
@@ -533,8 +536,8 @@ int main(void) {
         fcntl(w.pty_master, F_SETFL, O_NONBLOCK);
         while (relay(w.pty_master, w.stdout_port) > 0) {}
     }
-    uint8_t code[4];
-    put32(code, (uint32_t)status);
-    send_msg(MSG_EXIT, code, 4);
+    uint8_t code[SWVM_EXIT_LEN];
+    swvm_exit_encode(&(struct swvm_exit){ .status = status }, code);
+    send_msg(MSG_EXIT, code, sizeof code);
     power_off();
 }

@@ -13,6 +13,7 @@ static uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 
 struct decoder {
@@ -182,14 +183,9 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         return 0;
     }
     case CFG_NET_IF:
-        if (need(d, n, 17, "eth0's settings")) return -1;
-        if (v[4] > 32) return fail(d, "run settings: eth0's prefix /%u", v[4]);
+        if (need(d, n, SWVM_NET_IF_LEN, "eth0's settings")) return -1;
+        if (swvm_net_if_decode(v, n, &s->net_if) != 0) return fail(d, "run settings: eth0's prefix /%u", v[4]);
         s->net = 1;
-        memcpy(s->net_addr, v, 4);
-        s->net_prefix = v[4];
-        memcpy(s->net_gw, v + 5, 4);
-        s->net_mtu = get16(v + 9);
-        memcpy(s->net_mac, v + 11, 6);
         return 0;
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
@@ -284,11 +280,21 @@ static int write_full(int fd, const void *buf, size_t len) {
     return 0;
 }
 
-int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size_t cap) {
-    uint8_t hdr[8];
-    if (read_full(fd, hdr, 8) != 0) return -1;
-    *type = get32(hdr);
-    *length = get32(hdr + 4);
+void swvm_frame_header_encode(uint8_t header[SWVM_FRAME_HEADER], uint32_t type, uint32_t length) {
+    put32(header, type);
+    put32(header + 4, length);
+}
+
+int swvm_frame_header_decode(const uint8_t header[SWVM_FRAME_HEADER], uint32_t *type, uint32_t *length, uint32_t max) {
+    *type = get32(header);
+    *length = get32(header + 4);
+    return *length > max ? -1 : 0;
+}
+
+int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size_t cap, uint32_t max) {
+    uint8_t hdr[SWVM_FRAME_HEADER];
+    if (read_full(fd, hdr, sizeof hdr) != 0) return -1;
+    if (swvm_frame_header_decode(hdr, type, length, max) != 0) return -1;
     size_t keep = *length < cap ? *length : cap;
     if (keep && read_full(fd, buf, keep) != 0) return -1;
     for (size_t left = *length - keep; left > 0;) {
@@ -301,18 +307,11 @@ int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size
 }
 
 uint8_t *swvm_frame_read_alloc(int fd, uint32_t *type, uint32_t *length, uint32_t max) {
-    uint8_t hdr[8];
+    uint8_t hdr[SWVM_FRAME_HEADER];
+    uint32_t n;
     *length = 0;
-    if (read_full(fd, hdr, 8) != 0) return NULL;
-    uint32_t n = get32(hdr + 4);
-    *type = get32(hdr);
-    if (n > max) {
-        for (uint32_t left = n; left > 0;) {
-            uint8_t skip[4096];
-            uint32_t chunk = left < sizeof skip ? left : (uint32_t)sizeof skip;
-            if (read_full(fd, skip, chunk) != 0) return NULL;
-            left -= chunk;
-        }
+    if (read_full(fd, hdr, sizeof hdr) != 0) return NULL;
+    if (swvm_frame_header_decode(hdr, type, &n, max) != 0) {
         *length = n;
         return NULL;
     }
@@ -324,10 +323,9 @@ uint8_t *swvm_frame_read_alloc(int fd, uint32_t *type, uint32_t *length, uint32_
 }
 
 int swvm_frame_write(int fd, uint32_t type, const void *payload, uint32_t len) {
-    uint8_t hdr[8];
-    put32(hdr, type);
-    put32(hdr + 4, len);
-    if (write_full(fd, hdr, 8) != 0) return -1;
+    uint8_t hdr[SWVM_FRAME_HEADER];
+    swvm_frame_header_encode(hdr, type, len);
+    if (write_full(fd, hdr, sizeof hdr) != 0) return -1;
     return len && payload ? write_full(fd, payload, len) : 0;
 }
 
@@ -354,4 +352,69 @@ int swvm_error_write(int fd, uint32_t code, int32_t err, const char *message, ui
     put32(head + 4, (uint32_t)err);
     if (swvm_frame_write(fd, MSG_ERROR, NULL, 8 + len) != 0 || write_full(fd, head, 8) != 0) return -1;
     return len ? write_full(fd, message, len) : 0;
+}
+
+/* ------------------------------------------------------------- payloads */
+
+void swvm_signal_encode(const struct swvm_signal *m, uint8_t out[SWVM_SIGNAL_LEN]) { put32(out, m->signal); }
+
+int swvm_signal_decode(const uint8_t *p, size_t len, struct swvm_signal *m) {
+    memset(m, 0, sizeof *m);
+    if (len < SWVM_SIGNAL_LEN) return -1;
+    m->signal = get32(p);
+    return 0;
+}
+
+void swvm_resize_encode(const struct swvm_resize *m, uint8_t out[SWVM_RESIZE_LEN]) {
+    put16(out, m->rows);
+    put16(out + 2, m->cols);
+}
+
+int swvm_resize_decode(const uint8_t *p, size_t len, struct swvm_resize *m) {
+    memset(m, 0, sizeof *m);
+    if (len < SWVM_RESIZE_LEN) return -1;
+    m->rows = get16(p);
+    m->cols = get16(p + 2);
+    return 0;
+}
+
+void swvm_started_encode(const struct swvm_started *m, uint8_t out[SWVM_STARTED_LEN]) {
+    put32(out, m->pid);
+    put32(out + 4, m->namespaces);
+}
+
+int swvm_started_decode(const uint8_t *p, size_t len, struct swvm_started *m) {
+    memset(m, 0, sizeof *m);
+    if (len < SWVM_STARTED_MIN_LEN) return -1;
+    m->pid = get32(p);
+    if (len >= SWVM_STARTED_LEN) m->namespaces = get32(p + 4);
+    return 0;
+}
+
+void swvm_exit_encode(const struct swvm_exit *m, uint8_t out[SWVM_EXIT_LEN]) { put32(out, (uint32_t)m->status); }
+
+int swvm_exit_decode(const uint8_t *p, size_t len, struct swvm_exit *m) {
+    memset(m, 0, sizeof *m);
+    if (len < SWVM_EXIT_LEN) return -1;
+    m->status = (int32_t)get32(p);
+    return 0;
+}
+
+void swvm_net_if_encode(const struct swvm_net_if *m, uint8_t out[SWVM_NET_IF_LEN]) {
+    memcpy(out, m->addr, 4);
+    out[4] = m->prefix;
+    memcpy(out + 5, m->gateway, 4);
+    put16(out + 9, m->mtu);
+    memcpy(out + 11, m->mac, 6);
+}
+
+int swvm_net_if_decode(const uint8_t *p, size_t len, struct swvm_net_if *m) {
+    memset(m, 0, sizeof *m);
+    if (len < SWVM_NET_IF_LEN || p[4] > 32) return -1;
+    memcpy(m->addr, p, 4);
+    m->prefix = p[4];
+    memcpy(m->gateway, p + 5, 4);
+    m->mtu = get16(p + 9);
+    memcpy(m->mac, p + 11, 6);
+    return 0;
 }

@@ -86,9 +86,10 @@ public final class Container {
         var confined: ConfinedPaths?
         while true {
             var type: UInt32 = 0, length: UInt32 = 0
-            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_CONFIG) else {
+            guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_GUEST_FRAME) else {
                 if length == 0 { return confined }
-                continue   // too long to be the child's: skipped whole
+                throw SwvmError(.internalError, "container start: a report of \(length) bytes from the child, "
+                                + "over the \(SWVM_MAX_GUEST_FRAME)-byte limit")
             }
             defer { free(frame) }
             let payload = Array(UnsafeBufferPointer(start: frame, count: Int(length)))
@@ -161,7 +162,7 @@ public final class Container {
         var oldMask = sigset_t()
         sigprocmask(SIG_BLOCK, &mask, &oldMask)
         defer { sigprocmask(SIG_SETMASK, &oldMask, nil) }
-        let sigfd = FileDescriptor(try sys("signalfd") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
+        let sigfd = FileDescriptor(try sys("signalfd for the signals swvm forwards to the container") { signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK)) })
 
         mark("clone")
         let child = try clone(&settings)
@@ -219,7 +220,7 @@ public final class Container {
         let errors = try makePipe()
         var fdSocket: [Int32] = [-1, -1]
         if spec.terminal || spec.userNamespace != nil {
-            try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
+            try sys("socketpair to the container child") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fdSocket) }
         }
         if let map = spec.userNamespace {
             // The container's root must reach its scratch directory.

@@ -49,7 +49,7 @@ public final class KVMSystem {
     public func checkExtension(_ cap: Int32) -> Int32 { ckvm_check_extension(fd.raw, Int(cap)) }
 
     public var vcpuMmapSize: Int {
-        get throws { Int(try sys("KVM_GET_VCPU_MMAP_SIZE") { ckvm_get_vcpu_mmap_size(fd.raw) }) }
+        get throws { Int(try sys("KVM_GET_VCPU_MMAP_SIZE on /dev/kvm") { ckvm_get_vcpu_mmap_size(fd.raw) }) }
     }
 
     public var maxVCPUs: Int {
@@ -60,12 +60,12 @@ public final class KVMSystem {
     public func supportedCPUID() throws -> [kvm_cpuid_entry2] {
         var count: UInt32 = 256
         var entries = [kvm_cpuid_entry2](repeating: kvm_cpuid_entry2(), count: Int(count))
-        try sys("KVM_GET_SUPPORTED_CPUID") { ckvm_get_supported_cpuid(fd.raw, &entries, &count) }
+        try sys("KVM_GET_SUPPORTED_CPUID on /dev/kvm") { ckvm_get_supported_cpuid(fd.raw, &entries, &count) }
         return Array(entries[0..<Int(count)])
     }
 
     public func createVM() throws -> VirtualMachine {
-        let vm = try sys("KVM_CREATE_VM") { ckvm_create_vm(fd.raw) }
+        let vm = try sys("KVM_CREATE_VM on /dev/kvm") { ckvm_create_vm(fd.raw) }
         return VirtualMachine(fd: FileDescriptor(vm), system: self)
     }
 

@@ -99,33 +99,33 @@ public final class VCPU {
 
     public func getRegisters() throws -> kvm_regs {
         var r = kvm_regs()
-        try sys("KVM_GET_REGS") { ckvm_get_regs(fd.raw, &r) }
+        try sys("KVM_GET_REGS of vCPU \(id)") { ckvm_get_regs(fd.raw, &r) }
         return r
     }
 
     public func setRegisters(_ r: kvm_regs) throws {
         var r = r
-        try sys("KVM_SET_REGS") { ckvm_set_regs(fd.raw, &r) }
+        try sys("KVM_SET_REGS of vCPU \(id)") { ckvm_set_regs(fd.raw, &r) }
     }
 
     public func getSpecialRegisters() throws -> kvm_sregs {
         var s = kvm_sregs()
-        try sys("KVM_GET_SREGS") { ckvm_get_sregs(fd.raw, &s) }
+        try sys("KVM_GET_SREGS of vCPU \(id)") { ckvm_get_sregs(fd.raw, &s) }
         return s
     }
 
     public func setSpecialRegisters(_ s: kvm_sregs) throws {
         var s = s
-        try sys("KVM_SET_SREGS") { ckvm_set_sregs(fd.raw, &s) }
+        try sys("KVM_SET_SREGS of vCPU \(id)") { ckvm_set_sregs(fd.raw, &s) }
     }
 
     public func setFPU(_ f: kvm_fpu) throws {
         var f = f
-        try sys("KVM_SET_FPU") { ckvm_set_fpu(fd.raw, &f) }
+        try sys("KVM_SET_FPU of vCPU \(id)") { ckvm_set_fpu(fd.raw, &f) }
     }
 
     public func setCPUID(_ entries: [kvm_cpuid_entry2]) throws {
-        try sys("KVM_SET_CPUID2") { ckvm_set_cpuid2(fd.raw, entries, UInt32(entries.count)) }
+        try sys("KVM_SET_CPUID2 of vCPU \(id)") { ckvm_set_cpuid2(fd.raw, entries, UInt32(entries.count)) }
     }
 
     public func setMSRs(_ msrs: [(UInt32, UInt64)]) throws {
@@ -135,7 +135,7 @@ public final class VCPU {
             e.data = m.1
             return e
         }
-        let n = try sys("KVM_SET_MSRS") { ckvm_set_msrs(fd.raw, &entries, UInt32(entries.count)) }
+        let n = try sys("KVM_SET_MSRS of vCPU \(id)") { ckvm_set_msrs(fd.raw, &entries, UInt32(entries.count)) }
         guard Int(n) == msrs.count else {
             let failed = msrs[Int(n)].0
             throw SwvmError(.vmFailed, "KVM_SET_MSRS: MSR 0x\(String(failed, radix: 16)) was refused")
@@ -144,29 +144,29 @@ public final class VCPU {
 
     public func getLAPIC() throws -> kvm_lapic_state {
         var l = kvm_lapic_state()
-        try sys("KVM_GET_LAPIC") { ckvm_get_lapic(fd.raw, &l) }
+        try sys("KVM_GET_LAPIC of vCPU \(id)") { ckvm_get_lapic(fd.raw, &l) }
         return l
     }
 
     public func setLAPIC(_ l: kvm_lapic_state) throws {
         var l = l
-        try sys("KVM_SET_LAPIC") { ckvm_set_lapic(fd.raw, &l) }
+        try sys("KVM_SET_LAPIC of vCPU \(id)") { ckvm_set_lapic(fd.raw, &l) }
     }
 
     public func getEvents() throws -> kvm_vcpu_events {
         var e = kvm_vcpu_events()
-        try sys("KVM_GET_VCPU_EVENTS") { ckvm_get_vcpu_events(fd.raw, &e) }
+        try sys("KVM_GET_VCPU_EVENTS of vCPU \(id)") { ckvm_get_vcpu_events(fd.raw, &e) }
         return e
     }
 
     public func setEvents(_ e: kvm_vcpu_events) throws {
         var e = e
-        try sys("KVM_SET_VCPU_EVENTS") { ckvm_set_vcpu_events(fd.raw, &e) }
+        try sys("KVM_SET_VCPU_EVENTS of vCPU \(id)") { ckvm_set_vcpu_events(fd.raw, &e) }
     }
 
     public func mpState() throws -> UInt32 {
         var s: UInt32 = 0
-        try sys("KVM_GET_MP_STATE") { ckvm_get_mp_state(fd.raw, &s) }
+        try sys("KVM_GET_MP_STATE of vCPU \(id)") { ckvm_get_mp_state(fd.raw, &s) }
         return s
     }
 

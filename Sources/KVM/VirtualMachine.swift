@@ -21,16 +21,16 @@ public final class VirtualMachine {
         }
     }
 
-    public func setTSSAddress(_ addr: UInt64) throws { try sys("KVM_SET_TSS_ADDR") { ckvm_set_tss_addr(fd.raw, addr) } }
+    public func setTSSAddress(_ addr: UInt64) throws { try sys("KVM_SET_TSS_ADDR on the VM") { ckvm_set_tss_addr(fd.raw, addr) } }
     public func setIdentityMapAddress(_ addr: UInt64) throws {
-        try sys("KVM_SET_IDENTITY_MAP_ADDR") { ckvm_set_identity_map_addr(fd.raw, addr) }
+        try sys("KVM_SET_IDENTITY_MAP_ADDR on the VM") { ckvm_set_identity_map_addr(fd.raw, addr) }
     }
-    public func createIRQChip() throws { try sys("KVM_CREATE_IRQCHIP") { ckvm_create_irqchip(fd.raw) } }
+    public func createIRQChip() throws { try sys("KVM_CREATE_IRQCHIP on the VM") { ckvm_create_irqchip(fd.raw) } }
 
     /// The in-kernel PIT; "speaker dummy" makes port 0x61 reads work
     /// without a speaker device.
     public func createPIT2() throws {
-        try sys("KVM_CREATE_PIT2") { ckvm_create_pit2(fd.raw, UInt32(KVM_PIT_SPEAKER_DUMMY)) }
+        try sys("KVM_CREATE_PIT2 on the VM") { ckvm_create_pit2(fd.raw, UInt32(KVM_PIT_SPEAKER_DUMMY)) }
     }
 
     public func registerIRQFD(eventfd: Int32, gsi: UInt32) throws {

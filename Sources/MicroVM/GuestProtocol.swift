@@ -1,10 +1,11 @@
 import CConfinement
 import SwvmBase
 
-/// The host <-> guest-init frames over the control port, whose types and
-/// configuration fields are defined once in swvm_run_settings.h (the
-/// CConfinement target). Frames are u32 type, u32 length, payload,
-/// little-endian; MSG_CONFIG's payload is RunSettings.encode's.
+/// The host <-> guest-init frames over the control port. Their framing,
+/// limits, types and payload layouts are defined once in
+/// swvm_run_settings.h (the CConfinement target), with the C functions
+/// both sides encode and decode them with; MSG_CONFIG's payload is
+/// RunSettings.encode's.
 public enum GuestProtocol {
     // host -> guest
     public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue
@@ -26,10 +27,41 @@ public enum GuestProtocol {
     }
 
     /// The longest payload swvm takes from the guest.
-    public static let maxPayload = 1 << 20
+    public static let maxPayload = Int(SWVM_MAX_GUEST_FRAME)
 
+    /// A host -> guest frame (swvm_frame_header_encode's header).
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        le32(type) + le32(UInt32(payload.count)) + payload
+        var header = [UInt8](repeating: 0, count: Int(SWVM_FRAME_HEADER))
+        swvm_frame_header_encode(&header, type, UInt32(payload.count))
+        return header + payload
+    }
+
+    /// MSG_SIGNAL for the workload's PID 1.
+    public static func signalFrame(_ signal: Int32) -> [UInt8] {
+        var m = swvm_signal(signal: UInt32(bitPattern: signal))
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_SIGNAL_LEN))
+        swvm_signal_encode(&m, &bytes)
+        return frame(GuestProtocol.signal, bytes)
+    }
+
+    /// MSG_RESIZE with the host terminal's size.
+    public static func resizeFrame(rows: UInt16, cols: UInt16) -> [UInt8] {
+        var m = swvm_resize(rows: rows, cols: cols)
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_RESIZE_LEN))
+        swvm_resize_encode(&m, &bytes)
+        return frame(GuestProtocol.resize, bytes)
+    }
+
+    /// MSG_STARTED's payload (swvm_started_decode); nil when too short.
+    public static func decodeStarted(_ payload: [UInt8]) -> swvm_started? {
+        var m = swvm_started()
+        return swvm_started_decode(payload, payload.count, &m) == 0 ? m : nil
+    }
+
+    /// MSG_EXIT's payload (swvm_exit_decode); nil when too short.
+    public static func decodeExit(_ payload: [UInt8]) -> Int32? {
+        var m = swvm_exit()
+        return swvm_exit_decode(payload, payload.count, &m) == 0 ? m.status : nil
     }
 
     /// A guest that breaks the protocol: the run ends with this error.
@@ -45,8 +77,9 @@ public enum GuestProtocol {
         private var start = 0
         public init() {}
 
-        /// The whole frames `bytes` completes. A length over `maxPayload`
-        /// is an error (the stream cannot be trusted past it).
+        /// The whole frames `bytes` completes. Each header is read by
+        /// swvm_frame_header_decode: a length over SWVM_MAX_GUEST_FRAME is
+        /// an error (the stream cannot be trusted past it).
         public mutating func feed(_ bytes: [UInt8]) throws -> [(type: UInt32, payload: [UInt8])] {
             if start > 0 {
                 buffer.removeFirst(start)
@@ -54,14 +87,19 @@ public enum GuestProtocol {
             }
             buffer += bytes
             var frames: [(UInt32, [UInt8])] = []
-            while buffer.count - start >= 8 {
-                let type = le32(buffer, start), len = Int(le32(buffer, start + 4))
-                guard len <= GuestProtocol.maxPayload else {
-                    throw GuestProtocol.violation("a frame of \(len) bytes (type \(type)), over the \(GuestProtocol.maxPayload)-byte limit")
+            let headerSize = Int(SWVM_FRAME_HEADER)
+            while buffer.count - start >= headerSize {
+                var type: UInt32 = 0, length: UInt32 = 0
+                let valid = buffer.withUnsafeBufferPointer {
+                    swvm_frame_header_decode($0.baseAddress! + start, &type, &length, SWVM_MAX_GUEST_FRAME) == 0
                 }
-                guard buffer.count - start >= 8 + len else { break }
-                frames.append((type, Array(buffer[(start + 8)..<(start + 8 + len)])))
-                start += 8 + len
+                guard valid else {
+                    throw GuestProtocol.violation("a frame of \(length) bytes (type \(type)), over the \(GuestProtocol.maxPayload)-byte limit")
+                }
+                let len = Int(length)
+                guard buffer.count - start >= headerSize + len else { break }
+                frames.append((type, Array(buffer[(start + headerSize)..<(start + headerSize + len)])))
+                start += headerSize + len
             }
             return frames
         }
@@ -81,7 +119,8 @@ public enum GuestProtocol {
         }
 
         /// The smallest payload of each message swvm takes.
-        static let minimumPayload: [UInt32: Int] = [ready: 0, started: 4, confined: 0, exit: 4, error: 0]
+        static let minimumPayload: [UInt32: Int] = [ready: 0, started: Int(SWVM_STARTED_MIN_LEN), confined: 0,
+                                                    exit: Int(SWVM_EXIT_LEN), error: 0]
 
         public mutating func accept(_ type: UInt32, payloadCount: Int) throws {
             guard let minimum = Sequence.minimumPayload[type] else {

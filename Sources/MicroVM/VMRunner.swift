@@ -512,9 +512,10 @@ final class Session {
                     } else {
                         guestReady()
                     }
-                case GuestProtocol.started where payload.count >= 4:
-                    let pid = le32(payload, 0)
-                    let namespaces = payload.count >= 8 ? Namespaces.names(UInt(le32(payload, 4))) : []
+                case GuestProtocol.started:
+                    guard let started = GuestProtocol.decodeStarted(payload) else { break }
+                    let pid = started.pid
+                    let namespaces = Namespaces.names(UInt(started.namespaces))
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
@@ -527,10 +528,11 @@ final class Session {
                         state.with { $0.error = error as? SwvmError ?? SwvmError(.guestError, "\(error)") }
                         machine.stop(.stopped)
                     }
-                case GuestProtocol.exit where payload.count >= 4:
+                case GuestProtocol.exit:
+                    guard let status = GuestProtocol.decodeExit(payload) else { break }
                     Log.debug("workload exited after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     console.drain()
-                    state.with { $0.status = Int32(bitPattern: le32(payload, 0)) }
+                    state.with { $0.status = status }
                     machine.stop(.stopped)
                 case GuestProtocol.error:
                     console.drain()
@@ -587,14 +589,14 @@ final class Session {
         machine.onSignal = { [self] sig in
             if sig == SIGWINCH {
                 if let ws = terminal?.windowSize() {
-                    console.send(GuestProtocol.frame(GuestProtocol.resize, le16(ws.ws_row) + le16(ws.ws_col)), to: control)
+                    console.send(GuestProtocol.resizeFrame(rows: ws.ws_row, cols: ws.ws_col), to: control)
                 }
                 return true
             }
             if sig == SIGPIPE { return true }
             // Before the workload runs there is nothing to forward to.
             guard state.with({ $0.pid != nil }) else { return false }
-            func send(_ sig: Int32) { console.send(GuestProtocol.frame(GuestProtocol.signal, le32(UInt32(sig))), to: control) }
+            func send(_ sig: Int32) { console.send(GuestProtocol.signalFrame(sig), to: control) }
             guard StopGrace.isStopSignal(sig) else { send(sig); return true }
             if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
             send(sig)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import CSyscalls
 import RuntimeSpec
 import SwvmBase
@@ -83,8 +84,14 @@ public final class NetworkAttachment {
 
     /// eth0 of a VM as the run settings carry it (CFG_NET_IF): address,
     /// prefix, gateway, MTU, MAC.
-    public var guestInterface: [UInt8] {
-        address.bytes + [UInt8(bridge.subnet.prefix)] + bridge.gateway.bytes + le16(UInt16(bridge.mtu)) + mac
+    public var guestInterface: swvm_net_if {
+        var n = swvm_net_if()
+        withUnsafeMutableBytes(of: &n.addr) { $0.copyBytes(from: address.bytes.prefix(4)) }
+        n.prefix = UInt8(bridge.subnet.prefix)
+        withUnsafeMutableBytes(of: &n.gateway) { $0.copyBytes(from: bridge.gateway.bytes.prefix(4)) }
+        n.mtu = UInt16(bridge.mtu)
+        withUnsafeMutableBytes(of: &n.mac) { $0.copyBytes(from: mac.prefix(6)) }
+        return n
     }
 
     // MARK: published ports
@@ -177,7 +184,7 @@ public final class NetworkAttachment {
     /// Which offloads the tap may pass to its reader (TUN_F_* flags): what
     /// the guest's driver accepts.
     public static func setTapOffloads(_ fd: Int32, _ flags: UInt32) throws {
-        try sys("TUNSETOFFLOAD") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
+        try sys("TUNSETOFFLOAD on the tap (fd \(fd))") { sys_ioctl_int(fd, 0x4004_54d0, UInt(flags)) }
     }
 
     /// The port learns no address: the bridge's only entry for it is the
@@ -224,7 +231,7 @@ public final class NetworkAttachment {
         let path = Path.join(runDir, recordFile)
         let fd = try sys("open \(path)") { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }
         defer { close(fd) }
-        try Array((line + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0) }
+        try Array((line + "\n").utf8).withUnsafeBytes { try FileDescriptor.writeAll(fd, $0, name: path) }
     }
 
     /// Removes the links (with their bridge FDB entries), guard elements,

@@ -15,17 +15,22 @@ public protocol ByteSource: AnyObject {
 /// Reads a file descriptor, hashing what it reads (to check a digest at the end).
 public final class FileSource: ByteSource {
     let fd: Int32
+    /// What `fd` is open on, for its errors.
+    let name: String
     public private(set) var hasher = SHA256()
     public private(set) var total: Int64 = 0
 
-    public init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32, name: String) {
+        self.fd = fd
+        self.name = name
+    }
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer, count)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SwvmError.errno("read")
+                throw SwvmError.system(step: "read", path: name)
             }
             if n > 0 {
                 hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))

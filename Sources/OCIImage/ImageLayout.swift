@@ -86,7 +86,7 @@ public struct ImageLayout {
     /// Hashes a whole blob and compares it with its digest.
     public func verifyBlob(_ desc: Descriptor, context: String) throws {
         let fd = try openBlob(desc, context: context)
-        let src = FileSource(fd: fd.raw)
+        let src = FileSource(fd: fd.raw, name: "blob \(desc.digest)")
         let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
         defer { buf.deallocate() }
         while try src.read(into: buf, count: 1 << 16) > 0 {}

@@ -265,7 +265,7 @@ public final class LayerUnpacker {
         while true {
             let n = try reader.readData(into: buf, count: chunk)
             if n == 0 { break }
-            try FileDescriptor.writeAll(fd, UnsafeRawBufferPointer(start: buf, count: n))
+            try FileDescriptor.writeAll(fd, UnsafeRawBufferPointer(start: buf, count: n), name: e.path)
         }
         // chown before chmod: chown clears set-user-ID bits.
         guard fchown(fd, e.uid, e.gid) == 0 else { throw fail(e.path, "chown: \(errnoText(errno))") }

@@ -71,7 +71,7 @@ public struct RootfsCache {
             var magic = [UInt8](repeating: 0, count: 4)
             let n = pread(fd.raw, &magic, 4, 0)
             let compression = Compression.detect(mediaType: layer.mediaType, magic: Array(magic[0..<max(0, n)]))
-            let file = FileSource(fd: fd.raw)
+            let file = FileSource(fd: fd.raw, name: "blob \(layer.digest)")
             let decompressed: ByteSource
             switch compression {
             case .none: decompressed = file

@@ -9,8 +9,8 @@ public enum RunSettings {
     public enum Level {
         /// The guest builds its root from the image's block device;
         /// `entropy` seeds its CRNG.
-        /// `netInterface`: eth0 with --network bridge (CFG_NET_IF's bytes).
-        case vm(rootDevice: String, hostTimeNanos: UInt64, probeSource: String?, entropy: [UInt8]?, netInterface: [UInt8]? = nil)
+        /// `netInterface`: eth0 with --network bridge (CFG_NET_IF).
+        case vm(rootDevice: String, hostTimeNanos: UInt64, probeSource: String?, entropy: [UInt8]?, netInterface: swvm_net_if? = nil)
         /// The container child builds its root from the image root on the host.
         case container(stateDir: String, cgroupMounts: [CgroupMount])
     }
@@ -71,7 +71,11 @@ public enum RunSettings {
         if let r = spec.resolvConf { f.add(CFG_RESOLV_CONF, r) }
         switch level {
         case .vm(let rootDevice, let time, let probe, let entropy, let netInterface):
-            if let n = netInterface { f.add(CFG_NET_IF, n) }
+            if var n = netInterface {
+                var bytes = [UInt8](repeating: 0, count: Int(SWVM_NET_IF_LEN))
+                swvm_net_if_encode(&n, &bytes)
+                f.add(CFG_NET_IF, bytes)
+            }
             f.add(CFG_ROOTDEV, rootDevice)
             f.add(CFG_TIME, le64(time))
             if let m = spec.resources.memory { f.add(CFG_MEMORY, le64(m)) }

@@ -6,8 +6,16 @@ import CSyscalls
 /// An owned file descriptor, closed when the last reference goes away.
 public final class FileDescriptor {
     public private(set) var raw: Int32
+    /// What the descriptor is open on (a path), for its errors.
+    public let name: String?
 
-    public init(_ raw: Int32) { self.raw = raw }
+    public init(_ raw: Int32, name: String? = nil) {
+        self.raw = raw
+        self.name = name
+    }
+
+    /// The subject of an error on this descriptor.
+    var subject: String { name ?? "file descriptor \(raw)" }
 
     deinit { if raw >= 0 { Glibc.close(raw) } }
 
@@ -25,12 +33,12 @@ public final class FileDescriptor {
 
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {
         let fd = try sys("open \(path)") { Glibc.open(path, flags | O_CLOEXEC, mode) }
-        return FileDescriptor(fd)
+        return FileDescriptor(fd, name: path)
     }
 
     /// Writes all of `bytes`, retrying short writes and EINTR.
     public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        try FileDescriptor.writeAll(raw, bytes)
+        try FileDescriptor.writeAll(raw, bytes, name: subject)
     }
 
     public func writeAll(_ bytes: [UInt8]) throws {
@@ -41,13 +49,14 @@ public final class FileDescriptor {
         try writeAll(Array(string.utf8))
     }
 
-    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+    /// `name`: what `fd` is open on, for the error.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, name: String? = nil) throws {
         var offset = 0
         while offset < bytes.count {
             let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw SwvmError.errno("write")
+                throw SwvmError.system(step: "write", path: name ?? "file descriptor \(fd)")
             }
             offset += n
         }
@@ -62,7 +71,7 @@ public final class FileDescriptor {
                 let n = Glibc.read(raw, buf.baseAddress, buf.count)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw SwvmError.errno("read")
+                    throw SwvmError.system(step: "read", path: subject)
                 }
                 if n == 0 { break }
                 out.append(contentsOf: buf[0..<n])
@@ -91,8 +100,7 @@ public final class FileDescriptor {
             }
         }
         if failure != 0 {
-            errno = failure
-            throw SwvmError.errno("read")
+            throw SwvmError.system(step: "read", path: subject, errno: failure)
         }
         return out
     }

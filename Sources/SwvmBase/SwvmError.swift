@@ -6,7 +6,9 @@ import CSyscalls
 
 /// The one error type of swvm: a code that says what kind of failure it is
 /// (and so which exit status the command ends with), and a message for the
-/// user that names what was wrong and where.
+/// user that names what was wrong and where. A failed system call carries
+/// its parts (the step, the path or object it acted on, errno) and its
+/// message is built from them.
 public struct SwvmError: Error, CustomStringConvertible, Equatable {
     public enum Code: String, Sendable {
         case invalidArgument        // bad flag value or combination
@@ -27,11 +29,30 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
     }
 
     public let code: Code
+    /// What swvm was doing ("open", "KVM_CREATE_VM"), when it was a system call.
+    public let step: String?
+    /// The path or object the step acted on, when it names one.
+    public let path: String?
+    /// errno of the failed system call (nil: not a system call's failure).
+    public let errnoValue: Int32?
+    /// The text for the user, built from the parts above when they are set.
     public let message: String
 
     public init(_ code: Code, _ message: String) {
         self.code = code
+        self.step = nil
+        self.path = nil
+        self.errnoValue = nil
         self.message = message
+    }
+
+    public init(_ code: Code, step: String, path: String?, errno err: Int32?) {
+        self.code = code
+        self.step = step
+        self.path = path
+        self.errnoValue = err
+        let subject = path.map { "\(step) \($0)" } ?? step
+        self.message = err.map { "\(subject): \(errnoText($0))" } ?? subject
     }
 
     public var description: String { message }
@@ -74,9 +95,16 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
         return SwvmError(code, UntrustedText.escaped(err == 0 ? text : "\(text): \(errnoText(err))"))
     }
 
-    /// An error for a failed system call, with errno's text.
+    /// A failed system call: `step` on `path` (a file, or the object it
+    /// acted on), with errno's text.
+    public static func system(step: String, path: String?, errno err: Int32 = Glibc.errno) -> SwvmError {
+        SwvmError(.systemCall, step: step, path: path, errno: err)
+    }
+
+    /// A failed system call whose `what` names both the step and its
+    /// subject ("open /etc/passwd"), with errno's text.
     public static func errno(_ what: String, _ err: Int32 = Glibc.errno) -> SwvmError {
-        SwvmError(.systemCall, "\(what): \(errnoText(err))")
+        SwvmError(.systemCall, step: what, path: nil, errno: err)
     }
 }
 

@@ -174,7 +174,7 @@ extension String {
         try FS.makeDirectories(root)
         let fd = try FileDescriptor.open(t.path + "/layer.tar.zst", O_RDONLY)
         let u = try LayerUnpacker(rootPath: root, layerName: "layer 1")
-        try u.apply(TarReader(source: try ZstdSource(FileSource(fd: fd.raw))))
+        try u.apply(TarReader(source: try ZstdSource(FileSource(fd: fd.raw, name: "the test layer"))))
         #expect(try FS.readText(root + "/hello") == "compressed with zstd\n")
         #expect(Compression.detect(mediaType: "", magic: [0x28, 0xb5, 0x2f, 0xfd]) == .zstd)
         #expect(Compression.detect(mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", magic: []) == .gzip)
@@ -185,7 +185,7 @@ extension String {
         defer { t.cleanup() }
         try FS.writeFile(t.path + "/bad.gz", [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef])
         let fd = try FileDescriptor.open(t.path + "/bad.gz", O_RDONLY)
-        let g = try GzipSource(FileSource(fd: fd.raw))
+        let g = try GzipSource(FileSource(fd: fd.raw, name: "the test layer"))
         var buf = [UInt8](repeating: 0, count: 64)
         #expect(throws: SwvmError.self) { _ = try buf.withUnsafeMutableBytes { try g.read(into: $0.baseAddress!, count: 64) } }
     }

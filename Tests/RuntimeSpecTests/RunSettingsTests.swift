@@ -38,7 +38,8 @@ import Testing
     }
 
     /// eth0: 10.88.0.7/16 via 10.88.0.1, MTU 1500, MAC 02:53:0a:58:00:07.
-    static let netInterface: [UInt8] = [10, 88, 0, 7, 16, 10, 88, 0, 1] + le16(1500) + [0x02, 0x53, 10, 88, 0, 7]
+    static let netInterface = swvm_net_if(addr: (10, 88, 0, 7), prefix: 16, gateway: (10, 88, 0, 1), mtu: 1500,
+                                          mac: (0x02, 0x53, 10, 88, 0, 7))
 
     func decode(_ bytes: [UInt8]) -> (swvm_settings, String?) {
         var s = swvm_settings()
@@ -93,10 +94,10 @@ import Testing
         #expect(String(cString: s.rootdev) == "/dev/vdb")
         #expect(String(cString: s.probe) == "/probe")
         #expect(Array(UnsafeBufferPointer(start: s.entropy, count: Int(s.entropy_len))) == [9, 8, 7, 6])
-        #expect(s.net == 1 && s.net_prefix == 16 && s.net_mtu == 1500)
-        #expect(withUnsafeBytes(of: s.net_addr) { Array($0) } == [10, 88, 0, 7])
-        #expect(withUnsafeBytes(of: s.net_gw) { Array($0) } == [10, 88, 0, 1])
-        #expect(withUnsafeBytes(of: s.net_mac) { Array($0) } == [0x02, 0x53, 10, 88, 0, 7])
+        #expect(s.net == 1 && s.net_if.prefix == 16 && s.net_if.mtu == 1500)
+        #expect(withUnsafeBytes(of: s.net_if.addr) { Array($0) } == [10, 88, 0, 7])
+        #expect(withUnsafeBytes(of: s.net_if.gateway) { Array($0) } == [10, 88, 0, 1])
+        #expect(withUnsafeBytes(of: s.net_if.mac) { Array($0) } == [0x02, 0x53, 10, 88, 0, 7])
         #expect(String(cString: s.etc_hosts) == spec.etcHosts && String(cString: s.etc_hosts).contains("10.88.0.7\tbox1"))
         #expect(String(cString: s.resolv_conf) == "nameserver 10.88.0.1\n")
         // The VM gets no container fields.
@@ -197,11 +198,42 @@ import Testing
         close(fds[1])
         var buf = [UInt8](repeating: 0, count: 64)
         var type: UInt32 = 0, length: UInt32 = 0
-        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count) == 0)
+        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count, SWVM_MAX_CONFIG) == 0)
         #expect(type == MSG_RESIZE.rawValue && length == 5000 && buf.allSatisfy { $0 == 0xAB })
-        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count) == 0)
+        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count, SWVM_MAX_CONFIG) == 0)
         #expect(type == MSG_SIGNAL.rawValue && length == 4 && le32(buf, 0) == 15)
-        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count) == -1)   // end of stream
+        #expect(swvm_frame_read(fds[0], &type, &length, &buf, buf.count, SWVM_MAX_CONFIG) == -1)   // end of stream
+    }
+
+    /// A frame over the reader's limit ends the stream (swvm_run_settings.h):
+    /// the C readers stop at its header, as GuestProtocol.Reader does,
+    /// rather than skip its payload and read on.
+    @Test func aFrameOverTheLimitStopsTheCReaders() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let big = [UInt8](repeating: 0xAB, count: 5000)
+        #expect(swvm_frame_write(fds[1], MSG_CONFINED.rawValue, big, UInt32(big.count)) == 0)
+        close(fds[1])
+        var type: UInt32 = 0, length: UInt32 = 0
+        #expect(swvm_frame_read_alloc(fds[0], &type, &length, 4096) == nil)
+        #expect(type == MSG_CONFINED.rawValue && length == 5000)
+        var rest = [UInt8](repeating: 0, count: 8192)
+        #expect(read(fds[0], &rest, rest.count) == 5000)   // the payload was left unread
+    }
+
+    /// CFG_NET_IF's bytes are swvm_net_if_encode's, field by field as the
+    /// header describes them; the decoder refuses a prefix over 32.
+    @Test func netInterfaceLayout() {
+        var n = Self.netInterface
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_NET_IF_LEN))
+        swvm_net_if_encode(&n, &bytes)
+        #expect(bytes == [10, 88, 0, 7, 16, 10, 88, 0, 1] + le16(1500) + [0x02, 0x53, 10, 88, 0, 7])
+        var back = swvm_net_if()
+        #expect(swvm_net_if_decode(bytes, bytes.count, &back) == 0 && back.mtu == 1500 && back.prefix == 16)
+        bytes[4] = 33
+        #expect(swvm_net_if_decode(bytes, bytes.count, &back) == -1)
+        #expect(swvm_net_if_decode(bytes, 16, &back) == -1)
     }
 
     /// MSG_CONFINED as the confinement child writes it (a frame header,

@@ -1,3 +1,4 @@
+import CConfinement
 import Testing
 @testable import GuestMemory
 @testable import MicroVM
@@ -192,6 +193,52 @@ import Testing
         var r = GuestProtocol.Reader()
         let header = le32(GuestProtocol.exit) + le32(UInt32(GuestProtocol.maxPayload + 1))
         #expect(violation { _ = try r.feed(header) }?.contains("over the 1048576-byte limit") == true)
+    }
+
+    /// The Reader's limit is swvm_frame_header_decode's, the one every C
+    /// reader uses: a payload of exactly SWVM_MAX_GUEST_FRAME passes.
+    @Test func theReaderTakesTheLimitOfTheCHeader() throws {
+        #expect(GuestProtocol.maxPayload == Int(SWVM_MAX_GUEST_FRAME))
+        var r = GuestProtocol.Reader()
+        let payload = [UInt8](repeating: 1, count: Int(SWVM_MAX_GUEST_FRAME))
+        #expect(try r.feed(GuestProtocol.frame(GuestProtocol.confined, payload)).first?.payload.count == payload.count)
+        var type: UInt32 = 0, length: UInt32 = 0
+        #expect(swvm_frame_header_decode(le32(5) + le32(SWVM_MAX_GUEST_FRAME), &type, &length, SWVM_MAX_GUEST_FRAME) == 0)
+        #expect(type == 5 && length == SWVM_MAX_GUEST_FRAME)
+        #expect(swvm_frame_header_decode(le32(5) + le32(SWVM_MAX_GUEST_FRAME + 1), &type, &length, SWVM_MAX_GUEST_FRAME) == -1)
+        #expect(length == SWVM_MAX_GUEST_FRAME + 1)
+        // GuestProtocol.frame's header is the C encoder's.
+        #expect(GuestProtocol.frame(7, [9]) == le32(7) + le32(1) + [9])
+    }
+
+    /// guest-init packs STARTED and EXIT with the C encoders and swvm reads
+    /// them with the C decoders (through GuestProtocol); SIGNAL and RESIZE
+    /// the other way round: each layout is written once.
+    @Test func payloadsDecodeWhatTheCEncodersWrite() throws {
+        var started = swvm_started(pid: 42, namespaces: 0x2002_0000)
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_STARTED_LEN))
+        swvm_started_encode(&started, &bytes)
+        #expect(bytes == le32(42) + le32(0x2002_0000))
+        let got = try #require(GuestProtocol.decodeStarted(bytes))
+        #expect(got.pid == 42 && got.namespaces == 0x2002_0000)
+        #expect(GuestProtocol.decodeStarted(le32(7))?.namespaces == 0)   // protocol 1: the pid alone
+        #expect(GuestProtocol.decodeStarted([1, 2, 3]) == nil)
+
+        var exit = swvm_exit(status: -3)
+        var status = [UInt8](repeating: 0, count: Int(SWVM_EXIT_LEN))
+        swvm_exit_encode(&exit, &status)
+        #expect(status == le32(UInt32(bitPattern: -3)) && GuestProtocol.decodeExit(status) == -3)
+        #expect(GuestProtocol.decodeExit([0, 0]) == nil)
+
+        let signal = GuestProtocol.signalFrame(15)
+        #expect(signal == le32(MSG_SIGNAL.rawValue) + le32(4) + le32(15))
+        var sig = swvm_signal()
+        #expect(swvm_signal_decode(Array(signal[8...]), 4, &sig) == 0 && sig.signal == 15)
+        let resize = GuestProtocol.resizeFrame(rows: 24, cols: 80)
+        #expect(resize == le32(MSG_RESIZE.rawValue) + le32(4) + le16(24) + le16(80))
+        var size = swvm_resize()
+        #expect(swvm_resize_decode(Array(resize[8...]), 4, &size) == 0 && size.rows == 24 && size.cols == 80)
+        #expect(swvm_resize_decode([1], 1, &size) == -1)
     }
 
     /// The message of the error `body` throws, or nil.

@@ -5,9 +5,11 @@
  * swvm's Swift encoder (RuntimeSpec/RunSettings.swift) imports it, and
  * guest-init and the container child decode with swvm_settings_decode.
  *
- * On the control port every message is a frame: u32 type, u32 length,
- * then `length` bytes. MSG_CONFIG's payload is a list of fields: u16 tag,
- * u32 length, bytes. All integers are little-endian.
+ * On the control port every message is a frame (below: its header, its
+ * limits, and what a reader does with a frame over them). MSG_CONFIG's
+ * payload is a list of fields: u16 tag, u32 length, bytes. Each other
+ * payload has its layout, encoder and decoder here. All integers are
+ * little-endian.
  */
 #ifndef SWVM_RUN_SETTINGS_H
 #define SWVM_RUN_SETTINGS_H
@@ -23,17 +25,80 @@
 enum swvm_message {
     /* host -> guest */
     MSG_CONFIG = 1,   /* the fields below */
-    MSG_SIGNAL = 2,   /* u32 signal number, for the workload's PID 1 */
-    MSG_RESIZE = 3,   /* u16 rows, u16 cols (with a terminal) */
+    MSG_SIGNAL = 2,   /* struct swvm_signal */
+    MSG_RESIZE = 3,   /* struct swvm_resize (with a terminal) */
     /* guest -> host */
     MSG_READY = 100,  /* u32 SWVM_PROTOCOL_VERSION: guest-init waits for MSG_CONFIG */
-    MSG_STARTED = 101, /* u32 pid of the workload once it exec'd, u32 the CLONE_NEW* flags of its namespaces */
-    MSG_EXIT = 102,   /* i32 exit status (128+N for signal N) */
+    MSG_STARTED = 101, /* struct swvm_started, once the workload exec'd */
+    MSG_EXIT = 102,   /* struct swvm_exit */
     MSG_ERROR = 103,  /* u32 code (enum swvm_error_code), i32 errno (0: none), then the message
                          (UTF-8, no NUL); the host appends errno's text (swvm_error_write) */
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
 };
+
+/* ------------------------------------------------------------- framing
+ *
+ * A frame is an 8-byte header, u32 type then u32 length, and `length`
+ * bytes of payload. Each direction has its longest payload: what swvm
+ * sends (MSG_CONFIG's settings are the big one) up to SWVM_MAX_CONFIG;
+ * what reaches swvm (from guest-init or the container child) up to
+ * SWVM_MAX_GUEST_FRAME. A header whose length is over its direction's
+ * limit is a protocol error: the reader stops there and reads nothing
+ * more from that stream (its bytes cannot be trusted to be in step).
+ * A known frame type with a longer payload than its layout is read
+ * whole and its extra bytes ignored (a newer peer's additions). */
+#define SWVM_FRAME_HEADER 8u
+#define SWVM_MAX_CONFIG (64u << 20)
+#define SWVM_MAX_GUEST_FRAME (1u << 20)
+
+/* Writes a frame header. */
+void swvm_frame_header_encode(uint8_t header[SWVM_FRAME_HEADER], uint32_t type, uint32_t length);
+/* Reads a frame header into *type and *length; returns 0, or -1 (with
+ * both set) when the length is over `max`. The one check of a frame's
+ * length: every reader, C and Swift, goes through it. */
+int swvm_frame_header_decode(const uint8_t header[SWVM_FRAME_HEADER], uint32_t *type, uint32_t *length, uint32_t max);
+
+/* ------------------------------------------------------------- payloads
+ *
+ * Each decoder takes `len` bytes of payload and returns 0, or -1 when
+ * they are too few (the struct is then zeroed). Encoders write exactly
+ * the *_LEN bytes. */
+
+/* MSG_SIGNAL: u32 signal number, for the workload's PID 1. */
+struct swvm_signal { uint32_t signal; };
+#define SWVM_SIGNAL_LEN 4u
+void swvm_signal_encode(const struct swvm_signal *m, uint8_t out[SWVM_SIGNAL_LEN]);
+int swvm_signal_decode(const uint8_t *p, size_t len, struct swvm_signal *m);
+
+/* MSG_RESIZE: u16 rows, u16 cols of the host's terminal. */
+struct swvm_resize { uint16_t rows, cols; };
+#define SWVM_RESIZE_LEN 4u
+void swvm_resize_encode(const struct swvm_resize *m, uint8_t out[SWVM_RESIZE_LEN]);
+int swvm_resize_decode(const uint8_t *p, size_t len, struct swvm_resize *m);
+
+/* MSG_STARTED: u32 the workload's pid in the guest, u32 the CLONE_NEW*
+ * flags of its namespaces. A guest-init of protocol 1 sent the pid only
+ * (SWVM_STARTED_MIN_LEN): namespaces is then 0. */
+struct swvm_started { uint32_t pid; uint32_t namespaces; };
+#define SWVM_STARTED_LEN 8u
+#define SWVM_STARTED_MIN_LEN 4u
+void swvm_started_encode(const struct swvm_started *m, uint8_t out[SWVM_STARTED_LEN]);
+int swvm_started_decode(const uint8_t *p, size_t len, struct swvm_started *m);
+
+/* MSG_EXIT: i32 the workload's exit status (128+N for signal N). */
+struct swvm_exit { int32_t status; };
+#define SWVM_EXIT_LEN 4u
+void swvm_exit_encode(const struct swvm_exit *m, uint8_t out[SWVM_EXIT_LEN]);
+int swvm_exit_decode(const uint8_t *p, size_t len, struct swvm_exit *m);
+
+/* CFG_NET_IF (VM only, --network bridge): eth0's settings. Bytes: u8
+ * addr[4], u8 prefix, u8 gateway[4], u16 mtu, u8 mac[6]; the addresses in
+ * network order. The decoder also refuses a prefix over 32. */
+struct swvm_net_if { uint8_t addr[4]; uint8_t prefix; uint8_t gateway[4]; uint16_t mtu; uint8_t mac[6]; };
+#define SWVM_NET_IF_LEN 17u
+void swvm_net_if_encode(const struct swvm_net_if *m, uint8_t out[SWVM_NET_IF_LEN]);
+int swvm_net_if_decode(const uint8_t *p, size_t len, struct swvm_net_if *m);
 
 /* The workload's child reports to its parent (swvm's container parent,
  * or guest-init, which forwards them to the host as they are) with these
@@ -95,7 +160,7 @@ enum swvm_config_tag {
     CFG_CGROUP_MOUNT = 31,  /* u8 kind, name, NUL, source; repeated; none: one cgroup2 mount */
     CFG_INIT = 32,          /* u8: a minimal init is PID 1 and the workload its child (--init) */
     /* 40 and up: networking (--network bridge) */
-    CFG_NET_IF = 40,        /* VM only: eth0's u8 addr[4], u8 prefix, u8 gateway[4], u16 mtu, u8 mac[6] (addresses in network order) */
+    CFG_NET_IF = 40,        /* struct swvm_net_if */
     CFG_ETC_HOSTS = 41,     /* string: the whole /etc/hosts */
     CFG_RESOLV_CONF = 42,   /* string: the whole /etc/resolv.conf */
 };
@@ -118,8 +183,7 @@ enum swvm_cgroup_mount_kind {
 #define STDOUT_PORT "/dev/vport0p2"
 #define STDERR_PORT "/dev/vport0p3"
 
-/* Upper bounds a decoder enforces (a longer frame is skipped whole). */
-#define SWVM_MAX_CONFIG (64u << 20)
+/* The most entries a list field may have. */
 #define SWVM_MAX_LIST 65536
 
 struct swvm_rlimit { uint32_t resource; uint64_t soft, hard; };
@@ -147,7 +211,7 @@ struct swvm_settings {
     struct swvm_mount *volumes; uint32_t nvolumes;      /* source, destination, read_only */
     int host_network, userns, init;
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
-    int net; uint8_t net_addr[4], net_prefix, net_gw[4], net_mac[6]; uint16_t net_mtu;
+    int net; struct swvm_net_if net_if;
     char *etc_hosts, *resolv_conf;
 };
 
@@ -161,14 +225,15 @@ int swvm_fields_decode(const uint8_t *payload, size_t len, struct swvm_settings 
 /* Writes one field: u16 tag, u32 length, bytes. Returns 0 or -1. */
 int swvm_field_write(int fd, uint16_t tag, const void *value, uint32_t len);
 
-/* Reads one frame from `fd`: its type, its full length, and its first
- * min(length, cap) bytes into `buf`; the rest is read and discarded, so the
- * stream stays in step whatever the length. Returns 0, or -1 at end of
- * stream or on a read error. */
-int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size_t cap);
-/* Reads one frame into a buffer it allocates (free it); a frame longer than
- * `max` is read and discarded, and NULL returned with *length set. NULL
- * with *length 0 means end of stream, a read error or no memory. */
+/* Reads one frame of up to `max` bytes from `fd`: its type, its full
+ * length, and its first min(length, cap) bytes into `buf`; the rest is
+ * read and discarded (a known frame's extra bytes). Returns 0, or -1 at
+ * end of stream, on a read error, or for a frame over `max` (*length set;
+ * the stream is then not to be read on). */
+int swvm_frame_read(int fd, uint32_t *type, uint32_t *length, uint8_t *buf, size_t cap, uint32_t max);
+/* Reads one frame into a buffer it allocates (free it). NULL with *length
+ * set: a frame over `max` (the stream is not to be read on). NULL with
+ * *length 0: end of stream, a read error or no memory. */
 uint8_t *swvm_frame_read_alloc(int fd, uint32_t *type, uint32_t *length, uint32_t max);
 /* Writes one frame; with a NULL payload only its header (the caller
  * writes the `len` bytes). Returns 0 or -1. */

@@ -1,6 +1,8 @@
-/* libFuzzer harness for the run settings' decoder and the frame reader
- * (Sources/CConfinement/run_settings.c): the bytes are a MSG_CONFIG payload,
- * a MSG_CONFINED payload, and again a stream of control frames. Build and run: ./build.sh [seconds]. */
+/* libFuzzer harness for the run settings' decoder, the frame reader and
+ * the payload decoders (Sources/CConfinement/run_settings.c): the bytes are
+ * a MSG_CONFIG payload, a MSG_CONFINED payload, and again a stream of
+ * control frames, each decoded by its type's decoder and encoded back.
+ * Run with scripts/fuzz.sh. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,6 +11,43 @@
 #include <unistd.h>
 
 #include "swvm_run_settings.h"
+
+/* Decodes a frame's payload by its type (and a frame of type CFG_NET_IF
+ * as that field's bytes) and checks that encoding the result gives back
+ * the bytes the layout covers. */
+static void check_payload(uint32_t type, const uint8_t *body, size_t len) {
+    uint8_t out[SWVM_NET_IF_LEN];
+    switch (type) {
+    case MSG_SIGNAL: {
+        struct swvm_signal m;
+        if (swvm_signal_decode(body, len, &m) == 0) { swvm_signal_encode(&m, out); if (memcmp(out, body, SWVM_SIGNAL_LEN)) abort(); }
+        break;
+    }
+    case MSG_RESIZE: {
+        struct swvm_resize m;
+        if (swvm_resize_decode(body, len, &m) == 0) { swvm_resize_encode(&m, out); if (memcmp(out, body, SWVM_RESIZE_LEN)) abort(); }
+        break;
+    }
+    case MSG_STARTED: {
+        struct swvm_started m;
+        if (swvm_started_decode(body, len, &m) == 0 && len >= SWVM_STARTED_LEN) {
+            swvm_started_encode(&m, out);
+            if (memcmp(out, body, SWVM_STARTED_LEN)) abort();
+        }
+        break;
+    }
+    case MSG_EXIT: {
+        struct swvm_exit m;
+        if (swvm_exit_decode(body, len, &m) == 0) { swvm_exit_encode(&m, out); if (memcmp(out, body, SWVM_EXIT_LEN)) abort(); }
+        break;
+    }
+    case CFG_NET_IF: {
+        struct swvm_net_if m;
+        if (swvm_net_if_decode(body, len, &m) == 0) { swvm_net_if_encode(&m, out); if (memcmp(out, body, SWVM_NET_IF_LEN)) abort(); }
+        break;
+    }
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct swvm_settings s;
@@ -30,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (write(fd, data, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0) {
         uint8_t body[64];
         uint32_t type, len;
-        while (swvm_frame_read(fd, &type, &len, body, sizeof body) == 0) {}
+        while (swvm_frame_read(fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) == 0)
+            check_payload(type, body, len < sizeof body ? len : sizeof body);
     }
     close(fd);
     return 0;
