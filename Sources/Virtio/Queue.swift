@@ -40,8 +40,7 @@ public struct DescriptorChain {
         for b in readable {
             let n = min(Int(b.length), limit - out.count)
             if n <= 0 { break }
-            guard let bytes = try? memory.readBytes(at: b.address, count: n) else { break }
-            out += bytes
+            guard (try? memory.withBytes(at: b.address, count: n, { out.append(contentsOf: $0) })) != nil else { break }
         }
         return out
     }

@@ -15,7 +15,7 @@ struct FakeDriver {
 
     init(size: UInt16 = 8, memory: GuestMemory? = nil) throws {
         self.memory = try memory ?? GuestMemory(ranges: [(0, 1 << 20)])
-        queue = VirtQueue(index: 0, maxSize: size, memory: memory)
+        queue = VirtQueue(index: 0, maxSize: size, memory: self.memory)
         queue.descTable = desc
         queue.availRing = avail
         queue.usedRing = used
