@@ -59,7 +59,7 @@ let package = Package(
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
         .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
         .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
-        .target(name: "GuestMemory", dependencies: ["SwvmBase"]),
+        .target(name: "GuestMemory", dependencies: ["SwvmBase", "CAtomics"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
         .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory", "Snapshot"]),
         // SharedDirectory: the 9P2000.L file server behind virtio-9p (-v at --isolation=vm).

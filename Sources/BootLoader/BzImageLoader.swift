@@ -33,10 +33,12 @@ public enum BzImageLoader {
         let load = X86Layout.bzImageLoadAddress
         // The decompressor needs init_size bytes from the load address.
         let initSize = UInt64(le32(head, 0x260))
-        guard let dest = memory.pointer(at: load, count: max(kernelSize, initSize)) else {
+        guard memory.contains(load, count: max(kernelSize, initSize)) else {
             throw bad("kernel needs \(max(kernelSize, initSize) >> 20) MiB above 1 MiB; give the VM more memory")
         }
-        try preadInto(fd, dest, count: Int(kernelSize), offset: kernelOffset, path: path)
+        try memory.withMutableBytes(at: load, count: Int(kernelSize)) {
+            try preadInto(fd, $0.baseAddress!, count: $0.count, offset: kernelOffset, path: path)
+        }
         // The setup header runs from 0x1f1 to 0x202 + the jump's offset.
         let headerEnd = min(0x202 + Int(head[0x201]), 0x280)
         let setupHeader = Array(head[0x1f1..<headerEnd])
@@ -82,7 +84,9 @@ public enum InitrdLoader {
         guard fstat(fd, &st) == 0 else { throw SwvmError.errno("stat \(path)") }
         let size = UInt64(st.st_size)
         let address = try place(size: size, memory: memory, above: kernelEnd, what: "initrd \(path)")
-        try preadInto(fd, memory.checkedPointer(at: address, count: size), count: Int(size), offset: 0, path: path)
+        try memory.withMutableBytes(at: address, count: Int(size)) {
+            try preadInto(fd, $0.baseAddress!, count: $0.count, offset: 0, path: path)
+        }
         return (address, size)
     }
 

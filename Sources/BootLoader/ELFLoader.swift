@@ -56,11 +56,13 @@ public enum ELFLoader {
             guard paddr >= X86Layout.himemStart else {
                 throw bad("segment \(i) at 0x\(String(paddr, radix: 16)) overlaps the boot area below 1 MiB")
             }
-            guard let dest = memory.pointer(at: paddr, count: memsz) else {
+            guard memory.contains(paddr, count: memsz) else {
                 throw bad("segment \(i) (0x\(String(paddr, radix: 16)), \(memsz) bytes) does not fit in guest memory; give the VM more memory")
             }
-            try preadInto(fd, dest, count: Int(filesz), offset: offset, path: path)
-            if memsz > filesz { memset(dest + Int(filesz), 0, Int(memsz - filesz)) }
+            try memory.withMutableBytes(at: paddr, count: Int(filesz)) {
+                try preadInto(fd, $0.baseAddress!, count: $0.count, offset: offset, path: path)
+            }
+            if memsz > filesz { try memory.fill(0, at: paddr + filesz, count: Int(memsz - filesz)) }
             lowest = min(lowest, paddr)
             highest = max(highest, paddr + memsz)
             loaded += 1

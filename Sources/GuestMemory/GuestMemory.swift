@@ -1,17 +1,20 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CAtomics
 import SwvmBase
 
 /// A guest-physical address.
 public typealias GuestAddress = UInt64
 
-/// One contiguous range of guest-physical memory backed by an anonymous
-/// host mapping.
+/// One contiguous range of guest-physical memory backed by a host mapping.
+/// The host address stays inside GuestMemory: callers that must hand it to
+/// the kernel get it only for the span of a closure (`registerRegions`,
+/// `withHostRanges`).
 public struct GuestRegion {
     public let guestBase: GuestAddress
     public let size: UInt64
-    public let host: UnsafeMutableRawPointer
+    let host: UnsafeMutableRawPointer
 
     public var guestEnd: GuestAddress { guestBase + size }
 
@@ -19,10 +22,12 @@ public struct GuestRegion {
 }
 
 /// The guest's RAM: a set of regions (below and above the MMIO gap), and
-/// bounds-checked access to it. Every address that comes from the guest
-/// goes through `pointer(at:count:)`, which refuses a range that is not
-/// entirely inside one region, so a hostile guest can never make the VMM
-/// touch host memory outside the guest's.
+/// bounds-checked access to it, as rust-vmm's vm-memory does it. Every
+/// address that comes from the guest goes through `pointer(at:count:)`,
+/// which refuses a range that is not entirely inside one region, so a
+/// hostile guest can never make the VMM touch host memory outside the
+/// guest's. No host pointer leaves this type: callers read and write typed
+/// values, copy bytes in and out, or get a view for the span of a closure.
 public final class GuestMemory {
     public let regions: [GuestRegion]
 
@@ -62,6 +67,12 @@ public final class GuestMemory {
         self.regions = regions
     }
 
+    /// Takes over mappings made elsewhere (tests that put guard pages
+    /// around guest RAM); they are unmapped with this object.
+    init(adopting regions: [GuestRegion]) {
+        self.regions = regions
+    }
+
     deinit {
         for r in regions { munmap(r.host, Int(r.size)) }
     }
@@ -70,8 +81,9 @@ public final class GuestMemory {
     public var end: GuestAddress { regions.map(\.guestEnd).max() ?? 0 }
 
     /// A host pointer to `count` bytes at `addr`, or nil when any byte of
-    /// the range lies outside guest RAM or the range crosses regions.
-    public func pointer(at addr: GuestAddress, count: UInt64) -> UnsafeMutableRawPointer? {
+    /// the range lies outside guest RAM or the range crosses regions. Never
+    /// handed out: every public accessor below scopes or copies.
+    func pointer(at addr: GuestAddress, count: UInt64) -> UnsafeMutableRawPointer? {
         for r in regions where r.contains(addr) {
             let offset = addr - r.guestBase
             guard count <= r.size - offset else { return nil }
@@ -80,11 +92,16 @@ public final class GuestMemory {
         return nil
     }
 
-    public func checkedPointer(at addr: GuestAddress, count: UInt64) throws -> UnsafeMutableRawPointer {
+    func checkedPointer(at addr: GuestAddress, count: UInt64) throws -> UnsafeMutableRawPointer {
         guard let p = pointer(at: addr, count: count) else {
             throw SwvmError(.invalidArgument, "guest range 0x\(String(addr, radix: 16))+\(count) is outside guest memory")
         }
         return p
+    }
+
+    /// Whether all `count` bytes at `addr` lie in one region of guest RAM.
+    public func contains(_ addr: GuestAddress, count: UInt64) -> Bool {
+        pointer(at: addr, count: count) != nil
     }
 
     // MARK: typed access (little-endian, as on x86 and in virtio)
@@ -99,14 +116,31 @@ public final class GuestMemory {
         p.storeBytes(of: value.littleEndian, as: T.self)
     }
 
+    /// A ring index the driver publishes: read with acquire order, so that
+    /// what it published is read after it.
+    public func loadAcquire(_ type: UInt16.Type, at addr: GuestAddress) throws -> UInt16 {
+        let p = try checkedPointer(at: addr, count: 2)
+        guard addr & 1 == 0 else { throw SwvmError(.invalidArgument, "guest index at 0x\(String(addr, radix: 16)) is misaligned") }
+        return UInt16(littleEndian: catomic_load_acquire_u16(p))
+    }
+
+    /// A ring index the device publishes: written with release order, after
+    /// what it publishes.
+    public func storeRelease(_ value: UInt16, at addr: GuestAddress) throws {
+        let p = try checkedPointer(at: addr, count: 2)
+        guard addr & 1 == 0 else { throw SwvmError(.invalidArgument, "guest index at 0x\(String(addr, radix: 16)) is misaligned") }
+        catomic_store_release_u16(p, value.littleEndian)
+    }
+
+    // MARK: copies in and out
+
     public func readBytes(at addr: GuestAddress, count: Int) throws -> [UInt8] {
         let p = try checkedPointer(at: addr, count: UInt64(count))
         return Array(UnsafeRawBufferPointer(start: p, count: count))
     }
 
     public func writeBytes(_ bytes: [UInt8], at addr: GuestAddress) throws {
-        let p = try checkedPointer(at: addr, count: UInt64(bytes.count))
-        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        try bytes.withUnsafeBytes { try writeBytes($0, at: addr) }
     }
 
     public func writeBytes(_ bytes: UnsafeRawBufferPointer, at addr: GuestAddress) throws {
@@ -114,9 +148,47 @@ public final class GuestMemory {
         if bytes.count > 0 { p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
     }
 
+    /// Copies `count` bytes of guest RAM at `addr` into `dest`.
+    public func copyOut(at addr: GuestAddress, into dest: UnsafeMutableRawBufferPointer) throws {
+        let p = try checkedPointer(at: addr, count: UInt64(dest.count))
+        if dest.count > 0 { dest.baseAddress!.copyMemory(from: p, byteCount: dest.count) }
+    }
+
     public func fill(_ byte: UInt8, at addr: GuestAddress, count: Int) throws {
         let p = try checkedPointer(at: addr, count: UInt64(count))
         memset(p, Int32(byte), count)
+    }
+
+    // MARK: scoped views (for system calls that move data in place)
+
+    /// Lends `body` the `count` bytes at `addr` to fill in place (pread,
+    /// getrandom). The view is valid only during the call, must not be
+    /// stored, and its content is the guest's: the guest may change it at
+    /// any moment, so it is never parsed in place.
+    public func withMutableBytes<R>(at addr: GuestAddress, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
+        let p = try checkedPointer(at: addr, count: UInt64(count))
+        return try body(UnsafeMutableRawBufferPointer(start: p, count: count))
+    }
+
+    /// Lends `body` the `count` bytes at `addr` to send out in place
+    /// (pwrite). The same rules as `withMutableBytes`.
+    public func withBytes<R>(at addr: GuestAddress, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let p = try checkedPointer(at: addr, count: UInt64(count))
+        return try body(UnsafeRawBufferPointer(start: p, count: count))
+    }
+
+    // MARK: the host mappings, for the kernel only
+
+    /// Calls `register` once per region with its slot number and host
+    /// address, for KVM_SET_USER_MEMORY_REGION. The address must not be kept.
+    public func registerRegions(_ register: (_ slot: UInt32, _ region: GuestRegion, _ host: UnsafeMutableRawPointer) throws -> Void) rethrows {
+        for (slot, r) in regions.enumerated() { try register(UInt32(slot), r, r.host) }
+    }
+
+    /// Lends `body` every region's host range, in guest order (writing a
+    /// snapshot). The ranges are valid only during the call.
+    public func withHostRanges<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+        try body(regions.map { UnsafeRawBufferPointer(start: $0.host, count: Int($0.size)) })
     }
 
     /// Guest RAM mapped into the VMM (touched by the guest or the VMM): the

@@ -246,7 +246,7 @@ public final class VMRunner {
                 instance.machine.pause {
                     do {
                         let state = try instance.machine.captureState()
-                        try writer.publish(state: state, regions: instance.machine.memoryRegions)
+                        try instance.machine.withMemoryRanges { try writer.publish(state: state, regions: $0) }
                         Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
                     } catch {
                         Log.warning("could not save a snapshot for warm starts: \(error)")

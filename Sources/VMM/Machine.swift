@@ -117,8 +117,9 @@ public final class Machine {
         } else {
             memory = try GuestMemory(ranges: ranges)
         }
-        for (slot, region) in memory.regions.enumerated() {
-            try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestBase, size: region.size, host: region.host)
+        let kvmVM = vm
+        try memory.registerRegions { slot, region, host in
+            try kvmVM.setUserMemoryRegion(slot: slot, guestAddress: region.guestBase, size: region.size, host: host)
         }
         try vm.setTSSAddress(X86Layout.kvmTSSAddress)
         try vm.setIdentityMapAddress(X86Layout.kvmIdentityMapAddress)
@@ -341,8 +342,11 @@ public final class Machine {
         restored = true
     }
 
-    /// Guest RAM as host ranges, for writing a snapshot.
-    public var memoryRegions: [(UnsafeRawPointer, Int)] { memory.regions.map { (UnsafeRawPointer($0.host), Int($0.size)) } }
+    /// Lends `body` guest RAM as host ranges, for writing a snapshot; the
+    /// ranges are valid only during the call.
+    public func withMemoryRanges<R>(_ body: ([(UnsafeRawPointer, Int)]) throws -> R) rethrows -> R {
+        try memory.withHostRanges { ranges in try body(ranges.map { ($0.baseAddress!, $0.count) }) }
+    }
 
     /// Runs `work` on the main thread while every vCPU is parked outside
     /// KVM_RUN, with its pending I/O completed, and blocks the calling

@@ -95,9 +95,10 @@ public final class BlockDevice: VirtioDevice {
         let type = le32(header, 0)
         let sector = le64(header, 8)
         // Data buffers: every writable one, minus the final status byte.
-        var dataBuffers = chain.writable.map { ($0.pointer, Int($0.length)) }
+        let memory = chain.memory
+        var dataBuffers = chain.writable.map { ($0.address, Int($0.length)) }
         dataBuffers[dataBuffers.count - 1].1 -= 1
-        let statusPtr = statusBuf.pointer + Int(statusBuf.length) - 1
+        let statusAddr = statusBuf.address + UInt64(statusBuf.length) - 1
         var status = BlockDevice.statusOK
         var written = 1
         switch type {
@@ -105,35 +106,36 @@ public final class BlockDevice: VirtioDevice {
             let total = dataBuffers.reduce(0) { $0 + $1.1 }
             if !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
             var off = off_t(sector * BlockDevice.sectorSize)
-            for (p, n) in dataBuffers where n > 0 {
-                if !preadFully(fd, p, n, off) { status = BlockDevice.statusIOErr; break }
+            for (a, n) in dataBuffers where n > 0 {
+                let ok = (try? memory.withMutableBytes(at: a, count: n) { preadFully(fd, $0, off) }) ?? false
+                if !ok { status = BlockDevice.statusIOErr; break }
                 off += off_t(n)
                 written += n
             }
         case BlockDevice.typeOut:
-            let sources = chain.readable.dropFirst().map { ($0.pointer, Int($0.length)) }
+            let sources = chain.readable.dropFirst().map { ($0.address, Int($0.length)) }
             // The header may share its descriptor with data in theory; swvm's
             // guests (Linux) always give the header its own descriptor.
             let total = sources.reduce(0) { $0 + $1.1 }
             if readOnly || !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
             var off = off_t(sector * BlockDevice.sectorSize)
-            for (p, n) in sources where n > 0 {
-                if pwrite(fd.raw, p, n, off) != n { status = BlockDevice.statusIOErr; break }
+            for (a, n) in sources where n > 0 {
+                let ok = (try? memory.withBytes(at: a, count: n) { pwrite(fd.raw, $0.baseAddress, n, off) == n }) ?? false
+                if !ok { status = BlockDevice.statusIOErr; break }
                 off += off_t(n)
             }
         case BlockDevice.typeFlush:
             if !readOnly && fdatasync(fd.raw) != 0 { status = BlockDevice.statusIOErr }
         case BlockDevice.typeGetID:
             let id = Array("swvm-\(Path.basename(path))".utf8.prefix(20))
-            if let (p, n) = dataBuffers.first, n > 0 {
+            if let (a, n) = dataBuffers.first, n > 0 {
                 let count = min(n, id.count)
-                id.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: count) }
-                written += count
+                if (try? memory.writeBytes(Array(id.prefix(count)), at: a)) != nil { written += count }
             }
         default:
             status = BlockDevice.statusUnsupported
         }
-        statusPtr.storeBytes(of: status, as: UInt8.self)
+        try? memory.write(status, at: statusAddr)
         // Buffers may overlap, so their sum can pass 4 GiB.
         return UInt32(clamping: written)
     }
@@ -141,7 +143,7 @@ public final class BlockDevice: VirtioDevice {
     /// Answers a request with only a status byte.
     private func fail(_ chain: DescriptorChain, _ status: UInt8) -> UInt32 {
         guard let s = chain.writable.last, s.length >= 1 else { return 0 }
-        (s.pointer + Int(s.length) - 1).storeBytes(of: status, as: UInt8.self)
+        guard (try? chain.memory.write(status, at: s.address + UInt64(s.length) - 1)) != nil else { return 0 }
         return 1
     }
 
@@ -154,10 +156,11 @@ public final class BlockDevice: VirtioDevice {
         return !start.overflow && !end.overflow && end.partialValue <= sectors * BlockDevice.sectorSize
     }
 
-    private func preadFully(_ fd: FileDescriptor, _ p: UnsafeMutableRawPointer, _ n: Int, _ off: off_t) -> Bool {
+    private func preadFully(_ fd: FileDescriptor, _ dest: UnsafeMutableRawBufferPointer, _ off: off_t) -> Bool {
         var done = 0
+        let n = dest.count
         while done < n {
-            let r = pread(fd.raw, p + done, n - done, off + off_t(done))
+            let r = pread(fd.raw, dest.baseAddress! + done, n - done, off + off_t(done))
             if r < 0 && errno == EINTR { continue }
             if r <= 0 { return false }
             done += r

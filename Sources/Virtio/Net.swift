@@ -136,7 +136,8 @@ public final class NetDevice: VirtioDevice, StateSaving {
                 for b in chain.readable {
                     let take = min(Int(b.length), buffer.count - n)
                     guard take > 0 else { break }
-                    (buffer.baseAddress! + n).copyMemory(from: b.pointer, byteCount: take)
+                    let dest = UnsafeMutableRawBufferPointer(rebasing: buffer[n..<n + take])
+                    guard (try? chain.memory.copyOut(at: b.address, into: dest)) != nil else { break }
                     n += take
                 }
                 if n > NetDevice.headerSize && n < buffer.count {

@@ -12,23 +12,26 @@ public struct QueueViolation: Error, CustomStringConvertible {
 }
 
 /// One buffer of a descriptor chain, already checked to lie in guest RAM.
+/// It holds the guest address, not a host pointer: the bytes are reached
+/// through the chain's GuestMemory, bounds-checked on every access.
 public struct DescriptorBuffer {
     public let address: GuestAddress
     public let length: UInt32
     public let writable: Bool
-    /// Host view of the buffer (inside guest memory).
-    public let pointer: UnsafeMutableRawPointer
 }
 
 /// A descriptor chain popped from the available ring: the buffers the
-/// driver handed over, validated, in order.
+/// driver handed over, validated, in order. The descriptors were copied
+/// out of the table once; the guest changing the table afterwards changes
+/// nothing here.
 public struct DescriptorChain {
     public let head: UInt16
     public let buffers: [DescriptorBuffer]
+    /// The guest memory the buffers lie in.
+    public let memory: GuestMemory
 
     public var readable: [DescriptorBuffer] { buffers.filter { !$0.writable } }
     public var writable: [DescriptorBuffer] { buffers.filter { $0.writable } }
-    public var readableLength: Int { readable.reduce(0) { $0 + Int($1.length) } }
     public var writableLength: Int { writable.reduce(0) { $0 + Int($1.length) } }
 
     /// Copies all device-readable bytes out (request headers, small payloads).
@@ -37,7 +40,7 @@ public struct DescriptorChain {
         for b in readable {
             let n = min(Int(b.length), limit - out.count)
             if n <= 0 { break }
-            out.append(contentsOf: UnsafeRawBufferPointer(start: b.pointer, count: n))
+            guard (try? memory.withBytes(at: b.address, count: n, { out.append(contentsOf: $0) })) != nil else { break }
         }
         return out
     }
@@ -48,7 +51,7 @@ public struct DescriptorChain {
         var done = 0
         for b in writable where done < bytes.count {
             let n = min(Int(b.length), bytes.count - done)
-            b.pointer.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+            guard (try? memory.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[done..<done + n]), at: b.address)) != nil else { break }
             done += n
         }
         return done
@@ -167,9 +170,9 @@ public final class VirtQueue {
         guard descTable & 15 == 0, availRing & 1 == 0, usedRing & 3 == 0 else {
             throw QueueViolation(reason: "queue \(index): misaligned ring addresses")
         }
-        guard memory.pointer(at: descTable, count: 16 * n) != nil,
-              memory.pointer(at: availRing, count: 6 + 2 * n) != nil,
-              memory.pointer(at: usedRing, count: 6 + 8 * n) != nil else {
+        guard memory.contains(descTable, count: 16 * n),
+              memory.contains(availRing, count: 6 + 2 * n),
+              memory.contains(usedRing, count: 6 + 8 * n) else {
             throw QueueViolation(reason: "queue \(index): rings lie outside guest memory")
         }
     }
@@ -183,8 +186,8 @@ public final class VirtQueue {
 
     /// Whether the driver has made buffers available that are not yet popped.
     public var hasAvailable: Bool {
-        guard ready, broken == nil, let p = memory.pointer(at: rings.avail + 2, count: 2) else { return false }
-        return catomic_load_acquire_u16(p) != nextAvail
+        guard ready, broken == nil, let idx = try? memory.loadAcquire(UInt16.self, at: rings.avail + 2) else { return false }
+        return idx != nextAvail
     }
 
     /// Pops the next available chain, or nil when there is none. A chain
@@ -192,8 +195,9 @@ public final class VirtQueue {
     public func pop() -> DescriptorChain? {
         guard ready, broken == nil else { return nil }
         let r = rings
-        guard let idxPtr = memory.pointer(at: r.avail + 2, count: 2) else { return nil }
-        let availIdx = catomic_load_acquire_u16(idxPtr)
+        // The index and the head are each read once, into locals, and
+        // only the locals are checked and used.
+        guard let availIdx = try? memory.loadAcquire(UInt16.self, at: r.avail + 2) else { return nil }
         guard availIdx != nextAvail else { return nil }
         if availIdx &- nextAvail > r.size {
             markBroken("available index jumped by \(availIdx &- nextAvail), more than the queue size \(r.size)")
@@ -219,27 +223,39 @@ public final class VirtQueue {
         var sawWritable = false
         for _ in 0..<Int(r.size) {
             guard index < r.size else { throw QueueViolation(reason: "descriptor index \(index) out of range (queue size \(r.size))") }
-            let base = r.desc + 16 * UInt64(index)
-            let addr = try memory.read(UInt64.self, at: base)
-            let len = try memory.read(UInt32.self, at: base + 8)
-            let flags = try memory.read(UInt16.self, at: base + 12)
-            let next = try memory.read(UInt16.self, at: base + 14)
-            guard flags & VirtQueue.descIndirect == 0 else {
+            let d = try Descriptor(memory, at: r.desc + 16 * UInt64(index))
+            guard d.flags & VirtQueue.descIndirect == 0 else {
                 throw QueueViolation(reason: "indirect descriptor (not negotiated)")
             }
-            let writable = flags & VirtQueue.descWrite != 0
+            let writable = d.flags & VirtQueue.descWrite != 0
             if !writable && sawWritable {
                 throw QueueViolation(reason: "device-readable descriptor after a device-writable one")
             }
             sawWritable = sawWritable || writable
-            guard let p = memory.pointer(at: addr, count: UInt64(len)) else {
-                throw QueueViolation(reason: "descriptor \(index): buffer 0x\(String(addr, radix: 16))+\(len) is outside guest memory")
+            guard memory.contains(d.addr, count: UInt64(d.len)) else {
+                throw QueueViolation(reason: "descriptor \(index): buffer 0x\(String(d.addr, radix: 16))+\(d.len) is outside guest memory")
             }
-            buffers.append(DescriptorBuffer(address: addr, length: len, writable: writable, pointer: p))
-            if flags & VirtQueue.descNext == 0 { return DescriptorChain(head: head, buffers: buffers) }
-            index = next
+            buffers.append(DescriptorBuffer(address: d.addr, length: d.len, writable: writable))
+            if d.flags & VirtQueue.descNext == 0 { return DescriptorChain(head: head, buffers: buffers, memory: memory) }
+            index = d.next
         }
         throw QueueViolation(reason: "descriptor chain longer than the queue (a loop?)")
+    }
+
+    /// One descriptor-table entry, copied out of guest memory in one read
+    /// of its 16 bytes, so that every field is fetched exactly once.
+    struct Descriptor {
+        let addr: UInt64, len: UInt32, flags: UInt16, next: UInt16
+
+        init(_ memory: GuestMemory, at base: GuestAddress) throws {
+            var raw: (UInt64, UInt64) = (0, 0)
+            try withUnsafeMutableBytes(of: &raw) { try memory.copyOut(at: base, into: $0) }
+            let rest = UInt64(littleEndian: raw.1)
+            addr = UInt64(littleEndian: raw.0)
+            len = UInt32(truncatingIfNeeded: rest)
+            flags = UInt16(truncatingIfNeeded: rest >> 32)
+            next = UInt16(truncatingIfNeeded: rest >> 48)
+        }
     }
 
     /// Serves every chain the driver made available, in order, returning
@@ -271,8 +287,7 @@ public final class VirtQueue {
             return false
         }
         nextUsed &+= 1
-        guard let idxPtr = memory.pointer(at: r.used + 2, count: 2) else { return false }
-        catomic_store_release_u16(idxPtr, nextUsed)
+        guard (try? memory.storeRelease(nextUsed, at: r.used + 2)) != nil else { return false }
         catomic_fence()
         let flags = (try? memory.read(UInt16.self, at: r.avail)) ?? 0
         return flags & VirtQueue.availNoInterrupt == 0

@@ -31,7 +31,7 @@ public final class RngDevice: VirtioDevice {
                 // At most 64 KiB per request: enough, and bounded.
                 let n = min(Int(b.length), 65536 - written)
                 guard n > 0 else { break }
-                let got = getrandom(b.pointer, n, 0)
+                let got = (try? chain.memory.withMutableBytes(at: b.address, count: n) { getrandom($0.baseAddress, n, 0) }) ?? -1
                 if got > 0 { written += got }
             }
             bytesServed += written

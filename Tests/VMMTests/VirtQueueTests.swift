@@ -13,9 +13,9 @@ struct FakeDriver {
     let desc: GuestAddress = 0x1000, avail: GuestAddress = 0x2000, used: GuestAddress = 0x3000
     var availIdx: UInt16 = 0
 
-    init(size: UInt16 = 8) throws {
-        memory = try GuestMemory(ranges: [(0, 1 << 20)])
-        queue = VirtQueue(index: 0, maxSize: size, memory: memory)
+    init(size: UInt16 = 8, memory: GuestMemory? = nil) throws {
+        self.memory = try memory ?? GuestMemory(ranges: [(0, 1 << 20)])
+        queue = VirtQueue(index: 0, maxSize: size, memory: self.memory)
         queue.descTable = desc
         queue.availRing = avail
         queue.usedRing = used

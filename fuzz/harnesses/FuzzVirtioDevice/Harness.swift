@@ -107,7 +107,7 @@ func blockRequest(_ t: MMIOTransport, sector: UInt64, type: UInt32, length: UInt
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzVirtioDevice(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 1 else { return 0 }
-    memory.regions[0].host.initializeMemory(as: UInt8.self, repeating: 0, count: memorySize)
+    try! memory.fill(0, at: 0, count: memorySize)
     let transport = MMIOTransport(device: makeDevice(data[0]), memory: memory, raiseIRQ: {})
     var input = Input(bytes: UnsafeRawBufferPointer(start: data + 1, count: size - 1))
     var held: [(VirtQueue, DescriptorChain)] = []

@@ -20,9 +20,8 @@ nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize
 public func fuzzVirtqueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 8 else { return 0 }
     let input = UnsafeRawBufferPointer(start: data, count: size)
-    let host = memory.regions[0].host
-    host.initializeMemory(as: UInt8.self, repeating: 0, count: memorySize)
-    host.copyMemory(from: input.baseAddress! + 8, byteCount: min(size - 8, memorySize))
+    try! memory.fill(0, at: 0, count: memorySize)
+    try! memory.writeBytes(UnsafeRawBufferPointer(rebasing: input[8..<min(size, memorySize + 8)]), at: 0)
     let queue = VirtQueue(index: 0, maxSize: 256, memory: memory)
     let sizeWord = le16(Array(input.prefix(2)), 0)
     queue.size = sizeWord & 0x7fff
