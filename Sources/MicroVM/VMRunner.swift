@@ -9,6 +9,7 @@ import KVM
 import Network
 import OCIImage
 import RuntimeSpec
+import RunSettingsWire
 import Seccomp
 import SharedDirectory
 import Snapshot
