@@ -37,7 +37,10 @@ let package = Package(
         // Seccomp: the profile model and its compiler (libseccomp); the VMM's
         // thread filters use it without the run's settings.
         .target(name: "Seccomp", dependencies: ["SwvmBase", "CSeccomp"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls", "CConfinement"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls"]),
+        // RunSettingsWire: a RunSpec in swvm_run_settings.h's wire form (the
+        // C confinement decodes it), and the child's report of what it confined.
+        .target(name: "RunSettingsWire", dependencies: ["SwvmBase", "RuntimeSpec", "CConfinement"]),
         // CommandLineOptions: `swvm run`'s options, each declared once, and
         // SpecBuilder, which reads them (Docker's syntax) into a RunSpec.
         .target(name: "CommandLineOptions",
@@ -53,7 +56,7 @@ let package = Package(
         // the next swvm cleans up after one killed with SIGKILL.
         .target(name: "RunRecords", dependencies: ["SwvmBase", "Cgroups", "Network"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
@@ -68,7 +71,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
+                dependencies: ["SwvmBase", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
                               "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
@@ -90,7 +93,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "CConfinement"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
-        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase", "CConfinement"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
+        .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),

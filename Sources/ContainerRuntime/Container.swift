@@ -7,6 +7,7 @@ import Cgroups
 import RunRecords
 import Network
 import RuntimeSpec
+import RunSettingsWire
 import Seccomp
 import SwvmBase
 

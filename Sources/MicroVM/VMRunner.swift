@@ -9,6 +9,7 @@ import KVM
 import Network
 import OCIImage
 import RuntimeSpec
+import RunSettingsWire
 import Seccomp
 import SharedDirectory
 import Snapshot
@@ -204,13 +205,7 @@ public final class VMRunner {
             scope?.restore()
             try? FS.removeTree(record)
         }
-        if spec.resources.cpuQuota != nil {
-            var limits = ResourceLimits()
-            limits.cpuQuota = spec.resources.cpuQuota
-            limits.cpuPeriod = spec.resources.cpuPeriod
-            scope = try ProcessCgroupScope(id: spec.id, limits: limits)
-            try RunRecord.record(record, cgroups: scope!.paths)
-        }
+        scope = try cpuQuotaScope(record: record)
 
         // --network bridge: the address, published ports and the tap; the
         // guest learns them with its settings, after the snapshot point.
@@ -227,7 +222,32 @@ public final class VMRunner {
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
-        session.attach = {
+        session.attach = attachDevices(instance, disk: diskImage, tap: tap, shareServer: shareServer, volumes: volumes)
+        if let writer { session.beforeSettings = saveSnapshot(of: instance, with: writer) }
+        var result = try session.run(restored: how == .warm)
+        result.start = how
+        if shareServer != nil { logShareCounters(instance.volumes) }
+        return result
+    }
+
+
+    /// --cpus' CPU quota, on a cgroup scope of this process (recorded in
+    /// the run's record); nil without a quota.
+    private func cpuQuotaScope(record: String) throws -> ProcessCgroupScope? {
+        guard spec.resources.cpuQuota != nil else { return nil }
+        var limits = ResourceLimits()
+        limits.cpuQuota = spec.resources.cpuQuota
+        limits.cpuPeriod = spec.resources.cpuPeriod
+        let scope = try ProcessCgroupScope(id: spec.id, limits: limits)
+        try RunRecord.record(record, cgroups: scope.paths)
+        return scope
+    }
+
+    /// What the session attaches once guest-init has its settings: the
+    /// root disk, the tap and the shares.
+    private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage, tap: FileDescriptor?,
+                               shareServer: NinePServer?, volumes: VMVolumes) -> () throws -> Void {
+        return {
             instance.disk.attach(diskImage)
             instance.diskTransport.signalConfigChange()
             if let tap {
@@ -239,33 +259,33 @@ public final class VMRunner {
                 instance.machine.describe(instance.volumesTransport, as: volumes.description)
             }
         }
-        if let writer {
-            session.beforeSettings = {
-                // On the main thread, every vCPU parked: the guest is booted
-                // and guest-init waits for its settings.
-                instance.machine.pause {
-                    do {
-                        let state = try instance.machine.captureState()
-                        try instance.machine.withMemoryRanges { try writer.publish(state: state, regions: $0) }
-                        Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
-                    } catch {
-                        Log.warning("could not save a snapshot for warm starts: \(error)")
-                    }
+    }
+
+    /// Saves the booted VM for warm starts, just before its settings.
+    private func saveSnapshot(of instance: Instance, with writer: SnapshotCache.Writer) -> () -> Void {
+        return {
+            // On the main thread, every vCPU parked: the guest is booted
+            // and guest-init waits for its settings.
+            instance.machine.pause {
+                do {
+                    let state = try instance.machine.captureState()
+                    try instance.machine.withMemoryRanges { try writer.publish(state: state, regions: $0) }
+                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
+                } catch {
+                    Log.warning("could not save a snapshot for warm starts: \(error)")
                 }
-                // The snapshot point is past: nothing this run does from
-                // here on may become a snapshot.
-                writer.release()
             }
+            // The snapshot point is past: nothing this run does from
+            // here on may become a snapshot.
+            writer.release()
         }
-        var result = try session.run(restored: how == .warm)
-        result.start = how
-        if shareServer != nil {
-            let c = instance.volumes.counters
-            let types = c.byType.sorted { $0.key < $1.key }.map { "T\($0.key): \($0.value)" }.joined(separator: ", ")
-            let ms = Double(instance.volumes.serviceNanos.current) / 1e6
-            Log.debug("virtio-9p: \(c.requests) requests (\(types)), \(c.refusals) refused, \(formatFixed(ms, 1)) ms serving")
-        }
-        return result
+    }
+
+    private func logShareCounters(_ device: NinePDevice) {
+        let c = device.counters
+        let types = c.byType.sorted { $0.key < $1.key }.map { "T\($0.key): \($0.value)" }.joined(separator: ", ")
+        let ms = Double(device.serviceNanos.current) / 1e6
+        Log.debug("virtio-9p: \(c.requests) requests (\(types)), \(c.refusals) refused, \(formatFixed(ms, 1)) ms serving")
     }
 
     private func machineConfig() throws -> MachineConfig {

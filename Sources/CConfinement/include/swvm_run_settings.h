@@ -2,7 +2,7 @@
  * The run's settings as they cross from swvm into the process that builds
  * the workload: into guest-init over the VM's control port, and into the
  * container's child across clone. This header is their only definition:
- * swvm's Swift encoder (RuntimeSpec/RunSettings.swift) imports it, and
+ * swvm's Swift encoder (RunSettingsWire/RunSettings.swift) imports it, and
  * guest-init and the container child decode with swvm_settings_decode.
  *
  * On the control port every message is a frame (below: its header, its

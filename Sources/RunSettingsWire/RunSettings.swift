@@ -1,4 +1,5 @@
 import CConfinement
+import RuntimeSpec
 import SwvmBase
 
 /// The run's settings in the wire form of swvm_run_settings.h (the one

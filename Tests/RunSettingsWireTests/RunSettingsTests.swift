@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CConfinement
 import Testing
+import RunSettingsWire
 @testable import RuntimeSpec
 @testable import SwvmBase
 

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import KVM
+import SwvmBase
+
+extension Machine {
+    /// Runs `work` on the main thread while every vCPU is parked outside
+    /// KVM_RUN, with its pending I/O completed, and blocks the calling
+    /// thread until it is done. Called from the device thread (one caller
+    /// at a time), so that no device changes under `work` either. Returns
+    /// at once, without running `work`, if the VM is ending.
+    public func pause(_ work: @escaping () -> Void) {
+        let queued: Bool = state.with { s in
+            guard s.exit == nil, s.pauseWork == nil else { return false }
+            s.pauseWork = work
+            return true
+        }
+        guard queued else { return }
+        var one: UInt64 = 1
+        _ = write(pauseEvent.raw, &one, 8)
+        var v: UInt64 = 0
+        while read(pauseDoneEvent.raw, &v, 8) < 0 && errno == EINTR {}
+    }
+
+    /// On the main thread: parks the vCPUs, runs the pause work, resumes.
+    func servePauseRequest() {
+        var v: UInt64 = 0
+        _ = read(pauseEvent.raw, &v, 8)
+        guard let work = state.with({ $0.pauseWork }) else { return }
+        let parked = parkVCPUs()
+        if parked { work() }
+        resumeVCPUs(parked ? vcpus.count : 0)
+        releasePauseWaiter()
+    }
+
+    func releasePauseWaiter() {
+        let waiting: Bool = state.with { s in
+            defer { s.pauseWork = nil }
+            return s.pauseWork != nil
+        }
+        var one: UInt64 = 1
+        if waiting { _ = write(pauseDoneEvent.raw, &one, 8) }
+    }
+
+    /// Kicks every vCPU and waits until each has parked; false if the VM
+    /// ended first.
+    func parkVCPUs() -> Bool {
+        state.with { $0.pauseRequested = true }
+        kickAll()
+        var count = 0
+        while count < vcpus.count {
+            var p = pollfd(fd: parkedEvent.raw, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) > 0 {
+                var v: UInt64 = 0
+                if read(parkedEvent.raw, &v, 8) == 8 { count += 1 }
+            } else if state.with({ $0.exit != nil }) {
+                resumeVCPUs(count)
+                return false
+            } else {
+                // A kick can be lost if it lands just as a vCPU clears its
+                // immediate-exit flag after an earlier one: kick again.
+                kickAll()
+            }
+        }
+        return true
+    }
+
+    func resumeVCPUs(_ count: Int) {
+        state.with { $0.pauseRequested = false }
+        guard count > 0 else { return }
+        var n = UInt64(count)
+        _ = write(resumeEvent.raw, &n, 8)
+    }
+
+    /// On a vCPU thread after a kick: park until resumed, if asked to.
+    func parkIfRequested() {
+        guard state.with({ $0.pauseRequested }) else { return }
+        var one: UInt64 = 1
+        _ = write(parkedEvent.raw, &one, 8)
+        var v: UInt64 = 0
+        while read(resumeEvent.raw, &v, 8) < 0 && errno == EINTR {}
+    }
+}
