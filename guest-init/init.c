@@ -65,7 +65,6 @@ static int write_full(int fd, const void *buf, size_t len) {
     return 0;
 }
 
-static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 
 static void send_msg(uint32_t type, const void *payload, uint32_t len) {
     if (control_fd >= 0) swvm_frame_write(control_fd, type, payload, len);
@@ -333,9 +332,9 @@ static void open_control_port(void) {
 
 /* READY carries the protocol version; the host refuses another one. */
 static void send_ready(void) {
-    uint8_t version[4];
-    put32(version, SWVM_PROTOCOL_VERSION);
-    send_msg(MSG_READY, version, 4);
+    uint8_t ready[SWVM_READY_LEN];
+    swvm_ready_encode(&(struct swvm_ready){ .version = SWVM_PROTOCOL_VERSION }, ready);
+    send_msg(MSG_READY, ready, sizeof ready);
 }
 
 static void set_clock(void) {

@@ -356,6 +356,16 @@ int swvm_error_write(int fd, uint32_t code, int32_t err, const char *message, ui
 
 /* ------------------------------------------------------------- payloads */
 
+void swvm_ready_encode(const struct swvm_ready *m, uint8_t out[SWVM_READY_LEN]) { put32(out, m->version); }
+
+int swvm_ready_decode(const uint8_t *p, size_t len, struct swvm_ready *m) {
+    memset(m, 0, sizeof *m);
+    if (len == 0) { m->version = 1; return 0; }
+    if (len != SWVM_READY_LEN) return -1;
+    m->version = get32(p);
+    return 0;
+}
+
 void swvm_signal_encode(const struct swvm_signal *m, uint8_t out[SWVM_SIGNAL_LEN]) { put32(out, m->signal); }
 
 int swvm_signal_decode(const uint8_t *p, size_t len, struct swvm_signal *m) {

@@ -119,17 +119,21 @@ public final class GuestMemory {
     /// A ring index the driver publishes: read with acquire order, so that
     /// what it published is read after it.
     public func loadAcquire(_ type: UInt16.Type, at addr: GuestAddress) throws -> UInt16 {
-        let p = try checkedPointer(at: addr, count: 2)
-        guard addr & 1 == 0 else { throw SwvmError(.invalidArgument, "guest index at 0x\(String(addr, radix: 16)) is misaligned") }
-        return UInt16(littleEndian: catomic_load_acquire_u16(p))
+        UInt16(littleEndian: catomic_load_acquire_u16(try ringIndex(at: addr)))
     }
 
     /// A ring index the device publishes: written with release order, after
     /// what it publishes.
     public func storeRelease(_ value: UInt16, at addr: GuestAddress) throws {
+        catomic_store_release_u16(try ringIndex(at: addr), value.littleEndian)
+    }
+
+    /// A ring index's host address: inside guest RAM and 2-byte aligned,
+    /// as atomic access needs.
+    private func ringIndex(at addr: GuestAddress) throws -> UnsafeMutableRawPointer {
         let p = try checkedPointer(at: addr, count: 2)
         guard addr & 1 == 0 else { throw SwvmError(.invalidArgument, "guest index at 0x\(String(addr, radix: 16)) is misaligned") }
-        catomic_store_release_u16(p, value.littleEndian)
+        return p
     }
 
     // MARK: copies in and out

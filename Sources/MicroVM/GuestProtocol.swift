@@ -19,8 +19,8 @@ public enum GuestProtocol {
     /// nil when READY's payload names this swvm's version; otherwise why
     /// the run cannot go on (a guest-init built from other sources).
     public static func versionError(ready payload: [UInt8]) -> SwvmError? {
-        // An empty READY is a guest-init from before versions: 1.
-        let got: UInt32 = payload.count == 4 ? le32(payload, 0) : payload.isEmpty ? 1 : 0
+        var ready = swvm_ready()
+        let got: UInt32 = swvm_ready_decode(payload, payload.count, &ready) == 0 ? ready.version : 0
         guard got != version else { return nil }
         return SwvmError(.guestError, "guest-init speaks guest protocol version \(got), this swvm version \(version): "
                          + "use the guest-init built from the same sources (guest-init/build.sh)")

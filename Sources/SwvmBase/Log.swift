@@ -44,3 +44,19 @@ public enum Log {
         }
     }
 }
+
+/// Warnings a guest can cause over and over (a hostile driver breaking a
+/// queue or malforming requests in a loop): the first few are logged, the
+/// last of them saying so, and the rest are dropped, so a guest cannot
+/// flood the user's terminal.
+public struct WarningBudget {
+    private var left: Int
+
+    public init(_ count: Int = 3) { left = count }
+
+    public mutating func warn(_ message: @autoclosure () -> String) {
+        guard left > 0 else { return }
+        left -= 1
+        Log.warning(message() + (left == 0 ? " (further ones are not logged)" : ""))
+    }
+}

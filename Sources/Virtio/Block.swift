@@ -21,7 +21,7 @@ public final class BlockDevice: VirtioDevice {
     private var sectors: UInt64 { backing.current.sectors }
     public var path: String { backing.current.path }
     private let requests = RequestQueue()
-    private var loggedMalformed = false
+    private var malformedWarnings = WarningBudget(1)
 
     static let featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
     static let featureFlush: UInt64 = 1 << 9
@@ -90,11 +90,7 @@ public final class BlockDevice: VirtioDevice {
         guard let fd else { return fail(chain, BlockDevice.statusIOErr) }
         let header = chain.readAll(limit: 16)
         guard header.count == 16, let statusBuf = chain.writable.last, statusBuf.length >= 1 else {
-            // Logged once: each request is the guest's to malform, in a loop.
-            if !loggedMalformed {
-                loggedMalformed = true
-                Log.warning("virtio-blk: malformed request (no header or status byte); further ones are not logged")
-            }
+            malformedWarnings.warn("virtio-blk: malformed request (no header or status byte)")
             return 0
         }
         let type = le32(header, 0)

@@ -52,7 +52,7 @@ public final class MMIOTransport: BusDevice, StateSaving {
     public let queues: [VirtQueue]
     private let lock = Locked(())
     private var status: UInt32 = 0
-    private var refusedLayoutsLogged = 0
+    private var refusedLayoutWarnings = WarningBudget()
     private var deviceFeaturesSel: UInt32 = 0
     private var driverFeaturesSel: UInt32 = 0
     private var driverFeatures: UInt64 = 0
@@ -182,11 +182,7 @@ public final class MMIOTransport: BusDevice, StateSaving {
                     do {
                         try q.enable()
                     } catch {
-                        // A few lines at most: a hostile driver may retry in a loop.
-                        if refusedLayoutsLogged < VirtQueue.breaksToLog {
-                            refusedLayoutsLogged += 1
-                            Log.warning("virtio device \(device.deviceType): \(UntrustedText.escaped("\(error)"))")
-                        }
+                        refusedLayoutWarnings.warn("virtio device \(device.deviceType): \(UntrustedText.escaped("\(error)"))")
                         status |= VirtioStatus.needsReset
                     }
                 } else {

@@ -177,18 +177,14 @@ public final class VirtQueue {
         }
     }
 
-    /// Breaks logged so far: a driver may reset and break a queue in a loop,
-    /// and a hostile one would otherwise flood the user's terminal.
-    private var breaksLogged = 0
-    static let breaksToLog = 3
+    /// A driver may reset and break a queue in a loop: its breaks are
+    /// logged a few times, not each time (it outlives resets).
+    private var breakWarnings = WarningBudget()
 
     func markBroken(_ reason: String) {
         guard broken == nil else { return }
         broken = reason
-        guard breaksLogged < Self.breaksToLog else { return }
-        breaksLogged += 1
-        let more = breaksLogged == Self.breaksToLog ? " (further breaks of this queue are not logged)" : ""
-        Log.warning("virtio queue \(index) disabled: \(UntrustedText.escaped(reason))\(more)")
+        breakWarnings.warn("virtio queue \(index) disabled: \(UntrustedText.escaped(reason))")
     }
 
     /// Whether the driver has made buffers available that are not yet popped.

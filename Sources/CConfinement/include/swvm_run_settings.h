@@ -28,7 +28,7 @@ enum swvm_message {
     MSG_SIGNAL = 2,   /* struct swvm_signal */
     MSG_RESIZE = 3,   /* struct swvm_resize (with a terminal) */
     /* guest -> host */
-    MSG_READY = 100,  /* u32 SWVM_PROTOCOL_VERSION: guest-init waits for MSG_CONFIG */
+    MSG_READY = 100,  /* struct swvm_ready: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* struct swvm_started, once the workload exec'd */
     MSG_EXIT = 102,   /* struct swvm_exit */
     MSG_ERROR = 103,  /* u32 code (enum swvm_error_code), i32 errno (0: none), then the message
@@ -64,6 +64,13 @@ int swvm_frame_header_decode(const uint8_t header[SWVM_FRAME_HEADER], uint32_t *
  * Each decoder takes `len` bytes of payload and returns 0, or -1 when
  * they are too few (the struct is then zeroed). Encoders write exactly
  * the *_LEN bytes. */
+
+/* MSG_READY: u32 protocol version (SWVM_PROTOCOL_VERSION). A guest-init
+ * from before versions sent it empty: it decodes as version 1. */
+struct swvm_ready { uint32_t version; };
+#define SWVM_READY_LEN 4u
+void swvm_ready_encode(const struct swvm_ready *m, uint8_t out[SWVM_READY_LEN]);
+int swvm_ready_decode(const uint8_t *p, size_t len, struct swvm_ready *m);
 
 /* MSG_SIGNAL: u32 signal number, for the workload's PID 1. */
 struct swvm_signal { uint32_t signal; };

@@ -55,9 +55,9 @@ static void flood(int fd, uint32_t type, size_t count) {
 
 /* READY as guest-init says it: with the protocol version. */
 static void ready(int fd) {
-    uint8_t v[4] = { SWVM_PROTOCOL_VERSION & 0xff, SWVM_PROTOCOL_VERSION >> 8 & 0xff, SWVM_PROTOCOL_VERSION >> 16 & 0xff,
-                     SWVM_PROTOCOL_VERSION >> 24 };
-    swvm_frame_write(fd, MSG_READY, v, 4);
+    uint8_t v[SWVM_READY_LEN];
+    swvm_ready_encode(&(struct swvm_ready){ .version = SWVM_PROTOCOL_VERSION }, v);
+    swvm_frame_write(fd, MSG_READY, v, sizeof v);
 }
 
 int main(void) {
