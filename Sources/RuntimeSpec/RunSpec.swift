@@ -37,6 +37,10 @@ public struct RunSpec {
     /// `swvm compare`'s probe: a static binary on the host that the run
     /// gets, read-only, at /.swvm-probe (the image is not modified).
     public var probe: String?
+    /// A run of an OCI runtime bundle (swvm create/run as runc): config.json's
+    /// root, mounts, namespaces and the rest, applied as runc applies them.
+    /// nil: a run of an image, whose root and mounts swvm makes itself.
+    public var oci: OCISettings?
 
     public static let probePath = "/.swvm-probe"
 
