@@ -37,6 +37,11 @@ public struct OCISettings: Equatable, Sendable {
     /// process.consoleSize (with process.terminal).
     public var consoleRows: UInt16 = 0
     public var consoleCols: UInt16 = 0
+    /// linux.resources, all of it (cgroups v1 and v2); the memory, CPU
+    /// bandwidth and pids limits are also in RunSpec.resources.
+    public var resources = OCIResources()
+    /// domainname (runtime-spec 1.1): setdomainname in the uts namespace.
+    public var domainname: String?
 
     public init(rootPath: String) {
         self.rootPath = rootPath
