@@ -44,10 +44,14 @@ extension OCIConfig {
         for (i, ns) in namespaces.enumerated() {
             guard let path = ns.path else { continue }
             let at = OCIConfigValue(.null, path: "linux.namespaces[\(i)].path")
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            // By its file system first, without opening it: open(2) of a FIFO
+            // named here would block, of a device could act.
+            var fs = statfs()
+            guard statfs(path, &fs) == 0 else { throw at.error("\(path): \(errnoText(errno))") }
+            guard Int(fs.f_type) == nsfsMagic else { throw at.error("\(path) is not a namespace") }
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
             guard fd >= 0 else { throw at.error("\(path): \(errnoText(errno))") }
             defer { close(fd) }
-            var fs = statfs()
             guard fstatfs(fd, &fs) == 0, Int(fs.f_type) == nsfsMagic else { throw at.error("\(path) is not a namespace") }
             let type = sys_ioctl_int(fd, nsGetType, 0)
             let expected = OCILinuxConfig.namespaceTypes.first { $0.0 == ns.type }?.1

@@ -133,6 +133,16 @@ import Testing
         #expect(throws: SwvmError.self) { try OCIConfig.load(bundle: dir, id: "c") }
     }
 
+    /// A FIFO named as a namespace is refused, not opened (open(2) would block).
+    @Test func fifoAsNamespaceDoesNotHang() throws {
+        let dir = try makeBundle()
+        let fifo = Path.join(dir, "fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let json = setting(try JSON.parse(Self.minimal), ["linux", "namespaces"], .array([.object([("type", "network"), ("path", .string(fifo))])]))
+        let e = try #require(throws: SwvmError.self) { try OCIConfig.parse(json, bundle: dir, id: "c") }
+        #expect(e.message == "config.json linux.namespaces[0].path: \(fifo) is not a namespace")
+    }
+
     @Test func processJSONNeedsArgsAndCwd() throws {
         let p = try OCIConfig.parseProcess(try JSON.parse(#"{"args": ["ps"], "cwd": "/", "user": {"uid": 5, "gid": 6}, "terminal": true}"#))
         #expect(p.args == ["ps"] && p.uid == 5 && p.terminal)
@@ -198,5 +208,31 @@ import Testing
         ours = setting(setting(ours, ["ociVersion"], runc["ociVersion"]), ["hostname"], runc["hostname"])
         #expect(ours == runc, "\(ours.serialized(pretty: true))")
         _ = try OCIConfig.parse(OCIConfig.defaultConfig(rootless: rootless), bundle: dir, id: "c")
+    }
+}
+
+/// The podman-style configs of the fuzzing corpus: as podman 4 writes them
+/// for `podman run` (its network namespace joined by path, or its own).
+@Suite struct OCIPodmanConfigTests {
+    static let corpus = Path.join(Path.dirname(Path.dirname(Path.dirname(#filePath))), "fuzz/corpus/FuzzOCIConfig")
+
+    @Test func podmanConfigParses() throws {
+        let json = try JSON.parse(try FS.readFile(Path.join(Self.corpus, "podman-run-own-netns.json")))
+        let s = try OCIConfig.parse(json, bundle: try makeBundle(), id: "c")
+        #expect(s.process.additionalGids.count == 11 && s.oci?.umask == 0o22 && s.capabilities.count == 11)
+        #expect(s.oci?.mounts.count == 12 && s.oci?.mounts[11].destination == "/sys/fs/cgroup")
+        #expect(s.oci?.sysctl == [OCISysctl(key: "net.ipv4.ping_group_range", value: "0 0")])
+        #expect(s.resources.memory == 64 << 20 && s.resources.pids == 2048 && s.oci?.resources.memory.swap == 128 << 20)
+        #expect(s.seccomp?.defaultAction == .errno(38) && s.seccomp?.architectures.count == 3)
+        #expect(s.oci?.annotations.first == OCIAnnotation(key: "io.container.manager", value: "libpod"))
+        let process = try OCIConfig.parseProcess(try JSON.parse(try FS.readFile(Path.join(Self.corpus, "podman-exec-process.json"))))
+        #expect(process.args == ["ps", "-ef"])
+    }
+
+    /// Its network namespace is not there: the error names the path.
+    @Test func missingNetworkNamespaceIsNamed() throws {
+        let json = try JSON.parse(try FS.readFile(Path.join(Self.corpus, "podman-run.json")))
+        let e = try #require(throws: SwvmError.self) { try OCIConfig.parse(json, bundle: try makeBundle(), id: "c") }
+        #expect(e.message.hasPrefix("config.json linux.namespaces[1].path: /run/netns/netns-5e1f2a3b-4c5d-6e7f-8a9b-0c1d2e3f4a5b: No such file"), "\(e.message)")
     }
 }
