@@ -29,8 +29,8 @@ public struct OCIBundleConfig: Equatable {
             rootPath = try root.required("path").string()
             rootReadonly = try root.bool("readonly") ?? false
         }
-        hostname = try doc.string("hostname")
-        domainname = try doc.string("domainname")
+        hostname = try OCIBundleConfig.hostName(doc, "hostname")
+        domainname = try OCIBundleConfig.hostName(doc, "domainname")
         mounts = try doc.items("mounts").map(OCIBundleConfig.mount)
         if let h = try doc.member("hooks") { hooks = try OCIBundleConfig.hooks(h) }
         if let a = try doc.member("annotations") {
@@ -42,6 +42,13 @@ public struct OCIBundleConfig: Equatable {
             // made again with the run's final capabilities (Docker's includes).
             _ = try SeccompProfile.parse(s, capabilities: process?.boundingNames ?? [], context: "\(file) linux.seccomp")
         }
+    }
+
+    /// sethostname and setdomainname take at most 64 bytes (HOST_NAME_MAX).
+    static func hostName(_ doc: OCIConfigValue, _ key: String) throws -> String? {
+        guard let name = try doc.string(key) else { return nil }
+        guard name.utf8.count <= 64 else { throw doc.child(key).error("'\(name)' is longer than 64 bytes") }
+        return name
     }
 
     static func mount(_ m: OCIConfigValue) throws -> OCIMount {

@@ -51,6 +51,7 @@ public enum OCIConfig {
         try checkHooks(config.hooks)
         try checkNamespacePaths(config.linux.namespaces)
         try checkSysctls(config.linux.sysctl, namespaces: config.linux.namespaces)
+        try checkHostNames(config)
         return try runSpec(config, process: process, root: root, id: id)
     }
 

@@ -92,6 +92,17 @@ extension OCIConfig {
         }
     }
 
+    /// A host name or domain name is set in a uts namespace of the
+    /// container's, never the host's (runc's rule).
+    static func checkHostNames(_ c: OCIBundleConfig) throws {
+        guard !c.linux.namespaces.contains(where: { $0.type == "uts" }) else { return }
+        for (key, value) in [("hostname", c.hostname), ("domainname", c.domainname)] {
+            if let v = value, !v.isEmpty {
+                throw OCIConfigValue(.null, path: key).error("'\(v)' needs a uts namespace (linux.namespaces has none); it would rename the host")
+            }
+        }
+    }
+
     static func isHostNetworkNamespace(_ path: String) -> Bool {
         guard let a = FS.stat(path), let b = FS.stat("/proc/self/ns/net") else { return false }
         return a.st_dev == b.st_dev && a.st_ino == b.st_ino

@@ -20,6 +20,10 @@ extension OCILinuxConfig {
         }
         devices = try l.items("devices").map(OCILinuxConfig.device)
         cgroupsPath = try l.string("cgroupsPath")
+        // Joined under each controller's mount: a ".." would leave the hierarchy.
+        if let path = cgroupsPath, path.split(separator: "/").contains("..") {
+            throw l.child("cgroupsPath").error("'\(path)' has a '..' component")
+        }
         if let r = try l.member("resources") { resources = try OCIResources(r) }
         if let s = try l.member("sysctl") {
             sysctl = try s.stringMap().map { OCISysctl(key: $0.0, value: $0.1) }

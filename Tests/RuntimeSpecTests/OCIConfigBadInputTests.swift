@@ -90,6 +90,11 @@ import Testing
          "config.json linux.seccomp: syscalls[0]: names: 3 is not a string"),
         (["linux", "rootfsPropagation"], "\"sideways\"", "config.json linux.rootfsPropagation: 'sideways' is not a mount propagation"),
         (["linux", "maskedPaths"], "[\"proc/kcore\"]", "config.json linux.maskedPaths[0]: 'proc/kcore' is not an absolute path"),
+        (["linux", "cgroupsPath"], "\"/machine/../../../x\"", "config.json linux.cgroupsPath: '/machine/../../../x' has a '..' component"),
+        // host names
+        (["hostname"], "\"box\"", "config.json hostname: 'box' needs a uts namespace"),
+        (["domainname"], "\"example.org\"", "config.json domainname: 'example.org' needs a uts namespace"),
+        (["hostname"], "\"\(String(repeating: "h", count: 65))\"", "config.json hostname: '\(String(repeating: "h", count: 65))' is longer than 64 bytes"),
         // root
         (["root", "path"], "\"missing-root\"", "config.json root.path: the bundle is missing its root"),
         (["root", "path"], "\"config.json\"", "config.json root.path: the bundle's root"),
