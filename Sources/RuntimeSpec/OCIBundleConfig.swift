@@ -94,6 +94,8 @@ public struct OCILinuxConfig: Equatable {
     public var maskedPaths: [String]?
     public var readonlyPaths: [String]?
     public var rootfsPropagation = ""
+    public var timeOffsets: [OCITimeOffset] = []
+    public var personality: String?
 
     public init() {}
 }

@@ -43,6 +43,8 @@ extension OCIConfig {
         oci.hooks = c.hooks
         oci.annotations = c.annotations
         oci.domainname = c.domainname
+        oci.timeOffsets = c.linux.timeOffsets
+        oci.personality = c.linux.personality
         applyProcessSettings(p, to: &oci)
         return oci
     }

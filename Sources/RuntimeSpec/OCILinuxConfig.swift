@@ -15,9 +15,7 @@ extension OCILinuxConfig {
         namespaces = try OCILinuxConfig.namespaces(l.items("namespaces"))
         uidMappings = try OCILinuxConfig.idMappings(l.member("uidMappings"))
         gidMappings = try OCILinuxConfig.idMappings(l.member("gidMappings"))
-        if !uidMappings.isEmpty || !gidMappings.isEmpty, !namespaces.contains(where: { $0.type == "user" }) {
-            throw l.child("uidMappings").error("id mappings need a user namespace (linux.namespaces has none)")
-        }
+        try checkUserNamespace(at: l)
         devices = try l.items("devices").map(OCILinuxConfig.device)
         cgroupsPath = try l.string("cgroupsPath")
         // Joined under each controller's mount: a ".." would leave the hierarchy.
@@ -37,6 +35,51 @@ extension OCILinuxConfig {
             throw l.child("rootfsPropagation").error("'\(rootfsPropagation)' is not a mount propagation (shared, slave, private, unbindable or their r forms)")
         }
         // mountLabel (SELinux) is ignored: swvm runs without it, as on hosts without SELinux.
+        timeOffsets = try OCILinuxConfig.timeOffsets(l.member("timeOffsets"), namespaces: namespaces)
+        if let p = try l.member("personality") {
+            personality = try p.required("domain").string()
+            guard personality == "LINUX" || personality == "LINUX32" else {
+                throw p.child("domain").error("'\(personality!)' is not LINUX or LINUX32")
+            }
+            // No flags are defined yet: any given is refused rather than ignored.
+            if let flags = try p.strings("flags"), let flag = flags.first { throw p.child("flags").error("unknown personality flag '\(flag)'") }
+        }
+    }
+
+    /// Mappings go with a user namespace of the container's own, which
+    /// needs both; one joined by path is set up already (the spec: anything
+    /// else about it is an error).
+    func checkUserNamespace(at l: OCIConfigValue) throws {
+        let mapped = !uidMappings.isEmpty || !gidMappings.isEmpty
+        guard let user = namespaces.first(where: { $0.type == "user" }) else {
+            if mapped { throw l.child("uidMappings").error("id mappings need a user namespace (linux.namespaces has none)") }
+            return
+        }
+        if user.path != nil, mapped {
+            throw l.child("uidMappings").error("the user namespace is joined by path, so it is mapped already")
+        }
+        if user.path == nil, uidMappings.isEmpty || gidMappings.isEmpty {
+            throw l.child(uidMappings.isEmpty ? "uidMappings" : "gidMappings").error("missing: a user namespace of the container's own needs uidMappings and gidMappings")
+        }
+    }
+
+    /// Offsets of the monotonic and boottime clocks, each once, for a time
+    /// namespace of the container's own.
+    static func timeOffsets(_ v: OCIConfigValue?, namespaces: [OCINamespace]) throws -> [OCITimeOffset] {
+        guard let v else { return [] }
+        guard let members = v.json.object else { throw v.error("expected an object, found \(v.json.kindName)") }
+        guard members.isEmpty || namespaces.contains(where: { $0.type == "time" && $0.path == nil }) else {
+            throw v.error("time offsets need a time namespace of the container's own")
+        }
+        var offsets: [OCITimeOffset] = []
+        // A clock given twice: its last value (as JSON's subscript reads it), once.
+        for (clock, _) in members where !offsets.contains(where: { $0.clock == clock }) {
+            guard clock == "monotonic" || clock == "boottime" else { throw v.child(clock).error("unknown clock '\(clock)' (monotonic or boottime)") }
+            let offset = try v.required(clock)
+            offsets.append(OCITimeOffset(clock: clock, seconds: try offset.integer("secs", Int64.self) ?? 0,
+                                         nanoseconds: try offset.integer("nanosecs", UInt32.self, in: 0...999_999_999) ?? 0))
+        }
+        return offsets
     }
 
     /// Each known type once; a path to join is absolute.

@@ -105,6 +105,7 @@ let fullConfig = #"""
     "maskedPaths": ["/proc/kcore", "/sys/firmware"],
     "readonlyPaths": ["/proc/sys"],
     "rootfsPropagation": "rslave",
+    "personality": {"domain": "LINUX32"},
     "mountLabel": "system_u:object_r:container_file_t:s0"
   }
 }
@@ -168,7 +169,16 @@ let fullConfig = #"""
         #expect(oci.sysctl == [OCISysctl(key: "kernel.shmmax", value: "4096"), OCISysctl(key: "kernel.domainname", value: "example.org"),
                                OCISysctl(key: "fs.mqueue.msg_max", value: "10")])
         #expect(s.maskedPaths == ["/proc/kcore", "/sys/firmware"] && s.readonlyPaths == ["/proc/sys"])
-        #expect(oci.rootfsPropagation == "rslave")
+        #expect(oci.rootfsPropagation == "rslave" && oci.personality == "LINUX32")
+    }
+
+    @Test func timeNamespaceOffsets() throws {
+        let json = setting(setting(try JSON.parse(fullConfig), ["linux", "namespaces", "6"], .object([("type", "time")])),
+                           ["linux", "timeOffsets"], try JSON.parse(#"{"monotonic": {"secs": -86400, "nanosecs": 5}, "boottime": {"secs": 7}}"#))
+        let oci = try #require(try parse(json).oci)
+        #expect(oci.namespaces.last == OCINamespace(type: "time"))
+        #expect(oci.timeOffsets == [OCITimeOffset(clock: "monotonic", seconds: -86400, nanoseconds: 5),
+                                    OCITimeOffset(clock: "boottime", seconds: 7, nanoseconds: 0)])
     }
 
     @Test func resources() throws {
