@@ -105,8 +105,10 @@ struct OCIConfigValue {
         switch json {
         case .integer(let i): return try IDNumber.checked(i, kind, source: source, code: .invalidImage)
         case .unsigned(let u): return try IDNumber.checked(u, kind, source: source, code: .invalidImage)
-        case .number(let d) where d.rounded() == d && d >= 0 && d < 9.007_199_254_740_992e15:
-            return try IDNumber.checked(UInt64(d), kind, source: source, code: .invalidImage)
+        case .number(let d) where d.rounded() == d && abs(d) < 9.007_199_254_740_992e15:
+            return try IDNumber.checked(Int64(d), kind, source: source, code: .invalidImage)
+        case .number(let d) where d.rounded() == d:
+            throw SwvmError(.invalidImage, "\(source): \(kind) \(json.serialized()) is out of range (0 to \(IDNumber.max))")
         case .number: throw SwvmError(.invalidImage, "\(source): \(kind) \(json.serialized()) is not a whole number")
         default: throw error("expected a \(kind) (a number), found \(json.kindName)")
         }
