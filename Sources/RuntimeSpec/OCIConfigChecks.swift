@@ -12,6 +12,8 @@ extension OCIConfig {
     static func rootDirectory(_ c: OCIBundleConfig, bundle: String) throws -> String {
         guard let path = c.rootPath else { throw OCIConfigValue(.null, path: "root").error("missing (it is required)") }
         let at = OCIConfigValue(.null, path: "root.path")
+        // "" would make the bundle directory itself the root.
+        guard !path.isEmpty else { throw at.error("empty (the bundle's root directory, as \"rootfs\")") }
         let full = path.hasPrefix("/") ? path : Path.join(bundle, path)
         guard let st = FS.stat(full) else { throw at.error("the bundle is missing its root: \(full) does not exist") }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw at.error("the bundle's root \(full) is not a directory") }

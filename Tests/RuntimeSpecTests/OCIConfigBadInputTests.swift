@@ -113,6 +113,7 @@ import Testing
         (["root", "path"], "\"missing-root\"", "config.json root.path: the bundle is missing its root"),
         (["root", "path"], "\"config.json\"", "config.json root.path: the bundle's root"),
         (["root"], "null", "config.json root: missing (it is required)"),
+        (["root", "path"], "\"\"", "config.json root.path: empty"),
     ])
     func refused(_ path: [String], _ value: String, _ message: String) throws {
         let json = setting(try JSON.parse(Self.minimal), path, try JSON.parse(value))
