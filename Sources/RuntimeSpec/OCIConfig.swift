@@ -69,7 +69,9 @@ public enum OCIConfig {
         try OCIResources(OCIConfigValue(json, file: file))
     }
 
-    /// runtime-spec 1.0.x or 1.1.x, pre-releases ("1.0.2-dev") included.
+    /// runtime-spec 1.x, pre-releases ("1.0.2-dev") included: minor versions
+    /// only add fields, and an unknown field is ignored (as runc does), so a
+    /// newer engine's 1.2.0 config still runs; 2.x is another format.
     static func checkVersion(_ version: String?) throws {
         let at = OCIConfigValue(.null, path: "ociVersion")
         guard let version else { throw at.error("missing (it is required)") }
@@ -78,8 +80,8 @@ public enum OCIConfig {
         guard parts.count == 3, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
             throw at.error("'\(version)' is not a version (MAJOR.MINOR.PATCH)")
         }
-        guard parts[0] == 1, parts[1] == 0 || parts[1] == 1 else {
-            throw at.error("runtime-spec \(version) is not supported: swvm implements 1.0.0 to \(specVersion)")
+        guard parts[0] == 1 else {
+            throw at.error("runtime-spec \(version) is not supported: swvm implements 1.x (up to \(specVersion))")
         }
     }
 

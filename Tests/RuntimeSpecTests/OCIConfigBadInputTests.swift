@@ -51,7 +51,6 @@ import Testing
         // required fields and versions
         (["ociVersion"], "null", "config.json ociVersion: missing (it is required)"),
         (["ociVersion"], "\"2.0.0\"", "config.json ociVersion: runtime-spec 2.0.0 is not supported"),
-        (["ociVersion"], "\"1.2.0\"", "config.json ociVersion: runtime-spec 1.2.0 is not supported"),
         (["ociVersion"], "\"1.0\"", "config.json ociVersion: '1.0' is not a version"),
         (["process"], "null", "config.json process: missing (it is required)"),
         (["process", "args"], "[]", "config.json process.args: missing or empty"),

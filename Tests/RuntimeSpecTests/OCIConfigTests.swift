@@ -223,7 +223,7 @@ let fullConfig = #"""
         #expect(s.oci?.namespaces == [] && s.oci?.hooks == OCIHooks())
     }
 
-    @Test(arguments: ["1.0.0", "1.0.2-dev", "1.0.0-rc5", "1.1.0", "1.1.0-rc.1", "1.1.7+dev"])
+    @Test(arguments: ["1.0.0", "1.0.2-dev", "1.0.0-rc5", "1.1.0", "1.1.0-rc.1", "1.1.7+dev", "1.2.0"])
     func supportedVersions(_ version: String) throws {
         let json = try JSON.parse(#"{"ociVersion": "\#(version)", "process": {"args": ["true"], "cwd": "/"}, "root": {"path": "rootfs"}}"#)
         _ = try parse(json)
