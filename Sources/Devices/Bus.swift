@@ -1,4 +1,5 @@
 import SwvmBase
+import NativeThreads
 
 /// A device that answers port I/O or MMIO accesses at offsets from its base
 /// (Sendable: every vCPU thread dispatches to it).

@@ -7,6 +7,7 @@ import Glibc
 /// an update-in-progress bit that never clears or starts in 1970.
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 public final class CMOSClock: BusDevice, StateSaving {
     /// The register selected through port 0x70.

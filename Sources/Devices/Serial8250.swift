@@ -1,5 +1,6 @@
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// A 16550A-compatible UART (the PC's COM1 at 0x3f8, IRQ 4), enough for
 /// Linux's 8250 driver: transmit-holding-register-empty and receive

@@ -16,6 +16,8 @@ import Snapshot
 import SwvmBase
 import Virtio
 import VMM
+import NativeThreads
+import Terminal
 
 /// How to build the VM for a run.
 public struct VMOptions {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SwvmBase
+import NativeThreads
 
 /// Where snapshots live and how runs share them:
 ///

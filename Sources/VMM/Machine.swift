@@ -11,6 +11,8 @@ import Virtio
 import Seccomp
 import Snapshot
 import SwvmBase
+import NativeThreads
+import EventLoop
 
 /// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
 /// devices (COM1, i8042 reset, CMOS clock), any virtio-mmio devices added

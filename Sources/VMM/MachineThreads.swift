@@ -5,6 +5,7 @@ import CSyscalls
 import KVM
 import Seccomp
 import SwvmBase
+import NativeThreads
 
 extension Machine {
     /// The device thread, one thread per vCPU and the devices' service

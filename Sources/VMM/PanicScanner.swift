@@ -1,4 +1,5 @@
 import SwvmBase
+import NativeThreads
 
 /// Watches console output for the kernel's panic line, so a panic followed
 /// by panic=-1's reboot is reported as a panic, with its reason.

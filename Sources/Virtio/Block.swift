@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SwvmBase
+import NativeThreads
 
 /// virtio-blk (virtio 1.x, section 5.2) over a host file: reads, writes
 /// (unless read-only), flush and device id. Requests are served straight

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// virtio-console with the multiport feature (virtio 1.x, section 5.3):
 /// named ports that the guest sees as /dev/vport0pN character devices.

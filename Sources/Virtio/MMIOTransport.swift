@@ -2,6 +2,7 @@ import Devices
 import GuestMemory
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// A virtio device behind any transport: its identity, features, config
 /// space, queues, and what it does when the driver notifies a queue.

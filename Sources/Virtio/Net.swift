@@ -4,6 +4,8 @@ import Glibc
 import CSyscalls
 import Snapshot
 import SwvmBase
+import NativeThreads
+import EventLoop
 
 /// virtio-net (virtio 1.x, section 5.1) with a userspace back end: a tap
 /// device on the host, read and written by the device thread (this host

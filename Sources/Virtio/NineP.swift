@@ -4,6 +4,7 @@ import Glibc
 import CSyscalls
 import SharedDirectory
 import SwvmBase
+import NativeThreads
 
 /// virtio-9p (device type 9): host directories for `-v` at
 /// --isolation=vm, served over 9P2000.L by `NinePServer`.

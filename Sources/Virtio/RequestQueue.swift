@@ -1,4 +1,5 @@
 import SwvmBase
+import NativeThreads
 
 /// The one queue of a device that answers each request as it arrives
 /// (virtio-blk, virtio-rng): set at activation, cleared at reset, served

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSyscalls
 import SwvmBase
+import NativeThreads
 
 /// virtio-rng (virtio 1.x, section 5.4): fills the guest's buffers from the
 /// host's getrandom(2), so the guest's entropy pool is ready at boot.

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import SwvmBase
+import NativeThreads
 
 /// `swvm run --isolation=container` for real: namespaces, mounts, cgroups,
 /// capabilities and seccomp on this host.

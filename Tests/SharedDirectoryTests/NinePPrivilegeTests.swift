@@ -5,6 +5,7 @@ import CSyscalls
 import Testing
 @testable import SharedDirectory
 import SwvmBase
+import NativeThreads
 
 /// The server's own privileges in a share (issue 23): its thread holds no
 /// CAP_FSETID, and a name swapped between a creation and the chown is left

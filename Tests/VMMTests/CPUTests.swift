@@ -2,6 +2,7 @@ import Testing
 import CKVM
 @testable import VMM
 @testable import Devices
+import NativeThreads
 
 @Suite struct CPUIDTests {
     func entry(_ f: UInt32, _ i: UInt32 = 0, eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) -> kvm_cpuid_entry2 {

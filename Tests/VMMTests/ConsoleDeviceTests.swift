@@ -4,6 +4,7 @@ import Testing
 @testable import MicroVM
 @testable import SwvmBase
 @testable import Virtio
+import NativeThreads
 
 /// Drives a multiport console through the handshake the Linux driver does.
 @Suite struct ConsoleDeviceTests {

@@ -8,6 +8,7 @@ import KVM
 import Seccomp
 import SwvmBase
 @testable import VMM
+import NativeThreads
 
 /// Each claim in VMMSeccomp's comments, tried on a fresh thread that loaded
 /// the real filter as Machine's threads do: the call fails with EPERM (and

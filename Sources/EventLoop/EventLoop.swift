@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import CSyscalls
+import NativeThreads
+import SwvmBase
 
 /// An epoll loop on its own thread, the way Firecracker's event-manager
 /// runs device work off the vCPU threads. Handlers run on the loop thread.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSyscalls
+import SwvmBase
 
 /// A joinable POSIX thread running a closure (pthreads rather than
 /// Dispatch: the thread count stays exact, which the VMM's per-thread
