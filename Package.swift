@@ -66,8 +66,10 @@ let package = Package(
                 dependencies: ["SwvmBase", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
-        // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
-        .target(name: "Snapshot", dependencies: ["SwvmBase", "NativeThreads", "CZlib"]),
+        // Snapshot: the saved-state encoding and the snapshot file format.
+        .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
+        // SnapshotCache: where snapshots live, lookup, locking and publishing (warm starts).
+        .target(name: "SnapshotCache", dependencies: ["SwvmBase", "NativeThreads", "Snapshot"]),
         .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
         .target(name: "GuestMemory", dependencies: ["SwvmBase", "CAtomics"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
@@ -78,7 +80,7 @@ let package = Package(
         .target(name: "VMM",
                 dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
+                dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
                               "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
@@ -106,7 +108,7 @@ let package = Package(
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot",
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
                                                  "Seccomp", "CSyscalls", "CConfinement"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
     ],

@@ -13,6 +13,7 @@ import RunSettingsWire
 import Seccomp
 import SharedDirectory
 import Snapshot
+import SnapshotCache
 import SwvmBase
 import Virtio
 import VMM

@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import SwvmBase
 import NativeThreads
+import Snapshot
+import SwvmBase
 
 /// Where snapshots live and how runs share them:
 ///
