@@ -21,7 +21,10 @@ public struct OCICreateIO {
     public var consoleSocket: Int32?
     /// --preserve-fds: fds 3 ..< 3+N stay open in the process.
     public var preserveFDs: Int
-    /// The exec FIFO the lifecycle made (create only).
+    /// The exec FIFO the lifecycle made (create only). The init opens it
+    /// as the process's user, after the user switch: make it as runc does
+    /// (mode 0622, owned by the container's root). `swvm start` should not
+    /// block on it for ever: the init may die before it opens it.
     public var execFIFO: String
 
     public init(stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2, consoleSocket: Int32? = nil, preserveFDs: Int = 0,

@@ -22,12 +22,14 @@ import Testing
             var template = Array("/tmp/swvm-oci-test-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else { throw SwvmError.errno("mkdtemp") }
             dir = String(cString: made)
+            chmod(dir, 0o755)   // reachable by a container's mapped root
             for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] { try FS.makeDirectories(root + "/" + d) }
             try FS.writeFile(root + "/bin/busybox", try FS.readFile("/bin/busybox"), mode: 0o755)
             for applet in ["sh", "cat", "echo", "hostname", "sleep", "true", "ls", "readlink", "test", "stat", "grep"] {
                 symlink("busybox", root + "/bin/" + applet)
             }
-            #expect(mkfifo(fifo, 0o622) == 0)
+            // As runc makes it: writable by the container's user (umask aside).
+            #expect(mkfifo(fifo, 0o622) == 0 && chmod(fifo, 0o622) == 0)
         }
 
         deinit { try? FS.removeTree(dir) }
@@ -200,12 +202,92 @@ import Testing
             out.write.close()
             return (String(decoding: try out.read.readAll(limit: 1 << 20), as: UTF8.self), status)
         }
-        let (out, status) = try exec(["/bin/sh", "-c", "hostname; cat /proc/1/cmdline; echo; exit 7"])
+        let (out, status) = try exec(["/bin/sh", "-c", "hostname; cat /proc/1/cmdline; echo; readlink /proc/self/ns/pid; exit 7"])
         #expect(status == 7)
-        #expect(out == "ocibox\n/bin/sleep\u{0}30\u{0}\n", "\(out)")
+        let pidNS = FS.readLink("/proc/\(c.created.pid)/ns/pid") ?? "?"
+        #expect(out == "ocibox\n/bin/sleep\u{0}30\u{0}\n\(pidNS)\n", "\(out)")
         #expect { _ = try exec(["/no/such/binary"]) } throws: { e in
             guard let e = e as? SwvmError else { return false }
             return e.code == .commandNotFound && swvm_error_exit_status(e.childCode.rawValue) == 127
         }
+    }
+
+    @Test func theTerminalGoesToTheConsoleSocket() throws {
+        let bundle = try Bundle()
+        var s = spec(bundle, ["/bin/sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"])
+        s.terminal = true
+        s.oci!.consoleRows = 30
+        s.oci!.consoleCols = 100
+        var sv: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sv) == 0)
+        defer { close(sv[0]); close(sv[1]) }
+        let out = try makePipe()
+        let created = try OCIProcess.create(s, io: OCICreateIO(stdout: out.write.raw, consoleSocket: sv[0], execFIFO: bundle.fifo),
+                                            stateDir: bundle.dir)
+        defer { CgroupDirectories(created.cgroupPaths).destroy() }
+        let master = swvm_recv_fd(sv[1])
+        #expect(master >= 0)
+        var ws = winsize()
+        #expect(ioctl(master, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_row == 30 && ws.ws_col == 100)
+        let fifo = try FileDescriptor.open(bundle.fifo, O_RDONLY)
+        _ = try fifo.read(upTo: 1)
+        var text = ""
+        var buf = [UInt8](repeating: 0, count: 256)
+        while case let n = read(master, &buf, buf.count), n > 0 { text += String(decoding: buf[0..<n], as: UTF8.self) }
+        close(master)
+        #expect(waitForExit(created.pid).status == 0)
+        #expect(text.contains("on-a-tty"), "\(text)")
+    }
+
+    @Test func aFailedCreateLeavesNoProcessOrCgroup() throws {
+        let bundle = try Bundle()
+        let s = spec(bundle, ["no-such-command"])
+        #expect { _ = try Created(s, bundle) } throws: { e in
+            guard let e = e as? SwvmError else { return false }
+            return e.code == .commandNotFound && e.message.contains("executable file not found")
+        }
+        #expect(!FS.exists("/sys/fs/cgroup/memory/swvm-ocitest/\(getpid())"))
+        let children = (try? FS.readText("/proc/self/task/\(getpid())/children")) ?? ""
+        #expect(children.isEmpty, "\(children)")
+    }
+
+    @Test func aUserNamespaceWithItsMaps() throws {
+        let bundle = try Bundle()
+        var s = spec(bundle, ["/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; stat -c %F /dev/null"])
+        s.oci!.namespaces.append(OCINamespace(type: "user"))
+        s.oci!.uidMappings = [OCIIDMapping(containerID: 0, hostID: 100_000, size: 65536)]
+        s.oci!.gidMappings = [OCIIDMapping(containerID: 0, hostID: 100_000, size: 65536)]
+        chown(bundle.fifo, 100_000, 100_000)   // runc chowns it to the container's root
+        let (out, status) = try Created(s, bundle).run()
+        #expect(status == 0, "\(out)")
+        let words = out.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        #expect(words == ["0", "100000", "65536", "0", "100000", "65536", "character", "special", "file"], "\(out)")
+    }
+
+    @Test func theCgroupMountShowsTheContainersOwnCgroup() throws {
+        let bundle = try Bundle()
+        var s = spec(bundle, ["/bin/cat", "/sys/fs/cgroup/pids/pids.max"])
+        s.resources.pids = 77
+        s.oci!.mounts.append(OCIMount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid"]))
+        let (out, status) = try Created(s, bundle).run()
+        #expect(status == 0 && out == "77\n", "\(out)")
+    }
+
+    @Test func pauseResumeUpdateAndListThroughTheCgroupDirectories() throws {
+        let bundle = try Bundle()
+        let c = try Created(spec(bundle, ["/bin/sleep", "30"]), bundle)
+        try c.start()
+        let cg = CgroupDirectories(c.created.cgroupPaths)
+        #expect(cg.pids() == [c.created.pid])
+        try cg.freeze()
+        #expect(cg.isFrozen)
+        try cg.thaw()
+        #expect(!cg.isFrozen)
+        var limits = ResourceLimits()
+        limits.pids = 42
+        limits.memory = 64 << 20
+        try cg.update(limits)
+        let pidsDir = c.created.cgroupPaths.first { $0.contains("/pids/") }!
+        #expect(Cgroups.read(pidsDir + "/pids.max") == "42")
     }
 }

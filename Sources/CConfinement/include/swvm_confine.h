@@ -14,6 +14,19 @@
  * error pipe and exit 125, 126 or 127. Before
  * that pipe closes at execve, a MSG_CONFINED frame on it names the masked
  * and read-only paths applied (swvm_run_settings.h).
+ *
+ * OCI mode (settings->oci.enabled, a run of a runtime bundle as runc's):
+ * the root is config.json's, bound onto itself and used as it is; its
+ * mounts are made in order inside it, then the default device nodes and
+ * linux.devices (unless /dev is bound from outside), the terminal,
+ * linux.sysctl, masked and read-only paths, pivot_root; the process stage
+ * is the same, with the five capability sets, the umask, no parent-death
+ * signal and the stdio as given. Last, after seccomp, the child sends
+ * MSG_CREATED, closes the error pipe, and blocks opening the exec FIFO for
+ * writing (a later failure goes to its stderr); `swvm start` releases it.
+ * Files: confine.c (both roots' shared steps, the process stage),
+ * oci_root.c (OCI mode's root), namespaces.c (new and joined namespaces),
+ * exec.c (a process exec'd into a running container).
  */
 #ifndef SWVM_CONFINE_H
 #define SWVM_CONFINE_H
