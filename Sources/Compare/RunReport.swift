@@ -41,10 +41,14 @@ public struct RunReport {
         public var maskedPaths: [String]
         public var readOnlyPaths: [String]
         public var vmmConfinement: String?
+        /// The VMM's jail as read back from /proc (every thread's ids,
+        /// capabilities, no_new_privs and seccomp; namespaces; root; rlimits).
+        public var vmmJail: JSON?
 
         public init(sharesHostKernel: Bool, namespaces: [String], capabilities: [String], seccompAllowedSyscalls: Int?,
                     noNewPrivileges: Bool, devices: [String], maskedPaths: [String], readOnlyPaths: [String],
-                    vmmConfinement: String?) {
+                    vmmConfinement: String?, vmmJail: JSON? = nil) {
+            self.vmmJail = vmmJail
             self.sharesHostKernel = sharesHostKernel
             self.namespaces = namespaces
             self.capabilities = capabilities
@@ -76,7 +80,7 @@ public struct RunReport {
 
     /// This process's peak RSS from /proc/self/status (VmHWM), in bytes.
     public static func selfPeakRSS() -> UInt64 {
-        let text = (try? FS.readText("/proc/self/status")) ?? ""
+        let text = ProcSelf.readText("status") ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { UInt64($0) } ?? 0
             return kb * 1024
@@ -86,6 +90,7 @@ public struct RunReport {
 
     public var json: JSON {
         func opt(_ v: UInt64?) -> JSON { v.map { .integer(Int64($0)) } ?? .null }
+        let jail: JSON = posture.vmmJail ?? .null
         return .object([
             ("isolation", .string(isolation)), ("status", .integer(Int64(status))),
             ("execNanos", opt(execNanos)), ("endNanos", .integer(Int64(endNanos))),
@@ -104,6 +109,7 @@ public struct RunReport {
                 ("maskedPaths", .array(posture.maskedPaths.map { .string($0) })),
                 ("readOnlyPaths", .array(posture.readOnlyPaths.map { .string($0) })),
                 ("vmmConfinement", posture.vmmConfinement.map { .string($0) } ?? .null),
+                ("vmmJail", jail),
             ])),
         ])
     }
@@ -127,7 +133,8 @@ public struct RunReport {
                                    devices: (p["devices"]?.array ?? []).compactMap(\.string),
                                    maskedPaths: (p["maskedPaths"]?.array ?? []).compactMap(\.string),
                                    readOnlyPaths: (p["readOnlyPaths"]?.array ?? []).compactMap(\.string),
-                                   vmmConfinement: p["vmmConfinement"]?.string))
+                                   vmmConfinement: p["vmmConfinement"]?.string,
+                                   vmmJail: p["vmmJail"].flatMap { $0.isNull ? nil : $0 }))
     }
 
     /// Writes the report to `fd` as one line.

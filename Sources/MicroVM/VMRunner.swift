@@ -16,6 +16,7 @@ import Snapshot
 import SwvmBase
 import Virtio
 import VMM
+import VMMJail
 
 /// How to build the VM for a run.
 public struct VMOptions {
@@ -25,6 +26,8 @@ public struct VMOptions {
     public var showConsole = Log.debugEnabled
     /// Boot the kernel instead of restoring a snapshot; read or write none.
     public var coldBoot = false
+    /// Descriptors swvm's caller passed that the jailed VMM keeps (--report-fd).
+    public var keepDescriptors: [Int32] = []
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -32,6 +35,9 @@ public struct VMOptions {
     /// gets --memory).
     public static let defaultMemory: UInt64 = 128 << 20
     public static let memoryMargin: UInt64 = 64 << 20
+    /// What the VMM's cgroup allows beyond guest RAM: the VMM's own memory
+    /// and the page cache of the snapshot it writes.
+    public static let vmmMemoryMargin: UInt64 = 128 << 20
 }
 
 /// How the VM of a run started.
@@ -68,6 +74,10 @@ public struct VMResult {
     /// confined: both as the run applied them.
     public var devices: [String] = []
     public var vmmConfinement = ""
+    /// The jail as the keeper read it from /proc while the workload ran.
+    public var vmmJail: JSON?
+    /// Peak RSS of the VMM's keeper (the jailed VMM's own is its VmHWM).
+    public var keeperPeakRSS: UInt64 = 0
     /// The workload's namespaces inside the guest, as guest-init made them.
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
@@ -102,9 +112,9 @@ public final class VMRunner {
     }
 
     /// How the VMM's threads were confined, from the filters they loaded.
-    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)]) -> String {
+    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)], jail: String?) -> String {
         let each = threads.sorted { $0.thread < $1.thread }.map { "\($0.thread): \($0.allowedSyscalls) syscalls" }
-        return "seccomp on \(threads.count) VMM threads (\(each.joined(separator: ", "))); the VMM process is root in the host's namespaces, without a jail"
+        return "\(jail ?? "the jail could not be read back"); per-thread filters on \(threads.count) VMM threads (\(each.joined(separator: ", ")))"
     }
 
     /// Options a VM cannot honour are errors, not silently ignored.
@@ -200,17 +210,24 @@ public final class VMRunner {
         RunRecord.removeStale()
         let record = RunRecord.directory(for: spec.id)
         try RunRecord.create(record)
-        var scope: ProcessCgroupScope?
-        defer {
-            scope?.restore()
-            try? FS.removeTree(record)
+        // The keeper cleans up what the run holds on the host (the jailed
+        // VMM cannot): started before this process joins its cgroup, and
+        // waited for at the end.
+        let identity: VMMIdentity, keeper: VMMKeeper
+        do {
+            identity = try VMMIdentity.lease()
+            keeper = try VMMKeeper.spawn(record: record, identity: identity)
+        } catch {
+            RunRecord.cleanup(record)
+            throw error
         }
-        scope = try cpuQuotaScope(record: record)
+        defer { keeper.finish() }
+        let scope = try vmmCgroupScope(record: record, guestMemory: config.memoryBytes)
 
         // --network bridge: the address, published ports and the tap; the
         // guest learns them with its settings, after the snapshot point.
         let network = try NetworkAttachment.prepare(spec, runDir: record)
-        defer { network?.release() }
+        defer { withExtendedLifetime((scope, network)) {} }
         let tap = try network?.openTap()
         defer { withExtendedLifetime(tap) {} }   // open until the VM is gone
 
@@ -221,9 +238,22 @@ public final class VMRunner {
 
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
-        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
+        let output = try writer.map { try SnapshotOutput(writer: $0, keeper: keeper) }
+        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.attach = attachDevices(instance, disk: diskImage, tap: tap, shareServer: shareServer, volumes: volumes)
-        if let writer { session.beforeSettings = saveSnapshot(of: instance, with: writer) }
+        if let output { session.beforeSettings = saveSnapshot(of: instance, to: output) }
+        if !VMMJail.skippedForTests {
+            let plan = jailPlan(identity: identity, record: record, config: config, volumes: shareServer != nil,
+                                snapshotBytes: output == nil ? nil : config.memoryBytes + (64 << 20))
+            let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+            instance.machine.beforeThreads = {
+                try ProcSelf.hold(["smaps", "status"])
+                var p = plan
+                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound(), threads: config.vcpus + 4,
+                                          volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
+                try VMMJail.apply(p, filter: processFilter)
+            }
+        }
         var result = try session.run(restored: how == .warm)
         result.start = how
         if shareServer != nil { logShareCounters(instance.volumes) }
@@ -231,16 +261,30 @@ public final class VMRunner {
     }
 
 
-    /// --cpus' CPU quota, on a cgroup scope of this process (recorded in
-    /// the run's record); nil without a quota.
-    private func cpuQuotaScope(record: String) throws -> ProcessCgroupScope? {
-        guard spec.resources.cpuQuota != nil else { return nil }
+    /// The VMM's cgroup: guest RAM plus a margin of memory, and --cpus'
+    /// CPU quota (the vCPU threads are ours), as Firecracker's jailer does;
+    /// recorded in the run's record, removed by the keeper.
+    private func vmmCgroupScope(record: String, guestMemory: UInt64) throws -> ProcessCgroupScope {
         var limits = ResourceLimits()
+        limits.memory = guestMemory + VMOptions.vmmMemoryMargin
         limits.cpuQuota = spec.resources.cpuQuota
         limits.cpuPeriod = spec.resources.cpuPeriod
         let scope = try ProcessCgroupScope(id: spec.id, limits: limits)
         try RunRecord.record(record, cgroups: scope.paths)
         return scope
+    }
+
+    /// The jail for this run; its FSIZE (the first limit) is what the VMM
+    /// must still write to a file: the snapshot it saves, a share's files
+    /// (unlimited), or stdout and stderr when they are files (unlimited).
+    private func jailPlan(identity: VMMIdentity, record: String, config: MachineConfig, volumes: Bool,
+                          snapshotBytes: UInt64?) -> JailPlan {
+        let unlimited = UInt64.max   // RLIM_INFINITY
+        let fsize = volumes || VMMJail.isRegularFile(1) || VMMJail.isRegularFile(2) ? unlimited : snapshotBytes ?? 0
+        var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
+                            limits: [(VMMJail.rlimitFSIZE, fsize)])
+        plan.keepDescriptors = options.keepDescriptors
+        return plan
     }
 
     /// What the session attaches once guest-init has its settings: the
@@ -262,22 +306,22 @@ public final class VMRunner {
     }
 
     /// Saves the booted VM for warm starts, just before its settings.
-    private func saveSnapshot(of instance: Instance, with writer: SnapshotCache.Writer) -> () -> Void {
+    private func saveSnapshot(of instance: Instance, to output: SnapshotOutput) -> () -> Void {
         return {
             // On the main thread, every vCPU parked: the guest is booted
             // and guest-init waits for its settings.
             instance.machine.pause {
                 do {
                     let state = try instance.machine.captureState()
-                    try instance.machine.withMemoryRanges { try writer.publish(state: state, regions: $0) }
-                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
+                    try instance.machine.withMemoryRanges { try output.publish(state: state, regions: $0) }
+                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: output.key))")
                 } catch {
                     Log.warning("could not save a snapshot for warm starts: \(error)")
                 }
             }
             // The snapshot point is past: nothing this run does from
             // here on may become a snapshot.
-            writer.release()
+            output.release()
         }
     }
 
@@ -362,6 +406,9 @@ final class Session {
     let phases = Locked<[(String, Int)]>([])
     let terminal: HostTerminal?
     let network: NetworkAttachment?
+    let keeper: VMMKeeper
+    /// The VMM's jail, read back by the keeper while the workload runs.
+    let jail = Locked<(summary: String, json: JSON, keeperPeakRSS: UInt64)?>(nil)
     /// Attaches the image's disk (before the settings are sent).
     var attach: (() throws -> Void)?
     /// Runs when guest-init is ready, before it gets its settings (the
@@ -371,7 +418,9 @@ final class Session {
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
 
-    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?) {
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?,
+         keeper: VMMKeeper) {
+        self.keeper = keeper
         self.runner = runner
         self.network = network
         self.instance = instance
@@ -419,7 +468,10 @@ final class Session {
         result.namespaces = s.namespaces
         result.confinedPaths = s.confinedPaths
         result.devices = machine.attachedDevices
-        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current)
+        let jail = self.jail.current
+        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current, jail: jail?.summary)
+        result.vmmJail = jail?.json
+        result.keeperPeakRSS = jail?.keeperPeakRSS ?? 0
         if let e = s.error { throw e }
         switch exit {
         case .stopped:
@@ -473,6 +525,14 @@ final class Session {
                                                 netInterface: network?.guestInterface))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
+    }
+
+    /// The keeper reads the VMM's posture from /proc while every thread of
+    /// the VM exists (on the main thread, which may talk to the keeper).
+    private func readJailBack() {
+        machine.pause { [keeper, jail] in
+            if let p = keeper.posture() { jail.with { $0 = (p.summary, p.json, p.keeperPeakRSS) } }
+        }
     }
 
     /// Ends the run with `error` (the first error wins).
@@ -539,6 +599,7 @@ final class Session {
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
+                    readJailBack()
                     runner.onStart?(pid)
                 case GuestProtocol.confined:
                     do {
