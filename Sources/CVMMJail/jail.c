@@ -37,8 +37,23 @@ static int close_inherited(const struct swvm_jail *j) {
 
 /// pivot_root(".", ".") then a lazy unmount of the old root (runc's way:
 /// no directory for the old root is needed in the new one).
+/// A procfs of the jail's own, mounted, opened at self/fd and detached.
+static int open_private_proc(const struct swvm_jail *j, const char **step) {
+    if (mount("proc", j->root_mount, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid,hidepid=invisible") != 0)
+        FAIL("mount the jail's procfs (subset=pid)");
+    int dir = open(j->root_mount, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = dir < 0 ? -1 : openat(dir, "self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int saved = errno;
+    if (dir >= 0) close(dir);
+    if (fd < 0) { errno = saved; FAIL("open the jail's /proc/self/fd"); }
+    if (umount2(j->root_mount, MNT_DETACH) != 0) { saved = errno; close(fd); errno = saved; FAIL("detach the jail's procfs"); }
+    *j->proc_fd_out = fd;
+    return 0;
+}
+
 static int enter_empty_root(const struct swvm_jail *j, const char **step) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) FAIL("make the mounts private");
+    if (j->proc_fd_out && open_private_proc(j, step) != 0) return -1;
     if (mount("swvm-jail", j->root_mount, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               "size=4k,nr_inodes=2,mode=0555") != 0) FAIL("mount the empty root");
     if (chdir(j->root_mount) != 0) FAIL("chdir to the empty root");

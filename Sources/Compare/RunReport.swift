@@ -26,6 +26,8 @@ public struct RunReport {
     /// CLOCK_MONOTONIC ns when the VM was ready for the run's settings:
     /// booted (cold) or restored and about to resume (warm).
     public var readyNanos: UInt64?
+    /// CLOCK_MONOTONIC ns when a VM's threads were about to start, its VMM jailed.
+    public var threadsStartNanos: UInt64?
     public var posture: Posture
 
     public struct Posture {
@@ -63,7 +65,8 @@ public struct RunReport {
 
     public init(isolation: String, status: Int32, execNanos: UInt64?, endNanos: UInt64, swvmPeakRSS: UInt64,
                 workloadPeak: UInt64?, guestMemoryTouched: UInt64?, guestMemorySize: UInt64?, workloadPID: UInt32?,
-                vmStart: String? = nil, readyNanos: UInt64? = nil, posture: Posture) {
+                vmStart: String? = nil, readyNanos: UInt64? = nil, posture: Posture, threadsStartNanos: UInt64? = nil) {
+        self.threadsStartNanos = threadsStartNanos
         self.vmStart = vmStart
         self.readyNanos = readyNanos
         self.isolation = isolation
@@ -99,6 +102,7 @@ public struct RunReport {
             ("workloadPID", workloadPID.map { .integer(Int64($0)) } ?? .null),
             ("vmStart", vmStart.map { .string($0) } ?? .null),
             ("readyNanos", opt(readyNanos)),
+            ("threadsStartNanos", opt(threadsStartNanos)),
             ("posture", .object([
                 ("sharesHostKernel", .bool(posture.sharesHostKernel)),
                 ("namespaces", .array(posture.namespaces.map { .string($0) })),

@@ -78,6 +78,9 @@ public struct VMResult {
     public var vmmJail: JSON?
     /// Peak RSS of the VMM's keeper (the jailed VMM's own is its VmHWM).
     public var keeperPeakRSS: UInt64 = 0
+    /// Monotonic ns when the VM's threads were about to start: the jail
+    /// applied (the bench's figure for what the jail costs a start).
+    public var threadsStartNanos: UInt64?
     /// The workload's namespaces inside the guest, as guest-init made them.
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
@@ -242,20 +245,23 @@ public final class VMRunner {
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.attach = attachDevices(instance, disk: diskImage, tap: tap, shareServer: shareServer, volumes: volumes)
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output) }
-        if !VMMJail.skippedForTests {
-            let plan = jailPlan(identity: identity, record: record, config: config, volumes: shareServer != nil,
-                                snapshotBytes: output == nil ? nil : config.memoryBytes + (64 << 20))
-            let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
-            instance.machine.beforeThreads = {
+        let plan = jailPlan(identity: identity, record: record, config: config, volumes: shareServer != nil,
+                            snapshotBytes: output == nil ? nil : config.memoryBytes + (64 << 20))
+        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let threadsStart = Locked<UInt64?>(nil)
+        instance.machine.beforeThreads = {
+            if !VMMJail.skippedForTests {
                 try ProcSelf.hold(["smaps", "status"])
                 var p = plan
                 p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound(), threads: config.vcpus + 4,
                                           volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
-                try VMMJail.apply(p, filter: processFilter)
+                if let procFD = try VMMJail.apply(p, filter: processFilter) { shareServer?.replaceProcDirectory(procFD) }
             }
+            threadsStart.with { $0 = Clock.monotonicNanos() }
         }
         var result = try session.run(restored: how == .warm)
         result.start = how
+        result.threadsStartNanos = threadsStart.current
         if shareServer != nil { logShareCounters(instance.volumes) }
         return result
     }

@@ -71,9 +71,10 @@ public final class NinePServer {
 
     let roots: [ShareRoot]
     let maxFids: Int
-    let procFD: Int32
-    /// The owner of what this server creates (its effective uid).
-    let ownUID = geteuid()
+    private(set) var procFD: Int32
+    /// The owner of what this server creates (its effective uid: the jail
+    /// changes it after the server is made).
+    var ownUID: uid_t { geteuid() }
     /// Tests only: runs between the creation of a name and its reopening
     /// (to swap the name, as a racing host user could).
     var afterCreate: ((_ dir: Int32, _ name: [CChar]) -> Void)?
@@ -116,6 +117,13 @@ public final class NinePServer {
     }
 
     public var openFids: Int { fids.count }
+
+    /// Reopens fids through `fd` (an O_PATH /proc/self/fd, the VMM jail's
+    /// own procfs) from now on; before the server thread starts.
+    public func replaceProcDirectory(_ fd: Int32) {
+        close(procFD)
+        procFD = fd
+    }
 
     /// CAP_FSETID, linux/capability.h.
     static let capFSetID: Int32 = 4

@@ -54,21 +54,27 @@ public enum VMMJail {
     static var faultInjectionPath: String? { FS.environment("SWVM_TEST_JAIL_OPEN").flatMap { $0.isEmpty ? nil : $0 } }
 
     /// Applies `plan`, then loads `filter` on every thread (TSYNC). Call
-    /// while the process has one thread.
-    public static func apply(_ plan: JailPlan, filter: SeccompFilter) throws {
+    /// while the process has one thread. Returns the jail's /proc/self/fd
+    /// (see swvm_jail.proc_fd_out) when the plan keeps file capabilities.
+    @discardableResult
+    public static func apply(_ plan: JailPlan, filter: SeccompFilter) throws -> Int32? {
         try checkSingleThreaded()
         guard swvm_jail_report_seccomp_traps() == 0 else { throw failure("install the SIGSYS reporter") }
         var limits = plan.limits.map { swvm_jail_limit(resource: $0.resource, value: $0.value) }
         var keep = plan.keepDescriptors
         var failedStep: UnsafePointer<CChar>?
+        var procFD: Int32 = -1
         let rc = plan.rootMountPoint.withCString { root in
             limits.withUnsafeMutableBufferPointer { l in
                 keep.withUnsafeMutableBufferPointer { k in
                     var j = swvm_jail(uid: plan.uid, gid: plan.gid,
                                       keep_caps: plan.keepFileCapabilities ? fileCapabilities : 0,
                                       root_mount: root, limits: l.baseAddress, limit_count: Int32(l.count),
-                                      keep_fds: k.baseAddress, keep_count: Int32(k.count))
-                    return swvm_jail_apply(&j, &failedStep)
+                                      keep_fds: k.baseAddress, keep_count: Int32(k.count), proc_fd_out: nil)
+                    return withUnsafeMutablePointer(to: &procFD) { out in
+                        if plan.keepFileCapabilities { j.proc_fd_out = out }
+                        return swvm_jail_apply(&j, &failedStep)
+                    }
                 }
             }
         }
@@ -85,6 +91,7 @@ public enum VMMJail {
             }
             throw SwvmError.errno("VMM jail: test fault: the jailed VMM could not open \(path)")
         }
+        return procFD >= 0 ? procFD : nil
     }
 
     /// unshare and capset act on the calling thread: a second thread would

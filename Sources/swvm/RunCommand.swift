@@ -100,7 +100,8 @@ struct RunCommand: ParsableCommand {
                                              noNewPrivileges: spec.noNewPrivileges, devices: result.devices,
                                              maskedPaths: result.confinedPaths?.masked ?? [],
                                              readOnlyPaths: result.confinedPaths?.readOnly ?? [],
-                                             vmmConfinement: result.vmmConfinement, vmmJail: result.vmmJail)).write(to: fd)
+                                             vmmConfinement: result.vmmConfinement, vmmJail: result.vmmJail),
+                              threadsStartNanos: result.threadsStartNanos).write(to: fd)
                 }
                 return result.status
             }

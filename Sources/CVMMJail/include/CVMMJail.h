@@ -29,6 +29,11 @@ struct swvm_jail {
     /// 0, 1 and 2); every other one without close-on-exec is closed.
     const int *keep_fds;
     int keep_count;
+    /// When not NULL: receives an O_PATH descriptor of /proc/self/fd in a
+    /// procfs of the jail's own that shows only processes (subset=pid) the
+    /// VMM may see (hidepid=invisible): what the 9p server reopens fids
+    /// through, without the host's /proc (sysrq-trigger, sys) behind it.
+    int *proc_fd_out;
 };
 
 /// Confines the calling process, which must be single-threaded: closes
