@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "CVMMJail.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -23,16 +25,25 @@ static int kept(const struct swvm_jail *j, int fd) {
 }
 
 /// Descriptors without close-on-exec came from swvm's caller: swvm opens
-/// all of its own with it.
+/// all of its own with it. Only the open ones are looked at (/proc/self/fd:
+/// the descriptor limit may be a million).
 static int close_inherited(const struct swvm_jail *j) {
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > 1 << 20) max = 1 << 20;
-    for (int fd = 3; fd < max; fd++) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int inherited[256], count = 0, overflow = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        int fd = atoi(e->d_name);
+        if (fd == dirfd(d) || kept(j, fd)) continue;
         int flags = fcntl(fd, F_GETFD);
-        if (flags < 0 || (flags & FD_CLOEXEC) || kept(j, fd)) continue;
-        if (close(fd) != 0 && errno != EINTR) return -1;
+        if (flags < 0 || (flags & FD_CLOEXEC)) continue;
+        if (count < 256) inherited[count++] = fd; else overflow = 1;
     }
-    return 0;
+    closedir(d);
+    for (int i = 0; i < count; i++) close(inherited[i]);
+    // More than 256 inherited descriptors: go round again.
+    return overflow ? close_inherited(j) : 0;
 }
 
 /// pivot_root(".", ".") then a lazy unmount of the old root (runc's way:

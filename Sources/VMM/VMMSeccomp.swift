@@ -144,6 +144,11 @@ public enum VMMSeccomp {
             // reach of a filter, so it is refused and glibc falls back to clone.
             .init(names: ["clone"], action: .allow, args: [.init(index: 0, value: cloneThread, valueTwo: cloneThread, op: .maskedEqual)]),
             .init(names: ["clone3"], action: .errno(UInt32(ENOSYS))),
+            // Calls by path that code shared with the unjailed paths still
+            // makes (a lock file's unlink): in the empty root they could
+            // reach nothing, so they fail as there instead of trapping.
+            .init(names: ["unlink", "rmdir", "mkdir", "rename", "open", "stat", "lstat", "access", "readlink"],
+                  action: .errno(UInt32(ENOENT))),
             // The threads' own filters: SECCOMP_SET_MODE_FILTER only.
             .init(names: ["seccomp"], action: .allow, args: [.init(index: 0, value: 1, op: .equal)]),
             // Reading limits only (a NULL new limit).
