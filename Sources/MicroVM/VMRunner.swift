@@ -255,7 +255,7 @@ public final class VMRunner {
                 var p = plan
                 p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound(), threads: config.vcpus + 4,
                                           volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
-                if let procFD = try VMMJail.apply(p, filter: processFilter) { shareServer?.replaceProcDirectory(procFD) }
+                if let procFD = try VMMJail.apply(p, filter: processFilter) { shareServer?.enteredJail(procDirectory: procFD) }
             }
             threadsStart.with { $0 = Clock.monotonicNanos() }
         }
@@ -282,11 +282,13 @@ public final class VMRunner {
 
     /// The jail for this run; its FSIZE (the first limit) is what the VMM
     /// must still write to a file: the snapshot it saves, a share's files
-    /// (unlimited), or stdout and stderr when they are files (unlimited).
+    /// (unlimited), or stdout, stderr or --report-fd when they are files
+    /// (unlimited).
     private func jailPlan(identity: VMMIdentity, record: String, config: MachineConfig, volumes: Bool,
                           snapshotBytes: UInt64?) -> JailPlan {
         let unlimited = UInt64.max   // RLIM_INFINITY
-        let fsize = volumes || VMMJail.isRegularFile(1) || VMMJail.isRegularFile(2) ? unlimited : snapshotBytes ?? 0
+        let writesFiles = volumes || ([1, 2] + options.keepDescriptors).contains(where: VMMJail.isRegularFile)
+        let fsize = writesFiles ? unlimited : snapshotBytes ?? 0
         var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
                             limits: [(VMMJail.rlimitFSIZE, fsize)])
         plan.keepDescriptors = options.keepDescriptors
