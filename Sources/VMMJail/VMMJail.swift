@@ -49,7 +49,8 @@ public enum VMMJail {
     /// Test-only switches (bench/ and the jail's tests), never for users:
     /// SWVM_TEST_UNJAILED_VMM=1 runs the VMM as before the jail (to measure
     /// what the jail costs); SWVM_TEST_JAIL_OPEN=PATH makes the jailed VMM
-    /// try to open PATH, which must fail.
+    /// try to open PATH, which must fail; SWVM_TEST_JAIL_SOCKET=1 makes it
+    /// call socket(2), which its seccomp filter traps.
     public static var skippedForTests: Bool { FS.environment("SWVM_TEST_UNJAILED_VMM") == "1" }
     static var faultInjectionPath: String? { FS.environment("SWVM_TEST_JAIL_OPEN").flatMap { $0.isEmpty ? nil : $0 } }
 
@@ -84,6 +85,9 @@ public enum VMMJail {
             sys_seccomp_set_filter(p.baseAddress, UInt16(filter.instructionCount), flagTSYNC)
         }
         guard loaded == 0 else { throw failure("load the process-wide seccomp filter (TSYNC)") }
+        if FS.environment("SWVM_TEST_JAIL_SOCKET") == "1" {
+            _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)   // ends the process (SIGSYS)
+        }
         if let path = faultInjectionPath {
             // The test's fault: a jailed VMM must not reach the host's files.
             if swvm_jail_try_open(path) == 0 {

@@ -101,6 +101,16 @@ struct VMMJailTests {
         #expect(r.err.contains("VMM jail: test fault: the jailed VMM could not open /etc/hostname"), "\(r)")
     }
 
+    /// A system call outside the jail's filter (socket, made through a
+    /// test-only switch) ends the VM with a message naming it, never
+    /// silently.
+    @Test func aSeccompViolationEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_SOCKET": "1"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 41 on thread"), "\(r)")
+    }
+
     /// The same VM without the jail (the bench's switch) is root in the
     /// host's namespaces: what the checks above tell apart.
     @Test func theTestSwitchRunsTheVMMUnjailed() throws {
