@@ -138,7 +138,8 @@ public struct RunReport {
                                    maskedPaths: (p["maskedPaths"]?.array ?? []).compactMap(\.string),
                                    readOnlyPaths: (p["readOnlyPaths"]?.array ?? []).compactMap(\.string),
                                    vmmConfinement: p["vmmConfinement"]?.string,
-                                   vmmJail: p["vmmJail"].flatMap { $0.isNull ? nil : $0 }))
+                                   vmmJail: p["vmmJail"].flatMap { $0.isNull ? nil : $0 }),
+                  threadsStartNanos: u64("threadsStartNanos"))
     }
 
     /// Writes the report to `fd` as one line.
