@@ -113,6 +113,8 @@ extension VMMKeeper {
     public static func serve(vmm: pid_t, record: String, lease: String) -> Int32 {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
         var state = KeeperState(vmm: vmm)
+        // It waits for the whole run: keep only the code and heap it uses.
+        ProcessMemory.mapOnlyWhatIsUsed()
         var buf = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = recv(3, &buf, buf.count, 0)
