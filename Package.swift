@@ -123,6 +123,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
+        ("FuzzOCIState", ["OCIRuntime", "SwvmBase"]),
     ]
     for (name, deps) in harnesses {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",
