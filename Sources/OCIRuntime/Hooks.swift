@@ -40,22 +40,34 @@ public enum HookRunner {
 
     static func run(_ hook: OCIHook, input: [UInt8]) throws {
         let stdin = try makePipe(), output = try makePipe()
-        // The whole state fits in the pipe, so writing it cannot block on a
-        // hook that never reads its stdin.
-        if input.count > 65536 { _ = fcntl(stdin.write.raw, 1031 /* F_SETPIPE_SZ */, Int32(min(input.count, 1 << 20))) }
-        guard input.count <= 1 << 20 else { throw SwvmError(.invalidArgument, "the container's state is over 1 MiB") }
+        try fill(stdin.write, input)
+        stdin.write.close()
         let pid = try spawn(hook, stdin: stdin.read.raw, output: output.write.raw)
         stdin.read.close()
         output.write.close()
         let pidfd = sys_pidfd_open(pid, 0)
         defer { if pidfd >= 0 { close(pidfd) } }
-        try? stdin.write.writeAll(input)   // EPIPE: the hook exited without reading, which is its right
-        stdin.write.close()
         let (status, text, timedOut) = try wait(pid: pid, pidfd: pidfd, output: output.read.raw, timeout: hook.timeout)
         if timedOut { throw SwvmError(.systemCall, "timed out after \(hook.timeout ?? 0) s\(describe(text))") }
         if status != 0 {
             let what = status > 128 ? "killed by signal \(status - 128)" : "exit status \(status)"
             throw SwvmError(.systemCall, "\(what)\(describe(text))")
+        }
+    }
+
+    /// Puts the whole state in the pipe before the hook starts: a hook
+    /// that never reads its stdin cannot block swvm, nor one that exits
+    /// early raise SIGPIPE here.
+    static func fill(_ pipe: FileDescriptor, _ input: [UInt8]) throws {
+        guard input.count <= 1 << 20 else { throw SwvmError(.invalidArgument, "the container's state is over 1 MiB") }
+        if input.count > 65536 { _ = fcntl(pipe.raw, 1031 /* F_SETPIPE_SZ */, Int32(input.count)) }
+        _ = fcntl(pipe.raw, F_SETFL, O_NONBLOCK)
+        var offset = 0
+        while offset < input.count {
+            let n = input.withUnsafeBytes { write(pipe.raw, $0.baseAddress! + offset, input.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SwvmError.errno("write the state for a hook (\(input.count) bytes)") }
+            offset += n
         }
     }
 

@@ -5,8 +5,9 @@ import SwvmBase
 
 /// The containers under --root: one directory per container holding
 /// state.json (replaced atomically, so a reader never sees half of it)
-/// and, between create and start, the exec FIFO. Every command that
-/// changes a container holds its lock (ContainerLock) while it does.
+/// and, between create and start, the exec FIFO; `lock` is the
+/// container's lock (ContainerLock), which every command that changes the
+/// container holds while it does.
 public struct StateStore: Sendable {
     public static let defaultRoot = "/run/swvm/oci"
     public static let stateFileName = "state.json"
@@ -84,9 +85,14 @@ public struct StateStore: Sendable {
     }
 }
 
-/// An exclusive flock on a container's directory, held until released or
-/// the process dies (so a SIGKILLed swvm never leaves it held).
+/// An exclusive lock on a container: a POSIX record lock (fcntl) on
+/// DIR/lock, held until released or the process dies. Not flock(2): the
+/// container's init is cloned from `swvm create` while it holds the lock,
+/// and a flock would be shared with the init through the inherited open
+/// file (held for as long as the init waits on its FIFO, and forever if
+/// `swvm create` was killed); record locks are never inherited.
 public final class ContainerLock {
+    static let fileName = "lock"
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
@@ -96,27 +102,32 @@ public final class ContainerLock {
     /// nil when the directory does not exist, or was removed (or
     /// replaced) while waiting for the lock.
     static func acquire(_ dir: String) throws -> ContainerLock? {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let path = Path.join(dir, fileName)
+        guard FS.isDirectory(dir) else { return nil }
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw SwvmError.errno("open \(dir)")
+            throw SwvmError.errno("open \(path)")
         }
         let lock = ContainerLock(fd: fd)
-        while flock(fd, LOCK_EX) != 0 {
+        var request = flock(l_type: Int16(F_WRLCK), l_whence: Int16(SEEK_SET), l_start: 0, l_len: 0, l_pid: 0)
+        while fcntl(fd, F_SETLKW, &request) != 0 {
             if errno == EINTR { continue }
-            throw SwvmError.errno("lock \(dir)")
+            throw SwvmError.errno("lock \(path)")
         }
+        // Still the container's lock: not removed (delete) while waiting.
         var held = stat(), current = stat()
-        guard fstat(fd, &held) == 0, lstat(dir, &current) == 0, held.st_dev == current.st_dev, held.st_ino == current.st_ino,
-              held.st_nlink > 0 else { return nil }
+        guard fstat(fd, &held) == 0, held.st_nlink > 0, lstat(path, &current) == 0,
+              held.st_dev == current.st_dev, held.st_ino == current.st_ino else { return nil }
         return lock
     }
 
     /// Whether another process holds the lock on `dir` now.
     static func isHeld(_ dir: String) -> Bool {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(Path.join(dir, fileName), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
+        var request = flock(l_type: Int16(F_WRLCK), l_whence: Int16(SEEK_SET), l_start: 0, l_len: 0, l_pid: 0)
+        return fcntl(fd, F_GETLK, &request) == 0 && request.l_type != Int16(F_UNLCK)
     }
 }
