@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
-        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "RuntimeSpec", "SwvmBase", "TestSupport", "CSyscalls"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "RuntimeSpec", "SwvmBase", "NativeThreads", "TestSupport", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",

@@ -1,22 +1,34 @@
 import RuntimeSpec
 import SwvmBase
 
-/// config.json as a RunSpec. The parser is RuntimeSpec's OCIConfig (the
-/// one reader of config.json); until it is merged, bundles are refused
-/// with a clear error.
-public enum BundleConfig {
-    public static func load(bundle: String, id: String) throws -> RunSpec {
-        try parse(JSON.parse(try FS.readFile(Path.join(bundle, "config.json"), limit: 16 << 20)), bundle: bundle, id: id)
+/// config.json, read by RuntimeSpec's OCIConfig (the one reader of
+/// config.json, process.json and resources.json).
+public struct BundleConfig {
+    public var spec: RunSpec
+    /// The document, kept in the state directory for exec.
+    public var json: JSON
+
+    public init(spec: RunSpec, json: JSON) {
+        self.spec = spec
+        self.json = json
     }
 
-    public static func parse(_ json: JSON, bundle: String, id: String) throws -> RunSpec {
-        throw SwvmError(.unsupported, "\(bundle)/config.json: this swvm cannot read OCI bundles yet")
+    /// BUNDLE/config.json as container `id`'s RunSpec; `bundle` is absolute.
+    public static func load(bundle: String, id: String) throws -> BundleConfig {
+        let json = try OCIConfig.readConfig(bundle: bundle)
+        return BundleConfig(spec: try OCIConfig.parse(json, bundle: bundle, id: id), json: json)
     }
 }
 
-extension BundleConfig {
-    /// `swvm spec`'s config.json (OCIConfig.defaultConfig once merged).
-    public static func defaultConfig(rootless: Bool) throws -> JSON {
-        throw SwvmError(.unsupported, "swvm spec: not built in yet")
+extension ResourceUpdate {
+    /// runc update -r's linux.resources: what swvm update changes.
+    public init(_ r: OCIResources) {
+        self.init()
+        memory = r.memory.limit
+        memorySwap = r.memory.swap
+        cpuQuota = r.cpu.quota
+        cpuPeriod = r.cpu.period
+        cpuShares = r.cpu.shares
+        pids = r.pidsLimit
     }
 }

@@ -63,26 +63,3 @@ public protocol IsolationEngine {
     /// find them when a create was killed before it recorded the paths.
     func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String)
 }
-
-extension ResourceUpdate {
-    /// runc update -r: a linux.resources object (memory, cpu, pids), each
-    /// number range-checked; -1 is "no limit", as in config.json.
-    public static func parse(_ json: JSON, file: String) throws -> ResourceUpdate {
-        guard json.object != nil else { throw SwvmError(.invalidArgument, "\(file): not a JSON object") }
-        func number(_ section: String, _ key: String, min: Int64) throws -> Int64? {
-            guard let v = json[section]?[key], !v.isNull else { return nil }
-            guard case .integer(let i) = v, i >= min else {
-                throw SwvmError(.invalidArgument, "\(file) \(section).\(key): expected a whole number from \(min)")
-            }
-            return i
-        }
-        var r = ResourceUpdate()
-        r.memory = try number("memory", "limit", min: -1)
-        r.memorySwap = try number("memory", "swap", min: -1)
-        r.cpuQuota = try number("cpu", "quota", min: -1)
-        r.cpuPeriod = try number("cpu", "period", min: 1).map { UInt64($0) }
-        r.cpuShares = try number("cpu", "shares", min: 0).map { UInt64($0) }
-        r.pids = try number("pids", "limit", min: -1)
-        return r
-    }
-}

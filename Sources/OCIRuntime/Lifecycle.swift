@@ -25,8 +25,7 @@ public struct Lifecycle {
     public let store: StateStore
     public let engine: IsolationEngine
     /// config.json's reader (a test gives its own).
-    public var loadConfig: (_ bundle: String, _ id: String) throws -> RunSpec = BundleConfig.load
-    public var parseConfig: (_ json: JSON, _ bundle: String, _ id: String) throws -> RunSpec = BundleConfig.parse
+    public var loadConfig: (_ bundle: String, _ id: String) throws -> BundleConfig = BundleConfig.load
 
     /// A copy of config.json, taken at create, for exec.
     static let configCopy = "config.json"
@@ -46,15 +45,15 @@ public struct Lifecycle {
         let lock = try store.makeContainer(id)
         var record = ContainerRecord(id: id, bundle: bundle, rootfs: "", creator: .current(), created: Timestamp.rfc3339())
         do {
-            let spec = try loadConfig(bundle, id)
+            let config = try loadConfig(bundle, id)
+            let spec = config.spec
             record.rootfs = spec.oci?.rootPath ?? spec.rootfs
             record.annotations = spec.oci?.annotations ?? []
             record.cgroupsPath = spec.oci?.cgroupsPath
             record.poststart = spec.oci?.hooks.poststart ?? []
             record.poststop = spec.oci?.hooks.poststop ?? []
             try store.write(record, lock)
-            try FS.writeFile(Path.join(store.directory(id), Lifecycle.configCopy),
-                             FS.readFile(Path.join(bundle, "config.json"), limit: 16 << 20), mode: 0o600)
+            try FS.writeText(Path.join(store.directory(id), Lifecycle.configCopy), config.json.serialized(), mode: 0o600)
             let fifo = store.execFIFO(id)
             try sys("mkfifo \(fifo)") { mkfifo(fifo, 0o622) }
             let created = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in

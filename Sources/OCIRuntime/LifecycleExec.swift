@@ -38,9 +38,10 @@ extension Lifecycle {
         }
         guard let record = state.record, let initProcess = record.initProcess else { throw StateStore.notFound(id) }
         let configFile = Path.join(store.directory(id), Lifecycle.configCopy)
-        let config = try JSON.parse(FS.readFile(configFile, limit: 16 << 20))
+        let config = try JSON.parse(FS.readFile(configFile, limit: Int(OCIConfig.maxConfigSize)))
+        var spec = try OCIConfig.parse(config, bundle: record.bundle, id: id)
         let process = try execProcess(options, config: config["process"] ?? .object([]))
-        let spec = try parseConfig(config.setting("process", process), record.bundle, id)
+        OCIConfig.applyProcess(try OCIConfig.parseProcess(process, file: options.processFile ?? "exec's process"), to: &spec)
         return try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
             try engine.exec(into: initProcess, cgroupPaths: record.cgroupPaths, spec: spec, io: io,
                             detach: options.detach, pidFile: options.pidFile)

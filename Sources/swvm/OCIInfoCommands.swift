@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Cgroups
 import OCIRuntime
+import RuntimeSpec
 import SwvmBase
 
 enum ListFormat: String, ExpressibleByArgument, CaseIterable {
@@ -97,7 +98,11 @@ struct UpdateCommand: ParsableCommand {
             var r = ResourceUpdate()
             if let file = resources {
                 let bytes = file == "-" ? try FileDescriptor(dup(0)).readAll(limit: 1 << 20) : try FS.readFile(file, limit: 1 << 20)
-                r = try ResourceUpdate.parse(try JSON.parse(bytes), file: file)
+                let json: JSON
+                do { json = try JSON.parse(bytes) } catch let e as JSON.ParseError {
+                    throw SwvmError(.invalidArgument, "\(file): invalid JSON: \(e)")
+                }
+                r = ResourceUpdate(try OCIConfig.parseResources(json, file: file))
             }
             if let m = memory { r.memory = try limit(m, "--memory") }
             if let m = memorySwap { r.memorySwap = try limit(m, "--memory-swap") }
@@ -142,7 +147,7 @@ struct SpecCommand: ParsableCommand {
         try runOCI { _ in
             let path = Path.join(bundle, "config.json")
             guard !FS.exists(path) else { throw SwvmError(.invalidArgument, "\(path) exists; remove it first") }
-            try FS.writeText(path, try BundleConfig.defaultConfig(rootless: rootless).serialized(pretty: true) + "\n")
+            try FS.writeText(path, OCIConfig.defaultConfig(rootless: rootless).serialized(pretty: true) + "\n")
             return 0
         }
     }

@@ -6,6 +6,7 @@ import TestSupport
 @testable import OCIRuntime
 import RuntimeSpec
 @testable import SwvmBase
+import NativeThreads
 
 /// A scratch --root, removed at the end.
 final class ScratchRoot {
@@ -47,14 +48,16 @@ func sampleRecord(_ id: String = "c1") -> ContainerRecord {
         let root = try ScratchRoot()
         let lock = try root.store.makeContainer("c1")
         try root.store.write(sampleRecord(), lock)
-        let store = root.store
+        let store = root.store, file = store.stateFile("c1")
+        // The writer writes as StateStore.write does (the lock stays here).
         let writer = try NativeThread {
             for i in 0..<300 {
                 var r = sampleRecord()
                 r.annotations = (0..<(i % 50) * 10).map { OCIAnnotation(key: "k\($0)", value: String(repeating: "v", count: 100)) }
-                try? store.write(r, lock)
+                try? FS.writeFile(file, r.encoded(), mode: 0o600)
             }
         }
+        withExtendedLifetime(lock) {}
         var failures = 0
         for _ in 0..<300 where (try? store.read("c1")) == nil { failures += 1 }
         writer.join()
@@ -132,14 +135,15 @@ func sampleRecord(_ id: String = "c1") -> ContainerRecord {
         lock = nil
         #expect(try tryLock(dir).status == 0)
         let start = Clock.monotonicNanos()
-        var other: CommandResult?
-        let t = try NativeThread { other = try? self.tryLock(dir, hold: 0.6) }
+        let other = Locked<Int32?>(nil)
+        let test = self
+        let t = try NativeThread { other.replace(try? test.tryLock(dir, hold: 0.6).status) }
         for _ in 0..<100 where !ContainerLock.isHeld(dir) { usleep(10_000) }
         #expect(ContainerLock.isHeld(dir))
         _ = try root.store.lock("c1")
         #expect(Clock.secondsSince(start) >= 0.5)
         t.join()
-        #expect(other?.status == 0)
+        #expect(other.current == 0)
     }
 
     /// A process forked while swvm holds the lock (the container's init,

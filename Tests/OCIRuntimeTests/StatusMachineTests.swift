@@ -77,7 +77,7 @@ func shellLifecycle(_ root: ScratchRoot, args: [String] = ["sleep", "100"], hook
         oci.hooks = hooks
         oci.annotations = [OCIAnnotation(key: "org.example", value: "yes")]
         spec.oci = oci
-        return spec
+        return BundleConfig(spec: spec, json: .object([("ociVersion", "1.1.0")]))
     }
     return l
 }
