@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
-        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "RuntimeSpec", "Cgroups", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "RuntimeSpec", "SwvmBase", "NativeThreads", "TestSupport", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
