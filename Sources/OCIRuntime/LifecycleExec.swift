@@ -42,10 +42,12 @@ extension Lifecycle {
         var spec = try OCIConfig.parse(config, bundle: record.bundle, id: id)
         let process = try execProcess(options, config: config["process"] ?? .object([]))
         OCIConfig.applyProcess(try OCIConfig.parseProcess(process, file: options.processFile ?? "exec's process"), to: &spec)
-        return try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
+        let status = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
             try engine.exec(into: initProcess, cgroupPaths: record.cgroupPaths, spec: spec, io: io,
                             detach: options.detach, pidFile: options.pidFile)
         }
+        // Detached, the engine's answer is the process's pid, not a status.
+        return options.detach ? 0 : status
     }
 
     /// The process to exec, as config.json's `process`: -p's file, or the
