@@ -67,6 +67,11 @@ let package = Package(
         .target(name: "ContainerRuntime",
                 dependencies: ["SwvmBase", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
 
+        // OCIRuntime: the OCI lifecycle (runc's create/start/kill/delete...)
+        // over a state store under --root, for either isolation level.
+        .target(name: "OCIRuntime",
+                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "CSyscalls"]),
+
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.
         .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
@@ -100,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -112,6 +117,7 @@ let package = Package(
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "RuntimeSpec", "Cgroups", "SwvmBase", "CSyscalls", "CConfinement"]),
+        .testTarget(name: "OCIRuntimeTests", dependencies: ["OCIRuntime", "RuntimeSpec", "SwvmBase", "NativeThreads", "TestSupport", "CSyscalls"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
@@ -133,6 +139,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
         ("FuzzOCIConfig", ["RuntimeSpec", "Seccomp", "SwvmBase"]),
+        ("FuzzOCIState", ["OCIRuntime", "SwvmBase"]),
     ]
     for (name, deps) in harnesses {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",

@@ -92,7 +92,7 @@ private func ago(_ seconds: Int64) -> String {
 }
 
 /// Left-aligned columns, two spaces apart.
-private func table(_ rows: [[String]]) -> String {
+func table(_ rows: [[String]]) -> String {
     var widths = [Int](repeating: 0, count: rows.first?.count ?? 0)
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     return rows.map { r in

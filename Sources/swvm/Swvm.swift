@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import OCIRuntime
 import SwvmBase
 
 @main
@@ -13,18 +14,30 @@ struct Swvm: ParsableCommand {
         swvm runs the same image at two isolation levels: a namespaced container \
         (its own OCI runtime) or a micro-VM that swvm boots itself through /dev/kvm.
         """,
-        version: "0.1.0",
+        version: "swvm version 0.1.0\nspec: \(ContainerState.ociVersion)",
         subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, CacheCommand.self, DebugCommand.self,
-                      VMMKeeperCommand.self])
+                      VMMKeeperCommand.self,
+                      CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
+                      ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
+                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self])
 
-    /// ArgumentParser's own main, except that a usage error (a bad value,
-    /// an unknown or missing option) is one line naming the option and
-    /// exit 125, as Docker does, instead of the usage text and exit 64.
-    /// Help and --version print as usual.
+    /// ArgumentParser's own main, except that runc's global flags come
+    /// first (RuncGlobalOptions), `run` is runc's when it names a bundle or
+    /// follows a runc flag, and a usage error (a bad value, an unknown or
+    /// missing option) is one line naming the option and exit 125, as
+    /// Docker does (exit 1 for runc's commands, as runc), instead of the
+    /// usage text and exit 64. Help and --version print as usual.
     static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if let globals = RuncGlobalOptions.split(arguments) {
+            RuncGlobalOptions.current = globals
+            RuntimeLog.current = globals.makeLog()
+            arguments = globals.command
+        }
+        let runc = RuncGlobalOptions.current.given || runcCommandNames.contains(arguments.first ?? "")
         let status: ExitCode
         do {
-            var command = try parseAsRoot()
+            var command = try ociRun(arguments) ?? parseAsRoot(arguments)
             try command.run()
             status = .success
         } catch let code as ExitCode {
@@ -33,10 +46,18 @@ struct Swvm: ParsableCommand {
             let code = exitCode(for: error)
             guard code == .validationFailure else { exit(withError: error) }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-            Log.error(message)
-            status = ExitCode(125)
+            if runc { RuntimeLog.current.error(message) } else { Log.error(message) }
+            status = ExitCode(runc ? 1 : 125)
         }
         Glibc.exit(status.rawValue)
+    }
+
+    /// runc's `run` when the arguments are its (an id, --bundle) and either
+    /// name a bundle or follow a runc global flag; nil: Docker's `run`.
+    static func ociRun(_ arguments: [String]) -> ParsableCommand? {
+        guard arguments.first == "run", let run = try? OCIRunCommand.parse(Array(arguments.dropFirst())),
+              run.flags.bundle != nil || RuncGlobalOptions.current.given else { return nil }
+        return run
     }
 }
 

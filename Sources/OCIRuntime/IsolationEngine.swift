@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuntimeSpec
+import SwvmBase
+
+/// The descriptors a container's process gets (runc's create and exec).
+public struct ProcessIO: Sendable {
+    public var stdin: Int32 = 0
+    public var stdout: Int32 = 1
+    public var stderr: Int32 = 2
+    /// A connected --console-socket: the pty master is sent over it.
+    public var consoleSocket: Int32?
+    /// --preserve-fds: fds 3 ..< 3+N are passed on.
+    public var preserveFDs: Int = 0
+
+    public init() {}
+}
+
+/// What `create` made: the container's init, waiting on the exec FIFO.
+public struct CreatedInit: Sendable {
+    public var process: ProcessIdentity
+    public var cgroupPaths: [String]
+
+    public init(process: ProcessIdentity, cgroupPaths: [String]) {
+        self.process = process
+        self.cgroupPaths = cgroupPaths
+    }
+}
+
+/// runc update's resources (each nil: unchanged).
+public struct ResourceUpdate: Equatable, Sendable {
+    public var memory: Int64?
+    public var memorySwap: Int64?
+    public var pids: Int64?
+    public var cpuQuota: Int64?
+    public var cpuPeriod: UInt64?
+    public var cpuShares: UInt64?
+
+    public init() {}
+
+    public var isEmpty: Bool { self == ResourceUpdate() }
+}
+
+/// What the lifecycle asks of an isolation level. The container level
+/// (ContainerEngine) clones a confined init; the VM level will boot a
+/// micro-VM under the same lifecycle and state.
+public protocol IsolationEngine {
+    /// Builds the container and leaves its init blocked opening
+    /// `execFIFO` for writing (what `start` releases).
+    func create(_ spec: RunSpec, io: ProcessIO, stateDir: String, execFIFO: String) throws -> CreatedInit
+    /// Runs another process in the container; its exit status unless
+    /// `detach`.
+    func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
+              detach: Bool, pidFile: String?) throws -> Int32
+    func isFrozen(_ cgroupPaths: [String]) -> Bool
+    func freeze(_ cgroupPaths: [String]) throws
+    func thaw(_ cgroupPaths: [String]) throws
+    func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws
+    /// Every process of the container (cgroup.procs).
+    func pids(_ cgroupPaths: [String]) -> [pid_t]
+    /// Kills what is left and removes the cgroups. `cgroupsPath` and `id`
+    /// find them when a create was killed before it recorded the paths.
+    func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String)
+}
