@@ -67,6 +67,9 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
     struct Scope {
         var stateRoots: [String]
         var cgroupParents: [String]
+        /// The engine's own mounts while it runs (podman's overlay driver
+        /// bind-mounts its home onto itself), checked after it is reset.
+        var ownMountPoints: [String] = []
     }
 
     static func take(mentioning dir: String, _ scope: Scope) -> HostLeftovers {
@@ -85,7 +88,8 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
         }
         s.processes = processes(mentioning: dir)
         s.mounts = Set(((try? FS.readText("/proc/self/mountinfo")) ?? "").split(separator: "\n")
-            .filter { $0.contains(dir) }.map(String.init))
+            .filter { $0.contains(dir) && !scope.ownMountPoints.contains(String($0.split(separator: " ").dropFirst(4).first ?? "")) }
+            .map(String.init))
         return s
     }
 
@@ -136,7 +140,10 @@ final class Podman {
     let globalFlags: [String]
     var image: String { EngineRuntime.imageName }
     /// podman as root gives the runtime no --root.
-    static let scope = HostLeftovers.Scope(stateRoots: [EngineRuntime.stateRoot], cgroupParents: ["libpod_parent"])
+    var scope: HostLeftovers.Scope {
+        HostLeftovers.Scope(stateRoots: [EngineRuntime.stateRoot], cgroupParents: ["libpod_parent"],
+                            ownMountPoints: [Path.join(dir, "storage/overlay")])
+    }
 
     private init() throws {
         dir = try EngineRuntime.makeTemporaryDirectory("swvm-podman")
@@ -153,10 +160,12 @@ final class Podman {
         guard loaded.status == 0 else { throw SwvmError(.internalError, "scripts/engine-images.sh podman: \(loaded)") }
     }
 
-    /// `podman GLOBAL_FLAGS args...`
+    /// `podman GLOBAL_FLAGS args...`, in the podman's directory: conmon
+    /// writes a file "oom" into its working directory when a container of
+    /// its meets the OOM killer.
     @discardableResult
     func callAsFunction(_ args: [String], stdin: [UInt8]? = nil, timeout: Double = 120) throws -> CommandResult {
-        try Command.run(["podman"] + globalFlags + args, stdin: stdin, timeout: timeout, environment: environment)
+        try Command.run(["env", "-C", dir, "podman"] + globalFlags + args, stdin: stdin, timeout: timeout, environment: environment)
     }
 
     /// `podman run --rm [options] IMAGE command...`
@@ -168,13 +177,13 @@ final class Podman {
     /// container, and nothing on the host, and removes the podman's files.
     static func with(sourceLocation: SourceLocation = #_sourceLocation, _ body: (Podman) throws -> Void) throws {
         let p = try Podman()
-        let before = HostLeftovers.take(mentioning: p.dir, scope)
+        let before = HostLeftovers.take(mentioning: p.dir, p.scope)
         var failure: Error?
         do { try body(p) } catch { failure = error }
         let left = (try? p(["ps", "-aq"]))?.out.split(separator: "\n") ?? []
         #expect(left.isEmpty, "containers left in podman: \(left)", sourceLocation: sourceLocation)
         if !left.isEmpty { _ = try? p(["rm", "-f", "-t", "0"] + left.map(String.init)) }
-        HostLeftovers.expectNothingAdded(since: before, mentioning: p.dir, scope, sourceLocation: sourceLocation)
+        HostLeftovers.expectNothingAdded(since: before, mentioning: p.dir, p.scope, sourceLocation: sourceLocation)
         let reset = try? p(["system", "reset", "-f"])
         #expect(reset?.status == 0, "podman system reset: \(reset.map(String.init(describing:)) ?? "did not run")",
                 sourceLocation: sourceLocation)
