@@ -30,7 +30,14 @@ let package = Package(
         .systemLibrary(name: "CLibcrypto"),
 
         // MARK: shared foundation
+        // SwvmBase: errors, paths, files, JSON, logging, subprocesses.
         .target(name: "SwvmBase", dependencies: ["CSyscalls", "CLibcrypto", "CConfinement"]),
+        // NativeThreads: pthreads with @Sendable bodies, and Locked.
+        .target(name: "NativeThreads", dependencies: ["SwvmBase", "CSyscalls"]),
+        // EventLoop: an epoll loop on its own thread (the VMM's device thread).
+        .target(name: "EventLoop", dependencies: ["SwvmBase", "NativeThreads", "CSyscalls"]),
+        // Terminal: swvm's own terminal under -t (size, raw mode), at both levels.
+        .target(name: "Terminal", dependencies: ["CSyscalls"]),
 
         // MARK: images and process settings (both isolation levels)
         .target(name: "OCIImage", dependencies: ["SwvmBase", "CSyscalls", "CZlib", "CZstd"]),
@@ -56,22 +63,24 @@ let package = Package(
         // the next swvm cleans up after one killed with SIGKILL.
         .target(name: "RunRecords", dependencies: ["SwvmBase", "Cgroups", "Network"]),
         .target(name: "ContainerRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
+                dependencies: ["SwvmBase", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "CSyscalls", "CConfinement"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
-        // Snapshot: the saved-state encoding and the snapshot cache (warm starts).
+        // Snapshot: the saved-state encoding and the snapshot file format.
         .target(name: "Snapshot", dependencies: ["SwvmBase", "CZlib"]),
+        // SnapshotCache: where snapshots live, lookup, locking and publishing (warm starts).
+        .target(name: "SnapshotCache", dependencies: ["SwvmBase", "NativeThreads", "Snapshot"]),
         .target(name: "KVM", dependencies: ["SwvmBase", "CKVM"]),
         .target(name: "GuestMemory", dependencies: ["SwvmBase", "CAtomics"]),
         .target(name: "BootLoader", dependencies: ["SwvmBase", "GuestMemory", "CKVM"]),
-        .target(name: "Devices", dependencies: ["SwvmBase", "GuestMemory", "Snapshot"]),
+        .target(name: "Devices", dependencies: ["SwvmBase", "NativeThreads", "GuestMemory", "Snapshot"]),
         // SharedDirectory: the 9P2000.L file server behind virtio-9p (-v at --isolation=vm).
         .target(name: "SharedDirectory", dependencies: ["SwvmBase", "CSyscalls"]),
-        .target(name: "Virtio", dependencies: ["SwvmBase", "GuestMemory", "Devices", "Snapshot", "SharedDirectory", "CAtomics", "CSyscalls"]),
+        .target(name: "Virtio", dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "GuestMemory", "Devices", "Snapshot", "SharedDirectory", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
-                dependencies: ["SwvmBase", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
+                dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
         .target(name: "MicroVM",
-                dependencies: ["SwvmBase", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "OCIImage",
+                dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
                               "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
@@ -79,7 +88,7 @@ let package = Package(
 
         // MARK: comparison
         .target(name: "Compare",
-                dependencies: ["SwvmBase", "CSyscalls", "Network"]),
+                dependencies: ["SwvmBase", "NativeThreads", "CSyscalls", "Network"]),
 
         // MARK: the command-line tool
         .executableTarget(
@@ -91,17 +100,17 @@ let package = Package(
 
         // MARK: tests
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
-        .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "CConfinement"]),
+        .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "NativeThreads", "CConfinement"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
-        .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "CKVM", "MicroVM", "Snapshot",
+        .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
                                                  "Seccomp", "CSyscalls", "CConfinement"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -117,6 +126,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
+        ("FuzzOCIConfig", ["RuntimeSpec", "Seccomp", "SwvmBase"]),
     ]
     for (name, deps) in harnesses {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "fuzz/harnesses/\(name)",

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/private-tmpdir.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzVirtioDevice FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP}
+names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzVirtioDevice FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP FuzzOCIConfig}
 export SWIFT_BACKTRACE=enable=no   # libFuzzer reports crashes itself
 for name in $names; do
     if [ -f "fuzz/harnesses/$name/fuzz.c" ]; then

@@ -42,6 +42,13 @@ int cseccomp_add_compat_arches(void *ctx) {
     return 0;
 }
 
+int cseccomp_add_arch(void *ctx, const char *name) {
+    uint32_t arch = seccomp_arch_resolve_name(name);
+    if (arch == 0) return -EDOM;
+    int r = seccomp_arch_add(ctx, arch);
+    return r == -EEXIST ? 0 : r;
+}
+
 static enum scmp_compare op_of(int op) {
     switch (op) {
     case CSECCOMP_NE: return SCMP_CMP_NE;

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SwvmBase
+import NativeThreads
 
 /// The host end of the probe's network figure (compare --network bridge):
 /// a TCP listener on the bridge's own address, open for the whole

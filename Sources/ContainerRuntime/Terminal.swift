@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CSyscalls
 import SwvmBase
+import Terminal
 
 /// `-t`: the container's pty master, relayed to swvm's own terminal. The
 /// host terminal goes to raw mode while the container runs (with -i) and

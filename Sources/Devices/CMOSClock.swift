@@ -6,15 +6,18 @@ import Glibc
 /// wall-clock time from it at boot. Without it the guest either waits for
 /// an update-in-progress bit that never clears or starts in 1970.
 import Snapshot
+import SwvmBase
+import NativeThreads
 
 public final class CMOSClock: BusDevice, StateSaving {
-    private var index: UInt8 = 0
-    private let now: () -> time_t
+    /// The register selected through port 0x70.
+    private let selected = Locked<UInt8>(0)
+    private let now: @Sendable () -> time_t
 
-    public init(now: @escaping () -> time_t = { time(nil) }) { self.now = now }
+    public init(now: @escaping @Sendable () -> time_t = { time(nil) }) { self.now = now }
 
-    public func saveState(_ w: inout StateWriter) { w.u8(index) }
-    public func restoreState(_ r: inout StateReader) throws { index = try r.u8() }
+    public func saveState(_ w: inout StateWriter) { w.u8(selected.current) }
+    public func restoreState(_ r: inout StateReader) throws { selected.replace(try r.u8()) }
 
     static func bcd(_ v: Int32) -> UInt8 { UInt8((v / 10) << 4 | (v % 10)) }
 
@@ -25,7 +28,7 @@ public final class CMOSClock: BusDevice, StateSaving {
             var t = now()
             var tm = tm()
             gmtime_r(&t, &tm)
-            switch index {
+            switch selected.current {
             case 0x00: value = CMOSClock.bcd(tm.tm_sec)
             case 0x02: value = CMOSClock.bcd(tm.tm_min)
             case 0x04: value = CMOSClock.bcd(tm.tm_hour)
@@ -45,6 +48,6 @@ public final class CMOSClock: BusDevice, StateSaving {
     }
 
     public func write(offset: UInt64, data: UnsafeRawBufferPointer) {
-        if offset == 0, data.count >= 1 { index = data[0] & 0x7f }
+        if offset == 0, data.count >= 1 { selected.replace(data[0] & 0x7f) }
     }
 }

@@ -5,9 +5,9 @@ public final class I8042: BusDevice {
     static let commandPort: UInt64 = 4   // 0x64 relative to 0x60
     static let resetCommand: UInt8 = 0xfe
 
-    private let onReset: () -> Void
+    private let onReset: @Sendable () -> Void
 
-    public init(onReset: @escaping () -> Void) { self.onReset = onReset }
+    public init(onReset: @escaping @Sendable () -> Void) { self.onReset = onReset }
 
     public func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
         for i in 0..<data.count { data[i] = 0 }

@@ -1,11 +1,14 @@
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// A 16550A-compatible UART (the PC's COM1 at 0x3f8, IRQ 4), enough for
 /// Linux's 8250 driver: transmit-holding-register-empty and receive
 /// interrupts, loopback for the driver's probe, FIFO reporting, divisor
 /// latch. Transmitted bytes go to `output`; `enqueueInput` feeds the guest.
-public final class Serial8250: BusDevice, StateSaving {
+// @unchecked: the registers and the input FIFO are read and written only
+// under `lock`.
+public final class Serial8250: BusDevice, StateSaving, @unchecked Sendable {
     // Register offsets.
     static let data: UInt64 = 0, ier: UInt64 = 1, iirFcr: UInt64 = 2, lcr: UInt64 = 3
     static let mcr: UInt64 = 4, lsr: UInt64 = 5, msr: UInt64 = 6, scr: UInt64 = 7
@@ -28,10 +31,10 @@ public final class Serial8250: BusDevice, StateSaving {
     private var inputHead = 0
     private let lock = Locked(())
 
-    private let output: (UInt8) -> Void
-    private let raiseInterrupt: () -> Void
+    private let output: @Sendable (UInt8) -> Void
+    private let raiseInterrupt: @Sendable () -> Void
 
-    public init(output: @escaping (UInt8) -> Void, raiseInterrupt: @escaping () -> Void) {
+    public init(output: @escaping @Sendable (UInt8) -> Void, raiseInterrupt: @escaping @Sendable () -> Void) {
         self.output = output
         self.raiseInterrupt = raiseInterrupt
     }

@@ -28,7 +28,14 @@ public struct GuestRegion {
 /// hostile guest can never make the VMM touch host memory outside the
 /// guest's. No host pointer leaves this type: callers read and write typed
 /// values, copy bytes in and out, or get a view for the span of a closure.
-public final class GuestMemory {
+///
+/// @unchecked Sendable: every vCPU and device thread reaches guest RAM, and
+/// so does the guest, at any moment; that is its nature, not a race this
+/// type could lock away. What it owns never changes (`regions` is a let,
+/// the mappings live as long as the object), and every access is a
+/// bounds-checked copy or a single typed read or write (ring indices are
+/// atomic), never a value assumed stable across two reads.
+public final class GuestMemory: @unchecked Sendable {
     public let regions: [GuestRegion]
 
     /// Maps anonymous memory for each (base, size) range.

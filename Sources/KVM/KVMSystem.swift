@@ -6,7 +6,7 @@ import SwvmBase
 
 /// /dev/kvm: the API version check, capabilities and system-wide queries.
 /// The Swift face of CKVM, in the spirit of rust-vmm's kvm-ioctls.
-public final class KVMSystem {
+public final class KVMSystem: Sendable {
     public let fd: FileDescriptor
 
     /// Capabilities swvm's VMM cannot do without.

@@ -38,7 +38,12 @@ public enum VCPUExit {
 }
 
 /// A vCPU file descriptor and its mmap'ed kvm_run structure.
-public final class VCPU {
+///
+/// @unchecked Sendable: its thread runs it; another thread only sets
+/// kvm_run's immediate_exit (`requestImmediateExit`, the cross-thread kick
+/// KVM documents), or reads and writes registers while the vCPU is parked
+/// outside KVM_RUN (a snapshot). Its stored properties never change.
+public final class VCPU: @unchecked Sendable {
     public let fd: FileDescriptor
     public let id: Int
     private let runData: UnsafeMutablePointer<kvm_run>

@@ -6,7 +6,7 @@ import SwvmBase
 
 /// A KVM VM file descriptor: memory slots, the in-kernel irqchip and PIT,
 /// interrupt lines, irqfds and ioeventfds, and vCPU creation.
-public final class VirtualMachine {
+public final class VirtualMachine: Sendable {
     public let fd: FileDescriptor
     public let system: KVMSystem
 

@@ -13,9 +13,12 @@ import RunSettingsWire
 import Seccomp
 import SharedDirectory
 import Snapshot
+import SnapshotCache
 import SwvmBase
 import Virtio
 import VMM
+import NativeThreads
+import Terminal
 
 /// How to build the VM for a run.
 public struct VMOptions {
@@ -217,16 +220,18 @@ public final class VMRunner {
         // -v: the directories are opened now (the device thread, which
         // attaches them, may open nothing).
         let volumes = VMVolumes(spec)
-        let shareServer = volumes.shares.isEmpty ? nil : try NinePServer(shares: volumes.shares)
+        let sharing = !volumes.shares.isEmpty
+        let shareServer = sharing ? try NinePServer(shares: volumes.shares) : nil
 
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
+        if let shareServer { instance.volumes.prepare(shareServer) }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
-        session.attach = attachDevices(instance, disk: diskImage, tap: tap, shareServer: shareServer, volumes: volumes)
+        session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
         if let writer { session.beforeSettings = saveSnapshot(of: instance, with: writer) }
         var result = try session.run(restored: how == .warm)
         result.start = how
-        if shareServer != nil { logShareCounters(instance.volumes) }
+        if sharing { logShareCounters(instance.volumes) }
         return result
     }
 
@@ -246,7 +251,7 @@ public final class VMRunner {
     /// What the session attaches once guest-init has its settings: the
     /// root disk, the tap and the shares.
     private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage, tap: FileDescriptor?,
-                               shareServer: NinePServer?, volumes: VMVolumes) -> () throws -> Void {
+                               sharing: Bool, volumes: VMVolumes) -> () throws -> Void {
         return {
             instance.disk.attach(diskImage)
             instance.diskTransport.signalConfigChange()
@@ -254,8 +259,8 @@ public final class VMRunner {
                 try NetworkAttachment.setTapOffloads(tap.raw, instance.net.tapOffloads)
                 try instance.net.attach(tap: tap.raw, events: instance.machine.events)
             }
-            if let shareServer {
-                instance.volumes.attach(shareServer)
+            if sharing {
+                instance.volumes.attachPrepared()
                 instance.machine.describe(instance.volumesTransport, as: volumes.description)
             }
         }
@@ -353,7 +358,13 @@ public final class VMRunner {
 }
 
 /// One VM run's host side: the control protocol, stdio relays, signals.
-final class Session {
+///
+/// @unchecked Sendable: the main thread and the device thread (the console's
+/// handlers) share it. Its lets are fixed at init (the RunSpec, filter and
+/// terminal are read only); `attach` and `beforeSettings` are set before the
+/// VM runs and used once, in `guestReady`, on one thread; what changes
+/// while the VM runs is in `state` and `phases`, behind their locks.
+final class Session: @unchecked Sendable {
     let runner: VMRunner
     let instance: VMRunner.Instance
     let filter: SeccompFilter?
@@ -388,8 +399,8 @@ final class Session {
             // guest-init already said it is ready before the snapshot.
             guestReady()
         }
-        var tail = ConsoleTail()
-        machine.onConsoleLine = { line in tail.append(line) }
+        let tail = Locked(ConsoleTail())
+        machine.onConsoleLine = { line in tail.with { $0.append(line) } }
         terminal?.start()
         let exit: MachineExit
         // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid).
@@ -407,7 +418,7 @@ final class Session {
             throw error
         }
         terminal?.finish()
-        return try result(exit, tail: tail)
+        return try result(exit, tail: tail.current)
     }
 
     private func result(_ exit: MachineExit, tail: ConsoleTail) throws -> VMResult {
@@ -574,10 +585,11 @@ final class Session {
     private func wireStdin() {
         let console = instance.console, stdinPort = console.ports[1], machine = self.machine
         let stdinFD: Int32 = 0
-        var eof = false
+        // Set on the event-loop thread, read on the device thread.
+        let eof = Locked(false)
         let pollable = VMRunner.isPollable(stdinFD)
-        func pump() {
-            guard !eof else { return }
+        @Sendable func pump() {
+            guard !eof.current else { return }
             // Keep at most 1 MiB queued for the guest; resume when it drains.
             if console.pendingCount(stdinPort) > (1 << 20) { if pollable { machine.events.remove(fd: stdinFD) }; return }
             var buf = [UInt8](repeating: 0, count: 65536)
@@ -585,16 +597,16 @@ final class Session {
             if n > 0 {
                 console.send(Array(buf[0..<n]), to: stdinPort)
             } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                eof = true
+                eof.replace(true)
                 if pollable { machine.events.remove(fd: stdinFD) }
                 if console.pendingCount(stdinPort) == 0 { console.setHostConnected(stdinPort, false) }
             }
         }
-        func pumpUnpollable() {
-            while !eof && console.pendingCount(stdinPort) <= (1 << 20) { pump() }
+        @Sendable func pumpUnpollable() {
+            while !eof.current && console.pendingCount(stdinPort) <= (1 << 20) { pump() }
         }
         console.onWritable = {
-            if eof { console.setHostConnected(stdinPort, false) }
+            if eof.current { console.setHostConnected(stdinPort, false) }
             else if pollable { try? machine.events.add(fd: stdinFD, events: UInt32(EPOLLIN.rawValue)) { _ in pump() } }
             else { pumpUnpollable() }
         }
@@ -616,7 +628,7 @@ final class Session {
             if sig == SIGPIPE { return true }
             // Before the workload runs there is nothing to forward to.
             guard state.with({ $0.pid != nil }) else { return false }
-            func send(_ sig: Int32) { console.send(GuestProtocol.signalFrame(sig), to: control) }
+            @Sendable func send(_ sig: Int32) { console.send(GuestProtocol.signalFrame(sig), to: control) }
             guard StopGrace.isStopSignal(sig) else { send(sig); return true }
             if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
             send(sig)
@@ -659,7 +671,7 @@ extension String {
 }
 
 /// The last lines of the guest console, shown when a VM fails.
-struct ConsoleTail {
+struct ConsoleTail: Sendable {
     private var lines: [String] = []
 
     mutating func append(_ line: String) {

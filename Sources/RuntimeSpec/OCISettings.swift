@@ -37,6 +37,16 @@ public struct OCISettings: Equatable, Sendable {
     /// process.consoleSize (with process.terminal).
     public var consoleRows: UInt16 = 0
     public var consoleCols: UInt16 = 0
+    /// linux.resources, all of it (cgroups v1 and v2); the memory, CPU
+    /// bandwidth and pids limits are also in RunSpec.resources.
+    public var resources = OCIResources()
+    /// domainname (runtime-spec 1.1): setdomainname in the uts namespace.
+    public var domainname: String?
+    /// linux.timeOffsets (with a time namespace of the container's): what
+    /// /proc/self/timens_offsets gets before the namespace has a process.
+    public var timeOffsets: [OCITimeOffset] = []
+    /// linux.personality.domain: "LINUX" or "LINUX32" (nil: unchanged).
+    public var personality: String?
 
     public init(rootPath: String) {
         self.rootPath = rootPath
@@ -161,4 +171,18 @@ public struct OCIHooks: Equatable, Sendable {
     public var poststop: [OCIHook] = []
 
     public init() {}
+}
+
+/// A clock's offset in a time namespace (runtime-spec 1.1 linux.timeOffsets).
+public struct OCITimeOffset: Equatable, Sendable {
+    /// "monotonic" or "boottime".
+    public var clock: String
+    public var seconds: Int64
+    public var nanoseconds: UInt32
+
+    public init(clock: String, seconds: Int64, nanoseconds: UInt32) {
+        self.clock = clock
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+    }
 }

@@ -5,7 +5,7 @@ import CSyscalls
 import SwvmBase
 
 /// A resource limit (`--ulimit nofile=1024:2048`, OCI process.rlimits).
-public struct Rlimit: Equatable {
+public struct Rlimit: Equatable, Sendable {
     public let resource: Int32
     public let name: String
     public let soft: UInt64

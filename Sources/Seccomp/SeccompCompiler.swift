@@ -51,8 +51,7 @@ public enum SeccompCompiler {
         }
         defer { cseccomp_release(ctx) }
         if compatArches {
-            let r = cseccomp_add_compat_arches(ctx)
-            guard r == 0 else { throw SwvmError(.internalError, "libseccomp: cannot add the x86/x32 ABIs (\(errnoText(-r)))") }
+            try addArchitectures(profile.architectures, to: ctx)
         }
         var unknown: [String] = []
         var allowed = Set<String>()
@@ -80,6 +79,23 @@ public enum SeccompCompiler {
         let allowedCount = profile.defaultAction == .allow ? -1 : allowed.count
         return SeccompFilter(program: Array(UnsafeBufferPointer(start: out, count: len)), allowedSyscalls: allowedCount,
                              unknownNames: unknown)
+    }
+
+    /// The profile's ABIs beside the native one (which the filter always
+    /// has, as runc's); none listed: x86 and x32, as Docker's default.
+    static func addArchitectures(_ names: [String], to ctx: UnsafeMutableRawPointer) throws {
+        if names.isEmpty {
+            let r = cseccomp_add_compat_arches(ctx)
+            guard r == 0 else { throw SwvmError(.internalError, "libseccomp: cannot add the x86/x32 ABIs (\(errnoText(-r)))") }
+            return
+        }
+        for name in names {
+            // "SCMP_ARCH_X86_64" is libseccomp's "x86_64".
+            let short = (name.hasPrefix("SCMP_ARCH_") ? String(name.dropFirst(10)) : name).lowercased()
+            let r = cseccomp_add_arch(ctx, short)
+            if r == -EDOM { throw SwvmError(.invalidArgument, "seccomp architecture \(name): libseccomp does not know it") }
+            guard r == 0 else { throw SwvmError(.internalError, "libseccomp: cannot add the ABI \(name) (\(errnoText(-r)))") }
+        }
     }
 
     static func action(_ a: SeccompProfile.Action) -> UInt32 {
@@ -113,6 +129,8 @@ extension SeccompProfile {
     /// millisecond and pulled the runtime's Mirror code into every run.
     var canonicalText: String {
         var text = "default \(defaultAction.canonicalText)\n"
+        // Only when set, so the keys of profiles without it stay as they were.
+        if !architectures.isEmpty { text += "arches \(architectures.joined(separator: ","))\n" }
         for rule in rules {
             let args = rule.args.map { "\($0.index) \($0.op.rawValue) \($0.value) \($0.valueTwo)" }
             text += "\(rule.action.canonicalText) \(rule.names.joined(separator: ",")) [\(args.joined(separator: ";"))]\n"

@@ -45,8 +45,38 @@ public struct SeccompProfile: Equatable, Sendable {
         }
     }
 
+    /// seccomp(2)'s SECCOMP_FILTER_FLAG_* bits (OCI linux.seccomp.flags),
+    /// given to the kernel when the filter is loaded; not part of the BPF.
+    public struct Flags: OptionSet, Equatable, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let tsync = Flags(rawValue: 1)
+        public static let log = Flags(rawValue: 2)
+        public static let specAllow = Flags(rawValue: 4)
+        public static let waitKillableRecv = Flags(rawValue: 32)
+
+        /// The OCI names, as runc and crun accept them.
+        public static let names: [(String, Flags)] = [
+            ("SECCOMP_FILTER_FLAG_TSYNC", .tsync), ("SECCOMP_FILTER_FLAG_LOG", .log),
+            ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", .specAllow), ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", .waitKillableRecv),
+        ]
+    }
+
+    /// The OCI architecture names (SCMP_ARCH_*) libseccomp 2.5 knows.
+    public static let architectureNames: Set<String> = [
+        "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64",
+    ]
+
     public var defaultAction: Action
     public var rules: [Rule]
+    /// The ABIs the filter covers (SCMP_ARCH_* names, as OCI's
+    /// linux.seccomp.architectures). Empty: the compiler's choice (the
+    /// native ABI, plus x86 and x32 with compatArches, as Docker does).
+    public var architectures: [String] = []
+    public var flags: Flags = []
 
     public init(defaultAction: Action, rules: [Rule]) {
         self.defaultAction = defaultAction

@@ -5,7 +5,7 @@ import CSyscalls
 import SwvmBase
 
 /// A host directory the guest may use: `-v HOST:CTR[:ro]` at --isolation=vm.
-public struct Share: Equatable {
+public struct Share: Equatable, Sendable {
     public let hostPath: String
     public let readOnly: Bool
     public init(hostPath: String, readOnly: Bool) {

@@ -2,33 +2,37 @@
 import Glibc
 #endif
 import CSyscalls
+import Synchronization
 
 /// An owned file descriptor, closed when the last reference goes away.
-public final class FileDescriptor {
-    public private(set) var raw: Int32
+/// Sendable: threads share descriptors (a VM's eventfds), and the number
+/// is atomic, so one `close` or `release` takes it and the others see -1.
+public final class FileDescriptor: Sendable {
+    private let number: Atomic<Int32>
     /// What the descriptor is open on (a path), for its errors.
     public let name: String?
 
     public init(_ raw: Int32, name: String? = nil) {
-        self.raw = raw
+        number = Atomic(raw)
         self.name = name
     }
+
+    /// The descriptor, or -1 once closed or released.
+    public var raw: Int32 { number.load(ordering: .acquiring) }
 
     /// The subject of an error on this descriptor.
     var subject: String { name ?? "file descriptor \(raw)" }
 
-    deinit { if raw >= 0 { Glibc.close(raw) } }
+    deinit { close() }
 
     /// Gives up ownership; the caller closes the descriptor.
     public func release() -> Int32 {
-        let r = raw
-        raw = -1
-        return r
+        number.exchange(-1, ordering: .acquiringAndReleasing)
     }
 
     public func close() {
-        if raw >= 0 { Glibc.close(raw) }
-        raw = -1
+        let r = number.exchange(-1, ordering: .acquiringAndReleasing)
+        if r >= 0 { Glibc.close(r) }
     }
 
     public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> FileDescriptor {

@@ -9,6 +9,10 @@ public enum JSON: Equatable, Sendable {
     case bool(Bool)
     case number(Double)
     case integer(Int64)
+    /// An integer literal above Int64.max (up to UInt64.max), kept exact:
+    /// OCI's uint64 fields (rlimits, RLIM_INFINITY) would lose their low
+    /// bits as a Double.
+    case unsigned(UInt64)
     case string(String)
     case array([JSON])
     case object([(String, JSON)])
@@ -20,6 +24,8 @@ public enum JSON: Equatable, Sendable {
         case let (.number(x), .number(y)): return x == y
         case let (.integer(x), .integer(y)): return x == y
         case let (.integer(x), .number(y)), let (.number(y), .integer(x)): return Double(x) == y
+        case let (.unsigned(x), .unsigned(y)): return x == y
+        case let (.unsigned(x), .number(y)), let (.number(y), .unsigned(x)): return Double(x) == y
         case let (.string(x), .string(y)): return x == y
         case let (.array(x), .array(y)): return x == y
         case let (.object(x), .object(y)):
@@ -59,9 +65,20 @@ public enum JSON: Equatable, Sendable {
 
     public var int: Int? { int64.map { Int(truncatingIfNeeded: $0) } }
 
+    /// A non-negative integer literal (nil for a negative one, a fraction or
+    /// a number written with an exponent).
+    public var uint64: UInt64? {
+        switch self {
+        case .integer(let i): return UInt64(exactly: i)
+        case .unsigned(let u): return u
+        default: return nil
+        }
+    }
+
     public var double: Double? {
         switch self {
         case .integer(let i): return Double(i)
+        case .unsigned(let u): return Double(u)
         case .number(let d): return d
         default: return nil
         }
@@ -274,7 +291,7 @@ public enum JSON: Equatable, Sendable {
             }
             let text = String(decoding: bytes[start..<pos], as: UTF8.self)
             if isInteger, let i = Int64(text) { return .integer(i) }
-            if isInteger, let u = UInt64(text) { return .number(Double(u)) }
+            if isInteger, let u = UInt64(text) { return .unsigned(u) }
             guard let d = Double(text) else { throw error("invalid number") }
             return .number(d)
         }
@@ -294,6 +311,7 @@ public enum JSON: Equatable, Sendable {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .integer(let i): out += String(i)
+        case .unsigned(let u): out += String(u)
         case .number(let d):
             if d.isFinite {
                 if d.rounded() == d && abs(d) < 1e15 { out += String(Int64(d)) } else { out += "\(d)" }

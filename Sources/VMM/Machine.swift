@@ -11,6 +11,8 @@ import Virtio
 import Seccomp
 import Snapshot
 import SwvmBase
+import NativeThreads
+import EventLoop
 
 /// A micro-VM: guest memory, the in-kernel irqchip and PIT, the legacy
 /// devices (COM1, i8042 reset, CMOS clock), any virtio-mmio devices added
@@ -22,7 +24,13 @@ import SwvmBase
 /// `run()` writes the boot structures (unless restored), starts the vCPUs
 /// and blocks until the VM ends, returning how it ended. While it runs,
 /// `pause` stops every vCPU so that `captureState` can save the VM.
-public final class Machine {
+///
+/// @unchecked Sendable: the vCPU, device and service threads share it. Its
+/// vars are set while the machine is built, on one thread, before `run`
+/// starts any other; after that they are only read. What changes while it
+/// runs is behind a lock (`state`, `threads`, `confinedThreads`) or is the
+/// devices' own (each guards its state).
+public final class Machine: @unchecked Sendable {
     public let config: MachineConfig
     public let kvm: KVMSystem
     public let vm: VirtualMachine
@@ -34,7 +42,9 @@ public final class Machine {
     public let isPVMHost: Bool
 
     var vcpus: [VCPU] = []
-    var threads: [NativeThread] = []
+    /// The vCPU threads (vCPU i at i), then the service threads: locked,
+    /// as a vCPU may kick the others (`stop`) while they are still started.
+    let threads = Locked<[NativeThread]>([])
     /// The loaded kernel; nil for a VM restored from a snapshot.
     let kernel: LoadedKernel?
     var restored = false
@@ -47,7 +57,7 @@ public final class Machine {
     var ownedFDs: [FileDescriptor] = []
     var virtioTransports: [MMIOTransport] = []
     /// Threads of devices that serve on their own (virtio-9p's file server).
-    var services: [(name: String, profile: SeccompProfile, prepare: () throws -> Void, body: (Int32) -> Void)] = []
+    var services: [ServiceThread] = []
     /// What the guest can reach, as attached (for the run's posture).
     public internal(set) var attachedDevices: [String] = []
     /// The seccomp filters the VMM's threads loaded: thread, system calls allowed.
@@ -58,7 +68,7 @@ public final class Machine {
     let panicScanner = PanicScanner()
     let kickSignal = sys_vcpu_kick_signal()
     /// Called on the vCPU thread for each console line (diagnostics).
-    public var onConsoleLine: ((String) -> Void)?
+    public var onConsoleLine: (@Sendable (String) -> Void)?
     /// Signals swvm receives while the VM runs (SIGINT, SIGTERM, SIGHUP,
     /// SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH), on the main thread. Return true
     /// when handled (forwarded to the guest); otherwise SIGINT, SIGTERM,
@@ -82,7 +92,7 @@ public final class Machine {
         var samples: [[UInt64]] = []
         var emulationFixups: [String: Int] = [:]
         var pauseRequested = false
-        var pauseWork: (() -> Void)?
+        var pauseWork: (@Sendable () -> Void)?
     }
 
     /// Builds the VM; with `snapshot`, guest RAM is mapped from its memory
@@ -169,8 +179,8 @@ public final class Machine {
             // Never join threads that were not told to stop.
             stop(.failed(error as? SwvmError ?? SwvmError(.internalError, "\(error)")))
         }
-        for t in threads { t.join() }
-        threads.removeAll()
+        for t in threads.current { t.join() }
+        threads.replace([])
         events.stop()
         return state.with { $0.exit } ?? .stopped
     }

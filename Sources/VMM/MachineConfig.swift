@@ -35,7 +35,7 @@ public struct MachineConfig {
 }
 
 /// How a VM ended.
-public enum MachineExit: Equatable {
+public enum MachineExit: Equatable, Sendable {
     /// The guest asked for a reset (reboot, or poweroff through reboot=k).
     case reset
     /// Every vCPU halted with interrupts off: the guest powered off or halted.

@@ -92,10 +92,21 @@ extension Machine {
     /// thread before the filter (for steps the filter forbids, such as
     /// dropping this thread's capabilities); a failure ends the VM. `body`
     /// returns when its argument, an eventfd, becomes readable: the VM has ended.
-    public func addServiceThread(name: String, profile: SeccompProfile, prepare: @escaping () throws -> Void = {},
-                                 body: @escaping (_ stop: Int32) -> Void) {
-        services.append((name, profile, prepare, body))
+    public func addServiceThread(name: String, profile: SeccompProfile, prepare: @escaping @Sendable () throws -> Void = {},
+                                 body: @escaping @Sendable (_ stop: Int32) -> Void) {
+        services.append(ServiceThread(name: name, profile: profile, prepare: prepare, body: body))
     }
+}
+
+/// A device's server thread, as `addServiceThread` asked for it.
+struct ServiceThread: Sendable {
+    let name: String
+    let profile: SeccompProfile
+    let prepare: @Sendable () throws -> Void
+    let body: @Sendable (_ stop: Int32) -> Void
+}
+
+extension Machine {
 
     /// Replaces how the posture describes an attached device (once the run
     /// has given it what it serves).

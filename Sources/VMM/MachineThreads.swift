@@ -5,6 +5,7 @@ import CSyscalls
 import KVM
 import Seccomp
 import SwvmBase
+import NativeThreads
 
 extension Machine {
     /// The device thread, one thread per vCPU and the devices' service
@@ -13,19 +14,18 @@ extension Machine {
     /// loaded is fatal, as in Firecracker: the threads that handle what the
     /// guest does never run unconfined.
     func startThreads() throws {
-        let vcpuFilters = try vcpus.map { try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false) }
-        let deviceFilter = try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)
-        events.onThreadStart = { [weak self] in
+        let vcpuFilters = try vcpus.map { ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false)) }
+        let deviceFilter = ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false))
+        try events.start(onThreadStart: { [weak self] in
             do {
                 try VMMSeccomp.confineCurrentThread(deviceFilter)
                 self?.confinedThreads.with { $0.append(("device", deviceFilter.allowedSyscalls)) }
             } catch {
                 self?.stop(.failed(SwvmError(.systemCall, "the device thread's seccomp filter: \(error)")))
             }
-        }
-        try events.start()
+        })
         for (vcpu, vcpuFilter) in zip(vcpus, vcpuFilters) {
-            threads.append(try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
+            let thread = try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
                 do {
                     try VMMSeccomp.confineCurrentThread(vcpuFilter)
                     confinedThreads.with { $0.append(("vCPU \(vcpu.id)", vcpuFilter.allowedSyscalls)) }
@@ -34,12 +34,13 @@ extension Machine {
                     return
                 }
                 vcpuLoop(vcpu)
-            })
+            }
+            threads.with { $0.append(thread) }
         }
         // After the vCPUs: kickAll finds vCPU i at threads[i].
         for service in services {
-            let filter = try SeccompCompiler.compile(service.profile, compatArches: false)
-            threads.append(try NativeThread(name: "swvm-\(service.name)") { [self, exitEvent] in
+            let filter = ThreadFilter(try SeccompCompiler.compile(service.profile, compatArches: false))
+            let thread = try NativeThread(name: "swvm-\(service.name)") { [self, exitEvent] in
                 do {
                     try service.prepare()
                 } catch {
@@ -54,7 +55,8 @@ extension Machine {
                     return
                 }
                 service.body(exitEvent.raw)
-            })
+            }
+            threads.with { $0.append(thread) }
         }
     }
 
@@ -109,6 +111,7 @@ extension Machine {
     }
 
     func kickAll() {
+        let threads = self.threads.current
         for (i, vcpu) in vcpus.enumerated() {
             vcpu.requestImmediateExit()
             if i < threads.count { threads[i].signal(kickSignal) }
@@ -126,7 +129,7 @@ extension Machine {
     func requestProfileSample() {
         state.with { s in s.profileRequested.insert(0) }
         vcpus[0].requestImmediateExit()
-        if !threads.isEmpty { threads[0].signal(kickSignal) }
+        threads.current.first?.signal(kickSignal)
     }
 
     func vcpuLoop(_ vcpu: VCPU) {

@@ -10,7 +10,7 @@ extension Machine {
     /// thread until it is done. Called from the device thread (one caller
     /// at a time), so that no device changes under `work` either. Returns
     /// at once, without running `work`, if the VM is ending.
-    public func pause(_ work: @escaping () -> Void) {
+    public func pause(_ work: @escaping @Sendable () -> Void) {
         let queued: Bool = state.with { s in
             guard s.exit == nil, s.pauseWork == nil else { return false }
             s.pauseWork = work

@@ -110,9 +110,25 @@ public enum VMMSeccomp {
 
     /// Confines the calling thread (no_new_privs first, as seccomp requires).
     public static func confineCurrentThread(_ filter: SeccompFilter) throws {
+        try confineCurrentThread(ThreadFilter(filter))
+    }
+
+    static func confineCurrentThread(_ filter: ThreadFilter) throws {
         try sys("prctl(PR_SET_NO_NEW_PRIVS)") { sys_prctl(38, 1, 0, 0, 0) }
         _ = try filter.program.withUnsafeBytes { p in
-            try sys("seccomp (VMM thread)") { sys_seccomp_set_filter(p.baseAddress, UInt16(filter.instructionCount), 0) }
+            try sys("seccomp (VMM thread)") { sys_seccomp_set_filter(p.baseAddress, UInt16(p.count / 8), 0) }
         }
+    }
+}
+
+/// What a VMM thread needs of its compiled filter, copied out of the
+/// SeccompFilter for the thread that loads it.
+struct ThreadFilter: Sendable {
+    let program: [UInt8]
+    let allowedSyscalls: Int
+
+    init(_ filter: SeccompFilter) {
+        program = filter.program
+        allowedSyscalls = filter.allowedSyscalls
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import SwvmBase
+import NativeThreads
 
 /// virtio-blk (virtio 1.x, section 5.2) over a host file: reads, writes
 /// (unless read-only), flush and device id. Requests are served straight
@@ -11,7 +12,9 @@ import SwvmBase
 /// is how a VM restored from a snapshot gets the image of its run: the
 /// device starts empty (capacity 0), and the transport's config-change
 /// interrupt makes the guest read the new capacity.
-public final class BlockDevice: VirtioDevice {
+// @unchecked: `malformedWarnings`, its only var, changes only in `serve`,
+// which runs under the RequestQueue's lock; the disk is behind `backing`.
+public final class BlockDevice: VirtioDevice, @unchecked Sendable {
     public let deviceType = VirtioID.block
     public let queueSizes: [UInt16] = [256]
     public let readOnly: Bool
@@ -42,7 +45,7 @@ public final class BlockDevice: VirtioDevice {
     /// An open disk image and its size, ready for `attach` (which may then
     /// run on the device thread, whose seccomp filter allows neither open
     /// nor stat).
-    public struct DiskImage {
+    public struct DiskImage: Sendable {
         public let fd: FileDescriptor
         public let path: String
         public let sectors: UInt64
@@ -77,7 +80,7 @@ public final class BlockDevice: VirtioDevice {
 
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
-    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping @Sendable () -> Void) {
         requests.activate(queues.first, interrupt: interrupt)
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// virtio-console with the multiport feature (virtio 1.x, section 5.3):
 /// named ports that the guest sees as /dev/vport0pN character devices.
@@ -18,12 +19,17 @@ import SwvmBase
 /// DEVICE_READY or PORT_READY without taking the replies would grow them
 /// without end). Past a bound the device queues nothing more and calls
 /// `onLimit` once, and its owner ends the VM.
-public final class ConsoleDevice: VirtioDevice, StateSaving {
-    public final class Port {
+// @unchecked: the queues, the ports' buffers and the limit state are read
+// and written only under `lock`; the callbacks are set while the machine
+// is built, before its threads start.
+public final class ConsoleDevice: VirtioDevice, StateSaving, @unchecked Sendable {
+    /// @unchecked Sendable: its vars are the device's state, read and
+    /// written under the device's `lock` (`onData` is set before the VM runs).
+    public final class Port: @unchecked Sendable {
         public let id: UInt32
         public let name: String
         /// Guest -> host bytes (on the event-loop thread).
-        public var onData: (([UInt8]) -> Void)?
+        public var onData: (@Sendable ([UInt8]) -> Void)?
         public internal(set) var guestOpen = false
         var hostConnected: Bool
         var pending: [UInt8] = []
@@ -56,9 +62,9 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
     private var controlOut: [[UInt8]] = []
     private let lock = Locked(())
     /// Called when host->guest data could not all be delivered and room appears.
-    public var onWritable: (() -> Void)?
+    public var onWritable: (@Sendable () -> Void)?
     /// Called once, outside the device's lock, when a bound was passed.
-    public var onLimit: ((String) -> Void)?
+    public var onLimit: (@Sendable (String) -> Void)?
     /// The bound passed (set once), and whether onLimit has heard of it.
     private var limitPassed: String?
     private var limitReported = false
@@ -90,7 +96,7 @@ public final class ConsoleDevice: VirtioDevice, StateSaving {
 
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
-    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping @Sendable () -> Void) {
         lock.with { _ in
             self.queues = queues
             self.interrupt = interrupt

@@ -2,10 +2,12 @@ import Devices
 import GuestMemory
 import Snapshot
 import SwvmBase
+import NativeThreads
 
 /// A virtio device behind any transport: its identity, features, config
 /// space, queues, and what it does when the driver notifies a queue.
-public protocol VirtioDevice: AnyObject {
+/// Sendable: vCPU threads, the event loop and service threads all reach it.
+public protocol VirtioDevice: AnyObject, Sendable {
     var deviceType: UInt32 { get }
     /// Feature bits offered (VIRTIO_F_VERSION_1 is added by the transport).
     var features: UInt64 { get }
@@ -14,7 +16,7 @@ public protocol VirtioDevice: AnyObject {
     func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer)
     func writeConfig(offset: Int, data: UnsafeRawBufferPointer)
     /// The driver set DRIVER_OK: queues are configured.
-    func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void)
+    func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping @Sendable () -> Void)
     /// The driver notified queue `index` (on the event-loop thread, or on
     /// a vCPU's for a notification that missed the ioeventfd).
     func queueNotified(_ index: Int)
@@ -47,7 +49,9 @@ public enum VirtioStatus {
 /// register window at the device's base address. Queue notifications
 /// normally arrive through ioeventfds without a VM exit; a QueueNotify
 /// write that does exit is handled the same way.
-public final class MMIOTransport: BusDevice, StateSaving {
+// @unchecked: the registers are read and written only under `lock`; the
+// device and queues are set at init.
+public final class MMIOTransport: BusDevice, StateSaving, @unchecked Sendable {
     public let device: VirtioDevice
     public let queues: [VirtQueue]
     private let lock = Locked(())
@@ -60,12 +64,12 @@ public final class MMIOTransport: BusDevice, StateSaving {
     private var interruptStatus: UInt32 = 0
     private var configGeneration: UInt32 = 0
     private var activated = false
-    private let raiseIRQ: () -> Void
+    private let raiseIRQ: @Sendable () -> Void
 
     static let magic: UInt32 = 0x7472_6976  // "virt"
     static let vendor: UInt32 = 0x4d56_5753  // "SWVM"
 
-    public init(device: VirtioDevice, memory: GuestMemory, raiseIRQ: @escaping () -> Void) {
+    public init(device: VirtioDevice, memory: GuestMemory, raiseIRQ: @escaping @Sendable () -> Void) {
         self.device = device
         self.queues = device.queueSizes.enumerated().map { VirtQueue(index: $0.offset, maxSize: $0.element, memory: memory) }
         self.raiseIRQ = raiseIRQ

@@ -4,6 +4,8 @@ import Glibc
 import CSyscalls
 import Snapshot
 import SwvmBase
+import NativeThreads
+import EventLoop
 
 /// virtio-net (virtio 1.x, section 5.1) with a userspace back end: a tap
 /// device on the host, read and written by the device thread (this host
@@ -22,7 +24,9 @@ import SwvmBase
 /// HOST_TSO4) and receive them (GUEST_CSUM, GUEST_TSO4, in the driver's
 /// "big packets" chains; no mergeable buffers). The host kernel does the
 /// rest. The device only fills in num_buffers (1) on receive.
-public final class NetDevice: VirtioDevice, StateSaving {
+// @unchecked: the queues, the tap, the buffers and the counters are read
+// and written only under `lock` (the compiler cannot see that it guards them).
+public final class NetDevice: VirtioDevice, StateSaving, @unchecked Sendable {
     public let deviceType = VirtioID.net
     public static let csum: UInt64 = 1 << 0, guestCsum: UInt64 = 1 << 1, guestTSO4: UInt64 = 1 << 7
     public static let mac: UInt64 = 1 << 5, hostTSO4: UInt64 = 1 << 11
@@ -52,7 +56,10 @@ public final class NetDevice: VirtioDevice, StateSaving {
     /// The length of a frame left in rxBuffer while the guest had no
     /// receive buffer.
     private var pendingLength: Int?
-    public private(set) var framesIn = 0, framesOut = 0, framesDropped = 0
+    private var inCount = 0, outCount = 0, droppedCount = 0
+    public var framesIn: Int { lock.with { _ in inCount } }
+    public var framesOut: Int { lock.with { _ in outCount } }
+    public var framesDropped: Int { lock.with { _ in droppedCount } }
 
     public init() {}
 
@@ -70,7 +77,7 @@ public final class NetDevice: VirtioDevice, StateSaving {
 
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
-    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping @Sendable () -> Void) {
         lock.with { _ in
             rx = queues.count > 0 ? queues[0] : nil
             tx = queues.count > 1 ? queues[1] : nil
@@ -131,7 +138,7 @@ public final class NetDevice: VirtioDevice, StateSaving {
                 // readable (bounded) and write it as one tap frame. (A
                 // writev from guest memory would save the copy, but the
                 // device thread's seccomp filter allows write, not writev.)
-                guard tap >= 0, let buffer = txBuffer else { framesDropped += 1; return 0 }
+                guard tap >= 0, let buffer = txBuffer else { droppedCount += 1; return 0 }
                 var n = 0
                 for b in chain.readable {
                     let take = min(Int(b.length), buffer.count - n)
@@ -142,9 +149,9 @@ public final class NetDevice: VirtioDevice, StateSaving {
                 }
                 if n > NetDevice.headerSize && n < buffer.count {
                     let w = write(tap, buffer.baseAddress!, n)
-                    if w > 0 { framesOut += 1 } else { framesDropped += 1 }
+                    if w > 0 { outCount += 1 } else { droppedCount += 1 }
                 } else {
-                    framesDropped += 1
+                    droppedCount += 1
                 }
                 return 0
             }
@@ -168,7 +175,7 @@ public final class NetDevice: VirtioDevice, StateSaving {
                 } else {
                     n = read(tap, buffer.baseAddress!, buffer.count)
                     guard n > 0 else { break }
-                    guard n > NetDevice.headerSize else { framesDropped += 1; continue }
+                    guard n > NetDevice.headerSize else { droppedCount += 1; continue }
                 }
                 guard let chain = q.pop() else {
                     // The frame stays in rxBuffer: nothing is read until
@@ -184,12 +191,12 @@ public final class NetDevice: VirtioDevice, StateSaving {
                 buffer[11] = 0
                 guard chain.writableLength >= n else {
                     // A buffer too small for the frame: the frame is dropped.
-                    framesDropped += 1
+                    droppedCount += 1
                     if q.push(chain, written: 0) { notify = true }
                     continue
                 }
                 let written = chain.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                framesIn += 1
+                inCount += 1
                 if q.push(chain, written: UInt32(written)) { notify = true }
             }
             if notify { interrupt?() }

@@ -4,6 +4,7 @@ import Glibc
 import CSyscalls
 import SharedDirectory
 import SwvmBase
+import NativeThreads
 
 /// virtio-9p (device type 9): host directories for `-v` at
 /// --isolation=vm, served over 9P2000.L by `NinePServer`.
@@ -14,7 +15,10 @@ import SwvmBase
 /// of their own (`serve(until:)`, under its own seccomp filter), which
 /// waits on the queue's ioeventfd: file operations can be slow, and must
 /// not hold up the device thread.
-public final class NinePDevice: VirtioDevice {
+// @unchecked: `notifier`, its only var, is set by `adoptNotifier` while the
+// machine is built, before any thread that reads it starts; the server is
+// behind its Locked.
+public final class NinePDevice: VirtioDevice, @unchecked Sendable {
     public let deviceType: UInt32 = 9
     /// VIRTIO_9P_MOUNT_TAG: the config space names the mount tag.
     public let features: UInt64 = 1
@@ -35,10 +39,21 @@ public final class NinePDevice: VirtioDevice {
         server = Locked(try NinePServer(shares: []))
     }
 
-    /// Serves `server`'s shares from now on (its directories are already
-    /// open: this may run on the device thread, whose filter allows no open).
-    public func attach(_ newServer: NinePServer) {
-        server.with { $0 = newServer }
+    /// A server given to `prepare`, not yet serving.
+    private let prepared = Locked<NinePServer?>(nil)
+
+    /// Hands over the server `attachPrepared` will serve: made, with its
+    /// directories open, where opening is allowed; passed over whole, so no
+    /// other thread keeps a reference to it.
+    public func prepare(_ newServer: sending NinePServer) {
+        prepared.replace(newServer)
+    }
+
+    /// Serves the prepared server's shares from now on (this may run on the
+    /// device thread, whose filter allows no open).
+    public func attachPrepared() {
+        guard let newServer = prepared.with({ $0.take() }) else { return }
+        server.replace(newServer)
     }
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
@@ -48,7 +63,7 @@ public final class NinePDevice: VirtioDevice {
 
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {}
 
-    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping () -> Void) {
+    public func activate(queues: [VirtQueue], negotiated: UInt64, interrupt: @escaping @Sendable () -> Void) {
         requests.activate(queues.first, interrupt: interrupt)
     }
 
@@ -93,7 +108,8 @@ public final class NinePDevice: VirtioDevice {
             let start = Clock.monotonicNanos()
             defer { serviceNanos.with { $0 += Clock.monotonicNanos() - start } }
             let request = chain.readAll(limit: Int(NinePServer.maxMessageSize) + 4096)
-            let reply = server.with { s in request.withUnsafeBytes { s.handle($0, replyLimit: chain.writableLength) } }
+            let limit = chain.writableLength
+            let reply = server.with { s in request.withUnsafeBytes { s.handle($0, replyLimit: limit) } }
             guard let reply else { return 0 }
             return UInt32(reply.withUnsafeBytes { chain.write($0) })
         }

@@ -158,6 +158,28 @@ import ArgumentParser
         #expect(s.process.uid == 4_294_967_294 && s.process.gid == 7 && s.process.additionalGids == [8])
     }
 
+    /// `swvm run BUNDLE` reads config.json with OCIConfig's parser: what it
+    /// used to skip without a word (an argument that is not a string, a
+    /// relative mount destination, a rlimit of an unknown type) is an error
+    /// naming its JSON path.
+    @Test(arguments: [
+        (#"{"process": {"args": ["id", 5]}}"#, "config.json process.args[1]: expected a string, found a number"),
+        (#"{"process": {"args": ["id"]}, "mounts": [{"destination": "data", "type": "bind", "source": "/tmp"}]}"#,
+         "config.json mounts[0].destination: 'data' is not an absolute path"),
+        (#"{"process": {"args": ["id"], "rlimits": [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]}}"#,
+         "config.json process.rlimits[0].type: unknown rlimit 'RLIMIT_NOPE'"),
+        (#"{"process": {"args": ["id"], "capabilities": {"bounding": ["CAP_CHOWN", "CAP_TYPO"]}}}"#,
+         "config.json process.capabilities.bounding[1]: unknown capability 'CAP_TYPO'"),
+    ])
+    func bundleFieldsAreCheckedNotSkipped(_ config: String, _ message: String) throws {
+        let img = try image()
+        let bundled = ResolvedImage(kind: .bundle, rootfs: img.rootfs, config: img.config, bundleConfig: try JSON.parse(config),
+                                    cacheKey: "k", name: "test")
+        #expect { try SpecBuilder.build(image: bundled, options: try RunOptions.parse([])) } throws: { e in
+            (e as? SwvmError).map { $0.message == message } ?? false
+        }
+    }
+
     @Test func relativeWorkdirIsRejected() throws {
         var o = try RunOptions.parse([])
         o.workdir = "relative"

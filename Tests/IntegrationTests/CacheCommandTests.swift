@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import SwvmBase
+import NativeThreads
 
 /// `swvm cache ls/rm/prune` over a cache of its own (SWVM_ROOT, SWVM_CACHE).
 @Suite(.serialized) struct CacheCommandTests {

@@ -7,6 +7,7 @@ import OCIImage
 import RuntimeSpec
 import Testing
 @testable import SwvmBase
+import NativeThreads
 
 /// The container child is a clone of this multithreaded process: only the
 /// cloning thread exists in it, so a lock another thread held at clone time

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import SwvmBase
+import NativeThreads
 
 /// `swvm run --isolation=container` for real: namespaces, mounts, cgroups,
 /// capabilities and seccomp on this host.
@@ -126,7 +127,8 @@ import TestSupport
         guard lines.count == 7 else { return }
         #expect(lines[0] == "0 100000 65536" && lines[1] == "0 100000 65536", "\(r.out)")
         var link = [CChar](repeating: 0, count: 64)
-        let hostUserNS = readlink("/proc/self/ns/user", &link, 63) > 0 ? String(cString: link) : "?"
+        let n = readlink("/proc/self/ns/user", &link, 63)
+        let hostUserNS = n > 0 ? String(decoding: link[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
         #expect(lines[2].hasPrefix("user:[") && lines[2] != hostUserNS, "\(lines[2]) vs the host's \(hostUserNS)")
         #expect(lines[3] == "0")
         #expect(lines[4] == "65534 65534 /data/fromhost" && lines[5] == "0 0 /etc/passwd" && lines[6] == "0 0 /made", "\(r.out)")
@@ -247,7 +249,7 @@ import TestSupport
 
 /// Sends signals from a helper thread while a command runs.
 enum Signaller {
-    static func after(_ seconds: Double, _ body: @escaping () -> Void) {
+    static func after(_ seconds: Double, _ body: @escaping @Sendable () -> Void) {
         _ = try? NativeThread {
             usleep(UInt32(seconds * 1_000_000))
             body()

@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import SwvmBase
+import NativeThreads
 
 /// A compromised guest against swvm's end of the control channel: a
 /// hostile guest-init (Tests/Fixtures/hostile-init) takes its settings,

@@ -6,6 +6,7 @@ import TestSupport
 @testable import Network
 @testable import RuntimeSpec
 @testable import SwvmBase
+import NativeThreads
 
 /// --network bridge with real packets, only between this host and runs on
 /// its own bridge: a published port from the host, a host server from the
@@ -162,15 +163,18 @@ import TestSupport
     /// swvm uses no IPv6 on the bridge: none on swvm0, on the run's port or
     /// on eth0 (a container's is turned off, a VM's kernel has none).
     func noIPv6OnTheBridgeOrEth0(isolation: String) throws {
-        var hold: BridgeHold? = try HostBridge.hold()
-        #expect(try FS.readText("/proc/sys/net/ipv6/conf/\(HostBridge.name)/disable_ipv6") == "1\n")
-        let r = try Harness.run(["--network", "bridge"], ["sh", "-c", """
-            cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || echo no-ipv6
-            ip -6 addr show dev eth0 2>/dev/null
-            """], isolation: isolation)
-        #expect(r.status == 0 && r.out == (isolation == "vm" ? "no-ipv6\n" : "1\n"), "\(r)")
-        #expect(try Subprocess.run(["ip", "-6", "addr", "show", "dev", HostBridge.name]).output == "")
-        hold = nil
+        do {
+            // The bridge is held only for this block.
+            let hold = try HostBridge.hold()
+            defer { withExtendedLifetime(hold) {} }
+            #expect(try FS.readText("/proc/sys/net/ipv6/conf/\(HostBridge.name)/disable_ipv6") == "1\n")
+            let r = try Harness.run(["--network", "bridge"], ["sh", "-c", """
+                cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6 2>/dev/null || echo no-ipv6
+                ip -6 addr show dev eth0 2>/dev/null
+                """], isolation: isolation)
+            #expect(r.status == 0 && r.out == (isolation == "vm" ? "no-ipv6\n" : "1\n"), "\(r)")
+            #expect(try Subprocess.run(["ip", "-6", "addr", "show", "dev", HostBridge.name]).output == "")
+        }
         try NetworkTests.expectNothingLeft()
     }
 

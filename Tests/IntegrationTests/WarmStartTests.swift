@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 @testable import SwvmBase
+import NativeThreads
 
 /// Warm starts: a VM restored from the cached snapshot behaves as a booted
 /// one, restored VMs share no secrets, and a damaged snapshot is rebuilt,

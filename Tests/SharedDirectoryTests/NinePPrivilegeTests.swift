@@ -5,6 +5,7 @@ import CSyscalls
 import Testing
 @testable import SharedDirectory
 import SwvmBase
+import NativeThreads
 
 /// The server's own privileges in a share (issue 23): its thread holds no
 /// CAP_FSETID, and a name swapped between a creation and the chown is left
@@ -25,7 +26,7 @@ import SwvmBase
             try sys("chmod") { chmod(path, 0o6755) }
             return path
         }
-        func write(_ name: String, on c: Client) {
+        @Sendable func write(_ name: String, on c: Client) {
             #expect(c.walk(1, 2, [name]).errno == nil)
             #expect(c.lopen(2, O_WRONLY).errno == nil)
             #expect(c.write(2, 0, Array("#!/bin/bash".utf8)).errno == nil)
@@ -36,10 +37,12 @@ import SwvmBase
         write("kept", on: c)
         #expect(FS.stat(kept)!.st_mode & 0o7777 == 0o6755)
 
+        // The confined thread has a client of its own (a client is not
+        // Sendable: it keeps its next tag).
         let thread = try NativeThread {
             #expect((try? NinePServer.confineThread()) != nil)
             #expect(sys_thread_has_capability(Int32(NinePServer.capFSetID)) == 0)
-            write("cleared", on: c)
+            do { write("cleared", on: try Client.onShare(dir)) } catch { Issue.record("\(error)") }
         }
         thread.join()
         #expect(FS.stat(cleared)!.st_mode & 0o7777 == 0o0755)

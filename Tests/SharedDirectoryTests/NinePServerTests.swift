@@ -73,14 +73,14 @@ import SwvmBase
     }
 
     /// A temporary host directory with a sibling the guest must never reach.
-    final class Scratch {
+    final class Scratch: Sendable {
         let base: String
         let share: String
         let outside: String
         init() throws {
             var t = Array("/tmp/swvm-9p-test-XXXXXX".utf8CString)
             guard mkdtemp(&t) != nil else { throw SwvmError.errno("mkdtemp") }
-            base = String(cString: t)
+            base = String(decoding: t.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             share = base + "/share"
             outside = base + "/outside"
             try FS.makeDirectories(share)

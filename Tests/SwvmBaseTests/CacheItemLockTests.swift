@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Testing
 @testable import SwvmBase
+import NativeThreads
 
 /// The cache convention: users share an item, removal needs it alone.
 @Suite struct CacheItemLockTests {

@@ -13,6 +13,18 @@ import Testing
         #expect(v["e"]?.double == 18446744073709551615.0)
     }
 
+    /// Integers above Int64.max stay exact (an rlimit of RLIM_INFINITY, a
+    /// seccomp argument): as a Double, 2^64-1 and 2^64-15 were the same.
+    @Test func largeUnsignedIntegersStayExact() throws {
+        let v = try JSON.parse("[18446744073709551615, 18446744073709551601, 9223372036854775808, 18446744073709551616]")
+        #expect(v[0] == .unsigned(UInt64.max) && v[0]?.uint64 == UInt64.max && v[0]?.int64 == nil)
+        #expect(v[1]?.uint64 == 18_446_744_073_709_551_601 && v[0] != v[1])
+        #expect(v[2]?.uint64 == 1 << 63)
+        #expect(v[3]?.uint64 == nil)   // past UInt64: only a Double, never wrapped
+        #expect(v.serialized() == "[18446744073709551615,18446744073709551601,9223372036854775808,1.8446744073709552e+19]")
+        #expect(JSON.integer(-1).uint64 == nil && JSON.integer(7).uint64 == 7)
+    }
+
     @Test func lastDuplicateKeyWins() throws {
         #expect(try JSON.parse(#"{"k": 1, "k": 2}"#)["k"]?.int == 2)
     }

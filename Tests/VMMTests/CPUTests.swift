@@ -2,6 +2,7 @@ import Testing
 import CKVM
 @testable import VMM
 @testable import Devices
+import NativeThreads
 
 @Suite struct CPUIDTests {
     func entry(_ f: UInt32, _ i: UInt32 = 0, eax: UInt32 = 0, ebx: UInt32 = 0, ecx: UInt32 = 0, edx: UInt32 = 0) -> kvm_cpuid_entry2 {
@@ -58,16 +59,15 @@ import CKVM
 
 @Suite struct LegacyDeviceTests {
     @Test func serialTransmitsAndInterrupts() {
-        var out: [UInt8] = []
-        var irqs = 0
-        let s = Serial8250(output: { out.append($0) }, raiseInterrupt: { irqs += 1 })
+        let out = Locked<[UInt8]>([]), irqs = Locked(0)
+        let s = Serial8250(output: { b in out.with { $0.append(b) } }, raiseInterrupt: { irqs.with { $0 += 1 } })
         func w(_ off: UInt64, _ v: UInt8) { [v].withUnsafeBytes { s.write(offset: off, data: $0) } }
         func r(_ off: UInt64) -> UInt8 { var b: [UInt8] = [0]; b.withUnsafeMutableBytes { s.read(offset: off, data: $0) }; return b[0] }
         #expect(r(5) & 0x60 == 0x60)        // THR empty
         w(0, 0x41)
-        #expect(out == [0x41] && irqs == 0)
+        #expect(out.current == [0x41] && irqs.current == 0)
         w(1, 0x02)                          // enable THRE interrupt
-        #expect(irqs == 1)
+        #expect(irqs.current == 1)
         #expect(r(2) & 0x0f == 0x02)        // IIR: THRE
         #expect(r(2) & 0x0f == 0x01)        // acknowledged
         w(4, 0x10 | 0x0a)                   // loopback, RTS, OUT2
@@ -78,11 +78,11 @@ import CKVM
     }
 
     @Test func i8042ResetLine() {
-        var resets = 0
-        let k = I8042(onReset: { resets += 1 })
+        let resets = Locked(0)
+        let k = I8042(onReset: { resets.with { $0 += 1 } })
         [UInt8(0xfe)].withUnsafeBytes { k.write(offset: 4, data: $0) }
         [UInt8(0xaa)].withUnsafeBytes { k.write(offset: 4, data: $0) }
-        #expect(resets == 1)
+        #expect(resets.current == 1)
     }
 
     @Test func panicLinesAreRecognised() {

@@ -4,6 +4,7 @@ import Testing
 @testable import MicroVM
 @testable import SwvmBase
 @testable import Virtio
+import NativeThreads
 
 /// Drives a multiport console through the handshake the Linux driver does.
 @Suite struct ConsoleDeviceTests {
@@ -67,8 +68,8 @@ import Testing
     @Test func handshakeDataAndEOF() throws {
         let console = ConsoleDevice(ports: [("control", true), ("in", false), ("out", true)])
         let d = try Driver(count: console.queueSizes.count)
-        var interrupts = 0
-        console.activate(queues: d.queues, negotiated: 1 << 1, interrupt: { interrupts += 1 })
+        let interrupts = Locked(0)
+        console.activate(queues: d.queues, negotiated: 1 << 1, interrupt: { interrupts.with { $0 += 1 } })
         for _ in 0..<16 { try d.give(2) }    // control receive buffers
 
         try d.give(3, data: Self.control(0, 0, 1))   // DEVICE_READY
@@ -86,11 +87,11 @@ import Testing
         #expect(replies.contains { $0[4] == 7 && Array($0[8...]) == Array("out".utf8) })
 
         // Guest -> host on port 2's transmit queue (index 2 + 2*2 + 1 = 7).
-        var received: [UInt8] = []
-        console.ports[2].onData = { received += $0 }
+        let received = Locked<[UInt8]>([])
+        console.ports[2].onData = { bytes in received.with { $0 += bytes } }
         try d.give(7, data: Array("hello".utf8))
         console.queueNotified(7)
-        #expect(received == Array("hello".utf8))
+        #expect(received.current == Array("hello".utf8))
 
         // Host -> guest on port 1 (receive queue 4), held until the guest
         // opens the port (Linux drops data for closed ports), then EOF.
@@ -104,7 +105,7 @@ import Testing
         #expect(try d.taken(4) == [Array("input".utf8)])
         console.setHostConnected(console.ports[1], false)
         #expect(try d.taken(2).contains { $0[0] == 1 && $0[4] == 6 && $0[6] == 0 })
-        #expect(interrupts > 0)
+        #expect(interrupts.current > 0)
     }
 
     /// A driver that says DEVICE_READY and PORT_READY over and over and
@@ -114,15 +115,15 @@ import Testing
         let console = ConsoleDevice(ports: [("control", true), ("in", true)])
         let d = try Driver(count: console.queueSizes.count)
         console.activate(queues: d.queues, negotiated: 1 << 1, interrupt: {})
-        var limits: [String] = []
-        console.onLimit = { limits.append($0) }
+        let limits = Locked<[String]>([])
+        console.onLimit = { m in limits.with { $0.append(m) } }
         // Each round queues 2 DEVICE_ADDs, then a name and an open.
         for round in 0..<(ConsoleDevice.maxControlMessages / 2 + 10) {
             try d.give(3, data: Self.control(0, round % 2 == 0 ? 0 : 3, 1))
             console.queueNotified(3)
         }
-        #expect(limits.count == 1, "\(limits)")
-        #expect(limits.first?.contains("more than \(ConsoleDevice.maxControlMessages) control messages") == true)
+        #expect(limits.current.count == 1, "\(limits.current)")
+        #expect(limits.current.first?.contains("more than \(ConsoleDevice.maxControlMessages) control messages") == true)
         // The guest's buffers then get at most the bound.
         for _ in 0..<8 { try d.give(2) }
         console.queueNotified(2)
@@ -133,14 +134,14 @@ import Testing
     /// reported once.
     @Test func pendingBytesAreBounded() throws {
         let console = ConsoleDevice(ports: [("control", true)], maxPending: 100)
-        var limits: [String] = []
-        console.onLimit = { limits.append($0) }
+        let limits = Locked<[String]>([])
+        console.onLimit = { m in limits.with { $0.append(m) } }
         let port = console.ports[0]
         console.send([UInt8](repeating: 1, count: 60), to: port)
-        #expect(limits.isEmpty)
+        #expect(limits.current.isEmpty)
         console.send([UInt8](repeating: 2, count: 60), to: port)
         console.send([UInt8](repeating: 3, count: 1), to: port)
-        #expect(limits == ["virtio-console: the guest left more than 100 bytes untaken on port control"])
+        #expect(limits.current == ["virtio-console: the guest left more than 100 bytes untaken on port control"])
         #expect(console.pendingCount(port) == 60)
     }
 }

@@ -5,6 +5,7 @@ import Testing
 @testable import GuestMemory
 @testable import SwvmBase
 @testable import Virtio
+import NativeThreads
 
 /// A guest vCPU rewrites the rings while the device serves them: each
 /// field the device reads may change between any two reads. The device

@@ -6,6 +6,8 @@ import Testing
 @testable import Snapshot
 @testable import SwvmBase
 @testable import Virtio
+import NativeThreads
+import EventLoop
 
 /// virtio-net's back end against a driver in test memory, with a
 /// SOCK_SEQPACKET pair standing in for the tap (one frame per message, with

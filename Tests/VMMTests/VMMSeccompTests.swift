@@ -8,6 +8,7 @@ import KVM
 import Seccomp
 import SwvmBase
 @testable import VMM
+import NativeThreads
 
 /// Each claim in VMMSeccomp's comments, tried on a fresh thread that loaded
 /// the real filter as Machine's threads do: the call fails with EPERM (and
@@ -17,8 +18,8 @@ import SwvmBase
 
     /// Runs `body` on a new thread under `profile`'s filter: each call's
     /// errno, 0 for success.
-    func underFilter(_ profile: SeccompProfile, _ body: @escaping () -> Outcomes) throws -> Outcomes {
-        let filter = try SeccompCompiler.compileUncached(profile, compatArches: false)
+    func underFilter(_ profile: SeccompProfile, _ body: @escaping @Sendable () -> Outcomes) throws -> Outcomes {
+        let filter = ThreadFilter(try SeccompCompiler.compileUncached(profile, compatArches: false))
         let result = Locked<Outcomes?>(nil)
         let thread = try NativeThread {
             guard (try? VMMSeccomp.confineCurrentThread(filter)) != nil else { return }
@@ -96,9 +97,9 @@ import SwvmBase
 
         /// Requests on the VM and /dev/kvm that would change what the
         /// guest can reach or create VMs and vCPUs.
-        func vmRequests(_ page: UnsafeMutableRawPointer) -> Outcomes {
+        func vmRequests(_ page: UInt) -> Outcomes {
             var r: Outcomes = [:]
-            let region = ckvm_set_user_memory_region(vm.fd.raw, 7, 0x1_0000_0000, 4096, UInt64(UInt(bitPattern: page)))
+            let region = ckvm_set_user_memory_region(vm.fd.raw, 7, 0x1_0000_0000, 4096, UInt64(page))
             r["KVM_SET_USER_MEMORY_REGION"] = outcome(region == 0)
             let vcpu = ckvm_create_vcpu(vm.fd.raw, 2)
             r["KVM_CREATE_VCPU"] = outcome(vcpu >= 0)
@@ -120,15 +121,16 @@ import SwvmBase
     @Test func vcpuThreadMakesOnlyItsLoopsRequestsOnItsOwnVCPU() throws {
         let t = try TestVM()
         defer { close(t.notifier) }
-        let guestPage = try Self.page()
+        let guestPage = UInt(bitPattern: try Self.page())
         var sregs = kvm_sregs()
         #expect(ckvm_get_sregs(t.mine.fd.raw, &sregs) == 0)
+        let savedSregs = sregs
         t.mine.requestImmediateExit()
         let r = try underFilter(VMMSeccomp.vcpuProfile(vcpuFD: t.mine.fd.raw)) {
             var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }.merging(t.vmRequests(guestPage)) { a, _ in a }
             var regs = kvm_regs()
             var state: UInt32 = 0
-            var s = sregs
+            var s = savedSregs
             var gpa: UInt64 = 0, valid: Int32 = 0
             var events = kvm_vcpu_events()
             // Each request the loop makes (KVM_RUN returns at once: immediate_exit is set).
@@ -161,7 +163,7 @@ import SwvmBase
     @Test func deviceThreadMakesNoKVMRequestAndOpensNothing() throws {
         let t = try TestVM()
         defer { close(t.notifier) }
-        let guestPage = try Self.page()
+        let guestPage = UInt(bitPattern: try Self.page())
         t.mine.requestImmediateExit()
         let r = try underFilter(VMMSeccomp.deviceProfile()) {
             var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }.merging(t.vmRequests(guestPage)) { a, _ in a }

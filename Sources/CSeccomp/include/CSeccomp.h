@@ -28,6 +28,9 @@ uint32_t cseccomp_action(int kind, uint32_t value);
 void *cseccomp_new(uint32_t default_action);
 /// Adds the 32-bit x86 and x32 ABIs beside the native one (as Docker does).
 int cseccomp_add_compat_arches(void *ctx);
+/// Adds an ABI by libseccomp's name ("x86", "aarch64"); -EDOM when
+/// libseccomp does not know it. Adding one already there is not an error.
+int cseccomp_add_arch(void *ctx, const char *name);
 /// 0 on success, -EDOM when the name is unknown on this architecture,
 /// another negative errno on failure.
 int cseccomp_add_rule(void *ctx, uint32_t action, const char *name, const cseccomp_arg *args, unsigned int nargs);

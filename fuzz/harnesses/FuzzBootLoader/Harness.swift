@@ -8,8 +8,7 @@ import SwvmBase
 // The kernel file (an ELF vmlinux or a bzImage, by its content) loaded into
 // a guest's memory, as `swvm boot --kernel FILE` loads it.
 
-// libFuzzer calls the harness from one thread: its state is never shared.
-nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(0, 64 << 20)])
+let memory = try! GuestMemory(ranges: [(0, 64 << 20)])
 let path = "/tmp/swvm-fuzz-kernel-\(getpid())"
 
 @_cdecl("LLVMFuzzerTestOneInput")

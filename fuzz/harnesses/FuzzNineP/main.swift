@@ -11,6 +11,8 @@ import SwvmBase
 // directory beside the share must be as it was: a write outside the share
 // is reported as a crash.
 
+// nonisolated(unsafe): libFuzzer calls the harness from one thread, so
+// this state is never shared.
 nonisolated(unsafe) var server: NinePServer?
 nonisolated(unsafe) var outside = ""
 nonisolated(unsafe) var scratch = ""

@@ -26,13 +26,12 @@ import Virtio
 //                          flags bit 0: data device-writable, bit 1: notify
 
 let memorySize = 1 << 16
-// libFuzzer calls the harness from one thread: its state is never shared.
-nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
+let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
 let registers: [UInt64] = [0x014, 0x020, 0x024, 0x030, 0x038, 0x044, 0x050, 0x064, 0x070,
                            0x080, 0x084, 0x090, 0x094, 0x0a0, 0x0a4, 0x100, 0x104]
 
 /// A 64 KiB disk, writable, open for the whole run (its file is gone).
-nonisolated(unsafe) let disk: BlockDevice.DiskImage = {
+let disk: BlockDevice.DiskImage = {
     let path = "/dev/shm/swvm-fuzz-blk-\(getpid())"
     try! FS.writeFile(path, [UInt8](repeating: 0x33, count: 1 << 16))
     defer { unlink(path) }

@@ -13,8 +13,7 @@ import Virtio
 // make the queue ready again; the chain is pushed after that.
 
 let memorySize = 1 << 16
-// libFuzzer calls the harness from one thread: its state is never shared.
-nonisolated(unsafe) let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
+let memory = try! GuestMemory(ranges: [(0, UInt64(memorySize))])
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzVirtqueue(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

@@ -2,18 +2,24 @@
 import Glibc
 #endif
 import CSyscalls
+import NativeThreads
+import SwvmBase
 
 /// An epoll loop on its own thread, the way Firecracker's event-manager
 /// runs device work off the vCPU threads. Handlers run on the loop thread.
-public final class EventLoop {
-    public typealias Handler = (_ events: UInt32) -> Void
+public final class EventLoop: Sendable {
+    /// Handlers are added from any thread and run on the loop thread.
+    public typealias Handler = @Sendable (_ events: UInt32) -> Void
 
     private let epfd: Int32
     private let wakeFD: Int32
-    private var handlers: [Int32: Handler] = [:]
-    private let lock = Locked(())
-    private var stopping = false
-    private var thread: NativeThread?
+    private let state = Locked(State())
+
+    private struct State {
+        var handlers: [Int32: Handler] = [:]
+        var stopping = false
+        var thread: NativeThread?
+    }
 
     public init() throws {
         epfd = try sys("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
@@ -31,7 +37,7 @@ public final class EventLoop {
 
     /// Watches `fd` for `events` (EPOLLIN, ...), calling `handler` on the loop thread.
     public func add(fd: Int32, events: UInt32, handler: @escaping Handler) throws {
-        lock.with { _ in handlers[fd] = handler }
+        state.with { $0.handlers[fd] = handler }
         var ev = epoll_event()
         ev.events = events
         ev.data.fd = fd
@@ -39,7 +45,7 @@ public final class EventLoop {
     }
 
     public func remove(fd: Int32) {
-        lock.with { _ in handlers[fd] = nil }
+        state.with { $0.handlers[fd] = nil }
         epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
@@ -52,33 +58,36 @@ public final class EventLoop {
         epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
     }
 
-    /// Runs first on the loop thread (to confine it, for instance).
-    public var onThreadStart: (() -> Void)?
-
-    public func start(name: String = "swvm-events") throws {
-        thread = try NativeThread(name: name) { [self] in
+    /// Starts the loop thread; `onThreadStart` runs first on it (to confine
+    /// it, for instance).
+    public func start(name: String = "swvm-events", onThreadStart: (@Sendable () -> Void)? = nil) throws {
+        let thread = try NativeThread(name: name) { [self] in
             onThreadStart?()
             loop()
         }
+        state.with { $0.thread = thread }
     }
 
-    /// Runs `body` on the loop thread at the next turn.
+    /// Wakes the loop thread, so it sees `stop`.
     public func wake() {
         var one: UInt64 = 1
         _ = write(wakeFD, &one, 8)
     }
 
     public func stop() {
-        lock.with { _ in stopping = true }
+        state.with { $0.stopping = true }
         wake()
+        let thread = state.with { s in
+            defer { s.thread = nil }
+            return s.thread
+        }
         thread?.join()
-        thread = nil
     }
 
     private func loop() {
         var events = [epoll_event](repeating: epoll_event(), count: 32)
         while true {
-            if lock.with({ _ in stopping }) { return }
+            if state.with({ $0.stopping }) { return }
             let n = epoll_wait(epfd, &events, Int32(events.count), -1)
             if n < 0 {
                 if errno == EINTR { continue }
@@ -87,7 +96,7 @@ public final class EventLoop {
             for i in 0..<Int(n) {
                 let fd = events[i].data.fd
                 let mask = events[i].events
-                if let h = lock.with({ _ in handlers[fd] }) { h(mask) }
+                if let h = state.with({ $0.handlers[fd] }) { h(mask) }
             }
         }
     }

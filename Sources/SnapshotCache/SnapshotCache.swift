@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NativeThreads
+import Snapshot
 import SwvmBase
 
 /// Where snapshots live and how runs share them:
@@ -65,7 +67,8 @@ public enum SnapshotCache {
 
     /// The right to write the snapshot for `key`, or nil when another run
     /// is writing it now.
-    public final class Writer {
+    /// Sendable: the main thread publishes while the run's thread may release.
+    public final class Writer: Sendable {
         let lockFD: Int32
         public let key: String
         /// Where snapshots go (SnapshotCache.root, or a test's directory).
@@ -83,11 +86,14 @@ public enum SnapshotCache {
 
         deinit { release() }
 
-        private var released = false
+        private let released = Locked(false)
         /// Gives up the right to write (also after publishing).
         public func release() {
-            guard !released else { return }
-            released = true
+            let first = released.with { r in
+                defer { r = true }
+                return !r
+            }
+            guard first else { return }
             unlink(Path.join(root, key + ".lock"))
             close(lockFD)
         }
@@ -96,7 +102,7 @@ public enum SnapshotCache {
         /// published, failed or was released refuses, so a VM past its
         /// snapshot point (running a workload) can never become one.
         public func publish(state: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
-            guard !released else {
+            guard !released.current else {
                 throw SwvmError(.internalError, "snapshot \(key): this run may write it no more (written once, or past the snapshot point)")
             }
             let tmp = Path.join(root, ".tmp-\(key.prefix(16))-\(randomHex(4))")
