@@ -134,7 +134,8 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
 /// networks in a temporary directory, CONTAINERS_CONF the fixture with the
 /// runtime under test as `swvm`, the example image loaded as
 /// localhost/swvm-busybox. `Podman.with` checks that nothing is left.
-final class Podman {
+/// Sendable: all its state is immutable (the concurrency test shares it).
+final class Podman: Sendable {
     let dir: String
     let environment: [String: String]
     let globalFlags: [String]

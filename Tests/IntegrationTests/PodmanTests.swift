@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NativeThreads
 import Testing
 import TestSupport
 @testable import SwvmBase
