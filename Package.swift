@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
         .target(name: "CAtomics"),
+        // The VMM's jail: the system calls it applies to itself, in order.
+        .target(name: "CVMMJail"),
         // The run settings' wire format and the confinement both levels apply
         // (compiled into swvm and into guest-init).
         .target(name: "CConfinement"),
@@ -78,10 +80,14 @@ let package = Package(
         .target(name: "SharedDirectory", dependencies: ["SwvmBase", "CSyscalls"]),
         .target(name: "Virtio", dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "GuestMemory", "Devices", "Snapshot", "SharedDirectory", "CAtomics", "CSyscalls"]),
         .target(name: "VMM",
-                dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls"]),
+                dependencies: ["SwvmBase", "NativeThreads", "EventLoop", "KVM", "GuestMemory", "BootLoader", "Devices", "Virtio", "Snapshot", "Seccomp", "CKVM", "CSyscalls", "CVMMJail"]),
+        // VMMJail: the VMM's jail (Firecracker's jailer), its uid lease, the
+        // keeper that cleans up after a jailed VMM, and the posture read back.
+        .target(name: "VMMJail",
+                dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
-                              "CConfinement", "CSyscalls"]),
+                              "VMMJail", "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -94,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "KVM", "VMM", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -105,12 +111,12 @@ let package = Package(
         .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
-        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "SwvmBase", "CSyscalls", "CConfinement"]),
+        .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "RuntimeSpec", "Cgroups", "SwvmBase", "CSyscalls", "CConfinement"]),
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
                                                  "Seccomp", "CSyscalls", "CConfinement"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

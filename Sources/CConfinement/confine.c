@@ -2,7 +2,7 @@
  * guest-init (swvm_confine.h). C because the container child may run no
  * Swift between clone and execve, and guest-init is a small static binary. */
 #define _GNU_SOURCE
-#include "swvm_confine.h"
+#include "confine_internal.h"
 #include "swvm_format.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -36,20 +37,17 @@ struct sock_fprog_ { unsigned short len; const void *filter; };
 #define RESOLVE_NO_MAGICLINKS_ 0x02
 #define RESOLVE_IN_ROOT_ 0x10
 #define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
 struct open_how_ { uint64_t flags, mode, resolve; };
 
 #define NSE (MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
-struct child {
-    const struct swvm_settings *s;
-    const struct swvm_child_io *io;
-    int root;       /* O_PATH of the new root, while it is built */
-    int pty_slave;  /* with a terminal */
-};
-
 /* ---------------------------------------------------------------- failing */
 
-static void write_all(int fd, const char *p, size_t len) {
+void cf_write_all(int fd, const char *p, size_t len) {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR) continue;
@@ -62,62 +60,85 @@ static void write_all(int fd, const char *p, size_t len) {
 /* Reports a MSG_ERROR (`code`, `err`: an errno or 0, the message) and ends
  * the child with the code's exit status. Async-signal-safe, like all of
  * the child: no malloc, stdio or strerror (swvm_format.h says why); the
- * parent adds errno's text. */
+ * parent adds errno's text. Once an OCI init has told its parent it was
+ * created, nobody reads that pipe: the message goes to its stderr. */
 __attribute__((noreturn))
 static void vfail(const struct child *c, uint32_t code, int err, const char *fmt, va_list ap) {
     char msg[1024];
     size_t n = swvm_vformat(msg, sizeof msg, fmt, ap);
     if (n >= sizeof msg) n = sizeof msg - 1;
-    swvm_error_write(c->io->error_fd, code, err, msg, (uint32_t)n);
+    if (c->created) {
+        char line[1100];
+        size_t m = swvm_format(line, sizeof line, "swvm: %.*s (errno %d)\n", (int)n, msg, err);
+        cf_write_all(2, line, m < sizeof line ? m : sizeof line - 1);
+    } else {
+        swvm_error_write(c->io->error_fd, code, err, msg, (uint32_t)n);
+    }
     _exit(swvm_error_exit_status(code));
 }
 
-__attribute__((noreturn, format(printf, 3, 4)))
-static void fail(const struct child *c, uint32_t code, const char *fmt, ...) {
+void cf_fail(const struct child *c, uint32_t code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail(c, code, 0, fmt, ap);
 }
 
-__attribute__((noreturn, format(printf, 4, 5)))
-static void fail_err(const struct child *c, uint32_t code, int err, const char *fmt, ...) {
+void cf_fail_err(const struct child *c, uint32_t code, int err, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail(c, code, err, fmt, ap);
 }
 
 /* The one form of a failed step: "STEP PATH: reason". */
-__attribute__((noreturn))
-static void fail_errno(const struct child *c, const char *step, const char *path) {
-    fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "%s%s%s", step, *path ? " " : "", path);
+void cf_fail_errno(const struct child *c, const char *step, const char *path) {
+    cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "%s%s%s", step, *path ? " " : "", path);
 }
 
 /* Formats a path or option string; one too long for `buf` is a failed
  * step (ENAMETOOLONG), never a silently shortened path. */
-__attribute__((format(printf, 4, 5)))
-static void text_of(const struct child *c, char *buf, size_t size, const char *fmt, ...) {
+void cf_text_of(const struct child *c, char *buf, size_t size, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     size_t n = swvm_vformat(buf, size, fmt, ap);
     va_end(ap);
-    if (n >= size) fail_err(c, SWVM_ERR_SYSTEM_CALL, ENAMETOOLONG, "build the path %.*s...", 64, buf);
+    if (n >= size) cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, ENAMETOOLONG, "build the path %.*s...", 64, buf);
 }
 
 /* ---------------------------------------------------------------- paths inside the root */
 
 /* An fd for `path` resolved inside the root: symlinks and `..` in the
  * image stay inside it, so no mount can be redirected onto the host. */
-static int open_in_root(const struct child *c, const char *path, int flags) {
+int cf_open_in_root(const struct child *c, const char *path, int flags) {
     struct open_how_ how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0,
                              .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
     while (*path == '/') path++;
     return (int)syscall(SYS_openat2, c->root, *path ? path : ".", &how, sizeof how);
 }
 
+/* When `name` in `dfd` (the directory `parent`) is a symlink: creates what
+ * it points to, inside the root, as runc's securejoin + MkdirAll do. */
+static int ensure_at(const struct child *c, const char *path, int directory, int depth);
+
+static int ensure_link_target(const struct child *c, int dfd, const char *parent, const char *name, int directory, int depth) {
+    char link[4096], target[8192];
+    ssize_t n = readlinkat(dfd, name, link, sizeof link - 1);
+    if (n < 0) { errno = EEXIST; return -1; }
+    link[n] = 0;
+    if (depth >= 40) { errno = ELOOP; return -1; }
+    size_t len = link[0] == '/' ? swvm_format(target, sizeof target, "%s", link)
+                                : swvm_format(target, sizeof target, "%s/%s", parent, link);
+    if (len >= sizeof target) { errno = ENAMETOOLONG; return -1; }
+    int fd = ensure_at(c, target, directory, depth + 1);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
 /* An O_PATH fd for `path` inside the root, creating it (and missing
- * parents) as a directory or an empty file. -1 with errno on failure. */
-static int ensure_in_root(const struct child *c, const char *path, int directory) {
-    int fd = open_in_root(c, path, O_PATH);
+ * parents) as a directory or an empty file; a dangling symlink on the way
+ * gets its target made inside the root. -1 with errno on failure. */
+static int ensure_at(const struct child *c, const char *path, int directory, int depth) {
+    int fd = cf_open_in_root(c, path, O_PATH);
     if (fd >= 0 || errno != ENOENT) return fd;
     char parent[4096];
     if (swvm_format(parent, sizeof parent, "%s", path) >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
@@ -126,46 +147,57 @@ static int ensure_in_root(const struct child *c, const char *path, int directory
     if (slash) *slash = 0;
     if (!*parent) strcpy(parent, "/");
     if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) { errno = ENOENT; return -1; }
-    int pfd = ensure_in_root(c, parent, 1);
+    int pfd = ensure_at(c, parent, 1, depth);
     if (pfd < 0) return -1;
     close(pfd);
-    int dfd = open_in_root(c, parent, O_RDONLY | O_DIRECTORY);
+    int dfd = cf_open_in_root(c, parent, O_RDONLY | O_DIRECTORY);
     if (dfd < 0) return -1;
     int r;
     if (directory) r = mkdirat(dfd, name, 0755);
     else { r = openat(dfd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644); if (r >= 0) close(r); }
     int saved = errno;
+    if (r < 0 && saved == EEXIST) r = ensure_link_target(c, dfd, parent, name, directory, depth), saved = errno;
     close(dfd);
     if (r < 0 && saved != EEXIST) { errno = saved; return -1; }
-    return open_in_root(c, path, O_PATH);
+    return cf_open_in_root(c, path, O_PATH);
 }
 
-struct target { int fd; char proc[40]; };
+int cf_ensure_in_root(const struct child *c, const char *path, int directory) {
+    return ensure_at(c, path, directory, 0);
+}
 
-static struct target target_of(int fd) {
-    struct target t = { .fd = fd };
+struct cf_target cf_target_of(int fd) {
+    struct cf_target t = { .fd = fd };
     swvm_format(t.proc, sizeof t.proc, "/proc/self/fd/%d", fd);
     return t;
 }
 
 /* Mounts onto `path` inside the root through its /proc/self/fd link. */
-static void mount_in_root(const struct child *c, const char *step, const char *src, const char *path, const char *type,
+void cf_mount_in_root(const struct child *c, const char *step, const char *src, const char *path, const char *type,
                           unsigned long flags, const char *data, int directory) {
-    int fd = ensure_in_root(c, path, directory);
-    if (fd < 0) fail_errno(c, step, path);
-    struct target t = target_of(fd);
-    if (mount(src, t.proc, type, flags, data) != 0) fail_errno(c, step, path);
+    int fd = cf_ensure_in_root(c, path, directory);
+    if (fd < 0) cf_fail_errno(c, step, path);
+    struct cf_target t = cf_target_of(fd);
+    if (mount(src, t.proc, type, flags, data) != 0) cf_fail_errno(c, step, path);
     close(fd);
 }
 
 /* Remounts the bind mount at `path` with `flags` (reopened: an fd taken
  * before the mount still points below it). */
-static void remount_in_root(const struct child *c, const char *step, const char *path, unsigned long flags, const char *data) {
-    int fd = open_in_root(c, path, O_PATH);
-    if (fd < 0) fail_errno(c, step, path);
-    struct target t = target_of(fd);
-    if (mount(NULL, t.proc, NULL, MS_REMOUNT | flags, data) != 0) fail_errno(c, step, path);
+void cf_remount_in_root(const struct child *c, const char *step, const char *path, unsigned long flags, const char *data) {
+    int fd = cf_open_in_root(c, path, O_PATH);
+    if (fd < 0) cf_fail_errno(c, step, path);
+    struct cf_target t = cf_target_of(fd);
+    if (mount(NULL, t.proc, NULL, MS_REMOUNT | flags, data) != 0) cf_fail_errno(c, step, path);
     close(fd);
+}
+
+unsigned long cf_mount_flags_of(const char *path) {
+    struct statvfs st;
+    if (statvfs(path, &st) != 0) return 0;
+    /* ST_* and MS_* have the same values for these. */
+    return st.f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_MANDLOCK | MS_NOATIME |
+                        MS_NODIRATIME | MS_RELATIME);
 }
 
 /* ---------------------------------------------------------------- the root */
@@ -175,71 +207,73 @@ static void remount_in_root(const struct child *c, const char *step, const char 
  * and an overlay with a tmpfs upper layer (the cache is never written). */
 static const char *build_container_root(struct child *c, char *root, size_t root_len) {
     const struct swvm_settings *s = c->s;
-    if (!s->rootfs || !s->state_dir) fail(c, SWVM_ERR_INTERNAL, "run settings: no image root or state directory");
-    if (mount("tmpfs", s->state_dir, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0700") != 0) fail_errno(c, "mount scratch tmpfs on", s->state_dir);
+    if (!s->rootfs || !s->state_dir) cf_fail(c, SWVM_ERR_INTERNAL, "run settings: no image root or state directory");
+    if (mount("tmpfs", s->state_dir, "tmpfs", MS_NODEV | MS_NOSUID, "mode=0700") != 0) cf_fail_errno(c, "mount scratch tmpfs on", s->state_dir);
     char lower[4096], upper[4096], work[4096], opts[12800];
-    text_of(c, lower, sizeof lower, "%s/lower", s->state_dir);
-    text_of(c, upper, sizeof upper, "%s/upper", s->state_dir);
-    text_of(c, work, sizeof work, "%s/work", s->state_dir);
-    text_of(c, root, root_len, "%s/root", s->state_dir);
+    cf_text_of(c, lower, sizeof lower, "%s/lower", s->state_dir);
+    cf_text_of(c, upper, sizeof upper, "%s/upper", s->state_dir);
+    cf_text_of(c, work, sizeof work, "%s/work", s->state_dir);
+    cf_text_of(c, root, root_len, "%s/root", s->state_dir);
     const char *dirs[] = { lower, upper, work, root };
     for (int i = 0; i < 4; i++)
-        if (mkdir(dirs[i], 0755) != 0) fail_errno(c, "mkdir", dirs[i]);
+        if (mkdir(dirs[i], 0755) != 0) cf_fail_errno(c, "mkdir", dirs[i]);
     if (s->userns) {
         /* The image root, id-mapped by the parent into our user namespace. */
         int tree = swvm_recv_fd(c->io->socket_fd);
-        if (tree < 0) fail_errno(c, "receive the image root", s->rootfs);
+        if (tree < 0) cf_fail_errno(c, "receive the image root", s->rootfs);
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, lower, MOVE_MOUNT_F_EMPTY_PATH_) != 0)
-            fail_errno(c, "attach the id-mapped image root at", lower);
+            cf_fail_errno(c, "attach the id-mapped image root at", lower);
         close(tree);
     } else {
-        if (mount(s->rootfs, lower, NULL, MS_BIND | MS_REC, NULL) != 0) fail_errno(c, "bind the image root", s->rootfs);
-        if (mount(NULL, lower, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) fail_errno(c, "make read-only the image root", s->rootfs);
+        if (mount(s->rootfs, lower, NULL, MS_BIND | MS_REC, NULL) != 0) cf_fail_errno(c, "bind the image root", s->rootfs);
+        if (mount(NULL, lower, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) cf_fail_errno(c, "make read-only the image root", s->rootfs);
     }
     /* In a user namespace overlayfs keeps its metadata in user.* xattrs. */
-    text_of(c, opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, s->userns ? ",userxattr" : "");
+    cf_text_of(c, opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, s->userns ? ",userxattr" : "");
     /* nodev: device nodes in the image (or made by mknod) cannot be opened. */
-    if (mount("overlay", root, "overlay", MS_NODEV, opts) != 0) fail_errno(c, "mount the overlay root on", root);
+    if (mount("overlay", root, "overlay", MS_NODEV, opts) != 0) cf_fail_errno(c, "mount the overlay root on", root);
     return root;
 }
 
-static void mount_cgroups(const struct child *c) {
+/* /sys/fs/cgroup, or an OCI mount's destination: as the settings'
+ * cgroup mounts say (swvm_run_settings.h), read-only unless asked. */
+void cf_mount_cgroups(const struct child *c, const char *dest, int read_only) {
     const struct swvm_settings *s = c->s;
-    unsigned long ro = NSE | MS_RDONLY;
+    unsigned long ro = NSE | (read_only ? MS_RDONLY : 0);
     if (s->ncgroup_mounts == 0) {
-        mount_in_root(c, "mount cgroup2 on", "cgroup2", "/sys/fs/cgroup", "cgroup2", ro, NULL, 1);
+        cf_mount_in_root(c, "mount cgroup2 on", "cgroup2", dest, "cgroup2", ro, NULL, 1);
         return;
     }
-    mount_in_root(c, "mount tmpfs on", "tmpfs", "/sys/fs/cgroup", "tmpfs", NSE, "mode=755", 1);
+    cf_mount_in_root(c, "mount tmpfs on", "tmpfs", dest, "tmpfs", NSE, "mode=755", 1);
     for (uint32_t i = 0; i < s->ncgroup_mounts; i++) {
         const struct swvm_mount *m = &s->cgroup_mounts[i];
         char path[4096];
-        text_of(c, path, sizeof path, "/sys/fs/cgroup/%s", m->destination);
+        cf_text_of(c, path, sizeof path, "%s/%s", dest, m->destination);
         if (m->kind == CGROUP_MOUNT_V1) {
-            mount_in_root(c, "mount cgroup on", "cgroup", path, "cgroup", ro, m->destination, 1);
+            cf_mount_in_root(c, "mount cgroup on", "cgroup", path, "cgroup", ro, m->destination, 1);
         } else {
             /* A user namespace cannot mount v1 hierarchies: the run's own directory. */
-            mount_in_root(c, "bind cgroup on", m->source, path, NULL, MS_BIND, NULL, 1);
-            remount_in_root(c, "make read-only", path, MS_BIND | ro, NULL);
+            cf_mount_in_root(c, "bind cgroup on", m->source, path, NULL, MS_BIND, NULL, 1);
+            cf_remount_in_root(c, "make read-only", path, MS_BIND | ro, NULL);
         }
     }
-    remount_in_root(c, "make read-only", "/sys/fs/cgroup", ro, "mode=755");
+    if (read_only) cf_remount_in_root(c, "make read-only", dest, ro, "mode=755");
 }
 
 static void mount_kernel_filesystems(const struct child *c) {
-    mount_in_root(c, "mount proc on", "proc", "/proc", "proc", NSE, NULL, 1);
-    mount_in_root(c, "mount tmpfs on", "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME | MS_NODEV, "mode=755,size=65536k", 1);
-    mount_in_root(c, "mount devpts on", "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
-    mount_in_root(c, "mount shm on", "shm", "/dev/shm", "tmpfs", NSE, "mode=1777,size=65536k", 1);
-    mount_in_root(c, "mount mqueue on", "mqueue", "/dev/mqueue", "mqueue", NSE, NULL, 1);
+    cf_mount_in_root(c, "mount proc on", "proc", "/proc", "proc", NSE, NULL, 1);
+    cf_mount_in_root(c, "mount tmpfs on", "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME | MS_NODEV, "mode=755,size=65536k", 1);
+    cf_mount_in_root(c, "mount devpts on", "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
+    cf_mount_in_root(c, "mount shm on", "shm", "/dev/shm", "tmpfs", NSE, "mode=1777,size=65536k", 1);
+    cf_mount_in_root(c, "mount mqueue on", "mqueue", "/dev/mqueue", "mqueue", NSE, NULL, 1);
     if (!c->s->host_network) {
-        mount_in_root(c, "mount sysfs on", "sysfs", "/sys", "sysfs", NSE | MS_RDONLY, NULL, 1);
+        cf_mount_in_root(c, "mount sysfs on", "sysfs", "/sys", "sysfs", NSE | MS_RDONLY, NULL, 1);
     } else {
         /* sysfs belongs to a network namespace; with the host's, bind it. */
-        mount_in_root(c, "bind sysfs on", "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, 1);
-        remount_in_root(c, "make read-only", "/sys", MS_BIND | MS_RDONLY | NSE, NULL);
+        cf_mount_in_root(c, "bind sysfs on", "/sys", "/sys", NULL, MS_BIND | MS_REC, NULL, 1);
+        cf_remount_in_root(c, "make read-only", "/sys", MS_BIND | MS_RDONLY | NSE, NULL);
     }
-    mount_cgroups(c);
+    cf_mount_cgroups(c, "/sys/fs/cgroup", 1);
 }
 
 /* The standard device nodes, bound from the outer /dev (the /dev tmpfs is
@@ -252,42 +286,49 @@ const char *swvm_bound_device(unsigned int i) {
 
 static void populate_devices(const struct child *c) {
     for (size_t i = 0; i < sizeof bound_devices / sizeof *bound_devices; i++)
-        mount_in_root(c, "bind device", bound_devices[i], bound_devices[i], NULL, MS_BIND, NULL, 0);
+        cf_mount_in_root(c, "bind device", bound_devices[i], bound_devices[i], NULL, MS_BIND, NULL, 0);
+    cf_make_dev_links(c);
+}
+
+/* /dev's standard links; /dev/ptmx, a node in an image, is replaced. */
+void cf_make_dev_links(const struct child *c) {
     static const char *links[][2] = {
         { "/proc/self/fd", "fd" }, { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
         { "/proc/self/fd/2", "stderr" }, { "pts/ptmx", "ptmx" }, { "/proc/kcore", "core" },
     };
-    int dev = open_in_root(c, "/dev", O_RDONLY | O_DIRECTORY);
-    if (dev < 0) fail_errno(c, "open", "/dev");
+    int dev = cf_open_in_root(c, "/dev", O_RDONLY | O_DIRECTORY);
+    if (dev < 0) cf_fail_errno(c, "open", "/dev");
+    if (unlinkat(dev, "ptmx", 0) != 0 && errno != ENOENT) cf_fail_errno(c, "remove", "/dev/ptmx");
     for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
         char path[32];
-        text_of(c, path, sizeof path, "/dev/%s", links[i][1]);
-        if (symlinkat(links[i][0], dev, links[i][1]) != 0 && errno != EEXIST) fail_errno(c, "symlink", path);
+        cf_text_of(c, path, sizeof path, "/dev/%s", links[i][1]);
+        if (symlinkat(links[i][0], dev, links[i][1]) != 0 && errno != EEXIST) cf_fail_errno(c, "symlink", path);
     }
     close(dev);
 }
 
 /* A terminal in the workload's own devpts: its master goes to the parent,
- * which relays it; the slave becomes /dev/console and the stdio. */
-static void open_terminal(struct child *c) {
+ * which relays it; the slave becomes the stdio and, for a container's
+ * init (`console`), /dev/console. */
+void cf_open_terminal(struct child *c, int console) {
     const struct swvm_settings *s = c->s;
-    int master = open_in_root(c, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
-    if (master < 0) fail_errno(c, "open", "/dev/pts/ptmx");
+    int master = cf_open_in_root(c, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
+    if (master < 0) cf_fail_errno(c, "open", "/dev/pts/ptmx");
     int unlock = 0;
     unsigned int n = 0;
-    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) fail_errno(c, "unlock", "/dev/pts/ptmx");
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) cf_fail_errno(c, "unlock", "/dev/pts/ptmx");
     if (s->rows || s->cols) {
         struct winsize ws = { .ws_row = s->rows, .ws_col = s->cols };
-        if (ioctl(master, TIOCSWINSZ, &ws) != 0) fail_errno(c, "set the size of", "/dev/pts/ptmx");
+        if (ioctl(master, TIOCSWINSZ, &ws) != 0) cf_fail_errno(c, "set the size of", "/dev/pts/ptmx");
     }
     char slave[64];
-    text_of(c, slave, sizeof slave, "/dev/pts/%u", n);
-    c->pty_slave = open_in_root(c, slave, O_RDWR | O_NOCTTY);
-    if (c->pty_slave < 0) fail_errno(c, "open", slave);
-    struct target t = target_of(c->pty_slave);
-    mount_in_root(c, "bind the terminal on", t.proc, "/dev/console", NULL, MS_BIND, NULL, 0);
+    cf_text_of(c, slave, sizeof slave, "/dev/pts/%u", n);
+    c->pty_slave = cf_open_in_root(c, slave, O_RDWR | O_NOCTTY);
+    if (c->pty_slave < 0) cf_fail_errno(c, "open", slave);
+    struct cf_target t = cf_target_of(c->pty_slave);
+    if (console) cf_mount_in_root(c, "bind the terminal on", t.proc, "/dev/console", NULL, MS_BIND, NULL, 0);
 
-    if (swvm_send_fd(c->io->socket_fd, master) != 0) fail_errno(c, "send the terminal", slave);
+    if (swvm_send_fd(c->io->socket_fd, master) != 0) cf_fail_errno(c, "send the terminal", slave);
     close(master);
 }
 
@@ -295,7 +336,7 @@ static void open_terminal(struct child *c) {
 static void mount_tmpfs(const struct child *c, const struct swvm_mount *m) {
     unsigned long flags = MS_NODEV | (m->read_only ? MS_RDONLY : 0);
     char opts[4096], data[4096] = "";
-    text_of(c, opts, sizeof opts, "%s", m->options ? m->options : "");
+    cf_text_of(c, opts, sizeof opts, "%s", m->options ? m->options : "");
     char *save = NULL;
     for (char *tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strcmp(tok, "noexec")) flags |= MS_NOEXEC;
@@ -303,16 +344,16 @@ static void mount_tmpfs(const struct child *c, const struct swvm_mount *m) {
         else if (!strcmp(tok, "nodev")) flags |= MS_NODEV;
         else {
             size_t used = strlen(data);
-            text_of(c, data + used, sizeof data - used, "%s%s", used ? "," : "", tok);
+            cf_text_of(c, data + used, sizeof data - used, "%s%s", used ? "," : "", tok);
         }
     }
-    mount_in_root(c, "mount tmpfs on", "tmpfs", m->destination, "tmpfs", flags, data, 1);
+    cf_mount_in_root(c, "mount tmpfs on", "tmpfs", m->destination, "tmpfs", flags, data, 1);
 }
 
 static void bind_read_only(const struct child *c, const char *step, const char *source, const char *dest,
                            int directory, unsigned long extra) {
-    mount_in_root(c, step, source, dest, NULL, MS_BIND | MS_REC, NULL, directory);
-    remount_in_root(c, step, dest, MS_BIND | MS_RDONLY | extra, NULL);
+    cf_mount_in_root(c, step, source, dest, NULL, MS_BIND | MS_REC, NULL, directory);
+    cf_remount_in_root(c, step, dest, MS_BIND | MS_RDONLY | extra, NULL);
 }
 
 static void mount_user_mounts(const struct child *c) {
@@ -321,10 +362,10 @@ static void mount_user_mounts(const struct child *c) {
     for (uint32_t i = 0; i < s->nvolumes; i++) {
         const struct swvm_mount *v = &s->volumes[i];
         struct stat st;
-        if (stat(v->source, &st) != 0) fail_err(c, SWVM_ERR_NOT_FOUND, errno, "volume source %s", v->source);
-        mount_in_root(c, "mount volume on", v->source, v->destination, NULL, MS_BIND | MS_REC, NULL, S_ISDIR(st.st_mode));
+        if (stat(v->source, &st) != 0) cf_fail_err(c, SWVM_ERR_NOT_FOUND, errno, "volume source %s", v->source);
+        cf_mount_in_root(c, "mount volume on", v->source, v->destination, NULL, MS_BIND | MS_REC, NULL, S_ISDIR(st.st_mode));
         /* nosuid too: a volume is data from outside the image, at both levels. */
-        remount_in_root(c, "set the options of volume", v->destination,
+        cf_remount_in_root(c, "set the options of volume", v->destination,
                         MS_BIND | MS_NODEV | MS_NOSUID | (v->read_only ? MS_RDONLY : 0), NULL);
     }
     for (uint32_t i = 0; i < s->ntmpfs; i++) mount_tmpfs(c, &s->tmpfs[i]);
@@ -341,38 +382,38 @@ static int was_applied(int list, uint32_t i) { return applied[list][i / 8] >> (i
  * directories. Read-only paths: bound onto themselves, read-only. A path
  * the kernel does not have is skipped (as runc does); any other failure
  * ends the start. */
-static void mask_and_protect(const struct child *c) {
+void cf_mask_and_protect(const struct child *c) {
     const struct swvm_settings *s = c->s;
     for (uint32_t i = 0; i < s->nmasked; i++) {
         const char *p = s->masked[i];
-        int fd = open_in_root(c, p, O_PATH);
+        int fd = cf_open_in_root(c, p, O_PATH);
         if (fd < 0 && errno == ENOENT) continue;
-        if (fd < 0) fail_errno(c, "mask", p);
+        if (fd < 0) cf_fail_errno(c, "mask", p);
         struct stat st;
-        if (fstat(fd, &st) != 0) fail_errno(c, "mask", p);
-        struct target t = target_of(fd);
+        if (fstat(fd, &st) != 0) cf_fail_errno(c, "mask", p);
+        struct cf_target t = cf_target_of(fd);
         int r = S_ISDIR(st.st_mode) ? mount("tmpfs", t.proc, "tmpfs", MS_RDONLY | NSE, "size=0")
                                     : mount("/dev/null", t.proc, NULL, MS_BIND, NULL);
-        if (r != 0) fail_errno(c, "mask", p);
+        if (r != 0) cf_fail_errno(c, "mask", p);
         close(fd);
         mark_applied(0, i);
     }
     for (uint32_t i = 0; i < s->nreadonly_paths; i++) {
         const char *p = s->readonly_paths[i];
-        int fd = open_in_root(c, p, O_PATH);
+        int fd = cf_open_in_root(c, p, O_PATH);
         if (fd < 0 && errno == ENOENT) continue;
-        if (fd < 0) fail_errno(c, "make read-only", p);
-        struct target t = target_of(fd);
-        if (mount(t.proc, t.proc, NULL, MS_BIND | MS_REC, NULL) != 0) fail_errno(c, "make read-only", p);
+        if (fd < 0) cf_fail_errno(c, "make read-only", p);
+        struct cf_target t = cf_target_of(fd);
+        if (mount(t.proc, t.proc, NULL, MS_BIND | MS_REC, NULL) != 0) cf_fail_errno(c, "make read-only", p);
         close(fd);
-        remount_in_root(c, "make read-only", p, MS_BIND | MS_RDONLY | NSE, NULL);
+        cf_remount_in_root(c, "make read-only", p, MS_BIND | MS_RDONLY | NSE, NULL);
         mark_applied(1, i);
     }
 }
 
 /* Tells the parent what mask_and_protect applied (MSG_CONFINED), for the
  * posture reports: the paths themselves, not the settings' list. */
-static void report_confined(const struct child *c) {
+void cf_report_confined(const struct child *c) {
     const struct swvm_settings *s = c->s;
     char *const *lists[2] = { s->masked, s->readonly_paths };
     const uint32_t counts[2] = { s->nmasked, s->nreadonly_paths };
@@ -381,65 +422,67 @@ static void report_confined(const struct child *c) {
     for (int l = 0; l < 2; l++)
         for (uint32_t i = 0; i < counts[l]; i++)
             if (was_applied(l, i)) len += 6 + (uint32_t)strlen(lists[l][i]);
-    if (swvm_frame_write(c->io->error_fd, MSG_CONFINED, NULL, len) != 0) fail_errno(c, "report the masked paths", "");
+    if (swvm_frame_write(c->io->error_fd, MSG_CONFINED, NULL, len) != 0) cf_fail_errno(c, "report the masked paths", "");
     for (int l = 0; l < 2; l++)
         for (uint32_t i = 0; i < counts[l]; i++)
             if (was_applied(l, i) && swvm_field_write(c->io->error_fd, tags[l], lists[l][i], (uint32_t)strlen(lists[l][i])) != 0)
-                fail_errno(c, "report the masked paths", "");
+                cf_fail_errno(c, "report the masked paths", "");
 }
 
 /* /etc/hostname, /etc/hosts and, with a network, /etc/resolv.conf, as
  * Docker writes them (into the overlay's upper layer, never the image);
  * swvm sends the same hosts and resolv.conf text to both levels. */
 static void write_host_files(const struct child *c) {
-    int etc = open_in_root(c, "/etc", O_RDONLY | O_DIRECTORY);
+    int etc = cf_open_in_root(c, "/etc", O_RDONLY | O_DIRECTORY);
     if (etc < 0 && errno == ENOENT) return;
-    if (etc < 0) fail_errno(c, "open", "/etc");
+    if (etc < 0) cf_fail_errno(c, "open", "/etc");
     char hosts[512], name[300];
-    text_of(c, name, sizeof name, "%s\n", c->s->hostname);
-    text_of(c, hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
+    cf_text_of(c, name, sizeof name, "%s\n", c->s->hostname);
+    cf_text_of(c, hosts, sizeof hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n", c->s->hostname);
     const char *files[][2] = { { "hostname", name }, { "hosts", c->s->etc_hosts ? c->s->etc_hosts : hosts },
                                { "resolv.conf", c->s->resolv_conf } };
     for (int i = 0; i < 3; i++) {
         if (!files[i][1]) continue;
         unlinkat(etc, files[i][0], 0);
         int fd = openat(etc, files[i][0], O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "write /etc/%s", files[i][0]);
-        write_all(fd, files[i][1], strlen(files[i][1]));
+        if (fd < 0) cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "write /etc/%s", files[i][0]);
+        cf_write_all(fd, files[i][1], strlen(files[i][1]));
         close(fd);
     }
     close(etc);
 }
 
-static void enter_root(const struct child *c, const char *root) {
-    if (chdir(root) != 0) fail_errno(c, "chdir", root);
+void cf_enter_root(const struct child *c, const char *root) {
+    if (chdir(root) != 0) cf_fail_errno(c, "chdir", root);
     if (c->io->prepared_root) {
         /* An initramfs cannot be pivoted away: move the new root over it
          * (switch_root's way); what is below stays unreachable. */
-        if (mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0) fail_errno(c, "switch to the new root", root);
+        if (mount(".", "/", NULL, MS_MOVE, NULL) != 0 || chroot(".") != 0) cf_fail_errno(c, "switch to the new root", root);
     } else {
         /* runc's pivot_root(".", ".") idiom: no directory for the old root. */
-        if (syscall(SYS_pivot_root, ".", ".") != 0) fail_errno(c, "pivot_root", root);
-        if (umount2(".", MNT_DETACH) != 0) fail_errno(c, "detach the old root", root);
+        if (syscall(SYS_pivot_root, ".", ".") != 0) cf_fail_errno(c, "pivot_root", root);
+        if (umount2(".", MNT_DETACH) != 0) cf_fail_errno(c, "detach the old root", root);
     }
-    if (chdir("/") != 0) fail_errno(c, "chdir", "/");
-    if (c->s->read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV, NULL) != 0)
-        fail_errno(c, "make read-only", "/");
+    if (chdir("/") != 0) cf_fail_errno(c, "chdir", "/");
+    /* An OCI root keeps the flags it has (locked ones in a user namespace). */
+    unsigned long keep = c->s->oci.enabled ? cf_mount_flags_of("/") : MS_NODEV;
+    if (c->s->read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0)
+        cf_fail_errno(c, "make read-only", "/");
 }
 
 /* ---------------------------------------------------------------- the process */
 
-static void interface_up(const struct child *c, const char *name) {
+void cf_interface_up(const struct child *c, const char *name) {
     /* AF_UNIX: interface ioctls reach the device layer from any socket,
      * and the guest kernel has no IP stack. */
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fail_errno(c, "bring up", name);
+    if (fd < 0) cf_fail_errno(c, "bring up", name);
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) fail_errno(c, "bring up", name);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) cf_fail_errno(c, "bring up", name);
     ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fail_errno(c, "bring up", name);
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) cf_fail_errno(c, "bring up", name);
     close(fd);
 }
 
@@ -451,7 +494,7 @@ static void apply_rlimits(const struct child *c) {
         struct rlimit r = { .rlim_cur = l->soft, .rlim_max = l->hard };
         if (setrlimit((int)l->resource, &r) != 0) {
             const char *name = l->resource < sizeof names / sizeof *names ? names[l->resource] : "?";
-            fail_err(c, SWVM_ERR_INVALID_ARGUMENT, errno, "--ulimit %s=%llu:%llu", name, (unsigned long long)l->soft,
+            cf_fail_err(c, SWVM_ERR_INVALID_ARGUMENT, errno, "--ulimit %s=%llu:%llu", name, (unsigned long long)l->soft,
                      (unsigned long long)l->hard);
         }
     }
@@ -460,56 +503,58 @@ static void apply_rlimits(const struct child *c) {
 static void setup_stdio(const struct child *c) {
     const struct swvm_child_io *io = c->io;
     if (c->pty_slave >= 0) {
-        if (ioctl(c->pty_slave, TIOCSCTTY, 0) != 0) fail_errno(c, "make the controlling terminal", "/dev/console");
+        if (ioctl(c->pty_slave, TIOCSCTTY, 0) != 0) cf_fail_errno(c, "make the controlling terminal", "/dev/console");
         for (int i = 0; i < 3; i++)
-            if (dup2(c->pty_slave, i) < 0) fail_errno(c, "dup2", "/dev/console");
+            if (dup2(c->pty_slave, i) < 0) cf_fail_errno(c, "dup2", "/dev/console");
         if (c->pty_slave > 2) close(c->pty_slave);
         return;
     }
     int in = io->in;
-    if (in < 0 && !c->s->interactive && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) fail_errno(c, "open", "/dev/null");
+    /* An OCI process keeps the stdio it was given, as runc. */
+    if (in < 0 && !c->s->interactive && !c->s->oci.enabled && (in = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) cf_fail_errno(c, "open", "/dev/null");
     int fds[3] = { in, io->out, io->err };
     for (int i = 0; i < 3; i++)
-        if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) fail_errno(c, "dup2", "stdio");
+        if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) cf_fail_errno(c, "dup2", "stdio");
 }
 
 /* The working directory, created inside the root if missing (as Docker
  * does), before a read-only root is remounted so. */
-static void make_workdir(const struct child *c) {
-    int fd = ensure_in_root(c, c->s->cwd, 1);
-    if (fd < 0) fail_errno(c, "create the working directory", c->s->cwd);
+void cf_make_workdir(const struct child *c) {
+    int fd = cf_ensure_in_root(c, c->s->cwd, 1);
+    if (fd < 0) cf_fail_errno(c, "create the working directory", c->s->cwd);
     close(fd);
 }
 
 static void load_seccomp(const struct child *c) {
     struct sock_fprog_ prog = { .len = (unsigned short)(c->s->seccomp_len / 8), .filter = c->s->seccomp };
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0, &prog) != 0) fail_errno(c, "load the seccomp filter", "");
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0, &prog) != 0) cf_fail_errno(c, "load the seccomp filter", "");
 }
 
 static void switch_user(const struct child *c) {
     const struct swvm_settings *s = c->s;
     /* (uid_t)-1 would leave the ids unchanged, i.e. root: fail closed
      * (the decoder refuses it too; this holds for any caller). */
-    if (s->uid == (uid_t)-1 || s->gid == (gid_t)-1) fail(c, SWVM_ERR_INVALID_ARGUMENT, "switch to uid %u gid %u: (uid_t)-1 is not an id", s->uid, s->gid);
+    if (s->uid == (uid_t)-1 || s->gid == (gid_t)-1) cf_fail(c, SWVM_ERR_INVALID_ARGUMENT, "switch to uid %u gid %u: (uid_t)-1 is not an id", s->uid, s->gid);
     for (uint32_t i = 0; i < s->ngroups; i++)
-        if (s->groups[i] == (gid_t)-1) fail(c, SWVM_ERR_INVALID_ARGUMENT, "supplementary gid %u: (gid_t)-1 is not an id", s->groups[i]);
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
+        if (s->groups[i] == (gid_t)-1) cf_fail(c, SWVM_ERR_INVALID_ARGUMENT, "supplementary gid %u: (gid_t)-1 is not an id", s->groups[i]);
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
     /* Raw system calls: the libc wrappers would broadcast to all threads. */
-    if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) != 0) fail_errno(c, "setgroups", "");
-    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresgid %u", s->gid);
-    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0) fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresuid %u", s->uid);
-    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
-    /* Changing credentials clears the parent-death signal; set it again. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) != 0) cf_fail_errno(c, "setgroups", "");
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) != 0) cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresgid %u", s->gid);
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) != 0) cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "setresuid %u", s->uid);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_KEEPCAPS");
+    /* Changing credentials clears the parent-death signal; set it again
+     * (an OCI process outlives `swvm create`, as runc's). */
+    if (!s->oci.enabled) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
 static const char *find_executable(const struct child *c, char path[4096]) {
     const char *name = c->s->args[0];
     struct stat st;
     if (strchr(name, '/')) {
-        if (stat(name, &st) != 0) fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": stat %s: no such file or directory", name, name);
-        if (S_ISDIR(st.st_mode)) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": is a directory", name);
-        if (access(name, X_OK) != 0) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
+        if (stat(name, &st) != 0) cf_fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": stat %s: no such file or directory", name, name);
+        if (S_ISDIR(st.st_mode)) cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": is a directory", name);
+        if (access(name, X_OK) != 0) cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
         return name;
     }
     const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -528,8 +573,8 @@ static const char *find_executable(const struct child *c, char path[4096]) {
         if (!end) break;
         p = end + 1;
     }
-    if (denied) fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
-    fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": executable file not found in $PATH", name);
+    if (denied) cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
+    cf_fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
 static void exec_workload(const struct child *c, const char *exe) {
@@ -541,14 +586,17 @@ static void exec_workload(const struct child *c, const char *exe) {
     for (int sig = 1; sig < 32; sig++)
         if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
     sigprocmask(SIG_SETMASK, &empty, NULL);
-    syscall(SYS_close_range, 3, ~0u, CLOSE_RANGE_CLOEXEC_);
+    /* OCI --preserve-fds: fds 3.. stay open across execve, as runc passes them. */
+    unsigned int keep = c->s->oci.preserve_fds;
+    for (unsigned int fd = 3; fd < 3 + keep; fd++) fcntl((int)fd, F_SETFD, 0);
+    syscall(SYS_close_range, 3 + keep, ~0u, CLOSE_RANGE_CLOEXEC_);
     execve(exe, c->s->args, c->s->env);
     const char *name = c->s->args[0];
     switch (errno) {
-    case ENOENT: fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", name, exe);
-    case EACCES: case EPERM: fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
-    case ENOEXEC: fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": exec format error", name);
-    default: fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "exec: \"%s\"", name);
+    case ENOENT: cf_fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": %s: no such file or directory (or its interpreter is missing)", name, exe);
+    case EACCES: case EPERM: cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
+    case ENOEXEC: cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": exec format error", name);
+    default: cf_fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "exec: \"%s\"", name);
     }
 }
 
@@ -561,7 +609,7 @@ static void run_init(const struct child *c, const char *exe) {
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
     pid_t workload = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (workload < 0) fail_errno(c, "fork the workload under", "--init");
+    if (workload < 0) cf_fail_errno(c, "fork the workload under", "--init");
     if (workload == 0) exec_workload(c, exe);
     close(c->io->error_fd);
     for (;;) {
@@ -578,80 +626,132 @@ static void run_init(const struct child *c, const char *exe) {
     }
 }
 
-void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
-    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
-    struct child *c = &child;
-    /* Die with the parent, even if it is SIGKILLed. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    char go;
-    ssize_t got;
-    do { got = read(io->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
-    if (got != 1) _exit(125);   /* the parent went away */
-    close(io->sync_fd);
+/* Effective, permitted and inheritable sets, then the ambient ones. An
+ * image run grants one set (inheritable empty, as Docker since
+ * CVE-2022-24769; a non-root user keeps none across exec); an OCI process
+ * gets config.json's five sets. */
+static void set_capabilities(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    const struct swvm_oci *o = &s->oci;
+    uint64_t eff = o->has_caps ? o->effective : s->caps, perm = o->has_caps ? o->permitted : s->caps;
+    uint64_t inh = o->has_caps ? o->inheritable : 0;
+    struct cap_header hdr = { .version = CAPSET_VERSION_3, .pid = 0 };
+    struct cap_data data[2] = {
+        { (uint32_t)eff, (uint32_t)perm, (uint32_t)inh },
+        { (uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32) },
+    };
+    if (syscall(SYS_capset, &hdr, data) != 0) cf_fail_errno(c, "capset", "");
+    for (int cap = 0; o->has_caps && cap <= 63; cap++)
+        if ((o->ambient >> cap & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
+            cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "raise capability %d in the ambient set", cap);
+}
 
-    /* Now in our cgroup: a cgroup namespace rooted there. */
-    if (unshare(CLONE_NEWCGROUP) != 0) fail_errno(c, "unshare", "CLONE_NEWCGROUP");
-    if (s->userns) {
-        if (syscall(SYS_setresuid, 0, 0, 0) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0) fail_errno(c, "become root in", "the user namespace");
-    }
-    if (setsid() < 0) fail_errno(c, "setsid", "");
-    /* Nothing mounted here propagates to the outer namespace. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail_errno(c, "make private", "/");
+static void drop_bounding(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    uint64_t keep = s->oci.has_caps ? s->oci.bounding : s->caps;
+    for (int cap = 0; cap <= 63; cap++)
+        if (!(keep & (1ull << cap)) && prctl(PR_CAPBSET_DROP_, cap, 0, 0, 0) != 0 && errno != EINVAL)
+            cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "drop capability %d from the bounding set", cap);
+}
 
-    char built[4096];
-    const char *root = io->prepared_root ? io->prepared_root : build_container_root(c, built, sizeof built);
-    c->root = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (c->root < 0) fail_errno(c, "open", root);
-    mount_kernel_filesystems(c);
-    populate_devices(c);
-    if (s->terminal) open_terminal(c);
-    mount_user_mounts(c);
-    make_workdir(c);
-    mask_and_protect(c);
-    report_confined(c);
-    write_host_files(c);
-    close(c->root);
-    enter_root(c, root);
+/* OCI mode, the last step before execve (runc's exec FIFO): tell the
+ * parent the init is created, then block opening the FIFO for writing
+ * until `swvm start` opens it for reading. */
+static void wait_for_start(struct child *c) {
+    char path[40];
+    cf_text_of(c, path, sizeof path, "/proc/self/fd/%d", c->s->oci.exec_fifo);
+    if (swvm_frame_write(c->io->error_fd, MSG_CREATED, NULL, 0) != 0) cf_fail_errno(c, "report the container created", "");
+    close(c->io->error_fd);
+    c->created = 1;
+    int fd;
+    do { fd = open(path, O_WRONLY | O_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    if (fd < 0) cf_fail_errno(c, "open the exec FIFO", path);
+    ssize_t n;
+    do { n = write(fd, "0", 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) cf_fail_errno(c, "write to the exec FIFO", path);
+    close(fd);
+    close(c->s->oci.exec_fifo);
+}
 
-    if (sethostname(s->hostname, strlen(s->hostname)) != 0) fail_errno(c, "sethostname", s->hostname);
-    if (!s->host_network) interface_up(c, "lo");
+void cf_process_stage(struct child *c) {
+    const struct swvm_settings *s = c->s;
     apply_rlimits(c);
     setup_stdio(c);
-
     /* The working directory is entered while still root (runc's order), so
      * `-u nobody -w /root` works; if root cannot, the user tries again. */
     int in_workdir = chdir(s->cwd) == 0;
-    for (int cap = 0; cap <= 63; cap++)
-        if (!(s->caps & (1ull << cap)) && prctl(PR_CAPBSET_DROP_, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "drop capability %d from the bounding set", cap);
+    drop_bounding(c);
     /* Without no_new_privs, seccomp needs CAP_SYS_ADMIN: load it while root. */
     if (!s->nnp && s->seccomp_len) load_seccomp(c);
     switch_user(c);
     if (!in_workdir && chdir(s->cwd) != 0)
-        fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "chdir to the working directory \"%s\"", s->cwd);
-    /* Effective and permitted = the granted set; inheritable empty (as
-     * Docker since CVE-2022-24769). A non-root user keeps none across exec. */
-    struct cap_header hdr = { .version = CAPSET_VERSION_3, .pid = 0 };
-    struct cap_data data[2] = {
-        { (uint32_t)s->caps, (uint32_t)s->caps, 0 },
-        { (uint32_t)(s->caps >> 32), (uint32_t)(s->caps >> 32), 0 },
-    };
-    if (syscall(SYS_capset, &hdr, data) != 0) fail_errno(c, "capset", "");
-    if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
+        cf_fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "chdir to the working directory \"%s\"", s->cwd);
+    set_capabilities(c);
+    if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
     char path[4096];
     const char *exe = find_executable(c, path);
     if (s->nnp && s->seccomp_len) load_seccomp(c);
+    if (s->oci.enabled) umask((mode_t)s->oci.umask);
+    if (s->oci.exec_fifo >= 0) wait_for_start(c);
     if (s->init) run_init(c, exe);
     exec_workload(c, exe);
     _exit(125);
 }
 
+/* The image's root under an overlay, swvm's standard mounts and the
+ * run's own, entered; or guest-init's prepared root. */
+static void build_image_root(struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cf_fail_errno(c, "make private", "/");
+    char built[4096];
+    const char *root = c->io->prepared_root ? c->io->prepared_root : build_container_root(c, built, sizeof built);
+    c->root = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root < 0) cf_fail_errno(c, "open", root);
+    mount_kernel_filesystems(c);
+    populate_devices(c);
+    if (s->terminal) cf_open_terminal(c, 1);
+    mount_user_mounts(c);
+    cf_make_workdir(c);
+    cf_mask_and_protect(c);
+    cf_report_confined(c);
+    write_host_files(c);
+    close(c->root);
+    cf_enter_root(c, root);
+}
+
+void cf_wait_for_parent(const struct swvm_child_io *io) {
+    char go;
+    ssize_t got;
+    do { got = read(io->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(125);   /* the parent went away */
+    close(io->sync_fd);
+}
+
+void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
+    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
+    struct child *c = &child;
+    /* Die with the parent, even if it is SIGKILLed (an OCI init outlives
+     * `swvm create`; until released, it ends at the sync pipe's EOF). */
+    if (!s->oci.enabled) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    cf_wait_for_parent(io);
+
+    cf_enter_namespaces(c);
+    if (s->userns) {
+        if (syscall(SYS_setresuid, 0, 0, 0) != 0 || syscall(SYS_setresgid, 0, 0, 0) != 0) cf_fail_errno(c, "become root in", "the user namespace");
+    }
+    if (setsid() < 0) cf_fail_errno(c, "setsid", "");
+    if (s->oci.enabled) cf_build_oci_root(c);
+    else build_image_root(c);
+
+    const struct swvm_oci *o = &s->oci;
+    if (!o->enabled || ((o->new_namespaces & CLONE_NEWUTS) && *s->hostname))
+        if (sethostname(s->hostname, strlen(s->hostname)) != 0) cf_fail_errno(c, "sethostname", s->hostname);
+    /* A new network namespace (runc's "loopback" network) gets lo up. */
+    if (o->enabled ? (o->new_namespaces & CLONE_NEWNET) != 0 : !s->host_network) cf_interface_up(c, "lo");
+    cf_process_stage(c);
+}
+
 pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
                            const int *close_in_child, int nclose) {
-    /* fork semantics (no new stack): the child continues here, in C. */
-    pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
-    if (pid != 0) return pid;
-    for (int i = 0; i < nclose; i++)
-        if (close_in_child[i] >= 0) close(close_in_child[i]);
-    swvm_confine_exec(s, io);
+    return cf_clone_in_namespaces(s, flags, io, close_in_child, nclose);
 }

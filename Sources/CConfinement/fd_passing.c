@@ -9,8 +9,13 @@
 #include "swvm_confine.h"
 
 int swvm_send_fd(int sock, int fd) {
-    char dummy = 'F';
-    struct iovec iov = { .iov_base = &dummy, .iov_len = 1 };
+    return swvm_send_fd_named(sock, fd, "F");
+}
+
+int swvm_send_fd_named(int sock, int fd, const char *name) {
+    size_t len = strlen(name);
+    if (len == 0) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)name, .iov_len = len };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     memset(&u, 0, sizeof u);
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
@@ -21,7 +26,7 @@ int swvm_send_fd(int sock, int fd) {
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
     ssize_t r;
     do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    return r == 1 ? 0 : -1;
+    return r == (ssize_t)len ? 0 : -1;
 }
 
 int swvm_recv_fd(int sock) {

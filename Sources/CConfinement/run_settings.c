@@ -1,5 +1,8 @@
 /* The decoder for swvm_run_settings.h, shared by guest-init and swvm. */
+#define _GNU_SOURCE
 #include "swvm_run_settings.h"
+
+#include <sched.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -119,6 +122,122 @@ static int add_mount(struct decoder *d, struct swvm_mount **list, uint32_t *coun
     return 0;
 }
 
+/* Splits `n` bytes into `count` NUL-separated strings (the last runs to
+ * the end); a missing separator, or a NUL in the last, is an error. */
+static int split_strings(struct decoder *d, const uint8_t *v, uint32_t n, char **out, int count, const char *what) {
+    for (int i = 0; i < count; i++) out[i] = NULL;
+    for (int i = 0; i < count; i++) {
+        const uint8_t *nul = i < count - 1 ? memchr(v, 0, n) : NULL;
+        if (i < count - 1 && !nul) { fail(d, "run settings: %s lacks a field", what); goto bad; }
+        uint32_t len = nul ? (uint32_t)(nul - v) : n;
+        if (!(out[i] = text(d, v, len, what))) goto bad;
+        if (nul) { n -= len + 1; v = nul + 1; }
+    }
+    return 0;
+bad:
+    for (int i = 0; i < count; i++) { free(out[i]); out[i] = NULL; }
+    return -1;
+}
+
+static int decode_oci_mount(struct decoder *d, struct swvm_oci *o, const uint8_t *v, uint32_t n) {
+    if (n < 16 || get32(v + 12) > SWVM_OCI_MAX_PROP || n < 16 + 4 * get32(v + 12))
+        return fail(d, "run settings: an OCI mount of %u bytes", n);
+    uint32_t nprop = get32(v + 12), head = 16 + 4 * nprop;
+    char *f[4];
+    if (split_strings(d, v + head, n - head, f, 4, "an OCI mount")) return -1;
+    struct swvm_oci_mount *m = append(d, (void **)&o->mounts, &o->nmounts, sizeof *m, "OCI mounts");
+    if (!m) { for (int i = 0; i < 4; i++) free(f[i]); return -1; }
+    m->flags = get32(v);
+    m->attr_set = get32(v + 4);
+    m->attr_clr = get32(v + 8);
+    m->nprop = nprop;
+    for (uint32_t i = 0; i < nprop; i++) m->prop[i] = get32(v + 16 + 4 * i);
+    m->type = f[0]; m->source = f[1]; m->destination = f[2]; m->data = f[3];
+    return 0;
+}
+
+static int decode_oci_device(struct decoder *d, struct swvm_oci *o, const uint8_t *v, uint32_t n) {
+    if (n < 22 || !memchr("cbup", v[0], 4)) return fail(d, "run settings: an OCI device of %u bytes or of type %u", n, n ? v[0] : 0);
+    char *path = text(d, v + 21, n - 21, "an OCI device");
+    struct swvm_oci_device *dev = path ? append(d, (void **)&o->devices, &o->ndevices, sizeof *dev, "OCI devices") : NULL;
+    if (!dev) { free(path); return -1; }
+    dev->type = v[0];
+    dev->major = get32(v + 1); dev->minor = get32(v + 5); dev->mode = get32(v + 9);
+    dev->uid = get32(v + 13); dev->gid = get32(v + 17);
+    dev->path = path;
+    return 0;
+}
+
+static int decode_oci_sysctl(struct decoder *d, struct swvm_oci *o, const uint8_t *v, uint32_t n) {
+    char *f[2];
+    if (split_strings(d, v, n, f, 2, "a sysctl")) return -1;
+    struct swvm_oci_sysctl *e = append(d, (void **)&o->sysctl, &o->nsysctl, sizeof *e, "sysctls");
+    if (!e) { free(f[0]); free(f[1]); return -1; }
+    e->key = f[0];
+    e->value = f[1];
+    return 0;
+}
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x80
+#endif
+#define SWVM_NS_FLAGS (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
+                       CLONE_NEWCGROUP | CLONE_NEWTIME)
+
+static int decode_oci_join(struct decoder *d, struct swvm_oci *o, const uint8_t *v, uint32_t n) {
+    if (need(d, n, 8, "a namespace to join")) return -1;
+    uint32_t type = get32(v);
+    int32_t fd = (int32_t)get32(v + 4);
+    /* one CLONE_NEW* bit, each type once */
+    if (!type || (type & (type - 1)) || (type & ~(uint32_t)SWVM_NS_FLAGS) || fd < 0)
+        return fail(d, "run settings: namespace type %#x fd %d to join", type, fd);
+    for (uint32_t i = 0; i < o->njoin; i++)
+        if (o->join[i].type == type) return fail(d, "run settings: namespace type %#x joined twice", type);
+    if (o->njoin >= SWVM_OCI_MAX_JOIN) return fail(d, "run settings: more than %d namespaces to join", SWVM_OCI_MAX_JOIN);
+    o->join[o->njoin++] = (struct swvm_oci_join){ type, fd };
+    return 0;
+}
+
+static int decode_oci_field(struct decoder *d, struct swvm_oci *o, uint16_t tag, const uint8_t *v, uint32_t n) {
+    switch (tag) {
+    case CFG_OCI_ROOT:
+        if (n < 5) return fail(d, "run settings: the OCI root is %u bytes", n);
+        o->root_propagation = get32(v);
+        o->enabled = 1;
+        return set_string(d, &o->root, v + 4, n - 4, "the OCI root");
+    case CFG_OCI_MOUNT: return decode_oci_mount(d, o, v, n);
+    case CFG_OCI_DEVICE: return decode_oci_device(d, o, v, n);
+    case CFG_OCI_SYSCTL: return decode_oci_sysctl(d, o, v, n);
+    case CFG_OCI_CAPS:
+        if (need(d, n, 40, "the capability sets")) return -1;
+        o->has_caps = 1;
+        o->bounding = get64(v); o->effective = get64(v + 8); o->inheritable = get64(v + 16);
+        o->permitted = get64(v + 24); o->ambient = get64(v + 32);
+        return 0;
+    case CFG_OCI_UMASK:
+        if (need(d, n, 4, "the umask")) return -1;
+        if (get32(v) > 0777) return fail(d, "run settings: umask %o", get32(v));
+        o->umask = get32(v);
+        return 0;
+    case CFG_OCI_JOIN_NS: return decode_oci_join(d, o, v, n);
+    case CFG_OCI_NAMESPACES:
+        if (need(d, n, 4, "the namespaces") ) return -1;
+        if (get32(v) & ~(uint32_t)SWVM_NS_FLAGS) return fail(d, "run settings: namespace flags %#x", get32(v));
+        o->new_namespaces = get32(v);
+        return 0;
+    case CFG_OCI_EXEC_FIFO:
+        if (need(d, n, 4, "the exec FIFO") || (int32_t)get32(v) < 0) return fail(d, "run settings: the exec FIFO fd");
+        o->exec_fifo = (int32_t)get32(v);
+        return 0;
+    case CFG_OCI_PRESERVE_FDS:
+        if (need(d, n, 4, "the preserved fds") || get32(v) > 65536) return fail(d, "run settings: preserved fds");
+        o->preserve_fds = get32(v);
+        return 0;
+    default:
+        return 0;   /* a field from a newer swvm: skipped */
+    }
+}
+
 static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag, const uint8_t *v, uint32_t n) {
     switch (tag) {
     case CFG_ARG: return add_string(d, &s->args, &s->nargs, v, n, "arguments");
@@ -190,13 +309,15 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     default:
-        return 0;   /* a field from a newer swvm: skipped */
+        return decode_oci_field(d, &s->oci, tag, v, n);
     }
 }
 
 static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s) {
     memset(s, 0, sizeof *s);
     s->pids = -1;
+    s->oci.umask = 022;
+    s->oci.exec_fifo = -1;
     size_t off = 0;
     while (!d->failed && off < len) {
         if (len - off < 6) { fail(d, "run settings: a truncated field header at byte %zu", off); break; }
@@ -242,6 +363,19 @@ static void free_mounts(struct swvm_mount *m, uint32_t n) {
     free(m);
 }
 
+static void free_oci(struct swvm_oci *o) {
+    free(o->root);
+    for (uint32_t i = 0; i < o->nmounts; i++) {
+        struct swvm_oci_mount *m = &o->mounts[i];
+        free(m->type); free(m->source); free(m->destination); free(m->data);
+    }
+    free(o->mounts);
+    for (uint32_t i = 0; i < o->ndevices; i++) free(o->devices[i].path);
+    free(o->devices);
+    for (uint32_t i = 0; i < o->nsysctl; i++) { free(o->sysctl[i].key); free(o->sysctl[i].value); }
+    free(o->sysctl);
+}
+
 void swvm_settings_free(struct swvm_settings *s) {
     free_list(s->args, s->nargs);
     free_list(s->env, s->nenv);
@@ -254,6 +388,7 @@ void swvm_settings_free(struct swvm_settings *s) {
     free_mounts(s->tmpfs, s->ntmpfs);
     free_mounts(s->volumes, s->nvolumes);
     free_mounts(s->cgroup_mounts, s->ncgroup_mounts);
+    free_oci(&s->oci);
     memset(s, 0, sizeof *s);
 }
 

@@ -21,9 +21,11 @@ public final class CgroupV1: Cgroup {
     public private(set) var paths: [String] = []
     private var dirs: [String: String] = [:]
 
-    public init(root: String, name: String, controllers: [String] = CgroupV1.controllers) throws {
+    /// `unified`: also the cgroup2 hierarchy of a hybrid host (ROOT/unified),
+    /// as runc joins it.
+    public init(root: String, name: String, controllers: [String] = CgroupV1.controllers, unified: Bool = false) throws {
         self.root = root
-        for c in controllers {
+        for c in controllers + (unified && Cgroups.detect(root: Path.join(root, "unified")) == .v2(root: Path.join(root, "unified")) ? ["unified"] : []) {
             let base = Path.join(root, c)
             guard FS.isDirectory(base), FS.exists(Path.join(base, "cgroup.procs")) else { continue }
             let dir: String
@@ -61,10 +63,10 @@ public final class CgroupV1: Cgroup {
 
     /// Device nodes: only the standard ones may be opened (defence in
     /// depth; a container's writable mounts are nodev as well).
-    public func restrictDevices() throws {
+    public func restrictDevices(allowing extra: [String]) throws {
         if let dir = dirs["devices"] {
             try Cgroups.writeFile(Path.join(dir, "devices.deny"), "a")
-            for rule in CgroupV1.allowedDevices { try Cgroups.writeFile(Path.join(dir, "devices.allow"), rule) }
+            for rule in CgroupV1.allowedDevices + extra { try Cgroups.writeFile(Path.join(dir, "devices.allow"), rule) }
         }
     }
 

@@ -50,7 +50,7 @@ public final class CgroupV2: Cgroup {
 
     /// cgroup v2 controls devices with eBPF programs; swvm relies on nodev
     /// mounts and bind-mounted device nodes there instead.
-    public func restrictDevices() throws {}
+    public func restrictDevices(allowing: [String]) throws {}
 
     public func add(pid: pid_t) throws { try Cgroups.writeFile(Path.join(dir, "cgroup.procs"), String(pid)) }
 

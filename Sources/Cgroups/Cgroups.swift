@@ -10,8 +10,9 @@ public protocol Cgroup: AnyObject {
     /// The directories made for this container (for clean-up records).
     var paths: [String] { get }
     func apply(_ limits: ResourceLimits) throws
-    /// Lets only the standard device nodes be opened (where the hierarchy can).
-    func restrictDevices() throws
+    /// Lets only the standard device nodes, and the `allowing` rules
+    /// ("c 10:200 rwm"), be opened (where the hierarchy can).
+    func restrictDevices(allowing: [String]) throws
     func add(pid: pid_t) throws
     /// Kills what is left inside and removes the directories.
     func destroy()
@@ -19,6 +20,11 @@ public protocol Cgroup: AnyObject {
     func peakMemory() -> UInt64?
     /// Whether the kernel's OOM killer fired inside.
     func oomKilled() -> Bool
+}
+
+extension Cgroup {
+    /// Lets only the standard device nodes be opened (where the hierarchy can).
+    public func restrictDevices() throws { try restrictDevices(allowing: []) }
 }
 
 public enum CgroupVersion: Equatable {

@@ -12,22 +12,7 @@ public final class ProcessCgroupScope {
     private let originalProcsFiles: [String]
 
     public init(id: String, limits: ResourceLimits, version: CgroupVersion = Cgroups.detect()) throws {
-        var originals: [String] = []
-        let mine = (try? FS.readText("/proc/self/cgroup")) ?? ""
-        for line in mine.split(separator: "\n") {
-            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            guard f.count == 3 else { continue }
-            switch version {
-            case .v2(let root) where f[0] == "0":
-                originals.append(Path.join(root, f[2], "cgroup.procs"))
-            case .v1(let root) where !f[1].isEmpty && !f[1].hasPrefix("name="):
-                for c in f[1].split(separator: ",") where CgroupV1.controllers.contains(String(c)) {
-                    originals.append(Path.join(root, String(c), f[2], "cgroup.procs"))
-                }
-            default:
-                break
-            }
-        }
+        let originals = ProcessCgroupScope.procsFiles(of: getpid(), version: version)
         originalProcsFiles = originals
         cgroup = try Cgroups.create(id: id, version: version, limits: limits)
         do {
@@ -40,6 +25,33 @@ public final class ProcessCgroupScope {
     }
 
     public var paths: [String] { cgroup.paths }
+
+    /// The cgroup.procs files of the cgroups `pid` is in, one per controller.
+    public static func procsFiles(of pid: pid_t, version: CgroupVersion = Cgroups.detect()) -> [String] {
+        var files: [String] = []
+        let text = (try? FS.readText("/proc/\(pid)/cgroup")) ?? ""
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 3 else { continue }
+            switch version {
+            case .v2(let root) where f[0] == "0":
+                files.append(Path.join(root, f[2], "cgroup.procs"))
+            case .v1(let root) where !f[1].isEmpty && !f[1].hasPrefix("name="):
+                for c in f[1].split(separator: ",") where CgroupV1.controllers.contains(String(c)) {
+                    files.append(Path.join(root, String(c), f[2], "cgroup.procs"))
+                }
+            default:
+                break
+            }
+        }
+        return files
+    }
+
+    /// Moves `pid` into the cgroups `source` is in (a jailed VMM cannot
+    /// leave its scope itself; its keeper moves it out).
+    public static func moveToCgroupsOf(_ source: pid_t, pid: pid_t) {
+        for f in procsFiles(of: source) { try? Cgroups.writeFile(f, String(pid)) }
+    }
 
     public func restore() {
         for f in originalProcsFiles { try? Cgroups.writeFile(f, String(getpid())) }

@@ -131,6 +131,7 @@ public enum Figures {
             }
             var vmm = row("VMM confinement") { $0.vmmConfinement ?? "" }
             vmm.cells["container"] = .notApplicable("no VMM")
+            let escape = row("an escape from the workload reaches") { Figures.escapeReach($0) }
             return [
                 row("kernel") { $0.sharesHostKernel ? "shared with the host" : "the VM's own (guest kernel)" },
                 row("namespaces") { $0.namespaces.joined(separator: ", ") },
@@ -141,8 +142,28 @@ public enum Figures {
                 row("masked paths") { "\($0.maskedPaths.count): " + $0.maskedPaths.joined(separator: " ") },
                 row("read-only paths") { "\($0.readOnlyPaths.count): " + $0.readOnlyPaths.joined(separator: " ") },
                 vmm,
+                escape,
             ]
         }
+    }
+
+    /// What code that breaks out of the workload's confinement reaches at
+    /// each level, from what the run applied (the VMM's jail as read back
+    /// from /proc).
+    static func escapeReach(_ p: RunReport.Posture) -> String {
+        if p.sharesHostKernel {
+            return "the host's kernel, directly (\(p.seccompAllowedSyscalls.map(String.init) ?? "all") system calls, \(p.capabilities.count) capabilities)"
+        }
+        guard let jail = p.vmmJail, let threads = jail["threads"]?.array, !threads.isEmpty else {
+            return "the guest kernel; past it, the VMM (its jail unknown)"
+        }
+        let uids = Set(threads.compactMap { $0["uid"]?.array?.first?.int })
+        let who = uids.contains(0) ? "as root" : "as uid \(uids.sorted().map(String.init).joined(separator: ","))"
+        let withCaps = threads.filter { ($0["capEff"]?.string ?? "0") != "0" }.count
+        let caps = withCaps == 0 ? "no capability" : "capabilities on \(withCaps) of \(threads.count) threads"
+        let ns = (jail["ownNamespaces"]?.array ?? []).compactMap(\.string)
+        let root = jail["rootIsOwn"]?.bool == true && (jail["rootEntries"]?.array ?? []).isEmpty ? "an empty root" : "the host's files"
+        return "the guest kernel; past it and a device bug, the VMM \(who), \(caps), \(root), own namespaces: \(ns.joined(separator: ", "))"
     }
 
     /// A number as a table shows it.

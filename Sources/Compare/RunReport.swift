@@ -26,6 +26,8 @@ public struct RunReport {
     /// CLOCK_MONOTONIC ns when the VM was ready for the run's settings:
     /// booted (cold) or restored and about to resume (warm).
     public var readyNanos: UInt64?
+    /// CLOCK_MONOTONIC ns when a VM's threads were about to start, its VMM jailed.
+    public var threadsStartNanos: UInt64?
     public var posture: Posture
 
     public struct Posture {
@@ -41,10 +43,14 @@ public struct RunReport {
         public var maskedPaths: [String]
         public var readOnlyPaths: [String]
         public var vmmConfinement: String?
+        /// The VMM's jail as read back from /proc (every thread's ids,
+        /// capabilities, no_new_privs and seccomp; namespaces; root; rlimits).
+        public var vmmJail: JSON?
 
         public init(sharesHostKernel: Bool, namespaces: [String], capabilities: [String], seccompAllowedSyscalls: Int?,
                     noNewPrivileges: Bool, devices: [String], maskedPaths: [String], readOnlyPaths: [String],
-                    vmmConfinement: String?) {
+                    vmmConfinement: String?, vmmJail: JSON? = nil) {
+            self.vmmJail = vmmJail
             self.sharesHostKernel = sharesHostKernel
             self.namespaces = namespaces
             self.capabilities = capabilities
@@ -59,7 +65,8 @@ public struct RunReport {
 
     public init(isolation: String, status: Int32, execNanos: UInt64?, endNanos: UInt64, swvmPeakRSS: UInt64,
                 workloadPeak: UInt64?, guestMemoryTouched: UInt64?, guestMemorySize: UInt64?, workloadPID: UInt32?,
-                vmStart: String? = nil, readyNanos: UInt64? = nil, posture: Posture) {
+                vmStart: String? = nil, readyNanos: UInt64? = nil, posture: Posture, threadsStartNanos: UInt64? = nil) {
+        self.threadsStartNanos = threadsStartNanos
         self.vmStart = vmStart
         self.readyNanos = readyNanos
         self.isolation = isolation
@@ -76,7 +83,7 @@ public struct RunReport {
 
     /// This process's peak RSS from /proc/self/status (VmHWM), in bytes.
     public static func selfPeakRSS() -> UInt64 {
-        let text = (try? FS.readText("/proc/self/status")) ?? ""
+        let text = ProcSelf.readText("status") ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { UInt64($0) } ?? 0
             return kb * 1024
@@ -86,6 +93,7 @@ public struct RunReport {
 
     public var json: JSON {
         func opt(_ v: UInt64?) -> JSON { v.map { .integer(Int64($0)) } ?? .null }
+        let jail: JSON = posture.vmmJail ?? .null
         return .object([
             ("isolation", .string(isolation)), ("status", .integer(Int64(status))),
             ("execNanos", opt(execNanos)), ("endNanos", .integer(Int64(endNanos))),
@@ -94,6 +102,7 @@ public struct RunReport {
             ("workloadPID", workloadPID.map { .integer(Int64($0)) } ?? .null),
             ("vmStart", vmStart.map { .string($0) } ?? .null),
             ("readyNanos", opt(readyNanos)),
+            ("threadsStartNanos", opt(threadsStartNanos)),
             ("posture", .object([
                 ("sharesHostKernel", .bool(posture.sharesHostKernel)),
                 ("namespaces", .array(posture.namespaces.map { .string($0) })),
@@ -104,6 +113,7 @@ public struct RunReport {
                 ("maskedPaths", .array(posture.maskedPaths.map { .string($0) })),
                 ("readOnlyPaths", .array(posture.readOnlyPaths.map { .string($0) })),
                 ("vmmConfinement", posture.vmmConfinement.map { .string($0) } ?? .null),
+                ("vmmJail", jail),
             ])),
         ])
     }
@@ -127,7 +137,9 @@ public struct RunReport {
                                    devices: (p["devices"]?.array ?? []).compactMap(\.string),
                                    maskedPaths: (p["maskedPaths"]?.array ?? []).compactMap(\.string),
                                    readOnlyPaths: (p["readOnlyPaths"]?.array ?? []).compactMap(\.string),
-                                   vmmConfinement: p["vmmConfinement"]?.string))
+                                   vmmConfinement: p["vmmConfinement"]?.string,
+                                   vmmJail: p["vmmJail"].flatMap { $0.isNull ? nil : $0 }),
+                  threadsStartNanos: u64("threadsStartNanos"))
     }
 
     /// Writes the report to `fd` as one line.

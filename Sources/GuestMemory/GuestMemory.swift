@@ -206,7 +206,7 @@ public final class GuestMemory: @unchecked Sendable {
     /// Rss of the regions' mappings in /proc/self/smaps. (mincore would
     /// count a snapshot's pages that are merely in the page cache.)
     public func residentBytes() -> UInt64 {
-        guard let text = try? FS.readText("/proc/self/smaps", limit: 1 << 26) else { return 0 }
+        guard let text = ProcSelf.readText("smaps", limit: 1 << 26) else { return 0 }
         let starts = Set(regions.map { UInt(bitPattern: $0.host) })
         var total: UInt64 = 0
         var inRegion = false

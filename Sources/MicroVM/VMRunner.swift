@@ -19,6 +19,7 @@ import Virtio
 import VMM
 import NativeThreads
 import Terminal
+import VMMJail
 
 /// How to build the VM for a run.
 public struct VMOptions {
@@ -28,6 +29,8 @@ public struct VMOptions {
     public var showConsole = Log.debugEnabled
     /// Boot the kernel instead of restoring a snapshot; read or write none.
     public var coldBoot = false
+    /// Descriptors swvm's caller passed that the jailed VMM keeps (--report-fd).
+    public var keepDescriptors: [Int32] = []
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -35,6 +38,9 @@ public struct VMOptions {
     /// gets --memory).
     public static let defaultMemory: UInt64 = 128 << 20
     public static let memoryMargin: UInt64 = 64 << 20
+    /// What the VMM's cgroup allows beyond guest RAM: the VMM's own memory
+    /// and the page cache of the snapshot it writes.
+    public static let vmmMemoryMargin: UInt64 = 128 << 20
 }
 
 /// How the VM of a run started.
@@ -71,6 +77,13 @@ public struct VMResult {
     /// confined: both as the run applied them.
     public var devices: [String] = []
     public var vmmConfinement = ""
+    /// The jail as the keeper read it from /proc while the workload ran.
+    public var vmmJail: JSON?
+    /// Peak RSS of the VMM's keeper (the jailed VMM's own is its VmHWM).
+    public var keeperPeakRSS: UInt64 = 0
+    /// Monotonic ns when the VM's threads were about to start: the jail
+    /// applied (the bench's figure for what the jail costs a start).
+    public var threadsStartNanos: UInt64?
     /// The workload's namespaces inside the guest, as guest-init made them.
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
@@ -105,9 +118,9 @@ public final class VMRunner {
     }
 
     /// How the VMM's threads were confined, from the filters they loaded.
-    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)]) -> String {
+    static func describeConfinement(_ threads: [(thread: String, allowedSyscalls: Int)], jail: String?) -> String {
         let each = threads.sorted { $0.thread < $1.thread }.map { "\($0.thread): \($0.allowedSyscalls) syscalls" }
-        return "seccomp on \(threads.count) VMM threads (\(each.joined(separator: ", "))); the VMM process is root in the host's namespaces, without a jail"
+        return "\(jail ?? "the jail could not be read back"); per-thread filters on \(threads.count) VMM threads (\(each.joined(separator: ", ")))"
     }
 
     /// Options a VM cannot honour are errors, not silently ignored.
@@ -203,17 +216,24 @@ public final class VMRunner {
         RunRecord.removeStale()
         let record = RunRecord.directory(for: spec.id)
         try RunRecord.create(record)
-        var scope: ProcessCgroupScope?
-        defer {
-            scope?.restore()
-            try? FS.removeTree(record)
+        // The keeper cleans up what the run holds on the host (the jailed
+        // VMM cannot): started before this process joins its cgroup, and
+        // waited for at the end.
+        let identity: VMMIdentity, keeper: VMMKeeper
+        do {
+            identity = try VMMIdentity.lease()
+            keeper = try VMMKeeper.spawn(record: record, identity: identity)
+        } catch {
+            RunRecord.cleanup(record)
+            throw error
         }
-        scope = try cpuQuotaScope(record: record)
+        defer { keeper.finish() }
+        let scope = try vmmCgroupScope(record: record, guestMemory: config.memoryBytes)
 
         // --network bridge: the address, published ports and the tap; the
         // guest learns them with its settings, after the snapshot point.
         let network = try NetworkAttachment.prepare(spec, runDir: record)
-        defer { network?.release() }
+        defer { withExtendedLifetime((scope, network)) {} }
         let tap = try network?.openTap()
         defer { withExtendedLifetime(tap) {} }   // open until the VM is gone
 
@@ -226,26 +246,58 @@ public final class VMRunner {
         let (instance, how, writer, inUse) = try startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
         if let shareServer { instance.volumes.prepare(shareServer) }
-        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network)
+        let output = try writer.map { try SnapshotOutput(writer: $0, keeper: keeper) }
+        let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
-        if let writer { session.beforeSettings = saveSnapshot(of: instance, with: writer) }
+        if let output { session.beforeSettings = saveSnapshot(of: instance, to: output) }
+        let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
+                            snapshotBytes: output == nil ? nil : config.memoryBytes + (64 << 20))
+        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let threadsStart = Locked<UInt64?>(nil)
+        instance.machine.beforeThreads = {
+            if !VMMJail.skippedForTests {
+                try ProcSelf.hold(["smaps", "status"])
+                var p = plan
+                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound(), threads: config.vcpus + 4,
+                                          volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
+                if let procFD = try VMMJail.apply(p, filter: processFilter) { instance.volumes.enteredJail(procDirectory: procFD) }
+            }
+            threadsStart.with { $0 = Clock.monotonicNanos() }
+        }
         var result = try session.run(restored: how == .warm)
         result.start = how
+        result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
         return result
     }
 
 
-    /// --cpus' CPU quota, on a cgroup scope of this process (recorded in
-    /// the run's record); nil without a quota.
-    private func cpuQuotaScope(record: String) throws -> ProcessCgroupScope? {
-        guard spec.resources.cpuQuota != nil else { return nil }
+    /// The VMM's cgroup: guest RAM plus a margin of memory, and --cpus'
+    /// CPU quota (the vCPU threads are ours), as Firecracker's jailer does;
+    /// recorded in the run's record, removed by the keeper.
+    private func vmmCgroupScope(record: String, guestMemory: UInt64) throws -> ProcessCgroupScope {
         var limits = ResourceLimits()
+        limits.memory = guestMemory + VMOptions.vmmMemoryMargin
         limits.cpuQuota = spec.resources.cpuQuota
         limits.cpuPeriod = spec.resources.cpuPeriod
         let scope = try ProcessCgroupScope(id: spec.id, limits: limits)
         try RunRecord.record(record, cgroups: scope.paths)
         return scope
+    }
+
+    /// The jail for this run; its FSIZE (the first limit) is what the VMM
+    /// must still write to a file: the snapshot it saves, a share's files
+    /// (unlimited), or stdout, stderr or --report-fd when they are files
+    /// (unlimited).
+    private func jailPlan(identity: VMMIdentity, record: String, config: MachineConfig, volumes: Bool,
+                          snapshotBytes: UInt64?) -> JailPlan {
+        let unlimited = UInt64.max   // RLIM_INFINITY
+        let writesFiles = volumes || ([1, 2] + options.keepDescriptors).contains(where: VMMJail.isRegularFile)
+        let fsize = writesFiles ? unlimited : snapshotBytes ?? 0
+        var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
+                            limits: [(VMMJail.rlimitFSIZE, fsize)])
+        plan.keepDescriptors = options.keepDescriptors
+        return plan
     }
 
     /// What the session attaches once guest-init has its settings: the
@@ -267,22 +319,22 @@ public final class VMRunner {
     }
 
     /// Saves the booted VM for warm starts, just before its settings.
-    private func saveSnapshot(of instance: Instance, with writer: SnapshotCache.Writer) -> () -> Void {
+    private func saveSnapshot(of instance: Instance, to output: SnapshotOutput) -> () -> Void {
         return {
             // On the main thread, every vCPU parked: the guest is booted
             // and guest-init waits for its settings.
             instance.machine.pause {
                 do {
                     let state = try instance.machine.captureState()
-                    try instance.machine.withMemoryRanges { try writer.publish(state: state, regions: $0) }
-                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: writer.key))")
+                    try instance.machine.withMemoryRanges { try output.publish(state: state, regions: $0) }
+                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: output.key))")
                 } catch {
                     Log.warning("could not save a snapshot for warm starts: \(error)")
                 }
             }
             // The snapshot point is past: nothing this run does from
             // here on may become a snapshot.
-            writer.release()
+            output.release()
         }
     }
 
@@ -373,6 +425,9 @@ final class Session: @unchecked Sendable {
     let phases = Locked<[(String, Int)]>([])
     let terminal: HostTerminal?
     let network: NetworkAttachment?
+    let keeper: VMMKeeper
+    /// The VMM's jail, read back by the keeper while the workload runs.
+    let jail = Locked<(summary: String, json: JSON, keeperPeakRSS: UInt64)?>(nil)
     /// Attaches the image's disk (before the settings are sent).
     var attach: (() throws -> Void)?
     /// Runs when guest-init is ready, before it gets its settings (the
@@ -382,7 +437,9 @@ final class Session: @unchecked Sendable {
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
 
-    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?) {
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?,
+         keeper: VMMKeeper) {
+        self.keeper = keeper
         self.runner = runner
         self.network = network
         self.instance = instance
@@ -430,7 +487,10 @@ final class Session: @unchecked Sendable {
         result.namespaces = s.namespaces
         result.confinedPaths = s.confinedPaths
         result.devices = machine.attachedDevices
-        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current)
+        let jail = self.jail.current
+        result.vmmConfinement = VMRunner.describeConfinement(machine.confinedThreads.current, jail: jail?.summary)
+        result.vmmJail = jail?.json
+        result.keeperPeakRSS = jail?.keeperPeakRSS ?? 0
         if let e = s.error { throw e }
         switch exit {
         case .stopped:
@@ -484,6 +544,14 @@ final class Session: @unchecked Sendable {
                                                 netInterface: network?.guestInterface))
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
+    }
+
+    /// The keeper reads the VMM's posture from /proc while every thread of
+    /// the VM exists (on the main thread, which may talk to the keeper).
+    private func readJailBack() {
+        machine.pause { [keeper, jail] in
+            if let p = keeper.posture() { jail.with { $0 = (p.summary, p.json, p.keeperPeakRSS) } }
+        }
     }
 
     /// Ends the run with `error` (the first error wins).
@@ -550,6 +618,7 @@ final class Session: @unchecked Sendable {
                     state.with { $0.execNanos = Clock.monotonicNanos(); $0.pid = pid; $0.namespaces = namespaces }
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
+                    readJailBack()
                     runner.onStart?(pid)
                 case GuestProtocol.confined:
                     do {

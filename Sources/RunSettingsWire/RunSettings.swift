@@ -42,21 +42,8 @@ public enum RunSettings {
 
     public static func encode(_ spec: RunSpec, seccompProgram: [UInt8]?, window: (rows: UInt16, cols: UInt16)?,
                               level: Level) -> [UInt8] {
-        var f = Fields()
-        for a in spec.process.args { f.add(CFG_ARG, a) }
-        for e in spec.process.env { f.add(CFG_ENV, e) }
-        f.add(CFG_CWD, spec.process.cwd)
-        f.add(CFG_UID, le32(spec.process.uid))
-        f.add(CFG_GID, le32(spec.process.gid))
-        f.add(CFG_GROUPS, spec.process.additionalGids.flatMap(le32))
-        f.add(CFG_HOSTNAME, spec.hostname)
-        for r in spec.process.rlimits { f.add(CFG_RLIMIT, le32(UInt32(bitPattern: r.resource)) + le64(r.soft) + le64(r.hard)) }
-        f.add(CFG_CAPS, le64(Capabilities.mask(spec.capabilities)))
-        if let p = seccompProgram { f.add(CFG_SECCOMP, p) }
-        f.add(CFG_NNP, spec.noNewPrivileges)
+        var f = processFields(spec, seccompProgram: seccompProgram, window: window)
         f.add(CFG_READONLY, spec.readOnlyRoot)
-        // Without a size (swvm's stdin is no terminal) 0x0: the kernel's default stays.
-        if spec.terminal { f.add(CFG_TERMINAL, le16(window?.rows ?? 0) + le16(window?.cols ?? 0)) }
         f.add(CFG_INTERACTIVE, spec.interactive)
         if spec.initProcess { f.add(CFG_INIT, true) }
         for p in spec.maskedPaths { f.add(CFG_MASKED, p) }
@@ -97,6 +84,26 @@ public enum RunSettings {
             }
         }
         return f.bytes
+    }
+
+    /// What every run's process gets, the same for a container's init and
+    /// for a process exec'd into it.
+    static func processFields(_ spec: RunSpec, seccompProgram: [UInt8]?, window: (rows: UInt16, cols: UInt16)?) -> Fields {
+        var f = Fields()
+        for a in spec.process.args { f.add(CFG_ARG, a) }
+        for e in spec.process.env { f.add(CFG_ENV, e) }
+        f.add(CFG_CWD, spec.process.cwd)
+        f.add(CFG_UID, le32(spec.process.uid))
+        f.add(CFG_GID, le32(spec.process.gid))
+        f.add(CFG_GROUPS, spec.process.additionalGids.flatMap(le32))
+        f.add(CFG_HOSTNAME, spec.hostname)
+        for r in spec.process.rlimits { f.add(CFG_RLIMIT, le32(UInt32(bitPattern: r.resource)) + le64(r.soft) + le64(r.hard)) }
+        f.add(CFG_CAPS, le64(Capabilities.mask(spec.capabilities)))
+        if let p = seccompProgram { f.add(CFG_SECCOMP, p) }
+        f.add(CFG_NNP, spec.noNewPrivileges)
+        // Without a size (swvm's stdin is no terminal) 0x0: the kernel's default stays.
+        if spec.terminal { f.add(CFG_TERMINAL, le16(window?.rows ?? 0) + le16(window?.cols ?? 0)) }
+        return f
     }
 }
 

@@ -71,9 +71,10 @@ public final class NinePServer {
 
     let roots: [ShareRoot]
     let maxFids: Int
-    let procFD: Int32
-    /// The owner of what this server creates (its effective uid).
-    let ownUID = geteuid()
+    private(set) var procFD: Int32
+    /// The owner of what this server creates (its effective uid; the VMM's
+    /// jail changes it after the server is made, see `enteredJail`).
+    private(set) var ownUID = geteuid()
     /// Tests only: runs between the creation of a name and its reopening
     /// (to swap the name, as a racing host user could).
     var afterCreate: ((_ dir: Int32, _ name: [CChar]) -> Void)?
@@ -116,6 +117,16 @@ public final class NinePServer {
     }
 
     public var openFids: Int { fids.count }
+
+    /// The VMM jailed itself (before the server thread starts, which may
+    /// not call geteuid): fids are reopened through `procDirectory` (an
+    /// O_PATH /proc/self/fd of the jail's own procfs) from now on, and what
+    /// the server creates is the jail's uid's.
+    public func enteredJail(procDirectory fd: Int32) {
+        close(procFD)
+        procFD = fd
+        ownUID = geteuid()
+    }
 
     /// CAP_FSETID, linux/capability.h.
     static let capFSetID: Int32 = 4

@@ -151,8 +151,17 @@ public struct SnapshotFile {
     public static func write(to directory: String, key: String, state: [UInt8],
                              regions: [(UnsafeRawPointer, Int)]) throws {
         try FS.makeDirectories(directory, mode: 0o700)
-        let memPath = Path.join(directory, "memory")
+        let memPath = Path.join(directory, "memory"), statePath = Path.join(directory, "state")
         let mem = try FileDescriptor.open(memPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+        let stateFile = try FileDescriptor.open(statePath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+        try write(memory: mem, state: stateFile, in: directory, key: key, state: state, regions: regions)
+    }
+
+    /// Writes a snapshot through descriptors opened beforehand (a jailed
+    /// VMM opens no path); `directory` only names them in errors.
+    public static func write(memory mem: FileDescriptor, state stateFile: FileDescriptor, in directory: String, key: String,
+                             state: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
+        let memPath = Path.join(directory, "memory"), statePath = Path.join(directory, "state")
         let total = regions.reduce(0) { $0 + $1.1 }
         try sys("ftruncate \(memPath)") { ftruncate(mem.raw, off_t(total)) }
         var fileOffset = 0
@@ -188,10 +197,8 @@ public struct SnapshotFile {
         var out = magic + le32(version) + encodeHeaderBody(header)
         out += le32(out.withUnsafeBytes { crc($0) })
         out += state
-        let statePath = Path.join(directory, "state")
-        try FS.writeFile(statePath, out, mode: 0o600)
-        let sfd = try FileDescriptor.open(statePath, O_RDONLY | O_CLOEXEC)
-        fsync(sfd.raw)
+        try out.withUnsafeBytes { try FileDescriptor.writeAll(stateFile.raw, $0, name: statePath) }
+        try sys("fsync \(statePath)") { fsync(stateFile.raw) }
     }
 
     static func isZeroPage(_ p: UnsafeRawPointer, _ size: Int) -> Bool {

@@ -155,7 +155,9 @@ public enum FS {
     public static func executableDirectory() -> String { Path.dirname(executablePath()) }
 
     /// The running executable's path (/proc/self/exe resolved).
-    public static func executablePath() -> String { readLink("/proc/self/exe") ?? "/proc/self/exe" }
+    /// Read once: a jailed VMM has no /proc to read it from later.
+    public static func executablePath() -> String { cachedExecutablePath }
+    private static let cachedExecutablePath = readLink("/proc/self/exe") ?? "/proc/self/exe"
 
     /// What the symbolic link at `path` holds; nil if it is not one.
     public static func readLink(_ path: String) -> String? {
@@ -183,7 +185,7 @@ public enum ProcessMemory {
     /// clean page cache: what is used faults back in, one page at a time,
     /// with fault-around off). Writable mappings are left alone.
     public static func mapOnlyWhatIsUsed() {
-        guard let smaps = try? FS.readText("/proc/self/smaps", limit: 8 << 20) else { return }
+        guard let smaps = ProcSelf.readText("smaps", limit: 8 << 20) else { return }
         let exe = FS.executablePath()
         var current: (lo: UInt, hi: UInt, writable: Bool)?
         var touched = false
@@ -215,5 +217,34 @@ public enum ProcessMemory {
         // And the heap pages that what ran before (image handling, argument
         // parsing) freed: glibc keeps them until asked.
         _ = sys_malloc_trim()
+    }
+}
+
+/// /proc/self files a process reads after it lost /proc (the VMM's jail
+/// has no /proc): `hold` opens them beforehand (a file, not a directory, so
+/// nothing else is reached through it) and `readText` rereads them from
+/// the start. Without `hold`, /proc/self as usual.
+public enum ProcSelf {
+    nonisolated(unsafe) private static var held: [String: Int32] = [:]
+
+    /// Opens /proc/self/NAME for each name; call before other threads exist.
+    public static func hold(_ names: [String]) throws {
+        for name in names where held[name] == nil {
+            held[name] = try sys("open /proc/self/\(name)") { open("/proc/self/\(name)", O_RDONLY | O_CLOEXEC) }
+        }
+    }
+
+    public static func readText(_ name: String, limit: Int = 1 << 26) -> String? {
+        guard let fd = held[name] else { return try? FS.readText("/proc/self/\(name)", limit: limit) }
+        guard lseek(fd, 0, SEEK_SET) == 0 else { return nil }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while out.count < limit {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            out += buf[0..<n]
+        }
+        return String(decoding: out.prefix(limit), as: UTF8.self)
     }
 }

@@ -67,6 +67,9 @@ public final class Machine: @unchecked Sendable {
     var queueNotifyFDs: [Int32] = []
     let panicScanner = PanicScanner()
     let kickSignal = sys_vcpu_kick_signal()
+    /// Runs on the main thread when everything is open and before any of
+    /// the VM's threads exists: the VMM's jail.
+    public var beforeThreads: (() throws -> Void)?
     /// Called on the vCPU thread for each console line (diagnostics).
     public var onConsoleLine: (@Sendable (String) -> Void)?
     /// Signals swvm receives while the VM runs (SIGINT, SIGTERM, SIGHUP,
@@ -173,7 +176,14 @@ public final class Machine: @unchecked Sendable {
         // not stay resident for the VM's lifetime.
         ProcessMemory.mapOnlyWhatIsUsed()
         do {
-            try startThreads()
+            // The threads' filters are compiled (a cache file, or a memfd)
+            // before the jail, which leaves no file to open.
+            let filters = try compileThreadFilters()
+            try beforeThreads?()
+            try startThreads(filters)
+            // The threads took what they need; this thread needs no
+            // capability to serve signals, pauses and snapshots.
+            try VMMSeccomp.dropThreadCapabilities()
             try mainLoop(signals: sigfd, profileIntervalMs: profileIntervalMs)
         } catch {
             // Never join threads that were not told to stop.

@@ -13,11 +13,26 @@ extension Machine {
     /// descriptor). A filter that cannot be
     /// loaded is fatal, as in Firecracker: the threads that handle what the
     /// guest does never run unconfined.
-    func startThreads() throws {
-        let vcpuFilters = try vcpus.map { ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false)) }
-        let deviceFilter = ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false))
+    struct ThreadFilters {
+        var vcpus: [ThreadFilter]
+        var device: ThreadFilter
+        var services: [ThreadFilter]
+    }
+
+    func compileThreadFilters() throws -> ThreadFilters {
+        ThreadFilters(
+            vcpus: try vcpus.map { ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false)) },
+            device: ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)),
+            services: try services.map { ThreadFilter(try SeccompCompiler.compile($0.profile, compatArches: false)) })
+    }
+
+    /// The vCPU and device threads keep no capability (capabilities are
+    /// per thread); a service thread (9p) keeps what the process kept.
+    func startThreads(_ filters: ThreadFilters) throws {
+        let vcpuFilters = filters.vcpus, deviceFilter = filters.device
         try events.start(onThreadStart: { [weak self] in
             do {
+                try VMMSeccomp.dropThreadCapabilities()
                 try VMMSeccomp.confineCurrentThread(deviceFilter)
                 self?.confinedThreads.with { $0.append(("device", deviceFilter.allowedSyscalls)) }
             } catch {
@@ -27,6 +42,7 @@ extension Machine {
         for (vcpu, vcpuFilter) in zip(vcpus, vcpuFilters) {
             let thread = try NativeThread(name: "swvm-vcpu\(vcpu.id)") { [self] in
                 do {
+                    try VMMSeccomp.dropThreadCapabilities()
                     try VMMSeccomp.confineCurrentThread(vcpuFilter)
                     confinedThreads.with { $0.append(("vCPU \(vcpu.id)", vcpuFilter.allowedSyscalls)) }
                 } catch {
@@ -38,8 +54,7 @@ extension Machine {
             threads.with { $0.append(thread) }
         }
         // After the vCPUs: kickAll finds vCPU i at threads[i].
-        for service in services {
-            let filter = ThreadFilter(try SeccompCompiler.compile(service.profile, compatArches: false))
+        for (service, filter) in zip(services, filters.services) {
             let thread = try NativeThread(name: "swvm-\(service.name)") { [self, exitEvent] in
                 do {
                     try service.prepare()

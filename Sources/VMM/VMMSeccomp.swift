@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CKVM
 import CSyscalls
+import CVMMJail
 import Seccomp
 import SwvmBase
 
@@ -106,6 +107,53 @@ public enum VMMSeccomp {
                   action: .allow),
             memoryWithoutExec,
         ])
+    }
+
+    /// Drops every capability of the calling thread (capset changes one
+    /// thread only; a capability gone from the permitted set cannot return).
+    public static func dropThreadCapabilities() throws {
+        guard swvm_jail_drop_thread_capabilities() == 0 else { throw SwvmError.errno("capset (drop this thread's capabilities)") }
+    }
+
+    /// The filter every thread of a jailed VMM carries (loaded with TSYNC
+    /// before the VM's threads exist; the threads' own filters stack on
+    /// it): the union of what the threads and the main thread call, and no
+    /// exec, no new process, no socket, no mount or namespace call, no
+    /// ptrace, no executable memory. A call outside it traps: the VMM says
+    /// which and ends with 125 (see swvm_jail_report_seccomp_traps), rather
+    /// than failing somewhere unclear.
+    public static func processProfile() -> SeccompProfile {
+        let calls = common + [
+            // the device and 9p threads, and the main loop
+            "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "poll", "ppoll", "pread64", "pwrite64", "preadv",
+            "pwritev", "readv", "writev", "fdatasync", "fsync", "getrandom", "openat", "openat2", "newfstatat", "fstat",
+            "statx", "fstatfs", "getdents64", "lseek", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat",
+            "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat", "fchmod", "fchown", "ftruncate", "utimensat",
+            "dup", "dup3", "fcntl", "mincore",
+            // the main thread: KVM and terminal requests, signals, the keeper
+            "ioctl", "eventfd2", "signalfd4", "rt_sigaction", "rt_sigtimedwait", "wait4", "sendmsg", "recvmsg", "sendto",
+            "recvfrom", "set_robust_list", "rseq", "sched_getaffinity", "capget", "capset", "getuid", "geteuid", "getgid",
+            "getegid", "getppid", "uname", "clock_getres", "gettimeofday", "membarrier",
+        ]
+        let prctlOptions: [UInt64] = [15, 16, 38, 39]   // PR_SET_NAME, PR_GET_NAME, PR_SET/GET_NO_NEW_PRIVS
+        let cloneThread = UInt64(0x0001_0000)           // CLONE_THREAD
+        return SeccompProfile(defaultAction: .trap, rules: [
+            .init(names: calls, action: .allow),
+            memoryWithoutExec,
+            // New threads only (pthread_create); clone3's flags are out of
+            // reach of a filter, so it is refused and glibc falls back to clone.
+            .init(names: ["clone"], action: .allow, args: [.init(index: 0, value: cloneThread, valueTwo: cloneThread, op: .maskedEqual)]),
+            .init(names: ["clone3"], action: .errno(UInt32(ENOSYS))),
+            // Calls by path that code shared with the unjailed paths still
+            // makes (a lock file's unlink): in the empty root they could
+            // reach nothing, so they fail as there instead of trapping.
+            .init(names: ["unlink", "rmdir", "mkdir", "rename", "open", "stat", "lstat", "access", "readlink"],
+                  action: .errno(UInt32(ENOENT))),
+            // The threads' own filters: SECCOMP_SET_MODE_FILTER only.
+            .init(names: ["seccomp"], action: .allow, args: [.init(index: 0, value: 1, op: .equal)]),
+            // Reading limits only (a NULL new limit).
+            .init(names: ["prlimit64"], action: .allow, args: [.init(index: 2, value: 0, op: .equal)]),
+        ] + prctlOptions.map { .init(names: ["prctl"], action: .allow, args: [.init(index: 0, value: $0, op: .equal)]) })
     }
 
     /// Confines the calling thread (no_new_privs first, as seccomp requires).

@@ -49,6 +49,18 @@ public final class NinePDevice: VirtioDevice, @unchecked Sendable {
         prepared.replace(newServer)
     }
 
+    /// The VMM jailed itself (on the main thread, before the server's
+    /// thread starts): the prepared server reopens fids through the jail's
+    /// own procfs (`procDirectory`) and creates files as the jail's uid:
+    /// the prepared one, or the one serving if it was attached already.
+    public func enteredJail(procDirectory fd: Int32) {
+        let applied = prepared.with { p -> Bool in
+            p?.enteredJail(procDirectory: fd)
+            return p != nil
+        }
+        if !applied { server.with { $0.enteredJail(procDirectory: fd) } }
+    }
+
     /// Serves the prepared server's shares from now on (this may run on the
     /// device thread, whose filter allows no open).
     public func attachPrepared() {

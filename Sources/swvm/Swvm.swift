@@ -14,7 +14,8 @@ struct Swvm: ParsableCommand {
         (its own OCI runtime) or a micro-VM that swvm boots itself through /dev/kvm.
         """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, CacheCommand.self, DebugCommand.self])
+        subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, CacheCommand.self, DebugCommand.self,
+                      VMMKeeperCommand.self])
 
     /// ArgumentParser's own main, except that a usage error (a bad value,
     /// an unknown or missing option) is one line naming the option and

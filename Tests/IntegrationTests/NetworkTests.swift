@@ -228,6 +228,12 @@ import NativeThreads
             if !killed && out.contains("up") { killed = true; kill(pid, SIGKILL) }
         })
         #expect(killed && r.status == 137, "\(r)")
+        if isolation == "vm" {
+            // A VMM's keeper outlives it and removes everything at once
+            // (it holds the run's stdout, so it is done by now).
+            try NetworkTests.expectNothingLeft()
+            return
+        }
         // What the next swvm must remove: the published port's DNAT
         // element and the lease (and the veth or tap, unless the kernel
         // already took it with the namespace or the tap's descriptor).

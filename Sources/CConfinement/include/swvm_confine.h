@@ -14,6 +14,19 @@
  * error pipe and exit 125, 126 or 127. Before
  * that pipe closes at execve, a MSG_CONFINED frame on it names the masked
  * and read-only paths applied (swvm_run_settings.h).
+ *
+ * OCI mode (settings->oci.enabled, a run of a runtime bundle as runc's):
+ * the root is config.json's, bound onto itself and used as it is; its
+ * mounts are made in order inside it, then the default device nodes and
+ * linux.devices (unless /dev is bound from outside), the terminal,
+ * linux.sysctl, masked and read-only paths, pivot_root; the process stage
+ * is the same, with the five capability sets, the umask, no parent-death
+ * signal and the stdio as given. Last, after seccomp, the child sends
+ * MSG_CREATED, closes the error pipe, and blocks opening the exec FIFO for
+ * writing (a later failure goes to its stderr); `swvm start` releases it.
+ * Files: confine.c (both roots' shared steps, the process stage),
+ * oci_root.c (OCI mode's root), namespaces.c (new and joined namespaces),
+ * exec.c (a process exec'd into a running container).
  */
 #ifndef SWVM_CONFINE_H
 #define SWVM_CONFINE_H
@@ -48,11 +61,32 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
 pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
                            const int *close_in_child, int nclose);
 
+/* OCI mode (settings->oci.enabled): `flags` is ignored; the namespaces
+ * are config.json's (swvm_run_settings.h, CFG_OCI_*): new ones, and ones
+ * joined through fds the parent opened and checked. The per-thread ones
+ * (network, UTS, IPC, cgroup, pid) are entered by the calling thread
+ * around the clone and left after it (a pid namespace applies only to
+ * children); the child joins the user namespace, then the mount one.
+ * The child reports MSG_CREATED once it waits on the exec FIFO. */
+
+/* A new process in the running container whose init is `pidfd` (swvm
+ * exec): the child waits on the sync pipe (the parent places it in the
+ * container's cgroup), joins `namespaces` (CLONE_NEW* flags: those that
+ * differ from the caller's) through the pidfd, the pid namespace by the
+ * calling thread around the clone, and then runs the same process stage
+ * as the container's init (rlimits, terminal, user, capabilities,
+ * seccomp, execve). The pid, or -1 with errno. */
+pid_t swvm_exec_clone(const struct swvm_settings *s, int pidfd, unsigned int namespaces, const struct swvm_child_io *io,
+                      const int *close_in_child, int nclose);
+
 /* File descriptors over a unix socket (SCM_RIGHTS), one per call: the
  * image root and the terminal to swvm, the terminal to guest-init.
  * swvm_send_fd returns 0 or -1 with errno; swvm_recv_fd the fd (close-on-
  * exec) or -1. */
 int swvm_send_fd(int sock, int fd);
+/* As swvm_send_fd, with `name` as the message's bytes: runc sends the pty
+ * master to --console-socket so (the name of the terminal). */
+int swvm_send_fd_named(int sock, int fd, const char *name);
 int swvm_recv_fd(int sock);
 
 #endif

@@ -35,6 +35,7 @@ enum swvm_message {
                          (UTF-8, no NUL); the host appends errno's text (swvm_error_write) */
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
+    MSG_CREATED = 105,  /* empty; OCI mode: the init is ready and now blocks on the exec FIFO */
 };
 
 /* ------------------------------------------------------------- framing
@@ -170,6 +171,20 @@ enum swvm_config_tag {
     CFG_NET_IF = 40,        /* struct swvm_net_if */
     CFG_ETC_HOSTS = 41,     /* string: the whole /etc/hosts */
     CFG_RESOLV_CONF = 42,   /* string: the whole /etc/resolv.conf */
+    /* 50 and up: OCI mode (a run of a runtime bundle, swvm create/exec as
+     * runc). CFG_OCI_ROOT switches it on: the container child then uses
+     * the root as it is and applies config.json's mounts, devices and
+     * namespaces instead of swvm's own root and standard mounts. */
+    CFG_OCI_ROOT = 50,      /* u32 rootfs propagation (MS_* | MS_REC, 0: rslave), root path */
+    CFG_OCI_MOUNT = 51,     /* struct swvm_oci_mount, in config.json's order; repeated */
+    CFG_OCI_DEVICE = 52,    /* u8 type ('c','b','u','p'), u32 major, minor, mode, uid, gid, path; repeated */
+    CFG_OCI_SYSCTL = 53,    /* key, NUL, value; repeated (checked by swvm before it sends them) */
+    CFG_OCI_CAPS = 54,      /* u64 bounding, effective, inheritable, permitted, ambient */
+    CFG_OCI_UMASK = 55,     /* u32 */
+    CFG_OCI_JOIN_NS = 56,   /* u32 CLONE_NEW* type, i32 fd (opened and checked by the parent); repeated */
+    CFG_OCI_NAMESPACES = 57, /* u32 CLONE_NEW* flags of the namespaces the container gets new */
+    CFG_OCI_EXEC_FIFO = 58, /* i32 an O_PATH fd of the exec FIFO */
+    CFG_OCI_PRESERVE_FDS = 59, /* u32 fds 3.. that stay open across execve */
 };
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
@@ -196,6 +211,36 @@ enum swvm_cgroup_mount_kind {
 struct swvm_rlimit { uint32_t resource; uint64_t soft, hard; };
 struct swvm_mount { int read_only; char *source; char *destination; char *options; int kind; };
 
+/* CFG_OCI_MOUNT: u32 flags (MS_*), u32 attr_set, u32 attr_clr (MOUNT_ATTR_*,
+ * the recursive "rro"-style options, applied with mount_setattr), u32
+ * nprop, u32 prop[nprop] (MS_SHARED... | MS_REC, applied in order), then
+ * type, NUL, source, NUL, destination, NUL, data. The encoder turns
+ * config.json's option words into these as runc's parseMountOptions. */
+#define SWVM_OCI_MAX_PROP 4
+struct swvm_oci_mount {
+    uint32_t flags, attr_set, attr_clr, nprop, prop[SWVM_OCI_MAX_PROP];
+    char *type, *source, *destination, *data;
+};
+struct swvm_oci_device { uint8_t type; uint32_t major, minor, mode, uid, gid; char *path; };
+struct swvm_oci_sysctl { char *key, *value; };
+struct swvm_oci_join { uint32_t type; int32_t fd; };
+#define SWVM_OCI_MAX_JOIN 8
+
+/* OCI mode's settings (CFG_OCI_*); `enabled` once CFG_OCI_ROOT is seen. */
+struct swvm_oci {
+    int enabled;
+    char *root; uint32_t root_propagation;
+    struct swvm_oci_mount *mounts; uint32_t nmounts;
+    struct swvm_oci_device *devices; uint32_t ndevices;
+    struct swvm_oci_sysctl *sysctl; uint32_t nsysctl;
+    struct swvm_oci_join join[SWVM_OCI_MAX_JOIN]; uint32_t njoin;
+    uint32_t new_namespaces;
+    int has_caps; uint64_t bounding, effective, inheritable, permitted, ambient;
+    uint32_t umask;                 /* 022 unless sent */
+    int32_t exec_fifo;              /* -1: none (exec into a running container) */
+    uint32_t preserve_fds;
+};
+
 /* The decoded settings; every pointer is owned (swvm_settings_free). */
 struct swvm_settings {
     char **args; uint32_t nargs;       /* NULL-terminated */
@@ -220,6 +265,7 @@ struct swvm_settings {
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
     int net; struct swvm_net_if net_if;
     char *etc_hosts, *resolv_conf;
+    struct swvm_oci oci;
 };
 
 /* Decodes a MSG_CONFIG payload. Returns 0, or -1 with a message naming the

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Snapshot
+import NativeThreads
+import SnapshotCache
+import SwvmBase
+
+/// The snapshot a cold boot saves, written by a jailed VMM: its directory
+/// and files are made and opened before the jail (owned by root: the VMM
+/// can write them through its descriptors and do nothing else there), and
+/// the keeper moves the directory into the cache when the VMM has written
+/// them. Once: past the snapshot point nothing is written.
+public final class SnapshotOutput: Sendable {
+    let writer: SnapshotCache.Writer
+    let keeper: VMMKeeper
+    let temporary: String
+    /// The open files (memory, state) until written or given up.
+    let files = Locked<(memory: FileDescriptor, state: FileDescriptor)?>(nil)
+
+    public init(writer: SnapshotCache.Writer, keeper: VMMKeeper) throws {
+        self.writer = writer
+        self.keeper = keeper
+        let root = SnapshotCache.root
+        temporary = Path.join(root, ".tmp-\(writer.key.prefix(16))-\(randomHex(4))")
+        try sys("mkdir \(temporary)") { mkdir(temporary, 0o700) }
+        do {
+            let memory = try FileDescriptor.open(Path.join(temporary, "memory"), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+            let state = try FileDescriptor.open(Path.join(temporary, "state"), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+            files.replace((memory, state))
+            try keeper.announceSnapshot(temporary: temporary, final: SnapshotCache.directory(for: writer.key),
+                                        lock: Path.join(root, writer.key + ".lock"))
+        } catch {
+            try? FS.removeTree(temporary)
+            throw error
+        }
+    }
+
+    public var key: String { writer.key }
+
+    /// Writes the snapshot and has the keeper publish it.
+    public func publish(state savedState: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
+        guard let (memory, state) = files.current else {
+            throw SwvmError(.internalError, "snapshot \(writer.key): this run may write it no more (written once, or past the snapshot point)")
+        }
+        defer { release() }
+        try SnapshotFile.write(memory: memory, state: state, in: temporary, key: writer.key, state: savedState, regions: regions)
+        try keeper.publishSnapshot()
+    }
+
+    /// Gives up writing (also after publishing): the keeper removes what
+    /// was not published.
+    public func release() {
+        files.replace(nil)
+        writer.release()
+    }
+}

@@ -1,0 +1,121 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+@testable import VMMJail
+
+/// The VMM's jail, checked from the host while a VM runs: what the kernel
+/// says of every thread of the `swvm run` process (the VMM), its
+/// namespaces, its root and its limits; then that its keeper left nothing.
+@Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+struct VMMJailTests {
+    /// Runs `command` (which prints "up" when ready) in a VM and reads the
+    /// VMM's posture once it is up; then stops it.
+    func postureWhileRunning(_ options: [String], _ script: String,
+                             environment: [String: String] = [:]) throws -> (JailPosture?, CommandResult, uid_t?) {
+        var posture: JailPosture?
+        var leased: uid_t?
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--", "sh", "-c", script],
+                                timeout: 300, environment: environment, onOutput: { out, pid in
+                                    guard posture == nil, out.contains("up") else { return }
+                                    posture = JailPosture.read(pid: pid)
+                                    leased = posture?.threads.first?.uids.first
+                                    kill(pid, SIGTERM)
+                                })
+        return (posture, r, leased)
+    }
+
+    func expectJailed(_ p: JailPosture, fileCapabilities: Bool) {
+        #expect(p.threads.count >= 3, "main, device and vCPU threads at least: \(p.threads.count)")
+        let uid = p.threads.first?.uids.first ?? 0
+        for t in p.threads {
+            #expect(uid != 0 && t.uids == [uid, uid, uid, uid], "thread \(t.tid) uids \(t.uids)")
+            #expect(t.gids.allSatisfy { $0 == uid } && t.gids.count == 4, "thread \(t.tid) gids \(t.gids)")
+            #expect(t.groups.isEmpty, "thread \(t.tid) groups \(t.groups)")
+            #expect(t.capBnd == 0 && t.capAmb == 0 && t.capInh == 0, "thread \(t.tid) bounding \(t.capBnd)")
+            #expect(t.noNewPrivs, "thread \(t.tid) no_new_privs")
+            #expect(t.seccomp == 2, "thread \(t.tid) seccomp \(t.seccomp)")
+        }
+        let withCaps = p.threads.filter { $0.capEff != 0 || $0.capPrm != 0 }
+        if fileCapabilities {
+            // The 9p server's thread alone: CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER.
+            #expect(withCaps.count == 1 && withCaps.first?.capEff == 0xb && withCaps.first?.capPrm == 0xb,
+                    "\(withCaps.map { ($0.tid, $0.capEff, $0.capPrm) })")
+        } else {
+            #expect(withCaps.isEmpty, "threads with capabilities: \(withCaps.map { ($0.tid, $0.capEff, $0.capPrm) })")
+        }
+        #expect(p.rootIsOwn && p.rootEntries.isEmpty, "root: own \(p.rootIsOwn), holds \(p.rootEntries)")
+        for ns in ["mnt", "net", "ipc", "uts"] { #expect(p.ownNamespaces.contains(ns), "\(ns) namespace: \(p.ownNamespaces)") }
+        #expect(p.limits["Max core file size"] == "0 0", "\(p.limits)")
+        let nproc = p.limits["Max processes"]?.split(separator: " ").first.flatMap { Int($0) } ?? Int.max
+        #expect(nproc < 64, "\(p.limits)")
+        let nofile = p.limits["Max open files"]?.split(separator: " ").first.flatMap { Int($0) } ?? Int.max
+        #expect(nofile < (fileCapabilities ? 20000 : 1024), "\(p.limits)")
+    }
+
+    func expectReleased(_ uid: uid_t?) {
+        guard let uid else { return }
+        #expect(!FS.exists(Path.join(VMMIdentity.directory, String(uid))), "the uid lease \(uid) outlived the run")
+    }
+
+    @Test func aWarmVMMIsJailed() throws {
+        let (posture, r, uid) = try postureWhileRunning([], "echo up; sleep 60")
+        let p = try #require(posture, "\(r)")
+        expectJailed(p, fileCapabilities: false)
+        // Nothing to write to a file: stdout and stderr are pipes.
+        #expect(p.limits["Max file size"] == "0 0", "\(p.limits)")
+        #expect(r.status == 137 || r.status == 143, "stopped: \(r)")
+        expectReleased(uid)
+    }
+
+    @Test func aVMMWithANetworkIsJailed() throws {
+        let (posture, r, uid) = try postureWhileRunning(["--network", "bridge"], "ip -o -4 addr show eth0 | grep -q inet && echo up; sleep 60")
+        let p = try #require(posture, "\(r)")
+        expectJailed(p, fileCapabilities: false)
+        expectReleased(uid)
+    }
+
+    /// With -v the 9p server keeps CAP_CHOWN, CAP_DAC_OVERRIDE and
+    /// CAP_FOWNER on its own thread, and still keeps the guest's owners.
+    @Test func aVMMWithVolumesKeepsOnlyTheFileServersCapabilities() throws {
+        let dir = try TempDir("vmm-jail-share")
+        defer { dir.cleanup() }
+        let (posture, r, uid) = try postureWhileRunning(["-v", "\(dir.path):/data"],
+                                                        "echo x > /data/f && chown 5:6 /data/f && echo up; sleep 60")
+        let p = try #require(posture, "\(r)")
+        expectJailed(p, fileCapabilities: true)
+        #expect(p.limits["Max file size"] == "unlimited unlimited", "\(p.limits)")
+        let st = FS.stat(Path.join(dir.path, "f"))
+        #expect(st?.st_uid == 5 && st?.st_gid == 6, "owner of the guest's file: \(String(describing: st?.st_uid))")
+        expectReleased(uid)
+    }
+
+    /// A test-only switch makes the jailed VMM open a host path: it cannot,
+    /// and the run fails with 125 before the guest runs.
+    @Test func aJailedVMMCannotOpenAHostPath() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_OPEN": "/etc/hostname"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("VMM jail: test fault: the jailed VMM could not open /etc/hostname"), "\(r)")
+    }
+
+    /// A system call outside the jail's filter (socket, made through a
+    /// test-only switch) ends the VM with a message naming it, never
+    /// silently.
+    @Test func aSeccompViolationEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_SOCKET": "1"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 41 on thread"), "\(r)")
+    }
+
+    /// The same VM without the jail (the bench's switch) is root in the
+    /// host's namespaces: what the checks above tell apart.
+    @Test func theTestSwitchRunsTheVMMUnjailed() throws {
+        let (posture, r, _) = try postureWhileRunning([], "echo up; sleep 60", environment: ["SWVM_TEST_UNJAILED_VMM": "1"])
+        let p = try #require(posture, "\(r)")
+        #expect(p.threads.first?.uids.first == 0 && !p.rootIsOwn && p.ownNamespaces.isEmpty, "\(p.summary)")
+    }
+}
