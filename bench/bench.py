@@ -25,6 +25,13 @@
                                            table, vs the same run while another run
                                            holds them (no peer: the cost of cleaning up)
 
+    bench/bench.py oci [--runs 20]         the OCI runtime command line: create + start +
+                                           wait + delete of a bundle running `true`, swvm
+                                           vs runc (time and the runtime's peak RSS);
+                                           --runtime NAME=PATH names other contenders
+    bench/bench.py podman [--runs 20]      `podman run --rm IMAGE true` with swvm vs runc
+                                           as podman's runtime (a private podman store)
+
     bench/bench.py table RESULTS.json...   a results file as BENCHMARKS.md's Markdown
                                            table, with the command that made it
 
@@ -42,7 +49,7 @@ table.py. SWVM_BINARY names another swvm binary, SWVM_CACHE another cache.
 
 Needs: the release build (scripts/setup.sh --no-run), kernel/build.sh and
 guest-init/build.sh outputs, scripts/build-example-image.sh's image, and for
-the peers Debian's crun and qemu-system-x86 packages.
+the peers Debian's crun, runc, podman and qemu-system-x86 packages.
 """
 import os
 import sys

@@ -5,8 +5,11 @@
 #   scripts/setup.sh            install, build, run examples/busybox
 #   scripts/setup.sh --no-run   install and build only (tests use this)
 #
-# It installs Debian packages, builds the guest kernel (kernel/build.sh,
-# cached in /var/cache/swvm) and guest-init, builds swvm, and makes the
+# It installs Debian packages (with podman, containerd, runc, conmon, skopeo
+# and netavark, which drive swvm as an OCI runtime in the engine tests;
+# netavark needs iptables, the tests' CRI client python3-grpcio), builds
+# the guest kernel (kernel/build.sh, cached in /var/cache/swvm) and
+# guest-init, builds swvm, and makes the
 # example OCI image in examples/busybox from Debian's busybox-static.
 set -eu
 cd "$(dirname "$0")/.."
@@ -21,7 +24,8 @@ fi
 
 pkgs="build-essential pkg-config libseccomp-dev zlib1g-dev libzstd-dev libssl-dev e2fsprogs busybox-static
       musl-tools file cpio xz-utils zstd iproute2 util-linux python3 python3-jsonschema ccache crun
-      qemu-system-x86 umoci chromium time nftables linux-perf"
+      qemu-system-x86 umoci chromium time nftables linux-perf
+      podman containerd runc conmon skopeo netavark aardvark-dns iptables python3-grpcio"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

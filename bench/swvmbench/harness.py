@@ -29,18 +29,23 @@ def need(path, how):
         sys.exit(f"bench: {path} is missing; {how}")
 
 
-def run_wait4(argv, cwd=None):
+def run_wait4(argv, cwd=None, detached=False):
     """Runs argv to completion: (seconds, peak RSS KiB of its process tree,
     exit status), through bench/measure.c: a forked Python would count its
-    own memory as the child's peak."""
+    own memory as the child's peak. `detached`: the command leaves a
+    process behind (an OCI runtime's create): its stdio is /dev/null and
+    the figures come back through a file."""
     global _measure
     if _measure is None:
         _measure = os.path.join(tempfile.gettempdir(), f"swvm-measure-{os.getpid()}")
         subprocess.run(["gcc", "-O2", "-o", _measure, os.path.join(REPO, "bench/measure.c")], check=True)
         atexit.register(lambda: os.path.exists(_measure) and os.unlink(_measure))
-    cmd = [_measure] + (["-C", cwd] if cwd else []) + argv
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    seconds, rss, status = p.stderr.strip().split("\n")[-1].split()
+    out = _measure + ".out" if detached else None
+    cmd = [_measure] + (["-C", cwd] if cwd else []) + (["-o", out] if out else []) + argv
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL if out else subprocess.PIPE, text=True)
+    text = open(out).read() if out else p.stderr
+    seconds, rss, status = text.strip().split("\n")[-1].split()
     return float(seconds), int(rss), int(status)
 
 
