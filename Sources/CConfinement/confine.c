@@ -641,8 +641,12 @@ static void set_capabilities(const struct child *c) {
         { (uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32) },
     };
     if (syscall(SYS_capset, &hdr, data) != 0) cf_fail_errno(c, "capset", "");
+    /* The kernel raises an ambient capability only if it is permitted and
+     * inheritable; `runc spec` lists ambient ones without inheritable, and
+     * runc (gocapability) runs that config, skipping them. So does swvm: a
+     * grant the kernel would refuse is left out, never a wider one made. */
     for (int cap = 0; o->has_caps && cap <= 63; cap++)
-        if ((o->ambient >> cap & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
+        if ((o->ambient & perm & inh) >> cap & 1 && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
             cf_fail_err(c, SWVM_ERR_SYSTEM_CALL, errno, "raise capability %d in the ambient set", cap);
 }
 
