@@ -55,7 +55,7 @@ public struct Lifecycle {
             try store.write(record, lock)
             try FS.writeText(Path.join(store.directory(id), Lifecycle.configCopy), config.json.serialized(), mode: 0o600)
             let fifo = store.execFIFO(id)
-            try sys("mkfifo \(fifo)") { mkfifo(fifo, 0o622) }
+            try Lifecycle.makeExecFIFO(fifo, spec)
             let created = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
                 try engine.create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
             }
@@ -125,5 +125,18 @@ public struct Lifecycle {
         } catch {
             RuntimeLog.current.warning("cannot remove the state of container \(id): \(error)")
         }
+    }
+}
+
+extension Lifecycle {
+    /// The exec FIFO as runc makes it: mode 0622 whatever the umask, owned
+    /// by the container's root, so an init that has already switched to
+    /// config.json's user can still open it for writing.
+    static func makeExecFIFO(_ path: String, _ spec: RunSpec) throws {
+        try sys("mkfifo \(path)") { mkfifo(path, 0o622) }
+        try sys("chmod \(path)") { chmod(path, 0o622) }
+        let uid = spec.oci?.uidMappings.first { $0.containerID == 0 }?.hostID ?? 0
+        let gid = spec.oci?.gidMappings.first { $0.containerID == 0 }?.hostID ?? 0
+        try sys("chown \(path)") { chown(path, uid, gid) }
     }
 }

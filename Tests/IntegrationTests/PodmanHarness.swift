@@ -11,6 +11,8 @@ import TestSupport
 /// against the reference runtime).
 enum EngineRuntime {
     static let path: String = FS.environment("SWVM_OCI_RUNTIME").flatMap { $0.isEmpty ? nil : $0 } ?? Harness.swvm
+    /// runc is the runtime under test (the harness's own check).
+    static let isRunc = Path.basename(path) == "runc"
 
     /// Where the runtime keeps its containers' state when the engine gives
     /// no --root (podman as root does not): runc's /run/runc, swvm's
