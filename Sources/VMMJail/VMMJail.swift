@@ -50,9 +50,18 @@ public enum VMMJail {
     /// SWVM_TEST_UNJAILED_VMM=1 runs the VMM as before the jail (to measure
     /// what the jail costs); SWVM_TEST_JAIL_OPEN=PATH makes the jailed VMM
     /// try to open PATH, which must fail; SWVM_TEST_JAIL_SOCKET=1 makes it
-    /// call socket(2), which its seccomp filter traps.
+    /// call socket(2), which its seccomp filter traps. Only a debug build
+    /// (the tests') reads them: in a release build the jail cannot be
+    /// turned off by anything a user sets.
+    #if DEBUG
     public static var skippedForTests: Bool { FS.environment("SWVM_TEST_UNJAILED_VMM") == "1" }
     static var faultInjectionPath: String? { FS.environment("SWVM_TEST_JAIL_OPEN").flatMap { $0.isEmpty ? nil : $0 } }
+    static var trapInjected: Bool { FS.environment("SWVM_TEST_JAIL_SOCKET") == "1" }
+    #else
+    public static var skippedForTests: Bool { false }
+    static var faultInjectionPath: String? { nil }
+    static var trapInjected: Bool { false }
+    #endif
 
     /// Applies `plan`, then loads `filter` on every thread (TSYNC). Call
     /// while the process has one thread. Returns the jail's /proc/self/fd
@@ -85,7 +94,7 @@ public enum VMMJail {
             sys_seccomp_set_filter(p.baseAddress, UInt16(filter.instructionCount), flagTSYNC)
         }
         guard loaded == 0 else { throw failure("load the process-wide seccomp filter (TSYNC)") }
-        if FS.environment("SWVM_TEST_JAIL_SOCKET") == "1" {
+        if trapInjected {
             _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)   // ends the process (SIGSYS)
         }
         if let path = faultInjectionPath {

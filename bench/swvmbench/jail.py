@@ -1,18 +1,23 @@
 """What the VMM's jail costs a warm start and the host's memory: the same
 build, alternating, with the jail (the default) and without it
-(SWVM_TEST_UNJAILED_VMM=1, a test-only switch). Both runs start the
+(SWVM_TEST_UNJAILED_VMM=1, a test-only switch that only a debug build
+reads: a release build's jail cannot be turned off, so this benchmark
+runs the debug build, `swift build`). Both runs start the
 keeper (it cleans up in either case), so the difference is the jail's own
 steps: the uid lease, the cgroup, closing descriptors, namespaces,
 pivot_root, the identity switch and the process-wide seccomp filter."""
 import os
 
-from .harness import SWVM, Results, alternate, fmt_ms, need, summary
+from .harness import Results, alternate, fmt_ms, need, summary
 from .vmutil import swvm_report_run
 
 NAME = "jail"
 HELP = "a warm VM start with the VMM's jail vs the same build with it skipped (test-only switch)"
 
-IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "busybox")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+IMAGE = os.path.join(ROOT, "examples", "busybox")
+# The debug build: the only one that reads the test-only switch.
+SWVM = os.path.abspath(os.path.join(ROOT, ".build", "debug", "swvm"))
 
 
 def add_arguments(p):
@@ -20,7 +25,7 @@ def add_arguments(p):
 
 
 def run(args):
-    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
+    need(SWVM, "run: swift build (the debug build; only it reads the test-only switch)")
     image = os.path.abspath(IMAGE)
     argv = [SWVM, "run", "--isolation=vm", image, "--", "true"]
 
