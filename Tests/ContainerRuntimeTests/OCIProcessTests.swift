@@ -52,7 +52,7 @@ import Testing
         o.capabilities.bounding = Self.caps
         o.capabilities.effective = Self.caps
         o.capabilities.permitted = Self.caps
-        o.cgroupsPath = "/swvm-ocitest/\(getpid())"
+        o.cgroupsPath = "/swvm-ocitest-\(getpid())"
         s.oci = o
         return s
     }
@@ -246,7 +246,7 @@ import Testing
             guard let e = e as? SwvmError else { return false }
             return e.code == .commandNotFound && e.message.contains("executable file not found")
         }
-        #expect(!FS.exists("/sys/fs/cgroup/memory/swvm-ocitest/\(getpid())"))
+        #expect(!FS.exists("/sys/fs/cgroup/memory/swvm-ocitest-\(getpid())"))
         let children = (try? FS.readText("/proc/self/task/\(getpid())/children")) ?? ""
         #expect(children.isEmpty, "\(children)")
     }
