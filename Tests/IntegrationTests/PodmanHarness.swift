@@ -179,6 +179,8 @@ final class Podman: Sendable {
     /// Runs `body` with a fresh podman; then checks that it left no
     /// container, and nothing on the host, and removes the podman's files.
     static func with(sourceLocation: SourceLocation = #_sourceLocation, _ body: (Podman) throws -> Void) throws {
+        let chains = Path.join(Harness.repo, "Tests/Fixtures/engines/netavark-chains.sh")
+        let chainsBefore = try Command.run([chains, "present"]).status == 0
         let p = try Podman()
         let before = HostLeftovers.take(mentioning: p.dir, p.scope)
         var failure: Error?
@@ -192,6 +194,13 @@ final class Podman: Sendable {
                 sourceLocation: sourceLocation)
         let mounts = HostLeftovers.take(mentioning: p.dir, .init(stateRoots: [], cgroupParents: [])).mounts
         #expect(mounts.isEmpty, "mounts left under \(p.dir): \(mounts)", sourceLocation: sourceLocation)
+        // netavark never removes its iptables chains; they were this podman's.
+        if !chainsBefore {
+            let removed = try Command.run([chains, "remove"])
+            let stillThere = try Command.run([chains, "present"]).status == 0
+            #expect(removed.status == 0 && !stillThere,
+                    "netavark's iptables chains: \(removed)", sourceLocation: sourceLocation)
+        }
         try? FS.removeTree(p.dir)
         if let f = failure { throw f }
     }

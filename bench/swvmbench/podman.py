@@ -43,6 +43,9 @@ class PrivatePodman:
         os.makedirs(os.path.join(self.dir, "networks"))
         shutil.copy(os.path.join(FIXTURES, "podman-network.json"), os.path.join(self.dir, "networks/podman.json"))
         self.env = dict(os.environ, CONTAINERS_CONF=conf)
+        # netavark never removes its iptables chains: close() does, if they are this podman's.
+        self.chains = os.path.join(FIXTURES, "netavark-chains.sh")
+        self.chains_before = subprocess.run([self.chains, "present"]).returncode == 0
         self.flags = ["--root", os.path.join(self.dir, "storage"), "--runroot", os.path.join(self.dir, "run"),
                       "--tmpdir", os.path.join(self.dir, "libpod"), "--network-config-dir", os.path.join(self.dir, "networks")]
         subprocess.run([os.path.join(REPO, "scripts/engine-images.sh"), "podman"] + self.flags, env=self.env,
@@ -54,6 +57,8 @@ class PrivatePodman:
     def close(self):
         subprocess.run(["podman"] + self.flags + ["system", "reset", "-f"], env=self.env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not self.chains_before:
+            subprocess.run([self.chains, "remove"], check=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
