@@ -2,12 +2,11 @@
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 
-from .harness import IMAGE, SWVM, Results, alternate, fmt_ms, need, run_checked
+from .harness import IMAGE, SWVM, Results, alternate, need, run_checked
 from .rootfs import cached_rootfs
 
 NAME = "container"
@@ -63,15 +62,7 @@ def run(args):
     r = Results(NAME, f"container start: `true` in the example image, {args.runs} runs each, alternating", args)
     r.command("swvm", swvm_cmd)
     r.command("crun", "crun run ID  (bundle: the same rootfs, `crun spec` with args [\"true\"])")
-    print(f"## {r.data['title']}\n")
-    for name, argv in r.data["commands"].items():
-        print(f"{name}: {argv}")
-    print()
-    for name, runs in got.items():
-        times, rss = [t for t, _ in runs], [m for _, m in runs]
-        r.series(name, "time", "s", times)
-        r.series(name, "peak RSS", "KiB", rss)
-        print(f"{name:5} median {fmt_ms(times)}, peak RSS median {statistics.median(rss) / 1024:.1f} MiB (max {max(rss) / 1024:.1f})")
-    print()
+    r.print_commands()
+    r.time_and_rss(got, 5)
     r.ratio("swvm/crun", "swvm", "crun", "time")
     r.write()

@@ -161,6 +161,22 @@ class Results:
     def values(self, name, metric):
         return self.data["series"].get(name, {}).get(metric, {}).get("values", [])
 
+    def print_commands(self):
+        print(f"## {self.data['title']}\n")
+        for name, argv in self.data["commands"].items():
+            print(f"{name}: {argv}")
+        print()
+
+    def time_and_rss(self, got, width):
+        """Records and prints each contender's (seconds, peak RSS KiB) runs."""
+        for name, runs in got.items():
+            times, rss = [t for t, _ in runs], [m for _, m in runs]
+            self.series(name, "time", "s", times)
+            self.series(name, "peak RSS", "KiB", rss)
+            print(f"{name:{width}} median {fmt_ms(times)}, peak RSS median {statistics.median(rss) / 1024:.1f} MiB "
+                  f"(max {max(rss) / 1024:.1f})")
+        print()
+
     def ratio(self, label, a_name, b_name, metric, digits=2):
         a, b = self.values(a_name, metric), self.values(b_name, metric)
         if a and b:

@@ -11,13 +11,12 @@ import ctypes
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from .harness import IMAGE, SWVM, Results, alternate, fmt_ms, need, run_wait4
+from .harness import IMAGE, SWVM, Results, alternate, need, run_wait4
 
 NAME = "oci"
 HELP = "create+start+wait+delete of a bundle running `true`: swvm vs runc"
@@ -111,16 +110,8 @@ def run(args):
                       f"{args.runs} runs each, alternating", args)
     for name, rt in runtimes.items():
         r.command(name, f"{rt} --root DIR create --bundle B --pid-file F ID; {rt} start ID; wait; {rt} delete ID")
-    print(f"## {r.data['title']}\n")
-    for name, argv in r.data["commands"].items():
-        print(f"{name}: {argv}")
-    print()
-    for name, runs in got.items():
-        times, rss = [t for t, _ in runs], [m for _, m in runs]
-        r.series(name, "time", "s", times)
-        r.series(name, "peak RSS", "KiB", rss)
-        print(f"{name:6} median {fmt_ms(times)}, peak RSS median {statistics.median(rss) / 1024:.1f} MiB (max {max(rss) / 1024:.1f})")
-    print()
+    r.print_commands()
+    r.time_and_rss(got, 6)
     r.ratio(f"{names[0]}/{names[1]}", names[0], names[1], "time")
     r.ratio(f"{names[0]}/{names[1]} peak RSS", names[0], names[1], "peak RSS")
     r.write()
