@@ -8,18 +8,8 @@ import TestSupport
 /// Finds what the integration tests run: the swvm binary built beside the
 /// tests, the example image, the guest kernel and guest-init.
 enum Harness {
-    static let repo: String = {
-        var dir = FS.executableDirectory()
-        while dir != "/" && !FS.exists(Path.join(dir, "Package.swift")) { dir = Path.dirname(dir) }
-        return dir
-    }()
-
-    static let swvm: String = {
-        if let p = FS.environment("SWVM_BINARY") { return p }
-        let beside = Path.join(FS.executableDirectory(), "swvm")
-        if FS.exists(beside) { return beside }
-        return Path.join(repo, ".build/debug/swvm")
-    }()
+    static let repo = TestPaths.repo
+    static let swvm = TestPaths.swvm
 
     static let exampleImage: String = {
         let p = Path.join(repo, "examples/busybox")

@@ -8,17 +8,8 @@ import TestSupport
 
 /// The built swvm binary (beside the tests), as podman and containerd run it.
 enum Binary {
-    static let repo: String = {
-        var dir = FS.executableDirectory()
-        while dir != "/" && !FS.exists(Path.join(dir, "Package.swift")) { dir = Path.dirname(dir) }
-        return dir
-    }()
-
-    static let swvm: String = {
-        if let p = FS.environment("SWVM_BINARY") { return p }
-        let beside = Path.join(FS.executableDirectory(), "swvm")
-        return FS.exists(beside) ? beside : Path.join(repo, ".build/debug/swvm")
-    }()
+    static let repo = TestPaths.repo
+    static let swvm = TestPaths.swvm
 
     static func run(_ args: [String], stdin: [UInt8]? = nil, timeout: Double = 60) throws -> CommandResult {
         try Command.run([swvm] + args, stdin: stdin, timeout: timeout)
