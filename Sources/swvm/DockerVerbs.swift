@@ -20,8 +20,16 @@ enum DockerVerbs {
         guard !RuncGlobalOptions.current.given, let verb = arguments.first, let docker = sharedNames[verb] else { return arguments }
         let rest = Array(arguments.dropFirst())
         let operand = firstOperand(rest)
-        let isDocker = verb == "ps" ? operand == nil : operand.map { (try? ServiceStore().resolve($0)) != nil } ?? false
+        let isDocker = verb == "ps" ? operand == nil : operand.map(namesService) ?? false
         return isDocker ? [docker] + rest : arguments
+    }
+
+    /// Whether `reference` names a detached container and no runc
+    /// container of the default root has that id (runc's callers keep
+    /// their ids, which may happen to be a prefix of one of ours).
+    static func namesService(_ reference: String) -> Bool {
+        if (try? ContainerID.validate(reference)) != nil, FS.isDirectory(StateStore().directory(reference)) { return false }
+        return (try? ServiceStore().resolve(reference)) != nil
     }
 
     static func firstOperand(_ words: [String]) -> String? {

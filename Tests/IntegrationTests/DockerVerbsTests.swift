@@ -189,6 +189,17 @@ import TestSupport
         #expect(try DockerVerbsTests.swvm(["ps", "-a", "-q", "--no-trunc"]).out.split(separator: "\n").allSatisfy { $0 != id })
     }
 
+    @Test func aFailedStartIsReportedByRunAndLeavesNoContainer() throws {
+        let before = try DockerVerbsTests.swvm(["ps", "-a", "-q", "--no-trunc"]).out
+        let notFound = try DockerVerbsTests.swvm(["run", "-d", DockerVerbsTests.image, "--", "no-such-command"])
+        #expect(notFound.status == 127 && notFound.out.isEmpty && notFound.err.contains("no-such-command"), "\(notFound)")
+        let notExecutable = try DockerVerbsTests.swvm(["run", "-d", DockerVerbsTests.image, "--", "/etc/passwd"])
+        #expect(notExecutable.status == 126, "\(notExecutable)")
+        let badOption = try DockerVerbsTests.swvm(["run", "-d", "--memory", "1k", DockerVerbsTests.image, "--", "true"])
+        #expect(badOption.status == 125 && badOption.err.contains("--memory"), "\(badOption)")
+        #expect(try DockerVerbsTests.swvm(["ps", "-a", "-q", "--no-trunc"]).out == before)
+    }
+
     @Test func aKilledMonitorThenRmForceLeavesNothing() throws {
         let p = NetworkTests.port(2)
         let id = try DockerVerbsTests.detached(["--network", "bridge", "-p", "\(p):8000"], ["sleep", "300"])
