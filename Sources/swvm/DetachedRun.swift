@@ -100,28 +100,15 @@ enum MonitorProcess {
         // dup2 onto itself would keep FD_CLOEXEC: never hand over fd 3 as 3.
         let source = report == reportFD ? fcntl(report, F_DUPFD_CLOEXEC, 10) : report
         defer { if source != report { close(source) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDWR, 0)
-        posix_spawn_file_actions_adddup2(&actions, 0, 1)
-        posix_spawn_file_actions_adddup2(&actions, 0, 2)
-        posix_spawn_file_actions_adddup2(&actions, source, reportFD)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | 0x80 /* POSIX_SPAWN_SETSID */))
-        let words = ["swvm", "monitor", "--report-fd", String(reportFD), id]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let r = posix_spawn(&pid, FS.executablePath(), &actions, &attr, argv, environ)
-        guard r == 0 else { throw SwvmError.errno("start the monitor (\(FS.executablePath()))", r) }
+        let path = FS.executablePath()
+        do {
+            _ = try Spawn.start(path, argv: ["swvm", "monitor", "--report-fd", String(reportFD), id],
+                                actions: [.open(0, path: "/dev/null", flags: O_RDWR), .dup(0, to: 1), .dup(0, to: 2),
+                                          .dup(source, to: reportFD)],
+                                newSession: true)
+        } catch {
+            throw SwvmError.errno("start the monitor (\(path))", error.errno)
+        }
     }
 }
 
