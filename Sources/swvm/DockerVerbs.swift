@@ -59,7 +59,8 @@ enum DockerVerbs {
 
 struct ServicePsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service-ps", abstract: "List the containers of swvm run -d (swvm ps).", shouldDisplay: false)
+        commandName: "service-ps", abstract: "List the containers of swvm run -d (swvm ps).",
+        usage: "swvm ps [-a] [-q] [--no-trunc]", shouldDisplay: false)
 
     @Flag(name: [.short, .long], help: "Show all containers (default: running ones).") var all = false
     @Flag(name: [.short, .long], help: "Only the ids.") var quiet = false

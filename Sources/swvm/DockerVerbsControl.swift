@@ -12,7 +12,8 @@ import SwvmBase
 /// joins the container's namespaces and cgroup (IsolationEngine.exec).
 struct ServiceExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service-exec", abstract: "Run a command in a detached container (swvm exec).", shouldDisplay: false)
+        commandName: "service-exec", abstract: "Run a command in a detached container (swvm exec).",
+        usage: "swvm exec [-i] [-t] [-e KEY[=VALUE]] [-u USER] [-w DIR] CONTAINER COMMAND...", shouldDisplay: false)
 
     @Flag(name: [.short, .long], help: "Keep stdin open.") var interactive = false
     @Flag(name: [.short, .long], help: "Allocate a pseudo-terminal.") var tty = false
@@ -37,7 +38,7 @@ struct ServiceExecCommand: ParsableCommand {
             let null = interactive ? nil : try FileDescriptor.open("/dev/null", O_RDONLY | O_CLOEXEC)
             if let null { io.stdin = null.raw }
             return try withExtendedLifetime(null) {
-                try ContainerEngine().exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io, detach: false, pidFile: nil)
+                try store.lifecycle.engine.exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io, detach: false, pidFile: nil)
             }
         }
     }
@@ -82,7 +83,8 @@ struct StopCommand: ParsableCommand {
 
 struct ServiceKillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service-kill", abstract: "Signal detached containers (swvm kill; default KILL).", shouldDisplay: false)
+        commandName: "service-kill", abstract: "Signal detached containers (swvm kill; default KILL).",
+        usage: "swvm kill [-s SIGNAL] CONTAINER...", shouldDisplay: false)
     @Option(name: [.short, .long], help: "The signal: a name or a number.") var signal: String = "KILL"
     @Argument(help: "The containers.") var containers: [String]
 
@@ -109,7 +111,8 @@ struct RmCommand: ParsableCommand {
 
 struct ServicePauseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "service-pause", abstract: "Freeze detached containers (swvm pause).", shouldDisplay: false)
+        commandName: "service-pause", abstract: "Freeze detached containers (swvm pause).",
+        usage: "swvm pause CONTAINER...", shouldDisplay: false)
     @Argument(help: "The containers.") var containers: [String]
 
     func run() throws {

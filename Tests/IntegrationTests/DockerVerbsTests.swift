@@ -67,6 +67,22 @@ import TestSupport
         try NetworkTests.expectNothingLeft()
     }
 
+    @Test func runOptionsApplyToADetachedRunAndItsExec() throws {
+        let dir = "/tmp/swvm-verbs-volume-\(getpid())"
+        try FS.makeDirectories(dir)
+        defer { try? FS.removeTree(dir) }
+        let id = try DockerVerbsTests.detached(["-v", "\(dir):/data", "-e", "FROM_RUN=42", "--memory", "64m", "--read-only", "-w", "/data"],
+                                               ["sh", "-c", "echo $FROM_RUN > out; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+                                                + "touch /x 2>/dev/null || echo read-only; exec sleep 300"])
+        defer { DockerVerbsTests.removeForcibly(id) }
+        #expect(DockerVerbsTests.eventually { (try? FS.readText(Path.join(dir, "out"))) == "42\n" })
+        let logs = try DockerVerbsTests.swvm(["logs", id])
+        #expect(logs.out == "67108864\nread-only\n", "\(logs)")
+        // exec gets the container's directory, environment and mounts.
+        let exec = try DockerVerbsTests.swvm(["exec", id, "sh", "-c", "echo $FROM_RUN $(pwd) $(cat /data/out)"])
+        #expect(exec.out == "42 /data 42\n", "\(exec)")
+    }
+
     @Test func logsKeepBothStreamsFollowSeesNewLinesAndTailAndTimestamps() throws {
         let id = try DockerVerbsTests.detached([], ["sh", "-c", "echo one; echo err >&2; sleep 2; echo late; printf tail-no-newline"])
         defer { DockerVerbsTests.removeForcibly(id) }
