@@ -19,7 +19,10 @@ struct Swvm: ParsableCommand {
                       VMMKeeperCommand.self,
                       CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
                       ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
-                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self])
+                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self,
+                      MonitorCommand.self, ServicePsCommand.self, ServiceExecCommand.self, ServiceKillCommand.self,
+                      ServicePauseCommand.self, LogsCommand.self, StopCommand.self, RmCommand.self, UnpauseCommand.self,
+                      WaitCommand.self, InspectCommand.self])
 
     /// ArgumentParser's own main, except that runc's global flags come
     /// first (RuncGlobalOptions), `run` is runc's when it names a bundle or
@@ -34,6 +37,7 @@ struct Swvm: ParsableCommand {
             RuntimeLog.current = globals.makeLog()
             arguments = globals.command
         }
+        arguments = DockerVerbs.route(arguments)
         let runc = RuncGlobalOptions.current.given || runcCommandNames.contains(arguments.first ?? "")
         let status: ExitCode
         do {
