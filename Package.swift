@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "VMControl", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
-                                                 "Seccomp", "CSyscalls", "CConfinement"]),
+                                                 "Seccomp", "CSyscalls", "CConfinement", "VMControl", "RunSettingsWire"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "VMControl", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

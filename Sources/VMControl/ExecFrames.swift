@@ -55,6 +55,13 @@ public struct GuestProcess: Equatable, Sendable {
     public var ppid: UInt32
     public var uid: UInt32
     public var command: String
+
+    public init(pid: UInt32, ppid: UInt32, uid: UInt32, command: String) {
+        self.pid = pid
+        self.ppid = ppid
+        self.uid = uid
+        self.command = command
+    }
 }
 
 /// The exec and control frames in Swift, over the C encoders and
@@ -129,7 +136,7 @@ public enum ExecFrames {
 
     /// An error payload (MSG_ERROR's layout), or with `id` MSG_EXEC_ERROR's.
     public static func error(_ code: swvm_error_code, _ message: String, id: UInt32? = nil) -> [UInt8] {
-        let text = Array(message.utf8.prefix(4096))
+        let text = Array((message.isEmpty ? "an error" : message).utf8.prefix(4096))   // never empty: a base address
         var out = [UInt8](repeating: 0, count: text.count + 12)
         let n = text.withUnsafeBufferPointer { t in
             t.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(t.count, 1)) {
