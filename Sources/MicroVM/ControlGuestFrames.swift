@@ -28,7 +28,10 @@ extension ControlServer {
         // An exec id the VMM does not know is one it ended (a late frame): dropped.
         guard let id = ExecFrames.decodeHead(payload), let e = execs[id] else { return }
         guard let data = ExecFrames.decodeData(payload) else {
-            return violation(e, "an output frame of \(payload.count) bytes out of its layout (stream or length)")
+            // The frame is the VMM's copy: its fields are read from it for the message only.
+            let stream = payload.count >= 8 ? String(le32(payload, 4)) : "none"
+            return violation(e, "output on stream \(stream) with \(payload.count - min(payload.count, 8)) bytes "
+                             + "(streams 1 and 2, at most \(SWVM_EXEC_CHUNK) bytes a frame)")
         }
         if let broken = e.take(stream: data.stream, data.bytes) { return violation(e, broken) }
     }
