@@ -132,6 +132,13 @@ struct VMExecTests {
         #expect(cat.status == 0 && cat.out == "hello from stdin\n", "\(cat)")
         let tty = try VMExecTests.run(vm.socket, ExecRequest(args: ["sh", "-c", "test -t 0 && test -t 1 && stty size"], terminal: (rows: 33, cols: 101)))
         #expect(tty.status == 0 && tty.out.contains("33 101"), "\(tty)")
+        // A resize reaches the exec's terminal while it runs.
+        let (resized, out, err) = try VMExecTests.start(vm.socket, ExecRequest(args: ["sh", "-c", "sleep 2; stty size"], terminal: (rows: 10, cols: 20)))
+        try resized.resize(rows: 40, cols: 120)
+        #expect(try resized.wait() == 0)
+        let size = VMExecTests.readAll(out)
+        _ = VMExecTests.readAll(err)
+        #expect(size.contains("40 120"), "\(size)")
         // The exec runs in the workload's pid namespace: PID 1 is its sleep.
         let ns = try VMExecTests.run(vm.socket, ExecRequest(args: ["cat", "/proc/1/cmdline"]))
         #expect(ns.out.hasPrefix("sleep"), "\(ns)")
