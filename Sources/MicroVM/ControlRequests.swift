@@ -37,7 +37,7 @@ extension ControlServer {
             case MSG_SIGNAL_ALL.rawValue:
                 var sig = swvm_signal()
                 guard swvm_signal_decode(payload, payload.count, &sig) == 0 else { throw SwvmError(.invalidArgument, "a short signal") }
-                try requireWorkload()
+                try requireWorkload(answering: false)
                 toGuest(MSG_SIGNAL_ALL, payload)
                 reply(c, MSG_CONTROL_DONE, [])
             case MSG_PS.rawValue:
@@ -60,8 +60,11 @@ extension ControlServer {
         }
     }
 
-    private func requireWorkload() throws {
+    /// An exec or ps needs the guest to answer: the workload running, the
+    /// vCPUs not paused (a signal for all is queued for the resume instead).
+    private func requireWorkload(answering: Bool = true) throws {
         guard workloadRunning.current else { throw SwvmError(.invalidArgument, "the VM's workload is not running") }
+        guard !answering || !machine.isFrozen else { throw SwvmError(.invalidArgument, "the VM is paused: resume it first") }
     }
 
     private func newID() -> UInt32 {

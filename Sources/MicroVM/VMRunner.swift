@@ -706,6 +706,7 @@ final class Session: @unchecked Sendable {
             guard state.with({ $0.pid != nil }) else { return false }
             @Sendable func send(_ sig: Int32) { console.send(GuestProtocol.signalFrame(sig), to: control) }
             guard StopGrace.isStopSignal(sig) else { send(sig); return true }
+            machine.thaw()   // a paused VM (the control socket's pause) must run to stop
             if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
             send(sig)
             // The grace period: then the workload is killed, as by a second signal.

@@ -179,6 +179,10 @@ struct VMExecTests {
         _ = drain()   // what was on its way before the pause
         usleep(2_000_000)
         #expect(drain() == 0, "the counter advanced while paused")
+        // A paused guest cannot answer: an exec is refused, not left hanging.
+        #expect {
+            _ = try VMExecTests.run(vm.socket, ExecRequest(args: ["true"]))
+        } throws: { ($0 as? SwvmError)?.message.contains("the VM is paused") == true }
         try VMControl.resume(socket: vm.socket)
         usleep(2_000_000)
         #expect(drain() > 0, "the counter runs again")
