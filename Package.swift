@@ -90,9 +90,12 @@ let package = Package(
         // keeper that cleans up after a jailed VMM, and the posture read back.
         .target(name: "VMMJail",
                 dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
+        // VMControl: the client of a running VMM's control socket (exec,
+        // kill --all, pause, resume, ps) and the exec frames in Swift.
+        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
-                              "VMMJail", "CConfinement", "CSyscalls"]),
+                              "VMMJail", "VMControl", "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -105,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "VMControl", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -121,8 +124,8 @@ let package = Package(
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
-                                                 "Seccomp", "CSyscalls", "CConfinement"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "TestSupport"]),
+                                                 "Seccomp", "CSyscalls", "CConfinement", "VMControl", "RunSettingsWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "VMControl", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -135,7 +138,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzJSON", ["OCIImage", "RuntimeSpec", "Seccomp", "SwvmBase"]),
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzVirtioDevice", ["Virtio", "GuestMemory", "SwvmBase"]),
-        ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
+        ("FuzzGuestProtocol", ["MicroVM", "VMControl", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
         ("FuzzOCIConfig", ["RuntimeSpec", "Seccomp", "SwvmBase"]),

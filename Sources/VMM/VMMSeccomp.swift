@@ -109,6 +109,18 @@ public enum VMMSeccomp {
         ])
     }
 
+    /// The control socket's thread (MicroVM's ControlServer): poll, accept
+    /// its clients, their messages and passed descriptors, reads and
+    /// writes of those descriptors; no ioctl, no open, no new socket. It
+    /// reaches the guest through the console device's queue, and the vCPUs
+    /// through the eventfds of a pause.
+    public static func controlServerProfile() -> SeccompProfile {
+        SeccompProfile(defaultAction: .errno(1), rules: [
+            .init(names: common + ["poll", "ppoll", "accept4", "recvmsg", "sendmsg", "sendto"], action: .allow),
+            memoryWithoutExec,
+        ])
+    }
+
     /// Drops every capability of the calling thread (capset changes one
     /// thread only; a capability gone from the permitted set cannot return).
     public static func dropThreadCapabilities() throws {
@@ -130,6 +142,8 @@ public enum VMMSeccomp {
             "statx", "fstatfs", "getdents64", "lseek", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat",
             "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat", "fchmod", "fchown", "ftruncate", "utimensat",
             "dup", "dup3", "fcntl", "mincore",
+            // the control socket's thread
+            "accept4",
             // the main thread: KVM and terminal requests, signals, the keeper
             "ioctl", "eventfd2", "signalfd4", "rt_sigaction", "rt_sigtimedwait", "wait4", "sendmsg", "recvmsg", "sendto",
             "recvfrom", "set_robust_list", "rseq", "sched_getaffinity", "capget", "capset", "getuid", "geteuid", "getgid",
