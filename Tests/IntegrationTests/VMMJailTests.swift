@@ -29,6 +29,8 @@ struct VMMJailTests {
 
     func expectJailed(_ p: JailPosture, fileCapabilities: Bool) {
         #expect(p.threads.count >= 3, "main, device and vCPU threads at least: \(p.threads.count)")
+        // Named in the jail too (they name themselves: no /proc needed).
+        #expect(p.threads.contains { $0.name == "swvm-vcpu0" }, "thread names: \(p.threads.map(\.name))")
         let uid = p.threads.first?.uids.first ?? 0
         for t in p.threads {
             #expect(uid != 0 && t.uids == [uid, uid, uid, uid], "thread \(t.tid) uids \(t.uids)")
