@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swvm", targets: ["swvm"]),
+        .executable(name: "swvm-vmm-keeper", targets: ["swvm-vmm-keeper"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,8 +22,16 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
         .target(name: "CAtomics"),
-        // The VMM's jail: the system calls it applies to itself, in order.
+        // The VMM's jail: the system calls it applies to itself, in order;
+        // the wire to its keeper and the posture read from /proc.
         .target(name: "CVMMJail"),
+        // The keeper of a jailed VMM: C only (it waits for the whole run, so
+        // it carries no Swift runtime); the clean-up is swvm's, exec'd.
+        // SwiftPM links it with swiftc, which names the Swift runtime and
+        // libstdc++ as shared libraries: linked statically, only what it
+        // calls is in it (no loader, no relocations of unused libraries).
+        .executableTarget(name: "swvm-vmm-keeper", dependencies: ["CVMMJail"],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // The run settings' wire format and the confinement both levels apply
         // (compiled into swvm and into guest-init).
         .target(name: "CConfinement"),
