@@ -26,6 +26,10 @@ public struct OCICreateIO {
     /// (mode 0622, owned by the container's root). `swvm start` should not
     /// block on it for ever: the init may die before it opens it.
     public var execFIFO: String
+    /// Create only: called with the init's pid once its mounts are made
+    /// (before pivot_root); runs the hooks of swvm's namespaces and returns
+    /// those the init runs itself (swvm_oci_hooks.h). nil: the init runs none.
+    public var hooks: ((pid_t) throws -> OCIHookBlob)? = nil
 
     public init(stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2, consoleSocket: Int32? = nil, preserveFDs: Int = 0,
                 execFIFO: String = "") {
