@@ -108,9 +108,10 @@ public enum OCIProcess {
     /// The cgroup at linux.cgroupsPath (swvm/ID when absent), with the
     /// run's limits and a device allow-list: runc's defaults and linux.devices.
     static func makeCgroup(_ spec: RunSpec, _ oci: OCISettings) throws -> Cgroup {
-        let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)")
+        let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)", cpuset: Cgroups.needsCpuset(oci.resources))
         do {
             try cgroup.apply(spec.resources)
+            try CgroupDirectories(cgroup.paths).applyOCI(oci.resources)
             try cgroup.restrictDevices(allowing: oci.devices.map { "\($0.type == "b" ? "b" : "c") \($0.major):\($0.minor) rwm" })
         } catch {
             cgroup.destroy()
