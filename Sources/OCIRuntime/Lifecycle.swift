@@ -56,13 +56,20 @@ public struct Lifecycle {
             try FS.writeText(Path.join(store.directory(id), Lifecycle.configCopy), config.json.serialized(), mode: 0o600)
             let fifo = store.execFIFO(id)
             try Lifecycle.makeExecFIFO(fifo, spec)
+            let hooks = ContainerHooks(spec.oci?.hooks ?? OCIHooks(), record: record) { [record] initProcess in
+                var r = record
+                r.initProcess = initProcess
+                try store.write(r, lock)
+            }
             let created = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
-                try engine.create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
+                var io = io
+                io.hooks = hooks
+                return try engine.create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
             }
             record.initProcess = created.process
             record.cgroupPaths = created.cgroupPaths
             try store.write(record, lock)
-            try runCreateHooks(spec.oci?.hooks ?? OCIHooks(), record)
+            if !hooks.ran { try runCreateHooks(spec.oci?.hooks ?? OCIHooks(), record) }
             record.createFinished = true
             try store.write(record, lock)
             if let file = options.pidFile { try writePidFile(file, created.process.pid) }
@@ -73,9 +80,8 @@ public struct Lifecycle {
         }
     }
 
-    /// prestart and createRuntime run in swvm's namespaces once the
-    /// container exists; createContainer too (see README: swvm runs it
-    /// before start, outside the container's mount namespace).
+    /// An engine that did not stop before pivot_root (ContainerHooks): the
+    /// hooks run in swvm's namespaces once the container exists.
     func runCreateHooks(_ hooks: OCIHooks, _ record: ContainerRecord) throws {
         let state = ContainerState(id: record.id, record: record, status: .creating).specJSON
         try HookRunner.run(hooks.prestart, kind: "prestart", state: state)

@@ -46,6 +46,8 @@ enum swvm_message {
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
     MSG_CREATED = 105,  /* empty; OCI mode: the init is ready and now blocks on the exec FIFO */
+    MSG_HOOKS = 106,    /* empty; OCI mode: the mounts are made, the init waits for its hooks
+                           (swvm_oci_hooks.h) */
     /* 110-119: exec and control of a running VM */
     MSG_EXEC_STARTED = 110, /* struct swvm_exec_value: the exec'd process's pid (in the workload's namespace) */
     MSG_EXEC_OUTPUT = 111,  /* struct swvm_exec_data (stream 1 or 2), bytes; none: that stream's EOF */
