@@ -70,7 +70,7 @@ let package = Package(
         // OCIRuntime: the OCI lifecycle (runc's create/start/kill/delete...)
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "VMMJail", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.
@@ -92,7 +92,7 @@ let package = Package(
                 dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
-                              "VMMJail", "CConfinement", "CSyscalls"]),
+                              "VMMJail", "EventLoop", "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
