@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CSyscalls
-import Cgroups
 import EventLoop
 import NativeThreads
 import RuntimeSpec
@@ -15,8 +14,8 @@ import SwvmBase
 /// VMRunner asks of it at its hooks:
 ///
 /// - the root is config.json's (VMMOCIPlan), not an image's disk;
-/// - the process runs in the container's cgroup (cgroupsPath), not a cgroup
-///   of its own;
+/// - the process runs in the container's cgroup (cgroupsPath), where
+///   `swvm create` put it right after the exec, not in a cgroup of its own;
 /// - guest-init stops the workload at the start gate (MSG_CREATED); then
 ///   this process tells `swvm create` (the report descriptor) and waits for
 ///   `swvm start`, which reads the exec FIFO, then sends MSG_START.
@@ -30,16 +29,14 @@ import SwvmBase
 /// @unchecked Sendable: its lets are set at init; `reported` is locked.
 public final class VMMOCI: @unchecked Sendable {
     public let plan: VMMOCIPlan
-    let cgroupPaths: [String]
     let report: Int32
     let fifo: FileDescriptor
     let watch: FileDescriptor
     private let reported = Locked(false)
 
     /// Opens what the jailed VMM needs of the host, before the jail.
-    public init(plan: VMMOCIPlan, cgroupPaths: [String], report: Int32, execFIFO: String) throws {
+    public init(plan: VMMOCIPlan, report: Int32, execFIFO: String) throws {
         self.plan = plan
-        self.cgroupPaths = cgroupPaths
         self.report = report
         guard fcntl(report, F_SETFD, FD_CLOEXEC) == 0 else { throw SwvmError.errno("the report descriptor \(report)") }
         fifo = try FileDescriptor.open(execFIFO, O_RDWR | O_NONBLOCK | O_CLOEXEC)
@@ -49,21 +46,14 @@ public final class VMMOCI: @unchecked Sendable {
         guard inotify_add_watch(w, execFIFO, UInt32(IN_ACCESS)) >= 0 else { throw SwvmError.errno("inotify_add_watch \(execFIFO)") }
     }
 
-    /// Moves this process into the container's cgroup (before the VM
-    /// exists, so its memory is charged there; the keeper, started
-    /// before, stays outside and can remove nothing of it).
-    func joinCgroup() throws {
-        for p in cgroupPaths {
-            try Cgroups.writeFile(Path.join(p, "cgroup.procs"), "\(getpid())")
-        }
-    }
-
     /// The workload waits at the start gate: let `swvm create` return, and
     /// send MSG_START (through `release`) once `swvm start` read the FIFO.
-    func reachedGate(events: EventLoop, release: @escaping @Sendable () -> Void) {
+    /// A `swvm create` killed part-way cannot take the report: the VM ends
+    /// (`abort`), nothing waits at a gate nobody will open.
+    func reachedGate(events: EventLoop, release: @escaping @Sendable () -> Void, abort: (SwvmError) -> Void) {
         var zero: UInt8 = 0x30
         guard write(fifo.raw, &zero, 1) == 1 else {
-            fail("write the exec FIFO: \(errnoText(errno))")
+            abort(SwvmError(.systemCall, "write the exec FIFO: \(errnoText(errno))"))
             return
         }
         let fd = watch.raw
@@ -74,10 +64,10 @@ public final class VMMOCI: @unchecked Sendable {
                 release()
             }
         } catch {
-            fail("watch the exec FIFO: \(error)")
+            abort(SwvmError(.systemCall, "watch the exec FIFO: \(error)"))
             return
         }
-        sendReport("created\n")
+        if !sendReport("created\n") { abort(SwvmError(.vmFailed, "swvm create ended before the container was created")) }
     }
 
     /// Whether the FIFO was read (the inotify events queued).
@@ -100,15 +90,16 @@ public final class VMMOCI: @unchecked Sendable {
     /// Tells `swvm create` why the container could not be created (once;
     /// after the gate, `create` has returned and errors go to stderr).
     public func fail(_ message: String) {
-        if !sendReport("error\n" + message) { Log.error(message) }
+        if !reported.current { sendReport("error\n" + message) } else { Log.error(message) }
     }
 
+    /// Whether `text` went to `swvm create` (only the first report goes).
     @discardableResult
     private func sendReport(_ text: String) -> Bool {
         guard reported.with({ done in defer { done = true }; return !done }) else { return false }
         let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { try? FileDescriptor.writeAll(report, $0) }
+        let sent = (try? bytes.withUnsafeBytes { try FileDescriptor.writeAll(report, $0) }) != nil
         close(report)
-        return true
+        return sent
     }
 }

@@ -9,8 +9,7 @@ import SwvmBase
 /// its report pipe on `reportFD`; it exits with the workload's status
 /// (128+N after signal N), which conmon and containerd's shim wait for.
 public enum VMMProcess {
-    public static func run(bundle: String, id: String, execFIFO: String, cgroupPaths: [String], reportFD: Int32,
-                           kernel: String?) -> Int32 {
+    public static func run(bundle: String, id: String, execFIFO: String, reportFD: Int32, kernel: String?) -> Int32 {
         var oci: VMMOCI?
         do {
             var spec = try OCIConfig.load(bundle: bundle, id: id)
@@ -18,7 +17,7 @@ public enum VMMProcess {
             // /dev/null): EOF reaches the workload as EOF.
             spec.interactive = true
             let plan = try VMMOCIPlan(spec)
-            oci = try VMMOCI(plan: plan, cgroupPaths: cgroupPaths, report: reportFD, execFIFO: execFIFO)
+            oci = try VMMOCI(plan: plan, report: reportFD, execFIFO: execFIFO)
             // What VMRunner itself checks and sizes: the guest's mounts
             // are config.json's (in the plan), its network its own.
             spec.mounts = []

@@ -240,8 +240,8 @@ public final class VMRunner {
             throw error
         }
         defer { keeper.finish() }
+        // An OCI container's VMM is in the container's cgroup already.
         let scope = oci == nil ? try vmmCgroupScope(record: record, guestMemory: config.memoryBytes) : nil
-        try oci?.joinCgroup()
 
         // --network bridge: the address, published ports and the tap; the
         // guest learns them with its settings, after the snapshot point.
@@ -643,9 +643,9 @@ final class Session: @unchecked Sendable {
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.
-                    runner.oci?.reachedGate(events: machine.events) { [instance] in
+                    runner.oci?.reachedGate(events: machine.events, release: { [instance] in
                         instance.console.send(GuestProtocol.frame(GuestProtocol.start, []), to: instance.control)
-                    }
+                    }, abort: fail)
                 case GuestProtocol.confined:
                     do {
                         let paths = try ConfinedPaths(decoding: payload)

@@ -29,11 +29,15 @@ public struct VMEngine: IsolationEngine {
             try cgroup.apply(VMEngine.hostLimits(spec.resources))
             let (read, write) = try makePipe()
             let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
-                        "--report-fd", "3"] + cgroup.paths.flatMap { ["--cgroup", $0] }
+                        "--report-fd", "3"]
             let pid = try VMEngine.spawn(args, io: io, report: write.raw)
             write.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
             do {
+                // At once, before it maps guest memory (charged here) and
+                // starts its keeper: a create killed part-way leaves the
+                // VMM where delete --force finds it.
+                for p in cgroup.paths { try Cgroups.writeFile(Path.join(p, "cgroup.procs"), String(pid)) }
                 try awaitGate(read, vmm: identity)
             } catch {
                 Glibc.kill(pid, SIGKILL)
@@ -139,12 +143,28 @@ public struct VMEngine: IsolationEngine {
         throw SwvmError(.unsupported, "update of a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
     }
 
-    /// The cgroup, and what a VMM killed with its keeper leaves: its run
-    /// record (tap, published ports, address lease) and its uid lease.
+    /// The cgroup (killing the VMM and its keeper, which are in it), and
+    /// what the keeper would have removed: the run record (tap, published
+    /// ports, address lease) and the uid lease.
     public func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String) {
         ContainerEngine().destroy(cgroupPaths: cgroupPaths, cgroupsPath: cgroupsPath, id: id)
-        RunRecord.removeStale()
-        VMMIdentity.releaseStale()
+        VMEngine.cleanUpAfterVMM(runRecord: RunRecord.directory(for: id))
+    }
+
+    /// Once the VMM that owns `dir` is gone (a zombie counts as gone: its
+    /// parent may be slow to reap it), removes its record and its lease.
+    static func cleanUpAfterVMM(runRecord dir: String) {
+        guard let text = try? FS.readText(Path.join(dir, "owner"), limit: 4096) else { return }
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard f.count == 2, let pid = pid_t(f[0]), let start = UInt64(f[1]) else { return }
+        let owner = ProcessIdentity(pid: pid, startTime: start)
+        for _ in 0..<250 where owner.isAlive { usleep(20_000) }
+        guard !owner.isAlive else {
+            RuntimeLog.current.warning("the VMM (pid \(pid)) outlived its cgroup; its run record \(dir) stays")
+            return
+        }
+        RunRecord.cleanup(dir)
+        VMMIdentity.release(ownedBy: pid, startTime: start)
     }
 }
 

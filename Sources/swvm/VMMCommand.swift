@@ -15,12 +15,10 @@ struct VMMCommand: ParsableCommand {
     @Option var id: String
     @Option var execFifo: String
     @Option var reportFd: Int32
-    @Option var cgroup: [String] = []
     @Option var kernel: String?
 
     func run() throws {
-        let status = VMMProcess.run(bundle: bundle, id: id, execFIFO: execFifo, cgroupPaths: cgroup, reportFD: reportFd,
-                                    kernel: kernel)
+        let status = VMMProcess.run(bundle: bundle, id: id, execFIFO: execFifo, reportFD: reportFd, kernel: kernel)
         if status != 0 { throw ExitCode(status) }
     }
 }
