@@ -16,10 +16,17 @@ import TestSupport
 struct PodmanVMTests {
     static let noNetwork = ["--network", "none"]
 
-    /// A `swvm-vm` link to the binary under test, in `dir`.
-    static func vmLink(in dir: String) throws -> String {
-        let link = Path.join(dir, "swvm-vm")
-        if FS.readLink(link) == nil {
+    /// A `swvm-vm` link to the binary under test in `dir` (or, named
+    /// `name`, another). podman gives its runtime a curated environment:
+    /// a test's own SWVM_CACHE (its guest-init) would not reach swvm, so
+    /// with one set the "link" is a script that sets it and exec's swvm
+    /// under its own name.
+    static func vmLink(in dir: String, name: String = "swvm-vm") throws -> String {
+        let link = Path.join(dir, name)
+        guard !FS.exists(link) else { return link }
+        if let cache = FS.environment("SWVM_CACHE"), !cache.isEmpty {
+            try FS.writeText(link, "#!/bin/bash\nexport SWVM_CACHE='\(cache)'\nexec -a \"$0\" '\(Harness.swvm)' \"$@\"\n", mode: 0o755)
+        } else {
             try sys("symlink \(link)") { symlink(Harness.swvm, link) }
         }
         return link
@@ -55,14 +62,16 @@ struct PodmanVMTests {
     @Test func annotationChoosesTheLevel() throws {
         try Podman.with { podman in
             // swvm as named (the container level) with the annotation: a VM.
-            let vm = try podman.runRm(Self.noNetwork + ["--annotation", "swvm.isolation=vm"], ["uname", "-r"], timeout: 300)
+            let swvm = ["--runtime", try Self.vmLink(in: podman.dir, name: "swvm")]
+            let vm = try podman(swvm + ["run", "--rm"] + Self.noNetwork + ["--annotation", "swvm.isolation=vm", podman.image, "uname", "-r"],
+                                timeout: 300)
             #expect(vm.status == 0 && vm.out == Self.guestRelease + "\n", "\(vm)")
             // The link with the annotation =container: a container.
             let runtime = ["--runtime", try Self.vmLink(in: podman.dir)]
             let container = try podman(runtime + ["run", "--rm"] + Self.noNetwork
                                        + ["--annotation", "swvm.isolation=container", podman.image, "uname", "-r"])
             #expect(container.status == 0 && container.out == Self.hostRelease + "\n", "\(container)")
-            let bad = try podman.runRm(Self.noNetwork + ["--annotation", "swvm.isolation=vmm"], ["true"])
+            let bad = try podman(swvm + ["run", "--rm"] + Self.noNetwork + ["--annotation", "swvm.isolation=vmm", podman.image, "true"])
             #expect(bad.status != 0 && bad.err.contains("swvm.isolation"), "the error names the annotation: \(bad)")
         }
     }
