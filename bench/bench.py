@@ -31,6 +31,8 @@
                                            --runtime NAME=PATH names other contenders
     bench/bench.py podman [--runs 20]      `podman run --rm IMAGE true` with swvm vs runc
                                            as podman's runtime (a private podman store)
+    bench/bench.py podmanvm [--runs 10]    `podman run --rm IMAGE true` at the VM level (a
+                                           swvm-vm link) vs `swvm run --isolation=vm`
 
     bench/bench.py table RESULTS.json...   a results file as BENCHMARKS.md's Markdown
                                            table, with the command that made it
