@@ -23,7 +23,12 @@ public struct CreateOptions: Sendable {
 /// lock; status checks use ContainerState's view of what is true now.
 public struct Lifecycle {
     public let store: StateStore
+    /// The container level's engine.
     public let engine: IsolationEngine
+    /// The VM level's (VMEngine), for containers created at that level.
+    public var vmEngine: IsolationEngine = VMEngine()
+    /// The level when config.json does not choose (IsolationLevel).
+    public var defaultLevel: IsolationLevel = .container
     /// config.json's reader (a test gives its own).
     public var loadConfig: (_ bundle: String, _ id: String) throws -> BundleConfig = BundleConfig.load
 
@@ -49,6 +54,10 @@ public struct Lifecycle {
             let spec = config.spec
             record.rootfs = spec.oci?.rootPath ?? spec.rootfs
             record.annotations = spec.oci?.annotations ?? []
+            let level = try IsolationLevel.choose(record.annotations, fallback: defaultLevel)
+            if !record.annotations.contains(where: { $0.key == IsolationLevel.annotation }) {
+                record.annotations.append(OCIAnnotation(key: IsolationLevel.annotation, value: level.rawValue))
+            }
             record.cgroupsPath = spec.oci?.cgroupsPath
             record.poststart = spec.oci?.hooks.poststart ?? []
             record.poststop = spec.oci?.hooks.poststop ?? []
@@ -64,7 +73,7 @@ public struct Lifecycle {
             let created = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
                 var io = io
                 io.hooks = hooks
-                return try engine.create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
+                return try engine(for: level).create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
             }
             record.initProcess = created.process
             record.cgroupPaths = created.cgroupPaths
@@ -124,7 +133,7 @@ public struct Lifecycle {
     func teardown(_ id: String, record: ContainerRecord?, lock: ContainerLock) {
         let initProcess = record?.initProcess
         if let p = initProcess, p.isAlive { Glibc.kill(p.pid, SIGKILL) }
-        engine.destroy(cgroupPaths: record?.cgroupPaths ?? [], cgroupsPath: record?.cgroupsPath, id: id)
+        engine(for: IsolationLevel.of(record)).destroy(cgroupPaths: record?.cgroupPaths ?? [], cgroupsPath: record?.cgroupsPath, id: id)
         if let p = initProcess { ExecFIFO.awaitExit(p, seconds: 5) }
         do {
             try store.remove(id, lock)
@@ -135,6 +144,10 @@ public struct Lifecycle {
 }
 
 extension Lifecycle {
+    func engine(for level: IsolationLevel) -> IsolationEngine {
+        level == .vm ? vmEngine : engine
+    }
+
     /// The exec FIFO as runc makes it: mode 0622 whatever the umask, owned
     /// by the container's root, so an init that has already switched to
     /// config.json's user can still open it for writing.
