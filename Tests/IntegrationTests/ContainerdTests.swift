@@ -80,13 +80,10 @@ struct ContainerdTests {
     /// A pod as a kubelet starts it, through the CRI plugin and the config's
     /// runtime handler `swvm` (a RuntimeClass's handler): the pod sandbox
     /// and its container are the runtime's (its own `state` knows them), the
-    /// container's output reaches the CRI log and its exit status the CRI.
-    /// Disabled, not done: with swvm the pod's container runs and exits,
-    /// but the CRI never sees it exit (it stays RUNNING and its shim is
-    /// left behind); it passes with SWVM_OCI_RUNTIME=runc. Issue 18 stays
-    /// open for it.
-    @Test(.enabled(if: EngineRuntime.criClientReady, "needs Debian's python3-grpcio for the CRI client: scripts/setup.sh"),
-          .disabled(if: !EngineRuntime.isRunc, "the CRI does not see a swvm pod container's exit yet (issue 18)"))
+    /// container's output reaches the CRI log and its exit status the CRI
+    /// (which kills an exited container before deleting it: the runtime's
+    /// "container not running" must read as runc's, or the exit is lost).
+    @Test(.enabled(if: EngineRuntime.criClientReady, "needs Debian's python3-grpcio for the CRI client: scripts/setup.sh"))
     func aPodThroughTheSwvmHandler() throws {
         try Containerd.with { c in
             let logs = Path.join(c.dir, "pod-logs")
