@@ -44,8 +44,7 @@ struct ContainerdTests {
             #expect(exec.status == 3, "\(exec)")
             #expect(exec.out.hasPrefix("exec-ok\nsh -c trap"), "\(exec)")
 
-            let ls = try c.ctr(["task", "ls"])
-            let pid = try #require(ls.out.split(separator: "\n").first { $0.hasPrefix("svc ") }?.split(separator: " ").dropFirst().first.map(String.init))
+            let pid = try #require(try c.taskPid("svc"))
             let ps = try c.ctr(["task", "ps", "svc"])
             #expect(ps.status == 0 && ps.out.split(separator: "\n").contains { $0.split(separator: " ").first.map(String.init) == pid }, "\(ps), init \(pid)")
 
@@ -74,6 +73,43 @@ struct ContainerdTests {
             #expect(try Self.runtimeState("svc").hasPrefix("absent"))
             #expect(FS.readLink("/proc/\(pid)/exe") == nil)
             #expect(try c.ctr(["containers", "rm", "svc"]).status == 0)
+        }
+    }
+
+    /// A container in another's pid namespace (a pod sharing its process
+    /// namespace) leaves its children running when its init exits; the
+    /// shim then runs `RUNTIME kill --all ID KILL` on the stopped
+    /// container, which ends them as runc's does, before anyone deletes it.
+    @Test func whatAnInitInASharedPidNamespaceLeavesIsKilled() throws {
+        try Containerd.with { c in
+            #expect(try c.ctr(["run", "-d", "--runc-binary", EngineRuntime.path, c.image, "holder", "sleep", "1000"]).status == 0)
+            try c.waitForTaskStatus("holder", "RUNNING")
+            let holder = try #require(try c.taskPid("holder"))
+            let run = try c.ctr(["run", "-d", "--runc-binary", EngineRuntime.path, "--with-ns", "pid:/proc/\(holder)/ns/pid",
+                                 c.image, "leaver", "sh", "-c", "sleep 3141 & exit 0"])
+            #expect(run.status == 0, "\(run)")
+            try c.waitForTaskStatus("leaver", "STOPPED")
+            var left: [String] = []
+            for _ in 0..<50 {
+                left = Self.processes(commandLine: "sleep 3141")
+                if left.isEmpty { break }
+                usleep(100_000)
+            }
+            #expect(left.isEmpty, "the init's child outlived it in the stopped container: pids \(left)")
+            #expect(try c.ctr(["task", "kill", "-s", "KILL", "holder"]).status == 0)
+            try c.waitForTaskStatus("holder", "STOPPED")
+            for id in ["leaver", "holder"] {
+                #expect(try c.ctr(["task", "delete", id]).status == 0)
+                #expect(try c.ctr(["containers", "rm", id]).status == 0)
+            }
+        }
+    }
+
+    /// The pids of running processes with this command line (a zombie's is empty).
+    static func processes(commandLine: String) -> [String] {
+        ((try? FS.listDirectory("/proc")) ?? []).filter { pid in
+            pid.allSatisfy(\.isNumber) && String(decoding: (try? FS.readFile("/proc/\(pid)/cmdline", limit: 4096)) ?? [], as: UTF8.self)
+                .split(separator: "\0").joined(separator: " ") == commandLine
         }
     }
 
