@@ -19,7 +19,7 @@ struct Swvm: ParsableCommand {
                       VMMKeeperCommand.self,
                       CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
                       ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
-                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self])
+                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self, EventsCommand.self])
 
     /// ArgumentParser's own main, except that runc's global flags come
     /// first (RuncGlobalOptions), `run` is runc's when it names a bundle or
