@@ -13,10 +13,20 @@ import TestSupport
         try Binary.run(["--root", root.path] + args, timeout: timeout)
     }
 
+    /// `create` with its stdio (which the init keeps) on /dev/null, so the
+    /// run does not wait for the init to close the result's pipes.
+    func create(_ root: ScratchRoot, _ bundle: RealBundle, _ id: String) throws -> (status: Int32, err: String) {
+        let err = Path.join(bundle.path, "create.err")
+        let r = try Command.run(["/bin/sh", "-c", "exec \"$0\" \"$@\" </dev/null >/dev/null 2>\(err)",
+                                 Binary.swvm, "--root", root.path, "create", "--bundle", bundle.path, id])
+        return (r.status, (try? FS.readText(err)) ?? "")
+    }
+
     @Test func statsOnceFromTheCgroup() throws {
         let root = try ScratchRoot(), bundle = try RealBundle(args: ["sleep", "1000"])
         let id = "ev-\(getpid())"
-        #expect(try swvm(root, ["create", "--bundle", bundle.path, id]).status == 0)
+        let created = try create(root, bundle, id)
+        #expect(created.status == 0, "\(created.err)")
         defer { _ = try? swvm(root, ["delete", "--force", id]) }
         #expect(try swvm(root, ["start", id]).status == 0)
         let r = try swvm(root, ["events", "--stats", id])
@@ -46,7 +56,8 @@ import TestSupport
             return config.setting("linux", linux.setting("resources", resources))
         }
         let id = "ev-oom-\(getpid())"
-        #expect(try swvm(root, ["create", "--bundle", bundle.path, id]).status == 0)
+        let created = try create(root, bundle, id)
+        #expect(created.status == 0, "\(created.err)")
         defer { _ = try? swvm(root, ["delete", "--force", id]) }
         #expect(try swvm(root, ["start", id]).status == 0)
         let r = try swvm(root, ["events", "--interval", "500ms", id], timeout: 60)
