@@ -6,12 +6,27 @@ import SwvmBase
 
 /// kill, delete, pause, resume, update, ps and list.
 extension Lifecycle {
+    /// runc's words for a container that is not running. Engines match
+    /// the text: containerd's shim takes "container not running" from
+    /// `kill` as "already exited" (otherwise the CRI fails to handle the
+    /// container's exit and reports it running for ever).
+    static func notRunning(_ id: String) -> SwvmError {
+        SwvmError(.invalidArgument, "container \(id): container not running")
+    }
+
     /// Signals the init, or with `all` every process of the container.
+    /// `all` on a stopped one signals what is left in its cgroup, as runc
+    /// does: the shim kills a pid-sharing container's remaining processes
+    /// so once its init has exited.
     public func kill(_ id: String, signal: Int32, all: Bool) throws {
         let state = try self.state(id)
+        if all, state.status == .stopped, let record = state.record {
+            for pid in engine.pids(record.cgroupPaths) { Glibc.kill(pid, signal) }
+            return
+        }
         guard [.created, .running, .paused].contains(state.status), let record = state.record,
               let initProcess = record.initProcess else {
-            throw SwvmError(.invalidArgument, "container \(id) is not running")
+            throw Self.notRunning(id)
         }
         if all {
             for pid in engine.pids(record.cgroupPaths) { Glibc.kill(pid, signal) }
@@ -53,7 +68,7 @@ extension Lifecycle {
         let lock = try store.lock(id)
         let (state, record) = try live(id)
         guard state.status == .running || state.status == .created else {
-            throw SwvmError(.invalidArgument, "container \(id) is not running")
+            throw Self.notRunning(id)
         }
         try engine.freeze(record.cgroupPaths)
         withExtendedLifetime(lock) {}
@@ -97,7 +112,7 @@ extension Lifecycle {
     func live(_ id: String) throws -> (ContainerState, ContainerRecord) {
         let state = try self.state(id)
         guard state.status != .stopped, state.status != .creating, let record = state.record else {
-            throw SwvmError(.invalidArgument, "container \(id) is not running")
+            throw Self.notRunning(id)
         }
         return (state, record)
     }

@@ -104,4 +104,4 @@ func runOCI(failure: Int32 = 1, _ body: (Lifecycle) throws -> Int32) throws {
 
 /// The commands that are runc's (their usage errors are exit 1, as runc's).
 let runcCommandNames: Set<String> = ["create", "start", "state", "kill", "delete", "exec", "list", "pause", "resume", "update",
-                                     "features", "spec", "ps"]
+                                     "features", "spec", "ps", "events"]

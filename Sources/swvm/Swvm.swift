@@ -19,7 +19,7 @@ struct Swvm: ParsableCommand {
                       VMMKeeperCommand.self, VMExecCommand.self, VMMCommand.self,
                       CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
                       ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
-                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self,
+                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self, EventsCommand.self,
                       MonitorCommand.self, ServicePsCommand.self, ServiceExecCommand.self, ServiceKillCommand.self,
                       ServicePauseCommand.self, LogsCommand.self, StopCommand.self, RmCommand.self, UnpauseCommand.self,
                       WaitCommand.self, InspectCommand.self])

@@ -109,6 +109,16 @@ final class Containerd {
         return nil
     }
 
+    /// `ctr task ls`: a task's pid, by id.
+    func taskPid(_ id: String) throws -> String? {
+        let r = try ctr(["task", "ls"])
+        for line in r.out.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ")
+            if f.count >= 2 && f[0] == id { return String(f[1]) }
+        }
+        return nil
+    }
+
     func waitForTaskStatus(_ id: String, _ status: String, seconds: Double = 30) throws {
         let started = Clock.monotonicNanos()
         var last: String?

@@ -44,8 +44,7 @@ struct ContainerdTests {
             #expect(exec.status == 3, "\(exec)")
             #expect(exec.out.hasPrefix("exec-ok\nsh -c trap"), "\(exec)")
 
-            let ls = try c.ctr(["task", "ls"])
-            let pid = try #require(ls.out.split(separator: "\n").first { $0.hasPrefix("svc ") }?.split(separator: " ").dropFirst().first.map(String.init))
+            let pid = try #require(try c.taskPid("svc"))
             let ps = try c.ctr(["task", "ps", "svc"])
             #expect(ps.status == 0 && ps.out.split(separator: "\n").contains { $0.split(separator: " ").first.map(String.init) == pid }, "\(ps), init \(pid)")
 
@@ -77,16 +76,50 @@ struct ContainerdTests {
         }
     }
 
+    /// A container in another's pid namespace (a pod sharing its process
+    /// namespace) leaves its children running when its init exits; the
+    /// shim then runs `RUNTIME kill --all ID KILL` on the stopped
+    /// container, which ends them as runc's does, before anyone deletes it.
+    @Test func whatAnInitInASharedPidNamespaceLeavesIsKilled() throws {
+        try Containerd.with { c in
+            #expect(try c.ctr(["run", "-d", "--runc-binary", EngineRuntime.path, c.image, "holder", "sleep", "1000"]).status == 0)
+            try c.waitForTaskStatus("holder", "RUNNING")
+            let holder = try #require(try c.taskPid("holder"))
+            let run = try c.ctr(["run", "-d", "--runc-binary", EngineRuntime.path, "--with-ns", "pid:/proc/\(holder)/ns/pid",
+                                 c.image, "leaver", "sh", "-c", "sleep 3141 & exit 0"])
+            #expect(run.status == 0, "\(run)")
+            try c.waitForTaskStatus("leaver", "STOPPED")
+            var left: [String] = []
+            for _ in 0..<50 {
+                left = Self.processes(commandLine: "sleep 3141")
+                if left.isEmpty { break }
+                usleep(100_000)
+            }
+            #expect(left.isEmpty, "the init's child outlived it in the stopped container: pids \(left)")
+            #expect(try c.ctr(["task", "kill", "-s", "KILL", "holder"]).status == 0)
+            try c.waitForTaskStatus("holder", "STOPPED")
+            for id in ["leaver", "holder"] {
+                #expect(try c.ctr(["task", "delete", id]).status == 0)
+                #expect(try c.ctr(["containers", "rm", id]).status == 0)
+            }
+        }
+    }
+
+    /// The pids of running processes with this command line (a zombie's is empty).
+    static func processes(commandLine: String) -> [String] {
+        ((try? FS.listDirectory("/proc")) ?? []).filter { pid in
+            pid.allSatisfy(\.isNumber) && String(decoding: (try? FS.readFile("/proc/\(pid)/cmdline", limit: 4096)) ?? [], as: UTF8.self)
+                .split(separator: "\0").joined(separator: " ") == commandLine
+        }
+    }
+
     /// A pod as a kubelet starts it, through the CRI plugin and the config's
     /// runtime handler `swvm` (a RuntimeClass's handler): the pod sandbox
     /// and its container are the runtime's (its own `state` knows them), the
-    /// container's output reaches the CRI log and its exit status the CRI.
-    /// Disabled, not done: with swvm the pod's container runs and exits,
-    /// but the CRI never sees it exit (it stays RUNNING and its shim is
-    /// left behind); it passes with SWVM_OCI_RUNTIME=runc. Issue 18 stays
-    /// open for it.
-    @Test(.enabled(if: EngineRuntime.criClientReady, "needs Debian's python3-grpcio for the CRI client: scripts/setup.sh"),
-          .disabled(if: !EngineRuntime.isRunc, "the CRI does not see a swvm pod container's exit yet (issue 18)"))
+    /// container's output reaches the CRI log and its exit status the CRI
+    /// (which kills an exited container before deleting it: the runtime's
+    /// "container not running" must read as runc's, or the exit is lost).
+    @Test(.enabled(if: EngineRuntime.criClientReady, "needs Debian's python3-grpcio for the CRI client: scripts/setup.sh"))
     func aPodThroughTheSwvmHandler() throws {
         try Containerd.with { c in
             let logs = Path.join(c.dir, "pod-logs")
