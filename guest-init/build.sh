@@ -17,7 +17,8 @@ cache=${SWVM_CACHE:-/var/cache/swvm}
 if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; else cc=gcc; fi
 
 sources="$here/init.c $(ls "$shared"/*.c | sort | tr '\n' ' ')"
-key=$( (echo "$cc"; cat $sources "$shared"/include/*.h "$here/build.sh") | sha256sum | cut -c1-16)
+# template.c is included by init.c.
+key=$( (echo "$cc"; cat $sources "$here/template.c" "$shared"/include/*.h "$here/build.sh") | sha256sum | cut -c1-16)
 out="$cache/guest-init/$key"
 if [ ! -x "$out/init" ]; then
     mkdir -p "$out.tmp"

@@ -17,7 +17,9 @@ import SwvmBase
 /// keeper); the keeper trusts no path from the VMM once it is jailed:
 ///
 ///     snapshot TMP FINAL LOCK   before the jail: where a snapshot may go
-///     publish                   move TMP to FINAL (checked); once
+///                               (at most two: a boot snapshot and an image
+///                               template); the reply is "ok INDEX"
+///     publish INDEX             move that TMP to FINAL (checked); once each
 ///     posture                   the VMM's JailPosture, read from /proc
 ///     (end of file)             the VMM is done or dead: clean up, exit
 ///
@@ -78,15 +80,18 @@ public final class VMMKeeper: Sendable {
         return String(decoding: buf[0..<n], as: UTF8.self)
     }
 
-    /// Before the jail: the snapshot this run may publish.
-    public func announceSnapshot(temporary: String, final: String, lock: String) throws {
+    /// Before the jail: a snapshot this run may publish; its index.
+    public func announceSnapshot(temporary: String, final: String, lock: String) throws -> Int {
         let reply = try request("snapshot\t\(temporary)\t\(final)\t\(lock)")
-        guard reply == "ok" else { throw SwvmError(.internalError, "the VMM's keeper: \(reply)") }
+        guard reply.hasPrefix("ok "), let index = Int(reply.dropFirst(3)) else {
+            throw SwvmError(.internalError, "the VMM's keeper: \(reply)")
+        }
+        return index
     }
 
-    /// Moves the announced snapshot into place.
-    public func publishSnapshot() throws {
-        let reply = try request("publish")
+    /// Moves the announced snapshot `index` into place.
+    public func publishSnapshot(_ index: Int) throws {
+        let reply = try request("publish\t\(index)")
         guard reply == "ok" else { throw SwvmError(.systemCall, "publish the snapshot: \(reply)") }
     }
 
@@ -131,8 +136,8 @@ extension VMMKeeper {
 
     struct KeeperState {
         let vmm: pid_t
-        var snapshot: (temporary: String, final: String, lock: String)?
-        var published = false
+        var snapshots: [(temporary: String, final: String, lock: String)] = []
+        var published: Set<Int> = []
         var jailed = false
 
         init(vmm: pid_t) { self.vmm = vmm }
@@ -140,11 +145,11 @@ extension VMMKeeper {
         mutating func handle(_ message: String) -> String {
             let f = message.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             switch f.first {
-            case "snapshot" where f.count == 4 && snapshot == nil && !isJailed():
-                snapshot = (f[1], f[2], f[3])
-                return "ok"
-            case "publish":
-                return publish()
+            case "snapshot" where f.count == 4 && snapshots.count < 2 && !isJailed():
+                snapshots.append((f[1], f[2], f[3]))
+                return "ok \(snapshots.count - 1)"
+            case "publish" where f.count == 2:
+                return publish(Int(f[1]) ?? -1)
             case "posture":
                 return postureReply()
             default:
@@ -157,9 +162,10 @@ extension VMMKeeper {
             FS.readLink("/proc/\(vmm)/ns/mnt") != FS.readLink("/proc/self/ns/mnt")
         }
 
-        mutating func publish() -> String {
-            guard let s = snapshot, !published else { return "no snapshot to publish" }
-            published = true
+        mutating func publish(_ index: Int) -> String {
+            guard snapshots.indices.contains(index), !published.contains(index) else { return "no snapshot \(index) to publish" }
+            let s = snapshots[index]
+            published.insert(index)
             defer { unlink(s.lock) }
             // Exactly the two files the VMM wrote through the descriptors it
             // was given, regular and owned by root (the jailed VMM can create
@@ -187,7 +193,7 @@ extension VMMKeeper {
         func cleanUp(record: String, lease: String) {
             // Out of its cgroup first: removing the cgroup kills what is in it.
             ProcessCgroupScope.moveToCgroupsOf(getpid(), pid: vmm)
-            if let s = snapshot, !published { try? FS.removeTree(s.temporary) }
+            for (i, s) in snapshots.enumerated() where !published.contains(i) { try? FS.removeTree(s.temporary) }
             RunRecord.cleanup(record)
             VMMIdentity.release(lease)
         }

@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 2u
+#define SWVM_PROTOCOL_VERSION 3u
 
 /* Frame types. */
 enum swvm_message {
@@ -27,6 +27,8 @@ enum swvm_message {
     MSG_CONFIG = 1,   /* the fields below */
     MSG_SIGNAL = 2,   /* struct swvm_signal */
     MSG_RESIZE = 3,   /* struct swvm_resize (with a terminal) */
+    /* 20-29: image templates (guest-init/template.c) */
+    MSG_RUN = 20,     /* after MSG_TEMPLATE_POINT: the per-run fields (swvm_config_tag_per_run), as MSG_CONFIG's */
     /* guest -> host */
     MSG_READY = 100,  /* struct swvm_ready: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* struct swvm_started, once the workload exec'd */
@@ -36,6 +38,9 @@ enum swvm_message {
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
     MSG_CREATED = 105,  /* empty; OCI mode: the init is ready and now blocks on the exec FIFO */
+    /* 120-129: image templates */
+    MSG_TEMPLATE_POINT = 120, /* empty; after a MSG_CONFIG with CFG_TEMPLATE: the workload's root, mounts and
+                                 namespaces are built and guest-init waits for MSG_RUN (the template point) */
 };
 
 /* ------------------------------------------------------------- framing
@@ -185,7 +190,19 @@ enum swvm_config_tag {
     CFG_OCI_NAMESPACES = 57, /* u32 CLONE_NEW* flags of the namespaces the container gets new */
     CFG_OCI_EXEC_FIFO = 58, /* i32 an O_PATH fd of the exec FIFO */
     CFG_OCI_PRESERVE_FDS = 59, /* u32 fds 3.. that stay open across execve */
+    /* 70-79: image templates. CFG_TEMPLATE in MSG_CONFIG: the settings hold
+     * only the fixed part (no per-run field); guest-init builds the
+     * workload's root and namespaces, says MSG_TEMPLATE_POINT, and takes
+     * the per-run fields from MSG_RUN. */
+    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge) */
 };
+
+#define SWVM_TEMPLATE_SHARED_NET 1u
+
+/* Whether a field belongs to the run rather than to its template: what
+ * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
+ * else is fixed at the template point and in the template's key. */
+int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
 enum swvm_cgroup_mount_kind {
@@ -265,6 +282,7 @@ struct swvm_settings {
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
     int net; struct swvm_net_if net_if;
     char *etc_hosts, *resolv_conf;
+    int template_mode; uint8_t template_flags;   /* CFG_TEMPLATE seen, and its flags */
     struct swvm_oci oci;
 };
 
@@ -272,6 +290,11 @@ struct swvm_settings {
  * bad field in `error` (the settings are then freed). */
 int swvm_settings_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);
 void swvm_settings_free(struct swvm_settings *s);
+/* Adds MSG_RUN's per-run fields to settings decoded from a CFG_TEMPLATE
+ * MSG_CONFIG (a list replaces, a value overrides), then checks what
+ * MSG_CONFIG checks. A fixed field is refused. 0, or -1 with a message
+ * (`s` then holds what was decoded so far; free it as usual). */
+int swvm_run_fields_apply(const uint8_t *payload, size_t len, struct swvm_settings *s, char *error, size_t error_len);
 /* Decodes a bare list of fields (MSG_CONFINED's payload) into `out`,
  * without MSG_CONFIG's required fields and defaults. 0, or -1 as above. */
 int swvm_fields_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);
