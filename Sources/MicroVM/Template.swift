@@ -90,9 +90,12 @@ struct Template {
     /// this host cannot restore is removed too.
     func restore(_ config: MachineConfig) -> (VMRunner.Instance, CacheItemLock)? {
         SnapshotCache.removeStaleTemporaries(root: Template.root)
-        CacheStore.evict(kind: "template", toAtMost: Template.cacheBound)
         let found = SnapshotCache.lookup(key: key, root: Template.root) {
             Log.warning("image template: \($0); making a new one")
+        }
+        // After the lookup: the one this run holds is in use, never evicted.
+        for item in CacheStore.evict(kind: "template", toAtMost: Template.cacheBound) {
+            Log.debug("image template evicted (least recently used): \(item.path)")
         }
         var unusable: String?
         if let (snapshot, inUse) = found {

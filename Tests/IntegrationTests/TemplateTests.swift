@@ -128,6 +128,22 @@ struct TemplateTests {
         #expect(again.out == "warm\n" && again.err.contains("restored from template: \(dir)"), "\(again)")
     }
 
+    /// Templates are cache items; beyond the size bound the least recently
+    /// used go first, never the one a run holds.
+    @Test func templatesAreCacheItemsEvictedBeyondTheBound() throws {
+        let (_, plain) = try TemplateTests.templateRun([], ["true"])
+        let (_, readOnly) = try TemplateTests.templateRun(["--read-only"], ["true"])
+        let ls = try Harness.swvmCommand(["cache", "ls"])
+        #expect(ls.out.split(separator: "\n").contains { $0.hasPrefix("template ") && $0.contains(Path.basename(plain)) }, "\(ls)")
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", "--read-only", Harness.exampleImage, "--", "true"],
+                                timeout: 600, environment: ["SWVM_DEBUG": "1", "SWVM_TEMPLATE_CACHE_BYTES": "1"])
+        #expect(r.status == 0 && r.err.contains("restored from template: \(readOnly)"), "\(r)")
+        #expect(r.err.contains("image template evicted (least recently used): \(plain)"), "\(r.err)")
+        #expect(!FS.exists(plain) && FS.exists(readOnly))
+        let rm = try Harness.swvmCommand(["cache", "rm", "template/\(Path.basename(readOnly))"])
+        #expect(rm.status == 0 && !FS.exists(readOnly), "\(rm)")
+    }
+
     /// Two first runs at once: one writes the template, the other runs
     /// without writing, both succeed, and the template is whole.
     @Test func concurrentFirstRunsWriteOneTemplate() throws {

@@ -27,7 +27,8 @@ def add_arguments(p):
 def run(args):
     need(SWVM, "run: swift build (the debug build; only it reads the test-only switch)")
     image = os.path.abspath(IMAGE)
-    argv = [SWVM, "run", "--isolation=vm", image, "--", "true"]
+    # From the boot snapshot (image templates would take its place).
+    argv = [SWVM, "run", "--isolation=vm", "--no-template", image, "--", "true"]
 
     def measure(jailed):
         def one(_):
