@@ -72,9 +72,37 @@ static void apply_run_settings(struct workload *w, int run_fd) {
     free(run);
 }
 
+/* <linux/openat2.h>, which musl's headers do not carry. */
+struct open_how_ { uint64_t flags, mode, resolve; };
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+
+/* Reads the files the host named (CFG_WARM_FILE: the image's own command,
+ * the shell) into the page cache, so a run restored from the template
+ * does not wait on virtio-blk and the emulated block layer for them.
+ * Resolved inside the image's root (its symlinks stay in it); a file that
+ * is missing or not regular is skipped. */
+static void warm_page_cache(void) {
+    int root = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return;
+    static char buf[65536];
+    for (uint32_t i = 0; i < cfg.nwarm_files; i++) {
+        struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                                 .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
+        int fd = (int)syscall(SYS_openat2, root, cfg.warm_files[i], &how, sizeof how);
+        if (fd < 0) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (64 << 20))
+            while (read(fd, buf, sizeof buf) > 0) {}
+        close(fd);
+    }
+    close(root);
+}
+
 __attribute__((noreturn)) static void template_main(void) {
     wait_for_disk(cfg.rootdev);
     setup_root();
+    warm_page_cache();
     /* Whether the workload shares guest-init's network is fixed at clone. */
     cfg.net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
     struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },

@@ -734,6 +734,8 @@ void cf_wait_for_parent(const struct swvm_child_io *io) {
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
     struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
     struct child *c = &child;
+    /* A template's settings lack the run's own: only swvm_confine_template_exec takes them. */
+    if (s->template_mode) cf_fail(c, SWVM_ERR_INTERNAL, "a template's settings without the per-run ones");
     /* Die with the parent, even if it is SIGKILLed (an OCI init outlives
      * `swvm create`; until released, it ends at the sync pipe's EOF). */
     if (!s->oci.enabled) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

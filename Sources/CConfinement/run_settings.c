@@ -307,6 +307,7 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         s->net = 1;
         return 0;
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
+    case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     default:
         return decode_oci_field(d, &s->oci, tag, v, n);
@@ -377,8 +378,10 @@ static void complete_settings(struct decoder *d, struct swvm_settings *s) {
     char **fields[] = { &s->cwd, &s->hostname, &s->rootdev };
     for (int i = 0; i < 3; i++)
         if (!*fields[i] && !(*fields[i] = strdup(defaults[i]))) fail(d, "run settings: out of memory");
-    /* The lists are NULL-terminated (execve takes args and env so). */
+    /* The lists are NULL-terminated (execve takes args and env so); a
+     * template's settings have no arguments yet: an empty list. */
     if (!s->env && !(s->env = calloc(1, sizeof(char *)))) fail(d, "run settings: out of memory");
+    if (!s->args && !(s->args = calloc(1, sizeof(char *)))) fail(d, "run settings: out of memory");
 }
 
 int swvm_settings_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
@@ -426,6 +429,7 @@ void swvm_settings_free(struct swvm_settings *s) {
     free_list(s->env, s->nenv);
     free_list(s->masked, s->nmasked);
     free_list(s->readonly_paths, s->nreadonly_paths);
+    free_list(s->warm_files, s->nwarm_files);
     free(s->cwd); free(s->hostname); free(s->rootdev); free(s->probe);
     free(s->rootfs); free(s->state_dir);
     free(s->groups); free(s->rlimits); free(s->seccomp); free(s->entropy);

@@ -52,8 +52,9 @@ struct Template {
 
     /// The template a run with these settings uses. `settings`: the run's
     /// MSG_CONFIG payload as it would be sent without a template.
-    init(settings: [UInt8], sharedNetwork: Bool, bootKey: String, disk: String, image: String) {
+    init(settings: [UInt8], sharedNetwork: Bool, warmFiles: [String], bootKey: String, disk: String, image: String) {
         var fixed = RunSettings.Fields()
+        for f in warmFiles { fixed.add(CFG_WARM_FILE, f) }
         fixed.add(CFG_TEMPLATE, [sharedNetwork ? UInt8(SWVM_TEMPLATE_SHARED_NET) : 0])
         fixedConfig = RunSettings.splitForTemplate(settings).fixed + fixed.bytes
         key = SnapshotCache.key([
@@ -63,6 +64,24 @@ struct Template {
             Template.diskIdentity(disk),
             SHA256.hash(fixedConfig),
         ])
+    }
+
+    /// The files whose page cache a template holds (CFG_WARM_FILE): the
+    /// image's own command, found as the child finds it with the default
+    /// PATH, and the shell. From the image's config, which its digest
+    /// fixes; nothing of the run. SWVM_TEMPLATE_WARM=0: none.
+    static func warmFiles(entrypoint: [String], cmd: [String]) -> [String] {
+        guard FS.environment("SWVM_TEMPLATE_WARM") != "0" else { return [] }
+        var files = ["/bin/sh"]
+        if let exe = (entrypoint + cmd).first, !exe.isEmpty {
+            if exe.hasPrefix("/") {
+                files.append(exe)
+            } else if !exe.contains("/") {
+                files += ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map { $0 + "/" + exe }
+            }
+        }
+        var seen = Set<String>()
+        return files.filter { seen.insert($0).inserted }
     }
 
     /// The image's disk as a template depends on it: the guest has it

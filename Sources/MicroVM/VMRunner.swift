@@ -391,6 +391,7 @@ public final class VMRunner {
         }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
         return Template(settings: settings, sharedNetwork: network != nil,
+                        warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
                         bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
     }
 

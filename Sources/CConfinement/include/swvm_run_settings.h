@@ -195,6 +195,8 @@ enum swvm_config_tag {
      * workload's root and namespaces, says MSG_TEMPLATE_POINT, and takes
      * the per-run fields from MSG_RUN. */
     CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge) */
+    CFG_WARM_FILE = 71,     /* string, repeated: a file in the image that guest-init reads before the template
+                               point, so that its page cache is in the template (missing ones are skipped) */
 };
 
 #define SWVM_TEMPLATE_SHARED_NET 1u
@@ -283,6 +285,7 @@ struct swvm_settings {
     int net; struct swvm_net_if net_if;
     char *etc_hosts, *resolv_conf;
     int template_mode; uint8_t template_flags;   /* CFG_TEMPLATE seen, and its flags */
+    char **warm_files; uint32_t nwarm_files;
     struct swvm_oci oci;
 };
 
