@@ -8,7 +8,9 @@ import RuntimeSpec
 import Snapshot
 import SnapshotCache
 import SwvmBase
+import Virtio
 import VMM
+import VMMJail
 
 /// Image templates (issue 22): a second snapshot of a VM, taken at
 /// guest-init's template point, after the image's disk is mounted and the
@@ -131,5 +133,21 @@ struct Template {
         // Our hold ended with the scope above.
         if let dir = unusable { SnapshotCache.remove(dir) }
         return nil
+    }
+}
+
+extension VMRunner {
+    /// A session that uses `template`: the disk at READY (or at once, when
+    /// restored from the template: the guest has it mounted), the tap only
+    /// after the template point (nothing of it in a template), the
+    /// template saved there when this run writes it.
+    func wire(_ template: Template, session: Session, disk: BlockDevice.DiskImage, tap: FileDescriptor?,
+              output: SnapshotOutput?, restored: Bool) {
+        let instance = session.instance, none = VMVolumes(spec)
+        session.template = template
+        session.attach = attachDevices(instance, disk: disk, tap: nil, sharing: false, volumes: none)
+        session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: false, volumes: none)
+        session.saveTemplate = output.map { saveSnapshot(of: instance, to: $0, label: "template") }
+        if restored { instance.disk.attach(disk) }
     }
 }

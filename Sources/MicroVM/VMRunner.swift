@@ -260,12 +260,7 @@ public final class VMRunner {
         }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         if let template {
-            // The tap only after the template point: nothing of it in a template.
-            session.template = template
-            session.attach = attachDevices(instance, disk: diskImage, tap: nil, sharing: false, volumes: volumes)
-            session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: false, volumes: volumes)
-            session.saveTemplate = templateOutput.map { saveSnapshot(of: instance, to: $0, label: "template") }
-            if how == .template { instance.disk.attach(diskImage) }   // the guest mounted it before the template
+            wire(template, session: session, disk: diskImage, tap: tap, output: templateOutput, restored: how == .template)
         } else {
             session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
         }
@@ -322,7 +317,7 @@ public final class VMRunner {
 
     /// What the session attaches once guest-init has its settings: the
     /// root disk, the tap and the shares.
-    private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage?, tap: FileDescriptor?,
+    func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage?, tap: FileDescriptor?,
                                sharing: Bool, volumes: VMVolumes) -> () throws -> Void {
         return {
             if let diskImage {
@@ -342,7 +337,7 @@ public final class VMRunner {
 
     /// Saves the VM for warm starts: the booted one just before its
     /// settings (a "snapshot"), or at the template point (a "template").
-    private func saveSnapshot(of instance: Instance, to output: SnapshotOutput, label: String) -> () -> Void {
+    func saveSnapshot(of instance: Instance, to output: SnapshotOutput, label: String) -> () -> Void {
         return {
             // On the main thread, every vCPU parked: the guest is booted
             // and guest-init waits for its settings.
