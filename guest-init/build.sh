@@ -17,8 +17,9 @@ cache=${SWVM_CACHE:-/var/cache/swvm}
 
 if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; else cc=gcc; fi
 
-sources="$(ls "$here"/*.c "$shared"/*.c | sort | tr '\n' ' ')"
-key=$( (echo "$cc"; cat $sources "$shared"/include/*.h "$here"/*.h "$here/build.sh") | sha256sum | cut -c1-16)
+# template.c is included by init.c, not compiled on its own.
+sources="$(ls "$here"/*.c "$shared"/*.c | grep -v '/template\.c$' | sort | tr '\n' ' ')"
+key=$( (echo "$cc"; cat $sources "$here/template.c" "$shared"/include/*.h "$here"/*.h "$here/build.sh") | sha256sum | cut -c1-16)
 out="$cache/guest-init/$key"
 if [ ! -x "$out/init" ]; then
     mkdir -p "$out.tmp"

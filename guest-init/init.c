@@ -111,8 +111,11 @@ static void receive_config(void) {
         if (!buf) fatal(SWVM_ERR_INTERNAL, "configuration of %u bytes is too large", len);
         if (type == MSG_CONFIG) {
             char error[256];
-            if (swvm_settings_decode(buf, len, &cfg, error, sizeof error) != 0) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
+            int bad = swvm_settings_decode(buf, len, &cfg, error, sizeof error);
+            /* It may hold the run's entropy: none of it stays in freed memory. */
+            explicit_bzero(buf, len);
             free(buf);
+            if (bad) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
             return;
         }
         free(buf);
@@ -367,8 +370,9 @@ static void open_stdio(struct workload *w) {
 }
 
 /* Clones the workload's child into new namespaces; it runs the shared
- * confinement (swvm_confine_exec) and waits on the sync pipe. */
-static void clone_workload(struct workload *w) {
+ * confinement (swvm_confine_exec, or with run_fd >= 0 template mode's
+ * swvm_confine_template_exec) and waits on the sync pipe. */
+static void clone_workload_with(struct workload *w, int run_fd) {
     if (pipe2(w->sync_pipe, O_CLOEXEC) != 0 || pipe2(w->error_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
     sigset_t mask;
     sigemptyset(&mask);
@@ -385,6 +389,7 @@ static void clone_workload(struct workload *w) {
         if (w->term_sock[0] >= 0) close(w->term_sock[0]);
         w->io.sync_fd = w->sync_pipe[0];
         w->io.error_fd = w->error_pipe[1];
+        if (run_fd >= 0) swvm_confine_template_exec(&cfg, &w->io, run_fd);
         swvm_confine_exec(&cfg, &w->io);
     }
     close(w->sync_pipe[0]);
@@ -610,6 +615,26 @@ static int serve_workload(struct workload *w) {
     }
 }
 
+static void clone_workload(struct workload *w) { clone_workload_with(w, -1); }
+
+/* From the released child to the end: its start reported, the workload
+ * served, its status sent, the VM off. */
+__attribute__((noreturn)) static void finish_workload(struct workload *w) {
+    report_start(w);
+    execs_start(&cfg, w->pid, w->namespaces, control_fd);
+    int status = serve_workload(w);
+    if (w->pty_master >= 0) {
+        fcntl(w->pty_master, F_SETFL, O_NONBLOCK);
+        while (relay(w->pty_master, w->stdout_port) > 0) {}
+    }
+    uint8_t code[SWVM_EXIT_LEN];
+    swvm_exit_encode(&(struct swvm_exit){ .status = status }, code);
+    send_msg(MSG_EXIT, code, sizeof code);
+    power_off();
+}
+
+#include "template.c"
+
 int main(void) {
     mount_early();
     open_control_port();
@@ -619,6 +644,7 @@ int main(void) {
      * settings: nothing above may depend on the run. */
     send_ready();
     receive_config();
+    if (cfg.template_mode) template_main();
     add_host_entropy();
     set_clock();
     /* An OCI bundle's root is a share of the host's directory (config.json
@@ -639,15 +665,5 @@ int main(void) {
     if (cfg.net) configure_network();
     clone_workload(&w);
     release_workload(&w);
-    report_start(&w);
-    execs_start(&cfg, w.pid, w.namespaces, control_fd);
-    int status = serve_workload(&w);
-    if (w.pty_master >= 0) {
-        fcntl(w.pty_master, F_SETFL, O_NONBLOCK);
-        while (relay(w.pty_master, w.stdout_port) > 0) {}
-    }
-    uint8_t code[SWVM_EXIT_LEN];
-    swvm_exit_encode(&(struct swvm_exit){ .status = status }, code);
-    send_msg(MSG_EXIT, code, sizeof code);
-    power_off();
+    finish_workload(&w);
 }

@@ -737,6 +737,8 @@ int cf_wait_for_parent(const struct swvm_child_io *io) {
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
     struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
     struct child *c = &child;
+    /* A template's settings lack the run's own: only swvm_confine_template_exec takes them. */
+    if (s->template_mode) cf_fail(c, SWVM_ERR_INTERNAL, "a template's settings without the per-run ones");
     /* Die with the parent, even if it is SIGKILLed (an OCI init outlives
      * `swvm create`; until released, it ends at the sync pipe's EOF). */
     if (!s->oci.enabled) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -757,6 +759,58 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
         if (sethostname(s->hostname, strlen(s->hostname)) != 0) cf_fail_errno(c, "sethostname", s->hostname);
     /* A new network namespace (runc's "loopback" network) gets lo up. */
     if (o->enabled ? (o->new_namespaces & CLONE_NEWNET) != 0 : !s->host_network) cf_interface_up(c, "lo");
+    cf_process_stage(c);
+}
+
+/* ---------------------------------------------------------------- templates */
+
+/* The part of the image root a template holds (guest-init's template
+ * mode): the kernel filesystems, devices, tmpfs mounts, masked and
+ * read-only paths, all fixed by the template's key. The per-run parts
+ * (working directory, /etc files, entering the root) follow MSG_RUN. */
+static void prepare_template_root(struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cf_fail_errno(c, "make private", "/");
+    c->root = open(c->io->prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (c->root < 0) cf_fail_errno(c, "open", c->io->prepared_root);
+    mount_kernel_filesystems(c);
+    populate_devices(c);
+    if (s->terminal) cf_open_terminal(c, 1);
+    mount_user_mounts(c);
+    cf_mask_and_protect(c);
+    cf_report_confined(c);
+}
+
+/* Waits at the template point for guest-init to pass on MSG_RUN's
+ * per-run fields, and adds them to the settings. */
+static void receive_run_fields(struct child *c, struct swvm_settings *s, int run_fd) {
+    if (swvm_frame_write(c->io->error_fd, MSG_TEMPLATE_POINT, NULL, 0) != 0) cf_fail_errno(c, "report the template point", "");
+    uint32_t type, len;
+    uint8_t *buf = swvm_frame_read_alloc(run_fd, &type, &len, SWVM_MAX_CONFIG);
+    if (!buf || type != MSG_RUN) cf_fail(c, SWVM_ERR_INTERNAL, "no per-run settings after the template point");
+    close(run_fd);
+    char error[256];
+    if (swvm_run_fields_apply(buf, len, s, error, sizeof error) != 0) cf_fail(c, SWVM_ERR_INVALID_ARGUMENT, "%s", error);
+    explicit_bzero(buf, len);
+    free(buf);
+}
+
+void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) {
+    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
+    struct child *c = &child;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    cf_wait_for_parent(io);
+    cf_enter_namespaces(c);
+    if (setsid() < 0) cf_fail_errno(c, "setsid", "");
+    prepare_template_root(c);
+    if (!(s->template_flags & SWVM_TEMPLATE_SHARED_NET)) cf_interface_up(c, "lo");
+    /* The template point: from here on, what differs from run to run. */
+    receive_run_fields(c, s, run_fd);
+    cf_make_workdir(c);
+    write_host_files(c);
+    close(c->root);
+    cf_enter_root(c, io->prepared_root);
+    if (sethostname(s->hostname, strlen(s->hostname)) != 0) cf_fail_errno(c, "sethostname", s->hostname);
     cf_process_stage(c);
 }
 

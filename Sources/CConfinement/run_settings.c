@@ -307,6 +307,7 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         s->net = 1;
         return 0;
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
+    case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     case CFG_VM_FILE: return add_mount(d, &s->vm_files, &s->nvm_files, v, n, "a copied file", 1);
     default:
@@ -314,21 +315,52 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     }
 }
 
-static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s) {
-    memset(s, 0, sizeof *s);
-    s->pids = -1;
-    s->oci.umask = 022;
-    s->oci.exec_fifo = -1;
+int swvm_config_tag_per_run(uint16_t tag) {
+    switch (tag) {
+    case CFG_ARG: case CFG_ENV: case CFG_CWD: case CFG_HOSTNAME: case CFG_RLIMIT: case CFG_MEMORY: case CFG_PIDS:
+    case CFG_TIME: case CFG_ENTROPY: case CFG_NET_IF: case CFG_ETC_HOSTS: case CFG_RESOLV_CONF:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Which fields a list may hold: any, or only the per-run ones (MSG_RUN). */
+enum field_set { ANY_FIELD, PER_RUN_FIELDS };
+
+/* Decodes a field list into `s` as it is; the number of per-run fields seen. */
+static uint32_t decode_list(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s, enum field_set set) {
     size_t off = 0;
+    uint32_t per_run = 0;
     while (!d->failed && off < len) {
         if (len - off < 6) { fail(d, "run settings: a truncated field header at byte %zu", off); break; }
         uint16_t tag = get16(p + off);
         uint32_t n = get32(p + off + 2);
         off += 6;
         if (n > len - off) { fail(d, "run settings: field %u claims %u bytes, %zu remain", tag, n, len - off); break; }
-        decode_field(d, s, tag, p + off, n);
+        int run_field = swvm_config_tag_per_run(tag);
+        per_run += (uint32_t)run_field;
+        if (set == PER_RUN_FIELDS && !run_field) { fail(d, "run settings: field %u is fixed by the template, not a per-run one", tag); break; }
+        if (tag == CFG_TEMPLATE) {
+            if (need(d, n, 1, "the template flags")) break;
+            s->template_mode = 1;
+            s->template_flags = p[off];
+        } else {
+            decode_field(d, s, tag, p + off, n);
+        }
         off += n;
     }
+    return per_run;
+}
+
+static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s) {
+    memset(s, 0, sizeof *s);
+    s->pids = -1;
+    s->oci.umask = 022;
+    s->oci.exec_fifo = -1;
+    uint32_t per_run = decode_list(d, p, len, s, ANY_FIELD);
+    /* A template's settings are what every later run shares: no run's own. */
+    if (!d->failed && s->template_mode && per_run) fail(d, "run settings: a template's settings hold %u per-run fields", per_run);
 }
 
 int swvm_fields_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
@@ -338,20 +370,36 @@ int swvm_fields_decode(const uint8_t *p, size_t len, struct swvm_settings *s, ch
     return 0;
 }
 
+/* What MSG_CONFIG requires, and its defaults; a template's settings get
+ * their command with MSG_RUN. */
+static void complete_settings(struct decoder *d, struct swvm_settings *s) {
+    if (!d->failed && s->nargs == 0 && !s->template_mode) fail(d, "no command to run");
+    if (d->failed) return;
+    static const char *defaults[] = { "/", "swvm", "/dev/vda" };
+    char **fields[] = { &s->cwd, &s->hostname, &s->rootdev };
+    for (int i = 0; i < 3; i++)
+        if (!*fields[i] && !(*fields[i] = strdup(defaults[i]))) fail(d, "run settings: out of memory");
+    /* The lists are NULL-terminated (execve takes args and env so); a
+     * template's settings have no arguments yet: an empty list. */
+    if (!s->env && !(s->env = calloc(1, sizeof(char *)))) fail(d, "run settings: out of memory");
+    if (!s->args && !(s->args = calloc(1, sizeof(char *)))) fail(d, "run settings: out of memory");
+}
+
 int swvm_settings_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
     struct decoder d = { error, error_len, 0 };
     decode_fields(&d, p, len, s);
-    if (!d.failed && s->nargs == 0) fail(&d, "no command to run");
-    if (!d.failed) {
-        static const char *defaults[] = { "/", "swvm", "/dev/vda" };
-        char **fields[] = { &s->cwd, &s->hostname, &s->rootdev };
-        for (int i = 0; i < 3; i++)
-            if (!*fields[i] && !(*fields[i] = strdup(defaults[i]))) fail(&d, "run settings: out of memory");
-        /* The lists are NULL-terminated (execve takes args and env so). */
-        if (!s->env && !(s->env = calloc(1, sizeof(char *)))) fail(&d, "run settings: out of memory");
-    }
+    complete_settings(&d, s);
     if (d.failed) { swvm_settings_free(s); return -1; }
     return 0;
+}
+
+int swvm_run_fields_apply(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {
+    struct decoder d = { error, error_len, 0 };
+    if (!s->template_mode) return fail(&d, "run settings: per-run fields for settings that are not a template's");
+    decode_list(&d, p, len, s, PER_RUN_FIELDS);
+    s->template_mode = 0;   /* now whole: MSG_CONFIG's checks apply */
+    complete_settings(&d, s);
+    return d.failed ? -1 : 0;
 }
 
 static void free_list(char **list, uint32_t n) {
@@ -382,6 +430,7 @@ void swvm_settings_free(struct swvm_settings *s) {
     free_list(s->env, s->nenv);
     free_list(s->masked, s->nmasked);
     free_list(s->readonly_paths, s->nreadonly_paths);
+    free_list(s->warm_files, s->nwarm_files);
     free(s->cwd); free(s->hostname); free(s->rootdev); free(s->probe);
     free(s->rootfs); free(s->state_dir);
     free(s->groups); free(s->rlimits); free(s->seccomp); free(s->entropy);

@@ -38,6 +38,7 @@ public enum CacheStore {
         CacheKind(name: "disk", directory: { SwvmPaths.disksDir }, suffix: ".ext4"),
         CacheKind(name: "seccomp", directory: { SwvmPaths.seccompDir }, suffix: ".bpf"),
         CacheKind(name: "snapshot", directory: { SwvmPaths.snapshotsDir }, suffix: ""),
+        CacheKind(name: "template", directory: { SwvmPaths.templatesDir }, suffix: ""),
         // Builds made by kernel/build.sh, guest-init/build.sh and
         // probe/build.sh, one directory per hash of their inputs.
         CacheKind(name: "kernel", directory: { Path.join(SwvmPaths.cacheRoot, "kernel") }, suffix: "", hasCurrent: true),
@@ -104,6 +105,22 @@ public enum CacheStore {
         try FS.removeTree(hidden)
         withExtendedLifetime(lock) {}
         return true
+    }
+
+    /// Removes the least recently used items of `kind` until the rest take
+    /// at most `bound` bytes (items in use stay, and count). The removed.
+    @discardableResult
+    public static func evict(kind: String, toAtMost bound: UInt64) -> [CacheItem] {
+        let items = ((try? list()) ?? []).filter { $0.kind == kind }.sorted { $0.lastUse < $1.lastUse }
+        var total = items.reduce(UInt64(0)) { $0 + $1.size }
+        var removed: [CacheItem] = []
+        for item in items where total > bound {
+            if (try? remove(item)) == true {
+                total -= item.size
+                removed.append(item)
+            }
+        }
+        return removed
     }
 
     public struct PruneResult {

@@ -121,6 +121,9 @@ public struct VMRunOptions: ParsableArguments {
     @Flag(name: .customLong("cold-boot"), help: "Boot the guest kernel instead of restoring the cached snapshot; read or write no snapshot.")
     public var coldBoot = false
 
+    @Flag(name: .customLong("no-template"), help: "Neither restore nor save an image template (the VM saved after the image's root is built); the boot snapshot is still used.")
+    public var noTemplate = false
+
     public init() {}
 }
 

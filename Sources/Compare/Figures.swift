@@ -74,7 +74,7 @@ public enum Figures {
             // Each VM run's start, in run order (a warm start restores a snapshot).
             var starts = Figure(name: "VM start, run by run", unit: "", group: "start", cells: [:])
             starts.cells["container"] = .notApplicable("no VM")
-            let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart)
+            let vmStarts = (r.workload["vm"] ?? []).compactMap(\.report.vmStart).map(Figures.startName)
             starts.cells["vm"] = vmStarts.isEmpty ? .notApplicable("not reported") : .text(vmStarts.joined(separator: ", "))
             rows.append(starts)
             if let cold = r.workload[CompareResult.coldVM], !cold.isEmpty {
@@ -132,6 +132,9 @@ public enum Figures {
             var vmm = row("VMM confinement") { $0.vmmConfinement ?? "" }
             vmm.cells["container"] = .notApplicable("no VMM")
             let escape = row("an escape from the workload reaches") { Figures.escapeReach($0) }
+            // How the last VM run started: what the guest had done before the run's settings.
+            var start = Figure(name: "VM start (last run)", unit: "", group: "posture", cells: ["container": .notApplicable("no VM")])
+            start.cells["vm"] = r.workload["vm"]?.last?.report.vmStart.map { .text(Figures.startName($0)) } ?? .notApplicable("not reported")
             return [
                 row("kernel") { $0.sharesHostKernel ? "shared with the host" : "the VM's own (guest kernel)" },
                 row("namespaces") { $0.namespaces.joined(separator: ", ") },
@@ -143,7 +146,18 @@ public enum Figures {
                 row("read-only paths") { "\($0.readOnlyPaths.count): " + $0.readOnlyPaths.joined(separator: " ") },
                 vmm,
                 escape,
+                start,
             ]
+        }
+    }
+
+    /// A VM run's start (VMStart's raw value) as the reports name it.
+    static func startName(_ raw: String) -> String {
+        switch raw {
+        case "warm": return "boot snapshot"
+        case "template": return "image template"
+        case "cold": return "cold (saved a boot snapshot)"
+        default: return raw
         }
     }
 

@@ -20,8 +20,9 @@ public struct RunReport {
     public var guestMemorySize: UInt64?
     /// Host pid of the container's init, or the guest pid of the workload.
     public var workloadPID: UInt32?
-    /// How a VM started: "warm" (restored from a snapshot), "cold", or
-    /// "cold (no snapshot)"; nil for a container.
+    /// How a VM started: "warm" (restored from the boot snapshot),
+    /// "template" (restored from an image template), "cold", or "cold (no
+    /// snapshot)"; nil for a container.
     public var vmStart: String?
     /// CLOCK_MONOTONIC ns when the VM was ready for the run's settings:
     /// booted (cold) or restored and about to resume (warm).

@@ -9,10 +9,11 @@ import SwvmBase
 public enum GuestProtocol {
     // host -> guest
     public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue,
-                      start = MSG_START.rawValue
+                      start = MSG_START.rawValue, run = MSG_RUN.rawValue
     // guest -> host
     public static let ready = MSG_READY.rawValue, started = MSG_STARTED.rawValue, exit = MSG_EXIT.rawValue,
-                      error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue, created = MSG_CREATED.rawValue
+                      error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue, created = MSG_CREATED.rawValue,
+                      templatePoint = MSG_TEMPLATE_POINT.rawValue
 
     /// The protocol version both sides speak (in READY).
     public static let version = SWVM_PROTOCOL_VERSION
@@ -114,14 +115,16 @@ public enum GuestProtocol {
     public struct Sequence {
         private var seen: Set<UInt32>
         /// `readySent`: guest-init said READY before (a restored VM's did,
-        /// before its snapshot).
-        public init(readySent: Bool = false) {
+        /// before its snapshot); `templatePointSent`: and the template
+        /// point (a VM restored from an image template).
+        public init(readySent: Bool = false, templatePointSent: Bool = false) {
             seen = readySent ? [ready] : []
+            if templatePointSent { seen.insert(templatePoint) }
         }
 
         /// The smallest payload of each message swvm takes.
         static let minimumPayload: [UInt32: Int] = [ready: 0, started: Int(SWVM_STARTED_MIN_LEN), confined: 0,
-                                                    exit: Int(SWVM_EXIT_LEN), error: 0, created: 0]
+                                                    exit: Int(SWVM_EXIT_LEN), error: 0, created: 0, templatePoint: 0]
 
         /// The exec and control replies (110-119), each as often as the
         /// guest has execs and requests, once the workload runs: their
@@ -157,7 +160,8 @@ public enum GuestProtocol {
         }
 
         func name(_ type: UInt32) -> String {
-            [ready: "READY", started: "STARTED", confined: "CONFINED", exit: "EXIT", error: "ERROR", created: "CREATED"][type] ?? "type \(type)"
+            [ready: "READY", started: "STARTED", confined: "CONFINED", exit: "EXIT", error: "ERROR", created: "CREATED",
+             templatePoint: "TEMPLATE_POINT"][type] ?? "type \(type)"
         }
     }
 }

@@ -29,6 +29,8 @@ public struct VMOptions {
     public var showConsole = Log.debugEnabled
     /// Boot the kernel instead of restoring a snapshot; read or write none.
     public var coldBoot = false
+    /// Neither restore nor save an image template (Template.swift).
+    public var noTemplate = false
     /// Descriptors swvm's caller passed that the jailed VMM keeps (--report-fd).
     public var keepDescriptors: [Int32] = []
     public init() {}
@@ -52,6 +54,9 @@ public enum VMStart: String {
     /// Booted without reading or writing a snapshot (--cold-boot, or
     /// another run was writing the snapshot).
     case coldOnly = "cold (no snapshot)"
+    /// Restored from an image template (Template.swift): the image's root
+    /// already built.
+    case template
 }
 
 /// What a finished VM run reports.
@@ -256,16 +261,26 @@ public final class VMRunner {
         let sharing = !volumes.shares.isEmpty
         let shareServer = sharing ? try NinePServer(shares: volumes.shares) : nil
 
-        let (instance, how, writer, inUse) = try startMachine(config)
+        let template = templateFor(config, disk: disk?.path, filter: filter, network: network)
+        let fromTemplate = template?.restore(config)
+        let (instance, how, writer, inUse) = try fromTemplate.map { ($0.0, VMStart.template, SnapshotCache.Writer?.none, Optional($0.1)) }
+            ?? startMachine(config)
         defer { withExtendedLifetime(inUse) {} }
         if let shareServer { instance.volumes.prepare(shareServer) }
         let output = try writer.map { try SnapshotOutput(writer: $0, keeper: keeper) }
+        let templateOutput = try (how == .template ? nil : template).flatMap { t in
+            try SnapshotCache.writer(for: t.key, root: Template.root).map { try SnapshotOutput(writer: $0, keeper: keeper) }
+        }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.control = try ControlServer.start(for: instance, record: record)   // exec, kill --all, pause, ps
-        session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
-        if let output { session.beforeSettings = saveSnapshot(of: instance, to: output) }
+        if let template {
+            wire(template, session: session, disk: diskImage, tap: tap, output: templateOutput, restored: how == .template)
+        } else {
+            session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
+        }
+        if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
-                            snapshotBytes: output == nil ? nil : config.memoryBytes + (64 << 20))
+                            snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
         let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
@@ -279,7 +294,7 @@ public final class VMRunner {
             }
             threadsStart.with { $0 = Clock.monotonicNanos() }
         }
-        var result = try session.run(restored: how == .warm)
+        var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         result.start = how
         result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
@@ -317,7 +332,7 @@ public final class VMRunner {
 
     /// What the session attaches once guest-init has its settings: the
     /// root disk, the tap and the shares.
-    private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage?, tap: FileDescriptor?,
+    func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage?, tap: FileDescriptor?,
                                sharing: Bool, volumes: VMVolumes) -> () throws -> Void {
         return {
             if let diskImage {
@@ -335,8 +350,9 @@ public final class VMRunner {
         }
     }
 
-    /// Saves the booted VM for warm starts, just before its settings.
-    private func saveSnapshot(of instance: Instance, to output: SnapshotOutput) -> () -> Void {
+    /// Saves the VM for warm starts: the booted one just before its
+    /// settings (a "snapshot"), or at the template point (a "template").
+    func saveSnapshot(of instance: Instance, to output: SnapshotOutput, label: String) -> () -> Void {
         return {
             // On the main thread, every vCPU parked: the guest is booted
             // and guest-init waits for its settings.
@@ -344,9 +360,9 @@ public final class VMRunner {
                 do {
                     let state = try instance.machine.captureState()
                     try instance.machine.withMemoryRanges { try output.publish(state: state, regions: $0) }
-                    Log.debug("snapshot saved: \(SnapshotCache.directory(for: output.key))")
+                    Log.debug("\(label) saved: \(SnapshotCache.directory(for: output.key, root: output.root))")
                 } catch {
-                    Log.warning("could not save a snapshot for warm starts: \(error)")
+                    Log.warning("could not save a \(label) for warm starts: \(error)")
                 }
             }
             // The snapshot point is past: nothing this run does from
@@ -375,6 +391,32 @@ public final class VMRunner {
         config.vcpus = spec.resources.cpus.map { max(1, Int($0.rounded(.up))) } ?? 1
         config.consoleFD = options.showConsole ? 2 : nil
         return config
+    }
+
+    /// The image template this run uses, or nil (why: in the debug log).
+    private func templateFor(_ config: MachineConfig, disk: String?, filter: SeccompFilter?, network: NetworkAttachment?) -> Template? {
+        // An OCI container's root is its bundle's, shared over 9p: no image.
+        if let why = oci != nil ? "an OCI container" : Template.skipReason(spec, options) {
+            Log.debug("no image template: \(why)")
+            return nil
+        }
+        guard let image, let disk else { return nil }
+        let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
+        return Template(settings: settings, sharedNetwork: network != nil,
+                        warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
+                        bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
+    }
+
+    /// MSG_CONFIG's payload for this run (RunSettings.encode at the VM level).
+    static func settings(_ spec: RunSpec, filter: SeccompFilter?, network: NetworkAttachment?,
+                         window: (rows: UInt16, cols: UInt16)?, entropy: [UInt8]) -> [UInt8] {
+        var runSpec = spec
+        network?.apply(to: &runSpec)
+        VMVolumes(spec).apply(to: &runSpec)
+        return RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
+                                  level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
+                                             probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,
+                                             netInterface: network?.guestInterface))
     }
 
     /// Restores the cached snapshot when there is a good one; otherwise
@@ -423,6 +465,8 @@ public final class VMRunner {
         var error: SwvmError?
         /// The settings went to the guest: the snapshot point is past.
         var settingsSent = false
+        /// The per-run settings went to the guest: the template point is past.
+        var runSent = false
     }
 }
 
@@ -452,6 +496,14 @@ final class Session: @unchecked Sendable {
     var beforeSettings: (() -> Void)?
     /// The VMM's control socket (set before the VM runs).
     var control: ControlServer?
+    /// With an image template: the fixed settings go at READY, the per-run
+    /// ones at the template point, after `saveTemplate` (when this run
+    /// writes the template) and `attachLate` (the tap).
+    var template: Template?
+    var saveTemplate: (() -> Void)?
+    var attachLate: (() throws -> Void)?
+    /// Restored from a template: guest-init waits for MSG_RUN.
+    var fromTemplate = false
 
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
@@ -467,11 +519,15 @@ final class Session: @unchecked Sendable {
         terminal = runner.spec.terminal ? HostTerminal(interactive: runner.spec.interactive) : nil
     }
 
-    func run(restored: Bool) throws -> VMResult {
+    func run(restored: Bool, fromTemplate: Bool = false) throws -> VMResult {
+        self.fromTemplate = fromTemplate
         wireOutput()
         wireControl(restored: restored)
         wireSignals()
-        if restored {
+        if fromTemplate {
+            // guest-init already reached the template point before the template.
+            templatePointReached()
+        } else if restored {
             // guest-init already said it is ready before the snapshot.
             guestReady()
         }
@@ -551,24 +607,59 @@ final class Session: @unchecked Sendable {
             machine.stop(.stopped)
             return
         }
+        if let template {
+            // Template mode: the fixed part now, the run's own at the template point.
+            instance.console.send(GuestProtocol.frame(GuestProtocol.config, template.fixedConfig), to: instance.control)
+            return
+        }
+        guard let settings = runSettings() else { return }
+        instance.console.send(GuestProtocol.frame(GuestProtocol.config, settings), to: instance.control)
+        openStdin()
+    }
+
+    /// The run's settings, with fresh entropy and the host's time now (an
+    /// OCI container's from its plan); nil: the failure is reported.
+    private func runSettings() -> [UInt8]? {
         let window = terminal?.windowSize().map { (rows: $0.ws_row, cols: $0.ws_col) }
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
-        var runSpec = spec
-        network?.apply(to: &runSpec)
-        VMVolumes(spec).apply(to: &runSpec)
-        var cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
-                                     level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
-                                                probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,
-                                                netInterface: network?.guestInterface))
         if let oci = runner.oci {
-            do { cfg = try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy) } catch {
+            do { return try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy) } catch {
                 fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
-                return
+                return nil
             }
         }
-        instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
+        return VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
+    }
+
+    private func openStdin() {
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
+    }
+
+    /// guest-init waits at the template point: save the template (the
+    /// first run of these fixed settings), attach the tap, send the
+    /// per-run settings, open stdin. Nothing of the run reaches the guest
+    /// before the template is saved.
+    private func templatePointReached() {
+        guard template != nil, !state.with({ $0.runSent }) else {
+            fail(GuestProtocol.violation("TEMPLATE_POINT without a template's settings"))
+            return
+        }
+        if fromTemplate { state.with { $0.readyNanos = Clock.monotonicNanos() } }
+        phases.with { $0.append(("after the template point", machine.profileSampleCount)) }
+        Log.debug("template point after \(formatFixed(Clock.secondsSince(start), 2)) s")
+        saveTemplate?()
+        saveTemplate = nil
+        state.with { $0.runSent = true }
+        do {
+            try attachLate?()
+        } catch {
+            fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
+            return
+        }
+        guard let settings = runSettings() else { return }
+        instance.console.send(Template.runFrame(settings), to: instance.control)
+        openStdin()
     }
 
     /// The keeper reads the VMM's posture from /proc while every thread of
@@ -624,7 +715,7 @@ final class Session: @unchecked Sendable {
 
     private func wireControl(restored: Bool) {
         // A restored guest-init said READY before the snapshot.
-        let channel = Locked(ControlChannel(sequence: GuestProtocol.Sequence(readySent: restored)))
+        let channel = Locked(ControlChannel(sequence: GuestProtocol.Sequence(readySent: restored, templatePointSent: fromTemplate)))
         let console = instance.console
         console.onLimit = { [self] message in fail(SwvmError(.vmFailed, message)) }
         instance.control.onData = { [self] bytes in
@@ -636,6 +727,8 @@ final class Session: @unchecked Sendable {
                     } else {
                         guestReady()
                     }
+                case GuestProtocol.templatePoint:
+                    templatePointReached()
                 case GuestProtocol.started:
                     guard let started = GuestProtocol.decodeStarted(payload) else { break }
                     let pid = started.pid

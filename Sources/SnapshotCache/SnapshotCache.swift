@@ -19,7 +19,7 @@ import SwvmBase
 public enum SnapshotCache {
     public static var root: String { SwvmPaths.snapshotsDir }
 
-    public static func directory(for key: String) -> String { Path.join(root, key) }
+    public static func directory(for key: String, root: String = SnapshotCache.root) -> String { Path.join(root, key) }
 
     /// The cache key: a SHA-256 over everything a snapshot depends on.
     public static func key(_ parts: [String]) -> String {
@@ -31,8 +31,10 @@ public enum SnapshotCache {
     /// Opens the snapshot for `key` if there is a valid one, holding it in
     /// use. A damaged or mismatched one is removed (when nobody else uses
     /// it) and reported through `onInvalid`.
-    public static func lookup(key: String, onInvalid: (SwvmError) -> Void) -> (SnapshotFile, CacheItemLock)? {
-        let dir = directory(for: key)
+    /// (`root`: boot snapshots', or image templates' directory.)
+    public static func lookup(key: String, root: String = SnapshotCache.root,
+                              onInvalid: (SwvmError) -> Void) -> (SnapshotFile, CacheItemLock)? {
+        let dir = directory(for: key, root: root)
         switch openHeld(dir, key: key) {
         case .valid(let snapshot, let lock): return (snapshot, lock)
         case .invalid(let e):
@@ -71,8 +73,8 @@ public enum SnapshotCache {
     public final class Writer: Sendable {
         let lockFD: Int32
         public let key: String
-        /// Where snapshots go (SnapshotCache.root, or a test's directory).
-        let root: String
+        /// Where snapshots go (SnapshotCache.root, templates', or a test's directory).
+        public let root: String
 
         init?(key: String, root: String = SnapshotCache.root) {
             self.key = key
@@ -120,11 +122,11 @@ public enum SnapshotCache {
         }
     }
 
-    public static func writer(for key: String) -> Writer? { Writer(key: key) }
+    public static func writer(for key: String, root: String = SnapshotCache.root) -> Writer? { Writer(key: key, root: root) }
 
     /// Removes what writers that were killed left: temporary directories
     /// and lock files nobody holds. (A live writer holds its key's lock.)
-    public static func removeStaleTemporaries() {
+    public static func removeStaleTemporaries(root: String = SnapshotCache.root) {
         guard let names = try? FS.listDirectory(root) else { return }
         func unheld(_ lockName: String) -> Bool {
             let fd = open(Path.join(root, lockName), O_RDWR | O_CLOEXEC)

@@ -17,6 +17,8 @@ public enum SwvmPaths {
     public static var disksDir: String { Path.join(stateRoot, "disks") }
     public static var seccompDir: String { Path.join(cacheRoot, "seccomp") }
     public static var snapshotsDir: String { Path.join(cacheRoot, "snapshots") }
+    /// Image templates: VM snapshots taken at guest-init's template point.
+    public static var templatesDir: String { Path.join(cacheRoot, "templates") }
 }
 
 /// Whether a process with this pid exists (for stale-state cleanup).

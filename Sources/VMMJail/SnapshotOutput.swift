@@ -17,19 +17,22 @@ public final class SnapshotOutput: Sendable {
     let temporary: String
     /// The open files (memory, state) until written or given up.
     let files = Locked<(memory: FileDescriptor, state: FileDescriptor)?>(nil)
+    /// Which of the run's announced snapshots this is, for the keeper.
+    let index: Int
 
     public init(writer: SnapshotCache.Writer, keeper: VMMKeeper) throws {
         self.writer = writer
         self.keeper = keeper
-        let root = SnapshotCache.root
-        temporary = Path.join(root, ".tmp-\(writer.key.prefix(16))-\(randomHex(4))")
+        let root = writer.root
+        let temporary = Path.join(root, ".tmp-\(writer.key.prefix(16))-\(randomHex(4))")
+        self.temporary = temporary
         try sys("mkdir \(temporary)") { mkdir(temporary, 0o700) }
         do {
             let memory = try FileDescriptor.open(Path.join(temporary, "memory"), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
             let state = try FileDescriptor.open(Path.join(temporary, "state"), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+            index = try keeper.announceSnapshot(temporary: temporary, final: SnapshotCache.directory(for: writer.key, root: root),
+                                                lock: Path.join(root, writer.key + ".lock"))
             files.replace((memory, state))
-            try keeper.announceSnapshot(temporary: temporary, final: SnapshotCache.directory(for: writer.key),
-                                        lock: Path.join(root, writer.key + ".lock"))
         } catch {
             try? FS.removeTree(temporary)
             throw error
@@ -37,6 +40,7 @@ public final class SnapshotOutput: Sendable {
     }
 
     public var key: String { writer.key }
+    public var root: String { writer.root }
 
     /// Writes the snapshot and has the keeper publish it.
     public func publish(state savedState: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
@@ -45,7 +49,7 @@ public final class SnapshotOutput: Sendable {
         }
         defer { release() }
         try SnapshotFile.write(memory: memory, state: state, in: temporary, key: writer.key, state: savedState, regions: regions)
-        try keeper.publishSnapshot()
+        try keeper.publishSnapshot(index)
     }
 
     /// Gives up writing (also after publishing): the keeper removes what

@@ -89,15 +89,19 @@ public final class VMMKeeper: Sendable {
         String(decoding: try request(message), as: UTF8.self)
     }
 
-    /// Before the jail: the snapshot this run may publish.
-    public func announceSnapshot(temporary: String, final: String, lock: String) throws {
+    /// Before the jail: a snapshot this run may publish (at most two: a
+    /// boot snapshot and an image template); its index.
+    public func announceSnapshot(temporary: String, final: String, lock: String) throws -> Int {
         let reply = try textRequest([SWVM_KEEPER_SNAPSHOT, temporary, final, lock].joined(separator: "\t"))
-        guard reply == SWVM_KEEPER_OK else { throw SwvmError(.internalError, "the VMM's keeper: \(reply)") }
+        guard reply.hasPrefix(SWVM_KEEPER_OK + " "), let index = Int(reply.dropFirst(SWVM_KEEPER_OK.count + 1)) else {
+            throw SwvmError(.internalError, "the VMM's keeper: \(reply)")
+        }
+        return index
     }
 
-    /// Moves the announced snapshot into place.
-    public func publishSnapshot() throws {
-        let reply = try textRequest(SWVM_KEEPER_PUBLISH)
+    /// Moves the announced snapshot `index` into place.
+    public func publishSnapshot(_ index: Int) throws {
+        let reply = try textRequest("\(SWVM_KEEPER_PUBLISH)\t\(index)")
         guard reply == SWVM_KEEPER_OK else { throw SwvmError(.systemCall, "publish the snapshot: \(reply)") }
     }
 
@@ -123,11 +127,11 @@ extension VMMKeeper {
     /// What the run held on the host, once the VMM `vmm` is done or dead:
     /// its cgroups (the VMM moved out of them first: removing a cgroup
     /// kills what is in it, and the VMM waits for this), network, record,
-    /// uid lease, and `discard`, an unpublished snapshot's directory.
-    public static func cleanUp(vmm: pid_t, record: String, lease: String, discard: String?) {
+    /// uid lease, and `discard`, the directories of unpublished snapshots.
+    public static func cleanUp(vmm: pid_t, record: String, lease: String, discard: [String]) {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
         ProcessCgroupScope.moveToCgroupsOf(getpid(), pid: vmm)
-        if let discard { try? FS.removeTree(discard) }
+        for d in discard { try? FS.removeTree(d) }
         RunRecord.cleanup(record)
         VMMIdentity.release(lease)
     }

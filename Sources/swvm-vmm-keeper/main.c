@@ -22,10 +22,15 @@ struct keeper {
     pid_t vmm;
     char vmm_text[24];
     const char *record, *lease, *swvm;
-    char temporary[4096], final[4096], lock[4096];
-    int announced, published;
-    /// The announced snapshot's directory is to be removed at the end.
-    int discard;
+    /// At most two snapshots a run may publish: a boot snapshot and an
+    /// image template.
+    struct {
+        char temporary[4096], final[4096], lock[4096];
+        int published;
+        /// Its directory is to be removed at the end.
+        int discard;
+    } snapshots[SWVM_KEEPER_SNAPSHOTS_MAX];
+    int announced;
 };
 
 /// Once the VMM is in a mount namespace of its own, it names no path.
@@ -45,16 +50,21 @@ static int copy_field(char *to, size_t cap, const char *from) {
     return 0;
 }
 
-/// "snapshot TMP FINAL LOCK": absolute paths, once, before the jail.
+/// "snapshot TMP FINAL LOCK": absolute paths, before the jail, at most
+/// SWVM_KEEPER_SNAPSHOTS_MAX times; the reply names its index.
 static const char *announce(struct keeper *k, char *fields) {
-    if (k->announced || vmm_is_jailed(k)) return "refused: snapshot";
+    static char ok[16];
+    if (k->announced >= SWVM_KEEPER_SNAPSHOTS_MAX || vmm_is_jailed(k)) return "refused: snapshot";
     char *save = NULL, *tmp = strtok_r(fields, "\t", &save), *final = strtok_r(NULL, "\t", &save),
          *lock = strtok_r(NULL, "\t", &save);
     if (!tmp || !final || !lock || strtok_r(NULL, "\t", &save)) return "refused: snapshot (three paths)";
-    if (copy_field(k->temporary, sizeof k->temporary, tmp) || copy_field(k->final, sizeof k->final, final)
-        || copy_field(k->lock, sizeof k->lock, lock)) return "refused: snapshot (paths)";
-    k->announced = 1;
-    return SWVM_KEEPER_OK;
+    int i = k->announced;
+    if (copy_field(k->snapshots[i].temporary, sizeof k->snapshots[i].temporary, tmp)
+        || copy_field(k->snapshots[i].final, sizeof k->snapshots[i].final, final)
+        || copy_field(k->snapshots[i].lock, sizeof k->snapshots[i].lock, lock)) return "refused: snapshot (paths)";
+    k->announced++;
+    snprintf(ok, sizeof ok, SWVM_KEEPER_OK " %d", i);
+    return ok;
 }
 
 /// Exactly the two files the VMM wrote through the descriptors it was
@@ -78,17 +88,20 @@ static int holds_only_its_two_files(const char *dir) {
     return memory == 1 && state == 1 && other == 0;
 }
 
-static const char *publish(struct keeper *k) {
-    if (!k->announced || k->published) return "no snapshot to publish";
-    k->published = 1;
+/// "publish INDEX": that snapshot into place, once, checked.
+static const char *publish(struct keeper *k, const char *index) {
+    char *end = NULL;
+    long i = strtol(index, &end, 10);
+    if (end == index || *end || i < 0 || i >= k->announced || k->snapshots[i].published) return "no such snapshot to publish";
+    k->snapshots[i].published = 1;
     const char *reply = SWVM_KEEPER_OK;
-    if (!holds_only_its_two_files(k->temporary)) {
-        k->discard = 1;
+    if (!holds_only_its_two_files(k->snapshots[i].temporary)) {
+        k->snapshots[i].discard = 1;
         reply = "the snapshot's directory holds other than its two files (memory, state)";
-    } else if (rename(k->temporary, k->final) != 0) {
-        k->discard = 1;   // another run published one meanwhile: keep theirs
+    } else if (rename(k->snapshots[i].temporary, k->snapshots[i].final) != 0) {
+        k->snapshots[i].discard = 1;   // another run published one meanwhile: keep theirs
     }
-    unlink(k->lock);
+    unlink(k->snapshots[i].lock);
     return reply;
 }
 
@@ -103,8 +116,8 @@ static void handle(struct keeper *k, char *message) {
     if (strncmp(message, SWVM_KEEPER_SNAPSHOT "\t", sizeof SWVM_KEEPER_SNAPSHOT) == 0) {
         const char *r = announce(k, message + sizeof SWVM_KEEPER_SNAPSHOT);
         reply(r, strlen(r));
-    } else if (strcmp(message, SWVM_KEEPER_PUBLISH) == 0) {
-        const char *r = publish(k);
+    } else if (strncmp(message, SWVM_KEEPER_PUBLISH "\t", sizeof SWVM_KEEPER_PUBLISH) == 0) {
+        const char *r = publish(k, message + sizeof SWVM_KEEPER_PUBLISH);
         reply(r, strlen(r));
     } else if (strcmp(message, SWVM_KEEPER_POSTURE) == 0) {
         long n = swvm_posture_collect(k->vmm, posture_buffer, sizeof posture_buffer);
@@ -117,7 +130,7 @@ static void handle(struct keeper *k, char *message) {
 /// The clean-up is swvm's: exec it (no fork; this process is what
 /// `swvm run` waits for).
 static void clean_up(const struct keeper *k) {
-    const char *argv[12];
+    const char *argv[10 + 2 * SWVM_KEEPER_SNAPSHOTS_MAX];
     int n = 0;
     argv[n++] = "swvm";
     argv[n++] = "vmm-keeper";
@@ -127,9 +140,10 @@ static void clean_up(const struct keeper *k) {
     argv[n++] = k->record;
     argv[n++] = "--lease";
     argv[n++] = k->lease;
-    if (k->announced && (!k->published || k->discard)) {
+    for (int i = 0; i < k->announced; i++) {
+        if (k->snapshots[i].published && !k->snapshots[i].discard) continue;
         argv[n++] = "--discard";
-        argv[n++] = k->temporary;
+        argv[n++] = k->snapshots[i].temporary;
     }
     argv[n] = NULL;
     execv(k->swvm, (char *const *)argv);

@@ -89,6 +89,7 @@ struct RunCommand: ParsableCommand {
                 if let k = vmOptions.guest.kernel { vm.kernelPath = k }
                 vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
                 vm.coldBoot = vmOptions.coldBoot
+                vm.noTemplate = vmOptions.noTemplate
                 vm.keepDescriptors = reportFd.map { [$0] } ?? []
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {

@@ -14,7 +14,7 @@ struct VMMKeeperCommand: ParsableCommand {
     @Option var record: String
     @Option var lease: String
     /// An announced snapshot's directory that was not published.
-    @Option var discard: String?
+    @Option var discard: [String] = []
 
     func run() throws {
         VMMKeeper.cleanUp(vmm: vmm, record: record, lease: lease, discard: discard)

@@ -52,7 +52,7 @@ struct VMMKeeperTests {
         #expect(p.keeperPeakRSS > 0 && p.keeperPeakRSS <= 1 << 20, "keeper peak RSS \(p.keeperPeakRSS)")
         let kib = privateKiB(keeper.pid)
         #expect(kib > 0 && kib <= 1024, "the keeper's private memory: \(kib) KiB (target: at most 1024)")
-        #expect(throws: SwvmError.self) { try keeper.publishSnapshot() }
+        #expect(throws: SwvmError.self) { try keeper.publishSnapshot(0) }
         #expect(throws: SwvmError.self) { try keeper.announceSnapshot(temporary: "tmp", final: "/x", lock: "/y") }
         keeper.finish()
         let args = (try? FS.readText(out)) ?? ""
@@ -70,11 +70,12 @@ struct VMMKeeperTests {
         try FS.makeDirectories(tmp)
         for name in ["memory", "state"] + (extraFile ? ["extra"] : []) { try FS.writeText(Path.join(tmp, name), name) }
         try FS.writeText(lock, "")
-        try keeper.announceSnapshot(temporary: tmp, final: final, lock: lock)
+        let index = try keeper.announceSnapshot(temporary: tmp, final: final, lock: lock)
+        #expect(index == 0)
         if extraFile {
-            #expect(throws: SwvmError.self) { try keeper.publishSnapshot() }
+            #expect(throws: SwvmError.self) { try keeper.publishSnapshot(index) }
         } else {
-            try keeper.publishSnapshot()
+            try keeper.publishSnapshot(index)
         }
         #expect(FS.exists(Path.join(final, "state")) == !extraFile && !FS.exists(lock))
         keeper.finish()

@@ -11,9 +11,11 @@ import NativeThreads
 /// never restored.
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct WarmStartTests {
-    /// A VM run with SWVM_DEBUG=1, so swvm names the snapshot it used.
+    /// A VM run with SWVM_DEBUG=1, so swvm names the snapshot it used;
+    /// without image templates (TemplateTests), which would take the place
+    /// of the boot snapshot from the second run on.
     static func debugRun(_ options: [String], _ command: [String]) throws -> CommandResult {
-        try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--"] + command,
+        try Command.run([Harness.swvm, "run", "--isolation=vm", "--no-template"] + options + [Harness.exampleImage, "--"] + command,
                         timeout: 600, environment: ["SWVM_DEBUG": "1"])
     }
 

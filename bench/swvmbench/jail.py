@@ -73,7 +73,8 @@ def keeper_private_kib(swvm, image):
 def run(args):
     need(SWVM, "run: swift build (the debug build; only it reads the test-only switch)")
     image = os.path.abspath(IMAGE)
-    argv = [SWVM, "run", "--isolation=vm", image, "--", "true"]
+    # From the boot snapshot (image templates would take its place).
+    argv = [SWVM, "run", "--isolation=vm", "--no-template", image, "--", "true"]
     if args.keeper_only:
         r = Results(NAME, f"the keeper's private memory while a VM runs, {args.keeper_runs} VMs each", args)
         keepers(args, image, r)

@@ -1,5 +1,7 @@
-"""Warm start (snapshot restore) vs cold boot vs QEMU microvm's cold boot;
-restore alone vs QEMU's -incoming; host memory of 4 concurrent VMs."""
+"""Start from an image template vs warm start (boot snapshot restore) vs
+the first run of an image (which saves its template) vs cold boot vs QEMU
+microvm's cold boot; restore alone vs QEMU's -incoming; host memory of 4
+concurrent VMs."""
 import os
 import select
 import shutil
@@ -9,11 +11,11 @@ import sys
 import tempfile
 import time
 
-from .harness import IMAGE, KERNEL, SWVM, Results, alternate, fmt_ms, fmt_s, need, vmm_overhead_kib
+from .harness import CACHE, IMAGE, KERNEL, SWVM, Results, alternate, fmt_ms, fmt_s, need, vmm_overhead_kib
 from .vmutil import concurrent_vms_pss, example_disk, qemu_disk_boot, qemu_restore_times, swvm_report_run, time_to_marker
 
 NAME = "warm"
-HELP = "warm start vs cold boot vs QEMU microvm; restore alone vs QEMU -incoming; memory of 4 VMs"
+HELP = "template vs warm start vs first run vs cold boot vs QEMU microvm; restore alone vs QEMU -incoming; memory of 4 VMs"
 
 
 def add_arguments(p):
@@ -21,18 +23,33 @@ def add_arguments(p):
     p.add_argument("--timeout", type=float, default=300)
 
 
-def start_times(args, run, cold, qemu_cold, mem):
-    """Alternating warm, cold and QEMU runs: {name: [(s, restore s, RSS KiB)]}."""
-    def warm(i):
-        seconds, report, spawned = swvm_report_run(run)
-        if report.get("vmStart") != "warm":
-            sys.exit(f"bench: expected a warm start, got {report.get('vmStart')}")
-        return seconds, (report["readyNanos"] - spawned) / 1e9, report["swvmPeakRSS"] / 1024
+def remove_templates():
+    """The first run of an image: no template saved yet."""
+    root = os.path.join(CACHE, "templates")
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        if not name.startswith("."):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def start_times(args, commands, qemu_cold, mem):
+    """Alternating template, warm, first, cold and QEMU runs: {name: [(s, restore s, RSS KiB)]}."""
+    def restored(argv, start):
+        def one(i):
+            seconds, report, spawned = swvm_report_run(argv)
+            if report.get("vmStart") != start:
+                sys.exit(f"bench: expected a {start} start, got {report.get('vmStart')}")
+            return seconds, (report["readyNanos"] - spawned) / 1e9, report["swvmPeakRSS"] / 1024
+        return one
+
+    def first(i):
+        remove_templates()
+        return restored(commands["first"], "warm")(i)
 
     def cold_boot(i):
-        seconds, report, _ = swvm_report_run(cold)
+        seconds, report, _ = swvm_report_run(commands["cold"])
         return seconds, None, report["swvmPeakRSS"] / 1024
-    contenders = {"warm": warm, "cold": cold_boot}
+    contenders = {"template": restored(commands["template"], "template"), "warm": restored(commands["warm"], "warm"),
+                  "first": first, "cold": cold_boot}
     if qemu_cold:
         contenders["qemu"] = lambda i: (time_to_marker(qemu_cold, "Attempted to kill init", mem << 20, args.timeout)[0], None, None)
     return alternate(args.runs, contenders)
@@ -57,12 +74,21 @@ def run(args):
     need(IMAGE, "run: scripts/build-example-image.sh")
     qemu = shutil.which("qemu-system-x86_64")
     run_cmd = [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"]
-    cold = [SWVM, "run", "--isolation=vm", "--cold-boot", IMAGE, "--", "true"]
+    commands = {
+        # From the image's template (the default once one is saved).
+        "template": run_cmd,
+        # From the boot snapshot: as every warm run before templates.
+        "warm": [SWVM, "run", "--isolation=vm", "--no-template", IMAGE, "--", "true"],
+        # The first run of the image: its template removed before each.
+        "first": run_cmd,
+        "cold": [SWVM, "run", "--isolation=vm", "--cold-boot", IMAGE, "--", "true"],
+    }
     subprocess.run(run_cmd, check=True)   # makes the disk and the snapshot
+    subprocess.run(run_cmd, check=True)   # and the template
     disk = example_disk()
     mem = 128
     qemu_cold = qemu_disk_boot(qemu, mem, disk) if qemu and disk else None
-    got = start_times(args, run_cmd, cold, qemu_cold, mem)
+    got = start_times(args, commands, qemu_cold, mem)
     overhead = running_overhead_kib(mem, args.timeout)
     one = concurrent_vms_pss(1, args.timeout)
     four = concurrent_vms_pss(4, args.timeout)
@@ -76,25 +102,31 @@ def run(args):
 
     r = Results(NAME, f"warm start: `true` in the example image, {args.runs} runs each, alternating", args)
     print(f"## {r.data['title']}\n")
-    for name, argv in (("warm", run_cmd), ("cold", cold), ("qemu", qemu_cold)):
+    for name, argv in list(commands.items()) + [("qemu", qemu_cold)]:
         if argv:
             r.command(name, argv)
-            print(f"{name}: {' '.join(argv)}")
+            print(f"{name}: {' '.join(argv)}" + ("   (its template removed first)" if name == "first" else ""))
     print()
     for name, runs in got.items():
         r.series(name, "time", "s", [t for t, _, _ in runs])
         r.series(name, "swvm peak RSS", "KiB", [m for _, _, m in runs])
         rss = r.values(name, "swvm peak RSS")
         what = "time to marker" if name == "qemu" else "total"
-        print(f"{name:5} {what} median {fmt_s(r.values(name, 'time'))}"
+        print(f"{name:8} {what} median {fmt_s(r.values(name, 'time'))}"
               + (f", swvm peak RSS median {statistics.median(rss) / 1024:.1f} MiB" if rss else ""))
     print()
+    r.ratio("template/cold", "template", "cold", "time", digits=3)
+    r.ratio("template/qemu cold boot", "template", "qemu", "time", digits=3)
+    r.ratio("template/warm", "template", "warm", "time", digits=3)
+    r.ratio("first run/warm", "first", "warm", "time", digits=3)
     r.ratio("warm/cold", "warm", "cold", "time", digits=3)
     r.ratio("warm/qemu cold boot", "warm", "qemu", "time", digits=3)
 
     print(f"\n## restore alone: process start until the restored vCPUs run, {args.runs} runs\n")
     r.series("warm", "restore", "s", [x for _, x, _ in got["warm"]])
-    print(f"swvm: spawn to readyNanos of --report-fd (restored, about to resume): median {fmt_ms(r.values('warm', 'restore'))}")
+    r.series("template", "restore", "s", [x for _, x, _ in got["template"]])
+    print(f"swvm: spawn to readyNanos of --report-fd (restored, about to resume): median {fmt_ms(r.values('warm', 'restore'))}"
+          f" (boot snapshot), {fmt_ms(r.values('template', 'restore'))} (template)")
     if qtimes:
         r.command("qemu restore", qcmd)
         r.series("qemu restore", "restore", "s", qtimes)

@@ -54,6 +54,14 @@ const char *swvm_bound_device(unsigned int i);
  * the container child is a clone of a multithreaded process. */
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) __attribute__((noreturn));
 
+/* guest-init's template mode (settings->template_mode): as
+ * swvm_confine_exec, but it stops at the template point, once the root's
+ * fixed mounts are made (MSG_CONFINED, then MSG_TEMPLATE_POINT on
+ * error_fd), reads MSG_RUN's frame from `run_fd` and adds its per-run
+ * fields to `s` before the working directory, the /etc files, the host
+ * name and the process stage. Never returns. */
+void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) __attribute__((noreturn));
+
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run
  * swvm_confine_exec in the child, which first closes `close_in_child`
  * (the parent's ends). No Swift runs in the child. Returns the child's pid,

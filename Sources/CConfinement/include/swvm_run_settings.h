@@ -39,6 +39,8 @@ enum swvm_message {
     MSG_EXEC_ACK = 16,     /* struct swvm_exec_value: output bytes the host delivered */
     MSG_PAUSE = 17,        /* empty; a client to the VMM only (never the guest) */
     MSG_RESUME = 18,       /* empty; a client to the VMM only */
+    /* 20-29: image templates (guest-init/template.c) */
+    MSG_RUN = 20,     /* after MSG_TEMPLATE_POINT: the per-run fields (swvm_config_tag_per_run), as MSG_CONFIG's */
     /* guest -> host */
     MSG_READY = 100,  /* struct swvm_ready: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* struct swvm_started, once the workload exec'd */
@@ -58,6 +60,9 @@ enum swvm_message {
     MSG_PS_LIST = 114,      /* struct swvm_exec_head (the request id), then swvm_ps_entry records */
     MSG_EXEC_INPUT_ACK = 115, /* struct swvm_exec_value: input bytes guest-init passed on */
     MSG_CONTROL_DONE = 116, /* empty; the VMM to a client only: a pause, resume or signal-all is done */
+    /* 120-129: image templates */
+    MSG_TEMPLATE_POINT = 120, /* empty; after a MSG_CONFIG with CFG_TEMPLATE: the workload's root, mounts and
+                                 namespaces are built and guest-init waits for MSG_RUN (the template point) */
 };
 
 /* ------------------------------------------------------------- framing
@@ -290,7 +295,21 @@ enum swvm_config_tag {
     CFG_VM_FILE = 60,       /* u8 0, guest path, NUL, contents: a host file a config.json bind names,
                                copied (the guest cannot reach host paths); guest-init writes it
                                before the workload's root is built; repeated */
+    /* 70-79: image templates. CFG_TEMPLATE in MSG_CONFIG: the settings hold
+     * only the fixed part (no per-run field); guest-init builds the
+     * workload's root and namespaces, says MSG_TEMPLATE_POINT, and takes
+     * the per-run fields from MSG_RUN. */
+    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge) */
+    CFG_WARM_FILE = 71,     /* string, repeated: a file in the image that guest-init reads before the template
+                               point, so that its page cache is in the template (missing ones are skipped) */
 };
+
+#define SWVM_TEMPLATE_SHARED_NET 1u
+
+/* Whether a field belongs to the run rather than to its template: what
+ * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
+ * else is fixed at the template point and in the template's key. */
+int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
 enum swvm_cgroup_mount_kind {
@@ -370,6 +389,8 @@ struct swvm_settings {
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
     int net; struct swvm_net_if net_if;
     char *etc_hosts, *resolv_conf;
+    int template_mode; uint8_t template_flags;   /* CFG_TEMPLATE seen, and its flags */
+    char **warm_files; uint32_t nwarm_files;
     struct swvm_oci oci;
     struct swvm_mount *vm_files; uint32_t nvm_files;    /* source: the guest path, destination: the contents */
 };
@@ -378,6 +399,11 @@ struct swvm_settings {
  * bad field in `error` (the settings are then freed). */
 int swvm_settings_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);
 void swvm_settings_free(struct swvm_settings *s);
+/* Adds MSG_RUN's per-run fields to settings decoded from a CFG_TEMPLATE
+ * MSG_CONFIG (a list replaces, a value overrides), then checks what
+ * MSG_CONFIG checks. A fixed field is refused. 0, or -1 with a message
+ * (`s` then holds what was decoded so far; free it as usual). */
+int swvm_run_fields_apply(const uint8_t *payload, size_t len, struct swvm_settings *s, char *error, size_t error_len);
 /* Decodes a bare list of fields (MSG_CONFINED's payload) into `out`,
  * without MSG_CONFIG's required fields and defaults. 0, or -1 as above. */
 int swvm_fields_decode(const uint8_t *payload, size_t len, struct swvm_settings *out, char *error, size_t error_len);

@@ -18,14 +18,17 @@
 #define SWVM_KEEPER_SOCKET_FD 3
 
 /// Requests, one per message, fields separated by a tab:
-///   snapshot TMP FINAL LOCK   before the jail: where a snapshot may go -> "ok"
-///   publish                   move TMP to FINAL (checked); once        -> "ok" or why not
+///   snapshot TMP FINAL LOCK   before the jail: where a snapshot may go (at most
+///                             SWVM_KEEPER_SNAPSHOTS_MAX: a boot snapshot and an
+///                             image template)                      -> "ok INDEX"
+///   publish INDEX             move that TMP to FINAL (checked); once -> "ok" or why not
 ///   posture                   the VMM's posture (swvm_posture_collect's records)
 /// End of file: the VMM is done or dead; the keeper cleans up and exits.
 #define SWVM_KEEPER_SNAPSHOT "snapshot"
 #define SWVM_KEEPER_PUBLISH "publish"
 #define SWVM_KEEPER_POSTURE "posture"
 #define SWVM_KEEPER_OK "ok"
+#define SWVM_KEEPER_SNAPSHOTS_MAX 2
 /// The largest message either side sends.
 #define SWVM_KEEPER_MESSAGE_MAX (1 << 17)
 

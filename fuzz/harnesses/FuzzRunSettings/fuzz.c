@@ -1,6 +1,7 @@
 /* libFuzzer harness for the run settings' decoder, the frame reader and
  * the payload decoders (Sources/CConfinement/run_settings.c): the bytes are
- * a MSG_CONFIG payload, a MSG_CONFINED payload, and again a stream of
+ * a MSG_CONFIG payload, a MSG_CONFINED payload, MSG_RUN's per-run fields
+ * added to a template's settings (swvm_run_fields_apply), and again a stream of
  * control frames, each decoded by its type's decoder and encoded back
  * (the exec and control frames of exec_wire.c too).
  * Run with scripts/fuzz.sh. */
@@ -117,6 +118,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (uint32_t i = 0; i < s.nreadonly_paths; i++) (void)strlen(s.readonly_paths[i]);
         swvm_settings_free(&s);
     }
+    /* The same bytes as MSG_RUN after a template's settings (CFG_TEMPLATE, flags 0). */
+    static const uint8_t template_config[] = { CFG_TEMPLATE, 0, 1, 0, 0, 0, 0 };
+    if (swvm_settings_decode(template_config, sizeof template_config, &s, error, sizeof error) != 0) abort();
+    if (swvm_run_fields_apply(data, size, &s, error, sizeof error) == 0) {
+        /* Whole settings now: a command, NULL-terminated lists, no template mode. */
+        if (s.nargs == 0 || s.args[s.nargs] != NULL || s.env[s.nenv] != NULL || s.template_mode) abort();
+    }
+    swvm_settings_free(&s);
     int fd = memfd_create("frames", MFD_CLOEXEC);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0) {

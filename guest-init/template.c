@@ -1,0 +1,124 @@
+/*
+ * guest-init's template mode (issue 22): image templates.
+ *
+ * With CFG_TEMPLATE, MSG_CONFIG holds only the fixed part of the run's
+ * settings (the template's key covers it). guest-init then mounts the
+ * image's disk, clones the workload's child, which builds its root's
+ * fixed mounts (swvm_confine_template_exec), and says MSG_TEMPLATE_POINT.
+ * The host may save the VM here (a template) and later restore it
+ * instead of doing all of this again. Then the host sends MSG_RUN, the
+ * per-run fields: guest-init reseeds the kernel's CRNG, sets the clock,
+ * the cgroup limits and eth0, and passes the fields to the child, which
+ * finishes its root and execs. Nothing of a run is in the template: it
+ * is taken before MSG_RUN arrives, and everything the workload draws from
+ * the random pool is drawn after the reseed.
+ *
+ * Included by init.c (it uses guest-init's own helpers).
+ */
+
+/* The child's frames up to the template point: MSG_CONFINED is kept (the
+ * host gets it after MSG_RUN, in every run restored from the template); a
+ * MSG_ERROR goes to the host and powers the VM off. */
+static uint8_t *await_template_point(struct workload *w, uint32_t *confined_len) {
+    uint8_t *confined = NULL;
+    *confined_len = 0;
+    for (;;) {
+        uint32_t type, len;
+        uint8_t *frame = swvm_frame_read_alloc(w->error_pipe[0], &type, &len, SWVM_MAX_GUEST_FRAME);
+        if (!frame) {
+            /* EOF before the template point: the child failed without a report. */
+            waitpid(w->pid, NULL, 0);
+            fatal(SWVM_ERR_INTERNAL, "the workload's child ended before the template point");
+        }
+        if (type == MSG_TEMPLATE_POINT) { free(frame); return confined; }
+        if (type == MSG_ERROR) {
+            send_msg(type, frame, len);
+            waitpid(w->pid, NULL, 0);
+            power_off();
+        }
+        if (type == MSG_CONFINED && !confined) { confined = frame; *confined_len = len; continue; }
+        free(frame);
+    }
+}
+
+/* Reads frames until MSG_RUN; returns its payload. */
+static uint8_t *receive_run(uint32_t *len) {
+    for (;;) {
+        uint32_t type;
+        uint8_t *buf = swvm_frame_read_alloc(control_fd, &type, len, SWVM_MAX_CONFIG);
+        if (!buf && *len == 0) fatal(SWVM_ERR_INTERNAL, "control channel closed before the per-run settings");
+        if (!buf) fatal(SWVM_ERR_INTERNAL, "per-run settings of %u bytes are too large", *len);
+        if (type == MSG_RUN) return buf;
+        free(buf);
+    }
+}
+
+/* After the template point: the per-run settings, applied in guest-init,
+ * then handed to the child (which adds them to its own copy). */
+static void apply_run_settings(struct workload *w, int run_fd) {
+    uint32_t len;
+    uint8_t *run = receive_run(&len);
+    char error[256];
+    if (swvm_run_fields_apply(run, len, &cfg, error, sizeof error) != 0) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
+    int shared_net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
+    if (cfg.net != shared_net) fatal(SWVM_ERR_INVALID_ARGUMENT, "the per-run settings %s eth0, the template %s", cfg.net ? "configure" : "do not configure", shared_net ? "shares it" : "does not");
+    add_host_entropy();
+    set_clock();
+    setup_cgroup();
+    if (cfg.net) configure_network();
+    if (swvm_frame_write(run_fd, MSG_RUN, run, len) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pass the per-run settings on: %s", strerror(errno));
+    close(run_fd);
+    explicit_bzero(run, len);
+    free(run);
+}
+
+/* <linux/openat2.h>, which musl's headers do not carry. */
+struct open_how_ { uint64_t flags, mode, resolve; };
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_IN_ROOT_ 0x10
+
+/* Reads the files the host named (CFG_WARM_FILE: the image's own command,
+ * the shell) into the page cache, so a run restored from the template
+ * does not wait on virtio-blk and the emulated block layer for them.
+ * Resolved inside the image's root (its symlinks stay in it); a file that
+ * is missing or not regular is skipped. */
+static void warm_page_cache(void) {
+    int root = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return;
+    static char buf[65536];
+    for (uint32_t i = 0; i < cfg.nwarm_files; i++) {
+        struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                                 .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
+        int fd = (int)syscall(SYS_openat2, root, cfg.warm_files[i], &how, sizeof how);
+        if (fd < 0) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (64 << 20))
+            while (read(fd, buf, sizeof buf) > 0) {}
+        close(fd);
+    }
+    close(root);
+}
+
+__attribute__((noreturn)) static void template_main(void) {
+    wait_for_disk(cfg.rootdev);
+    setup_root();
+    warm_page_cache();
+    /* Whether the workload shares guest-init's network is fixed at clone. */
+    cfg.net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
+    struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },
+                          .pty_master = -1, .stdin_port = -1, .stdout_port = -1, .term_sock = { -1, -1 } };
+    open_stdio(&w);
+    int run_pipe[2];
+    if (pipe2(run_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
+    clone_workload_with(&w, run_pipe[0]);
+    close(run_pipe[0]);
+    cfg.net = 0;   /* until MSG_RUN says how eth0 is set up */
+    release_workload(&w);
+    uint32_t confined_len;
+    uint8_t *confined = await_template_point(&w, &confined_len);
+    send_msg(MSG_TEMPLATE_POINT, NULL, 0);
+    /* The template is saved here, while guest-init waits for MSG_RUN. */
+    apply_run_settings(&w, run_pipe[1]);
+    if (confined) { send_msg(MSG_CONFINED, confined, confined_len); free(confined); }
+    finish_workload(&w);
+}
