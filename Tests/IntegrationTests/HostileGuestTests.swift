@@ -49,7 +49,7 @@ struct HostileGuestTests {
     static let secondsBound = 90.0
 
     static func run(_ mode: String, cache: String, coldBoot: Bool) throws -> CommandResult {
-        try Command.run([Harness.swvm, "run", "--isolation=vm"] + (coldBoot ? ["--cold-boot"] : [])
+        try Command.run([Harness.swvm, "run", "--isolation=vm"] + (coldBoot ? ["--cold-boot"] : ["--no-template"])   // no template point in the hostile init
                             + [Harness.exampleImage, "--", mode],
                         timeout: 300, environment: ["SWVM_CACHE": cache, "SWVM_GUEST_INIT": initPath, "SWVM_DEBUG": "1"])
     }

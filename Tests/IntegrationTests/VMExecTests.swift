@@ -23,7 +23,10 @@ struct VMExecTests {
         init(_ command: [String] = ["sleep", "60"], environment: [String] = [], waitForWorkload: Bool = true) throws {
             log = Path.join(Harness.repo, ".build/test-fixtures/vmexec-\(randomHex(4)).log")
             try FS.makeDirectories(Path.dirname(log))
-            pid = try Containerd.spawn(["env"] + environment + [Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--"] + command,
+            pid = try Containerd.spawn(["env"] + environment + [Harness.swvm, "run", "--isolation=vm"]
+                                      // the hostile guest-init has no template point
+                                      + (environment.contains { $0.hasPrefix("SWVM_GUEST_INIT=") } ? ["--no-template"] : [])
+                                      + [Harness.exampleImage, "--"] + command,
                                        log: log)
             var found: String?
             let start = Clock.monotonicNanos()
