@@ -64,6 +64,9 @@ public enum RunSettings {
                 swvm_net_if_encode(&n, &bytes)
                 f.add(CFG_NET_IF, bytes)
             }
+            // --network ns:PATH: the pod interface's further addresses and routes.
+            for a in spec.podAddresses { f.add(CFG_NET_ADDR, a.address.bytes + [UInt8(a.prefix)]) }
+            for r in spec.podRoutes { f.add(CFG_NET_ROUTE, r.destination.bytes + [UInt8(r.prefix)] + (r.gateway ?? IPv4Address(0)).bytes) }
             f.add(CFG_ROOTDEV, rootDevice)
             f.add(CFG_TIME, le64(time))
             if let m = spec.resources.memory { f.add(CFG_MEMORY, le64(m)) }
