@@ -35,6 +35,9 @@
                                            --runtime NAME=PATH names other contenders
     bench/bench.py podman [--runs 20]      `podman run --rm IMAGE true` with swvm vs runc
                                            as podman's runtime (a private podman store)
+    bench/bench.py builds --baseline BIN   this swvm build vs another (e.g. an older
+                                           commit's): container start, warm VM start and
+                                           small files through 9p, alternating
 
     bench/bench.py table RESULTS.json...   a results file as BENCHMARKS.md's Markdown
                                            table, with the command that made it

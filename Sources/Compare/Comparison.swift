@@ -154,19 +154,12 @@ public final class Comparison {
     /// Runs swvm with stdout, stderr and the report pipe (fd 3) captured.
     static func spawn(_ argv: [String], keepStdout: Bool = false) throws -> Spawned {
         let out = try makePipe(), err = try makePipe(), rep = try makePipe()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out.write.raw, 1)
-        posix_spawn_file_actions_adddup2(&actions, err.write.raw, 2)
-        posix_spawn_file_actions_adddup2(&actions, rep.write.raw, 3)
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
         let start = Clock.monotonicNanos()
-        let r = posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
-        guard r == 0 else { throw SwvmError.errno("spawn \(argv[0])", r) }
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(argv[0], argv: argv, actions: [.open(0, path: "/dev/null", flags: O_RDONLY),
+                                  .dup(out.write.raw, to: 1), .dup(err.write.raw, to: 2), .dup(rep.write.raw, to: 3)])
+        } catch { throw SwvmError.errno("spawn \(argv[0])", error.errno) }
         out.write.close(); err.write.close(); rep.write.close()
         var stdout: [UInt8] = [], stderr: [UInt8] = [], report: [UInt8] = []
         var stdoutBytes = 0

@@ -22,26 +22,15 @@ public enum Subprocess {
             try p.write.writeAll(Array(text.utf8))
             p.write.close()
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let p = inPipe {
-            posix_spawn_file_actions_adddup2(&actions, p.read.raw, 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_adddup2(&actions, out.write.raw, 1)
-        posix_spawn_file_actions_adddup2(&actions, out.write.raw, 2)
-        var pid: pid_t = 0
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
+        let stdin: Spawn.Action = inPipe.map { .dup($0.read.raw, to: 0) } ?? .open(0, path: "/dev/null", flags: O_RDONLY)
         let env = environment ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
-        let cenv = env.map { strdup($0) } + [nil]
-        defer { for p in cenv { free(p) } }
-        let r = posix_spawnp(&pid, argv[0], &actions, nil, cargs, cenv)
-        guard r == 0 else {
-            if r == ENOENT { throw SwvmError(.notFound, "\(argv[0]) is not installed") }
-            throw SwvmError.errno("spawn \(argv[0])", r)
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(argv[0], argv: argv, environment: env,
+                                  actions: [stdin, .dup(out.write.raw, to: 1), .dup(out.write.raw, to: 2)], searchPath: true)
+        } catch {
+            if error.errno == ENOENT { throw SwvmError(.notFound, "\(argv[0]) is not installed") }
+            throw SwvmError.errno("spawn \(argv[0])", error.errno)
         }
         out.write.close()
         inPipe?.read.close()

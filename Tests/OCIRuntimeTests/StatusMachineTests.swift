@@ -15,21 +15,9 @@ import RuntimeSpec
 struct ShellEngine: IsolationEngine {
     func create(_ spec: RunSpec, io: ProcessIO, stateDir: String, execFIFO: String) throws -> CreatedInit {
         let script = "echo 0 > \"$1\"; exec " + spec.process.args.joined(separator: " ")
-        var pid: pid_t = 0
         let words: [String] = ["/bin/sh", "-c", script, "sh", execFIFO]
-        let argv = words.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let r = posix_spawn(&pid, "/bin/sh", nil, &attr, argv, environ)
-        guard r == 0 else { throw SwvmError.errno("spawn", r) }
+        let pid: pid_t
+        do { pid = try Spawn.start("/bin/sh", argv: words) } catch { throw SwvmError.errno("spawn", error.errno) }
         // Its start time is in /proc once it exists.
         return CreatedInit(process: ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0), cgroupPaths: ["\(pid)"])
     }

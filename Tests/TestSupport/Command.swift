@@ -26,14 +26,7 @@ public enum Command {
                            onOutput: ((_ stdoutSoFar: String, _ pid: pid_t) -> Void)? = nil) throws -> CommandResult {
         let outPipe = try makePipe(), errPipe = try makePipe()
         let inPipe = stdin == nil ? nil : try makePipe()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let p = inPipe { posix_spawn_file_actions_adddup2(&actions, p.read.raw, 0) } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_adddup2(&actions, outPipe.write.raw, 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe.write.raw, 2)
+        let stdinAction: Spawn.Action = inPipe.map { .dup($0.read.raw, to: 0) } ?? .open(0, path: "/dev/null", flags: O_RDONLY)
         var env: [String: String] = [:]
         var e = environ
         while let p = e.pointee {
@@ -42,24 +35,13 @@ public enum Command {
             e += 1
         }
         for (k, v) in environment { env[k] = v }
-        let cargs = argv.map { strdup($0) } + [nil]
-        let cenv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in cargs { free(p) }; for p in cenv { free(p) } }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        // Start the child with default signal dispositions and an empty mask.
-        var all = sigset_t()
-        sigfillset(&all)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        var pid: pid_t = 0
         let started = Clock.monotonicNanos()
-        let r = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, cenv)
-        guard r == 0 else { throw SwvmError.errno("spawn \(argv[0])", r) }
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(argv[0], argv: argv, environment: env.map { "\($0.key)=\($0.value)" },
+                                  actions: [stdinAction, .dup(outPipe.write.raw, to: 1), .dup(errPipe.write.raw, to: 2)],
+                                  searchPath: true)
+        } catch { throw SwvmError.errno("spawn \(argv[0])", error.errno) }
         outPipe.write.close()
         errPipe.write.close()
         inPipe?.read.close()
