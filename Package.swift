@@ -70,7 +70,7 @@ let package = Package(
         // OCIRuntime: the OCI lifecycle (runc's create/start/kill/delete...)
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.

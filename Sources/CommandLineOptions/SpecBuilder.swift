@@ -15,9 +15,9 @@ public enum SpecBuilder {
 
     /// The spec of one run: each step below reads the options of one job,
     /// in the order their errors are reported.
-    public static func build(image: ResolvedImage, command: [String] = [], options o: RunOptions,
+    /// `id`: a detached run's, chosen before its monitor builds the spec again.
+    public static func build(image: ResolvedImage, command: [String] = [], options o: RunOptions, id: String = randomHex(32),
                              hostEnvironment: (String) -> String? = FS.environment) throws -> RunSpec {
-        let id = randomHex(32)
         let bundle = try image.bundleConfig.map { try BundleProcess(json: $0) }
         let args = try arguments(image: image, bundle: bundle, command: command, options: o)
         let (user, userText) = try user(image: image, bundle: bundle, options: o)

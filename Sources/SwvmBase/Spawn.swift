@@ -21,9 +21,11 @@ public enum Spawn {
     /// Starts `path` with `argv` (argv[0] included) and `environment`
     /// (nil: swvm's own). `searchPath`: look `path` up in PATH as execvp
     /// does. `newProcessGroup`: the child leads a group of its own, so a
-    /// terminal's signals for swvm do not reach it.
+    /// terminal's signals for swvm do not reach it. `newSession`: setsid,
+    /// as a daemon (swvm's monitor), with no controlling terminal.
     public static func start(_ path: String, argv: [String], environment: [String]? = nil, actions: [Action] = [],
-                             searchPath: Bool = false, newProcessGroup: Bool = false) throws(Failure) -> pid_t {
+                             searchPath: Bool = false, newProcessGroup: Bool = false,
+                             newSession: Bool = false) throws(Failure) -> pid_t {
         var fileActions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fileActions)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
@@ -46,6 +48,7 @@ public enum Spawn {
             flags |= POSIX_SPAWN_SETPGROUP
             posix_spawnattr_setpgroup(&attr, 0)
         }
+        if newSession { flags |= 0x80 }   // POSIX_SPAWN_SETSID (glibc 2.26), not imported into Swift
         posix_spawnattr_setflags(&attr, Int16(flags))
         let cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }

@@ -29,6 +29,7 @@ struct RunCommand: ParsableCommand {
     var isolation: Isolation = .container
 
     @OptionGroup var options: RunOptions
+    @OptionGroup(title: "Detached runs") var service: ServiceOptions
     @OptionGroup(title: "VM options") var vmOptions: VMRunOptions
 
     @Option(help: ArgumentHelp("Write a JSON report of the run to this file descriptor (swvm compare).", visibility: .hidden))
@@ -47,7 +48,9 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        if service.detach { return try runReportingErrors { try DetachedRun(self).start() } }
         try runReportingErrors {
+            try service.checkForeground()
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
             if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2), probeConnect ?? "-"] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)

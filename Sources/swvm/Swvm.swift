@@ -19,7 +19,10 @@ struct Swvm: ParsableCommand {
                       VMMKeeperCommand.self,
                       CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
                       ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
-                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self])
+                      UpdateCommand.self, FeaturesCommand.self, SpecCommand.self,
+                      MonitorCommand.self, ServicePsCommand.self, ServiceExecCommand.self, ServiceKillCommand.self,
+                      ServicePauseCommand.self, LogsCommand.self, StopCommand.self, RmCommand.self, UnpauseCommand.self,
+                      WaitCommand.self, InspectCommand.self])
 
     /// ArgumentParser's own main, except that runc's global flags come
     /// first (RuncGlobalOptions), `run` is runc's when it names a bundle or
@@ -34,10 +37,11 @@ struct Swvm: ParsableCommand {
             RuntimeLog.current = globals.makeLog()
             arguments = globals.command
         }
+        arguments = DockerVerbs.route(arguments)
         let runc = RuncGlobalOptions.current.given || runcCommandNames.contains(arguments.first ?? "")
         let status: ExitCode
         do {
-            var command = try ociRun(arguments) ?? parseAsRoot(arguments)
+            var command = try ociRun(arguments) ?? parseDirect(arguments) ?? parseAsRoot(arguments)
             try command.run()
             status = .success
         } catch let code as ExitCode {
@@ -54,10 +58,26 @@ struct Swvm: ParsableCommand {
 
     /// runc's `run` when the arguments are its (an id, --bundle) and either
     /// name a bundle or follow a runc global flag; nil: Docker's `run`.
+    /// runc's parse is tried only when a bundle flag is there at all: a
+    /// failed parse builds its error through reflection, which a Docker
+    /// run would pay for nothing.
     static func ociRun(_ arguments: [String]) -> ParsableCommand? {
-        guard arguments.first == "run", let run = try? OCIRunCommand.parse(Array(arguments.dropFirst())),
+        let bundleFlag = arguments.contains { $0 == "--bundle" || $0 == "-b" || $0.hasPrefix("--bundle=") }
+        guard arguments.first == "run", bundleFlag || RuncGlobalOptions.current.given,
+              let run = try? OCIRunCommand.parse(Array(arguments.dropFirst())),
               run.flags.bundle != nil || RuncGlobalOptions.current.given else { return nil }
         return run
+    }
+
+    /// The subcommand named first, parsed on its own: ArgumentParser's
+    /// parse from the root reflects over the whole command tree, a cost
+    /// that grows with every command (about 1 ms of a 10 ms container
+    /// run). nil (the root's parse) for help, --version and names it
+    /// does not know, so their output is ArgumentParser's own.
+    static func parseDirect(_ arguments: [String]) throws -> ParsableCommand? {
+        guard let name = arguments.first, !arguments.contains(where: { ["-h", "--help", "--version", "--experimental-dump-help"].contains($0) }),
+              let sub = configuration.subcommands.first(where: { $0._commandName == name }) else { return nil }
+        return try sub.parseAsRoot(Array(arguments.dropFirst()))
     }
 }
 
