@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "swvm", targets: ["swvm"]),
+        .executable(name: "swvm-vmm-keeper", targets: ["swvm-vmm-keeper"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,8 +22,16 @@ let package = Package(
         .target(name: "CKVM"),
         .target(name: "CSyscalls"),
         .target(name: "CAtomics"),
-        // The VMM's jail: the system calls it applies to itself, in order.
+        // The VMM's jail: the system calls it applies to itself, in order;
+        // the wire to its keeper and the posture read from /proc.
         .target(name: "CVMMJail"),
+        // The keeper of a jailed VMM: C only (it waits for the whole run, so
+        // it carries no Swift runtime); the clean-up is swvm's, exec'd.
+        // SwiftPM links it with swiftc, which names the Swift runtime and
+        // libstdc++ as shared libraries: linked statically, only what it
+        // calls is in it (no loader, no relocations of unused libraries).
+        .executableTarget(name: "swvm-vmm-keeper", dependencies: ["CVMMJail"],
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // The run settings' wire format and the confinement both levels apply
         // (compiled into swvm and into guest-init).
         .target(name: "CConfinement"),
@@ -90,9 +99,12 @@ let package = Package(
         // keeper that cleans up after a jailed VMM, and the posture read back.
         .target(name: "VMMJail",
                 dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
+        // VMControl: the client of a running VMM's control socket (exec,
+        // kill --all, pause, resume, ps) and the exec frames in Swift.
+        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
-                              "VMMJail", "CConfinement", "CSyscalls"]),
+                              "VMMJail", "VMControl", "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),
@@ -105,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "swvm",
             dependencies: [
-                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "Compare", "CacheStore",
+                "SwvmBase", "OCIImage", "RuntimeSpec", "CommandLineOptions", "Seccomp", "ContainerRuntime", "OCIRuntime", "KVM", "VMM", "VMMJail", "MicroVM", "VMControl", "Compare", "CacheStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -121,8 +133,8 @@ let package = Package(
         .testTarget(name: "BootLoaderTests", dependencies: ["BootLoader", "GuestMemory", "SwvmBase", "CKVM"]),
         .testTarget(name: "SharedDirectoryTests", dependencies: ["SharedDirectory", "SwvmBase", "NativeThreads"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "Devices", "Virtio", "GuestMemory", "SwvmBase", "NativeThreads", "EventLoop", "CKVM", "MicroVM", "Snapshot", "SnapshotCache",
-                                                 "Seccomp", "CSyscalls", "CConfinement"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "TestSupport"]),
+                                                 "Seccomp", "CSyscalls", "CConfinement", "VMControl", "RunSettingsWire"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SwvmBase", "NativeThreads", "OCIImage", "ContainerRuntime", "MicroVM", "Cgroups", "RuntimeSpec", "CommandLineOptions", "Snapshot", "Network", "VMMJail", "VMControl", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -135,7 +147,7 @@ if Context.environment["SWVM_FUZZ"] != nil {
         ("FuzzJSON", ["OCIImage", "RuntimeSpec", "Seccomp", "SwvmBase"]),
         ("FuzzVirtqueue", ["Virtio", "GuestMemory", "SwvmBase"]),
         ("FuzzVirtioDevice", ["Virtio", "GuestMemory", "SwvmBase"]),
-        ("FuzzGuestProtocol", ["MicroVM", "SwvmBase"]),
+        ("FuzzGuestProtocol", ["MicroVM", "VMControl", "SwvmBase"]),
         ("FuzzBootLoader", ["BootLoader", "GuestMemory", "SwvmBase"]),
         ("FuzzNineP", ["SharedDirectory", "SwvmBase"]),
         ("FuzzOCIConfig", ["RuntimeSpec", "Seccomp", "SwvmBase"]),

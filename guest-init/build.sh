@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds guest-init, the micro-VM's PID 1: a static binary (musl when
-# musl-gcc is there, which keeps it small; glibc otherwise) of init.c and
+# musl-gcc is there, which keeps it small; glibc otherwise) of init.c, the
+# files beside it (exec.c) and
 # the C confinement swvm shares with it (Sources/CConfinement), cached
 # outside the repository by a hash of its sources (scripts/setup.sh
 # installs musl-tools):
@@ -16,8 +17,8 @@ cache=${SWVM_CACHE:-/var/cache/swvm}
 
 if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; else cc=gcc; fi
 
-sources="$here/init.c $(ls "$shared"/*.c | sort | tr '\n' ' ')"
-key=$( (echo "$cc"; cat $sources "$shared"/include/*.h "$here/build.sh") | sha256sum | cut -c1-16)
+sources="$(ls "$here"/*.c "$shared"/*.c | sort | tr '\n' ' ')"
+key=$( (echo "$cc"; cat $sources "$shared"/include/*.h "$here"/*.h "$here/build.sh") | sha256sum | cut -c1-16)
 out="$cache/guest-init/$key"
 if [ ! -x "$out/init" ]; then
     mkdir -p "$out.tmp"

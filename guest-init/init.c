@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "swvm_confine.h"
+#include "exec.h"
 
 /* ---------------------------------------------------------------- config */
 
@@ -479,11 +480,10 @@ static void report_start(struct workload *w) {
  * -1 at end of stream or at a frame over the limit: the control port is
  * then not read again (the stream is out of step). */
 static int handle_control_frame(struct workload *w) {
-    /* A frame longer than body is consumed whole (its extra bytes ignored). */
-    uint8_t body[64];
     uint32_t type, len;
-    if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0) return -1;
-    size_t have = len < sizeof body ? len : sizeof body;
+    uint8_t *body = swvm_frame_read_alloc(control_fd, &type, &len, SWVM_MAX_CONFIG);
+    if (!body) return -1;
+    size_t have = len;
     struct swvm_signal sig;
     struct swvm_resize size;
     if (type == MSG_SIGNAL && swvm_signal_decode(body, have, &sig) == 0) kill(w->pid, (int)sig.signal);
@@ -491,6 +491,8 @@ static int handle_control_frame(struct workload *w) {
         struct winsize ws = { .ws_row = size.rows, .ws_col = size.cols };
         ioctl(w->pty_master, TIOCSWINSZ, &ws);
     }
+    execs_handle_frame(type, body, len);   /* exec.c: exec, kill --all, ps */
+    free(body);
     return 0;
 }
 
@@ -519,6 +521,7 @@ static int reap(struct workload *w, int *status) {
         int ws;
         pid_t r = waitpid(-1, &ws, WNOHANG);
         if (r <= 0) return exited;
+        if (execs_reaped(r, ws)) continue;
         if (r == w->pid) {
             exited = 1;
             *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
@@ -530,16 +533,19 @@ static int reap(struct workload *w, int *status) {
 static int serve_workload(struct workload *w) {
     int status = 0, control_in = control_fd;
     for (;;) {
-        struct pollfd pfds[4];
+        struct pollfd pfds[4 + EXECS_MAX_POLL];
         int n = 0;
         pfds[n++] = (struct pollfd){ .fd = control_in, .events = POLLIN };   /* -1: poll skips it */
         pfds[n++] = (struct pollfd){ .fd = w->sfd, .events = POLLIN };
         if (w->pty_master >= 0) pfds[n++] = (struct pollfd){ .fd = w->pty_master, .events = POLLIN };
         if (w->stdin_port >= 0) pfds[n++] = (struct pollfd){ .fd = w->stdin_port, .events = POLLIN };
+        int own = n;
+        n += execs_poll_fds(pfds + n, EXECS_MAX_POLL);
         if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) return status;
         if ((pfds[0].revents & POLLIN) && handle_control_frame(w) != 0) control_in = -1;
-        for (int i = 2; i < n; i++)
+        for (int i = 2; i < own; i++)
             if (pfds[i].revents) relay_terminal(w, pfds[i].fd);
+        execs_service(pfds + own, n - own);
         if (reap(w, &status)) return status;
     }
 }
@@ -567,6 +573,7 @@ int main(void) {
     clone_workload(&w);
     release_workload(&w);
     report_start(&w);
+    execs_start(&cfg, w.pid, w.namespaces, control_fd);
     int status = serve_workload(&w);
     if (w.pty_master >= 0) {
         fcntl(w.pty_master, F_SETFL, O_NONBLOCK);

@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define FAIL(name) do { *step = (name); return -1; } while (0)
@@ -139,14 +140,37 @@ static void put_number(char **p, long v) {
     while (n) *(*p)++ = digits[--n];
 }
 
+static void put_hex(char **p, unsigned long v) {
+    char digits[17];
+    int n = 0;
+    do { digits[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v && n < 16);
+    put(p, "0x");
+    while (n) *(*p)++ = digits[--n];
+}
+
 /// Async-signal-safe: no stdio, no malloc.
 static void on_sigsys(int sig, siginfo_t *info, void *context) {
-    (void)sig; (void)context;
-    char buf[200], *p = buf;
+    (void)sig;
+    char buf[240], *p = buf;
     put(&p, "swvm: the VMM's seccomp filter refused system call ");
     put_number(&p, info->si_syscall);
+#if defined(__x86_64__)
+    // ioctl is allowed for some requests only: name the one refused (the
+    // second argument, in rsi when the call trapped).
+    if (info->si_syscall == SYS_ioctl) {
+        put(&p, " (ioctl request ");
+        put_hex(&p, (unsigned long)((ucontext_t *)context)->uc_mcontext.gregs[REG_RSI]);
+        put(&p, ")");
+    }
+#else
+    (void)context;
+#endif
     put(&p, " on thread ");
-    put_number(&p, (long)syscall(SYS_gettid));
+    long tid = (long)syscall(SYS_gettid);
+    put_number(&p, tid);
+    // Which thread made it tells where to look (vCPU and device threads
+    // have no name the handler could read: their filters refuse prctl).
+    if (tid == (long)getpid()) put(&p, " (the main thread)");
     put(&p, "; the VM is stopped\n");
     ssize_t ignored = write(2, buf, (size_t)(p - buf));
     (void)ignored;

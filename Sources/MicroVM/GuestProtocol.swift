@@ -122,7 +122,26 @@ public enum GuestProtocol {
         static let minimumPayload: [UInt32: Int] = [ready: 0, started: Int(SWVM_STARTED_MIN_LEN), confined: 0,
                                                     exit: Int(SWVM_EXIT_LEN), error: 0]
 
+        /// The exec and control replies (110-119), each as often as the
+        /// guest has execs and requests, once the workload runs: their
+        /// smallest payload is the exec id (or id and value); the control
+        /// server checks the rest of each against its exec.
+        static let execReplies: [UInt32: Int] = [
+            MSG_EXEC_STARTED.rawValue: Int(SWVM_EXEC_VALUE_LEN), MSG_EXEC_OUTPUT.rawValue: Int(SWVM_EXEC_DATA_HEAD_LEN),
+            MSG_EXEC_EXIT.rawValue: Int(SWVM_EXEC_VALUE_LEN), MSG_EXEC_ERROR.rawValue: Int(SWVM_EXEC_HEAD_LEN),
+            MSG_PS_LIST.rawValue: Int(SWVM_EXEC_HEAD_LEN), MSG_EXEC_INPUT_ACK.rawValue: Int(SWVM_EXEC_VALUE_LEN),
+        ]
+
+        public static func isExecReply(_ type: UInt32) -> Bool { execReplies[type] != nil }
+
         public mutating func accept(_ type: UInt32, payloadCount: Int) throws {
+            if let minimum = Sequence.execReplies[type] {
+                guard seen.contains(started) else { throw violation("exec message type \(type) before STARTED") }
+                guard payloadCount >= minimum else {
+                    throw violation("exec message type \(type) with \(payloadCount) bytes, not at least \(minimum)")
+                }
+                return
+            }
             guard let minimum = Sequence.minimumPayload[type] else {
                 throw violation("an unknown message (type \(type))")
             }

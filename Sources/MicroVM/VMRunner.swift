@@ -249,6 +249,7 @@ public final class VMRunner {
         if let shareServer { instance.volumes.prepare(shareServer) }
         let output = try writer.map { try SnapshotOutput(writer: $0, keeper: keeper) }
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
+        session.control = try ControlServer.start(for: instance, record: record)   // exec, kill --all, pause, ps
         session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output) }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
@@ -259,7 +260,8 @@ public final class VMRunner {
             if !VMMJail.skippedForTests {
                 try ProcSelf.hold(["smaps", "status"])
                 var p = plan
-                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound(), threads: config.vcpus + 4,
+                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound() + ControlServer.descriptorBudget,
+                                          threads: config.vcpus + 5,
                                           volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
                 if let procFD = try VMMJail.apply(p, filter: processFilter) { instance.volumes.enteredJail(procDirectory: procFD) }
             }
@@ -434,6 +436,8 @@ final class Session: @unchecked Sendable {
     /// Runs when guest-init is ready, before it gets its settings (the
     /// snapshot point).
     var beforeSettings: (() -> Void)?
+    /// The VMM's control socket (set before the VM runs).
+    var control: ControlServer?
 
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
@@ -620,6 +624,7 @@ final class Session: @unchecked Sendable {
                     phases.with { $0.append(("workload", machine.profileSampleCount)) }
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
+                    control?.workloadStarted()
                     runner.onStart?(pid)
                 case GuestProtocol.confined:
                     do {
@@ -641,6 +646,8 @@ final class Session: @unchecked Sendable {
                     let e = SwvmError.decode(payload) ?? SwvmError(.guestError, "a malformed error report (\(payload.count) bytes)")
                     state.with { $0.error = SwvmError(e.code, "guest: " + e.message) }
                     machine.stop(.stopped)
+                case let type where GuestProtocol.Sequence.isExecReply(type):
+                    control?.guestFrame(type, payload)
                 default:
                     break
                 }
@@ -700,6 +707,7 @@ final class Session: @unchecked Sendable {
             guard state.with({ $0.pid != nil }) else { return false }
             @Sendable func send(_ sig: Int32) { console.send(GuestProtocol.signalFrame(sig), to: control) }
             guard StopGrace.isStopSignal(sig) else { send(sig); return true }
+            machine.thaw()   // a paused VM (the control socket's pause) must run to stop
             if grace.with({ $0.stopRequested() }) { send(SIGKILL); return true }
             send(sig)
             // The grace period: then the workload is killed, as by a second signal.

@@ -13,15 +13,23 @@ public final class NativeThread: Sendable {
     private let handle: pthread_t
 
     private final class Box: Sendable {
+        let name: String?
         let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        init(_ name: String?, _ body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
 
     public init(name: String? = nil, _ body: @escaping @Sendable () -> Void) throws {
         var handle = pthread_t()
-        let ctx = Unmanaged.passRetained(Box(body)).toOpaque()
+        let ctx = Unmanaged.passRetained(Box(name.map { String($0.prefix(15)) }, body)).toOpaque()
         let r = pthread_create(&handle, nil, { ctx in
             let box = Unmanaged<Box>.fromOpaque(ctx!).takeRetainedValue()
+            // The thread names itself (prctl PR_SET_NAME): naming it from
+            // outside writes /proc/self/task/TID/comm, which a jailed VMM
+            // has no /proc for.
+            if let name = box.name { _ = sys_set_thread_name(pthread_self(), name) }
             box.body()
             return nil
         }, ctx)
@@ -30,7 +38,6 @@ public final class NativeThread: Sendable {
             throw SwvmError.errno("pthread_create", r)
         }
         self.handle = handle
-        if let name { _ = sys_set_thread_name(handle, String(name.prefix(15))) }
     }
 
     public var pthread: pthread_t { handle }

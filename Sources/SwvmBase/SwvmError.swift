@@ -62,7 +62,7 @@ public struct SwvmError: Error, CustomStringConvertible, Equatable {
     public var exitStatus: Int32 { swvm_error_exit_status(childCode.rawValue) }
 
     /// The code as the C side (the container child, guest-init) names it.
-    var childCode: swvm_error_code {
+    public var childCode: swvm_error_code {
         switch code {
         case .commandNotFound: return SWVM_ERR_COMMAND_NOT_FOUND
         case .commandNotExecutable: return SWVM_ERR_COMMAND_NOT_EXECUTABLE

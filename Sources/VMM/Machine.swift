@@ -96,6 +96,10 @@ public final class Machine: @unchecked Sendable {
         var emulationFixups: [String: Int] = [:]
         var pauseRequested = false
         var pauseWork: (@Sendable () -> Void)?
+        /// A freeze is asked for (the pause work's vCPUs stay parked), and
+        /// how many vCPUs a freeze holds parked (0: none).
+        var freezeRequested = false
+        var frozenVCPUs = 0
     }
 
     /// Builds the VM; with `snapshot`, guest RAM is mapped from its memory

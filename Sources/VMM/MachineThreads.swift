@@ -35,6 +35,7 @@ extension Machine {
                 try VMMSeccomp.dropThreadCapabilities()
                 try VMMSeccomp.confineCurrentThread(deviceFilter)
                 self?.confinedThreads.with { $0.append(("device", deviceFilter.allowedSyscalls)) }
+                VMMSeccomp.injectTestTrap(thread: "device")
             } catch {
                 self?.stop(.failed(SwvmError(.systemCall, "the device thread's seccomp filter: \(error)")))
             }
@@ -45,6 +46,7 @@ extension Machine {
                     try VMMSeccomp.dropThreadCapabilities()
                     try VMMSeccomp.confineCurrentThread(vcpuFilter)
                     confinedThreads.with { $0.append(("vCPU \(vcpu.id)", vcpuFilter.allowedSyscalls)) }
+                    if vcpu.id == 0 { VMMSeccomp.injectTestTrap(thread: "vcpu") }
                 } catch {
                     stop(.failed(SwvmError(.systemCall, "vCPU \(vcpu.id)'s seccomp filter: \(error)")))
                     return

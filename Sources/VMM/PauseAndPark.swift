@@ -23,16 +23,53 @@ extension Machine {
         while read(pauseDoneEvent.raw, &v, 8) < 0 && errno == EINTR {}
     }
 
-    /// On the main thread: parks the vCPUs, runs the pause work, resumes.
+    /// On the main thread: parks the vCPUs, runs the pause work, resumes
+    /// them, unless a freeze asked them to stay parked. Frozen vCPUs are
+    /// parked already: the work runs at once (kicking them again would
+    /// wait for a "parked" they cannot send).
     func servePauseRequest() {
         var v: UInt64 = 0
         _ = read(pauseEvent.raw, &v, 8)
         guard let work = state.with({ $0.pauseWork }) else { return }
-        let parked = parkVCPUs()
+        let frozen = state.with { s -> Bool in
+            defer { if s.frozenVCPUs > 0 { s.freezeRequested = false } }
+            return s.frozenVCPUs > 0
+        }
+        let parked = frozen || parkVCPUs()
         if parked { work() }
-        resumeVCPUs(parked ? vcpus.count : 0)
+        let freeze = state.with { s -> Bool in
+            defer { s.freezeRequested = false }
+            if parked && s.freezeRequested { s.frozenVCPUs = vcpus.count }
+            return parked && s.freezeRequested || s.frozenVCPUs > 0
+        }
+        if !freeze { resumeVCPUs(parked ? vcpus.count : 0) }
         releasePauseWaiter()
     }
+
+    /// Parks every vCPU until `thaw` (pause and resume of a running VM,
+    /// OCI's pause): the guest runs no instruction meanwhile, and its
+    /// devices keep serving what is queued. From a thread other than the
+    /// main one; false if the VM is ending or another pause is under way.
+    public func freeze() -> Bool {
+        state.with { $0.freezeRequested = true }
+        pause {}
+        return state.with { s in
+            s.freezeRequested = false
+            return s.frozenVCPUs > 0 && s.exit == nil
+        }
+    }
+
+    /// Lets frozen vCPUs run again (nothing if none are frozen).
+    public func thaw() {
+        let count = state.with { s -> Int in
+            defer { s.frozenVCPUs = 0 }
+            return s.frozenVCPUs
+        }
+        if count > 0 { resumeVCPUs(count) }
+    }
+
+    /// Whether a freeze holds the vCPUs.
+    public var isFrozen: Bool { state.with { $0.frozenVCPUs > 0 } }
 
     func releasePauseWaiter() {
         let waiting: Bool = state.with { s in

@@ -14,10 +14,11 @@ import SwvmBase
 /// only the system calls its loop needs; anything else fails with EPERM.
 /// None of them may map memory executable.
 ///
-/// The main thread, which sets the VM up, saves snapshots and cleans up
-/// after it, is not filtered, and it shares these threads' address space:
-/// a filter bounds what code taken over on a filtered thread can call,
-/// not what the process can do.
+/// The main thread, which sets the VM up and saves snapshots, carries only
+/// the jail's process-wide filter (`processProfile`), which every thread
+/// carries too; it shares these threads' address space: a thread's filter
+/// bounds what code taken over on that thread can call, not what the
+/// process can do.
 public enum VMMSeccomp {
     /// What any Swift thread needs to live and die (mmap and mprotect
     /// come with `memoryWithoutExec`). tgkill (pthread_kill: kicks, and
@@ -109,6 +110,18 @@ public enum VMMSeccomp {
         ])
     }
 
+    /// The control socket's thread (MicroVM's ControlServer): poll, accept
+    /// its clients, their messages and passed descriptors, reads and
+    /// writes of those descriptors; no ioctl, no open, no new socket. It
+    /// reaches the guest through the console device's queue, and the vCPUs
+    /// through the eventfds of a pause.
+    public static func controlServerProfile() -> SeccompProfile {
+        SeccompProfile(defaultAction: .errno(1), rules: [
+            .init(names: common + ["poll", "ppoll", "accept4", "recvmsg", "sendmsg", "sendto"], action: .allow),
+            memoryWithoutExec,
+        ])
+    }
+
     /// Drops every capability of the calling thread (capset changes one
     /// thread only; a capability gone from the permitted set cannot return).
     public static func dropThreadCapabilities() throws {
@@ -130,8 +143,10 @@ public enum VMMSeccomp {
             "statx", "fstatfs", "getdents64", "lseek", "mkdirat", "unlinkat", "renameat", "renameat2", "symlinkat",
             "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat", "fchmod", "fchown", "ftruncate", "utimensat",
             "dup", "dup3", "fcntl", "mincore",
-            // the main thread: KVM and terminal requests, signals, the keeper
-            "ioctl", "eventfd2", "signalfd4", "rt_sigaction", "rt_sigtimedwait", "wait4", "sendmsg", "recvmsg", "sendto",
+            // the control socket's thread
+            "accept4",
+            // the main thread: signals, the keeper (ioctl: `jailedIoctls`)
+            "eventfd2", "signalfd4", "rt_sigaction", "rt_sigtimedwait", "wait4", "sendmsg", "recvmsg", "sendto",
             "recvfrom", "set_robust_list", "rseq", "sched_getaffinity", "capget", "capset", "getuid", "geteuid", "getgid",
             "getegid", "getppid", "uname", "clock_getres", "gettimeofday", "membarrier",
         ]
@@ -153,7 +168,39 @@ public enum VMMSeccomp {
             .init(names: ["seccomp"], action: .allow, args: [.init(index: 0, value: 1, op: .equal)]),
             // Reading limits only (a NULL new limit).
             .init(names: ["prlimit64"], action: .allow, args: [.init(index: 2, value: 0, op: .equal)]),
-        ] + prctlOptions.map { .init(names: ["prctl"], action: .allow, args: [.init(index: 0, value: $0, op: .equal)]) })
+        ] + prctlOptions.map { .init(names: ["prctl"], action: .allow, args: [.init(index: 0, value: $0, op: .equal)]) }
+          + jailedIoctls.map { .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: $0, op: .equal)]) })
+    }
+
+    /// TCGETS (isatty, tcgetattr) and TCSETS (tcsetattr TCSANOW: the
+    /// terminal's mode put back at the end), x86-64's numbers.
+    static let terminalGet: UInt64 = 0x5401, terminalSet: UInt64 = 0x5402
+
+    /// The only ioctl requests a jailed VMM makes (any other traps): the
+    /// vCPU loop's; what saving a snapshot after a cold boot reads (the
+    /// vCPUs' state, the irqchip, PIT and clock, the MSR list on /dev/kvm,
+    /// KVM_CHECK_EXTENSION for the XSAVE size); the tap's offloads; the
+    /// terminal's size and mode. Nothing that creates a VM or vCPU, maps
+    /// memory into the guest, or sets state: those happen before the jail.
+    /// (The descriptor is not checked here: the vCPU threads' own filters
+    /// check theirs.)
+    static var jailedIoctls: [UInt64] {
+        let kvm = vcpuLoopRequests + [
+            ckvm_KVM_GET_FPU, ckvm_KVM_GET_XSAVE, ckvm_KVM_GET_XSAVE2, ckvm_KVM_GET_XCRS, ckvm_KVM_GET_DEBUGREGS,
+            ckvm_KVM_GET_LAPIC, ckvm_KVM_GET_MSRS, ckvm_KVM_GET_MSR_INDEX_LIST, ckvm_KVM_GET_IRQCHIP, ckvm_KVM_GET_PIT2,
+            ckvm_KVM_GET_CLOCK, ckvm_KVM_GET_TSC_KHZ, ckvm_KVM_CHECK_EXTENSION,
+        ]
+        return kvm.map { UInt64($0) } + [tunSetOffload, UInt64(sys_TIOCGWINSZ), terminalGet, terminalSet]
+    }
+
+    /// Test-only, like VMMJail's switches (a debug build's tests, never a
+    /// release build): SWVM_TEST_JAIL_SOCKET=THREAD ("vcpu", "device")
+    /// makes that thread call socket(2) once its filters are loaded; the
+    /// jail's filter traps it there, not on the main thread.
+    public static func injectTestTrap(thread: String) {
+        #if DEBUG
+        if FS.environment("SWVM_TEST_JAIL_SOCKET") == thread { _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        #endif
     }
 
     /// Confines the calling thread (no_new_privs first, as seccomp requires).

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CVMMJail
 import SwvmBase
 
 /// The VMM's confinement as the kernel reports it, read from outside the
@@ -34,28 +35,42 @@ public struct JailPosture: Equatable {
     /// VmHWM of the process, bytes.
     public var peakRSS: UInt64
 
-    /// Reads `pid`'s posture; nil if it is gone.
+    /// Reads `pid`'s posture; nil if it is gone. The reading is
+    /// swvm_posture_collect's, the keeper's too.
     public static func read(pid: pid_t) -> JailPosture? {
-        let base = "/proc/\(pid)"
-        guard let tids = try? FS.listDirectory(base + "/task") else { return nil }
-        var threads: [ThreadStatus] = []
-        for tid in tids.compactMap({ Int32($0) }).sorted() {
-            guard let text = try? FS.readText("\(base)/task/\(tid)/status", limit: 1 << 16) else { continue }
-            threads.append(parseStatus(text, tid: tid))
+        var buf = [UInt8](repeating: 0, count: Int(SWVM_KEEPER_MESSAGE_MAX))
+        let n = buf.withUnsafeMutableBytes { swvm_posture_collect(pid, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+        guard n > 0 else { return nil }
+        return parse(records: Array(buf[0..<Int(n)]))?.posture
+    }
+
+    /// The posture in swvm_posture_collect's records, with the reader's
+    /// own peak RSS (the keeper's, when the keeper read it); nil when the
+    /// records are not whole.
+    public static func parse(records: [UInt8]) -> (posture: JailPosture, readerPeakRSS: UInt64)? {
+        let fields = records.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        // "KEY\0VALUE\0" pairs: an odd count before the final empty field.
+        guard fields.count % 2 == 1, fields.last == "" else { return nil }
+        var threads: [ThreadStatus] = [], values: [String: String] = [:]
+        for i in stride(from: 0, to: fields.count - 1, by: 2) {
+            if fields[i] == "task" {
+                let lines = fields[i + 1].split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+                guard lines.count == 2, let tid = Int32(lines[0]) else { return nil }
+                threads.append(parseStatus(String(lines[1]), tid: tid))
+            } else {
+                values[fields[i]] = fields[i + 1]
+            }
         }
-        let namespaces = ["mnt", "net", "ipc", "uts", "pid", "user", "cgroup"].filter {
-            let theirs = FS.readLink("\(base)/ns/\($0)"), ours = FS.readLink("/proc/self/ns/\($0)")
-            return theirs != nil && theirs != ours
+        guard !threads.isEmpty, let ns = values["ns"], let root = values["root"], let own = values["rootIsOwn"],
+              let status = values["status"] else { return nil }
+        func hwm(_ status: String?) -> UInt64 {
+            (field(status ?? "", "VmHWM").split(separator: " ").first.flatMap { UInt64($0) } ?? 0) * 1024
         }
-        let root = (try? FS.listDirectory(base + "/root")) ?? []
-        var rootStat = stat(), ourRoot = stat()
-        let rootIsOwn = stat(base + "/root/", &rootStat) == 0 && stat("/", &ourRoot) == 0
-            && (rootStat.st_dev != ourRoot.st_dev || rootStat.st_ino != ourRoot.st_ino)
-        let status = (try? FS.readText(base + "/status", limit: 1 << 16)) ?? ""
-        let hwm = field(status, "VmHWM").split(separator: " ").first.flatMap { UInt64($0) } ?? 0
-        return JailPosture(pid: pid, threads: threads, ownNamespaces: namespaces, rootEntries: root.sorted(),
-                           rootIsOwn: rootIsOwn, limits: parseLimits((try? FS.readText(base + "/limits")) ?? ""),
-                           peakRSS: hwm * 1024)
+        let posture = JailPosture(pid: pid_t(field(status, "Tgid")) ?? 0, threads: threads,
+                                  ownNamespaces: ns.split(separator: " ").map(String.init),
+                                  rootEntries: root.split(separator: "/").map(String.init).sorted(), rootIsOwn: own == "1",
+                                  limits: parseLimits(values["limits"] ?? ""), peakRSS: hwm(status))
+        return (posture, hwm(values["reader"]))
     }
 
     static func field(_ text: String, _ name: String) -> String {

@@ -50,17 +50,22 @@ public enum VMMJail {
     /// SWVM_TEST_UNJAILED_VMM=1 runs the VMM as before the jail (to measure
     /// what the jail costs); SWVM_TEST_JAIL_OPEN=PATH makes the jailed VMM
     /// try to open PATH, which must fail; SWVM_TEST_JAIL_SOCKET=1 makes it
-    /// call socket(2), which its seccomp filter traps. Only a debug build
+    /// call socket(2) on its main thread (=vcpu, =device: on that thread,
+    /// see VMMSeccomp.injectTestTrap), which its seccomp filter traps;
+    /// SWVM_TEST_JAIL_IOCTL=1 makes it make an ioctl request outside the
+    /// filter's list (TIOCSTI on stderr). Only a debug build
     /// (the tests') reads them: in a release build the jail cannot be
     /// turned off by anything a user sets.
     #if DEBUG
     public static var skippedForTests: Bool { FS.environment("SWVM_TEST_UNJAILED_VMM") == "1" }
     static var faultInjectionPath: String? { FS.environment("SWVM_TEST_JAIL_OPEN").flatMap { $0.isEmpty ? nil : $0 } }
     static var trapInjected: Bool { FS.environment("SWVM_TEST_JAIL_SOCKET") == "1" }
+    static var ioctlTrapInjected: Bool { FS.environment("SWVM_TEST_JAIL_IOCTL") == "1" }
     #else
     public static var skippedForTests: Bool { false }
     static var faultInjectionPath: String? { nil }
     static var trapInjected: Bool { false }
+    static var ioctlTrapInjected: Bool { false }
     #endif
 
     /// Applies `plan`, then loads `filter` on every thread (TSYNC). Call
@@ -96,6 +101,10 @@ public enum VMMJail {
         guard loaded == 0 else { throw failure("load the process-wide seccomp filter (TSYNC)") }
         if trapInjected {
             _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)   // ends the process (SIGSYS)
+        }
+        if ioctlTrapInjected {
+            var c: UInt8 = 0x20
+            _ = sys_ioctl_ptr(2, 0x5412, &c)   // TIOCSTI: ends the process (SIGSYS)
         }
         if let path = faultInjectionPath {
             // The test's fault: a jailed VMM must not reach the host's files.

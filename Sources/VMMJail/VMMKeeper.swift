@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Cgroups
 import CSyscalls
+import CVMMJail
 import NativeThreads
 import RunRecords
 import SwvmBase
@@ -10,16 +11,15 @@ import SwvmBase
 /// The privileged half of a VM run. The VMM jails itself and can then no
 /// longer clean up after itself (its cgroup, its network, its run record,
 /// its uid) or publish the snapshot it saved, or read its own posture (it
-/// has no /proc). So before the jail it starts a keeper: swvm itself,
-/// exec'd (`swvm vmm-keeper`, no Swift runs between fork and exec), outside
-/// the jail, in a process group of its own and deaf to the terminal's
-/// signals. The two talk over a socketpair (SOCK_SEQPACKET, fd 3 in the
-/// keeper); the keeper trusts no path from the VMM once it is jailed:
-///
-///     snapshot TMP FINAL LOCK   before the jail: where a snapshot may go
-///     publish                   move TMP to FINAL (checked); once
-///     posture                   the VMM's JailPosture, read from /proc
-///     (end of file)             the VMM is done or dead: clean up, exit
+/// has no /proc). So before the jail it starts a keeper: swvm-vmm-keeper, a
+/// small C program next to swvm (it waits for the whole run, so it holds
+/// no Swift runtime: Sources/swvm-vmm-keeper), exec'd by posix_spawn
+/// outside the jail, in a process group of its own and deaf to the
+/// terminal's signals. The two talk over a socketpair (SOCK_SEQPACKET, fd 3
+/// in the keeper) in swvm_keeper.h's requests; the keeper trusts no path
+/// from the VMM once it is jailed. When the VMM is done or dead (end of
+/// file) the keeper execs `swvm vmm-keeper`, which runs `cleanUp`: the
+/// clean-up steps stay swvm's own.
 ///
 /// The VMM waits for the keeper at its end, so what the run held on the
 /// host is gone when `swvm run` exits; a VMM killed with SIGKILL is
@@ -31,15 +31,19 @@ public final class VMMKeeper: Sendable {
 
     /// Starts the keeper of this process's run, recorded in `record`.
     public static func spawn(record: String, identity: VMMIdentity) throws -> VMMKeeper {
+        let exe = FS.executablePath()
+        let keeperPath = Path.join(Path.dirname(exe), SWVM_KEEPER_EXECUTABLE)
+        guard access(keeperPath, X_OK) == 0 else {
+            throw SwvmError(.notFound, "the VMM's keeper \(keeperPath) is missing (built with swvm: swift build)")
+        }
         var pair: [Int32] = [-1, -1]
         try sys("socketpair (the VMM's keeper)") { socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
         defer { close(pair[1]) }
-        let exe = FS.executablePath()
-        let args = ["swvm", "vmm-keeper", "--vmm", String(getpid()), "--record", record, "--lease", identity.leasePath]
+        let args = [keeperPath, String(getpid()), record, identity.leasePath, exe]
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pair[1], 3)
+        posix_spawn_file_actions_adddup2(&actions, pair[1], SWVM_KEEPER_SOCKET_FD)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -51,10 +55,10 @@ public final class VMMKeeper: Sendable {
         var cargs = args.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, exe, &actions, &attr, &cargs, environ)
+        let rc = posix_spawn(&child, keeperPath, &actions, &attr, &cargs, environ)
         guard rc == 0 else {
             close(pair[0])
-            throw SwvmError.errno("spawn the VMM's keeper (\(exe))", rc)
+            throw SwvmError.errno("spawn the VMM's keeper (\(keeperPath))", rc)
         }
         return VMMKeeper(fd: pair[0], pid: child)
     }
@@ -67,34 +71,41 @@ public final class VMMKeeper: Sendable {
     deinit { finish() }
 
     /// Sends one request and returns the keeper's reply.
-    func request(_ message: String) throws -> String {
+    func request(_ message: String) throws -> [UInt8] {
         let bytes = Array(message.utf8)
         guard bytes.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
             throw SwvmError.errno("the VMM's keeper: send \(message.prefix(16))")
         }
-        var buf = [UInt8](repeating: 0, count: 1 << 18)
+        var buf = [UInt8](repeating: 0, count: Int(SWVM_KEEPER_MESSAGE_MAX))
         let n = recv(fd, &buf, buf.count, 0)
-        guard n > 0 else { throw SwvmError(.internalError, "the VMM's keeper ended before it answered \(message.prefix(16))") }
-        return String(decoding: buf[0..<n], as: UTF8.self)
+        guard n >= 0 else { throw SwvmError.errno("the VMM's keeper: receive the reply to \(message.prefix(16))") }
+        guard n > 0 || message == SWVM_KEEPER_POSTURE else {
+            throw SwvmError(.internalError, "the VMM's keeper ended before it answered \(message.prefix(16))")
+        }
+        return Array(buf[0..<n])
+    }
+
+    func textRequest(_ message: String) throws -> String {
+        String(decoding: try request(message), as: UTF8.self)
     }
 
     /// Before the jail: the snapshot this run may publish.
     public func announceSnapshot(temporary: String, final: String, lock: String) throws {
-        let reply = try request("snapshot\t\(temporary)\t\(final)\t\(lock)")
-        guard reply == "ok" else { throw SwvmError(.internalError, "the VMM's keeper: \(reply)") }
+        let reply = try textRequest([SWVM_KEEPER_SNAPSHOT, temporary, final, lock].joined(separator: "\t"))
+        guard reply == SWVM_KEEPER_OK else { throw SwvmError(.internalError, "the VMM's keeper: \(reply)") }
     }
 
     /// Moves the announced snapshot into place.
     public func publishSnapshot() throws {
-        let reply = try request("publish")
-        guard reply == "ok" else { throw SwvmError(.systemCall, "publish the snapshot: \(reply)") }
+        let reply = try textRequest(SWVM_KEEPER_PUBLISH)
+        guard reply == SWVM_KEEPER_OK else { throw SwvmError(.systemCall, "publish the snapshot: \(reply)") }
     }
 
-    /// The VMM's posture as the keeper read it from /proc: the summary and the JSON.
+    /// The VMM's posture as the keeper read it from /proc: the summary,
+    /// the JSON, the VMM's and the keeper's peak RSS.
     public func posture() -> (summary: String, json: JSON, peakRSS: UInt64, keeperPeakRSS: UInt64)? {
-        guard let reply = try? request("posture"), let json = try? JSON.parse(reply),
-              let summary = json["summary"]?.string, let jail = json["jail"] else { return nil }
-        return (summary, jail, UInt64(json["peakRSS"]?.int64 ?? 0), UInt64(json["keeperPeakRSS"]?.int64 ?? 0))
+        guard let reply = try? request(SWVM_KEEPER_POSTURE), let p = JailPosture.parse(records: reply) else { return nil }
+        return (p.posture.summary, p.posture.json, p.posture.peakRSS, p.readerPeakRSS)
     }
 
     /// The VMM is done: the keeper cleans up, and this waits until it has.
@@ -106,90 +117,18 @@ public final class VMMKeeper: Sendable {
     }
 }
 
-// MARK: the keeper's side
+// MARK: the clean-up (`swvm vmm-keeper`, exec'd by the keeper at the end)
 
 extension VMMKeeper {
-    /// The keeper process: serves the VMM on fd 3 until it ends, then
-    /// cleans up the run. Returns the exit status.
-    public static func serve(vmm: pid_t, record: String, lease: String) -> Int32 {
+    /// What the run held on the host, once the VMM `vmm` is done or dead:
+    /// its cgroups (the VMM moved out of them first: removing a cgroup
+    /// kills what is in it, and the VMM waits for this), network, record,
+    /// uid lease, and `discard`, an unpublished snapshot's directory.
+    public static func cleanUp(vmm: pid_t, record: String, lease: String, discard: String?) {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
-        var state = KeeperState(vmm: vmm)
-        // It waits for the whole run: keep only the code and heap it uses.
-        ProcessMemory.mapOnlyWhatIsUsed()
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = recv(3, &buf, buf.count, 0)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            let reply = state.handle(String(decoding: buf[0..<n], as: UTF8.self))
-            let bytes = Array(reply.utf8)
-            _ = bytes.withUnsafeBytes { send(3, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        }
-        state.cleanUp(record: record, lease: lease)
-        return 0
-    }
-
-    struct KeeperState {
-        let vmm: pid_t
-        var snapshot: (temporary: String, final: String, lock: String)?
-        var published = false
-        var jailed = false
-
-        init(vmm: pid_t) { self.vmm = vmm }
-
-        mutating func handle(_ message: String) -> String {
-            let f = message.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
-            switch f.first {
-            case "snapshot" where f.count == 4 && snapshot == nil && !isJailed():
-                snapshot = (f[1], f[2], f[3])
-                return "ok"
-            case "publish":
-                return publish()
-            case "posture":
-                return postureReply()
-            default:
-                return "refused: \(message.prefix(32))"
-            }
-        }
-
-        /// Once the VMM is in its own mount namespace it names no path.
-        func isJailed() -> Bool {
-            FS.readLink("/proc/\(vmm)/ns/mnt") != FS.readLink("/proc/self/ns/mnt")
-        }
-
-        mutating func publish() -> String {
-            guard let s = snapshot, !published else { return "no snapshot to publish" }
-            published = true
-            defer { unlink(s.lock) }
-            // Exactly the two files the VMM wrote through the descriptors it
-            // was given, regular and owned by root (the jailed VMM can create
-            // nothing there).
-            let entries = ((try? FS.listDirectory(s.temporary)) ?? []).sorted()
-            guard entries == ["memory", "state"], entries.allSatisfy({ name in
-                guard let st = FS.lstat(Path.join(s.temporary, name)) else { return false }
-                return (st.st_mode & S_IFMT) == S_IFREG && st.st_uid == 0 && st.st_nlink == 1
-            }) else {
-                try? FS.removeTree(s.temporary)
-                return "the snapshot's directory holds \(entries) instead of its two files"
-            }
-            // Another run may have published one meanwhile: keep theirs.
-            if rename(s.temporary, s.final) != 0 { try? FS.removeTree(s.temporary) }
-            return "ok"
-        }
-
-        func postureReply() -> String {
-            guard let p = JailPosture.read(pid: vmm) else { return "{}" }
-            let mine = JailPosture.read(pid: getpid())?.peakRSS ?? 0
-            return JSON.object([("summary", .string(p.summary)), ("jail", p.json),
-                                ("peakRSS", .integer(Int64(p.peakRSS))), ("keeperPeakRSS", .integer(Int64(mine)))]).serialized()
-        }
-
-        func cleanUp(record: String, lease: String) {
-            // Out of its cgroup first: removing the cgroup kills what is in it.
-            ProcessCgroupScope.moveToCgroupsOf(getpid(), pid: vmm)
-            if let s = snapshot, !published { try? FS.removeTree(s.temporary) }
-            RunRecord.cleanup(record)
-            VMMIdentity.release(lease)
-        }
+        ProcessCgroupScope.moveToCgroupsOf(getpid(), pid: vmm)
+        if let discard { try? FS.removeTree(discard) }
+        RunRecord.cleanup(record)
+        VMMIdentity.release(lease)
     }
 }

@@ -4,18 +4,19 @@ import Glibc
 import ArgumentParser
 import VMMJail
 
-/// The privileged keeper of a jailed VMM (VMMKeeper): started by `swvm run
-/// --isolation=vm` itself, with its socket on fd 3; not for users.
+/// The clean-up after a jailed VMM (VMMKeeper.cleanUp): exec'd by its
+/// keeper (swvm-vmm-keeper) when the VMM is done or dead; not for users.
 struct VMMKeeperCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "vmm-keeper", abstract: "The keeper of a jailed VMM (internal).",
+    static let configuration = CommandConfiguration(commandName: "vmm-keeper", abstract: "The clean-up after a jailed VMM (internal).",
                                                     shouldDisplay: false)
 
     @Option var vmm: Int32
     @Option var record: String
     @Option var lease: String
+    /// An announced snapshot's directory that was not published.
+    @Option var discard: String?
 
     func run() throws {
-        let status = VMMKeeper.serve(vmm: vmm, record: record, lease: lease)
-        if status != 0 { throw ExitCode(status) }
+        VMMKeeper.cleanUp(vmm: vmm, record: record, lease: lease, discard: discard)
     }
 }

@@ -23,7 +23,7 @@ struct HostileGuestTests {
         let cc = FS.exists("/usr/bin/musl-gcc") ? "musl-gcc" : "gcc"
         let r = try? Subprocess.run([cc, "-static", "-Os", "-I", Path.join(shared, "include"), "-o", out,
                                      Path.join(Harness.repo, "Tests/Fixtures/hostile-init/init.c"),
-                                     Path.join(shared, "run_settings.c")])
+                                     Path.join(shared, "run_settings.c"), Path.join(shared, "exec_wire.c")])
         if r?.status != 0 { Issue.record("compiling the hostile init: \(r?.output ?? "\(cc) missing")") }
         return out
     }()

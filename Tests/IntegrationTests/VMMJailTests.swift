@@ -29,6 +29,8 @@ struct VMMJailTests {
 
     func expectJailed(_ p: JailPosture, fileCapabilities: Bool) {
         #expect(p.threads.count >= 3, "main, device and vCPU threads at least: \(p.threads.count)")
+        // Named in the jail too (they name themselves: no /proc needed).
+        #expect(p.threads.contains { $0.name == "swvm-vcpu0" }, "thread names: \(p.threads.map(\.name))")
         let uid = p.threads.first?.uids.first ?? 0
         for t in p.threads {
             #expect(uid != 0 && t.uids == [uid, uid, uid, uid], "thread \(t.tid) uids \(t.uids)")
@@ -60,12 +62,28 @@ struct VMMJailTests {
         #expect(!FS.exists(Path.join(VMMIdentity.directory, String(uid))), "the uid lease \(uid) outlived the run")
     }
 
+    /// A warm start: the run before it saves the snapshot when the cache
+    /// has none (a cold boot that writes one, jailed too).
     @Test func aWarmVMMIsJailed() throws {
+        let first = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "true"], timeout: 300)
+        #expect(first.status == 0, "the run that leaves a snapshot: \(first)")
         let (posture, r, uid) = try postureWhileRunning([], "echo up; sleep 60")
         let p = try #require(posture, "\(r)")
         expectJailed(p, fileCapabilities: false)
-        // Nothing to write to a file: stdout and stderr are pipes.
+        // Nothing to write to a file: stdout and stderr are pipes, and a
+        // warm start saves no snapshot.
         #expect(p.limits["Max file size"] == "0 0", "\(p.limits)")
+        #expect(r.status == 137 || r.status == 143, "stopped: \(r)")
+        expectReleased(uid)
+    }
+
+    /// --cold-boot: the guest boots from the kernel, without a snapshot;
+    /// the VMM is jailed before its first KVM_RUN all the same.
+    @Test func aColdBootedVMMIsJailed() throws {
+        let (posture, r, uid) = try postureWhileRunning(["--cold-boot"], "echo up; sleep 60")
+        let p = try #require(posture, "\(r)")
+        expectJailed(p, fileCapabilities: false)
+        #expect(p.limits["Max file size"] == "0 0", "no snapshot to write: \(p.limits)")
         #expect(r.status == 137 || r.status == 143, "stopped: \(r)")
         expectReleased(uid)
     }
@@ -109,6 +127,28 @@ struct VMMJailTests {
                                 timeout: 300, environment: ["SWVM_TEST_JAIL_SOCKET": "1"])
         #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
         #expect(r.err.contains("the VMM's seccomp filter refused system call 41 on thread"), "\(r)")
+        #expect(r.err.contains("(the main thread)"), "\(r)")
+    }
+
+    /// The same on the threads that serve the guest (their own filters
+    /// would only fail the call with EPERM; the jail's filter traps it).
+    @Test(arguments: ["vcpu", "device"])
+    func aSeccompViolationOnAGuestThreadEndsTheRunLoudly(thread: String) throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_SOCKET": thread])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 41 on thread"), "\(r)")
+        #expect(!r.err.contains("(the main thread)"), "\(r)")
+    }
+
+    /// ioctl is allowed for the KVM, tap and terminal requests the VMM
+    /// makes only: another one (TIOCSTI, which would type into the
+    /// terminal) traps, naming the request.
+    @Test func anUnlistedIoctlEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_IOCTL": "1"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("refused system call 16 (ioctl request 0x5412) on thread"), "\(r)")
     }
 
     /// The same VM without the jail (the bench's switch) is root in the

@@ -7,8 +7,10 @@ keeper (it cleans up in either case), so the difference is the jail's own
 steps: the uid lease, the cgroup, closing descriptors, namespaces,
 pivot_root, the identity switch and the process-wide seccomp filter."""
 import os
+import subprocess
+import time
 
-from .harness import Results, alternate, fmt_ms, need, summary
+from .harness import Results, alternate, fmt_ms, need, peak_rss_kib, summary
 from .vmutil import swvm_report_run
 
 NAME = "jail"
@@ -22,12 +24,61 @@ SWVM = os.path.abspath(os.path.join(ROOT, ".build", "debug", "swvm"))
 
 def add_arguments(p):
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--old-swvm", metavar="BINARY",
+                   help="also measure the keeper of this swvm binary (an older build), side by side")
+    p.add_argument("--keeper-runs", type=int, default=5,
+                   help="VMs per binary for the keeper's private memory")
+    p.add_argument("--keeper-only", action="store_true", help="measure the keeper's memory only")
+
+
+def smaps_private_kib(pid):
+    """Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, KiB."""
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    return total
+
+
+def keeper_pid(vmm):
+    """The VMM's keeper: its child (swvm-vmm-keeper, or an older build's `swvm vmm-keeper`)."""
+    for task in os.listdir(f"/proc/{vmm}/task"):
+        with open(f"/proc/{vmm}/task/{task}/children") as f:
+            for child in f.read().split():
+                with open(f"/proc/{child}/cmdline", "rb") as c:
+                    if b"vmm-keeper" in c.read():
+                        return int(child)
+    return None
+
+
+def keeper_private_kib(swvm, image):
+    """Runs a warm VM with `sleep` and reads its keeper's private memory
+    (and RSS) once the workload is up, 1 s later (the keeper is idle)."""
+    p = subprocess.Popen([swvm, "run", "--isolation=vm", image, "--", "sh", "-c", "echo up; sleep 30"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        if p.stdout.readline().strip() != b"up":
+            raise SystemExit(f"bench: {swvm}: the VM did not come up")
+        time.sleep(1)
+        pid = keeper_pid(p.pid)
+        if pid is None:
+            raise SystemExit(f"bench: {swvm}: no keeper under the VMM {p.pid}")
+        return smaps_private_kib(pid), peak_rss_kib(pid)
+    finally:
+        p.terminate()
+        p.wait()
 
 
 def run(args):
     need(SWVM, "run: swift build (the debug build; only it reads the test-only switch)")
     image = os.path.abspath(IMAGE)
     argv = [SWVM, "run", "--isolation=vm", image, "--", "true"]
+    if args.keeper_only:
+        r = Results(NAME, f"the keeper's private memory while a VM runs, {args.keeper_runs} VMs each", args)
+        keepers(args, image, r)
+        r.write()
+        return
 
     def measure(jailed):
         def one(_):
@@ -70,4 +121,32 @@ def run(args):
     r.note(f"the jail adds {(js - us) * 1e3:.1f} ms (medians) before the VM's threads start (target: at most 5 ms)")
     jr, ur = summary(r.values("jailed", "rss"))[0], summary(r.values("unjailed", "rss"))[0]
     r.note(f"VMM + keeper peak RSS: jailed {jr:.1f} MiB, unjailed {ur:.1f} MiB")
+    keepers(args, image, r)
     r.write()
+
+
+def keepers(args, image, r):
+    """The keeper's private memory while a VM runs: this build's, and the
+    older binary's side by side when given."""
+    contenders = {"keeper": lambda _: keeper_private_kib(SWVM, image)}
+    if args.old_swvm:
+        contenders["old keeper"] = lambda _: keeper_private_kib(os.path.abspath(args.old_swvm), image)
+        r.command("old keeper", [os.path.abspath(args.old_swvm), "run", "--isolation=vm", image, "--", "sh", "-c", "echo up; sleep 30"])
+    r.command("keeper", [SWVM, "run", "--isolation=vm", image, "--", "sh", "-c", "echo up; sleep 30"])
+    got = alternate(args.keeper_runs, contenders)
+    print("| keeper of | private (Private_Clean + Private_Dirty), KiB | peak RSS, KiB |")
+    print("| --- | --- | --- |")
+    for name in contenders:
+        private = [v[0] for v in got[name]]
+        rss = [v[1] for v in got[name]]
+        r.series(name, "private", "KiB", private)
+        r.series(name, "rss", "KiB", rss)
+        m, lo, hi = summary(private)
+        k, klo, khi = summary(rss)
+        print(f"| {name} | {m:.0f} ({lo:.0f}-{hi:.0f}) | {k:.0f} ({klo:.0f}-{khi:.0f}) |")
+    print()
+    new = summary(r.values("keeper", "private"))[0]
+    r.note(f"the keeper's private memory while a VM runs: {new:.0f} KiB (target: at most 1024 KiB)")
+    if args.old_swvm:
+        old = summary(r.values("old keeper", "private"))[0]
+        r.note(f"the old keeper's: {old:.0f} KiB; new/old {new / old:.3f}")

@@ -88,5 +88,16 @@ int swvm_send_fd(int sock, int fd);
  * master to --console-socket so (the name of the terminal). */
 int swvm_send_fd_named(int sock, int fd, const char *name);
 int swvm_recv_fd(int sock);
+/* A buffer and up to SWVM_MAX_PASSED_FDS descriptors in one message (a
+ * client's exec request and its stdio, to the VMM's control socket).
+ * swvm_send_fds: 0 or -1 with errno; all of `len` is sent (the descriptors
+ * with its first bytes). swvm_recv_fds: the bytes read (0 at EOF) with
+ * *nfds descriptors (close-on-exec) in `fds`; -1 with errno, EBADMSG when
+ * more descriptors came than fit (those that did are closed). */
+#define SWVM_MAX_PASSED_FDS 3
+int swvm_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+long swvm_recv_fds(int sock, void *buf, size_t cap, int fds[SWVM_MAX_PASSED_FDS], int *nfds);
+/* accept4 of a connection, non-blocking and close-on-exec: its fd or -1. */
+int swvm_accept(int listener);
 
 #endif

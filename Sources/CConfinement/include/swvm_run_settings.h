@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 2u
+#define SWVM_PROTOCOL_VERSION 3u
 
 /* Frame types. */
 enum swvm_message {
@@ -27,6 +27,16 @@ enum swvm_message {
     MSG_CONFIG = 1,   /* the fields below */
     MSG_SIGNAL = 2,   /* struct swvm_signal */
     MSG_RESIZE = 3,   /* struct swvm_resize (with a terminal) */
+    /* 10-19: exec and control of a running VM (below, "exec and control") */
+    MSG_EXEC = 10,         /* struct swvm_exec_head, then fields as MSG_CONFIG's */
+    MSG_EXEC_INPUT = 11,   /* struct swvm_exec_data (stream 0), bytes; none: EOF */
+    MSG_EXEC_RESIZE = 12,  /* struct swvm_exec_resize */
+    MSG_EXEC_SIGNAL = 13,  /* struct swvm_exec_value: a signal for the exec'd process */
+    MSG_SIGNAL_ALL = 14,   /* struct swvm_signal: for every process of the workload */
+    MSG_PS = 15,           /* struct swvm_exec_head: a request id */
+    MSG_EXEC_ACK = 16,     /* struct swvm_exec_value: output bytes the host delivered */
+    MSG_PAUSE = 17,        /* empty; a client to the VMM only (never the guest) */
+    MSG_RESUME = 18,       /* empty; a client to the VMM only */
     /* guest -> host */
     MSG_READY = 100,  /* struct swvm_ready: guest-init waits for MSG_CONFIG */
     MSG_STARTED = 101, /* struct swvm_started, once the workload exec'd */
@@ -36,6 +46,14 @@ enum swvm_message {
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
     MSG_CREATED = 105,  /* empty; OCI mode: the init is ready and now blocks on the exec FIFO */
+    /* 110-119: exec and control of a running VM */
+    MSG_EXEC_STARTED = 110, /* struct swvm_exec_value: the exec'd process's pid (in the workload's namespace) */
+    MSG_EXEC_OUTPUT = 111,  /* struct swvm_exec_data (stream 1 or 2), bytes; none: that stream's EOF */
+    MSG_EXEC_EXIT = 112,    /* struct swvm_exec_value: its status (128+N for signal N), after its output */
+    MSG_EXEC_ERROR = 113,   /* u32 exec id, then MSG_ERROR's payload: the exec failed (no EXEC_EXIT follows) */
+    MSG_PS_LIST = 114,      /* struct swvm_exec_head (the request id), then swvm_ps_entry records */
+    MSG_EXEC_INPUT_ACK = 115, /* struct swvm_exec_value: input bytes guest-init passed on */
+    MSG_CONTROL_DONE = 116, /* empty; the VMM to a client only: a pause, resume or signal-all is done */
 };
 
 /* ------------------------------------------------------------- framing
@@ -99,6 +117,85 @@ struct swvm_exit { int32_t status; };
 #define SWVM_EXIT_LEN 4u
 void swvm_exit_encode(const struct swvm_exit *m, uint8_t out[SWVM_EXIT_LEN]);
 int swvm_exit_decode(const uint8_t *p, size_t len, struct swvm_exit *m);
+
+/* ------------------------------------------------------------- exec and control
+ *
+ * A process started in a running VM (`swvm exec`, OCI exec) and the
+ * control of the VM (kill --all, ps), multiplexed over the control port:
+ * every frame names its exec by an id the host picks. Its stdio travels
+ * in MSG_EXEC_INPUT and MSG_EXEC_OUTPUT frames of at most
+ * SWVM_EXEC_CHUNK bytes, each direction with a window: a side sends at
+ * most SWVM_EXEC_WINDOW bytes of an exec's data the other has not yet
+ * acknowledged (MSG_EXEC_ACK, MSG_EXEC_INPUT_ACK), so neither queues more
+ * than that per exec however slow the other's reader is. A guest that
+ * passes the window, or names a stream that is not 1 or 2, is a protocol
+ * error for that exec. guest-init runs at most SWVM_MAX_EXECS at once.
+ *
+ * The same frames go between a client and the VMM's control socket
+ * (VMControl): the client's MSG_EXEC (its id is ignored; the VMM picks
+ * one) carries the exec's stdio as SCM_RIGHTS descriptors, and the VMM
+ * answers MSG_EXEC_STARTED, then MSG_EXEC_EXIT or MSG_EXEC_ERROR;
+ * MSG_PAUSE, MSG_RESUME and MSG_SIGNAL_ALL get MSG_CONTROL_DONE or
+ * MSG_ERROR; MSG_PS gets MSG_PS_LIST. */
+#define SWVM_EXEC_CHUNK (32u << 10)
+#define SWVM_EXEC_WINDOW (256u << 10)
+#define SWVM_MAX_EXECS 16u
+/* MSG_EXEC's fields: CFG_ARG (at least one), CFG_ENV, CFG_CWD (absolute;
+ * "/" when absent), CFG_UID, CFG_GID, CFG_GROUPS, CFG_TERMINAL (rows,
+ * cols: a pty), CFG_INTERACTIVE (stdin is relayed; otherwise /dev/null).
+ * Any other field is refused. */
+
+struct swvm_settings;
+
+/* u32 exec id (MSG_EXEC, MSG_PS: a request id). */
+struct swvm_exec_head { uint32_t id; };
+#define SWVM_EXEC_HEAD_LEN 4u
+void swvm_exec_head_encode(const struct swvm_exec_head *m, uint8_t out[SWVM_EXEC_HEAD_LEN]);
+int swvm_exec_head_decode(const uint8_t *p, size_t len, struct swvm_exec_head *m);
+
+/* u32 exec id, u32 value (a pid, a signal, a status, a byte count). */
+struct swvm_exec_value { uint32_t id; uint32_t value; };
+#define SWVM_EXEC_VALUE_LEN 8u
+void swvm_exec_value_encode(const struct swvm_exec_value *m, uint8_t out[SWVM_EXEC_VALUE_LEN]);
+int swvm_exec_value_decode(const uint8_t *p, size_t len, struct swvm_exec_value *m);
+
+/* u32 exec id, u32 stream (0 stdin, 1 stdout, 2 stderr), then the bytes:
+ * the decoder also refuses a stream over 2 and more than SWVM_EXEC_CHUNK
+ * bytes; `data` points into `p` and `data_len` is what follows the head. */
+struct swvm_exec_data { uint32_t id; uint32_t stream; const uint8_t *data; uint32_t data_len; };
+#define SWVM_EXEC_DATA_HEAD_LEN 8u
+void swvm_exec_data_encode(uint32_t id, uint32_t stream, uint8_t out[SWVM_EXEC_DATA_HEAD_LEN]);
+int swvm_exec_data_decode(const uint8_t *p, size_t len, struct swvm_exec_data *m);
+
+/* u32 exec id, u16 rows, u16 cols. */
+struct swvm_exec_resize { uint32_t id; uint16_t rows, cols; };
+#define SWVM_EXEC_RESIZE_LEN 8u
+void swvm_exec_resize_encode(const struct swvm_exec_resize *m, uint8_t out[SWVM_EXEC_RESIZE_LEN]);
+int swvm_exec_resize_decode(const uint8_t *p, size_t len, struct swvm_exec_resize *m);
+
+/* MSG_EXEC's payload: the head, then the fields, decoded into `out` (its
+ * args, env, cwd, uid, gid, groups, terminal, rows, cols, interactive;
+ * free with swvm_settings_free). 0, or -1 with a message in `error`. */
+int swvm_exec_decode(const uint8_t *p, size_t len, struct swvm_exec_head *head, struct swvm_settings *out,
+                     char *error, size_t error_len);
+
+/* MSG_EXEC_ERROR's payload: the exec id, then MSG_ERROR's (u32 code,
+ * i32 errno, `len` bytes of message). Returns its length, or 0 when it
+ * does not fit in `cap`. */
+size_t swvm_exec_error_encode(uint32_t id, uint32_t code, int32_t err, const char *message, uint32_t len,
+                              uint8_t *out, size_t cap);
+
+/* One process in MSG_PS_LIST: u32 pid and u32 ppid (in the workload's pid
+ * namespace; 0: outside it), u32 uid, u16 length, then the command line
+ * (arguments separated by spaces, at most SWVM_PS_COMMAND bytes). */
+struct swvm_ps_entry { uint32_t pid, ppid, uid; uint16_t command_len; const uint8_t *command; };
+#define SWVM_PS_ENTRY_HEAD_LEN 14u
+#define SWVM_PS_COMMAND 1024u
+/* Appends an entry at out[*off] if it fits in `cap`: 0, or -1 (full). */
+int swvm_ps_entry_encode(const struct swvm_ps_entry *e, uint8_t *out, size_t cap, size_t *off);
+/* Reads the entry at p[*off] and moves *off past it: 1, 0 at the end of
+ * the payload, -1 for an entry cut short or a command over the limit. */
+int swvm_ps_entry_next(const uint8_t *p, size_t len, size_t *off, struct swvm_ps_entry *e);
 
 /* CFG_NET_IF (VM only, --network bridge): eth0's settings. Bytes: u8
  * addr[4], u8 prefix, u8 gateway[4], u16 mtu, u8 mac[6]; the addresses in

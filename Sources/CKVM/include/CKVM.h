@@ -103,6 +103,20 @@ extern const unsigned long ckvm_KVM_TRANSLATE;
 extern const unsigned long ckvm_KVM_GET_VCPU_EVENTS;
 extern const unsigned long ckvm_KVM_SET_VCPU_EVENTS;
 extern const unsigned long ckvm_KVM_GET_MP_STATE;
+// What saving a snapshot reads (on the main thread, after a cold boot).
+extern const unsigned long ckvm_KVM_GET_FPU;
+extern const unsigned long ckvm_KVM_GET_XSAVE;
+extern const unsigned long ckvm_KVM_GET_XSAVE2;
+extern const unsigned long ckvm_KVM_GET_XCRS;
+extern const unsigned long ckvm_KVM_GET_DEBUGREGS;
+extern const unsigned long ckvm_KVM_GET_LAPIC;
+extern const unsigned long ckvm_KVM_GET_MSRS;
+extern const unsigned long ckvm_KVM_GET_MSR_INDEX_LIST;
+extern const unsigned long ckvm_KVM_GET_IRQCHIP;
+extern const unsigned long ckvm_KVM_GET_PIT2;
+extern const unsigned long ckvm_KVM_GET_CLOCK;
+extern const unsigned long ckvm_KVM_GET_TSC_KHZ;
+extern const unsigned long ckvm_KVM_CHECK_EXTENSION;
 
 // MARK: boot_params layout (arch/x86/include/uapi/asm/bootparam.h)
 // Offsets are taken from the real header so the zero page cannot drift.

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "swvm_keeper.h"
+
 struct swvm_jail_limit {
     int resource;          // RLIMIT_*
     uint64_t value;        // soft and hard

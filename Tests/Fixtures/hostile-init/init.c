@@ -11,6 +11,9 @@
  *                 (each used to queue the settings again for the guest)
  *   tiny-frames   a megabyte of empty CONFINED frames (each used to be
  *                 taken from the front of the host's buffer)
+ *   exec-garbage  says the workload started, then answers each exec with
+ *                 EXEC_STARTED and output on a stream that does not exist,
+ *                 and each ps with a process list whose entry is cut short
  *
  * Then it waits 120 s and powers off: swvm should have ended the VM first.
  */
@@ -60,6 +63,34 @@ static void ready(int fd) {
     swvm_frame_write(fd, MSG_READY, v, sizeof v);
 }
 
+/* The workload "runs"; every exec and ps gets a reply that breaks the
+ * protocol (each frame well formed, its content not). */
+static void exec_garbage(int fd) {
+    uint8_t st[SWVM_STARTED_LEN], v[SWVM_EXEC_VALUE_LEN];
+    swvm_started_encode(&(struct swvm_started){ .pid = 1, .namespaces = 0 }, st);
+    swvm_frame_write(fd, MSG_STARTED, st, sizeof st);
+    for (;;) {
+        uint32_t type, len;
+        uint8_t *p = swvm_frame_read_alloc(fd, &type, &len, SWVM_MAX_CONFIG);
+        if (!p) return;
+        struct swvm_exec_head head = { 0 };
+        swvm_exec_head_decode(p, len, &head);
+        if (type == MSG_EXEC) {
+            swvm_exec_value_encode(&(struct swvm_exec_value){ .id = head.id, .value = 2 }, v);
+            swvm_frame_write(fd, MSG_EXEC_STARTED, v, sizeof v);
+            uint8_t out[SWVM_EXEC_DATA_HEAD_LEN + 4];
+            swvm_exec_data_encode(head.id, 7, out);
+            memcpy(out + SWVM_EXEC_DATA_HEAD_LEN, "junk", 4);
+            swvm_frame_write(fd, MSG_EXEC_OUTPUT, out, sizeof out);
+        } else if (type == MSG_PS) {
+            uint8_t list[SWVM_EXEC_HEAD_LEN + 6] = { 0 };
+            swvm_exec_head_encode(&head, list);
+            swvm_frame_write(fd, MSG_PS_LIST, list, sizeof list);
+        }
+        free(p);
+    }
+}
+
 int main(void) {
     mkdir("/dev", 0755);
     mount("devtmpfs", "/dev", "devtmpfs", 0, "mode=0755");
@@ -85,6 +116,8 @@ int main(void) {
         flood(fd, MSG_READY, 100000);
     } else if (strcmp(mode, "tiny-frames") == 0) {
         flood(fd, MSG_CONFINED, (1 << 20) / 8);
+    } else if (strcmp(mode, "exec-garbage") == 0) {
+        exec_garbage(fd);
     }
     say("done");
     nap(120);

@@ -1,7 +1,8 @@
 /* libFuzzer harness for the run settings' decoder, the frame reader and
  * the payload decoders (Sources/CConfinement/run_settings.c): the bytes are
  * a MSG_CONFIG payload, a MSG_CONFINED payload, and again a stream of
- * control frames, each decoded by its type's decoder and encoded back.
+ * control frames, each decoded by its type's decoder and encoded back
+ * (the exec and control frames of exec_wire.c too).
  * Run with scripts/fuzz.sh. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -49,6 +50,58 @@ static void check_payload(uint32_t type, const uint8_t *body, size_t len) {
     }
 }
 
+/* The exec and control frames (exec_wire.c): decoded, and what a decoder
+ * accepts encoded back to the same bytes. */
+static void check_exec_payload(uint32_t type, const uint8_t *body, size_t len) {
+    uint8_t out[SWVM_EXEC_VALUE_LEN];
+    switch (type) {
+    case MSG_EXEC: {
+        struct swvm_exec_head head;
+        struct swvm_settings s;
+        char error[256];
+        if (swvm_exec_decode(body, len, &head, &s, error, sizeof error) == 0) {
+            if (s.nargs == 0 || s.args[s.nargs] != NULL || s.cwd[0] != '/') abort();
+            swvm_settings_free(&s);
+        }
+        break;
+    }
+    case MSG_EXEC_INPUT: case MSG_EXEC_OUTPUT: {
+        struct swvm_exec_data d;
+        if (swvm_exec_data_decode(body, len, &d) == 0) {
+            if (d.stream > 2 || d.data_len > SWVM_EXEC_CHUNK || d.data + d.data_len != body + len) abort();
+            swvm_exec_data_encode(d.id, d.stream, out);
+            if (memcmp(out, body, SWVM_EXEC_DATA_HEAD_LEN)) abort();
+        }
+        break;
+    }
+    case MSG_EXEC_RESIZE: {
+        struct swvm_exec_resize m;
+        if (swvm_exec_resize_decode(body, len, &m) == 0) { swvm_exec_resize_encode(&m, out); if (memcmp(out, body, SWVM_EXEC_RESIZE_LEN)) abort(); }
+        break;
+    }
+    case MSG_EXEC_SIGNAL: case MSG_EXEC_ACK: case MSG_EXEC_STARTED: case MSG_EXEC_EXIT: case MSG_EXEC_INPUT_ACK: {
+        struct swvm_exec_value m;
+        if (swvm_exec_value_decode(body, len, &m) == 0) { swvm_exec_value_encode(&m, out); if (memcmp(out, body, SWVM_EXEC_VALUE_LEN)) abort(); }
+        break;
+    }
+    case MSG_PS_LIST: {
+        /* Every entry read encodes back to the bytes it was read from. */
+        struct swvm_exec_head head;
+        if (swvm_exec_head_decode(body, len, &head) != 0) break;
+        uint8_t *copy = malloc(len);
+        size_t off = SWVM_EXEC_HEAD_LEN, again = SWVM_EXEC_HEAD_LEN;
+        struct swvm_ps_entry e;
+        while (copy && swvm_ps_entry_next(body, len, &off, &e) == 1) {
+            if (e.command_len > SWVM_PS_COMMAND || off > len) abort();
+            if (swvm_ps_entry_encode(&e, copy, len, &again) != 0 || again != off) abort();
+        }
+        if (copy && memcmp(copy + SWVM_EXEC_HEAD_LEN, body + SWVM_EXEC_HEAD_LEN, again - SWVM_EXEC_HEAD_LEN)) abort();
+        free(copy);
+        break;
+    }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct swvm_settings s;
     char error[256];
@@ -67,10 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int fd = memfd_create("frames", MFD_CLOEXEC);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0) {
-        uint8_t body[64];
         uint32_t type, len;
-        while (swvm_frame_read(fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) == 0)
-            check_payload(type, body, len < sizeof body ? len : sizeof body);
+        uint8_t *body;
+        while ((body = swvm_frame_read_alloc(fd, &type, &len, SWVM_MAX_GUEST_FRAME)) != NULL) {
+            check_payload(type, body, len);
+            check_exec_payload(type, body, len);
+            free(body);
+        }
     }
     close(fd);
     return 0;

@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CConfinement
+import RunRecords
+import SwvmBase
+
+/// The caller's descriptors an exec gets as its stdin, stdout and stderr
+/// (passed to the VMM over SCM_RIGHTS; the VMM relays them to the guest,
+/// so they work after the caller is gone: a detached exec).
+public struct ExecStdio: Sendable {
+    public var input: Int32, output: Int32, error: Int32
+    public init(input: Int32 = 0, output: Int32 = 1, error: Int32 = 2) {
+        self.input = input
+        self.output = output
+        self.error = error
+    }
+}
+
+/// A running exec: its pid in the workload's pid namespace, and its
+/// connection to the VMM (resize, signal, wait).
+public final class ExecSession: @unchecked Sendable {
+    public let pid: UInt32
+    let connection: FileDescriptor
+
+    init(pid: UInt32, connection: FileDescriptor) {
+        self.pid = pid
+        self.connection = connection
+    }
+
+    /// A new size of the exec's terminal.
+    public func resize(rows: UInt16, cols: UInt16) throws {
+        try VMControl.send(connection, ExecFrames.frame(MSG_EXEC_RESIZE, ExecFrames.resize(0, rows: rows, cols: cols)))
+    }
+
+    /// A signal for the exec'd process (not the workload's).
+    public func signal(_ signal: Int32) throws {
+        try VMControl.send(connection, ExecFrames.frame(MSG_EXEC_SIGNAL, ExecFrames.value(0, UInt32(bitPattern: signal))))
+    }
+
+    /// Waits for the exec's exit status (128+N after signal N), once its
+    /// output is all written. A failure to start (a missing binary: 127,
+    /// not executable: 126, see SwvmError.exitStatus) is thrown.
+    public func wait() throws -> Int32 {
+        while true {
+            let (type, payload) = try VMControl.receive(connection)
+            switch type {
+            case MSG_EXEC_EXIT.rawValue:
+                guard let v = ExecFrames.decodeValue(payload) else { throw VMControl.malformed("EXEC_EXIT") }
+                return Int32(bitPattern: v.value)
+            case MSG_EXEC_ERROR.rawValue:
+                guard let e = ExecFrames.decodeExecError(payload) else { throw VMControl.malformed("EXEC_ERROR") }
+                throw SwvmError(e.error.code, e.error.message)
+            case MSG_ERROR.rawValue:
+                throw VMControl.replyError(payload)
+            default:
+                throw VMControl.malformed("a reply of type \(type)")
+            }
+        }
+    }
+}
+
+/// The client of a running VMM's control socket: `swvm exec` (Docker's
+/// verb), and OCI exec, kill --all, pause, resume and ps at the VM level.
+/// Every call is one connection; the socket is root's (0600).
+public enum VMControl {
+    /// The socket's name in the run's record directory.
+    public static let socketName = "control.sock"
+
+    public static func socketPath(recordDirectory: String) -> String { Path.join(recordDirectory, socketName) }
+
+    /// The socket of the VM whose VMM is `pid` (the `swvm run` process),
+    /// found by its run record's owner; nil when it has none.
+    public static func socketPath(vmmPID pid: pid_t) -> String? {
+        guard let names = try? FS.listDirectory(RunRecord.root) else { return nil }
+        for name in names {
+            let dir = RunRecord.directory(for: name)
+            guard let owner = try? FS.readText(Path.join(dir, "owner")),
+                  owner.split(separator: " ").first.map(String.init) == String(pid) else { continue }
+            let path = socketPath(recordDirectory: dir)
+            return FS.exists(path) ? path : nil
+        }
+        return nil
+    }
+
+    /// Starts `request` in the VM; returns once it runs (or throws its
+    /// failure to start: a missing binary is SwvmError .commandNotFound).
+    public static func startExec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio()) throws -> ExecSession {
+        let c = try connect(path)
+        let frame = ExecFrames.frame(MSG_EXEC, request.encode(id: 0))
+        let fds = [stdio.input, stdio.output, stdio.error]
+        guard swvm_send_fds(c.raw, frame, frame.count, fds, Int32(fds.count)) == 0 else {
+            throw SwvmError.errno("exec: send the request to \(path)")
+        }
+        let (type, payload) = try receive(c)
+        switch type {
+        case MSG_EXEC_STARTED.rawValue:
+            guard let v = ExecFrames.decodeValue(payload) else { throw malformed("EXEC_STARTED") }
+            return ExecSession(pid: v.value, connection: c)
+        case MSG_EXEC_ERROR.rawValue:
+            guard let e = ExecFrames.decodeExecError(payload) else { throw malformed("EXEC_ERROR") }
+            throw SwvmError(e.error.code, e.error.message)
+        case MSG_ERROR.rawValue:
+            throw replyError(payload)
+        default:
+            throw malformed("a reply of type \(type)")
+        }
+    }
+
+    /// Runs `request` to its end: its exit status. With `detach`, returns
+    /// its pid once it runs (the VMM keeps relaying its stdio).
+    public static func exec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio(),
+                            detach: Bool = false) throws -> Int32 {
+        let session = try startExec(socket: path, request, stdio: stdio)
+        return detach ? Int32(bitPattern: session.pid) : try session.wait()
+    }
+
+    /// A signal for every process of the workload (kill --all).
+    public static func signalAll(socket path: String, signal: Int32) throws {
+        var m = swvm_signal(signal: UInt32(bitPattern: signal))
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_SIGNAL_LEN))
+        swvm_signal_encode(&m, &bytes)
+        try request(path, MSG_SIGNAL_ALL, bytes, expecting: MSG_CONTROL_DONE)
+    }
+
+    /// Parks the VM's vCPUs: the guest stops (its clocks jump on resume).
+    public static func pause(socket path: String) throws { try request(path, MSG_PAUSE, [], expecting: MSG_CONTROL_DONE) }
+
+    public static func resume(socket path: String) throws { try request(path, MSG_RESUME, [], expecting: MSG_CONTROL_DONE) }
+
+    /// The workload's processes.
+    public static func ps(socket path: String) throws -> [GuestProcess] {
+        let payload = try request(path, MSG_PS, ExecFrames.head(0), expecting: MSG_PS_LIST)
+        guard let list = ExecFrames.decodeProcesses(payload) else { throw malformed("PS_LIST") }
+        return list.processes
+    }
+
+    // MARK: the connection
+
+    @discardableResult
+    static func request(_ path: String, _ type: swvm_message, _ payload: [UInt8], expecting: swvm_message) throws -> [UInt8] {
+        let c = try connect(path)
+        try send(c, ExecFrames.frame(type, payload))
+        let (got, reply) = try receive(c)
+        if got == MSG_ERROR.rawValue { throw replyError(reply) }
+        guard got == expecting.rawValue else { throw malformed("a reply of type \(got)") }
+        return reply
+    }
+
+    static func connect(_ path: String) throws -> FileDescriptor {
+        let fd = FileDescriptor(try sys("socket for \(path)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw SwvmError(.invalidArgument, "the control socket's path is too long: \(path)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            throw SwvmError(errno == ENOENT || errno == ECONNREFUSED ? .notFound : .systemCall,
+                            "connect to the VM's control socket \(path): \(String(cString: strerror(errno))) (is the VM running?)")
+        }
+        return fd
+    }
+
+    static func send(_ c: FileDescriptor, _ frame: [UInt8]) throws {
+        try c.writeAll(frame)
+    }
+
+    /// One reply frame (swvm_frame_read_alloc's limits); the VMM closing
+    /// first is an error: the VM ended.
+    static func receive(_ c: FileDescriptor) throws -> (UInt32, [UInt8]) {
+        var type: UInt32 = 0, length: UInt32 = 0
+        guard let buf = swvm_frame_read_alloc(c.raw, &type, &length, SWVM_MAX_GUEST_FRAME) else {
+            if length > 0 { throw malformed("a reply of \(length) bytes") }
+            throw SwvmError(.vmFailed, "the VM's control socket closed: the VM ended")
+        }
+        defer { free(buf) }
+        return (type, Array(UnsafeBufferPointer(start: buf, count: Int(length))))
+    }
+
+    static func replyError(_ payload: [UInt8]) -> SwvmError {
+        SwvmError.decode(payload) ?? malformed("ERROR")
+    }
+
+    static func malformed(_ what: String) -> SwvmError {
+        SwvmError(.vmFailed, "the VM's control socket sent a malformed \(what)")
+    }
+}

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVMMJail
+import Testing
+import TestSupport
+@testable import SwvmBase
+@testable import VMMJail
+
+/// The keeper (swvm-vmm-keeper) on its own, without a VM: this process
+/// plays the VMM, and a script plays the swvm it execs for the clean-up.
+@Suite(.serialized)
+struct VMMKeeperTests {
+    /// Starts the keeper for this process, as VMMKeeper.spawn does, with
+    /// `cleanUp` (a script writing its arguments to `out`) as its swvm.
+    func startKeeper(_ dir: TempDir) throws -> (VMMKeeper, out: String) {
+        let out = Path.join(dir.path, "clean-up-args"), script = Path.join(dir.path, "swvm")
+        try FS.writeText(script, "#!/bin/sh\necho \"$@\" > \(out)\n")
+        chmod(script, 0o755)
+        let keeper = Path.join(Path.dirname(Harness.swvm), SWVM_KEEPER_EXECUTABLE)
+        var pair: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pair[1], SWVM_KEEPER_SOCKET_FD)
+        let argv = [keeper, String(getpid()), "/run/swvm/runs/none", "/run/swvm/vmm-ids/none", script]
+        var args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in args { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, keeper, &actions, nil, &args, environ)
+        close(pair[1])
+        try #require(rc == 0, "spawn \(keeper): \(rc)")
+        return (VMMKeeper(fd: pair[0], pid: pid), out)
+    }
+
+    func privateKiB(_ pid: pid_t) -> Int {
+        let text = (try? FS.readText("/proc/\(pid)/smaps_rollup")) ?? ""
+        return text.split(separator: "\n").filter { $0.hasPrefix("Private_Clean:") || $0.hasPrefix("Private_Dirty:") }
+            .compactMap { $0.split(separator: " ").dropFirst().first.flatMap { Int($0) } }.reduce(0, +)
+    }
+
+    /// It reads the VMM's posture (the same records JailPosture parses),
+    /// holds at most 1 MiB of its own while it waits, refuses what was not
+    /// announced, and at the end execs swvm's clean-up with the run's ids.
+    @Test func theKeeperServesTheVMMInLittleMemory() throws {
+        let dir = try TempDir("keeper")
+        defer { dir.cleanup() }
+        let (keeper, out) = try startKeeper(dir)
+        let p = try #require(keeper.posture(), "no posture from the keeper")
+        #expect(p.json["threads"]?.array?.isEmpty == false, "\(p.summary)")
+        #expect(p.keeperPeakRSS > 0 && p.keeperPeakRSS <= 1 << 20, "keeper peak RSS \(p.keeperPeakRSS)")
+        let kib = privateKiB(keeper.pid)
+        #expect(kib > 0 && kib <= 1024, "the keeper's private memory: \(kib) KiB (target: at most 1024)")
+        #expect(throws: SwvmError.self) { try keeper.publishSnapshot() }
+        #expect(throws: SwvmError.self) { try keeper.announceSnapshot(temporary: "tmp", final: "/x", lock: "/y") }
+        keeper.finish()
+        let args = (try? FS.readText(out)) ?? ""
+        #expect(args == "vmm-keeper --vmm \(getpid()) --record /run/swvm/runs/none --lease /run/swvm/vmm-ids/none\n", "\(args)")
+    }
+
+    /// Publishing: exactly the two files move into place; anything else in
+    /// the directory is refused and left to the clean-up to remove.
+    @Test(arguments: [false, true])
+    func theKeeperPublishesOnlyASnapshotsTwoFiles(extraFile: Bool) throws {
+        let dir = try TempDir("keeper-publish")
+        defer { dir.cleanup() }
+        let (keeper, out) = try startKeeper(dir)
+        let tmp = Path.join(dir.path, "tmp"), final = Path.join(dir.path, "final"), lock = Path.join(dir.path, "lock")
+        try FS.makeDirectories(tmp)
+        for name in ["memory", "state"] + (extraFile ? ["extra"] : []) { try FS.writeText(Path.join(tmp, name), name) }
+        try FS.writeText(lock, "")
+        try keeper.announceSnapshot(temporary: tmp, final: final, lock: lock)
+        if extraFile {
+            #expect(throws: SwvmError.self) { try keeper.publishSnapshot() }
+        } else {
+            try keeper.publishSnapshot()
+        }
+        #expect(FS.exists(Path.join(final, "state")) == !extraFile && !FS.exists(lock))
+        keeper.finish()
+        let args = (try? FS.readText(out)) ?? ""
+        #expect(args.hasSuffix(extraFile ? " --discard \(tmp)\n" : "/run/swvm/vmm-ids/none\n"), "\(args)")
+    }
+}

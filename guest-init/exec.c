@@ -1,0 +1,524 @@
+/* Exec and control of the running VM, guest-init's side (exec.h). An exec
+ * is cloned by the container level's exec path (swvm_exec_clone): it joins
+ * the workload's namespaces through a pidfd of its PID 1, is placed in the
+ * workload's cgroup, and runs the same process stage (rlimits, user,
+ * capabilities, no_new_privs, seccomp) with the workload's settings; only
+ * argv, env, cwd, user, groups and the terminal are the request's. */
+#define _GNU_SOURCE
+#include "exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "swvm_confine.h"
+
+#define WORKLOAD_PROCS "/sys/fs/cgroup/workload/cgroup.procs"
+
+struct exec {
+    int used;
+    uint32_t id;
+    pid_t pid;                /* in guest-init's pid namespace */
+    int exited, status;
+    int tty;                  /* in_fd and out_fd[0] are then the one pty master */
+    int in_fd;                /* the stdin pipe's write end or the master; -1 */
+    int out_fd[2];            /* stdout, stderr (read ends); -1 once at EOF */
+    uint8_t *in_buf;          /* input not yet written, at most SWVM_EXEC_WINDOW */
+    uint32_t in_len;
+    int in_eof;
+    uint32_t out_unacked;     /* output sent the host has not acknowledged */
+};
+
+static struct exec execs[SWVM_MAX_EXECS];
+static const struct swvm_settings *workload_cfg;
+static pid_t workload_pid;
+static uint32_t workload_ns;
+static int control = -1;
+
+void execs_start(const struct swvm_settings *cfg, pid_t workload, uint32_t namespaces, int control_fd) {
+    workload_cfg = cfg;
+    workload_pid = workload;
+    workload_ns = namespaces;
+    control = control_fd;
+}
+
+static void send_value(uint32_t type, uint32_t id, uint32_t value) {
+    uint8_t b[SWVM_EXEC_VALUE_LEN];
+    swvm_exec_value_encode(&(struct swvm_exec_value){ .id = id, .value = value }, b);
+    swvm_frame_write(control, type, b, sizeof b);
+}
+
+/* MSG_EXEC_ERROR: guest-init's own words (code, errno, message). */
+static void send_error(uint32_t id, uint32_t code, int err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void send_error(uint32_t id, uint32_t code, int err, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if (n >= (int)sizeof msg) n = sizeof msg - 1;
+    uint8_t out[sizeof msg + 12];
+    size_t len = swvm_exec_error_encode(id, code, err, msg, (uint32_t)n, out, sizeof out);
+    swvm_frame_write(control, MSG_EXEC_ERROR, out, (uint32_t)len);
+}
+
+static struct exec *find(uint32_t id) {
+    for (unsigned i = 0; i < SWVM_MAX_EXECS; i++)
+        if (execs[i].used && execs[i].id == id) return &execs[i];
+    return NULL;
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static void release(struct exec *e) {
+    if (e->tty && e->in_fd == e->out_fd[0]) e->in_fd = -1;
+    if (e->tty && e->out_fd[0] < 0) e->in_fd = -1;   /* the master, closed with the output */
+    close_fd(&e->in_fd);
+    close_fd(&e->out_fd[0]);
+    close_fd(&e->out_fd[1]);
+    free(e->in_buf);
+    memset(e, 0, sizeof *e);
+}
+
+/* The exit goes after the last of the output, once both streams ended. */
+static void maybe_finish(struct exec *e) {
+    if (!e->exited || e->out_fd[0] >= 0 || e->out_fd[1] >= 0) return;
+    send_value(MSG_EXEC_EXIT, e->id, (uint32_t)e->status);
+    release(e);
+}
+
+/* The pid in the workload's pid namespace (NSpid's last field), as the
+ * workload's own processes see it; 0 if unreadable. */
+static uint32_t namespace_pid(pid_t pid) {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *line = strstr(buf, "\nNSpid:");
+    if (!line) return 0;
+    char *end = strchr(line + 1, '\n');
+    if (end) *end = 0;
+    char *last = strrchr(line, '\t');
+    return last ? (uint32_t)strtoul(last + 1, NULL, 10) : 0;
+}
+
+/* The exec's settings: the workload's, with the request's process. A
+ * shallow copy: the pointers stay owned by the workload's and the
+ * request's settings. */
+static struct swvm_settings exec_settings(const struct swvm_settings *r) {
+    struct swvm_settings es = *workload_cfg;
+    es.args = r->args; es.nargs = r->nargs;
+    es.env = r->env; es.nenv = r->nenv;
+    es.cwd = r->cwd;
+    es.uid = r->uid; es.gid = r->gid;
+    es.groups = r->groups; es.ngroups = r->ngroups;
+    es.terminal = r->terminal; es.rows = r->rows; es.cols = r->cols;
+    es.interactive = r->interactive;
+    es.init = 0;                 /* the workload's --init is its PID 1, not each exec's */
+    es.oci.exec_fifo = -1;
+    return es;
+}
+
+/* The descriptors of one spawn: the child's ends and the parent's. */
+struct spawn_fds { int sync[2], report[2], in[2], out[2], err[2], term[2]; };
+
+static int open_spawn_fds(struct spawn_fds *f, const struct swvm_settings *r) {
+    int *all[] = { f->sync, f->report, f->in, f->out, f->err, f->term };
+    for (unsigned i = 0; i < 6; i++) all[i][0] = all[i][1] = -1;
+    if (pipe2(f->sync, O_CLOEXEC) != 0 || pipe2(f->report, O_CLOEXEC) != 0) return -1;
+    if (r->terminal) return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->term);
+    if (r->interactive && pipe2(f->in, O_CLOEXEC) != 0) return -1;
+    return pipe2(f->out, O_CLOEXEC) != 0 || pipe2(f->err, O_CLOEXEC) != 0 ? -1 : 0;
+}
+
+static void close_spawn_fds(struct spawn_fds *f) {
+    int *all[] = { f->sync, f->report, f->in, f->out, f->err, f->term };
+    for (unsigned i = 0; i < 6; i++) { close_fd(&all[i][0]); close_fd(&all[i][1]); }
+}
+
+/* Clones the exec into the workload's namespaces; the pid, or -1. */
+static pid_t clone_exec(const struct swvm_settings *es, struct spawn_fds *f) {
+    int pidfd = (int)syscall(SYS_pidfd_open, workload_pid, 0);
+    if (pidfd < 0) return -1;
+    struct swvm_child_io io = { .sync_fd = f->sync[0], .error_fd = f->report[1], .socket_fd = f->term[1],
+                                .in = f->in[0], .out = f->out[1], .err = f->err[1], .prepared_root = NULL };
+    int parent_ends[] = { f->sync[1], f->report[0], f->in[1], f->out[0], f->err[0], f->term[0] };
+    /* The cgroup namespace is the one the workload's confinement made. */
+    pid_t pid = swvm_exec_clone(es, pidfd, workload_ns | CLONE_NEWCGROUP, &io, parent_ends, 6);
+    int e = errno;
+    close(pidfd);
+    close_fd(&f->sync[0]); close_fd(&f->report[1]); close_fd(&f->term[1]);
+    close_fd(&f->in[0]); close_fd(&f->out[1]); close_fd(&f->err[1]);
+    errno = e;
+    return pid;
+}
+
+/* Places the child in the workload's cgroup and lets it go on. */
+static int place(pid_t pid, struct spawn_fds *f) {
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d", pid);
+    int fd = open(WORKLOAD_PROCS, O_WRONLY | O_CLOEXEC);
+    int ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+    int e = errno;
+    if (fd >= 0) close(fd);
+    if (!ok) { errno = e; return -1; }
+    ok = write(f->sync[1], "g", 1) == 1;
+    close_fd(&f->sync[1]);
+    return ok ? 0 : -1;
+}
+
+/* Reads the child's report until its execve closes the pipe: 0, or -1
+ * after forwarding its MSG_ERROR (the child has then exited). */
+static int read_report(uint32_t id, int report_fd) {
+    int failed = 0;
+    uint32_t type, len;
+    uint8_t *frame;
+    while ((frame = swvm_frame_read_alloc(report_fd, &type, &len, SWVM_MAX_GUEST_FRAME)) != NULL) {
+        if (type == MSG_ERROR && !failed) {
+            uint8_t *out = malloc((size_t)len + SWVM_EXEC_HEAD_LEN);
+            if (out) {
+                swvm_exec_head_encode(&(struct swvm_exec_head){ .id = id }, out);
+                memcpy(out + SWVM_EXEC_HEAD_LEN, frame, len);
+                swvm_frame_write(control, MSG_EXEC_ERROR, out, len + SWVM_EXEC_HEAD_LEN);
+                free(out);
+            }
+            failed = 1;
+        }
+        free(frame);
+    }
+    return failed ? -1 : 0;
+}
+
+static void make_nonblocking(int fd) {
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* The slot's descriptors once the child runs: guest-init's ends. */
+static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int interactive) {
+    if (e->tty) {
+        /* Without -i the terminal's input stays empty, as with docker exec -t. */
+        e->out_fd[0] = master;
+        e->in_fd = interactive ? master : -1;
+        e->out_fd[1] = -1;
+    } else {
+        e->in_fd = f->in[1]; f->in[1] = -1;
+        e->out_fd[0] = f->out[0]; f->out[0] = -1;
+        e->out_fd[1] = f->err[0]; f->err[0] = -1;
+    }
+    make_nonblocking(e->in_fd);
+    make_nonblocking(e->out_fd[0]);
+    make_nonblocking(e->out_fd[1]);
+}
+
+/* Runs one exec in slot `e` (its id set); on failure the host has its
+ * MSG_EXEC_ERROR and the slot is free again. */
+static void spawn(struct exec *e, const struct swvm_settings *r) {
+    struct spawn_fds f;
+    struct swvm_settings es = exec_settings(r);
+    e->tty = r->terminal;
+    if (open_spawn_fds(&f, r) != 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: pipes for the process's stdio");
+        close_spawn_fds(&f);
+        release(e);
+        return;
+    }
+    pid_t pid = clone_exec(&es, &f);
+    if (pid < 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: clone into the workload's namespaces");
+        close_spawn_fds(&f);
+        release(e);
+        return;
+    }
+    int placed = place(pid, &f) == 0;
+    if (!placed) send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: join the workload's cgroup");
+    /* The terminal's master, once the child runs (-1: it failed first). */
+    int master = placed && f.term[0] >= 0 ? swvm_recv_fd(f.term[0]) : -1;
+    if (!placed || read_report(e->id, f.report[0]) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (master >= 0) close(master);
+        close_spawn_fds(&f);
+        release(e);
+        return;
+    }
+    e->pid = pid;
+    keep_streams(e, &f, master, r->interactive);
+    close_spawn_fds(&f);
+    send_value(MSG_EXEC_STARTED, e->id, namespace_pid(pid));
+}
+
+static void start_exec(const uint8_t *p, uint32_t len) {
+    struct swvm_exec_head head;
+    struct swvm_settings r;
+    char error[256];
+    if (swvm_exec_decode(p, len, &head, &r, error, sizeof error) != 0) {
+        send_error(head.id, SWVM_ERR_INVALID_ARGUMENT, 0, "%s", error);
+        return;
+    }
+    struct exec *e = NULL;
+    for (unsigned i = 0; i < SWVM_MAX_EXECS && !e; i++)
+        if (!execs[i].used) e = &execs[i];
+    if (find(head.id)) {
+        send_error(head.id, SWVM_ERR_INVALID_ARGUMENT, 0, "exec: id %u is in use", head.id);
+    } else if (!e) {
+        send_error(head.id, SWVM_ERR_SYSTEM_CALL, EAGAIN, "exec: %u execs are running already", SWVM_MAX_EXECS);
+    } else {
+        *e = (struct exec){ .used = 1, .id = head.id, .in_fd = -1, .out_fd = { -1, -1 } };
+        spawn(e, &r);
+    }
+    swvm_settings_free(&r);
+}
+
+/* ---------------------------------------------------------------- stdio */
+
+/* Writes what input is buffered, as far as the pipe or terminal takes it,
+ * and acknowledges it; at the host's EOF, once empty, the stream ends
+ * (a terminal gets its EOF character instead). */
+static void flush_input(struct exec *e) {
+    uint32_t written = 0;
+    while (e->in_fd >= 0 && written < e->in_len) {
+        ssize_t n = write(e->in_fd, e->in_buf + written, e->in_len - written);
+        if (n > 0) { written += (uint32_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        /* The reader is gone: what is left is dropped (and acknowledged). */
+        written = e->in_len;
+        if (e->tty) e->in_fd = -1; else close_fd(&e->in_fd);
+    }
+    if (written) {
+        memmove(e->in_buf, e->in_buf + written, e->in_len - written);
+        e->in_len -= written;
+        send_value(MSG_EXEC_INPUT_ACK, e->id, written);
+    }
+    if (e->in_eof && e->in_len == 0 && e->in_fd >= 0) {
+        if (e->tty) {
+            char eof = 4;
+            if (write(e->in_fd, &eof, 1) < 0) {}
+            e->in_fd = -1;
+        } else {
+            close_fd(&e->in_fd);
+        }
+    }
+}
+
+/* MSG_EXEC_INPUT: buffered up to the window (the host keeps to it). */
+static void take_input(const uint8_t *p, uint32_t len) {
+    struct swvm_exec_data d;
+    if (swvm_exec_data_decode(p, len, &d) != 0) return;
+    struct exec *e = find(d.id);
+    if (!e) return;
+    if (d.data_len == 0) { e->in_eof = 1; flush_input(e); return; }
+    uint32_t room = SWVM_EXEC_WINDOW - e->in_len;
+    uint32_t n = d.data_len < room ? d.data_len : room;
+    if (e->in_fd < 0 || n == 0) { send_value(MSG_EXEC_INPUT_ACK, e->id, d.data_len); return; }
+    if (!e->in_buf && !(e->in_buf = malloc(SWVM_EXEC_WINDOW))) { send_value(MSG_EXEC_INPUT_ACK, e->id, d.data_len); return; }
+    memcpy(e->in_buf + e->in_len, d.data, n);
+    e->in_len += n;
+    flush_input(e);
+}
+
+/* One read of stream `k` (0 stdout, 1 stderr) within the window, sent as
+ * MSG_EXEC_OUTPUT; at EOF (or EIO: a terminal whose last slave closed)
+ * an empty one. */
+static void relay_output(struct exec *e, int k) {
+    uint8_t buf[SWVM_EXEC_DATA_HEAD_LEN + SWVM_EXEC_CHUNK];
+    uint32_t room = SWVM_EXEC_WINDOW - e->out_unacked;
+    if (room > SWVM_EXEC_CHUNK) room = SWVM_EXEC_CHUNK;
+    ssize_t n = read(e->out_fd[k], buf + SWVM_EXEC_DATA_HEAD_LEN, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n < 0) n = 0;
+    swvm_exec_data_encode(e->id, (uint32_t)k + 1, buf);
+    swvm_frame_write(control, MSG_EXEC_OUTPUT, buf, SWVM_EXEC_DATA_HEAD_LEN + (uint32_t)n);
+    e->out_unacked += (uint32_t)n;
+    if (n == 0) {
+        if (e->tty && e->in_fd == e->out_fd[k]) e->in_fd = -1;
+        close_fd(&e->out_fd[k]);
+        maybe_finish(e);
+    }
+}
+
+int execs_poll_fds(struct pollfd *pfds, int room) {
+    int n = 0;
+    for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
+        struct exec *e = &execs[i];
+        if (!e->used || !e->pid) continue;
+        for (int k = 0; k < 2 && n < room; k++)
+            if (e->out_fd[k] >= 0 && e->out_unacked < SWVM_EXEC_WINDOW)
+                pfds[n++] = (struct pollfd){ .fd = e->out_fd[k], .events = POLLIN };
+        if (e->in_fd >= 0 && e->in_len > 0 && n < room) pfds[n++] = (struct pollfd){ .fd = e->in_fd, .events = POLLOUT };
+    }
+    return n;
+}
+
+void execs_service(const struct pollfd *pfds, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!pfds[i].revents) continue;
+        for (unsigned j = 0; j < SWVM_MAX_EXECS; j++) {
+            struct exec *e = &execs[j];
+            if (!e->used) continue;
+            if ((pfds[i].events & POLLIN) && e->out_fd[0] == pfds[i].fd) { relay_output(e, 0); break; }
+            if ((pfds[i].events & POLLIN) && e->out_fd[1] == pfds[i].fd) { relay_output(e, 1); break; }
+            if ((pfds[i].events & POLLOUT) && e->in_fd == pfds[i].fd) { flush_input(e); break; }
+        }
+    }
+}
+
+int execs_reaped(pid_t pid, int ws) {
+    for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
+        struct exec *e = &execs[i];
+        if (!e->used || e->pid != pid) continue;
+        e->exited = 1;
+        e->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        maybe_finish(e);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the workload's processes */
+
+#define PS_MAX 1024
+
+/* The workload's processes (guest-init's pids), from its cgroup: the
+ * workload and everything started in it, execs included. */
+static int workload_pids(pid_t *pids, int max) {
+    int fd = open(WORKLOAD_PROCS, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    static char text[PS_MAX * 12];
+    size_t have = 0;
+    ssize_t n;
+    while (have < sizeof text - 1 && (n = read(fd, text + have, sizeof text - 1 - have)) > 0) have += (size_t)n;
+    close(fd);
+    text[have] = 0;
+    int count = 0;
+    for (char *p = text; *p && count < max;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        if (v > 0) pids[count++] = (pid_t)v;
+        p = end + (*end == '\n');
+    }
+    return count;
+}
+
+/* MSG_SIGNAL_ALL: every process of the workload (a SIGKILL through the
+ * cgroup at once, so nothing forks past it). */
+static void signal_all(const uint8_t *p, uint32_t len) {
+    struct swvm_signal sig;
+    if (swvm_signal_decode(p, len, &sig) != 0 || sig.signal == 0 || sig.signal > 64) return;
+    if (sig.signal == SIGKILL) {
+        int fd = open("/sys/fs/cgroup/workload/cgroup.kill", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) { if (write(fd, "1", 1) < 0) {} close(fd); }
+    }
+    static pid_t pids[PS_MAX];
+    int n = workload_pids(pids, PS_MAX);
+    for (int i = 0; i < n; i++) kill(pids[i], (int)sig.signal);
+}
+
+struct proc { pid_t pid, ppid; uint32_t nspid, uid; };
+
+static int read_proc(pid_t pid, struct proc *out) {
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    char *ppid = strstr(buf, "\nPPid:"), *uid = strstr(buf, "\nUid:");
+    out->pid = pid;
+    out->ppid = ppid ? (pid_t)strtol(ppid + 6, NULL, 10) : 0;
+    out->uid = uid ? (uint32_t)strtoul(uid + 5, NULL, 10) : 0;
+    out->nspid = namespace_pid(pid);
+    return 0;
+}
+
+/* The command line, arguments joined by spaces. */
+static uint16_t read_command(pid_t pid, char *out, size_t cap) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, out, cap);
+    close(fd);
+    if (n <= 0) return 0;
+    while (n > 0 && out[n - 1] == 0) n--;
+    for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';
+    return (uint16_t)n;
+}
+
+/* MSG_PS: one MSG_PS_LIST with as many processes as fit in a frame. */
+static void list_processes(const uint8_t *p, uint32_t len) {
+    struct swvm_exec_head head;
+    if (swvm_exec_head_decode(p, len, &head) != 0) return;
+    static pid_t pids[PS_MAX];
+    static struct proc procs[PS_MAX];
+    int n = workload_pids(pids, PS_MAX), count = 0;
+    for (int i = 0; i < n; i++)
+        if (read_proc(pids[i], &procs[count]) == 0) count++;
+    size_t cap = 256u << 10, off = SWVM_EXEC_HEAD_LEN;
+    uint8_t *out = malloc(cap);
+    if (!out) return;
+    swvm_exec_head_encode(&head, out);
+    for (int i = 0; i < count; i++) {
+        uint32_t ppid = 0;
+        for (int j = 0; j < count; j++)
+            if (procs[j].pid == procs[i].ppid) ppid = procs[j].nspid;
+        char command[SWVM_PS_COMMAND];
+        struct swvm_ps_entry e = { .pid = procs[i].nspid, .ppid = ppid, .uid = procs[i].uid,
+                                   .command = (const uint8_t *)command };
+        e.command_len = read_command(procs[i].pid, command, sizeof command);
+        if (swvm_ps_entry_encode(&e, out, cap, &off) != 0) break;
+    }
+    swvm_frame_write(control, MSG_PS_LIST, out, (uint32_t)off);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- frames */
+
+static void exec_value_frame(uint32_t type, const uint8_t *p, uint32_t len) {
+    struct swvm_exec_value v;
+    struct exec *e;
+    if (swvm_exec_value_decode(p, len, &v) != 0 || !(e = find(v.id))) return;
+    if (type == MSG_EXEC_SIGNAL && e->pid && !e->exited && v.value > 0 && v.value <= 64) kill(e->pid, (int)v.value);
+    if (type == MSG_EXEC_ACK) e->out_unacked -= v.value < e->out_unacked ? v.value : e->out_unacked;
+}
+
+static void exec_resize(const uint8_t *p, uint32_t len) {
+    struct swvm_exec_resize r;
+    struct exec *e;
+    if (swvm_exec_resize_decode(p, len, &r) != 0 || !(e = find(r.id)) || !e->tty || e->out_fd[0] < 0) return;
+    struct winsize ws = { .ws_row = r.rows, .ws_col = r.cols };
+    ioctl(e->out_fd[0], TIOCSWINSZ, &ws);
+}
+
+int execs_handle_frame(uint32_t type, const uint8_t *p, uint32_t len) {
+    switch (type) {
+    case MSG_EXEC: if (workload_cfg) start_exec(p, len); else send_error(0, SWVM_ERR_INTERNAL, 0, "exec: the workload is not running"); return 1;
+    case MSG_EXEC_INPUT: take_input(p, len); return 1;
+    case MSG_EXEC_RESIZE: exec_resize(p, len); return 1;
+    case MSG_EXEC_SIGNAL: case MSG_EXEC_ACK: exec_value_frame(type, p, len); return 1;
+    case MSG_SIGNAL_ALL: signal_all(p, len); return 1;
+    case MSG_PS: list_processes(p, len); return 1;
+    default: return 0;
+    }
+}
