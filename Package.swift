@@ -79,7 +79,7 @@ let package = Package(
         // OCIRuntime: the OCI lifecycle (runc's create/start/kill/delete...)
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "VMMJail", "CSyscalls"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.
@@ -104,7 +104,7 @@ let package = Package(
         .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
-                              "VMMJail", "VMControl", "CConfinement", "CSyscalls"]),
+                              "VMMJail", "VMControl", "EventLoop", "CConfinement", "CSyscalls"]),
 
         // MARK: what swvm caches (swvm cache ls/rm/prune)
         .target(name: "CacheStore", dependencies: ["SwvmBase"]),

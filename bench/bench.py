@@ -38,6 +38,8 @@
     bench/bench.py builds --baseline BIN   this swvm build vs another (e.g. an older
                                            commit's): container start, warm VM start and
                                            small files through 9p, alternating
+    bench/bench.py podmanvm [--runs 10]    `podman run --rm IMAGE true` at the VM level (a
+                                           swvm-vm link) vs `swvm run --isolation=vm`
 
     bench/bench.py table RESULTS.json...   a results file as BENCHMARKS.md's Markdown
                                            table, with the command that made it

@@ -350,7 +350,10 @@ struct workload {
     int sfd;        /* SIGCHLD */
     pid_t pid;
     uint32_t namespaces;
+    int exited, status;   /* the child ended at the start gate */
 };
+
+static uint32_t oci_namespaces(void);
 
 /* /dev, /proc and /sys of guest-init itself. */
 static void mount_early(void) {
@@ -409,7 +412,8 @@ static void clone_workload(struct workload *w) {
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     w->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    w->namespaces = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
+    w->namespaces = cfg.oci.enabled ? oci_namespaces()
+                                    : CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (cfg.net ? 0 : CLONE_NEWNET);
     w->pid = (pid_t)syscall(SYS_clone, w->namespaces | SIGCHLD, 0, 0, 0, 0);
     if (w->pid < 0) fatal(SWVM_ERR_SYSTEM_CALL, "clone: %s", strerror(errno));
     if (w->pid == 0) {
@@ -452,16 +456,107 @@ static void release_workload(struct workload *w) {
     }
 }
 
-/* The child's frames (MSG_CONFINED, MSG_ERROR) go to the host as they
- * are, until its error pipe closes at execve; then MSG_STARTED. A failed
- * child powers the VM off (the host has its MSG_ERROR). */
+/* ---------------------------------------------------------------- the start gate (OCI) */
+
+/* An OCI create at the VM level: the workload's child stops right before
+ * its execve, as a container's init does, with the same code (the
+ * confinement's exec FIFO stage): it reports MSG_CREATED and blocks opening
+ * this FIFO for writing. guest-init opens it for reading when the host
+ * sends MSG_START (`swvm start` read the host's exec FIFO). */
+#define START_GATE "/.swvm-start-gate"
+
+/* The namespaces config.json asks for, and always a mount namespace of its
+ * own (guest-init's mounts stay out of the workload's); the cgroup one is
+ * the child's (it unshares it once in its cgroup); the host refused a user
+ * namespace and namespaces joined by path. */
+static uint32_t oci_namespaces(void) {
+    return (cfg.oci.new_namespaces & ~(uint32_t)(CLONE_NEWCGROUP | CLONE_NEWUSER)) | CLONE_NEWNS;
+}
+
+static void make_start_gate(void) {
+    if (mkfifo(START_GATE, 0622) != 0 || chmod(START_GATE, 0622) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "mkfifo %s: %s", START_GATE, strerror(errno));
+    /* The child opens it as /proc/self/fd/N once in its own root. */
+    cfg.oci.exec_fifo = open(START_GATE, O_PATH | O_CLOEXEC);
+    if (cfg.oci.exec_fifo < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open %s: %s", START_GATE, strerror(errno));
+}
+
+/* Whether the child has exited (reaped; its status kept for serve_workload). */
+static int child_ended(struct workload *w) {
+    struct signalfd_siginfo si;
+    while (read(w->sfd, &si, sizeof si) == sizeof si) {}
+    int status;
+    if (waitpid(w->pid, &status, WNOHANG) != w->pid) return 0;
+    w->exited = 1;
+    w->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return 1;
+}
+
+/* Waits for MSG_START (a MSG_SIGNAL meanwhile goes to the child, as a
+ * signal to a created container's init does). 1 when released, 0 when the
+ * child ended first (serve_workload then reports its status). */
+static int await_start(struct workload *w) {
+    for (;;) {
+        struct pollfd pfds[2] = { { .fd = control_fd, .events = POLLIN }, { .fd = w->sfd, .events = POLLIN } };
+        if (poll(pfds, 2, -1) < 0 && errno != EINTR) fatal(SWVM_ERR_SYSTEM_CALL, "poll at the start gate: %s", strerror(errno));
+        if (pfds[1].revents && child_ended(w)) return 0;
+        if (!(pfds[0].revents & (POLLIN | POLLHUP))) continue;
+        uint8_t body[64];
+        uint32_t type, len;
+        if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0)
+            fatal(SWVM_ERR_INTERNAL, "the control channel ended at the start gate");
+        struct swvm_signal sig;
+        if (type == MSG_START) return 1;
+        if (type == MSG_SIGNAL && swvm_signal_decode(body, len < sizeof body ? len : sizeof body, &sig) == 0) kill(w->pid, (int)sig.signal);
+    }
+}
+
+/* Opens the gate: the child, blocked opening it for writing, writes one
+ * byte and goes on to execve. Non-blocking, so a child that died does not
+ * hang guest-init. 1 when released, 0 when the child ended first. */
+static int hold_at_start_gate(struct workload *w) {
+    if (!await_start(w)) return 0;
+    int fd = open(START_GATE, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open %s: %s", START_GATE, strerror(errno));
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int n = poll(&p, 1, 100);
+        char byte;
+        if (n > 0 && read(fd, &byte, 1) >= 0) break;
+        if (child_ended(w)) break;
+    }
+    close(fd);
+    unlink(START_GATE);
+    return 1;
+}
+
+/* config.json's binds of host files, copied by the host: written before
+ * the workload's root is built, where the binds' sources now point. */
+static void write_vm_files(void) {
+    for (uint32_t i = 0; i < cfg.nvm_files; i++) {
+        const char *path = cfg.vm_files[i].source, *text = cfg.vm_files[i].destination;
+        char dir[256];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) { *slash = 0; mkdir(dir, 0755); }
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 || write_full(fd, text, strlen(text)) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "write %s: %s", path, strerror(errno));
+        close(fd);
+    }
+}
+
+/* The child's frames (MSG_CONFINED, MSG_ERROR, and MSG_CREATED at the
+ * start gate) go to the host as they are, until its error pipe closes at
+ * execve (or at the gate); then MSG_STARTED. A failed child powers the VM
+ * off (the host has its MSG_ERROR). */
 static void report_start(struct workload *w) {
     int failed = 0;
     uint32_t rtype, rlen;
     uint8_t *report;
+    int created = 0;
     while ((report = swvm_frame_read_alloc(w->error_pipe[0], &rtype, &rlen, SWVM_MAX_GUEST_FRAME)) != NULL) {
-        if (rtype == MSG_CONFINED || rtype == MSG_ERROR) send_msg(rtype, report, rlen);
+        if (rtype == MSG_CONFINED || rtype == MSG_ERROR || rtype == MSG_CREATED) send_msg(rtype, report, rlen);
         failed |= rtype == MSG_ERROR;
+        created |= rtype == MSG_CREATED;
         free(report);
     }
     close(w->error_pipe[0]);
@@ -469,6 +564,7 @@ static void report_start(struct workload *w) {
         waitpid(w->pid, NULL, 0);
         power_off();
     }
+    if (created && !hold_at_start_gate(w)) return;
     /* The workload's namespaces as made: clone's, and the cgroup namespace
      * the confinement unshares (or fails). */
     uint8_t st[SWVM_STARTED_LEN];
@@ -531,6 +627,7 @@ static int reap(struct workload *w, int *status) {
 
 /* Serves the running workload until it exits; returns its status. */
 static int serve_workload(struct workload *w) {
+    if (w->exited) return w->status;
     int status = 0, control_in = control_fd;
     for (;;) {
         struct pollfd pfds[4 + EXECS_MAX_POLL];
@@ -561,13 +658,20 @@ int main(void) {
     receive_config();
     add_host_entropy();
     set_clock();
-    wait_for_disk(cfg.rootdev);
-    setup_root();
+    /* An OCI bundle's root is a share of the host's directory (config.json
+     * root.path); an image's is its disk. */
+    if (!cfg.oci.enabled) {
+        wait_for_disk(cfg.rootdev);
+        setup_root();
+    }
     setup_cgroup();
     mount_volumes();
+    write_vm_files();
 
-    struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },
+    struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1,
+                                  .prepared_root = cfg.oci.enabled ? cfg.oci.root : "/newroot" },
                           .pty_master = -1, .stdin_port = -1, .stdout_port = -1, .term_sock = { -1, -1 } };
+    if (cfg.oci.enabled) make_start_gate();
     open_stdio(&w);
     if (cfg.net) configure_network();
     clone_workload(&w);

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "confine_internal.h"
 #include "swvm_format.h"
+#include "swvm_oci_hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -675,6 +676,7 @@ static void wait_for_start(struct child *c) {
     if (n != 1) cf_fail_errno(c, "write to the exec FIFO", path);
     close(fd);
     close(c->s->oci.exec_fifo);
+    cf_oci_start_hooks(c);
 }
 
 void cf_process_stage(struct child *c) {
@@ -723,12 +725,13 @@ static void build_image_root(struct child *c) {
     cf_enter_root(c, root);
 }
 
-void cf_wait_for_parent(const struct swvm_child_io *io) {
+int cf_wait_for_parent(const struct swvm_child_io *io) {
     char go;
     ssize_t got;
     do { got = read(io->sync_fd, &go, 1); } while (got < 0 && errno == EINTR);
     if (got != 1) _exit(125);   /* the parent went away */
-    close(io->sync_fd);
+    if (go != SWVM_GO_WITH_HOOKS) close(io->sync_fd);
+    return go;
 }
 
 void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io *io) {
@@ -737,7 +740,9 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
     /* Die with the parent, even if it is SIGKILLed (an OCI init outlives
      * `swvm create`; until released, it ends at the sync pipe's EOF). */
     if (!s->oci.enabled) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    cf_wait_for_parent(io);
+    int go = cf_wait_for_parent(io);
+    if (go == SWVM_GO_WITH_HOOKS && !s->oci.enabled) close(io->sync_fd);
+    c->hooks = go == SWVM_GO_WITH_HOOKS && s->oci.enabled;
 
     cf_enter_namespaces(c);
     if (s->userns) {

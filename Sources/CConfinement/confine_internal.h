@@ -19,6 +19,12 @@ struct child {
     int root;       /* O_PATH of the new root, while it is built */
     int pty_slave;  /* with a terminal */
     int created;    /* OCI mode: MSG_CREATED sent and the error pipe closed; failures go to stderr */
+    /* OCI mode, swvm_oci_hooks.h: the init runs createContainer and
+     * startContainer hooks; their states, counts and list (oci_hooks.c). */
+    int hooks;
+    const char *hook_state[2];
+    uint32_t hook_count[2];
+    char *hook_list, *hook_end;
 };
 
 /* Reports a MSG_ERROR ("STEP PATH: reason" and errno, swvm_error_write)
@@ -78,8 +84,15 @@ CF_HIDDEN pid_t cf_clone_with(const struct swvm_settings *s, const struct cf_clo
                               const struct swvm_child_io *io);
 CF_HIDDEN pid_t cf_clone_in_namespaces(const struct swvm_settings *s, unsigned long flags, const struct swvm_child_io *io,
                                        const int *close_in_child, int nclose);
-/* Waits for the parent's go on the sync pipe; ends the child without it. */
-CF_HIDDEN void cf_wait_for_parent(const struct swvm_child_io *io);
+/* Waits for the parent's go on the sync pipe; ends the child without it.
+ * The go byte: SWVM_GO_WITH_HOOKS keeps the pipe open for the hooks. */
+CF_HIDDEN int cf_wait_for_parent(const struct swvm_child_io *io);
+
+/* OCI mode (oci_hooks.c): createContainer's hooks, once the mounts are
+ * made (asking swvm for the hooks first); startContainer's, once `start`
+ * released the init. Nothing unless c->hooks. */
+CF_HIDDEN void cf_oci_create_hooks(struct child *c);
+CF_HIDDEN void cf_oci_start_hooks(struct child *c);
 
 /* OCI mode (oci_root.c): config.json's root, mounts, devices and sysctls,
  * entered by pivot_root; returns with the root entered. */

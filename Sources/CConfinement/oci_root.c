@@ -175,6 +175,8 @@ void cf_build_oci_root(struct child *c) {
     if (c->s->terminal) cf_open_terminal(c, 1);
     cf_make_workdir(c);
     write_sysctls(c);
+    /* runc's point: the mounts made, the old root still there. */
+    cf_oci_create_hooks(c);
     cf_mask_and_protect(c);
     cf_report_confined(c);
     close(c->root);

@@ -326,6 +326,7 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     }
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
+    case CFG_VM_FILE: return add_mount(d, &s->vm_files, &s->nvm_files, v, n, "a copied file", 1);
     default:
         return decode_oci_field(d, &s->oci, tag, v, n);
     }
@@ -406,6 +407,7 @@ void swvm_settings_free(struct swvm_settings *s) {
     free_mounts(s->tmpfs, s->ntmpfs);
     free_mounts(s->volumes, s->nvolumes);
     free_mounts(s->cgroup_mounts, s->ncgroup_mounts);
+    free_mounts(s->vm_files, s->nvm_files);
     free_oci(&s->oci);
     memset(s, 0, sizeof *s);
 }

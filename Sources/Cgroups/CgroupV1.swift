@@ -30,7 +30,8 @@ public final class CgroupV1: Cgroup {
             guard FS.isDirectory(base), FS.exists(Path.join(base, "cgroup.procs")) else { continue }
             let dir: String
             do {
-                dir = try Cgroups.makeDirectories(base: base, name: name)
+                dir = c == "cpuset" ? try Cgroups.makeCpusetDirectories(base: base, name: name)
+                                    : try Cgroups.makeDirectories(base: base, name: name)
             } catch {
                 destroy()
                 throw error

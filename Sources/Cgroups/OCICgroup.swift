@@ -27,10 +27,12 @@ extension Cgroups {
 
     /// Creates the cgroup at an OCI cgroupsPath, with every controller the
     /// lifecycle uses (freezer for pause, devices, cpu for update).
-    public static func create(cgroupsPath: String, version: CgroupVersion = detect()) throws -> Cgroup {
+    /// `cpuset`: also a cpuset cgroup (v1), for linux.resources.cpu.cpus/mems.
+    public static func create(cgroupsPath: String, version: CgroupVersion = detect(), cpuset: Bool = false) throws -> Cgroup {
         let name = try relativePath(cgroupsPath: cgroupsPath)
         switch version {
-        case .v1(let root): return try CgroupV1(root: root, name: name, controllers: CgroupV1.controllers, unified: true)
+        case .v1(let root):
+            return try CgroupV1(root: root, name: name, controllers: CgroupV1.controllers + (cpuset ? ["cpuset"] : []), unified: true)
         case .v2(let root): return try CgroupV2(root: root, name: name)
         }
     }

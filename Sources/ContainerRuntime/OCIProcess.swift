@@ -26,6 +26,10 @@ public struct OCICreateIO {
     /// (mode 0622, owned by the container's root). `swvm start` should not
     /// block on it for ever: the init may die before it opens it.
     public var execFIFO: String
+    /// Create only: called with the init's pid once its mounts are made
+    /// (before pivot_root); runs the hooks of swvm's namespaces and returns
+    /// those the init runs itself (swvm_oci_hooks.h). nil: the init runs none.
+    public var hooks: ((pid_t) throws -> OCIHookBlob)? = nil
 
     public init(stdin: Int32 = 0, stdout: Int32 = 1, stderr: Int32 = 2, consoleSocket: Int32? = nil, preserveFDs: Int = 0,
                 execFIFO: String = "") {
@@ -104,9 +108,10 @@ public enum OCIProcess {
     /// The cgroup at linux.cgroupsPath (swvm/ID when absent), with the
     /// run's limits and a device allow-list: runc's defaults and linux.devices.
     static func makeCgroup(_ spec: RunSpec, _ oci: OCISettings) throws -> Cgroup {
-        let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)")
+        let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)", cpuset: Cgroups.needsCpuset(oci.resources))
         do {
             try cgroup.apply(spec.resources)
+            try CgroupDirectories(cgroup.paths).applyOCI(oci.resources)
             try cgroup.restrictDevices(allowing: oci.devices.map { "\($0.type == "b" ? "b" : "c") \($0.major):\($0.minor) rwm" })
         } catch {
             cgroup.destroy()

@@ -42,10 +42,15 @@ extension OCIProcess {
                 try writeIDMaps(pid: child.pid, oci)
                 if let adj = oci.oomScoreAdj { try FS.writeControl("/proc/\(child.pid)/oom_score_adj", String(adj)) }
             }
-            try child.sync.writeAll([1])
-            child.sync.close()
+            // With hooks the sync pipe stays open: the init asks for them.
+            try child.sync.writeAll([io.hooks == nil ? 1 : UInt8(SWVM_GO_WITH_HOOKS)])
+            if io.hooks == nil { child.sync.close() }
             if spec.terminal { try relayTerminal(child, to: io.consoleSocket) }
-            try readUntilCreated(child.errors)
+            try readUntilCreated(child.errors) {
+                guard let hooks = io.hooks else { throw SwvmError(.internalError, "container create: the init asked for hooks") }
+                try child.sync.writeAll(try hooks(child.pid).encoded())
+                child.sync.close()
+            }
         } catch {
             child.kill()
             throw error
@@ -71,8 +76,8 @@ extension OCIProcess {
     }
 
     /// The init's frames until MSG_CREATED; an error frame, or its end
-    /// before it, is a failed create.
-    static func readUntilCreated(_ fd: FileDescriptor) throws {
+    /// before it, is a failed create. MSG_HOOKS: `onHooks` answers it.
+    static func readUntilCreated(_ fd: FileDescriptor, onHooks: () throws -> Void = {}) throws {
         while true {
             var type: UInt32 = 0, length: UInt32 = 0
             guard let frame = swvm_frame_read_alloc(fd.raw, &type, &length, SWVM_MAX_GUEST_FRAME) else {
@@ -83,6 +88,7 @@ extension OCIProcess {
             switch type {
             case MSG_CREATED.rawValue: return
             case MSG_CONFINED.rawValue: continue
+            case MSG_HOOKS.rawValue: try onHooks()
             case MSG_ERROR.rawValue: throw Container.decodeError(Array(UnsafeBufferPointer(start: frame, count: Int(length))))
             default: throw SwvmError(.internalError, "container create: an unknown report (type \(type)) from the init")
             }

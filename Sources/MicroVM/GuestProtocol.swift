@@ -8,10 +8,11 @@ import SwvmBase
 /// RunSettings.encode's.
 public enum GuestProtocol {
     // host -> guest
-    public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue
+    public static let config = MSG_CONFIG.rawValue, signal = MSG_SIGNAL.rawValue, resize = MSG_RESIZE.rawValue,
+                      start = MSG_START.rawValue
     // guest -> host
     public static let ready = MSG_READY.rawValue, started = MSG_STARTED.rawValue, exit = MSG_EXIT.rawValue,
-                      error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue
+                      error = MSG_ERROR.rawValue, confined = MSG_CONFINED.rawValue, created = MSG_CREATED.rawValue
 
     /// The protocol version both sides speak (in READY).
     public static let version = SWVM_PROTOCOL_VERSION
@@ -120,7 +121,7 @@ public enum GuestProtocol {
 
         /// The smallest payload of each message swvm takes.
         static let minimumPayload: [UInt32: Int] = [ready: 0, started: Int(SWVM_STARTED_MIN_LEN), confined: 0,
-                                                    exit: Int(SWVM_EXIT_LEN), error: 0]
+                                                    exit: Int(SWVM_EXIT_LEN), error: 0, created: 0]
 
         /// The exec and control replies (110-119), each as often as the
         /// guest has execs and requests, once the workload runs: their
@@ -156,7 +157,7 @@ public enum GuestProtocol {
         }
 
         func name(_ type: UInt32) -> String {
-            [ready: "READY", started: "STARTED", confined: "CONFINED", exit: "EXIT", error: "ERROR"][type] ?? "type \(type)"
+            [ready: "READY", started: "STARTED", confined: "CONFINED", exit: "EXIT", error: "ERROR", created: "CREATED"][type] ?? "type \(type)"
         }
     }
 }

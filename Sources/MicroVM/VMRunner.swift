@@ -106,8 +106,11 @@ public struct VMResult {
 /// host's wall-clock time, and the run's host name.
 public final class VMRunner {
     public let spec: RunSpec
-    public let image: ResolvedImage
+    /// nil for an OCI container's VM: its root is config.json's (oci).
+    public let image: ResolvedImage?
     public let options: VMOptions
+    /// The VMM of an OCI container (`swvm create` at the VM level).
+    let oci: VMMOCI?
     /// Called when the workload has started (guest pid), for tests and compare.
     public var onStart: ((UInt32) -> Void)?
 
@@ -115,6 +118,15 @@ public final class VMRunner {
         self.spec = spec
         self.image = image
         self.options = options
+        self.oci = nil
+    }
+
+    /// An OCI container's VM: the root and mounts of `oci`'s plan.
+    public init(spec: RunSpec, oci: VMMOCI, options: VMOptions) {
+        self.spec = spec
+        self.image = nil
+        self.options = options
+        self.oci = oci
     }
 
     /// How the VMM's threads were confined, from the filters they loaded.
@@ -205,9 +217,9 @@ public final class VMRunner {
             throw SwvmError(.notFound, "no guest kernel at \(options.kernelPath): build it with kernel/build.sh or pass --kernel")
         }
         // The disk holds its cache lock (so `swvm cache rm` skips it) until the run ends.
-        let disk = try RootDisk.ensure(for: image)
+        let disk = try image.map { try RootDisk.ensure(for: $0) }
         defer { withExtendedLifetime(disk) {} }
-        let diskImage = try BlockDevice.DiskImage(path: disk.path, readOnly: true)
+        let diskImage = try disk.map { try BlockDevice.DiskImage(path: $0.path, readOnly: true) }
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }
         let config = try machineConfig()
 
@@ -228,7 +240,8 @@ public final class VMRunner {
             throw error
         }
         defer { keeper.finish() }
-        let scope = try vmmCgroupScope(record: record, guestMemory: config.memoryBytes)
+        // An OCI container's VMM is in the container's cgroup already.
+        let scope = oci == nil ? try vmmCgroupScope(record: record, guestMemory: config.memoryBytes) : nil
 
         // --network bridge (the address, published ports) or ns:PATH (the
         // pod's interface), and the tap; the guest learns them with its
@@ -240,7 +253,7 @@ public final class VMRunner {
 
         // -v: the directories are opened now (the device thread, which
         // attaches them, may open nothing).
-        let volumes = VMVolumes(spec)
+        let volumes = oci.map { VMVolumes(shares: $0.plan.shares) } ?? VMVolumes(spec)
         let sharing = !volumes.shares.isEmpty
         let shareServer = sharing ? try NinePServer(shares: volumes.shares) : nil
 
@@ -305,11 +318,13 @@ public final class VMRunner {
 
     /// What the session attaches once guest-init has its settings: the
     /// root disk, the tap and the shares.
-    private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage, tap: FileDescriptor?,
+    private func attachDevices(_ instance: Instance, disk diskImage: BlockDevice.DiskImage?, tap: FileDescriptor?,
                                sharing: Bool, volumes: VMVolumes) -> () throws -> Void {
         return {
-            instance.disk.attach(diskImage)
-            instance.diskTransport.signalConfigChange()
+            if let diskImage {
+                instance.disk.attach(diskImage)
+                instance.diskTransport.signalConfigChange()
+            }
             if let tap {
                 try NetworkAttachment.setTapOffloads(tap.raw, instance.net.tapOffloads)
                 try instance.net.attach(tap: tap.raw, events: instance.machine.events)
@@ -543,10 +558,16 @@ final class Session: @unchecked Sendable {
         var runSpec = spec
         network?.apply(to: &runSpec)
         VMVolumes(spec).apply(to: &runSpec)
-        let cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
+        var cfg = RunSettings.encode(runSpec, seccompProgram: filter?.program, window: window,
                                      level: .vm(rootDevice: "/dev/vda", hostTimeNanos: Clock.realtimeNanos(),
                                                 probeSource: spec.probe == nil ? nil : "/probe", entropy: entropy,
                                                 netInterface: network?.guestInterface))
+        if let oci = runner.oci {
+            do { cfg = try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy) } catch {
+                fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
+                return
+            }
+        }
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
     }
@@ -626,6 +647,11 @@ final class Session: @unchecked Sendable {
                     readJailBack()
                     control?.workloadStarted()
                     runner.onStart?(pid)
+                case GuestProtocol.created:
+                    // The OCI start gate (VMMOCI): `swvm start` releases it.
+                    runner.oci?.reachedGate(events: machine.events, release: { [instance] in
+                        instance.console.send(GuestProtocol.frame(GuestProtocol.start, []), to: instance.control)
+                    }, abort: fail)
                 case GuestProtocol.confined:
                     do {
                         let paths = try ConfinedPaths(decoding: payload)

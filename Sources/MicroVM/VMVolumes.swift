@@ -9,6 +9,8 @@ import SharedDirectory
 struct VMVolumes {
     let shares: [Share]
 
+    init(shares: [Share]) { self.shares = shares }
+
     init(_ spec: RunSpec) {
         shares = spec.mounts.compactMap { m in
             guard case .bind(let source) = m.kind else { return nil }

@@ -24,8 +24,10 @@ public struct ContainerEngine: IsolationEngine {
     }
 
     func ociIO(_ io: ProcessIO, execFIFO: String) -> OCICreateIO {
-        OCICreateIO(stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, consoleSocket: io.consoleSocket,
-                    preserveFDs: io.preserveFDs, execFIFO: execFIFO)
+        var o = OCICreateIO(stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, consoleSocket: io.consoleSocket,
+                            preserveFDs: io.preserveFDs, execFIFO: execFIFO)
+        if let hooks = io.hooks { o.hooks = { try hooks.atCreate(pid: $0) } }
+        return o
     }
 
     public func isFrozen(_ cgroupPaths: [String]) -> Bool { CgroupDirectories(cgroupPaths).isFrozen }

@@ -13,6 +13,10 @@ public struct ProcessIO: Sendable {
     public var consoleSocket: Int32?
     /// --preserve-fds: fds 3 ..< 3+N are passed on.
     public var preserveFDs: Int = 0
+    /// Create: the hooks at the init's point before pivot_root (see
+    /// ContainerHooks). An engine that cannot stop there leaves it
+    /// uncalled; the lifecycle then runs them all after create.
+    public var hooks: ContainerHooks?
 
     public init() {}
 }

@@ -23,7 +23,12 @@ public struct CreateOptions: Sendable {
 /// lock; status checks use ContainerState's view of what is true now.
 public struct Lifecycle {
     public let store: StateStore
+    /// The container level's engine.
     public let engine: IsolationEngine
+    /// The VM level's (VMEngine), for containers created at that level.
+    public var vmEngine: IsolationEngine = VMEngine()
+    /// The level when config.json does not choose (IsolationLevel).
+    public var defaultLevel: IsolationLevel = .container
     /// config.json's reader (a test gives its own).
     public var loadConfig: (_ bundle: String, _ id: String) throws -> BundleConfig = BundleConfig.load
 
@@ -49,6 +54,10 @@ public struct Lifecycle {
             let spec = config.spec
             record.rootfs = spec.oci?.rootPath ?? spec.rootfs
             record.annotations = spec.oci?.annotations ?? []
+            let level = try IsolationLevel.choose(record.annotations, fallback: defaultLevel)
+            if !record.annotations.contains(where: { $0.key == IsolationLevel.annotation }) {
+                record.annotations.append(OCIAnnotation(key: IsolationLevel.annotation, value: level.rawValue))
+            }
             record.cgroupsPath = spec.oci?.cgroupsPath
             record.poststart = spec.oci?.hooks.poststart ?? []
             record.poststop = spec.oci?.hooks.poststop ?? []
@@ -56,13 +65,20 @@ public struct Lifecycle {
             try FS.writeText(Path.join(store.directory(id), Lifecycle.configCopy), config.json.serialized(), mode: 0o600)
             let fifo = store.execFIFO(id)
             try Lifecycle.makeExecFIFO(fifo, spec)
+            let hooks = ContainerHooks(spec.oci?.hooks ?? OCIHooks(), record: record) { [record] initProcess in
+                var r = record
+                r.initProcess = initProcess
+                try store.write(r, lock)
+            }
             let created = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
-                try engine.create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
+                var io = io
+                io.hooks = hooks
+                return try engine(for: level).create(spec, io: io, stateDir: store.directory(id), execFIFO: fifo)
             }
             record.initProcess = created.process
             record.cgroupPaths = created.cgroupPaths
             try store.write(record, lock)
-            try runCreateHooks(spec.oci?.hooks ?? OCIHooks(), record)
+            if !hooks.ran { try runCreateHooks(spec.oci?.hooks ?? OCIHooks(), record) }
             record.createFinished = true
             try store.write(record, lock)
             if let file = options.pidFile { try writePidFile(file, created.process.pid) }
@@ -73,9 +89,8 @@ public struct Lifecycle {
         }
     }
 
-    /// prestart and createRuntime run in swvm's namespaces once the
-    /// container exists; createContainer too (see README: swvm runs it
-    /// before start, outside the container's mount namespace).
+    /// An engine that did not stop before pivot_root (ContainerHooks): the
+    /// hooks run in swvm's namespaces once the container exists.
     func runCreateHooks(_ hooks: OCIHooks, _ record: ContainerRecord) throws {
         let state = ContainerState(id: record.id, record: record, status: .creating).specJSON
         try HookRunner.run(hooks.prestart, kind: "prestart", state: state)
@@ -118,7 +133,7 @@ public struct Lifecycle {
     func teardown(_ id: String, record: ContainerRecord?, lock: ContainerLock) {
         let initProcess = record?.initProcess
         if let p = initProcess, p.isAlive { Glibc.kill(p.pid, SIGKILL) }
-        engine.destroy(cgroupPaths: record?.cgroupPaths ?? [], cgroupsPath: record?.cgroupsPath, id: id)
+        engine(for: IsolationLevel.of(record)).destroy(cgroupPaths: record?.cgroupPaths ?? [], cgroupsPath: record?.cgroupsPath, id: id)
         if let p = initProcess { ExecFIFO.awaitExit(p, seconds: 5) }
         do {
             try store.remove(id, lock)
@@ -129,6 +144,10 @@ public struct Lifecycle {
 }
 
 extension Lifecycle {
+    func engine(for level: IsolationLevel) -> IsolationEngine {
+        level == .vm ? vmEngine : engine
+    }
+
     /// The exec FIFO as runc makes it: mode 0622 whatever the umask, owned
     /// by the container's root, so an init that has already switched to
     /// config.json's user can still open it for writing.

@@ -70,7 +70,7 @@ extension Lifecycle {
     public func update(_ id: String, _ resources: ResourceUpdate) throws {
         let lock = try store.lock(id)
         let (_, record) = try live(id)
-        try engine.update(record.cgroupPaths, resources)
+        try engine(for: IsolationLevel.of(record)).update(record.cgroupPaths, resources)
         withExtendedLifetime(lock) {}
     }
 

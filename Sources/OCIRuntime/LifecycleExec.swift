@@ -43,7 +43,7 @@ extension Lifecycle {
         let process = try execProcess(options, config: config["process"] ?? .object([]))
         OCIConfig.applyProcess(try OCIConfig.parseProcess(process, file: options.processFile ?? "exec's process"), to: &spec)
         let status = try withIO(options.consoleSocket, preserveFDs: options.preserveFDs) { io in
-            try engine.exec(into: initProcess, cgroupPaths: record.cgroupPaths, spec: spec, io: io,
+            try engine(for: IsolationLevel.of(record)).exec(into: initProcess, cgroupPaths: record.cgroupPaths, spec: spec, io: io,
                             detach: options.detach, pidFile: options.pidFile)
         }
         // Detached, the engine's answer is the process's pid, not a status.

@@ -59,15 +59,16 @@ public enum SeccompCompiler {
             let act = action(rule.action)
             // A rule with the default action is a no-op that libseccomp refuses.
             if rule.action == profile.defaultAction { continue }
-            let args = rule.args.map {
-                cseccomp_arg(index: $0.index, value: $0.value, value_two: $0.valueTwo, op: op($0.op))
-            }
             for name in rule.names {
-                let rc = args.withUnsafeBufferPointer { cseccomp_add_rule(ctx, act, name, $0.baseAddress, UInt32(args.count)) }
-                if rc == -EDOM { unknown.append(name); continue }
-                guard rc == 0 else {
-                    throw SwvmError(.invalidArgument, "seccomp rule for \(name): \(errnoText(-rc))")
+                var known = true
+                for args in argumentSets(rule.args) {
+                    let rc = args.withUnsafeBufferPointer { cseccomp_add_rule(ctx, act, name, $0.baseAddress, UInt32(args.count)) }
+                    if rc == -EDOM { known = false; break }
+                    guard rc == 0 else {
+                        throw SwvmError(.invalidArgument, "seccomp rule for \(name): \(errnoText(-rc))")
+                    }
                 }
+                if !known { unknown.append(name); continue }
                 if rule.action == .allow { allowed.insert(name) }
             }
         }
@@ -79,6 +80,17 @@ public enum SeccompCompiler {
         let allowedCount = profile.defaultAction == .allow ? -1 : allowed.count
         return SeccompFilter(program: Array(UnsafeBufferPointer(start: out, count: len)), allowedSyscalls: allowedCount,
                              unknownNames: unknown)
+    }
+
+    /// The libseccomp rules one profile rule becomes. Its conditions are
+    /// AND'ed, but libseccomp refuses two on the same argument (EINVAL);
+    /// then, as runc and crun do, each condition is a rule of its own, so
+    /// they are OR'ed: Docker's and runtime-tools' default profiles allow
+    /// personality(0), personality(8), ... this way.
+    static func argumentSets(_ args: [SeccompProfile.Argument]) -> [[cseccomp_arg]] {
+        let converted = args.map { cseccomp_arg(index: $0.index, value: $0.value, value_two: $0.valueTwo, op: op($0.op)) }
+        guard Set(args.map(\.index)).count < args.count else { return [converted] }
+        return converted.map { [$0] }
     }
 
     /// The profile's ABIs beside the native one (which the filter always

@@ -25,8 +25,10 @@ struct ListCommand: ParsableCommand {
             } else if format == .json {
                 Log.out(JSON.array(states.map(\.runcJSON)).serialized() + "\n")
             } else {
-                Log.out(table([["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]] + states.map {
-                    [$0.id, String($0.pid), $0.status.rawValue, $0.record?.bundle ?? "", $0.record?.created ?? "", "root"]
+                // runc's columns, then the isolation level.
+                Log.out(table([["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER", "ISOLATION"]] + states.map {
+                    [$0.id, String($0.pid), $0.status.rawValue, $0.record?.bundle ?? "", $0.record?.created ?? "", "root",
+                     IsolationLevel.of($0.record).rawValue]
                 }))
             }
             return 0
@@ -49,8 +51,9 @@ struct PsCommand: ParsableCommand {
         try runOCI { lifecycle in
             guard let id else {
                 let states = try lifecycle.list().filter { all || $0.status != .stopped }
-                Log.out(table([["CONTAINER ID", "STATUS", "PID", "CREATED", "BUNDLE"]] + states.map {
-                    [$0.id, $0.status.rawValue, String($0.pid), $0.record?.created ?? "", $0.record?.bundle ?? ""]
+                Log.out(table([["CONTAINER ID", "STATUS", "PID", "CREATED", "BUNDLE", "ISOLATION"]] + states.map {
+                    [$0.id, $0.status.rawValue, String($0.pid), $0.record?.created ?? "", $0.record?.bundle ?? "",
+                     IsolationLevel.of($0.record).rawValue]
                 }))
                 return 0
             }

@@ -78,8 +78,12 @@ struct RuncGlobalOptions: ParsableArguments {
         }
     }
 
+    /// The level comes from the name swvm is called with (a `swvm-vm`
+    /// link: the VM level) unless config.json's annotation says.
     func lifecycle() -> Lifecycle {
-        Lifecycle(store: StateStore(root: root ?? StateStore.defaultRoot), engine: ContainerEngine())
+        var lifecycle = Lifecycle(store: StateStore(root: root ?? StateStore.defaultRoot), engine: ContainerEngine())
+        lifecycle.defaultLevel = IsolationLevel.of(programName: CommandLine.arguments.first ?? "swvm")
+        return lifecycle
     }
 }
 

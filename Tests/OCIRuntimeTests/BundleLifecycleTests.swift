@@ -101,7 +101,8 @@ final class RealBundle {
         kill(try #require(record).creator.pid, SIGKILL)
         t.join()
         #expect(create.current == 128 + SIGKILL)
-        #expect(initProcess.isAlive)
+        // The init (waiting on swvm before pivot_root) ends by itself or
+        // is left for delete --force; either way the container is stopped.
         #expect(try status(root, "c1") == "stopped")
         let d = try swvm(root, ["delete", "--force", "c1"])
         #expect(d.status == 0, "\(d)")

@@ -41,4 +41,29 @@ import Testing
             try SeccompProfile.parse(try JSON.parse(#"{"defaultAction": "SCMP_ACT_NOPE"}"#), capabilities: [], context: "t")
         }
     }
+
+    /// runtime-tools' default profile (and Docker's older one) gives
+    /// personality three conditions on argument 0: libseccomp refuses them
+    /// in one rule; they are OR'ed, one rule each, as runc and crun do.
+    @Test func conditionsOnOneArgumentAreAlternatives() throws {
+        let json = try JSON.parse(#"""
+        {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+         "syscalls": [
+           {"names": ["read", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+           {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [
+             {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+             {"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}]}
+         ]}
+        """#)
+        let p = try SeccompProfile.parse(json, capabilities: [], context: "test")
+        let three = try SeccompCompiler.compileUncached(p)
+        var one = p
+        one.rules[1].args = [p.rules[1].args[0]]
+        let single = try SeccompCompiler.compileUncached(one)
+        // Three alternatives compare three values: a longer program.
+        #expect(three.instructionCount > single.instructionCount)
+        #expect(three.allowedSyscalls == 3)
+        // Conditions on different arguments stay one rule (AND).
+        #expect(SeccompCompiler.argumentSets([.init(index: 0, value: 1, op: .equal), .init(index: 1, value: 2, op: .equal)]).count == 1)
+    }
 }

@@ -27,6 +27,8 @@ enum swvm_message {
     MSG_CONFIG = 1,   /* the fields below */
     MSG_SIGNAL = 2,   /* struct swvm_signal */
     MSG_RESIZE = 3,   /* struct swvm_resize (with a terminal) */
+    MSG_START = 4,    /* empty; an OCI create at the VM level: `swvm start` released the
+                         workload, which waits at the start gate (its MSG_CREATED) */
     /* 10-19: exec and control of a running VM (below, "exec and control") */
     MSG_EXEC = 10,         /* struct swvm_exec_head, then fields as MSG_CONFIG's */
     MSG_EXEC_INPUT = 11,   /* struct swvm_exec_data (stream 0), bytes; none: EOF */
@@ -46,6 +48,8 @@ enum swvm_message {
     MSG_CONFINED = 104, /* fields as MSG_CONFIG's: one CFG_MASKED or CFG_READONLY_PATH per path the
                            confinement applied (a path the kernel lacks is skipped, as runc does) */
     MSG_CREATED = 105,  /* empty; OCI mode: the init is ready and now blocks on the exec FIFO */
+    MSG_HOOKS = 106,    /* empty; OCI mode: the mounts are made, the init waits for its hooks
+                           (swvm_oci_hooks.h) */
     /* 110-119: exec and control of a running VM */
     MSG_EXEC_STARTED = 110, /* struct swvm_exec_value: the exec'd process's pid (in the workload's namespace) */
     MSG_EXEC_OUTPUT = 111,  /* struct swvm_exec_data (stream 1 or 2), bytes; none: that stream's EOF */
@@ -298,6 +302,10 @@ enum swvm_config_tag {
     CFG_OCI_NAMESPACES = 57, /* u32 CLONE_NEW* flags of the namespaces the container gets new */
     CFG_OCI_EXEC_FIFO = 58, /* i32 an O_PATH fd of the exec FIFO */
     CFG_OCI_PRESERVE_FDS = 59, /* u32 fds 3.. that stay open across execve */
+    /* 60 and up: OCI mode in a VM (guest-init). */
+    CFG_VM_FILE = 60,       /* u8 0, guest path, NUL, contents: a host file a config.json bind names,
+                               copied (the guest cannot reach host paths); guest-init writes it
+                               before the workload's root is built; repeated */
 };
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
@@ -381,6 +389,7 @@ struct swvm_settings {
     struct swvm_net_addr net_addrs[SWVM_MAX_NET_ADDRS]; uint32_t nnet_addrs;
     char *etc_hosts, *resolv_conf;
     struct swvm_oci oci;
+    struct swvm_mount *vm_files; uint32_t nvm_files;    /* source: the guest path, destination: the contents */
 };
 
 /* Decodes a MSG_CONFIG payload. Returns 0, or -1 with a message naming the

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CConfinement
+import CSyscalls
+import RunSettingsWire
+import RuntimeSpec
+import SharedDirectory
+import SwvmBase
+
+/// What an OCI bundle becomes inside a VM (`swvm create` at the VM level):
+/// config.json's root.path, a plain host directory, is virtio-9p share 0
+/// (writes reach the host's rootfs, as a container's do); a bind of a host
+/// directory is a further share; a bind of a host file (podman's
+/// /etc/hosts, resolv.conf...) is copied into the guest, since sharing its
+/// directory would hand the guest the engine's other files there (podman's
+/// conmon.pid among them). The guest's confinement then applies config.json
+/// with the same C code a container's init runs.
+public struct VMMOCIPlan {
+    /// The host spec with the guest's paths: root.path and each bind's
+    /// source as the guest sees them.
+    public var guestSpec: RunSpec
+    public var shares: [Share] = []
+    /// Guest path and contents of each copied file.
+    public var files: [(path: String, contents: String)] = []
+    /// CLONE_NEW* flags of the namespaces the workload gets in the guest.
+    public var newNamespaces: UInt32 = 0
+
+    /// The largest host file a bind may copy into the guest.
+    static let maxCopiedFile = 1 << 20
+    static let filesDirectory = "/.swvm-files"
+
+    public init(_ spec: RunSpec) throws {
+        guard var oci = spec.oci else { throw SwvmError(.internalError, "VMMOCIPlan: the RunSpec has no OCI settings") }
+        guestSpec = spec
+        newNamespaces = try VMMOCIPlan.namespaces(oci)
+        shares.append(Share(hostPath: oci.rootPath, readOnly: spec.readOnlyRoot))
+        oci.rootPath = VMMOCIPlan.sharePath(0)
+        for i in oci.mounts.indices where VMMOCIPlan.isBind(oci.mounts[i]) {
+            oci.mounts[i].source = try guestSource(oci.mounts[i], what: "config.json mounts[\(i)]")
+        }
+        guestSpec.oci = oci
+    }
+
+    static func sharePath(_ n: Int) -> String { "\(SWVM_VOLUMES_DIR)/\(n)" }
+
+    /// runc's test: type "bind", or a "bind"/"rbind" option.
+    static func isBind(_ m: OCIMount) -> Bool {
+        m.type == "bind" || m.options.contains("bind") || m.options.contains("rbind")
+    }
+
+    /// Where a bind's host source is in the guest: a share, or a copy.
+    mutating func guestSource(_ m: OCIMount, what: String) throws -> String {
+        guard m.source.hasPrefix("/"), let st = FS.stat(m.source) else {
+            throw SwvmError(.notFound, "\(what).source \"\(m.source)\": no such host file or directory (a VM reaches only those swvm shares or copies)")
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            shares.append(Share(hostPath: m.source, readOnly: m.options.contains("ro")))
+            return VMMOCIPlan.sharePath(shares.count - 1)
+        case S_IFREG:
+            let bytes = try FS.readFile(m.source, limit: VMMOCIPlan.maxCopiedFile + 1)
+            guard bytes.count <= VMMOCIPlan.maxCopiedFile, !bytes.contains(0), let text = String(validating: bytes, as: UTF8.self) else {
+                throw SwvmError(.unsupported, "\(what).source \"\(m.source)\": a host file bound into a VM is copied, and this one is over 1 MiB or not text")
+            }
+            let path = "\(VMMOCIPlan.filesDirectory)/\(files.count)"
+            files.append((path, text))
+            return path
+        default:
+            throw SwvmError(.unsupported, "\(what).source \"\(m.source)\": only host directories and files can be bound into a VM, not devices, sockets or FIFOs")
+        }
+    }
+
+    /// config.json's namespaces at the VM level. A user namespace, and
+    /// joining a host namespace by path, cannot apply to a guest; a network
+    /// namespace path (the pod's, podman's netavark) is not joined yet (the
+    /// pod network inside the VM is another piece of work): the workload
+    /// gets a network namespace of its own with only lo, and `swvm create`
+    /// says so (VMEngine).
+    static func namespaces(_ oci: OCISettings) throws -> UInt32 {
+        // What a guest can give its workload: not a user or time namespace.
+        let flags = Dictionary(uniqueKeysWithValues: OCILinuxConfig.namespaceTypes.filter { $0.0 != "user" && $0.0 != "time" })
+        var result: UInt32 = 0
+        for (i, ns) in oci.namespaces.enumerated() {
+            let what = "config.json linux.namespaces[\(i)] (\(ns.type))"
+            guard let flag = flags[ns.type] else {
+                throw SwvmError(.unsupported, "\(what): a \(ns.type) namespace cannot apply at the VM level (\(IsolationAnnotation.key)=vm): the VM's kernel is the boundary")
+            }
+            if let path = ns.path, ns.type != "network" {
+                throw SwvmError(.unsupported, "\(what).path \"\(path)\": a host namespace cannot be joined from inside a VM")
+            }
+            result |= UInt32(flag)
+        }
+        guard result & UInt32(sys_CLONE_NEWNET) != 0 else {
+            throw SwvmError(.unsupported, "config.json linux.namespaces: no network namespace, i.e. the host's network, which a VM cannot have")
+        }
+        if !oci.uidMappings.isEmpty || !oci.gidMappings.isEmpty {
+            throw SwvmError(.unsupported, "config.json linux.uidMappings: a user namespace cannot apply at the VM level (\(IsolationAnnotation.key)=vm)")
+        }
+        return result
+    }
+
+    /// MSG_CONFIG for guest-init: config.json's settings as a container's
+    /// init gets them (OCI mode), and what a VM adds: the host's time,
+    /// fresh entropy, the guest cgroup's limits, the shares to mount, the
+    /// copied files. The start gate is guest-init's (no exec FIFO here).
+    public func settings(seccompProgram: [UInt8]?, entropy: [UInt8]) throws -> [UInt8] {
+        var level = RunSettings.OCILevel()
+        level.newNamespaces = newNamespaces
+        var bytes = try RunSettings.encodeOCI(guestSpec, seccompProgram: seccompProgram, level: level)
+        var f = RunSettings.Fields()
+        f.add(CFG_INTERACTIVE, true)
+        f.add(CFG_TIME, le64(Clock.realtimeNanos()))
+        f.add(CFG_ENTROPY, entropy)
+        if let m = guestSpec.resources.memory { f.add(CFG_MEMORY, le64(m)) }
+        if let p = guestSpec.resources.pids { f.add(CFG_PIDS, le64(UInt64(bitPattern: p))) }
+        for (n, s) in shares.enumerated() { f.add(CFG_VOLUME, s.readOnly ? 1 : 0, VMMOCIPlan.sharePath(n), "") }
+        for file in files { f.add(CFG_VM_FILE, 0, file.path, file.contents) }
+        bytes += f.bytes
+        return bytes
+    }
+}
+
+/// The annotation that picks the isolation level in config.json.
+public enum IsolationAnnotation {
+    public static let key = "swvm.isolation"
+}

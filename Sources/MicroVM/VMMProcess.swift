@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RuntimeSpec
+import SwvmBase
+
+/// `swvm vmm`: the VMM of an OCI container at the VM level (see VMMOCI).
+/// `swvm create` exec's it with the container's stdio on 0, 1 and 2 and
+/// its report pipe on `reportFD`; it exits with the workload's status
+/// (128+N after signal N), which conmon and containerd's shim wait for.
+public enum VMMProcess {
+    public static func run(bundle: String, id: String, execFIFO: String, reportFD: Int32, kernel: String?) -> Int32 {
+        var oci: VMMOCI?
+        do {
+            var spec = try OCIConfig.load(bundle: bundle, id: id)
+            // The guest's stdin is ours, whatever it is (conmon's pipe,
+            // /dev/null): EOF reaches the workload as EOF.
+            spec.interactive = true
+            let plan = try VMMOCIPlan(spec)
+            oci = try VMMOCI(plan: plan, report: reportFD, execFIFO: execFIFO)
+            // What VMRunner itself checks and sizes: the guest's mounts
+            // are config.json's (in the plan), its network its own.
+            spec.mounts = []
+            spec.network = .none
+            var options = VMOptions()
+            if let kernel { options.kernelPath = kernel }
+            return try VMRunner(spec: spec, oci: oci!, options: options).run().status
+        } catch {
+            let message = (error as? SwvmError)?.message ?? "\(error)"
+            if let oci { oci.fail(message) } else { reportEarly(reportFD, message) }
+            return 125
+        }
+    }
+
+    /// A failure before the report descriptor was taken over.
+    static func reportEarly(_ fd: Int32, _ message: String) {
+        let bytes = Array(("error\n" + message).utf8)
+        _ = bytes.withUnsafeBytes { try? FileDescriptor.writeAll(fd, $0) }
+        close(fd)
+    }
+}

@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Cgroups
+import RunRecords
+import RuntimeSpec
+import SwvmBase
+import VMMJail
+
+/// The VM level: the container's pid is a VMM process (`swvm vmm`, swvm
+/// exec'd again: no Swift runs between fork and exec) that outlives
+/// `swvm create`, restores the warm snapshot, and has guest-init build the
+/// workload's root and confinement from config.json; guest-init stops the
+/// workload right before its execve (the start gate), and `create` returns
+/// once the VMM reports that. The VMM runs in the container's cgroup and
+/// exits with the workload's status. See MicroVM's VMMOCI for its side.
+public struct VMEngine: IsolationEngine {
+    /// How long `create` waits for the guest to reach the start gate (a
+    /// cold boot, when no snapshot is cached, takes a minute here).
+    public var createTimeout: Double = 600
+
+    public init() {}
+
+    public func create(_ spec: RunSpec, io: ProcessIO, stateDir: String, execFIFO: String) throws -> CreatedInit {
+        guard let oci = spec.oci else { throw SwvmError(.internalError, "VMEngine: the RunSpec has no OCI settings") }
+        try VMEngine.checkApplicable(spec, io: io)
+        let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)")
+        do {
+            try cgroup.apply(VMEngine.hostLimits(spec.resources))
+            let (read, write) = try makePipe()
+            let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
+                        "--report-fd", "3"]
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw)
+            write.close()
+            let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
+            do {
+                // At once, before it maps guest memory (charged here) and
+                // starts its keeper: a create killed part-way leaves the
+                // VMM where delete --force finds it.
+                for p in cgroup.paths { try Cgroups.writeFile(Path.join(p, "cgroup.procs"), String(pid)) }
+                try awaitGate(read, vmm: identity)
+            } catch {
+                Glibc.kill(pid, SIGKILL)
+                _ = waitForExit(pid, options: 0)
+                throw error
+            }
+            return CreatedInit(process: identity, cgroupPaths: cgroup.paths)
+        } catch {
+            cgroup.destroy()
+            throw error
+        }
+    }
+
+    /// What the VM level refuses, before anything is started.
+    static func checkApplicable(_ spec: RunSpec, io: ProcessIO) throws {
+        if spec.terminal || io.consoleSocket != nil {
+            throw SwvmError(.unsupported, "config.json process.terminal: a terminal is not supported at the VM level (\(IsolationLevel.annotation)=vm) yet")
+        }
+        if io.preserveFDs > 0 {
+            throw SwvmError(.unsupported, "--preserve-fds: descriptors cannot be passed into a VM")
+        }
+        if let ns = spec.oci?.namespaces.first(where: { $0.type == "network" && $0.path != nil }), let path = ns.path {
+            RuntimeLog.current.warning("config.json linux.namespaces network path \(path): the VM level does not join a pod's network yet; the workload runs without network (lo only)")
+        }
+    }
+
+    /// The container's cgroup holds the VMM: guest RAM (the workload's
+    /// limit plus the guest kernel's margin) and the VMM's own memory; the
+    /// CPU quota as asked; the pids limit applies inside the guest (the
+    /// VMM's threads are few). No device rule: the VMM needs /dev/kvm and
+    /// the guest's devices are virtual.
+    static func hostLimits(_ r: ResourceLimits) -> ResourceLimits {
+        var limits = ResourceLimits()
+        limits.cpuQuota = r.cpuQuota
+        limits.cpuPeriod = r.cpuPeriod
+        let guestMargin: UInt64 = 64 << 20, vmmMargin: UInt64 = 128 << 20, defaultGuest: UInt64 = 128 << 20
+        if let m = r.memory { limits.memory = max(defaultGuest, m + guestMargin) + vmmMargin }
+        return limits
+    }
+
+    /// posix_spawn of swvm itself (no Swift in the child), in a session of
+    /// its own (a terminal's signals are not the container's), with the
+    /// container's stdio and the report pipe on fd 3.
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (fd, target) in [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)] where fd != target {
+            posix_spawn_file_actions_adddup2(&actions, fd, target)
+        }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        let setsid: Int32 = 0x80   // POSIX_SPAWN_SETSID (glibc 2.26)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | setsid))
+        var cargs = args.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var pid: pid_t = 0
+        let exe = FS.executablePath()
+        let rc = posix_spawn(&pid, exe, &actions, &attr, &cargs, environ)
+        guard rc == 0 else { throw SwvmError.errno("spawn the VMM (\(exe))", rc) }
+        return pid
+    }
+
+    /// Reads the VMM's report: "created", or "error" and its message; EOF
+    /// without one means the VMM died.
+    func awaitGate(_ report: FileDescriptor, vmm: ProcessIdentity) throws {
+        let deadline = Clock.monotonicNanos() + UInt64(createTimeout * 1e9)
+        var text: [UInt8] = []
+        while true {
+            var p = pollfd(fd: report.raw, events: Int16(POLLIN), revents: 0)
+            let left = Int64(deadline) - Int64(Clock.monotonicNanos())
+            guard left > 0 else { throw SwvmError(.vmFailed, "the VM did not reach the start gate within \(Int(createTimeout)) s") }
+            let n = poll(&p, 1, Int32(min(left / 1_000_000, 1000)))
+            if n < 0 && errno != EINTR { throw SwvmError.errno("poll the VMM's report") }
+            guard n > 0 else { continue }
+            let chunk = try report.read(upTo: 65536)
+            if chunk.isEmpty { break }
+            text += chunk
+            guard text.count <= 1 << 20 else { break }
+        }
+        let reply = String(decoding: text, as: UTF8.self)
+        if reply == "created\n" { return }
+        if reply.hasPrefix("error\n") { throw SwvmError(.vmFailed, String(reply.dropFirst(6))) }
+        throw SwvmError(.vmFailed, "the VMM (pid \(vmm.pid)) ended before the container was created")
+    }
+
+    public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
+                     detach: Bool, pidFile: String?) throws -> Int32 {
+        throw SwvmError(.unsupported, "exec into a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
+    }
+
+    // pause and resume freeze the VMM's cgroup: its vCPU threads stop.
+    public func isFrozen(_ cgroupPaths: [String]) -> Bool { CgroupDirectories(cgroupPaths).isFrozen }
+    public func freeze(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).freeze() }
+    public func thaw(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).thaw() }
+    public func pids(_ cgroupPaths: [String]) -> [pid_t] { CgroupDirectories(cgroupPaths).pids() }
+
+    public func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws {
+        throw SwvmError(.unsupported, "update of a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
+    }
+
+    /// The cgroup (killing the VMM and its keeper, which are in it), and
+    /// what the keeper would have removed: the run record (tap, published
+    /// ports, address lease) and the uid lease.
+    public func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String) {
+        ContainerEngine().destroy(cgroupPaths: cgroupPaths, cgroupsPath: cgroupsPath, id: id)
+        VMEngine.cleanUpAfterVMM(runRecord: RunRecord.directory(for: id))
+    }
+
+    /// Once the VMM that owns `dir` is gone (a zombie counts as gone: its
+    /// parent may be slow to reap it), removes its record and its lease.
+    static func cleanUpAfterVMM(runRecord dir: String) {
+        guard let text = try? FS.readText(Path.join(dir, "owner"), limit: 4096) else { return }
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard f.count == 2, let pid = pid_t(f[0]), let start = UInt64(f[1]) else { return }
+        let owner = ProcessIdentity(pid: pid, startTime: start)
+        for _ in 0..<250 where owner.isAlive { usleep(20_000) }
+        guard !owner.isAlive else {
+            RuntimeLog.current.warning("the VMM (pid \(pid)) outlived its cgroup; its run record \(dir) stays")
+            return
+        }
+        RunRecord.cleanup(dir)
+        VMMIdentity.release(ownedBy: pid, startTime: start)
+    }
+}
+
+extension VMEngine {
+    /// The bundle the VMM reads config.json from (root.path is relative to
+    /// it), as `create` recorded it in state.json before calling the engine.
+    static func bundle(stateDir: String) throws -> String {
+        let store = StateStore(root: Path.dirname(stateDir))
+        guard let record = try store.read(Path.basename(stateDir)) else {
+            throw SwvmError(.internalError, "VMEngine: \(stateDir) has no state.json to name the bundle")
+        }
+        return record.bundle
+    }
+}

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+@testable import SwvmBase
+
+/// The engines at the VM level: podman and containerd hand their
+/// containers to a `swvm-vm` link to the binary under test, or to swvm
+/// with the annotation swvm.isolation=vm; the workload must then run in a
+/// micro-VM (the guest kernel's release, not the host's) with its exit
+/// status passed through, and leave nothing behind (Podman.with,
+/// Containerd.with).
+@Suite(.serialized, .enabled(if: EngineRuntime.podmanReady && Harness.vmReady && !EngineRuntime.isRunc,
+                             "needs podman, conmon, skopeo, netavark, /dev/kvm, the guest kernel and guest-init"))
+struct PodmanVMTests {
+    static let noNetwork = ["--network", "none"]
+
+    /// A `swvm-vm` link to the binary under test in `dir` (or, named
+    /// `name`, another). podman gives its runtime a curated environment:
+    /// a test's own SWVM_CACHE (its guest-init) would not reach swvm, so
+    /// with one set the "link" is a script that sets it and exec's swvm
+    /// under its own name.
+    static func vmLink(in dir: String, name: String = "swvm-vm") throws -> String {
+        let link = Path.join(dir, name)
+        guard !FS.exists(link) else { return link }
+        if let cache = FS.environment("SWVM_CACHE"), !cache.isEmpty {
+            try FS.writeText(link, "#!/bin/bash\nexport SWVM_CACHE='\(cache)'\nexec -a \"$0\" '\(Harness.swvm)' \"$@\"\n", mode: 0o755)
+        } else {
+            try sys("symlink \(link)") { symlink(Harness.swvm, link) }
+        }
+        return link
+    }
+
+    /// The release of the guest kernel (its build's config header says it).
+    static let guestRelease: String = {
+        let config = (try? FS.readText(Path.join(SwvmPaths.cacheRoot, "kernel/current/config"), limit: 1 << 22)) ?? ""
+        let header = config.split(separator: "\n").first { $0.hasPrefix("# Linux/") } ?? ""
+        return header.split(separator: " ").dropFirst(2).first.map(String.init) ?? "unknown"
+    }()
+
+    static var hostRelease: String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    @Test func runtimeLinkRunsAMicroVM() throws {
+        try Podman.with { podman in
+            let runtime = ["--runtime", try Self.vmLink(in: podman.dir)]
+            let r = try podman(runtime + ["run", "--rm"] + Self.noNetwork + [podman.image, "uname", "-r"], timeout: 300)
+            #expect(r.status == 0 && r.out == Self.guestRelease + "\n", "\(r)")
+            #expect(Self.guestRelease != Self.hostRelease, "the guest kernel must differ from the host's to tell them apart")
+            let three = try podman(runtime + ["run", "--rm"] + Self.noNetwork + [podman.image, "sh", "-c", "echo out; echo err >&2; exit 3"],
+                                   timeout: 300)
+            #expect(three.status == 3 && three.out == "out\n" && three.err.contains("err\n"), "\(three)")
+            let notFound = try podman(runtime + ["run", "--rm"] + Self.noNetwork + [podman.image, "no-such-command"], timeout: 300)
+            #expect(notFound.status == 127, "\(notFound)")
+        }
+    }
+
+    @Test func annotationChoosesTheLevel() throws {
+        try Podman.with { podman in
+            // swvm as named (the container level) with the annotation: a VM.
+            let swvm = ["--runtime", try Self.vmLink(in: podman.dir, name: "swvm")]
+            let vm = try podman(swvm + ["run", "--rm"] + Self.noNetwork + ["--annotation", "swvm.isolation=vm", podman.image, "uname", "-r"],
+                                timeout: 300)
+            #expect(vm.status == 0 && vm.out == Self.guestRelease + "\n", "\(vm)")
+            // The link with the annotation =container: a container.
+            let runtime = ["--runtime", try Self.vmLink(in: podman.dir)]
+            let container = try podman(runtime + ["run", "--rm"] + Self.noNetwork
+                                       + ["--annotation", "swvm.isolation=container", podman.image, "uname", "-r"])
+            #expect(container.status == 0 && container.out == Self.hostRelease + "\n", "\(container)")
+            let bad = try podman(swvm + ["run", "--rm"] + Self.noNetwork + ["--annotation", "swvm.isolation=vmm", podman.image, "true"])
+            #expect(bad.status != 0 && bad.err.contains("swvm.isolation"), "the error names the annotation: \(bad)")
+        }
+    }
+
+    @Test(.enabled(if: EngineRuntime.containerdReady, "needs containerd, ctr, the runc v2 shim and skopeo"))
+    func ctrRunWithTheVMLink() throws {
+        try Containerd.with { c in
+            let link = try Self.vmLink(in: c.dir)
+            let r = try c.ctr(["run", "--rm", "--runc-binary", link, c.image, "vm-once", "sh", "-c", "uname -r; exit 4"], timeout: 300)
+            #expect(r.status == 4 && r.out == Self.guestRelease + "\n", "\(r)")
+        }
+    }
+}
