@@ -567,6 +567,12 @@ final class Session: @unchecked Sendable {
                 fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
                 return
             }
+            // The pod's network (config.json's namespace path): eth0.
+            if let network {
+                var f = RunSettings.Fields()
+                f.addGuestNetwork(network.guestInterface, runSpec)
+                cfg += f.bytes
+            }
         }
         instance.console.send(GuestProtocol.frame(GuestProtocol.config, cfg), to: instance.control)
         if spec.interactive { wireStdin() } else { instance.console.setHostConnected(instance.console.ports[1], false) }
