@@ -12,10 +12,23 @@ import TestSupport
 @Suite(.serialized, .enabled(if: EngineRuntime.podmanReady && Harness.vmReady && !EngineRuntime.isRunc,
                              "needs podman, conmon, skopeo, netavark, /dev/kvm, the guest kernel and guest-init"))
 struct PodNetworkPodmanTests {
+    /// The swvm-vm runtime: PodmanVMTests' link, or with SWVM_CACHE set (a
+    /// private cache, which podman does not pass on to its runtime) a
+    /// script that sets it and runs the binary under the name swvm-vm.
+    static func vmRuntime(in dir: String) throws -> String {
+        guard let cache = FS.environment("SWVM_CACHE"), !cache.isEmpty else { return try PodmanVMTests.vmLink(in: dir) }
+        let bin = Path.join(dir, "bin")
+        try FS.makeDirectories(bin)
+        let script = Path.join(bin, "swvm-vm")
+        try FS.writeText(script, "#!/bin/bash\nexport SWVM_CACHE='\(cache)'\nexec -a swvm-vm '\(Harness.swvm)' \"$@\"\n")
+        chmod(script, 0o755)
+        return script
+    }
+
     @Test func publishedPortReachesAServerInTheVM() throws {
         try Podman.with { podman in
             let port = PodmanTests.port(1)
-            let runtime = ["--runtime", try PodmanVMTests.vmLink(in: podman.dir)]
+            let runtime = ["--runtime", try Self.vmRuntime(in: podman.dir)]
             let server = "echo served-by-vm > /tmp/index.html; httpd -p 80 -h /tmp; uname -r; echo listening; " +
                 "trap 'exit 0' TERM; while true; do sleep 0.2; done"
             let started = try podman(runtime + ["run", "-d", "--name", "web", "-p", "\(port):80", podman.image, "sh", "-c", server],
