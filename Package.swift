@@ -66,7 +66,7 @@ let package = Package(
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: host networking (the bridge, leases, nftables, veth and tap)
-        .target(name: "Network", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls", "CConfinement"]),
+        .target(name: "Network", dependencies: ["SwvmBase", "NativeThreads", "RuntimeSpec", "CSyscalls", "CConfinement"]),
 
         // MARK: container isolation
         .target(name: "Cgroups", dependencies: ["SwvmBase", "RuntimeSpec", "CSyscalls"]),

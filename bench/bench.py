@@ -14,6 +14,10 @@
                                            server in a container (veth), a VM (tap +
                                            virtio-net), QEMU microvm (tap + its
                                            virtio-net-device) and the host's own loopback
+    bench/bench.py podnet [--runs 3]       TCP throughput and round trip from the host to a
+                                           server in a VM through a pod's network namespace
+                                           (--network ns:PATH, tc mirred) vs through swvm's
+                                           own --network bridge
     bench/bench.py volumes [--runs 3]      1,000 small files and one 100 MiB file through a
                                            container's bind mount, swvm's virtio-9p share and
                                            QEMU microvm's -virtfs (9p) on the same kernel

@@ -248,7 +248,49 @@ static void interface_flags_up(int fd, const char *name) {
     if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "%s: up: %s", name, strerror(errno));
 }
 
-/* --network bridge: eth0 (virtio-net) gets the run's MAC, address, MTU
+static void set_ipv4(int fd, const char *name, unsigned long request, const uint8_t addr[4], const char *what) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    memcpy(&sin->sin_addr, addr, 4);
+    if (ioctl(fd, request, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "%s: set %s: %s", name, what, strerror(errno));
+}
+
+/* A route through eth0: via `gateway`, or on the link when it is 0.0.0.0. */
+static void add_route(int fd, const uint8_t dst_addr[4], uint8_t prefix, const uint8_t gateway[4], const char *what) {
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
+                       *msk = (struct sockaddr_in *)&rt.rt_genmask;
+    gw->sin_family = dst->sin_family = msk->sin_family = AF_INET;
+    uint32_t mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
+    memcpy(&dst->sin_addr, dst_addr, 4);
+    memcpy(&msk->sin_addr, &mask, 4);
+    memcpy(&gw->sin_addr, gateway, 4);
+    rt.rt_flags = RTF_UP | (gw->sin_addr.s_addr ? RTF_GATEWAY : 0) | (prefix == 32 ? RTF_HOST : 0);
+    rt.rt_dev = "eth0";
+    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: %s: %s", what, strerror(errno));
+}
+
+/* --network ns:PATH: the pod interface's further addresses (as aliases
+ * eth0:N, which SIOCSIFADDR makes secondary addresses) and its routes,
+ * on-link ones first as the host sends them. */
+static void configure_pod_network(int fd) {
+    for (uint32_t i = 0; i < cfg.nnet_addrs; i++) {
+        char alias[IFNAMSIZ];
+        snprintf(alias, sizeof alias, "eth0:%u", i + 1);
+        set_ipv4(fd, alias, SIOCSIFADDR, cfg.net_addrs[i].addr, "a further address");
+        uint32_t mask = cfg.net_addrs[i].prefix ? htonl(~0u << (32 - cfg.net_addrs[i].prefix)) : 0;
+        set_ipv4(fd, alias, SIOCSIFNETMASK, (const uint8_t *)&mask, "its netmask");
+    }
+    for (uint32_t i = 0; i < cfg.nnet_routes; i++) {
+        add_route(fd, cfg.net_routes[i].dst, cfg.net_routes[i].prefix, cfg.net_routes[i].gateway, "a route of the pod");
+    }
+}
+
+/* --network bridge or ns:PATH: eth0 (virtio-net) gets the run's MAC, address, MTU
  * and default route, and lo comes up, in guest-init's own network
  * namespace, which the workload then shares: the VM is its boundary. */
 static void configure_network(void) {
@@ -271,15 +313,10 @@ static void configure_network(void) {
     memcpy(&sin->sin_addr, &mask, 4);
     if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: set netmask: %s", strerror(errno));
     interface_flags_up(fd, "eth0");
-    struct rtentry rt;
-    memset(&rt, 0, sizeof rt);
-    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst,
-                       *msk = (struct sockaddr_in *)&rt.rt_genmask;
-    gw->sin_family = dst->sin_family = msk->sin_family = AF_INET;
-    memcpy(&gw->sin_addr, cfg.net_if.gateway, 4);
-    rt.rt_flags = RTF_UP | RTF_GATEWAY;
-    rt.rt_dev = "eth0";
-    if (ioctl(fd, SIOCADDRT, &rt) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "eth0: default route: %s", strerror(errno));
+    configure_pod_network(fd);
+    /* 0.0.0.0: a pod's interface without a default route. */
+    static const uint8_t none[4];
+    if (memcmp(cfg.net_if.gateway, none, 4) != 0) add_route(fd, none, 0, cfg.net_if.gateway, "the default route");
     interface_flags_up(fd, "lo");
     close(fd);
 }

@@ -306,6 +306,24 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         if (swvm_net_if_decode(v, n, &s->net_if) != 0) return fail(d, "run settings: eth0's prefix /%u", v[4]);
         s->net = 1;
         return 0;
+    case CFG_NET_ROUTE: {
+        if (need(d, n, SWVM_NET_ROUTE_LEN, "a route of eth0")) return -1;
+        if (s->nnet_routes >= SWVM_MAX_NET_ROUTES) return fail(d, "run settings: more than %u routes of eth0", SWVM_MAX_NET_ROUTES);
+        if (v[4] > 32) return fail(d, "run settings: a route of eth0 with prefix /%u", v[4]);
+        struct swvm_net_route *r = &s->net_routes[s->nnet_routes++];
+        memcpy(r->dst, v, 4);
+        r->prefix = v[4];
+        memcpy(r->gateway, v + 5, 4);
+        return 0;
+    }
+    case CFG_NET_ADDR: {
+        if (need(d, n, SWVM_NET_ADDR_LEN, "an address of eth0")) return -1;
+        if (s->nnet_addrs >= SWVM_MAX_NET_ADDRS) return fail(d, "run settings: more than %u further addresses of eth0", SWVM_MAX_NET_ADDRS);
+        if (v[4] > 32) return fail(d, "run settings: an address of eth0 with prefix /%u", v[4]);
+        memcpy(s->net_addrs[s->nnet_addrs].addr, v, 4);
+        s->net_addrs[s->nnet_addrs++].prefix = v[4];
+        return 0;
+    }
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
     case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");

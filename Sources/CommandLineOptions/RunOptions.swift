@@ -62,7 +62,7 @@ public struct RunOptions: ParsableArguments {
     @Option(name: .customLong("security-opt"), help: ArgumentHelp("seccomp=PROFILE.json, seccomp=unconfined, or no-new-privileges[=false].", valueName: "opt"))
     public var securityOpt: [String] = []
 
-    @Option(help: ArgumentHelp("Network: none (loopback only, the safe default), bridge (an address on swvm0, NAT, -p) or host (containers only).", valueName: "mode"))
+    @Option(help: ArgumentHelp("Network: none (loopback only, the safe default), bridge (an address on swvm0, NAT, -p), host (containers only) or ns:PATH (a network namespace a plugin made, e.g. /run/netns/NAME; VMs only).", valueName: "mode"))
     public var network = "none"
 
     @Option(name: [.short, .customLong("publish")], help: ArgumentHelp("Publish a port of the run on the host (--network bridge).", valueName: "[IP:]HOSTPORT:PORT[/tcp|udp]"))

@@ -150,10 +150,20 @@ public enum SpecBuilder {
 
     /// --network, -p, --dns and --add-host.
     static func applyNetwork(_ o: RunOptions, to spec: inout RunSpec) throws {
-        guard let mode = NetworkMode(rawValue: o.network) else {
-            throw SwvmError(.invalidArgument, "--network '\(o.network)': swvm supports none, bridge and host")
+        if o.network.hasPrefix("ns:") {
+            // podman's form: a network namespace by path (VMs only).
+            let path = String(o.network.dropFirst(3))
+            guard path.hasPrefix("/") else {
+                throw SwvmError(.invalidArgument, "--network '\(o.network)': ns: takes the absolute path of a network namespace, e.g. ns:/run/netns/NAME")
+            }
+            spec.network = .namespace
+            spec.networkNamespace = path
+        } else if let mode = NetworkMode(rawValue: o.network), mode != .namespace {
+            spec.network = mode
+        } else {
+            throw SwvmError(.invalidArgument, "--network '\(o.network)': swvm supports none, bridge, host and ns:PATH")
         }
-        spec.network = mode
+        let mode = spec.network
         spec.networkSettings.publish = try o.publish.map(PortMapping.init(parsing:))
         spec.networkSettings.dns = try o.dns.map(NetworkSettings.parseDNS)
         spec.networkSettings.extraHosts = try o.addHost.map(NetworkSettings.parseHost)

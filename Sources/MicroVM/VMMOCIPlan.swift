@@ -72,11 +72,11 @@ public struct VMMOCIPlan {
     }
 
     /// config.json's namespaces at the VM level. A user namespace, and
-    /// joining a host namespace by path, cannot apply to a guest; a network
-    /// namespace path (the pod's, podman's netavark) is not joined yet (the
-    /// pod network inside the VM is another piece of work): the workload
-    /// gets a network namespace of its own with only lo, and `swvm create`
-    /// says so (VMEngine).
+    /// joining a host namespace by path, cannot apply to a guest. A network
+    /// namespace path is the pod's (podman's netavark, CNI): the VMM joins
+    /// its interface to the guest's eth0 (PodNetwork), so the workload
+    /// stays in guest-init's network namespace, where eth0 is, instead of
+    /// getting a new one.
     static func namespaces(_ oci: OCISettings) throws -> UInt32 {
         // What a guest can give its workload: not a user or time namespace.
         let flags = Dictionary(uniqueKeysWithValues: OCILinuxConfig.namespaceTypes.filter { $0.0 != "user" && $0.0 != "time" })
@@ -89,15 +89,21 @@ public struct VMMOCIPlan {
             if let path = ns.path, ns.type != "network" {
                 throw SwvmError(.unsupported, "\(what).path \"\(path)\": a host namespace cannot be joined from inside a VM")
             }
+            if ns.type == "network" && ns.path != nil { continue }
             result |= UInt32(flag)
         }
-        guard result & UInt32(sys_CLONE_NEWNET) != 0 else {
+        guard result & UInt32(sys_CLONE_NEWNET) != 0 || podNetworkPath(oci) != nil else {
             throw SwvmError(.unsupported, "config.json linux.namespaces: no network namespace, i.e. the host's network, which a VM cannot have")
         }
         if !oci.uidMappings.isEmpty || !oci.gidMappings.isEmpty {
             throw SwvmError(.unsupported, "config.json linux.uidMappings: a user namespace cannot apply at the VM level (\(IsolationAnnotation.key)=vm)")
         }
         return result
+    }
+
+    /// The pod's network namespace, when config.json joins one by path.
+    public static func podNetworkPath(_ oci: OCISettings) -> String? {
+        oci.namespaces.first { $0.type == "network" && $0.path != nil }?.path
     }
 
     /// MSG_CONFIG for guest-init: config.json's settings as a container's

@@ -19,9 +19,11 @@ public enum VMMProcess {
             let plan = try VMMOCIPlan(spec)
             oci = try VMMOCI(plan: plan, report: reportFD, execFIFO: execFIFO)
             // What VMRunner itself checks and sizes: the guest's mounts
-            // are config.json's (in the plan), its network its own.
+            // are config.json's (in the plan); its network the pod's
+            // namespace when config.json names one, else its own.
             spec.mounts = []
-            spec.network = .none
+            spec.networkNamespace = spec.oci.flatMap(VMMOCIPlan.podNetworkPath)
+            spec.network = spec.networkNamespace == nil ? .none : .namespace
             var options = VMOptions()
             if let kernel { options.kernelPath = kernel }
             return try VMRunner(spec: spec, oci: oci!, options: options).run().status

@@ -181,9 +181,9 @@ public final class VMRunner {
             diskTransport = try machine.addVirtioDevice(disk, description: "virtio-blk (the image's ext4 disk, read-only, attached after boot)")
             try machine.addVirtioDevice(RngDevice(), description: "virtio-rng")
             // In every VM, so one snapshot serves every --network mode; its
-            // tap is attached only with --network bridge, after the snapshot point.
+            // tap is attached only with --network bridge or ns:PATH, after the snapshot point.
             net = NetDevice()
-            try machine.addVirtioDevice(net, description: "virtio-net (a tap on swvm0 with --network bridge; unconnected otherwise)")
+            try machine.addVirtioDevice(net, description: "virtio-net (a tap on swvm0 with --network bridge, in the pod's namespace with ns:PATH; unconnected otherwise)")
             // In every VM too; it serves the run's -v directories, given after the snapshot point.
             volumes = try NinePDevice(tag: SWVM_9P_TAG)
             volumesTransport = try machine.addVirtioDevice(volumes, description: "virtio-9p (no host directory)")
@@ -248,11 +248,12 @@ public final class VMRunner {
         // An OCI container's VMM is in the container's cgroup already.
         let scope = oci == nil ? try vmmCgroupScope(record: record, guestMemory: config.memoryBytes) : nil
 
-        // --network bridge: the address, published ports and the tap; the
-        // guest learns them with its settings, after the snapshot point.
-        let network = try NetworkAttachment.prepare(spec, runDir: record)
+        // --network bridge (the address, published ports) or ns:PATH (the
+        // pod's interface), and the tap; the guest learns them with its
+        // settings, after the snapshot point.
+        let vmNetwork = try VMNetwork.prepare(spec, runDir: record)
+        let network = vmNetwork?.network, tap = vmNetwork?.tap
         defer { withExtendedLifetime((scope, network)) {} }
-        let tap = try network?.openTap()
         defer { withExtendedLifetime(tap) {} }   // open until the VM is gone
 
         // -v: the directories are opened now (the device thread, which
@@ -485,7 +486,7 @@ final class Session: @unchecked Sendable {
     let state = Locked(VMRunner.RunState())
     let phases = Locked<[(String, Int)]>([])
     let terminal: HostTerminal?
-    let network: NetworkAttachment?
+    let network: GuestNetwork?
     let keeper: VMMKeeper
     /// The VMM's jail, read back by the keeper while the workload runs.
     let jail = Locked<(summary: String, json: JSON, keeperPeakRSS: UInt64)?>(nil)
@@ -508,7 +509,7 @@ final class Session: @unchecked Sendable {
     var machine: Machine { instance.machine }
     var spec: RunSpec { runner.spec }
 
-    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: NetworkAttachment?,
+    init(runner: VMRunner, instance: VMRunner.Instance, filter: SeccompFilter?, start: UInt64, network: GuestNetwork?,
          keeper: VMMKeeper) {
         self.keeper = keeper
         self.runner = runner
@@ -627,6 +628,12 @@ final class Session: @unchecked Sendable {
             do { return try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy) } catch {
                 fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
                 return nil
+            }
+            // The pod's network (config.json's namespace path): eth0.
+            if let network {
+                var f = RunSettings.Fields()
+                f.addGuestNetwork(network.guestInterface, runSpec)
+                cfg += f.bytes
             }
         }
         return VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)

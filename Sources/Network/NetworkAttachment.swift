@@ -168,14 +168,7 @@ public final class NetworkAttachment {
         try guardPort()
         try NetworkAttachment.append(runDir, "link \(linkName)")
         let fd = FileDescriptor(try sys("open /dev/net/tun") { open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) })
-        var ifr = [UInt8](repeating: 0, count: 40)
-        for (i, b) in linkName.utf8.prefix(15).enumerated() { ifr[i] = b }
-        let flags: UInt16 = 0x0002 /* IFF_TAP */ | 0x1000 /* IFF_NO_PI */ | 0x4000 /* IFF_VNET_HDR */
-        ifr[16] = UInt8(flags & 0xff)
-        ifr[17] = UInt8(flags >> 8)
-        try sys("TUNSETIFF \(linkName)") { sys_ioctl_ptr(fd.raw, 0x4004_54ca, &ifr) }
-        var size: Int32 = 12
-        try sys("TUNSETVNETHDRSZ \(linkName)") { sys_ioctl_ptr(fd.raw, 0x4004_54d8, &size) }
+        try TapDevice.create(fd, name: linkName)
         try Net.run(["ip", "link", "set", linkName, "mtu", "\(bridge.mtu)"])
         try attachToBridge()
         return fd
@@ -235,7 +228,7 @@ public final class NetworkAttachment {
     }
 
     /// Removes the links (with their bridge FDB entries), guard elements,
-    /// DNAT entries and lease a run recorded (the run's own end, or the
+    /// DNAT entries, lease and pod network qdiscs and filters a run recorded (the run's own end, or the
     /// next swvm after the run's swvm was killed).
     public static func removeRecorded(runDir: String) {
         let path = Path.join(runDir, recordFile)
@@ -252,6 +245,8 @@ public final class NetworkAttachment {
             case ("publish", 4):
                 let (map, key) = mapKey(f[1], UInt16(f[2]) ?? 0, f[3] == "*" ? nil : f[3])
                 _ = try? Net.run(["nft", "delete element ip \(HostBridge.table) \(map) { \(key) }"])
+            case ("podfilter", 5...), ("podqdisc", 5...):
+                PodNetwork.removeRecorded(f)
             case ("lease", 2):
                 // The last run to leave takes the bridge and table with it.
                 if let a = IPv4Address(f[1]) {

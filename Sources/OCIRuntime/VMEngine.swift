@@ -59,9 +59,6 @@ public struct VMEngine: IsolationEngine {
         if io.preserveFDs > 0 {
             throw SwvmError(.unsupported, "--preserve-fds: descriptors cannot be passed into a VM")
         }
-        if let ns = spec.oci?.namespaces.first(where: { $0.type == "network" && $0.path != nil }), let path = ns.path {
-            RuntimeLog.current.warning("config.json linux.namespaces network path \(path): the VM level does not join a pod's network yet; the workload runs without network (lo only)")
-        }
     }
 
     /// The container's cgroup holds the VMM: guest RAM (the workload's

@@ -26,6 +26,18 @@ public enum RunSettings {
 
     /// A field list being built: u16 tag, u32 length, bytes.
     public struct Fields {
+        /// A VM's eth0 (CFG_NET_IF) and, with --network ns:PATH, the pod
+        /// interface's further addresses and routes (the RunSpec's, which
+        /// GuestNetwork.apply filled in).
+        public mutating func addGuestNetwork(_ netInterface: swvm_net_if, _ spec: RunSpec) {
+            var n = netInterface
+            var bytes = [UInt8](repeating: 0, count: Int(SWVM_NET_IF_LEN))
+            swvm_net_if_encode(&n, &bytes)
+            add(CFG_NET_IF, bytes)
+            for a in spec.podAddresses { add(CFG_NET_ADDR, a.address.bytes + [UInt8(a.prefix)]) }
+            for r in spec.podRoutes { add(CFG_NET_ROUTE, r.destination.bytes + [UInt8(r.prefix)] + (r.gateway ?? IPv4Address(0)).bytes) }
+        }
+
         public private(set) var bytes: [UInt8] = []
         public init() {}
 
@@ -59,11 +71,7 @@ public enum RunSettings {
         if let r = spec.resolvConf { f.add(CFG_RESOLV_CONF, r) }
         switch level {
         case .vm(let rootDevice, let time, let probe, let entropy, let netInterface):
-            if var n = netInterface {
-                var bytes = [UInt8](repeating: 0, count: Int(SWVM_NET_IF_LEN))
-                swvm_net_if_encode(&n, &bytes)
-                f.add(CFG_NET_IF, bytes)
-            }
+            if let n = netInterface { f.addGuestNetwork(n, spec) }
             f.add(CFG_ROOTDEV, rootDevice)
             f.add(CFG_TIME, le64(time))
             if let m = spec.resources.memory { f.add(CFG_MEMORY, le64(m)) }

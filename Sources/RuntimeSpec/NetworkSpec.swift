@@ -48,6 +48,35 @@ public struct IPv4Subnet: Equatable, CustomStringConvertible, Sendable {
 }
 
 /// A published port (-p, read in CommandLineOptions).
+/// An address of an interface, with its prefix (its host bits kept).
+public struct IPv4InterfaceAddress: Equatable, CustomStringConvertible, Sendable {
+    public var address: IPv4Address
+    public var prefix: Int
+
+    public init(_ address: IPv4Address, prefix: Int) {
+        self.address = address
+        self.prefix = prefix
+    }
+
+    public var description: String { "\(address)/\(prefix)" }
+}
+
+/// A route of IPv4: to `destination`/`prefix` via `gateway`, or on the
+/// link when it has none.
+public struct IPv4Route: Equatable, CustomStringConvertible, Sendable {
+    public var destination: IPv4Address
+    public var prefix: Int
+    public var gateway: IPv4Address?
+
+    public init(destination: IPv4Address, prefix: Int, gateway: IPv4Address?) {
+        self.destination = destination
+        self.prefix = prefix
+        self.gateway = gateway
+    }
+
+    public var description: String { "\(destination)/\(prefix)" + (gateway.map { " via \($0)" } ?? " on the link") }
+}
+
 public struct PortMapping: Equatable, CustomStringConvertible, Sendable {
     public enum Proto: String, Sendable { case tcp, udp }
     /// nil: every address of the host.

@@ -22,6 +22,12 @@ public struct RunSpec {
     public var readonlyPaths = RunSpec.defaultReadonlyPaths
     public var network: NetworkMode = .none
     public var networkSettings = NetworkSettings()
+    /// The namespace's path with --network ns:PATH.
+    public var networkNamespace: String?
+    /// The pod's further IPv4 addresses and its routes, for the guest's
+    /// eth0 (--network ns:PATH at the VM level; PodNetwork fills them in).
+    public var podAddresses: [IPv4InterfaceAddress] = []
+    public var podRoutes: [IPv4Route] = []
     /// The run's address on the bridge, once leased (--network bridge).
     public var networkAddress: IPv4Address?
     /// The run's /etc/resolv.conf (--network bridge); nil: the image's.
@@ -137,6 +143,10 @@ public enum NetworkMode: String, Equatable {
     /// An address of swvm's bridge (swvm0), NAT to the outside, published
     /// ports; isolated from other runs.
     case bridge
+    /// A network namespace a network plugin made (RunSpec.networkNamespace:
+    /// --network ns:PATH, or config.json's path); VMs only: the VMM joins
+    /// the namespace's interface to the guest's eth0 (PodNetwork).
+    case namespace
 }
 
 /// A user-namespace mapping: container ids [0, size) map to host ids

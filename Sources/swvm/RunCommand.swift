@@ -68,6 +68,9 @@ struct RunCommand: ParsableCommand {
             }
             switch isolation {
             case .container:
+                if spec.network == .namespace {
+                    throw SwvmError(.unsupported, "--network ns:PATH applies to --isolation=vm (a container joins a namespace by path through config.json)")
+                }
                 let result = try Container(spec: spec).run()
                 if let fd = reportFd {
                     RunReport(isolation: "container", status: result.status, execNanos: result.execNanos,

@@ -231,6 +231,19 @@ import ArgumentParser
         #expect(throws: SwvmError.self) { try SpecBuilder.build(image: try image(), options: o) }
     }
 
+    /// podman's --network ns:PATH: an absolute path; "ns", "namespace"
+    /// (the mode's own name) and a relative path are errors.
+    @Test func networkNamespaceByPath() throws {
+        let spec = try SpecBuilder.build(image: try image(), options: try RunOptions.parse(["--network", "ns:/run/netns/pod"]))
+        #expect(spec.network == .namespace && spec.networkNamespace == "/run/netns/pod")
+        for bad in ["ns:", "ns:run/netns/pod", "ns", "namespace"] {
+            #expect(throws: SwvmError.self, "\(bad)") { try SpecBuilder.build(image: try image(), options: try RunOptions.parse(["--network", bad])) }
+        }
+        #expect(throws: SwvmError.self) {
+            try SpecBuilder.build(image: try image(), options: try RunOptions.parse(["--network", "ns:/run/netns/pod", "-p", "80:80"]))
+        }
+    }
+
     @Test func capabilitiesAddDropAll() throws {
         #expect(try Capabilities.apply(base: Capabilities.dockerDefault, add: ["net_admin"], drop: ["CAP_CHOWN"])
                 == Capabilities.dockerDefault.union(["NET_ADMIN"]).subtracting(["CHOWN"]))

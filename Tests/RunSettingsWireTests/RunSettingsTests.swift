@@ -237,6 +237,37 @@ import RunSettingsWire
         #expect(swvm_net_if_decode(bytes, 16, &back) == -1)
     }
 
+    /// --network ns:PATH: a pod's further addresses and routes reach the C
+    /// decoder in order (a gateway of 0.0.0.0 is on the link); a prefix
+    /// over 32 or one route too many is refused.
+    @Test func podAddressesAndRoutesRoundTrip() {
+        var spec = fullSpec()
+        spec.podAddresses = [IPv4InterfaceAddress(IPv4Address("10.231.0.3")!, prefix: 24)]
+        spec.podRoutes = [IPv4Route(destination: IPv4Address("169.254.1.1")!, prefix: 32, gateway: nil),
+                          IPv4Route(destination: IPv4Address("10.232.0.0")!, prefix: 16, gateway: IPv4Address("169.254.1.1")!)]
+        var f = RunSettings.Fields()
+        f.addGuestNetwork(Self.netInterface, spec)
+        let base = RunSettings.encode(fullSpec(), seccompProgram: nil, window: nil,
+                                      level: .vm(rootDevice: "/dev/vda", hostTimeNanos: 1, probeSource: nil, entropy: nil))
+        var (s, error) = decode(base + f.bytes)
+        defer { swvm_settings_free(&s) }
+        #expect(error == nil && s.net == 1 && s.nnet_addrs == 1 && s.nnet_routes == 2)
+        #expect(withUnsafeBytes(of: s.net_addrs.0.addr) { Array($0) } == [10, 231, 0, 3] && s.net_addrs.0.prefix == 24)
+        #expect(withUnsafeBytes(of: s.net_routes.0.gateway) { Array($0) } == [0, 0, 0, 0] && s.net_routes.0.prefix == 32)
+        #expect(withUnsafeBytes(of: s.net_routes.1.dst) { Array($0) } == [10, 232, 0, 0])
+        #expect(withUnsafeBytes(of: s.net_routes.1.gateway) { Array($0) } == [169, 254, 1, 1])
+        var bad = RunSettings.Fields()
+        bad.add(CFG_NET_ROUTE, [10, 0, 0, 0, 33, 0, 0, 0, 0])
+        var (b, e1) = decode(base + bad.bytes)
+        swvm_settings_free(&b)
+        #expect(e1?.contains("prefix /33") == true)
+        var many = RunSettings.Fields()
+        for _ in 0...SWVM_MAX_NET_ROUTES { many.add(CFG_NET_ROUTE, [10, 0, 0, 0, 8, 0, 0, 0, 0]) }
+        var (m, e2) = decode(base + many.bytes)
+        swvm_settings_free(&m)
+        #expect(e2?.contains("more than 16 routes") == true, "\(String(describing: e2))")
+    }
+
     /// MSG_CONFINED as the confinement child writes it (a frame header,
     /// then one field per path, by the C writers) is what swvm decodes.
     @Test func confinedPathsRoundTripThroughTheChildsWriters() throws {

@@ -214,6 +214,19 @@ struct swvm_net_if { uint8_t addr[4]; uint8_t prefix; uint8_t gateway[4]; uint16
 void swvm_net_if_encode(const struct swvm_net_if *m, uint8_t out[SWVM_NET_IF_LEN]);
 int swvm_net_if_decode(const uint8_t *p, size_t len, struct swvm_net_if *m);
 
+/* --network ns:PATH (VM only): what the pod's interface has beyond
+ * CFG_NET_IF (whose gateway is then 0.0.0.0 without a default route).
+ * CFG_NET_ROUTE: u8 destination[4], u8 prefix, u8 gateway[4] (0.0.0.0: on
+ * the link), in the order they are added. CFG_NET_ADDR: u8 address[4], u8
+ * prefix, a further address of eth0. The decoder refuses a prefix over 32
+ * and more than the maximum of each. */
+struct swvm_net_route { uint8_t dst[4]; uint8_t prefix; uint8_t gateway[4]; };
+struct swvm_net_addr { uint8_t addr[4]; uint8_t prefix; };
+#define SWVM_NET_ROUTE_LEN 9u
+#define SWVM_NET_ADDR_LEN 5u
+#define SWVM_MAX_NET_ROUTES 16u
+#define SWVM_MAX_NET_ADDRS 8u
+
 /* The workload's child reports to its parent (swvm's container parent,
  * or guest-init, which forwards them to the host as they are) with these
  * frames on a close-on-exec pipe: MSG_CONFINED once its mounts are made,
@@ -277,6 +290,9 @@ enum swvm_config_tag {
     CFG_NET_IF = 40,        /* struct swvm_net_if */
     CFG_ETC_HOSTS = 41,     /* string: the whole /etc/hosts */
     CFG_RESOLV_CONF = 42,   /* string: the whole /etc/resolv.conf */
+    /* podnet's range (80-89): the pod's network at the VM level. */
+    CFG_NET_ROUTE = 80,     /* struct swvm_net_route; repeated */
+    CFG_NET_ADDR = 81,      /* struct swvm_net_addr; repeated */
     /* 50 and up: OCI mode (a run of a runtime bundle, swvm create/exec as
      * runc). CFG_OCI_ROOT switches it on: the container child then uses
      * the root as it is and applies config.json's mounts, devices and
@@ -388,6 +404,8 @@ struct swvm_settings {
     int host_network, userns, init;
     struct swvm_mount *cgroup_mounts; uint32_t ncgroup_mounts; /* kind, destination (name), source */
     int net; struct swvm_net_if net_if;
+    struct swvm_net_route net_routes[SWVM_MAX_NET_ROUTES]; uint32_t nnet_routes;
+    struct swvm_net_addr net_addrs[SWVM_MAX_NET_ADDRS]; uint32_t nnet_addrs;
     char *etc_hosts, *resolv_conf;
     int template_mode; uint8_t template_flags;   /* CFG_TEMPLATE seen, and its flags */
     char **warm_files; uint32_t nwarm_files;

@@ -37,6 +37,8 @@ int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
 long sys_getdents64(int fd, void *buf, size_t len);
 int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int flags);
 int sys_pidfd_open(pid_t pid, unsigned int flags);
+/// setns(2) for the calling thread (glibc declares it only with _GNU_SOURCE).
+int sys_setns(int fd, int nstype);
 
 /// sigaction with a plain handler and no SA_RESTART (so blocking calls
 /// return EINTR); `handler` NULL restores SIG_DFL.
