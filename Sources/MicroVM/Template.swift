@@ -49,6 +49,8 @@ struct Template {
         if options.noTemplate { return "--no-template" }
         if spec.mounts.contains(where: { if case .bind = $0.kind { return true } else { return false } }) { return "volumes (-v)" }
         if spec.terminal { return "a terminal (-t)" }
+        // eth0's addresses and routes are the pod's, per run (fields 80-81).
+        if spec.network == .namespace { return "a pod's network (--network ns:PATH)" }
         return nil
     }
 

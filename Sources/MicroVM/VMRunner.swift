@@ -395,7 +395,7 @@ public final class VMRunner {
     }
 
     /// The image template this run uses, or nil (why: in the debug log).
-    private func templateFor(_ config: MachineConfig, disk: String?, filter: SeccompFilter?, network: NetworkAttachment?) -> Template? {
+    private func templateFor(_ config: MachineConfig, disk: String?, filter: SeccompFilter?, network: (any GuestNetwork)?) -> Template? {
         // An OCI container's root is its bundle's, shared over 9p: no image.
         if let why = oci != nil ? "an OCI container" : Template.skipReason(spec, options) {
             Log.debug("no image template: \(why)")
@@ -409,7 +409,7 @@ public final class VMRunner {
     }
 
     /// MSG_CONFIG's payload for this run (RunSettings.encode at the VM level).
-    static func settings(_ spec: RunSpec, filter: SeccompFilter?, network: NetworkAttachment?,
+    static func settings(_ spec: RunSpec, filter: SeccompFilter?, network: (any GuestNetwork)?,
                          window: (rows: UInt16, cols: UInt16)?, entropy: [UInt8]) -> [UInt8] {
         var runSpec = spec
         network?.apply(to: &runSpec)
@@ -625,15 +625,20 @@ final class Session: @unchecked Sendable {
         var entropy = [UInt8](repeating: 0, count: 64)
         _ = entropy.withUnsafeMutableBytes { getrandom($0.baseAddress, 64, 0) }
         if let oci = runner.oci {
-            do { return try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy) } catch {
+            do {
+                var cfg = try oci.plan.settings(seccompProgram: filter?.program, entropy: entropy)
+                // The pod's network (config.json's namespace path): eth0.
+                if let network {
+                    var runSpec = spec
+                    network.apply(to: &runSpec)
+                    var f = RunSettings.Fields()
+                    f.addGuestNetwork(network.guestInterface, runSpec)
+                    cfg += f.bytes
+                }
+                return cfg
+            } catch {
                 fail(error as? SwvmError ?? SwvmError(.internalError, "\(error)"))
                 return nil
-            }
-            // The pod's network (config.json's namespace path): eth0.
-            if let network {
-                var f = RunSettings.Fields()
-                f.addGuestNetwork(network.guestInterface, runSpec)
-                cfg += f.bytes
             }
         }
         return VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
