@@ -78,30 +78,11 @@ public enum HookRunner {
     /// posix_spawn with the hook's args (argv[0] included, as execv's) and
     /// env; an empty env inherits swvm's, as runc's (Go's exec.Cmd) does.
     static func spawn(_ hook: OCIHook, stdin: Int32, output: Int32) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_adddup2(&actions, output, 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = (hook.args.isEmpty ? [hook.path] : hook.args).map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        let envp = hook.env.map { strdup($0) } + [nil]
-        defer { for p in envp { free(p) } }
-        var pid: pid_t = 0
-        let r = hook.env.isEmpty ? posix_spawn(&pid, hook.path, &actions, &attr, argv, environ)
-                                 : posix_spawn(&pid, hook.path, &actions, &attr, argv, envp)
-        guard r == 0 else { throw SwvmError(.systemCall, "cannot run it: \(errnoText(r))") }
-        return pid
+        do {
+            return try Spawn.start(hook.path, argv: hook.args.isEmpty ? [hook.path] : hook.args,
+                                   environment: hook.env.isEmpty ? nil : hook.env,
+                                   actions: [.dup(stdin, to: 0), .dup(output, to: 1), .dup(output, to: 2)])
+        } catch { throw SwvmError(.systemCall, "cannot run it: \(errnoText(error.errno))") }
     }
 
     /// Collects the output until the hook exits; kills it at the timeout.

@@ -79,27 +79,11 @@ public struct VMEngine: IsolationEngine {
     /// its own (a terminal's signals are not the container's), with the
     /// container's stdio and the report pipe on fd 3.
     static func spawn(_ args: [String], io: ProcessIO, report: Int32) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for (fd, target) in [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)] where fd != target {
-            posix_spawn_file_actions_adddup2(&actions, fd, target)
-        }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        let setsid: Int32 = 0x80   // POSIX_SPAWN_SETSID (glibc 2.26)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | setsid))
-        var cargs = args.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
         let exe = FS.executablePath()
-        let rc = posix_spawn(&pid, exe, &actions, &attr, &cargs, environ)
-        guard rc == 0 else { throw SwvmError.errno("spawn the VMM (\(exe))", rc) }
-        return pid
+        let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)].filter { $0.0 != $0.1 }
+        do {
+            return try Spawn.start(exe, argv: args, actions: dups.map { .dup($0.0, to: $0.1) }, newSession: true)
+        } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 
     /// Reads the VMM's report: "created", or "error" and its message; EOF

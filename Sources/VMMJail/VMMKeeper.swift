@@ -40,25 +40,13 @@ public final class VMMKeeper: Sendable {
         try sys("socketpair (the VMM's keeper)") { socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
         defer { close(pair[1]) }
         let args = [keeperPath, String(getpid()), record, identity.leasePath, exe]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pair[1], SWVM_KEEPER_SOCKET_FD)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK))
-        posix_spawnattr_setpgroup(&attr, 0)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        var cargs = args.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, keeperPath, &actions, &attr, &cargs, environ)
-        guard rc == 0 else {
+        let child: pid_t
+        do {
+            child = try Spawn.start(keeperPath, argv: args, actions: [.dup(pair[1], to: SWVM_KEEPER_SOCKET_FD)],
+                                    newProcessGroup: true)
+        } catch {
             close(pair[0])
-            throw SwvmError.errno("spawn the VMM's keeper (\(keeperPath))", rc)
+            throw SwvmError.errno("spawn the VMM's keeper (\(keeperPath))", error.errno)
         }
         return VMMKeeper(fd: pair[0], pid: child)
     }

@@ -61,21 +61,6 @@ import TestSupport
     /// `sleep 100` with no signal blocked or ignored (the test process
     /// blocks some, and a child would inherit that).
     static func spawnSleep() throws -> pid_t {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let words: [String] = ["sleep", "100"]
-        let argv = words.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var pid: pid_t = 0
-        let r = posix_spawn(&pid, "/bin/sleep", nil, &attr, argv, environ)
-        guard r == 0 else { throw SwvmError.errno("spawn /bin/sleep", r) }
-        return pid
+        do { return try Spawn.start("/bin/sleep", argv: ["sleep", "100"]) } catch { throw SwvmError.errno("spawn /bin/sleep", error.errno) }
     }
 }
