@@ -578,7 +578,9 @@ static const char *find_executable(const struct child *c, char path[4096]) {
     cf_fail(c, SWVM_ERR_COMMAND_NOT_FOUND, "exec: \"%s\": executable file not found in $PATH", name);
 }
 
-static void exec_workload(const struct child *c, const char *exe) {
+/* Default dispositions and an empty mask, as a freshly exec'd program
+ * expects (swvm blocks signals for its own handling); async-signal-safe. */
+void cf_reset_signals(void) {
     sigset_t empty;
     sigemptyset(&empty);
     struct sigaction dfl;
@@ -587,6 +589,10 @@ static void exec_workload(const struct child *c, const char *exe) {
     for (int sig = 1; sig < 32; sig++)
         if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
     sigprocmask(SIG_SETMASK, &empty, NULL);
+}
+
+static void exec_workload(const struct child *c, const char *exe) {
+    cf_reset_signals();
     /* OCI --preserve-fds: fds 3.. stay open across execve, as runc passes them. */
     unsigned int keep = c->s->oci.preserve_fds;
     for (unsigned int fd = 3; fd < 3 + keep; fd++) fcntl((int)fd, F_SETFD, 0);

@@ -27,6 +27,9 @@ struct child {
     char *hook_list, *hook_end;
 };
 
+/* Default signal dispositions and an empty mask, before an execve. */
+CF_HIDDEN void cf_reset_signals(void);
+
 /* Reports a MSG_ERROR ("STEP PATH: reason" and errno, swvm_error_write)
  * and ends the child with the code's exit status. */
 CF_HIDDEN __attribute__((noreturn, format(printf, 3, 4)))

@@ -79,14 +79,7 @@ static size_t printable(char *out, size_t n) {
 }
 
 static void exec_hook(int in, int out, char *path, char **argv, char **envp) {
-    sigset_t empty;
-    sigemptyset(&empty);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < 32; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
-    sigprocmask(SIG_SETMASK, &empty, NULL);
+    cf_reset_signals();
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) _exit(127);
     execve(path, argv, envp);
     _exit(127);
