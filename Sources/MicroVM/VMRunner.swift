@@ -750,6 +750,10 @@ final class Session: @unchecked Sendable {
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
                     control?.workloadStarted()
+                    #if DEBUG
+                    // Test-only (a debug build's): the control port hangs up under guest-init.
+                    if FS.environment("SWVM_TEST_UNPLUG_CONTROL") == "1" { console.unplug(instance.control) }
+                    #endif
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.
