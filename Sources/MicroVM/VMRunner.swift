@@ -282,7 +282,7 @@ public final class VMRunner {
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
-        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
