@@ -282,7 +282,7 @@ public final class VMRunner {
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
-        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
@@ -750,6 +750,10 @@ final class Session: @unchecked Sendable {
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
                     control?.workloadStarted()
+                    #if DEBUG
+                    // Test-only (a debug build's): the control port hangs up under guest-init.
+                    if FS.environment("SWVM_TEST_UNPLUG_CONTROL") == "1" { console.unplug(instance.control) }
+                    #endif
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.
