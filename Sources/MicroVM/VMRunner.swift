@@ -33,6 +33,10 @@ public struct VMOptions {
     public var noTemplate = false
     /// Descriptors swvm's caller passed that the jailed VMM keeps (--report-fd).
     public var keepDescriptors: [Int32] = []
+    /// This process is the VMM child of `swvm run`'s monitor, which took
+    /// the run's record and uid lease and keeps it (VMMMonitor); nil: it
+    /// does so itself, with its keeper as its child (an OCI container's).
+    public var monitor: VMMMonitor.Link?
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -233,20 +237,8 @@ public final class VMRunner {
 
         // --cpus: the vCPU count, and a CPU quota on this process's cgroup
         // (the vCPU threads are ours), as Firecracker's jailer does.
-        RunRecord.removeStale()
         let record = RunRecord.directory(for: spec.id)
-        try RunRecord.create(record)
-        // The keeper cleans up what the run holds on the host (the jailed
-        // VMM cannot): started before this process joins its cgroup, and
-        // waited for at the end.
-        let identity: VMMIdentity, keeper: VMMKeeper
-        do {
-            identity = try VMMIdentity.lease()
-            keeper = try VMMKeeper.spawn(record: record, identity: identity)
-        } catch {
-            RunRecord.cleanup(record)
-            throw error
-        }
+        let (identity, keeper) = try options.monitor.map { ($0.identity, $0.keeper) } ?? ownKeeper(record: record)
         defer { keeper.finish() }
         // An OCI container's VMM is in the container's cgroup already.
         let scope = oci == nil ? try vmmCgroupScope(record: record, guestMemory: config.memoryBytes) : nil
@@ -307,6 +299,22 @@ public final class VMRunner {
     }
 
 
+    /// The run's record, uid lease and keeper, when no monitor took them:
+    /// the keeper cleans up what the run holds on the host (the jailed VMM
+    /// cannot), is started before this process joins its cgroup, and is
+    /// waited for at the end.
+    private func ownKeeper(record: String) throws -> (VMMIdentity, VMMKeeper) {
+        RunRecord.removeStale()
+        try RunRecord.create(record)
+        do {
+            let identity = try VMMIdentity.lease()
+            return (identity, try VMMKeeper.spawn(record: record, identity: identity))
+        } catch {
+            RunRecord.cleanup(record)
+            throw error
+        }
+    }
+
     /// The VMM's cgroup: guest RAM plus a margin of memory, and --cpus'
     /// CPU quota (the vCPU threads are ours), as Firecracker's jailer does;
     /// recorded in the run's record, removed by the keeper.
@@ -332,6 +340,7 @@ public final class VMRunner {
         var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
                             limits: [(VMMJail.rlimitFSIZE, fsize)])
         plan.keepDescriptors = options.keepDescriptors
+        plan.monitorSocket = options.monitor?.socket
         return plan
     }
 
