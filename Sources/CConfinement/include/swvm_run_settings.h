@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 3u
+#define SWVM_PROTOCOL_VERSION 4u
 
 /* Frame types. */
 enum swvm_message {
@@ -324,7 +324,9 @@ enum swvm_config_tag {
 
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
- * else is fixed at the template point and in the template's key. */
+ * else is fixed at the template point and in the template's key. The
+ * terminal (CFG_TERMINAL) and the volumes (CFG_VOLUME) are the run's: the
+ * pty is opened and the shares mounted after the template point. */
 int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
