@@ -40,14 +40,12 @@ struct Template {
         FS.environment("SWVM_TEMPLATE_CACHE_BYTES").flatMap { UInt64($0) } ?? (2 << 30)
     }
 
-    /// Why a run cannot use a template, or nil. Volumes (-v) and a
-    /// terminal (-t) are the run's: their share and pty come after the
-    /// restore, so they take templates.
+    /// Why a run cannot use a template, or nil. Volumes (-v), a terminal
+    /// (-t) and a pod's network (--network ns:PATH) are the run's: their
+    /// share, pty and eth0 come after the restore, so they take templates.
     static func skipReason(_ spec: RunSpec, _ options: VMOptions) -> String? {
         if options.coldBoot { return "--cold-boot" }
         if options.noTemplate { return "--no-template" }
-        // eth0's addresses and routes are the pod's, per run (fields 80-81).
-        if spec.network == .namespace { return "a pod's network (--network ns:PATH)" }
         return nil
     }
 

@@ -80,3 +80,25 @@ extension TemplateTests {
         #expect(resized.out.contains("restored from template: "), "\(resized.out)")
     }
 }
+
+/// A pod's network (--network ns:PATH) in a template run: eth0's MAC, MTU,
+/// addresses and routes are the pod's, sent with MSG_RUN (the tap in the
+/// pod's namespace attached only then), as for --network bridge.
+extension PodNetworkTests {
+    @Test(.enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
+    func aPodRunRestoresTheImageTemplate() throws {
+        try PodNetworkTests.withNamespace(4) { ns in
+            let before = try ns.state()
+            let script = "ip -o link show eth0; ip -o -4 addr show eth0; ip route; ping -c 1 -W 5 \(ns.hostAddress) >/dev/null && echo reached-host"
+            let first = try TemplateTests.debugRun(["--network", "ns:\(ns.path)"], ["true"])   // makes the template
+            #expect(first.status == 0, "\(first)")
+            let r = try TemplateTests.debugRun(["--network", "ns:\(ns.path)"], ["sh", "-c", script])
+            #expect(r.status == 0 && TemplateTests.restored(r), "not restored from a template: \(r)")
+            #expect(r.out.contains("mtu 1400") && r.out.contains("link/ether \(PodNamespace.mac)"), "\(r.out)")
+            #expect(r.out.contains("inet \(ns.guestAddress)/24") && r.out.contains("inet \(ns.subnet).3/24"), "\(r.out)")
+            #expect(r.out.contains("default via \(ns.hostAddress) dev eth0") && r.out.contains("10.232.0.0/16 via \(ns.hostAddress) dev eth0"), "\(r.out)")
+            #expect(r.out.contains("reached-host"), "\(r.out)")
+            #expect(try ns.state() == before)
+        }
+    }
+}
