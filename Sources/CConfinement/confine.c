@@ -357,9 +357,8 @@ static void bind_read_only(const struct child *c, const char *step, const char *
     cf_remount_in_root(c, step, dest, MS_BIND | MS_RDONLY | extra, NULL);
 }
 
-static void mount_user_mounts(const struct child *c) {
+static void bind_volumes(const struct child *c) {
     const struct swvm_settings *s = c->s;
-    if (s->probe) bind_read_only(c, "bind the probe on", s->probe, SWVM_PROBE_PATH, 0, MS_NODEV);
     for (uint32_t i = 0; i < s->nvolumes; i++) {
         const struct swvm_mount *v = &s->volumes[i];
         struct stat st;
@@ -369,7 +368,17 @@ static void mount_user_mounts(const struct child *c) {
         cf_remount_in_root(c, "set the options of volume", v->destination,
                         MS_BIND | MS_NODEV | MS_NOSUID | (v->read_only ? MS_RDONLY : 0), NULL);
     }
-    for (uint32_t i = 0; i < s->ntmpfs; i++) mount_tmpfs(c, &s->tmpfs[i]);
+}
+
+static void mount_tmpfs_list(const struct child *c) {
+    for (uint32_t i = 0; i < c->s->ntmpfs; i++) mount_tmpfs(c, &c->s->tmpfs[i]);
+}
+
+static void mount_user_mounts(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (s->probe) bind_read_only(c, "bind the probe on", s->probe, SWVM_PROBE_PATH, 0, MS_NODEV);
+    bind_volumes(c);
+    mount_tmpfs_list(c);
 }
 
 /* Which masked (0) and read-only (1) paths were applied, by index; static,
@@ -782,18 +791,33 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
 /* The part of the image root a template holds (guest-init's template
  * mode): the kernel filesystems, devices, tmpfs mounts, masked and
  * read-only paths, all fixed by the template's key. The per-run parts
- * (working directory, /etc files, entering the root) follow MSG_RUN. */
+ * (terminal, volumes, working directory, /etc files, entering the root)
+ * follow MSG_RUN. */
 static void prepare_template_root(struct child *c) {
-    const struct swvm_settings *s = c->s;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) cf_fail_errno(c, "make private", "/");
     c->root = open(c->io->prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (c->root < 0) cf_fail_errno(c, "open", c->io->prepared_root);
     mount_kernel_filesystems(c);
     populate_devices(c);
-    if (s->terminal) cf_open_terminal(c, 1);
-    mount_user_mounts(c);
+    mount_user_mounts(c);   /* the probe and --tmpfs: the volumes are the run's */
     cf_mask_and_protect(c);
     cf_report_confined(c);
+}
+
+/* After the template point: the run's terminal and volumes (its share
+ * mount guest-init made in this mount namespace with MSG_RUN). A container
+ * mounts volumes before its tmpfs mounts and its masked and read-only
+ * paths, which the template has already made: those are made again over
+ * the volumes, with the same code, so what covers what is as in a
+ * container (a mask over or inside a volume stays on top; the template's
+ * own mounts stay beneath, out of reach). Nothing is written in them
+ * before this point. */
+static void finish_template_root(struct child *c) {
+    if (c->s->terminal) cf_open_terminal(c, 1);
+    if (!c->s->nvolumes) return;
+    bind_volumes(c);
+    mount_tmpfs_list(c);
+    cf_mask_and_protect(c);
 }
 
 /* Waits at the template point for guest-init to pass on MSG_RUN's
@@ -839,6 +863,7 @@ void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child
     }
     /* The template point: from here on, what differs from run to run. */
     receive_run_fields(c, s, run_fd);
+    finish_template_root(c);
     cf_make_workdir(c);
     write_host_files(c);
     close(c->root);

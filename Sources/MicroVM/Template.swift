@@ -46,17 +46,12 @@ struct Template {
         FS.environment("SWVM_TEMPLATE_CACHE_BYTES").flatMap { UInt64($0) } ?? (2 << 30)
     }
 
-    /// Why a run cannot use a template, or nil. Volumes are attached into
-    /// the workload's mount namespace before the template point today (a
-    /// 9p mount bound into the root), and a terminal's size is fixed with
-    /// its pty: both runs take the boot snapshot's path.
+    /// Why a run cannot use a template, or nil. Volumes (-v), a terminal
+    /// (-t) and a pod's network (--network ns:PATH) are the run's: their
+    /// share, pty and eth0 come after the restore, so they take templates.
     static func skipReason(_ spec: RunSpec, _ options: VMOptions) -> String? {
         if options.coldBoot { return "--cold-boot" }
         if options.noTemplate { return "--no-template" }
-        if spec.mounts.contains(where: { if case .bind = $0.kind { return true } else { return false } }) { return "volumes (-v)" }
-        if spec.terminal { return "a terminal (-t)" }
-        // eth0's addresses and routes are the pod's, per run (fields 80-81).
-        if spec.network == .namespace { return "a pod's network (--network ns:PATH)" }
         return nil
     }
 
@@ -157,15 +152,15 @@ struct Template {
 
 extension VMRunner {
     /// A session that uses `template`: the disk at READY (or at once, when
-    /// restored from the template: the guest has it mounted), the tap only
-    /// after the template point (nothing of it in a template), the
-    /// template saved there when this run writes it.
+    /// restored from the template: the guest has it mounted), the tap and
+    /// the volumes' share only after the template point (nothing of them
+    /// in a template), the template saved there when this run writes it.
     func wire(_ template: Template, session: Session, disk: BlockDevice.DiskImage, tap: FileDescriptor?,
-              output: SnapshotOutput?, restored: Bool) {
-        let instance = session.instance, none = VMVolumes(spec)
+              volumes: VMVolumes, output: SnapshotOutput?, restored: Bool) {
+        let instance = session.instance, none = VMVolumes(shares: [])
         session.template = template
         session.attach = attachDevices(instance, disk: disk, tap: nil, sharing: false, volumes: none)
-        session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: false, volumes: none)
+        session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: !volumes.shares.isEmpty, volumes: volumes)
         session.saveTemplate = output.map { saveSnapshot(of: instance, to: $0, label: "template") }
         if restored { instance.disk.attach(disk) }
     }

@@ -270,7 +270,8 @@ public final class VMRunner {
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.control = try ControlServer.start(for: instance, record: record)   // exec, kill --all, pause, ps
         if let template, let diskImage {   // a template is an image's: it has a disk
-            wire(template, session: session, disk: diskImage, tap: tap, output: templateOutput, restored: how == .template)
+            wire(template, session: session, disk: diskImage, tap: tap, volumes: volumes, output: templateOutput,
+                 restored: how == .template)
         } else {
             session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
         }

@@ -329,7 +329,10 @@ enum swvm_config_tag {
 
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
- * else is fixed at the template point and in the template's key. */
+ * else is fixed at the template point and in the template's key. The
+ * terminal (CFG_TERMINAL), the volumes (CFG_VOLUME) and a pod's addresses
+ * and routes (CFG_NET_ADDR, CFG_NET_ROUTE) are the run's: the pty is
+ * opened, the shares mounted and eth0 set up after the template point. */
 int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
