@@ -11,12 +11,15 @@ import TestSupport
 /// namespaces, its root and its limits; then that its keeper left nothing.
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct VMMJailTests {
-    /// Runs `command` (which prints "up" when ready) in a VM and reads the
-    /// VMM's posture once it is up; then stops it.
+    /// Runs `script` (which prints "up" when ready, then waits) in a VM and
+    /// reads the VMM's posture once it is up; then stops it with SIGTERM,
+    /// on which the script's shell exits 143 at once (without a trap, the
+    /// PID 1 of its namespace would ignore it until the 10 s stop timeout).
     func postureWhileRunning(_ options: [String], _ script: String,
                              environment: [String: String] = [:]) throws -> (JailPosture?, CommandResult, uid_t?) {
         var posture: JailPosture?
         var leased: uid_t?
+        let script = "trap 'exit 143' TERM; \(script) & wait"
         let r = try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--", "sh", "-c", script],
                                 timeout: 300, environment: environment, onOutput: { out, pid in
                                     guard posture == nil, out.contains("up") else { return }
