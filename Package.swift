@@ -125,7 +125,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["SwvmBase"], path: "Tests/TestSupport"),
         .testTarget(name: "SwvmBaseTests", dependencies: ["SwvmBase", "NativeThreads", "CConfinement"]),
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "SwvmBase", "TestSupport"]),
-        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
+        .testTarget(name: "RuntimeSpecTests", dependencies: ["RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase", "CConfinement"]),
         .testTarget(name: "RunSettingsWireTests", dependencies: ["RunSettingsWire", "RuntimeSpec", "SwvmBase", "CConfinement"]),
         .testTarget(name: "CommandLineOptionsTests", dependencies: ["CommandLineOptions", "RuntimeSpec", "OCIImage", "Seccomp", "SwvmBase"]),
         .testTarget(name: "ContainerRuntimeTests", dependencies: ["ContainerRuntime", "RuntimeSpec", "Cgroups", "SwvmBase", "CSyscalls", "CConfinement"]),
