@@ -15,6 +15,11 @@ extension Machine {
             // noreplace-smp: a one-vCPU guest would otherwise rewrite every
             // LOCK prefix in the kernel text at boot, one text_poke each.
             try cmdline.append("noreplace-smp")
+            // A restored guest's clock jumps by the time since its snapshot:
+            // a grace period open at the snapshot then looks stalled, and the
+            // kernel formats a stall report with stack dumps (printk, emulated
+            // here: a fifth of a template run's guest work when it happened).
+            try cmdline.append("rcupdate.rcu_cpu_stall_suppress=1")
             if config.quiet { try cmdline.append("quiet loglevel=1") }
             let profile = config.cpuProfile.kernelParameters
             if !profile.isEmpty { try cmdline.append(profile.joined(separator: " ")) }

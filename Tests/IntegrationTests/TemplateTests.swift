@@ -95,6 +95,15 @@ struct TemplateTests {
         #expect(denyingReport["seccompInTemplate"]?.bool == false, "\(denyingReport.serialized())")
     }
 
+    /// A restored guest's clock jumps by the time since its snapshot, so a
+    /// grace period open at the snapshot looks stalled: the guest kernel
+    /// boots with RCU stall reports off (they cost emulated printk work).
+    /// (The guest has no /sys/module: param_sysfs_init is skipped.)
+    @Test func restoredGuestsReportNoRCUStalls() throws {
+        let (r, _) = try TemplateTests.templateRun([], ["cat", "/proc/cmdline"])
+        #expect(r.status == 0 && r.out.split(separator: " ").contains("rcupdate.rcu_cpu_stall_suppress=1"), "\(r)")
+    }
+
     @Test func otherFixedSettingsMakeAnotherTemplate() throws {
         let (_, plain) = try TemplateTests.templateRun([], ["true"])
         let (ro, readOnly) = try TemplateTests.templateRun(["--read-only"], ["sh", "-c", "touch /x 2>/dev/null || echo refused"])
