@@ -97,6 +97,9 @@ public struct VMResult {
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
     public var confinedPaths: ConfinedPaths?
+    /// Through a template: whether the workload's filter was loaded before
+    /// its point (Template.seccompInTemplate); nil without a template.
+    public var seccompInTemplate: Bool?
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -267,14 +270,15 @@ public final class VMRunner {
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.control = try ControlServer.start(for: instance, record: record)   // exec, kill --all, pause, ps
         if let template, let diskImage {   // a template is an image's: it has a disk
-            wire(template, session: session, disk: diskImage, tap: tap, output: templateOutput, restored: how == .template)
+            wire(template, session: session, disk: diskImage, tap: tap, volumes: volumes, output: templateOutput,
+                 restored: how == .template)
         } else {
             session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
         }
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
-        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
@@ -289,6 +293,7 @@ public final class VMRunner {
         }
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         result.start = how
+        result.seccompInTemplate = template?.seccompInTemplate
         result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
         return result
@@ -412,7 +417,8 @@ public final class VMRunner {
         }
         guard let image, let disk else { return nil }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
-        return Template(settings: settings, sharedNetwork: network != nil,
+        return Template(settings: settings, sharedNetwork: network != nil, plain: Template.isPlain(spec), filter: filter?.program,
+                        readOnly: spec.readOnlyRoot, terminal: spec.terminal, initProcess: spec.initProcess,
                         warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
                         bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
     }
@@ -759,6 +765,10 @@ final class Session: @unchecked Sendable {
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
                     control?.workloadStarted()
+                    #if DEBUG
+                    // Test-only (a debug build's): the control port hangs up under guest-init.
+                    if FS.environment("SWVM_TEST_UNPLUG_CONTROL") == "1" { console.unplug(instance.control) }
+                    #endif
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.

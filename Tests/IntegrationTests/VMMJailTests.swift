@@ -30,14 +30,17 @@ struct VMMJailTests {
             .map { String($0.dropFirst(field.count + 1)).trimmingCharacters(in: "\t").trimmingCharacters(in: " ") }
     }
 
-    /// Runs `command` (which prints "up" when ready) in a VM and reads the
-    /// VMM's posture once it is up; then stops it (SIGTERM to `swvm run`,
-    /// which forwards it). Also checks the process model: the VMM is the
+    /// Runs `script` (which prints "up" when ready, then waits) in a VM and
+    /// reads the VMM's posture once it is up; then stops it with SIGTERM to
+    /// `swvm run`, which forwards it; the script's shell exits 143 at once
+    /// (without a trap, the PID 1 of its namespace would ignore it until
+    /// the 10 s stop timeout). Also checks the process model: the VMM is the
     /// monitor's child and PID 1 of its own pid namespace.
     func postureWhileRunning(_ options: [String], _ script: String,
                              environment: [String: String] = [:]) throws -> (JailPosture?, CommandResult, uid_t?) {
         var posture: JailPosture?
         var leased: uid_t?
+        let script = "trap 'exit 143' TERM; \(script) & wait"
         let r = try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--", "sh", "-c", script],
                                 timeout: 300, environment: environment, onOutput: { out, pid in
                                     guard posture == nil, out.contains("up") else { return }
@@ -166,6 +169,16 @@ struct VMMJailTests {
         #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
         #expect(r.err.contains("the VMM's seccomp filter refused system call 41 on thread"), "\(r)")
         #expect(!r.err.contains("(the main thread)"), "\(r)")
+    }
+
+    /// tgkill (the VMM's own kicks between its threads) reaches only the
+    /// VMM's own threads: sent to another process (this test's, through a
+    /// test-only switch) from a vCPU thread, the jail's filter traps it.
+    @Test func tgkillToAnotherProcessEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_TGKILL": "vcpu:\(getpid())"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 234 on thread"), "\(r)")
     }
 
     /// ioctl is allowed for the KVM, tap and terminal requests the VMM
