@@ -9,7 +9,8 @@ import SwvmBase
 /// owner's pid and start time, its cgroups, its network attachment), so that a swvm killed with
 /// SIGKILL is cleaned up by the next one. A container's processes die with
 /// swvm (parent-death signal on its PID 1) and its mounts with its mount
-/// namespace; a VM dies with the VMM, which is swvm itself.
+/// namespace; a VM dies with its VMM, which dies with its monitor (the
+/// `swvm run` process: VMMMonitor).
 public enum RunRecord {
     public static var root: String { Path.join(SwvmPaths.runRoot, "runs") }
 

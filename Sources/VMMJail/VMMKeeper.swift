@@ -11,11 +11,12 @@ import SwvmBase
 /// The privileged half of a VM run. The VMM jails itself and can then no
 /// longer clean up after itself (its cgroup, its network, its run record,
 /// its uid) or publish the snapshot it saved, or read its own posture (it
-/// has no /proc). So before the jail it starts a keeper: swvm-vmm-keeper, a
-/// small C program next to swvm (it waits for the whole run, so it holds
-/// no Swift runtime: Sources/swvm-vmm-keeper), exec'd by posix_spawn
-/// outside the jail, in a process group of its own and deaf to the
-/// terminal's signals. The two talk over a socketpair (SOCK_SEQPACKET, fd 3
+/// has no /proc). That is a keeper's: swvm-vmm-keeper, a small C program
+/// next to swvm (it waits for the whole run, so it holds no Swift runtime:
+/// Sources/swvm-vmm-keeper). A foreground run's keeper is the VMM's parent,
+/// its monitor (VMMMonitor); an OCI container's VMM, whose `swvm create`
+/// does not stay, starts its own before the jail (`spawn`), in a process
+/// group of its own and deaf to the terminal's signals. The two talk over a socketpair (SOCK_SEQPACKET, fd 3
 /// in the keeper) in swvm_keeper.h's requests; the keeper trusts no path
 /// from the VMM once it is jailed. When the VMM is done or dead (end of
 /// file) the keeper execs `swvm vmm-keeper`, which runs `cleanUp`: the

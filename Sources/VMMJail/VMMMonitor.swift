@@ -19,9 +19,9 @@ import SwvmBase
 /// VMM's status. The VMM inherits stdio (-t, -i) and --report-fd.
 ///
 /// A monitor killed with SIGKILL takes its VMM along (parent-death
-/// signal); what the run held on the host is then removed by the next
-/// swvm (RunRecord.removeStale, VMMIdentity.removeStale), as for a killed
-/// container run.
+/// signal), and the reaper it forked at its start cleans up after the two
+/// (swvm-vmm-keeper's start_reaper); the next monitor also removes stale
+/// records and leases (RunRecord.removeStale, VMMIdentity.removeStale).
 public enum VMMMonitor {
     /// The hidden option that makes `swvm run` the monitored VMM.
     public static let option = "--monitored-vmm"

@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +45,9 @@ struct keeper {
     /// --monitor: the VMM is this process's child; its status, relayed.
     int monitor;
     char status_text[16];
+    /// --monitor: the reaper (start_reaper) and the pipe it waits on.
+    pid_t reaper;
+    int reaper_fd;
 };
 
 /// Once the VMM is in a mount namespace of its own, it names no path.
@@ -206,6 +210,47 @@ static int relayed_status(const struct keeper *k, int status) {
     return 125;
 }
 
+/// --monitor: a SIGKILL of this process (`swvm run`'s pid) takes the VMM
+/// along (its parent-death signal), and nothing would clean up after the
+/// two. So the monitor forks a reaper first (this static program's pages
+/// shared: little memory of its own): it waits on a pipe this process
+/// holds, and at its end of file without a word (the monitor was killed)
+/// waits for the VMM to be gone and cleans up the same way. A monitor
+/// that ends normally tells it to go first (stop_reaper).
+static void start_reaper(struct keeper *k) {
+    int p[2];
+    k->reaper = -1;
+    k->reaper_fd = -1;
+    if (pipe2(p, O_CLOEXEC) != 0) { perror("swvm-vmm-keeper: the reaper's pipe"); return; }
+    int vmm = (int)syscall(SYS_pidfd_open, k->vmm, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        close(SWVM_KEEPER_SOCKET_FD);   // the VMM's jail sees its monitor gone by this socket
+        char c;
+        ssize_t n;
+        do n = read(p[0], &c, 1); while (n < 0 && errno == EINTR);
+        if (n != 0) _exit(0);
+        struct pollfd w = { .fd = vmm, .events = POLLIN, .revents = 0 };
+        while (vmm >= 0 && poll(&w, 1, -1) < 0 && errno == EINTR) {}
+        k->monitor = 0;
+        clean_up(k);
+    }
+    close(p[0]);
+    if (vmm >= 0) close(vmm);
+    if (pid < 0) { perror("swvm-vmm-keeper: fork the reaper"); close(p[1]); return; }
+    k->reaper = pid;
+    k->reaper_fd = p[1];
+}
+
+static void stop_reaper(const struct keeper *k) {
+    if (k->reaper <= 0) return;
+    ssize_t ignored = write(k->reaper_fd, "x", 1);
+    (void)ignored;
+    close(k->reaper_fd);
+    while (waitpid(k->reaper, NULL, 0) < 0 && errno == EINTR) {}
+}
+
 /// --monitor: serves the VMM, forwards signals to it, until it ends;
 /// returns its status.
 static int monitor(struct keeper *k) {
@@ -249,7 +294,9 @@ int main(int argc, char **argv) {
     k.lease = argv[3];
     k.swvm = argv[4];
     if (k.monitor) {
+        start_reaper(&k);
         snprintf(k.status_text, sizeof k.status_text, "%d", monitor(&k));
+        stop_reaper(&k);
     } else {
         while (serve_one(&k)) {}
     }

@@ -116,8 +116,10 @@ extension VMRunTests {
                                 timeout: 300, environment: ["SWVM_TEST_UNJAILED_VMM": "1"], onOutput: { out, pid in
                                     guard !limited && out.contains("up") else { return }
                                     limited = true
-                                    // poll(2) fails with EINVAL for more descriptors than RLIMIT_NOFILE.
-                                    _ = try? Subprocess.run(["/usr/bin/prlimit", "--pid", String(pid), "--nofile=1:1"])
+                                    // poll(2) fails with EINVAL for more descriptors than RLIMIT_NOFILE
+                                    // (the VMM's: the child of `swvm run`, its monitor).
+                                    let vmm = VMMJailTests.vmm(of: pid) ?? pid
+                                    _ = try? Subprocess.run(["/usr/bin/prlimit", "--pid", String(vmm), "--nofile=1:1"])
                                 })
         #expect(limited)
         #expect(!r.timedOut, "swvm hung after poll failed")

@@ -12,13 +12,15 @@ import TestSupport
 /// monitor left nothing.
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct VMMJailTests {
-    /// The VMM of the run whose `swvm run` (its monitor) is `monitor`: its only child.
+    /// The VMM of the run whose `swvm run` (its monitor) is `monitor`: its
+    /// child running `swvm run --monitored-vmm` (the other is its reaper).
     static func vmm(of monitor: pid_t) -> pid_t? {
         let tasks = (try? FS.listDirectory("/proc/\(monitor)/task")) ?? []
         let children = tasks.flatMap { t in
             ((try? FS.readText("/proc/\(monitor)/task/\(t)/children")) ?? "").split(separator: " ").compactMap { pid_t($0) }
         }
-        return children.count == 1 ? children[0] : nil
+        let vmms = children.filter { ((try? FS.readText("/proc/\($0)/cmdline")) ?? "").contains("--monitored-vmm") }
+        return vmms.count == 1 ? vmms[0] : nil
     }
 
     /// A field of /proc/PID/status.
