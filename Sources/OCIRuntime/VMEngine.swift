@@ -111,7 +111,7 @@ public struct VMEngine: IsolationEngine {
 
     public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
                      detach: Bool, pidFile: String?) throws -> Int32 {
-        throw SwvmError(.unsupported, "exec into a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
+        try execThroughControl(into: container, spec: spec, io: io, detach: detach, pidFile: pidFile)
     }
 
     // pause and resume freeze the VMM's cgroup: its vCPU threads stop.

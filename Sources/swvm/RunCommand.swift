@@ -88,11 +88,7 @@ struct RunCommand: ParsableCommand {
                 return result.status
             case .vm:
                 try checkGuestMemory(spec.resources.memory)
-                var vm = MicroVM.VMOptions()
-                if let k = vmOptions.guest.kernel { vm.kernelPath = k }
-                vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
-                vm.coldBoot = vmOptions.coldBoot
-                vm.noTemplate = vmOptions.noTemplate
+                var vm = vmRunOptions()
                 vm.keepDescriptors = reportFd.map { [$0] } ?? []
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {
@@ -113,6 +109,19 @@ struct RunCommand: ParsableCommand {
                 return result.status
             }
         }
+    }
+}
+
+extension RunCommand {
+    /// The VM's options from the command line (a foreground run's and a
+    /// detached VM's VMM, swvm vmm --service).
+    func vmRunOptions() -> MicroVM.VMOptions {
+        var vm = MicroVM.VMOptions()
+        if let k = vmOptions.guest.kernel { vm.kernelPath = k }
+        vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
+        vm.coldBoot = vmOptions.coldBoot
+        vm.noTemplate = vmOptions.noTemplate
+        return vm
     }
 }
 
