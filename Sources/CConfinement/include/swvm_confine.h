@@ -87,6 +87,34 @@ pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, c
 pid_t swvm_exec_clone(const struct swvm_settings *s, int pidfd, unsigned int namespaces, const struct swvm_child_io *io,
                       const int *close_in_child, int nclose);
 
+/* The VMM's process, the one way swvm starts it (`swvm run
+ * --isolation=vm`'s VMM, an OCI container's `swvm vmm`, a detached VM's):
+ * clone(2) with CLONE_NEWPID, so the VMM is PID 1 of a pid namespace of
+ * its own (it cannot enter one itself: after unshare(CLONE_NEWPID) its
+ * threads could not be created), then execve of `path`. The other
+ * namespaces the VMM enters itself, when it jails itself: it opens its
+ * descriptors in the host's first (spawn_vmm.c). No Swift runs in the
+ * child; in order: the parent-death signal (when not 0; the caller gone
+ * already ends it), one byte read from `hold_fd` (when >= 0: the caller
+ * places it in a cgroup first; EOF ends it), setsid (`new_session`), each
+ * dup_from[i] onto dup_to[i] (equal: kept open across execve), default
+ * signal dispositions and an empty mask, execve (`envp` NULL: the
+ * caller's). A failed step is a line on the child's stderr and exit 125
+ * (127 when the program is missing). Returns the VMM's pid as the caller
+ * sees it, or -1 with errno. */
+struct swvm_vmm_spawn {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const int *dup_from;
+    const int *dup_to;
+    int ndup;
+    int new_session;
+    int parent_death_signal;
+    int hold_fd;
+};
+pid_t swvm_spawn_vmm(const struct swvm_vmm_spawn *s);
+
 /* File descriptors over a unix socket (SCM_RIGHTS), one per call: the
  * image root and the terminal to swvm, the terminal to guest-init.
  * swvm_send_fd returns 0 or -1 with errno; swvm_recv_fd the fd (close-on-
