@@ -6,7 +6,8 @@ import SwvmBase
 
 /// The VM level of a detached run (`swvm run -d --isolation=vm`): the
 /// monitor starts the VMM (`swvm vmm --service ID`, swvm exec'd again, the
-/// same spawn as an OCI create's VMM) as its child. The VMM builds the run
+/// same spawn as an OCI create's VMM: PID 1 of a pid namespace of its own)
+/// as its child. The VMM builds the run
 /// from the container's service.json as a foreground `swvm run
 /// --isolation=vm` does (image disk, -p, -v, -e, resources), jails itself,
 /// and says "ok" on the report pipe once the workload runs (MonitorReport's
@@ -23,7 +24,8 @@ public struct VMWorkload: MonitoredWorkload {
     public func run(started: @escaping (ProcessIdentity, [String]) -> Void) throws -> Int32 {
         let (read, write) = try makePipe()
         // The monitor's stdio: /dev/null and the log pipes.
-        let pid = try VMEngine.spawn(["swvm", "vmm", "--service", id, "--report-fd", "3"], io: ProcessIO(), report: write.raw)
+        let pid = try VMEngine.spawn(["swvm", "vmm", "--service", id, "--report-fd", "3"], io: ProcessIO(), report: write.raw,
+                                     hold: nil, dieWithCaller: true)
         write.close()
         let vmm = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
         let report: SwvmError?
@@ -42,17 +44,15 @@ public struct VMWorkload: MonitoredWorkload {
         return end(pid)
     }
 
-    /// The VMM's status once it exits, after its keeper (the monitor's
-    /// child once the VMM is gone: the monitor is a subreaper) finished
-    /// the clean-up, so a `wait` or `--rm` that follows finds nothing left.
+    /// The VMM's status once it exits and the host side of its run is
+    /// gone, so a `wait` or `--rm` that follows finds nothing left: its
+    /// keeper cleans up when the VMM ends normally; a VMM killed takes its
+    /// keeper with it (the keeper is in the VMM's pid namespace), and what
+    /// the keeper would have removed is removed here (VMEngine's delete
+    /// does the same).
     func end(_ pid: pid_t) -> Int32 {
         let status = shellStatus(fromWaitStatus: waitForExit(pid).status)
-        let deadline = Clock.monotonicNanos() + 20_000_000_000
-        while Clock.monotonicNanos() < deadline {
-            let r = waitForExit(-1, options: WNOHANG)
-            if r.pid < 0 { break }   // ECHILD: no child left
-            if r.pid == 0 { usleep(20_000) }
-        }
+        VMEngine.cleanUpAfterVMM(runRecord: RunRecord.directory(for: id))
         return status
     }
 
