@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import MicroVM
 import OCIRuntime
+import VMMJail
 import SwvmBase
 
 /// A VMM (internal, not for users), exec'd by swvm itself: an OCI
@@ -40,6 +41,7 @@ struct VMMCommand: ParsableCommand {
 /// `reportFD` (MonitorReport) that the workload runs, or why it does not.
 enum DetachedVMM {
     static func run(id: String, reportFD: Int32) -> Int32 {
+        VMMJail.holdForwardedSignals()   // PID 1 of its own pid namespace
         // Kept through the jail (keepDescriptors), never inherited by the keeper.
         _ = fcntl(reportFD, F_SETFD, FD_CLOEXEC)
         let reported = Reported()
