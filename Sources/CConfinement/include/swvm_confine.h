@@ -62,6 +62,13 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
  * name and the process stage. Never returns. */
 void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) __attribute__((noreturn));
 
+/* 1 if the classic BPF seccomp program `filter` (`len` bytes) surely
+ * allows, whatever their arguments, every x86_64 system call a template's
+ * workload child makes after the template point (with `terminal`, its
+ * controlling terminal; with `init`, --init's PID 1): then the template
+ * may hold the filter loaded (seccomp_preload.c). 0 otherwise. */
+int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int terminal, int init);
+
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run
  * swvm_confine_exec in the child, which first closes `close_in_child`
  * (the parent's ends). No Swift runs in the child. Returns the child's pid,
