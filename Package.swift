@@ -79,7 +79,8 @@ let package = Package(
         // OCIRuntime: the OCI lifecycle (runc's create/start/kill/delete...)
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
-                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "VMMJail", "CSyscalls"]),
+                dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "VMMJail", "CSyscalls",
+                              "VMControl"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.

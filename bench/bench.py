@@ -47,6 +47,10 @@
     bench/bench.py podmanvm [--runs 10]    `podman run --rm IMAGE true` at the VM level (a
                                            swvm-vm link) vs `swvm run --isolation=vm`
 
+    bench/bench.py vmdetach [--runs 5]    `swvm run -d --isolation=vm` start to ready vs the
+                                           foreground run; `swvm exec` of true into it vs a
+                                           warm `swvm run --isolation=vm -- true`
+
     bench/bench.py table RESULTS.json...   a results file as BENCHMARKS.md's Markdown
                                            table, with the command that made it
 

@@ -133,8 +133,14 @@ int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
     }
     // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing.
     if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR) FAIL("ignore SIGXFSZ");
+    /* A VMM spawned to die with its caller (a detached VM's monitor) but
+     * without a monitor socket to check it by: the uid switch clears the
+     * signal, so it is set again (a caller gone in between is not seen). */
+    int death_signal = 0;
+    if (prctl(PR_GET_PDEATHSIG, &death_signal, 0, 0, 0) != 0) FAIL("PR_GET_PDEATHSIG");
     if (drop_identity(j, step) != 0) return -1;
     if (j->monitor_fd >= 0 && die_with_monitor(j, step) != 0) return -1;
+    if (j->monitor_fd < 0 && death_signal && prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0) != 0) FAIL("PR_SET_PDEATHSIG");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL("PR_SET_NO_NEW_PRIVS");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) FAIL("PR_SET_DUMPABLE");
     return 0;

@@ -144,7 +144,7 @@ public struct Lifecycle {
 }
 
 extension Lifecycle {
-    func engine(for level: IsolationLevel) -> IsolationEngine {
+    public func engine(for level: IsolationLevel) -> IsolationEngine {
         level == .vm ? vmEngine : engine
     }
 

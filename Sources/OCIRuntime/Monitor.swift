@@ -54,12 +54,12 @@ public enum MonitorReport {
         close(fd)
     }
 
-    /// nil: started. EOF before a report: the monitor died.
-    public static func receive(_ fd: FileDescriptor) throws -> SwvmError? {
+    /// nil: started. EOF before a report: the sender died (`endedEarly`).
+    public static func receive(_ fd: FileDescriptor, endedEarly: String = "the monitor ended before the container started") throws -> SwvmError? {
         let text = String(decoding: try fd.readAll(limit: 64 << 10), as: UTF8.self)
         if text == "ok" { return nil }
         guard let space = text.firstIndex(of: " "), let status = Int32(text[..<space]) else {
-            return SwvmError(.internalError, "the monitor ended before the container started")
+            return SwvmError(.internalError, endedEarly)
         }
         let message = String(text[text.index(after: space)...])
         switch status {
@@ -167,8 +167,10 @@ public struct Monitor {
     func recordCreating(_ record: ServiceRecord) throws {
         let lock = try store.state.lock(id)
         try store.write({ var r = record; r.monitor = .current(); return r }(), lock)
-        let container = ContainerRecord(id: id, bundle: store.state.directory(id), rootfs: "", creator: .current(),
+        var container = ContainerRecord(id: id, bundle: store.state.directory(id), rootfs: "", creator: .current(),
                                         created: Timestamp.rfc3339(record.created))
+        // The level, as an OCI create records it: the lifecycle picks its engine by it.
+        container.annotations = [OCIAnnotation(key: IsolationLevel.annotation, value: record.isolation)]
         try store.state.write(container, lock)
     }
 

@@ -65,8 +65,11 @@ extension ServiceStore {
             if m.isAlive { kill(m.pid, SIGKILL); _ = waitForMonitor(m, seconds: 5) }
         }
         let runDir = RunRecord.directory(for: id)
-        if FS.exists(runDir), monitor.map({ !$0.isAlive }) ?? true { RunRecord.cleanup(runDir) }
+        let orphaned = monitor.map { !$0.isAlive } ?? true
+        // The level's own clean-up first: a VM's needs the run record's
+        // owner to release the VMM's uid lease (VMEngine.destroy).
         try lifecycle.delete(id, force: true)
+        if orphaned && FS.exists(runDir) { RunRecord.cleanup(runDir) }
     }
 
     func waitForMonitor(_ m: ProcessIdentity, seconds: Double) -> Bool {

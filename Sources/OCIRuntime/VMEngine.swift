@@ -84,12 +84,13 @@ public struct VMEngine: IsolationEngine {
     /// own, no Swift in the child), in a session of its own (a terminal's
     /// signals are not the container's), with the container's stdio and
     /// the report pipe on fd 3; it waits on `hold` before its execve.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32) throws -> pid_t {
+    /// `dieWithCaller`: a detached VM's, which ends with its monitor.
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32?, dieWithCaller: Bool = false) throws -> pid_t {
         let exe = FS.executablePath()
         // A pair of equal descriptors stays open across the execve.
         let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)]
         do {
-            return try Spawn.vmm(exe, argv: args, dups: dups, newSession: true, hold: hold)
+            return try Spawn.vmm(exe, argv: args, dups: dups, newSession: true, dieWithCaller: dieWithCaller, hold: hold)
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 
@@ -118,7 +119,7 @@ public struct VMEngine: IsolationEngine {
 
     public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
                      detach: Bool, pidFile: String?) throws -> Int32 {
-        throw SwvmError(.unsupported, "exec into a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
+        try execThroughControl(into: container, spec: spec, io: io, detach: detach, pidFile: pidFile)
     }
 
     // pause and resume freeze the VMM's cgroup: its vCPU threads stop.

@@ -23,6 +23,7 @@ struct DetachedRun {
         let hostEnvironment = command.options.env.filter { !$0.contains("=") }.compactMap { key in FS.environment(key).map { "\(key)=\($0)" } }
         let (spec, image) = try DetachedRun.spec(command, id: id, hostEnvironment: hostEnvironment)
         withExtendedLifetime(image) {}
+        if command.isolation == .vm { try checkGuestMemory(spec.resources.memory) }
         if let name = command.service.name { try ServiceRecord.checkName(name) }
         var record = ServiceRecord(id: id, name: command.service.name ?? "swvm_\(id.prefix(12))", image: command.image,
                                    command: spec.process.args, isolation: command.isolation.rawValue,
@@ -49,12 +50,9 @@ struct DetachedRun {
         return 0
     }
 
-    /// What a detached run cannot do yet: a VM (the VM engine is another
-    /// helper's work), a terminal or stdin (nothing attaches to it).
+    /// What a detached run cannot do yet: a terminal or stdin (nothing
+    /// attaches to it).
     func checkSupported() throws {
-        if command.isolation == .vm {
-            throw SwvmError(.unsupported, "-d --isolation=vm is not yet supported: detached runs are containers for now")
-        }
         if command.options.tty || command.options.interactive {
             throw SwvmError(.unsupported, "-d with -t or -i is not supported: a detached container's stdin is /dev/null and its output goes to its log")
         }
@@ -131,6 +129,8 @@ struct MonitorCommand: ParsableCommand {
         }
         _ = chdir(record.workingDirectory)
         let status = Monitor(store: store, id: id).run(record: record, report: reportFd) {
+            // A VM's run is built by its VMM (swvm vmm --service ID).
+            if record.isolation == Isolation.vm.rawValue { return VMWorkload(id: id) }
             let command = try RunCommand.parse(record.runArguments)
             let (spec, image) = try DetachedRun.spec(command, id: id, hostEnvironment: record.hostEnvironment)
             return ImageWorkload(image: image, workload: ContainerWorkload(spec: spec))

@@ -38,7 +38,8 @@ struct ServiceExecCommand: ParsableCommand {
             let null = interactive ? nil : try FileDescriptor.open("/dev/null", O_RDONLY | O_CLOEXEC)
             if let null { io.stdin = null.raw }
             return try withExtendedLifetime(null) {
-                try store.lifecycle.engine.exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io, detach: false, pidFile: nil)
+                try store.lifecycle.engine(for: IsolationLevel.of(c)).exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io,
+                                                                          detach: false, pidFile: nil)
             }
         }
     }

@@ -99,12 +99,8 @@ struct RunCommand: ParsableCommand {
                     try VMRunner.checkApplicable(spec)
                     try VMMMonitor.run(id: spec.id, runArguments: DetachedRun.runArguments())
                 }
-                var vm = MicroVM.VMOptions()
+                var vm = vmRunOptions()
                 vm.monitor = link
-                if let k = vmOptions.guest.kernel { vm.kernelPath = k }
-                vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
-                vm.coldBoot = vmOptions.coldBoot
-                vm.noTemplate = vmOptions.noTemplate
                 vm.keepDescriptors = reportFd.map { [$0] } ?? []
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {
@@ -141,6 +137,17 @@ extension RunCommand {
             throw SwvmError(.invalidArgument, "\(VMMMonitor.option) is for --isolation=vm (set by swvm run itself)")
         }
         return try VMMMonitor.Link(parsing: monitoredVMM)
+    }
+
+    /// The VM's options from the command line (a foreground run's and a
+    /// detached VM's VMM, swvm vmm --service).
+    func vmRunOptions() -> MicroVM.VMOptions {
+        var vm = MicroVM.VMOptions()
+        if let k = vmOptions.guest.kernel { vm.kernelPath = k }
+        vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
+        vm.coldBoot = vmOptions.coldBoot
+        vm.noTemplate = vmOptions.noTemplate
+        return vm
     }
 }
 
