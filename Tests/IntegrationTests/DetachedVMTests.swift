@@ -156,7 +156,8 @@ struct DetachedVMTests {
     /// The detached VMM from the host (issue 20): every thread non-root,
     /// without capabilities, no_new_privs, seccomp 2, an empty root, its
     /// own namespaces (VMMJailTests' checks), a child of the monitor. Then
-    /// SIGKILL of the monitor and `rm -f` leave nothing; and SIGKILL of a
+    /// SIGKILL of the monitor takes its VMM along and `rm -f` leaves
+    /// nothing; and SIGKILL of a
     /// VMM is recorded (137), then `rm` leaves nothing.
     @Test func aDetachedVMMIsJailedAndKillingItsMonitorOrItsVMMLeavesNothing() throws {
         let port = NetworkTests.port(4)
@@ -169,6 +170,8 @@ struct DetachedVMTests {
         #expect(ppid == a.monitor, "the VMM's parent \(String(describing: ppid)) is the monitor \(a.monitor)")
         kill(a.monitor, SIGKILL)
         #expect(DockerVerbsTests.eventually { DetachedVMTests.gone(a.monitor) })
+        // The jail's uid switch cleared the VMM's parent-death signal: it is set again.
+        #expect(DockerVerbsTests.eventually { DetachedVMTests.gone(a.vmm) }, "the VMM outlived its killed monitor")
         let rmForce = try DetachedVMTests.swvm(["rm", "-f", first])
         #expect(rmForce.status == 0, "\(rmForce)")
         try DetachedVMTests.expectNothingLeft(first, a)
