@@ -30,7 +30,13 @@ public struct VMEngine: IsolationEngine {
             let (read, write) = try makePipe()
             let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
                         "--report-fd", "3"]
-            let pid = try VMEngine.spawn(args, io: io, report: write.raw)
+            // process.terminal: a host pty, its master to --console-socket.
+            let pty = try io.consoleSocket.map { (socket: Int32) throws -> HostPty in
+                let p = try HostPty.open()
+                try ConsoleSocket.send(master: p.master, to: socket)
+                return p
+            }
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw, terminal: pty?.path)
             write.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
             do {
@@ -53,8 +59,9 @@ public struct VMEngine: IsolationEngine {
 
     /// What the VM level refuses, before anything is started.
     static func checkApplicable(_ spec: RunSpec, io: ProcessIO) throws {
-        if spec.terminal || io.consoleSocket != nil {
-            throw SwvmError(.unsupported, "config.json process.terminal: a terminal is not supported at the VM level (\(IsolationLevel.annotation)=vm) yet")
+        if spec.terminal != (io.consoleSocket != nil) {
+            throw SwvmError(.invalidArgument, spec.terminal ? "config.json process.terminal needs a --console-socket"
+                                                            : "--console-socket needs process.terminal in config.json")
         }
         if io.preserveFDs > 0 {
             throw SwvmError(.unsupported, "--preserve-fds: descriptors cannot be passed into a VM")
@@ -77,12 +84,21 @@ public struct VMEngine: IsolationEngine {
 
     /// posix_spawn of swvm itself (no Swift in the child), in a session of
     /// its own (a terminal's signals are not the container's), with the
-    /// container's stdio and the report pipe on fd 3.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32) throws -> pid_t {
+    /// container's stdio and the report pipe on fd 3. With `terminal` (a
+    /// host pty's slave) that is its stdio instead, opened after the
+    /// setsid: the pty becomes the VMM's controlling terminal, so a resize
+    /// of its master raises SIGWINCH in the VMM, which passes the size on.
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, terminal: String? = nil) throws -> pid_t {
         let exe = FS.executablePath()
-        let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)].filter { $0.0 != $0.1 }
+        var actions: [Spawn.Action]
+        if let terminal {
+            actions = [.open(0, path: terminal, flags: O_RDWR), .dup(0, to: 1), .dup(0, to: 2)]
+        } else {
+            actions = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2)].filter { $0.0 != $0.1 }.map { .dup($0.0, to: $0.1) }
+        }
+        if report != 3 { actions.append(.dup(report, to: 3)) }
         do {
-            return try Spawn.start(exe, argv: args, actions: dups.map { .dup($0.0, to: $0.1) }, newSession: true)
+            return try Spawn.start(exe, argv: args, actions: actions, newSession: true)
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 
@@ -109,20 +125,8 @@ public struct VMEngine: IsolationEngine {
         throw SwvmError(.vmFailed, "the VMM (pid \(vmm.pid)) ended before the container was created")
     }
 
-    public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
-                     detach: Bool, pidFile: String?) throws -> Int32 {
-        throw SwvmError(.unsupported, "exec into a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
-    }
-
-    // pause and resume freeze the VMM's cgroup: its vCPU threads stop.
-    public func isFrozen(_ cgroupPaths: [String]) -> Bool { CgroupDirectories(cgroupPaths).isFrozen }
-    public func freeze(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).freeze() }
-    public func thaw(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).thaw() }
     public func pids(_ cgroupPaths: [String]) -> [pid_t] { CgroupDirectories(cgroupPaths).pids() }
 
-    public func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws {
-        throw SwvmError(.unsupported, "update of a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
-    }
 
     /// The cgroup (killing the VMM and its keeper, which are in it), and
     /// what the keeper would have removed: the run record (tap, published
