@@ -3,6 +3,7 @@ import Glibc
 #endif
 import RuntimeSpec
 import SwvmBase
+import VMMJail
 
 /// `swvm vmm`: the VMM of an OCI container at the VM level (see VMMOCI).
 /// `swvm create` exec's it with the container's stdio on 0, 1 and 2 and
@@ -10,9 +11,13 @@ import SwvmBase
 /// (128+N after signal N), which conmon and containerd's shim wait for.
 public enum VMMProcess {
     public static func run(bundle: String, id: String, execFIFO: String, reportFD: Int32, kernel: String?) -> Int32 {
+        VMMJail.holdForwardedSignals()   // PID 1 of its own pid namespace
         var oci: VMMOCI?
         do {
             var spec = try OCIConfig.load(bundle: bundle, id: id)
+            // process.terminal: stdin is the host pty VMEngine made; as our
+            // controlling terminal, a resize of its master raises SIGWINCH.
+            if spec.terminal { _ = ioctl(0, UInt(TIOCSCTTY), 0) }
             // The guest's stdin is ours, whatever it is (conmon's pipe,
             // /dev/null): EOF reaches the workload as EOF.
             spec.interactive = true

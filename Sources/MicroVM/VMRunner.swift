@@ -93,6 +93,9 @@ public struct VMResult {
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
     public var confinedPaths: ConfinedPaths?
+    /// Through a template: whether the workload's filter was loaded before
+    /// its point (Template.seccompInTemplate); nil without a template.
+    public var seccompInTemplate: Bool?
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -282,7 +285,7 @@ public final class VMRunner {
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
-        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
@@ -297,6 +300,7 @@ public final class VMRunner {
         }
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         result.start = how
+        result.seccompInTemplate = template?.seccompInTemplate
         result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
         return result
@@ -403,7 +407,8 @@ public final class VMRunner {
         }
         guard let image, let disk else { return nil }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
-        return Template(settings: settings, sharedNetwork: network != nil,
+        return Template(settings: settings, sharedNetwork: network != nil, plain: Template.isPlain(spec), filter: filter?.program,
+                        readOnly: spec.readOnlyRoot, terminal: spec.terminal, initProcess: spec.initProcess,
                         warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
                         bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
     }
@@ -750,6 +755,10 @@ final class Session: @unchecked Sendable {
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
                     control?.workloadStarted()
+                    #if DEBUG
+                    // Test-only (a debug build's): the control port hangs up under guest-init.
+                    if FS.environment("SWVM_TEST_UNPLUG_CONTROL") == "1" { console.unplug(instance.control) }
+                    #endif
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.

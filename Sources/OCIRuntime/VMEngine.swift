@@ -30,20 +30,28 @@ public struct VMEngine: IsolationEngine {
             let (read, write) = try makePipe()
             let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
                         "--report-fd", "3"]
-            // process.terminal: a host pty, its master to --console-socket.
+            // process.terminal: a host pty, its master to --console-socket,
+            // its slave (blocking: the VMM's own open) the VMM's stdio.
             let pty = try io.consoleSocket.map { (socket: Int32) throws -> HostPty in
                 let p = try HostPty.open()
                 try ConsoleSocket.send(master: p.master, to: socket)
                 return p
             }
-            let pid = try VMEngine.spawn(args, io: io, report: write.raw, terminal: pty?.path)
+            let terminal = try pty.map { try FileDescriptor.open($0.path, O_RDWR | O_NOCTTY) }
+            let hold = try makePipe()
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: hold.read.raw, terminal: terminal?.raw)
+            terminal?.close()
             write.close()
+            hold.read.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
             do {
-                // At once, before it maps guest memory (charged here) and
-                // starts its keeper: a create killed part-way leaves the
-                // VMM where delete --force finds it.
+                // Before its execve (it waits on `hold`), so all it maps
+                // (guest memory) is charged here and its keeper starts
+                // here: a create killed part-way leaves the VMM where
+                // delete --force finds it.
                 for p in cgroup.paths { try Cgroups.writeFile(Path.join(p, "cgroup.procs"), String(pid)) }
+                guard Spawn.release(hold.write.raw) else { throw SwvmError.errno("let the VMM (pid \(pid)) start") }
+                hold.write.close()
                 try awaitGate(read, vmm: identity)
             } catch {
                 Glibc.kill(pid, SIGKILL)
@@ -82,23 +90,19 @@ public struct VMEngine: IsolationEngine {
         return limits
     }
 
-    /// posix_spawn of swvm itself (no Swift in the child), in a session of
-    /// its own (a terminal's signals are not the container's), with the
-    /// container's stdio and the report pipe on fd 3. With `terminal` (a
-    /// host pty's slave) that is its stdio instead, opened after the
-    /// setsid: the pty becomes the VMM's controlling terminal, so a resize
-    /// of its master raises SIGWINCH in the VMM, which passes the size on.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32, terminal: String? = nil) throws -> pid_t {
+    /// swvm itself as the VMM (Spawn.vmm: PID 1 of a pid namespace of its
+    /// own, no Swift in the child), in a session of its own (a terminal's
+    /// signals are not the container's), with the container's stdio and
+    /// the report pipe on fd 3; it waits on `hold` before its execve.
+    /// With `terminal` (a host pty's slave) that is its stdio instead; the
+    /// VMM makes it its controlling terminal (VMMOCI), so a resize of the
+    /// master raises SIGWINCH in the VMM, which passes the size on.
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32, terminal: Int32? = nil) throws -> pid_t {
         let exe = FS.executablePath()
-        var actions: [Spawn.Action]
-        if let terminal {
-            actions = [.open(0, path: terminal, flags: O_RDWR), .dup(0, to: 1), .dup(0, to: 2)]
-        } else {
-            actions = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2)].filter { $0.0 != $0.1 }.map { .dup($0.0, to: $0.1) }
-        }
-        if report != 3 { actions.append(.dup(report, to: 3)) }
+        // A pair of equal descriptors stays open across the execve.
+        let dups = [(terminal ?? io.stdin, Int32(0)), (terminal ?? io.stdout, 1), (terminal ?? io.stderr, 2), (report, 3)]
         do {
-            return try Spawn.start(exe, argv: args, actions: actions, newSession: true)
+            return try Spawn.vmm(exe, argv: args, dups: dups, newSession: true, hold: hold)
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 

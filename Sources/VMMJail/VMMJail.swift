@@ -160,6 +160,19 @@ public enum VMMJail {
         return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
+    /// The VMM is PID 1 of a pid namespace of its own (Spawn.vmm), and the
+    /// kernel drops a signal that PID 1 neither handles nor blocks. So the
+    /// signals the VM's main loop forwards (Machine.run reads them from a
+    /// signalfd) are blocked at once, before any thread exists (threads
+    /// inherit the mask): one sent before the VM runs (`swvm run`'s
+    /// monitor forwards kill's) waits for it instead of vanishing.
+    public static func holdForwardedSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
     /// Drops every capability of the calling thread.
     public static func dropThreadCapabilities() throws {
         guard swvm_jail_drop_thread_capabilities() == 0 else { throw SwvmError.errno("capset (drop this thread's capabilities)") }

@@ -97,7 +97,7 @@ struct RunCommand: ParsableCommand {
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {
                     // The VMM's peak and its keeper's: what the run costs the host beside the guest.
-                    RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
+                    var report = RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
                               endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS() + result.keeperPeakRSS, workloadPeak: nil,
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
                               workloadPID: result.workloadPID, vmStart: result.start.rawValue, readyNanos: result.guestReadyNanos,
@@ -108,7 +108,9 @@ struct RunCommand: ParsableCommand {
                                              maskedPaths: result.confinedPaths?.masked ?? [],
                                              readOnlyPaths: result.confinedPaths?.readOnly ?? [],
                                              vmmConfinement: result.vmmConfinement, vmmJail: result.vmmJail),
-                              threadsStartNanos: result.threadsStartNanos).write(to: fd)
+                              threadsStartNanos: result.threadsStartNanos)
+                    report.seccompInTemplate = result.seccompInTemplate
+                    report.write(to: fd)
                 }
                 return result.status
             }

@@ -141,6 +141,16 @@ struct VMMJailTests {
         #expect(!r.err.contains("(the main thread)"), "\(r)")
     }
 
+    /// tgkill (the VMM's own kicks between its threads) reaches only the
+    /// VMM's own threads: sent to another process (this test's, through a
+    /// test-only switch) from a vCPU thread, the jail's filter traps it.
+    @Test func tgkillToAnotherProcessEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_TGKILL": "vcpu:\(getpid())"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 234 on thread"), "\(r)")
+    }
+
     /// ioctl is allowed for the KVM, tap and terminal requests the VMM
     /// makes only: another one (TIOCSTI, which would type into the
     /// terminal) traps, naming the request.
