@@ -80,7 +80,7 @@ let package = Package(
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "VMMJail", "CSyscalls",
-                              "VMControl"]),
+                              "VMControl", "Terminal"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.
@@ -102,7 +102,7 @@ let package = Package(
                 dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
         // VMControl: the client of a running VMM's control socket (exec,
         // kill --all, pause, resume, ps) and the exec frames in Swift.
-        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement"]),
+        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement", "CSyscalls"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
                               "VMMJail", "VMControl", "EventLoop", "CConfinement", "CSyscalls", "CacheStore"]),

@@ -396,28 +396,42 @@ int execs_reaped(pid_t pid, int ws) {
 /* ---------------------------------------------------------------- the workload's processes */
 
 #define PS_MAX 1024
+/* A MSG_PS_LIST's payload at most (a longer list is an error, not cut). */
+#define PS_LIST_MAX (256u << 10)
 
-/* The workload's processes (guest-init's pids), from its cgroup: the
- * workload and everything started in it, execs included. */
-static int workload_pids(pid_t *pids, int max) {
+static void each_pid_in(const char *line, void (*each)(pid_t, void *), void *ctx) {
+    long v = strtol(line, NULL, 10);
+    if (v > 0) each((pid_t)v, ctx);
+}
+
+/* Calls `each` for every process of the workload (guest-init's pids),
+ * from its cgroup: the workload and everything started in it, execs
+ * included. Read in chunks, so no process is left out. */
+static void for_each_workload_pid(void (*each)(pid_t, void *), void *ctx) {
     int fd = open(WORKLOAD_PROCS, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    static char text[PS_MAX * 12];
+    if (fd < 0) return;
+    char buf[4096];
     size_t have = 0;
     ssize_t n;
-    while (have < sizeof text - 1 && (n = read(fd, text + have, sizeof text - 1 - have)) > 0) have += (size_t)n;
-    close(fd);
-    text[have] = 0;
-    int count = 0;
-    for (char *p = text; *p && count < max;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p) break;
-        if (v > 0) pids[count++] = (pid_t)v;
-        p = end + (*end == '\n');
+    while ((n = read(fd, buf + have, sizeof buf - 1 - have)) > 0) {
+        have += (size_t)n;
+        size_t line = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] != '\n') continue;
+            buf[i] = 0;
+            each_pid_in(buf + line, each, ctx);
+            line = i + 1;
+        }
+        memmove(buf, buf + line, have - line);
+        have -= line;
+        if (have == sizeof buf - 1) have = 0;   /* not a pid: skipped */
     }
-    return count;
+    buf[have] = 0;
+    if (have > 0) each_pid_in(buf, each, ctx);
+    close(fd);
 }
+
+static void signal_one(pid_t pid, void *sig) { kill(pid, *(int *)sig); }
 
 /* MSG_SIGNAL_ALL: every process of the workload (a SIGKILL through the
  * cgroup at once, so nothing forks past it). */
@@ -428,9 +442,8 @@ static void signal_all(const uint8_t *p, uint32_t len) {
         int fd = open("/sys/fs/cgroup/workload/cgroup.kill", O_WRONLY | O_CLOEXEC);
         if (fd >= 0) { if (write(fd, "1", 1) < 0) {} close(fd); }
     }
-    static pid_t pids[PS_MAX];
-    int n = workload_pids(pids, PS_MAX);
-    for (int i = 0; i < n; i++) kill(pids[i], (int)sig.signal);
+    int signo = (int)sig.signal;
+    for_each_workload_pid(signal_one, &signo);
 }
 
 struct proc { pid_t pid, ppid; uint32_t nspid, uid; };
@@ -466,18 +479,29 @@ static uint16_t read_command(pid_t pid, char *out, size_t cap) {
     return (uint16_t)n;
 }
 
-/* MSG_PS: one MSG_PS_LIST with as many processes as fit in a frame. */
+struct pid_list { pid_t pids[PS_MAX]; int count, more; };
+
+static void collect_pid(pid_t pid, void *list) {
+    struct pid_list *l = list;
+    if (l->count < PS_MAX) l->pids[l->count++] = pid; else l->more = 1;
+}
+
+/* MSG_PS: one MSG_PS_LIST with every process, or MSG_EXEC_ERROR (the
+ * request's id) when they are over PS_MAX or PS_LIST_MAX bytes. */
 static void list_processes(const uint8_t *p, uint32_t len) {
     struct swvm_exec_head head;
     if (swvm_exec_head_decode(p, len, &head) != 0) return;
-    static pid_t pids[PS_MAX];
+    static struct pid_list list;
     static struct proc procs[PS_MAX];
-    int n = workload_pids(pids, PS_MAX), count = 0;
-    for (int i = 0; i < n; i++)
-        if (read_proc(pids[i], &procs[count]) == 0) count++;
-    size_t cap = 256u << 10, off = SWVM_EXEC_HEAD_LEN;
-    uint8_t *out = malloc(cap);
-    if (!out) return;
+    list.count = list.more = 0;
+    for_each_workload_pid(collect_pid, &list);
+    if (list.more) { send_error(head.id, SWVM_ERR_INVALID_ARGUMENT, 0, "ps: the workload has more than %d processes", PS_MAX); return; }
+    int count = 0;
+    for (int i = 0; i < list.count; i++)
+        if (read_proc(list.pids[i], &procs[count]) == 0) count++;
+    size_t off = SWVM_EXEC_HEAD_LEN;
+    uint8_t *out = malloc(PS_LIST_MAX);
+    if (!out) { send_error(head.id, SWVM_ERR_INTERNAL, ENOMEM, "ps"); return; }
     swvm_exec_head_encode(&head, out);
     for (int i = 0; i < count; i++) {
         uint32_t ppid = 0;
@@ -487,10 +511,55 @@ static void list_processes(const uint8_t *p, uint32_t len) {
         struct swvm_ps_entry e = { .pid = procs[i].nspid, .ppid = ppid, .uid = procs[i].uid,
                                    .command = (const uint8_t *)command };
         e.command_len = read_command(procs[i].pid, command, sizeof command);
-        if (swvm_ps_entry_encode(&e, out, cap, &off) != 0) break;
+        if (swvm_ps_entry_encode(&e, out, PS_LIST_MAX, &off) != 0) {
+            free(out);
+            send_error(head.id, SWVM_ERR_INVALID_ARGUMENT, 0, "ps: the list of the workload's %d processes is over %u KiB",
+                       count, PS_LIST_MAX >> 10);
+            return;
+        }
     }
     swvm_frame_write(control, MSG_PS_LIST, out, (uint32_t)off);
     free(out);
+}
+
+/* ---------------------------------------------------------------- update */
+
+/* Writes a limit into the workload's cgroup: the number, or "max". */
+static int write_limit(const char *file, int unlimited, unsigned long long v) {
+    char path[96], text[32];
+    snprintf(path, sizeof path, "/sys/fs/cgroup/workload/%s", file);
+    int n = unlimited ? snprintf(text, sizeof text, "max") : snprintf(text, sizeof text, "%llu", v);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int ok = write(fd, text, (size_t)n) == n;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return ok ? 0 : -1;
+}
+
+/* MSG_UPDATE (OCI update): MSG_UPDATE_DONE, or MSG_EXEC_ERROR naming
+ * the limit the kernel refused (a memory.max under what is in use). */
+static void update_limits(const uint8_t *p, uint32_t len) {
+    struct swvm_update u;
+    if (swvm_update_decode(p, len, &u) != 0) {
+        struct swvm_exec_head head;
+        if (swvm_exec_head_decode(p, len, &head) == 0)
+            send_error(head.id, SWVM_ERR_INVALID_ARGUMENT, 0, "update: a malformed request (%u bytes)", len);
+        return;
+    }
+    if ((u.fields & SWVM_UPDATE_MEMORY) && write_limit("memory.max", u.memory == (uint64_t)SWVM_UPDATE_UNLIMITED, u.memory) != 0) {
+        send_error(u.id, SWVM_ERR_SYSTEM_CALL, errno, "update: memory.max %llu", (unsigned long long)u.memory);
+        return;
+    }
+    if ((u.fields & SWVM_UPDATE_PIDS) && write_limit("pids.max", u.pids == SWVM_UPDATE_UNLIMITED, (unsigned long long)u.pids) != 0) {
+        send_error(u.id, SWVM_ERR_SYSTEM_CALL, errno, "update: pids.max %lld", (long long)u.pids);
+        return;
+    }
+    uint8_t out[SWVM_EXEC_HEAD_LEN];
+    struct swvm_exec_head head = { .id = u.id };
+    swvm_exec_head_encode(&head, out);
+    swvm_frame_write(control, MSG_UPDATE_DONE, out, sizeof out);
 }
 
 /* ---------------------------------------------------------------- frames */
@@ -519,6 +588,7 @@ int execs_handle_frame(uint32_t type, const uint8_t *p, uint32_t len) {
     case MSG_EXEC_SIGNAL: case MSG_EXEC_ACK: exec_value_frame(type, p, len); return 1;
     case MSG_SIGNAL_ALL: signal_all(p, len); return 1;
     case MSG_PS: list_processes(p, len); return 1;
+    case MSG_UPDATE: update_limits(p, len); return 1;
     default: return 0;
     }
 }

@@ -14,6 +14,8 @@ static uint32_t get32(const uint8_t *p) {
 }
 static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
 
 void swvm_exec_head_encode(const struct swvm_exec_head *m, uint8_t out[SWVM_EXEC_HEAD_LEN]) { put32(out, m->id); }
 
@@ -148,4 +150,24 @@ size_t swvm_exec_error_encode(uint32_t id, uint32_t code, int32_t err, const cha
     put32(out + 8, (uint32_t)err);
     memcpy(out + 12, message, len);
     return 12 + (size_t)len;
+}
+
+void swvm_update_encode(const struct swvm_update *m, uint8_t out[SWVM_UPDATE_LEN]) {
+    put32(out, m->id);
+    put32(out + 4, m->fields);
+    put64(out + 8, m->memory);
+    put64(out + 16, (uint64_t)m->pids);
+}
+
+int swvm_update_decode(const uint8_t *p, size_t len, struct swvm_update *m) {
+    memset(m, 0, sizeof *m);
+    if (len != SWVM_UPDATE_LEN) return -1;
+    m->id = get32(p);
+    m->fields = get32(p + 4);
+    m->memory = get64(p + 8);
+    m->pids = (int64_t)get64(p + 16);
+    if (m->fields == 0 || (m->fields & ~(SWVM_UPDATE_MEMORY | SWVM_UPDATE_PIDS)) != 0) return -1;
+    if ((m->fields & SWVM_UPDATE_MEMORY) && m->memory == 0) return -1;
+    if ((m->fields & SWVM_UPDATE_PIDS) && m->pids < 1 && m->pids != SWVM_UPDATE_UNLIMITED) return -1;
+    return 0;
 }

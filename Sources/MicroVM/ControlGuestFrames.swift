@@ -14,10 +14,18 @@ extension ControlServer {
         case MSG_EXEC_OUTPUT.rawValue: output(payload)
         case MSG_EXEC_STARTED.rawValue, MSG_EXEC_EXIT.rawValue, MSG_EXEC_INPUT_ACK.rawValue: value(type, payload)
         case MSG_EXEC_ERROR.rawValue:
-            guard let (id, _) = ExecFrames.decodeExecError(payload), let e = execs[id] else { return }
+            guard let (id, error) = ExecFrames.decodeExecError(payload) else { return }
+            if let fd = psWaiters.removeValue(forKey: id) ?? updateWaiters.removeValue(forKey: id) {
+                // A ps the guest could not answer whole (too many processes),
+                // an update the guest's kernel refused.
+                return reply(to: fd, MSG_ERROR, ExecFrames.error(error.childCode, error.message))
+            }
+            guard let e = execs[id] else { return }
             reply(to: e.connection, MSG_EXEC_ERROR, payload)
             execs[id] = nil
         case MSG_PS_LIST.rawValue: processList(payload)
+        case MSG_UPDATE_DONE.rawValue:
+            if let id = ExecFrames.decodeHead(payload), let fd = updateWaiters.removeValue(forKey: id) { reply(to: fd, MSG_CONTROL_DONE, []) }
         default:
             // GuestProtocol.Sequence lets only the types above through.
             break

@@ -26,6 +26,7 @@ extension ControlServer {
     func drop(_ c: Connection) {
         for e in execs.values where e.connection == c.fd.raw { e.connection = nil }
         psWaiters = psWaiters.filter { $0.value != c.fd.raw }
+        updateWaiters = updateWaiters.filter { $0.value != c.fd.raw }
         connections[c.fd.raw] = nil
     }
 
@@ -45,6 +46,17 @@ extension ControlServer {
                 let id = newID()
                 psWaiters[id] = c.fd.raw
                 toGuest(MSG_PS, ExecFrames.head(id))
+            case MSG_UPDATE.rawValue:
+                var u = swvm_update()
+                guard swvm_update_decode(payload, payload.count, &u) == 0 else {
+                    throw SwvmError(.invalidArgument, "a malformed update (\(payload.count) bytes)")
+                }
+                try requireWorkload()
+                u.id = newID()
+                updateWaiters[u.id] = c.fd.raw
+                var bytes = [UInt8](repeating: 0, count: Int(SWVM_UPDATE_LEN))
+                swvm_update_encode(&u, &bytes)
+                toGuest(MSG_UPDATE, bytes)
             case MSG_PAUSE.rawValue:
                 guard machine.freeze() else { throw SwvmError(.vmFailed, "pause: the VM is ending, or another pause is under way") }
                 reply(c, MSG_CONTROL_DONE, [])
@@ -63,7 +75,7 @@ extension ControlServer {
     /// An exec or ps needs the guest to answer: the workload running, the
     /// vCPUs not paused (a signal for all is queued for the resume instead).
     private func requireWorkload(answering: Bool = true) throws {
-        guard workloadRunning.current else { throw SwvmError(.invalidArgument, "the VM's workload is not running") }
+        guard workloadRunning.current else { throw SwvmError(.notFound, VMControl.workloadNotRunning) }
         guard !answering || !machine.isFrozen else { throw SwvmError(.invalidArgument, "the VM is paused: resume it first") }
     }
 

@@ -47,6 +47,8 @@ final class ControlServer: @unchecked Sendable {
     var connections: [Int32: Connection] = [:]
     var execs: [UInt32: ExecRelay] = [:]
     var psWaiters: [UInt32: Int32] = [:]
+    /// MSG_UPDATE's request ids and their clients' connections.
+    var updateWaiters: [UInt32: Int32] = [:]
     var nextID: UInt32 = 0
 
     /// Binds `path` (0600; its directory is root's run record) for `machine`.

@@ -126,7 +126,7 @@ public enum GuestProtocol {
         static let minimumPayload: [UInt32: Int] = [ready: 0, started: Int(SWVM_STARTED_MIN_LEN), confined: 0,
                                                     exit: Int(SWVM_EXIT_LEN), error: 0, created: 0, templatePoint: 0]
 
-        /// The exec and control replies (110-119), each as often as the
+        /// The exec and control replies (110-119, 130-139), each as often as the
         /// guest has execs and requests, once the workload runs: their
         /// smallest payload is the exec id (or id and value); the control
         /// server checks the rest of each against its exec.
@@ -134,6 +134,7 @@ public enum GuestProtocol {
             MSG_EXEC_STARTED.rawValue: Int(SWVM_EXEC_VALUE_LEN), MSG_EXEC_OUTPUT.rawValue: Int(SWVM_EXEC_DATA_HEAD_LEN),
             MSG_EXEC_EXIT.rawValue: Int(SWVM_EXEC_VALUE_LEN), MSG_EXEC_ERROR.rawValue: Int(SWVM_EXEC_HEAD_LEN),
             MSG_PS_LIST.rawValue: Int(SWVM_EXEC_HEAD_LEN), MSG_EXEC_INPUT_ACK.rawValue: Int(SWVM_EXEC_VALUE_LEN),
+            MSG_UPDATE_DONE.rawValue: Int(SWVM_EXEC_HEAD_LEN),
         ]
 
         public static func isExecReply(_ type: UInt32) -> Bool { execReplies[type] != nil }

@@ -15,6 +15,9 @@ public enum VMMProcess {
         var oci: VMMOCI?
         do {
             var spec = try OCIConfig.load(bundle: bundle, id: id)
+            // process.terminal: stdin is the host pty VMEngine made; as our
+            // controlling terminal, a resize of its master raises SIGWINCH.
+            if spec.terminal { _ = ioctl(0, UInt(TIOCSCTTY), 0) }
             // The guest's stdin is ours, whatever it is (conmon's pipe,
             // /dev/null): EOF reaches the workload as EOF.
             spec.interactive = true

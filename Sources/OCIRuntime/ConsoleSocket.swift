@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import SwvmBase
 
 /// --console-socket: a Unix stream socket the caller (conmon, containerd's
@@ -26,5 +27,16 @@ public enum ConsoleSocket {
         }
         guard r == 0 else { throw SwvmError.system(step: "--console-socket: connect", path: path) }
         return fd
+    }
+}
+
+extension ConsoleSocket {
+    /// Sends a pty master over a connected console socket, named as runc
+    /// names it (the VM level's host pty; the container level's child
+    /// sends its own with the same C call).
+    static func send(master: FileDescriptor, to socket: Int32) throws {
+        guard swvm_send_fd_named(socket, master.raw, "/dev/ptmx") == 0 else {
+            throw SwvmError.errno("send the terminal to the console socket")
+        }
     }
 }

@@ -30,12 +30,23 @@ public struct ContainerEngine: IsolationEngine {
         return o
     }
 
-    public func isFrozen(_ cgroupPaths: [String]) -> Bool { CgroupDirectories(cgroupPaths).isFrozen }
-    public func freeze(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).freeze() }
-    public func thaw(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).thaw() }
+    public func isFrozen(_ record: ContainerRecord) -> Bool { CgroupDirectories(record.cgroupPaths).isFrozen }
+    public func freeze(_ record: ContainerRecord) throws { try CgroupDirectories(record.cgroupPaths).freeze() }
+    public func thaw(_ record: ContainerRecord) throws { try CgroupDirectories(record.cgroupPaths).thaw() }
     public func pids(_ cgroupPaths: [String]) -> [pid_t] { CgroupDirectories(cgroupPaths).pids() }
+    public func processes(_ record: ContainerRecord) throws -> ProcessListing { .host(pids(record.cgroupPaths).sorted()) }
 
-    public func update(_ cgroupPaths: [String], _ r: ResourceUpdate) throws {
+    /// Every process in the cgroup, and the init (as before kill --all
+    /// had an engine of its own to ask).
+    public func signalAll(_ record: ContainerRecord, signal: Int32) throws {
+        for pid in pids(record.cgroupPaths) { Glibc.kill(pid, signal) }
+        if let initProcess = record.initProcess, initProcess.isAlive, Glibc.kill(initProcess.pid, signal) != 0, errno != ESRCH {
+            throw SwvmError.errno("kill pid \(initProcess.pid)")
+        }
+    }
+
+    public func update(_ record: ContainerRecord, _ r: ResourceUpdate) throws {
+        let cgroupPaths = record.cgroupPaths
         var limits = ResourceLimits()
         // -1 is "no limit": cgroup v1's largest value (v2 takes it too).
         limits.memory = r.memory.map { $0 < 0 ? 9_223_372_036_854_771_712 : UInt64($0) }

@@ -54,6 +54,9 @@ public struct ContainerRecord: Equatable, Sendable {
     /// The hooks that run after `create`: at start and at delete.
     public var poststart: [OCIHook]
     public var poststop: [OCIHook]
+    /// Set by `pause`, cleared by `resume`: the VM level's paused state
+    /// (its vCPUs parked; the container level reads its freezer instead).
+    public var paused = false
 
     public init(id: String, bundle: String, rootfs: String, creator: ProcessIdentity, created: String) {
         self.id = id

@@ -28,15 +28,16 @@ public struct ContainerState {
         self.status = status
     }
 
-    public static func load(_ id: String, store: StateStore, engine: IsolationEngine) throws -> ContainerState {
+    /// `engine` gives the isolation level's engine of a record.
+    public static func load(_ id: String, store: StateStore, engine: (ContainerRecord) -> IsolationEngine) throws -> ContainerState {
         try ContainerID.validate(id)
         guard FS.isDirectory(store.directory(id)) else { throw StateStore.notFound(id) }
         let record = try store.read(id)
-        let status = currentStatus(record, directory: store.directory(id), fifo: store.execFIFO(id), engine: engine)
+        let status = currentStatus(record, directory: store.directory(id), fifo: store.execFIFO(id), engine: record.map(engine))
         return ContainerState(id: id, record: record, status: status)
     }
 
-    static func currentStatus(_ record: ContainerRecord?, directory: String, fifo: String, engine: IsolationEngine) -> ContainerStatus {
+    static func currentStatus(_ record: ContainerRecord?, directory: String, fifo: String, engine: IsolationEngine?) -> ContainerStatus {
         guard let record else {
             // No state.json yet: a create at work holds the lock.
             return ContainerLock.isHeld(directory) ? .creating : .stopped
@@ -44,7 +45,7 @@ public struct ContainerState {
         guard record.createFinished else { return record.creator.isAlive ? .creating : .stopped }
         guard let initProcess = record.initProcess, initProcess.isAlive else { return .stopped }
         if FS.exists(fifo) { return .created }
-        if engine.isFrozen(record.cgroupPaths) { return .paused }
+        if engine?.isFrozen(record) == true { return .paused }
         return .running
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import RuntimeSpec
 import SwvmBase
+import VMControl
 
 /// The descriptors a container's process gets (runc's create and exec).
 public struct ProcessIO: Sendable {
@@ -46,9 +47,17 @@ public struct ResourceUpdate: Equatable, Sendable {
     public var isEmpty: Bool { self == ResourceUpdate() }
 }
 
+/// What `ps` lists: host pids (the container level), or the guest's own
+/// processes with their pids in the workload's namespace (the VM level).
+public enum ProcessListing: Sendable {
+    case host([pid_t])
+    case guest([GuestProcess])
+}
+
 /// What the lifecycle asks of an isolation level. The container level
-/// (ContainerEngine) clones a confined init; the VM level will boot a
-/// micro-VM under the same lifecycle and state.
+/// (ContainerEngine) clones a confined init; the VM level (VMEngine) runs
+/// a VMM under the same lifecycle and state and reaches the guest through
+/// the VMM's control socket.
 public protocol IsolationEngine {
     /// Builds the container and leaves its init blocked opening
     /// `execFIFO` for writing (what `start` releases).
@@ -57,11 +66,16 @@ public protocol IsolationEngine {
     /// `detach`.
     func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
               detach: Bool, pidFile: String?) throws -> Int32
-    func isFrozen(_ cgroupPaths: [String]) -> Bool
-    func freeze(_ cgroupPaths: [String]) throws
-    func thaw(_ cgroupPaths: [String]) throws
-    func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws
-    /// Every process of the container (cgroup.procs).
+    /// Whether the container is paused now (status "paused").
+    func isFrozen(_ record: ContainerRecord) -> Bool
+    func freeze(_ record: ContainerRecord) throws
+    func thaw(_ record: ContainerRecord) throws
+    func update(_ record: ContainerRecord, _ resources: ResourceUpdate) throws
+    /// kill --all of a live container: every process of it.
+    func signalAll(_ record: ContainerRecord, signal: Int32) throws
+    /// `ps` of a live container.
+    func processes(_ record: ContainerRecord) throws -> ProcessListing
+    /// The host processes in the container's cgroups (cgroup.procs).
     func pids(_ cgroupPaths: [String]) -> [pid_t]
     /// Kills what is left and removes the cgroups. `cgroupsPath` and `id`
     /// find them when a create was killed before it recorded the paths.

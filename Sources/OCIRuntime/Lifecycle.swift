@@ -41,7 +41,7 @@ public struct Lifecycle {
     }
 
     public func state(_ id: String) throws -> ContainerState {
-        try ContainerState.load(id, store: store, engine: engine)
+        try ContainerState.load(id, store: store) { engine(for: IsolationLevel.of($0)) }
     }
 
     /// Builds the container and leaves its init waiting for `start`.

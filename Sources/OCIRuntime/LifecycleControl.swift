@@ -14,10 +14,11 @@ extension Lifecycle {
         SwvmError(.invalidArgument, "container \(id): container not running")
     }
 
-    /// Signals the init, or with `all` every process of the container.
-    /// `all` on a stopped one signals what is left in its cgroup, as runc
-    /// does: the shim kills a pid-sharing container's remaining processes
-    /// so once its init has exited.
+    /// Signals the init, or with `all` every process of the container
+    /// (the VM level: through the VMM's control socket, to the workload's
+    /// processes in the guest). `all` on a stopped one signals what is
+    /// left in its cgroup, as runc does: the shim kills a pid-sharing
+    /// container's remaining processes so once its init has exited.
     public func kill(_ id: String, signal: Int32, all: Bool) throws {
         let state = try self.state(id)
         if all, state.status == .stopped, let record = state.record {
@@ -28,14 +29,14 @@ extension Lifecycle {
               let initProcess = record.initProcess else {
             throw Self.notRunning(id)
         }
-        if all {
-            for pid in engine.pids(record.cgroupPaths) { Glibc.kill(pid, signal) }
-        }
-        if initProcess.isAlive && Glibc.kill(initProcess.pid, signal) != 0 && errno != ESRCH {
+        let level = engine(for: IsolationLevel.of(record))
+        if all && state.status != .created {
+            try level.signalAll(record, signal: signal)
+        } else if initProcess.isAlive && Glibc.kill(initProcess.pid, signal) != 0 && errno != ESRCH {
             throw SwvmError.errno("kill pid \(initProcess.pid)")
         }
         // A frozen process acts on SIGKILL only once thawed.
-        if signal == SIGKILL && state.status == .paused { try? engine.thaw(record.cgroupPaths) }
+        if signal == SIGKILL && state.status == .paused { try? level.thaw(record) }
     }
 
     /// Removes a stopped (or created) container; with `force`, a running
@@ -70,29 +71,36 @@ extension Lifecycle {
         guard state.status == .running || state.status == .created else {
             throw Self.notRunning(id)
         }
-        try engine.freeze(record.cgroupPaths)
-        withExtendedLifetime(lock) {}
+        try engine(for: IsolationLevel.of(record)).freeze(record)
+        try setPaused(true, record, lock)
     }
 
     public func resume(_ id: String) throws {
         let lock = try store.lock(id)
         let (state, record) = try live(id)
         guard state.status == .paused else { throw SwvmError(.invalidArgument, "container \(id) is not paused") }
-        try engine.thaw(record.cgroupPaths)
-        withExtendedLifetime(lock) {}
+        try engine(for: IsolationLevel.of(record)).thaw(record)
+        try setPaused(false, record, lock)
+    }
+
+    /// state.json's note of a pause (the VM level's status reads it).
+    private func setPaused(_ paused: Bool, _ record: ContainerRecord, _ lock: ContainerLock) throws {
+        var r = record
+        r.paused = paused
+        try store.write(r, lock)
     }
 
     public func update(_ id: String, _ resources: ResourceUpdate) throws {
         let lock = try store.lock(id)
         let (_, record) = try live(id)
-        try engine(for: IsolationLevel.of(record)).update(record.cgroupPaths, resources)
+        try engine(for: IsolationLevel.of(record)).update(record, resources)
         withExtendedLifetime(lock) {}
     }
 
     /// The container's processes (`ps`).
-    public func pids(_ id: String) throws -> [pid_t] {
+    public func processes(_ id: String) throws -> ProcessListing {
         let (_, record) = try live(id)
-        return engine.pids(record.cgroupPaths).sorted()
+        return try engine(for: IsolationLevel.of(record)).processes(record)
     }
 
     /// Every container under --root; one whose state cannot be read is

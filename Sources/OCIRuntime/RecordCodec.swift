@@ -23,6 +23,7 @@ extension ContainerRecord {
         ]
         if let p = initProcess { members.append(("init", Self.encode(p))) }
         if let c = cgroupsPath { members.append(("cgroupsPath", .string(c))) }
+        if paused { members.append(("paused", .bool(true))) }
         return Array(JSON.object(members).serialized().utf8)
     }
 
@@ -48,6 +49,7 @@ extension ContainerRecord {
         record.cgroupPaths = try r.strings("cgroupPaths")
         record.poststart = try r.hooks("poststart")
         record.poststop = try r.hooks("poststop")
+        record.paused = json["paused"] == nil ? false : try r.bool("paused")
         try ContainerID.validate(record.id)
         return record
     }

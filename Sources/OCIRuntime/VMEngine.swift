@@ -30,8 +30,17 @@ public struct VMEngine: IsolationEngine {
             let (read, write) = try makePipe()
             let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
                         "--report-fd", "3"]
+            // process.terminal: a host pty, its master to --console-socket,
+            // its slave (blocking: the VMM's own open) the VMM's stdio.
+            let pty = try io.consoleSocket.map { (socket: Int32) throws -> HostPty in
+                let p = try HostPty.open()
+                try ConsoleSocket.send(master: p.master, to: socket)
+                return p
+            }
+            let terminal = try pty.map { try FileDescriptor.open($0.path, O_RDWR | O_NOCTTY) }
             let hold = try makePipe()
-            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: hold.read.raw)
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: hold.read.raw, terminal: terminal?.raw)
+            terminal?.close()
             write.close()
             hold.read.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
@@ -58,8 +67,9 @@ public struct VMEngine: IsolationEngine {
 
     /// What the VM level refuses, before anything is started.
     static func checkApplicable(_ spec: RunSpec, io: ProcessIO) throws {
-        if spec.terminal || io.consoleSocket != nil {
-            throw SwvmError(.unsupported, "config.json process.terminal: a terminal is not supported at the VM level (\(IsolationLevel.annotation)=vm) yet")
+        if spec.terminal != (io.consoleSocket != nil) {
+            throw SwvmError(.invalidArgument, spec.terminal ? "config.json process.terminal needs a --console-socket"
+                                                            : "--console-socket needs process.terminal in config.json")
         }
         if io.preserveFDs > 0 {
             throw SwvmError(.unsupported, "--preserve-fds: descriptors cannot be passed into a VM")
@@ -84,11 +94,15 @@ public struct VMEngine: IsolationEngine {
     /// own, no Swift in the child), in a session of its own (a terminal's
     /// signals are not the container's), with the container's stdio and
     /// the report pipe on fd 3; it waits on `hold` before its execve.
+    /// With `terminal` (a host pty's slave) that is its stdio instead; the
+    /// VMM makes it its controlling terminal (VMMOCI), so a resize of the
+    /// master raises SIGWINCH in the VMM, which passes the size on.
     /// `dieWithCaller`: a detached VM's, which ends with its monitor.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32?, dieWithCaller: Bool = false) throws -> pid_t {
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32?, terminal: Int32? = nil,
+                      dieWithCaller: Bool = false) throws -> pid_t {
         let exe = FS.executablePath()
         // A pair of equal descriptors stays open across the execve.
-        let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)]
+        let dups = [(terminal ?? io.stdin, Int32(0)), (terminal ?? io.stdout, 1), (terminal ?? io.stderr, 2), (report, 3)]
         do {
             return try Spawn.vmm(exe, argv: args, dups: dups, newSession: true, dieWithCaller: dieWithCaller, hold: hold)
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
@@ -117,20 +131,8 @@ public struct VMEngine: IsolationEngine {
         throw SwvmError(.vmFailed, "the VMM (pid \(vmm.pid)) ended before the container was created")
     }
 
-    public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
-                     detach: Bool, pidFile: String?) throws -> Int32 {
-        try execThroughControl(into: container, spec: spec, io: io, detach: detach, pidFile: pidFile)
-    }
-
-    // pause and resume freeze the VMM's cgroup: its vCPU threads stop.
-    public func isFrozen(_ cgroupPaths: [String]) -> Bool { CgroupDirectories(cgroupPaths).isFrozen }
-    public func freeze(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).freeze() }
-    public func thaw(_ cgroupPaths: [String]) throws { try CgroupDirectories(cgroupPaths).thaw() }
     public func pids(_ cgroupPaths: [String]) -> [pid_t] { CgroupDirectories(cgroupPaths).pids() }
 
-    public func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws {
-        throw SwvmError(.unsupported, "update of a container at the VM level (\(IsolationLevel.annotation)=vm) is not supported yet")
-    }
 
     /// The cgroup (killing the VMM and its keeper, which are in it), and
     /// what the keeper would have removed: the run record (tap, published

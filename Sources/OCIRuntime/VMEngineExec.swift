@@ -1,48 +1,79 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import RunRecords
+import CConfinement
+import CSyscalls
 import RuntimeSpec
 import SwvmBase
+import Terminal
 import VMControl
 
-/// exec at the VM level: the process runs in the guest through the VMM's
-/// control socket (VMControl), which relays `io`'s descriptors; guest-init
-/// gives it the workload's namespaces, cgroup and confinement. Docker's
-/// `swvm exec` on a detached VM and OCI exec both come here (the
-/// lifecycle's engine for the level).
+/// runc's exec at the VM level: the process runs in the guest (joined to
+/// the workload's namespaces, cgroup and confinement by guest-init), its
+/// host side a relay process (ExecRelayProcess). --pid-file gets the
+/// relay's host pid, the pid runc's callers can wait on: it exits with the
+/// exec's status. config.json's or --cap's capabilities and
+/// no_new_privileges are the workload's in the guest, whatever the exec asks.
 extension VMEngine {
-    func execThroughControl(into vmm: ProcessIdentity, spec: RunSpec, io: ProcessIO, detach: Bool, pidFile: String?) throws -> Int32 {
-        if io.consoleSocket != nil || io.preserveFDs > 0 || pidFile != nil {
-            throw SwvmError(.unsupported, "exec at the VM level: --console-socket, --preserve-fds and --pid-file are not supported yet")
+    public func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
+                     detach: Bool, pidFile: String?) throws -> Int32 {
+        guard io.preserveFDs == 0 else { throw SwvmError(.unsupported, "exec --preserve-fds: descriptors cannot be passed into a VM") }
+        if spec.terminal && io.consoleSocket == nil && detach {
+            throw SwvmError(.invalidArgument, "exec --tty --detach needs a --console-socket")
         }
-        let socket = try VMEngine.execSocket(vmm: vmm, id: spec.id)
-        let stdio = ExecStdio(input: io.stdin, output: io.stdout, error: io.stderr)
-        return try VMControl.exec(socket: socket, VMEngine.execRequest(spec, io: io), stdio: stdio, detach: detach)
-    }
-
-    /// The socket in the run record named by the container's id, whose
-    /// owner is the container's VMM (not a reused pid).
-    static func execSocket(vmm: ProcessIdentity, id: String) throws -> String {
-        let dir = RunRecord.directory(for: id)
-        let owner = (try? FS.readText(Path.join(dir, "owner"), limit: 4096)) ?? ""
-        let path = VMControl.socketPath(recordDirectory: dir)
-        guard vmm.isAlive, owner.split(separator: " ").first == Substring(String(vmm.pid)), FS.exists(path) else {
-            throw SwvmError(.invalidArgument, "container \(id): container not running (no VMM control socket at \(path))")
-        }
-        return path
-    }
-
-    /// A RunSpec's process as an exec request: argv, environment, directory,
-    /// user and groups; a terminal the size of `io`'s stdout (or 24x80).
-    static func execRequest(_ spec: RunSpec, io: ProcessIO) -> ExecRequest {
+        let socket = try Self.controlSocket(vmm: container, id: spec.id)
         let p = spec.process
-        var request = ExecRequest(args: p.args, env: p.env, cwd: p.cwd.isEmpty ? "/" : p.cwd, uid: p.uid, gid: p.gid,
-                                  groups: p.additionalGids, interactive: spec.interactive)
-        if spec.terminal {
-            var ws = winsize()
-            request.terminal = ioctl(io.stdout, UInt(TIOCGWINSZ), &ws) == 0 && ws.ws_row > 0 ? (ws.ws_row, ws.ws_col) : (24, 80)
+        var request = ExecRequest(args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, groups: p.additionalGids,
+                                  interactive: true)
+        // Before the relay exists: its signals are passed on from here.
+        let forwarder = detach ? nil : try SignalForwarder()
+        var stdio = ExecStdio(input: io.stdin, output: io.stdout, error: io.stderr)
+        var pty: HostPty?, host: HostTerminal?
+        if spec.terminal, let console = io.consoleSocket {
+            let made = try HostPty.open()
+            try ConsoleSocket.send(master: made.master, to: console)
+            stdio = ExecStdio(input: made.slave.raw, output: made.slave.raw, error: made.slave.raw)
+            request.terminal = made.size
+            pty = made
+        } else if spec.terminal {
+            host = HostTerminal(interactive: true)
+            request.terminal = host?.windowSize().map { ($0.ws_row, $0.ws_col) } ?? (24, 80)
         }
-        return request
+        let relay = try withExtendedLifetime(pty) {
+            try VMControl.onceRunning { try ExecRelayProcess.start(socket: socket, request, stdio: stdio).relay }
+        }
+        if let pidFile { try FS.writeText(pidFile, String(relay), mode: 0o644) }
+        guard let forwarder else { return relay }
+        host?.start()
+        defer { host?.finish() }
+        return try forwarder.wait(for: ProcessIdentity(pid: relay, startTime: ProcessStat.read(relay)?.startTime ?? 0))
+    }
+}
+
+/// A pty made on the host for a process in the VM: its master goes to
+/// --console-socket, its slave is the process's stdio, relayed to the
+/// guest's own pty. The slave is raw (the guest's pty has the line
+/// discipline; a second would echo and translate twice) and non-blocking
+/// (the VMM's relay never waits on it).
+struct HostPty {
+    let master: FileDescriptor, slave: FileDescriptor
+    /// The slave's path (/dev/pts/N).
+    let path: String
+
+    static func open() throws -> HostPty {
+        let m = FileDescriptor(try sys("open /dev/ptmx") { Glibc.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) })
+        let path = "/dev/pts/\(try sys("unlock the pty") { sys_pty_unlock(m.raw) })"
+        let s = FileDescriptor(try sys("open \(path)") { Glibc.open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK) })
+        var t = termios()
+        try sys("tcgetattr \(path)") { tcgetattr(s.raw, &t) }
+        sys_make_raw(&t)
+        try sys("tcsetattr \(path)") { tcsetattr(s.raw, TCSANOW, &t) }
+        return HostPty(master: m, slave: s, path: path)
+    }
+
+    /// The size the console socket's owner set (0x0 until it does).
+    var size: (rows: UInt16, cols: UInt16) {
+        var ws = winsize()
+        return ioctl(slave.raw, UInt(TIOCGWINSZ), &ws) == 0 ? (ws.ws_row, ws.ws_col) : (0, 0)
     }
 }

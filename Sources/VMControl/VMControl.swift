@@ -23,6 +23,9 @@ public final class ExecSession: @unchecked Sendable {
     public let pid: UInt32
     let connection: FileDescriptor
 
+    /// The connection, to poll: readable when the exec's end is near.
+    public var descriptor: Int32 { connection.raw }
+
     init(pid: UInt32, connection: FileDescriptor) {
         self.pid = pid
         self.connection = connection
@@ -67,6 +70,24 @@ public enum VMControl {
     /// The socket's name in the run's record directory.
     public static let socketName = "control.sock"
 
+    /// The VMM's answer (.notFound) to a request that needs the workload
+    /// before guest-init reported it running: just after `swvm start`, a
+    /// moment; before it, until then.
+    public static let workloadNotRunning = "the VM's workload is not running (yet)"
+
+    /// `body` again while it meets workloadNotRunning, for `seconds`: an
+    /// engine's request may come right after its `start` returned.
+    public static func onceRunning<T>(seconds: Double = 10, _ body: () throws -> T) throws -> T {
+        let deadline = Clock.monotonicNanos() + UInt64(seconds * 1e9)
+        while true {
+            do {
+                return try body()
+            } catch let e as SwvmError where e.code == .notFound && e.message == workloadNotRunning && Clock.monotonicNanos() < deadline {
+                usleep(50_000)
+            }
+        }
+    }
+
     public static func socketPath(recordDirectory: String) -> String { Path.join(recordDirectory, socketName) }
 
     /// The socket of the VM whose VMM is `pid` (the `swvm run` process),
@@ -86,17 +107,27 @@ public enum VMControl {
     /// Starts `request` in the VM; returns once it runs (or throws its
     /// failure to start: a missing binary is SwvmError .commandNotFound).
     public static func startExec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio()) throws -> ExecSession {
+        try startExec(socket: path, payload: request.encode(id: 0), stdio: stdio)
+    }
+
+    /// startExec with MSG_EXEC's payload as ExecRequest.encode made it.
+    public static func startExec(socket path: String, payload: [UInt8], stdio: ExecStdio) throws -> ExecSession {
         let c = try connect(path)
-        let frame = ExecFrames.frame(MSG_EXEC, request.encode(id: 0))
+        let frame = ExecFrames.frame(MSG_EXEC, payload)
         let fds = [stdio.input, stdio.output, stdio.error]
         guard swvm_send_fds(c.raw, frame, frame.count, fds, Int32(fds.count)) == 0 else {
             throw SwvmError.errno("exec: send the request to \(path)")
         }
+        return ExecSession(pid: try awaitStarted(c), connection: c)
+    }
+
+    /// The exec's pid from the first reply on `c`, or its failure to start.
+    static func awaitStarted(_ c: FileDescriptor) throws -> UInt32 {
         let (type, payload) = try receive(c)
         switch type {
         case MSG_EXEC_STARTED.rawValue:
             guard let v = ExecFrames.decodeValue(payload) else { throw malformed("EXEC_STARTED") }
-            return ExecSession(pid: v.value, connection: c)
+            return v.value
         case MSG_EXEC_ERROR.rawValue:
             guard let e = ExecFrames.decodeExecError(payload) else { throw malformed("EXEC_ERROR") }
             throw SwvmError(e.error.code, e.error.message)
@@ -127,6 +158,20 @@ public enum VMControl {
     public static func pause(socket path: String) throws { try request(path, MSG_PAUSE, [], expecting: MSG_CONTROL_DONE) }
 
     public static func resume(socket path: String) throws { try request(path, MSG_RESUME, [], expecting: MSG_CONTROL_DONE) }
+
+    /// New limits for the workload's cgroup in the guest (nil: unchanged;
+    /// SWVM_UPDATE_UNLIMITED: none), once guest-init applied them.
+    public static func update(socket path: String, memory: Int64?, pids: Int64?) throws {
+        var m = swvm_update()
+        if let memory { m.fields |= SWVM_UPDATE_MEMORY; m.memory = UInt64(bitPattern: memory) }
+        if let pids { m.fields |= SWVM_UPDATE_PIDS; m.pids = pids }
+        var bytes = [UInt8](repeating: 0, count: Int(SWVM_UPDATE_LEN))
+        swvm_update_encode(&m, &bytes)
+        guard swvm_update_decode(bytes, bytes.count, &m) == 0 else {
+            throw SwvmError(.invalidArgument, "update: memory must be over 0 and pids at least 1 (-1: no limit)")
+        }
+        try request(path, MSG_UPDATE, bytes, expecting: MSG_CONTROL_DONE)
+    }
 
     /// The workload's processes.
     public static func ps(socket path: String) throws -> [GuestProcess] {

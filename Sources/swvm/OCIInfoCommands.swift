@@ -57,11 +57,22 @@ struct PsCommand: ParsableCommand {
                 }))
                 return 0
             }
-            let pids = try lifecycle.pids(id)
-            if format == .json {
-                Log.out(JSON.array(pids.map { .integer(Int64($0)) }).serialized() + "\n")
-            } else {
-                Log.out(try processTable(pids, psArguments.isEmpty ? ["-ef"] : psArguments))
+            switch try lifecycle.processes(id) {
+            case .host(let pids):
+                if format == .json {
+                    Log.out(JSON.array(pids.map { .integer(Int64($0)) }).serialized() + "\n")
+                } else {
+                    Log.out(try processTable(pids, psArguments.isEmpty ? ["-ef"] : psArguments))
+                }
+            case .guest(let processes):
+                guard psArguments.isEmpty || psArguments == ["-ef"] else {
+                    throw SwvmError(.unsupported, "ps: ps(1)'s options do not apply at the VM level (its processes are the guest's)")
+                }
+                if format == .json {
+                    Log.out(JSON.array(processes.map { .integer(Int64($0.pid)) }).serialized() + "\n")
+                } else {
+                    Log.out(table([["UID", "PID", "PPID", "CMD"]] + processes.map { [String($0.uid), String($0.pid), String($0.ppid), $0.command] }))
+                }
             }
             return 0
         }

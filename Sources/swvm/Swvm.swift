@@ -16,7 +16,7 @@ struct Swvm: ParsableCommand {
         """,
         version: "swvm version 0.1.0\nspec: \(ContainerState.ociVersion)",
         subcommands: [RunCommand.self, CompareCommand.self, BootCommand.self, CacheCommand.self, DebugCommand.self,
-                      VMMKeeperCommand.self, VMExecCommand.self, VMMCommand.self,
+                      VMMKeeperCommand.self, VMExecCommand.self, VMExecRelayCommand.self, VMMCommand.self,
                       CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self, DeleteCommand.self,
                       ExecCommand.self, PsCommand.self, ListCommand.self, PauseCommand.self, ResumeCommand.self,
                       UpdateCommand.self, FeaturesCommand.self, SpecCommand.self, EventsCommand.self,

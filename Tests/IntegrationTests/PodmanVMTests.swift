@@ -76,6 +76,46 @@ struct PodmanVMTests {
         }
     }
 
+    /// A detached VM under podman: exec (status, output, a tty, a missing
+    /// binary), pause/unpause (the vCPUs parked: the VMM's cgroup stays
+    /// thawed, the guest's counter stops), logs, and stop (TERM, which the
+    /// workload traps to exit 0).
+    @Test func execPauseLogsAndStopOnAVM() throws {
+        try Podman.with { podman in
+            let runtime = ["--runtime", try Self.vmLink(in: podman.dir)]
+            let workload = "trap 'echo stopping; exit 0' TERM; echo started; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"
+            let r = try podman(runtime + ["run", "-d", "--name", "vmt"] + Self.noNetwork + [podman.image, "sh", "-c", workload], timeout: 300)
+            #expect(r.status == 0, "\(r)")
+            defer { _ = try? podman(["rm", "-f", "-t", "0", "vmt"]) }
+            _ = try podman.waitForLog("vmt", "started", seconds: 120)
+
+            let exec = try podman(["exec", "vmt", "sh", "-c", "echo exec-ok; uname -r; exit 7"])
+            #expect(exec.status == 7 && exec.out == "exec-ok\n" + Self.guestRelease + "\n", "\(exec)")
+            let tty = try podman(["exec", "-t", "vmt", "tty"])
+            #expect(tty.status == 0 && tty.out.hasPrefix("/dev/pts/"), "\(tty)")
+            let missing = try podman(["exec", "vmt", "no-such-command"])
+            #expect(missing.status == 127, "\(missing)")
+
+            let pid = try podman.inspect("vmt", "{{.State.Pid}}")
+            #expect(try podman(["pause", "vmt"]).status == 0)
+            #expect(try podman.inspect("vmt", "{{.State.Status}}") == "paused")
+            #expect(try PodmanTests.freezerState(pid: pid) == "THAWED", "the VMM runs on; its vCPUs are parked")
+            #expect(try podman(["unpause", "vmt"]).status == 0)
+            #expect(try podman.inspect("vmt", "{{.State.Status}}") == "running")
+            let a = try podman(["exec", "vmt", "cat", "/tmp/count"]).out
+            usleep(600_000)
+            let b = try podman(["exec", "vmt", "cat", "/tmp/count"]).out
+            #expect(Int(a.trimmingWhitespace) ?? 0 < Int(b.trimmingWhitespace) ?? 0, "\(a) then \(b)")
+
+            let stopped = try podman(["stop", "-t", "20", "vmt"], timeout: 120)
+            #expect(stopped.status == 0, "\(stopped)")
+            #expect(try podman.inspect("vmt", "{{.State.Status}} {{.State.ExitCode}}") == "exited 0")
+            let logs = try podman(["logs", "vmt"])
+            #expect(logs.out == "started\nstopping\n", "\(logs)")
+            #expect(try podman(["rm", "vmt"]).status == 0)
+        }
+    }
+
     @Test(.enabled(if: EngineRuntime.containerdReady, "needs containerd, ctr, the runc v2 shim and skopeo"))
     func ctrRunWithTheVMLink() throws {
         try Containerd.with { c in

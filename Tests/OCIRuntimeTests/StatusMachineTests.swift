@@ -25,16 +25,18 @@ struct ShellEngine: IsolationEngine {
     func exec(into container: ProcessIdentity, cgroupPaths: [String], spec: RunSpec, io: ProcessIO,
               detach: Bool, pidFile: String?) throws -> Int32 { 0 }
 
-    func isFrozen(_ cgroupPaths: [String]) -> Bool {
-        cgroupPaths.first.flatMap { pid_t($0) }.flatMap { ProcessStat.read($0)?.state } == "T"
+    func isFrozen(_ record: ContainerRecord) -> Bool {
+        record.cgroupPaths.first.flatMap { pid_t($0) }.flatMap { ProcessStat.read($0)?.state } == "T"
     }
 
-    func freeze(_ cgroupPaths: [String]) throws {
-        for p in pids(cgroupPaths) { kill(p, SIGSTOP) }
-        for _ in 0..<200 where !isFrozen(cgroupPaths) { usleep(5000) }   // as the freezer's FREEZING to FROZEN
+    func freeze(_ record: ContainerRecord) throws {
+        for p in pids(record.cgroupPaths) { kill(p, SIGSTOP) }
+        for _ in 0..<200 where !isFrozen(record) { usleep(5000) }   // as the freezer's FREEZING to FROZEN
     }
-    func thaw(_ cgroupPaths: [String]) throws { for p in pids(cgroupPaths) { kill(p, SIGCONT) } }
-    func update(_ cgroupPaths: [String], _ resources: ResourceUpdate) throws {}
+    func thaw(_ record: ContainerRecord) throws { for p in pids(record.cgroupPaths) { kill(p, SIGCONT) } }
+    func update(_ record: ContainerRecord, _ resources: ResourceUpdate) throws {}
+    func signalAll(_ record: ContainerRecord, signal: Int32) throws { for p in pids(record.cgroupPaths) { kill(p, signal) } }
+    func processes(_ record: ContainerRecord) throws -> ProcessListing { .host(pids(record.cgroupPaths)) }
     func pids(_ cgroupPaths: [String]) -> [pid_t] { cgroupPaths.compactMap { pid_t($0) } }
     func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String) {
         for p in pids(cgroupPaths) { kill(p, SIGKILL) }

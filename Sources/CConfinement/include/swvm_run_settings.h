@@ -39,6 +39,8 @@ enum swvm_message {
     MSG_EXEC_ACK = 16,     /* struct swvm_exec_value: output bytes the host delivered */
     MSG_PAUSE = 17,        /* empty; a client to the VMM only (never the guest) */
     MSG_RESUME = 18,       /* empty; a client to the VMM only */
+    /* 30-39: the OCI commands at the VM level */
+    MSG_UPDATE = 30,       /* struct swvm_update: new limits for the workload's cgroup (OCI update) */
     /* 20-29: image templates (guest-init/template.c) */
     MSG_RUN = 20,     /* after MSG_TEMPLATE_POINT: the per-run fields (swvm_config_tag_per_run), as MSG_CONFIG's */
     /* guest -> host */
@@ -56,10 +58,13 @@ enum swvm_message {
     MSG_EXEC_STARTED = 110, /* struct swvm_exec_value: the exec'd process's pid (in the workload's namespace) */
     MSG_EXEC_OUTPUT = 111,  /* struct swvm_exec_data (stream 1 or 2), bytes; none: that stream's EOF */
     MSG_EXEC_EXIT = 112,    /* struct swvm_exec_value: its status (128+N for signal N), after its output */
-    MSG_EXEC_ERROR = 113,   /* u32 exec id, then MSG_ERROR's payload: the exec failed (no EXEC_EXIT follows) */
+    MSG_EXEC_ERROR = 113,   /* u32 exec id, then MSG_ERROR's payload: the exec failed (no EXEC_EXIT follows); with a MSG_PS id: that ps failed */
     MSG_PS_LIST = 114,      /* struct swvm_exec_head (the request id), then swvm_ps_entry records */
     MSG_EXEC_INPUT_ACK = 115, /* struct swvm_exec_value: input bytes guest-init passed on */
     MSG_CONTROL_DONE = 116, /* empty; the VMM to a client only: a pause, resume or signal-all is done */
+    /* 130-139: the OCI commands at the VM level */
+    MSG_UPDATE_DONE = 130,  /* struct swvm_exec_head: MSG_UPDATE's request id, applied (a failure:
+                               MSG_EXEC_ERROR with that id); the VMM answers its client MSG_CONTROL_DONE */
     /* 120-129: image templates */
     MSG_TEMPLATE_POINT = 120, /* empty; after a MSG_CONFIG with CFG_TEMPLATE: the workload's root, mounts and
                                  namespaces are built and guest-init waits for MSG_RUN (the template point) */
@@ -193,6 +198,20 @@ int swvm_exec_decode(const uint8_t *p, size_t len, struct swvm_exec_head *head, 
  * does not fit in `cap`. */
 size_t swvm_exec_error_encode(uint32_t id, uint32_t code, int32_t err, const char *message, uint32_t len,
                               uint8_t *out, size_t cap);
+
+/* MSG_UPDATE: u32 request id (a client's is ignored: the VMM picks one),
+ * u32 fields (SWVM_UPDATE_* bits, at least one, no other), u64 memory.max
+ * in bytes, i64 pids.max; SWVM_UPDATE_UNLIMITED: "max". Exactly
+ * SWVM_UPDATE_LEN bytes. The CPU quota is the host's (on the vCPU threads). */
+struct swvm_update { uint32_t id; uint32_t fields; uint64_t memory; int64_t pids; };
+#define SWVM_UPDATE_LEN 24u
+#define SWVM_UPDATE_MEMORY 1u
+#define SWVM_UPDATE_PIDS 2u
+#define SWVM_UPDATE_UNLIMITED (-1)
+void swvm_update_encode(const struct swvm_update *m, uint8_t out[SWVM_UPDATE_LEN]);
+/* 0, or -1: not SWVM_UPDATE_LEN bytes, no field or an unknown one, a
+ * memory of 0, a pids under 1 other than SWVM_UPDATE_UNLIMITED. */
+int swvm_update_decode(const uint8_t *p, size_t len, struct swvm_update *m);
 
 /* One process in MSG_PS_LIST: u32 pid and u32 ppid (in the workload's pid
  * namespace; 0: outside it), u32 uid, u16 length, then the command line

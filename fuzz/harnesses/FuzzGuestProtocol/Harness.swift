@@ -59,6 +59,8 @@ func decodeExecReply(_ type: UInt32, _ payload: [UInt8]) {
         guard ExecFrames.decodeExecError(payload) != nil else { fatalError("EXEC_ERROR accepted without an exec id") }
     case MSG_PS_LIST.rawValue:
         _ = ExecFrames.decodeProcesses(payload)
+    case MSG_UPDATE_DONE.rawValue:
+        guard ExecFrames.decodeHead(payload) != nil else { fatalError("UPDATE_DONE accepted without a request id") }
     default:
         guard ExecFrames.decodeValue(payload) != nil else { fatalError("an exec reply accepted but not decoded") }
     }

@@ -87,6 +87,16 @@ static void check_exec_payload(uint32_t type, const uint8_t *body, size_t len) {
         if (swvm_exec_value_decode(body, len, &m) == 0) { swvm_exec_value_encode(&m, out); if (memcmp(out, body, SWVM_EXEC_VALUE_LEN)) abort(); }
         break;
     }
+    case MSG_UPDATE: {
+        struct swvm_update m;
+        uint8_t again[SWVM_UPDATE_LEN];
+        if (swvm_update_decode(body, len, &m) == 0) {
+            if (len != SWVM_UPDATE_LEN || m.fields == 0 || (m.fields & ~(SWVM_UPDATE_MEMORY | SWVM_UPDATE_PIDS))) abort();
+            swvm_update_encode(&m, again);
+            if (memcmp(again, body, SWVM_UPDATE_LEN)) abort();
+        }
+        break;
+    }
     case MSG_PS_LIST: {
         /* Every entry read encodes back to the bytes it was read from. */
         struct swvm_exec_head head;
