@@ -2,11 +2,18 @@
 runtime a `swvm-vm` link to swvm) vs `swvm run --isolation=vm IMAGE --
 true`, alternating: what podman (conmon, the OCI lifecycle, the 9p root)
 adds to swvm's own warm VM start. Issue 19's target: at most 1.1x. The
-podman is the benchmark's own (podman.PrivatePodman)."""
+podman is the benchmark's own (podman.PrivatePodman). `swvm run` restores
+an image template; swvm-vm-boot is the same run from the boot snapshot
+(--no-template), the start the OCI path (no template) makes. podman's own
+share: `podman --runtime runc run --rm` vs `runc run` of the same image's
+root (oci.bundle), podman-runc minus runc."""
 import os
+import shutil
 import sys
+import tempfile
 
 from .harness import IMAGE, SWVM, Results, alternate, fmt_ms, need, run_checked, run_wait4
+from .oci import bundle
 from .podman import IMAGE_NAME, PrivatePodman
 
 NAME = "podmanvm"
@@ -40,16 +47,27 @@ def run(args):
     link = vm_link(podman.dir)
     old = os.environ.get("CONTAINERS_CONF")
     os.environ["CONTAINERS_CONF"] = podman.env["CONTAINERS_CONF"]
-    cmds = {"podman-vm": podman.argv(link, "none"), "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"]}
+    work = tempfile.mkdtemp(prefix="swvm-bench-podmanvm-")
+    runc_root = os.path.join(work, "runc")
+    cmds = {"podman-vm": podman.argv(link, "none"), "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"],
+            "swvm-vm-boot": [SWVM, "run", "--isolation=vm", "--no-template", IMAGE, "--", "true"],
+            "podman-runc": podman.argv("/usr/sbin/runc", "none"),
+            "runc": ["runc", "--root", runc_root, "run", "--bundle", bundle(work), "ID"]}
     try:
-        def podman_once(i):
-            t, _, status = run_wait4(cmds["podman-vm"], cwd=podman.dir, detached=True)
-            if status != 0:
-                sys.exit(f"bench: {' '.join(cmds['podman-vm'])} exited {status}")
-            return t
-        got = alternate(args.runs, {"podman-vm": podman_once, "swvm-vm": lambda i: run_checked(cmds["swvm-vm"])[0]},
+        def podman_once(name):
+            def once(i):
+                t, _, status = run_wait4(cmds[name], cwd=podman.dir, detached=True)
+                if status != 0:
+                    sys.exit(f"bench: {' '.join(cmds[name])} exited {status}")
+                return t
+            return once
+        got = alternate(args.runs, {"podman-vm": podman_once("podman-vm"), "swvm-vm": lambda i: run_checked(cmds["swvm-vm"])[0],
+                                    "swvm-vm-boot": lambda i: run_checked(cmds["swvm-vm-boot"])[0],
+                                    "podman-runc": podman_once("podman-runc"),
+                                    "runc": lambda i: run_checked(cmds["runc"][:-1] + [f"podmanvm-{os.getpid()}-{i}"])[0]},
                         warmup=args.warmup)
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if old is None:
             os.environ.pop("CONTAINERS_CONF", None)
         else:
@@ -58,13 +76,18 @@ def run(args):
     r = Results(NAME, f"`podman run --rm IMAGE true` at the VM level vs `swvm run --isolation=vm`, {args.runs} runs each, alternating", args)
     r.command("podman-vm", f"podman --root DIR/storage --runroot DIR/run ... --runtime DIR/swvm-vm run --rm --network none {IMAGE_NAME} true")
     r.command("swvm-vm", cmds["swvm-vm"])
+    r.command("swvm-vm-boot", cmds["swvm-vm-boot"])
+    r.command("podman-runc", f"podman --root DIR/storage --runroot DIR/run ... --runtime /usr/sbin/runc run --rm --network none {IMAGE_NAME} true")
+    r.command("runc", "runc --root DIR/runc run --bundle DIR/bundle ID (the image's root, `runc spec`, args true)")
     print(f"## {r.data['title']}\n")
     for name, argv in r.data["commands"].items():
         print(f"{name}: {argv if isinstance(argv, str) else ' '.join(argv)}")
     print()
     for name, times in got.items():
         r.series(name, "time", "s", times)
-        print(f"{name:10} median {fmt_ms(times)}")
+        print(f"{name:12} median {fmt_ms(times)}")
     print()
     r.ratio("podman-vm/swvm-vm", "podman-vm", "swvm-vm", "time", digits=3)
+    r.ratio("podman-vm/swvm-vm-boot", "podman-vm", "swvm-vm-boot", "time", digits=3)
+    r.ratio("podman-runc/runc", "podman-runc", "runc", "time", digits=3)
     r.write()
