@@ -110,9 +110,10 @@ struct PodmanVMTests {
                 let id = try c.cri(["--pod-network", "create", sandbox, "hello", "vm-pod", logs, c.image,
                                     "sh", "-c", "uname -r; ip -4 -o addr show eth0; echo ready; exec sleep 600"], timeout: 300)
                 container = id
+                // The CRI's start makes the runtime's container (create + start).
+                try c.cri(["start", id], timeout: 300)
                 let state = try Self.runtimeState(id)
                 #expect(try Self.runtimeIsolation(id) == "vm", "\(state)")
-                try c.cri(["start", id], timeout: 300)
                 let logFile = Path.join(logs, "hello.log")
                 var log = ""
                 for _ in 0..<300 where !log.contains("ready\n") {
@@ -125,6 +126,7 @@ struct PodmanVMTests {
                 let exec = try Command.run(["/usr/bin/python3", Path.join(Harness.repo, "Tests/Fixtures/engines/cri.py"), c.address,
                                             "exec", id, "120", "sh", "-c", "uname -r; exit 3"], timeout: 180)
                 Self.checkExec(exec)
+                print("podvm: the CRI's ExecSync at the VM level: \(exec)")
                 try c.cri(["stop", id, "0"], timeout: 120)
                 #expect(try c.cri(["status", id]) == "EXITED 137")
                 try c.cri(["rm", id])

@@ -33,10 +33,10 @@ def vm_link(directory):
     cache = os.environ.get("SWVM_CACHE")
     if cache:
         with open(link, "w") as f:
-            f.write(f"#!/bin/bash\nexport SWVM_CACHE='{cache}'\nexec -a \"$0\" '{SWVM}' \"$@\"\n")
+            f.write(f"#!/bin/bash\nexport SWVM_CACHE='{cache}'\nexec -a \"$0\" '{os.path.abspath(SWVM)}' \"$@\"\n")
         os.chmod(link, 0o755)
     else:
-        os.symlink(SWVM, link)
+        os.symlink(os.path.abspath(SWVM), link)
     return link
 
 
