@@ -53,19 +53,86 @@ static uint8_t *receive_run(uint32_t *len) {
     }
 }
 
+/* The run's host name, set in the workload's UTS namespace by guest-init:
+ * the workload's seccomp filter, loaded before the template point, may
+ * deny sethostname to the child. */
+static void set_workload_hostname(pid_t pid) {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/uts", pid);
+    int own = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC), theirs = open(ns, O_RDONLY | O_CLOEXEC);
+    if (own < 0 || theirs < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open the UTS namespaces for the host name: %s", strerror(errno));
+    if (setns(theirs, CLONE_NEWUTS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "enter the workload's UTS namespace: %s", strerror(errno));
+    if (sethostname(cfg.hostname, strlen(cfg.hostname)) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "sethostname %s: %s", cfg.hostname, strerror(errno));
+    if (setns(own, CLONE_NEWUTS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "return to guest-init's UTS namespace: %s", strerror(errno));
+    close(own);
+    close(theirs);
+}
+
+/* The run's volumes after a restore: the share mount (mount_volumes, as
+ * without a template) made in the workload's mount namespace, which its
+ * child built before the template point and whose root is still the
+ * initramfs; the child then binds the shares from there. guest-init
+ * enters that namespace for the mount and comes back. */
+static void mount_volumes_for(pid_t pid) {
+    if (!cfg.nvolumes) return;
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", pid);
+    int own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC), theirs = open(ns, O_RDONLY | O_CLOEXEC);
+    if (own < 0 || theirs < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open the mount namespaces for the volumes: %s", strerror(errno));
+    /* PID 1 shares its root and cwd (CLONE_FS) with the kernel's threads:
+     * setns refuses a mount namespace to a shared fs_struct. */
+    if (unshare(CLONE_FS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "unshare CLONE_FS: %s", strerror(errno));
+    if (setns(theirs, CLONE_NEWNS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "enter the workload's mount namespace: %s", strerror(errno));
+    mount_volumes();
+    if (setns(own, CLONE_NEWNS) != 0 || chdir("/") != 0) fatal(SWVM_ERR_SYSTEM_CALL, "return to guest-init's mount namespace: %s", strerror(errno));
+    close(own);
+    close(theirs);
+}
+
+/* guest-init's own copies of the stdio ports, kept past the template
+ * point: whether the run has a terminal (whose relay needs them) comes
+ * with MSG_RUN. A port opens once, so they are duplicates. */
+struct kept_ports { int in, out; };
+
+static struct kept_ports keep_ports(const struct workload *w) {
+    struct kept_ports k = { w->io.in >= 0 ? fcntl(w->io.in, F_DUPFD_CLOEXEC, 0) : -1, fcntl(w->io.out, F_DUPFD_CLOEXEC, 0) };
+    if (k.out < 0 || (w->io.in >= 0 && k.in < 0)) fatal(SWVM_ERR_SYSTEM_CALL, "keep the stdio ports: %s", strerror(errno));
+    return k;
+}
+
+/* With a terminal the relay takes them (stdin without blocking, as
+ * open_stdio opens it for a terminal); otherwise they go now, so that a
+ * port closes when the workload closes it. */
+static void use_kept_ports(struct workload *w, struct kept_ports k) {
+    if (!cfg.terminal) {
+        if (k.in >= 0) close(k.in);
+        close(k.out);
+        return;
+    }
+    w->stdout_port = k.out;
+    w->stdin_port = k.in;
+    if (k.in >= 0 && fcntl(k.in, F_SETFL, fcntl(k.in, F_GETFL) | O_NONBLOCK) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "stdin port: %s", strerror(errno));
+}
+
 /* After the template point: the per-run settings, applied in guest-init,
  * then handed to the child (which adds them to its own copy). */
-static void apply_run_settings(struct workload *w, int run_fd) {
+static void apply_run_settings(struct workload *w, int run_fd, struct kept_ports ports) {
     uint32_t len;
     uint8_t *run = receive_run(&len);
     char error[256];
     if (swvm_run_fields_apply(run, len, &cfg, error, sizeof error) != 0) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
     int shared_net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
     if (cfg.net != shared_net) fatal(SWVM_ERR_INVALID_ARGUMENT, "the per-run settings %s eth0, the template %s", cfg.net ? "configure" : "do not configure", shared_net ? "shares it" : "does not");
+    /* A plain template's child is in its root, maybe under its filter: nothing more can be mounted there. */
+    if ((cfg.template_flags & SWVM_TEMPLATE_PLAIN) && (cfg.nvolumes || cfg.terminal))
+        fatal(SWVM_ERR_INVALID_ARGUMENT, "the per-run settings have volumes or a terminal, the template is a plain one");
     add_host_entropy();
     set_clock();
     setup_cgroup();
     if (cfg.net) configure_network();
+    set_workload_hostname(w->pid);
+    mount_volumes_for(w->pid);
+    use_kept_ports(w, ports);
     if (swvm_frame_write(run_fd, MSG_RUN, run, len) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pass the per-run settings on: %s", strerror(errno));
     close(run_fd);
     explicit_bzero(run, len);
@@ -107,18 +174,27 @@ __attribute__((noreturn)) static void template_main(void) {
     cfg.net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
     struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },
                           .pty_master = -1, .stdin_port = -1, .stdout_port = -1, .term_sock = { -1, -1 } };
-    open_stdio(&w);
+    open_stdio(&w);   /* the ports: a terminal is the run's (CFG_TERMINAL comes with MSG_RUN) */
+    /* The socket a run's pty master comes back on, in every template. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w.term_sock) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "socketpair: %s", strerror(errno));
+    w.io.socket_fd = w.term_sock[1];
     int run_pipe[2];
     if (pipe2(run_pipe, O_CLOEXEC) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pipe: %s", strerror(errno));
     clone_workload_with(&w, run_pipe[0]);
     close(run_pipe[0]);
+    close(w.term_sock[1]);
+    int term = w.term_sock[0];
+    w.term_sock[0] = w.term_sock[1] = -1;   /* release_workload waits for no master */
+    struct kept_ports ports = keep_ports(&w);
     cfg.net = 0;   /* until MSG_RUN says how eth0 is set up */
     release_workload(&w);
     uint32_t confined_len;
     uint8_t *confined = await_template_point(&w, &confined_len);
     send_msg(MSG_TEMPLATE_POINT, NULL, 0);
     /* The template is saved here, while guest-init waits for MSG_RUN. */
-    apply_run_settings(&w, run_pipe[1]);
+    apply_run_settings(&w, run_pipe[1], ports);
+    if (cfg.terminal) w.pty_master = swvm_recv_fd(term);   /* -1 if the child failed before */
+    close(term);
     if (confined) { send_msg(MSG_CONFINED, confined, confined_len); free(confined); }
     finish_workload(&w);
 }

@@ -337,6 +337,7 @@ int swvm_config_tag_per_run(uint16_t tag) {
     switch (tag) {
     case CFG_ARG: case CFG_ENV: case CFG_CWD: case CFG_HOSTNAME: case CFG_RLIMIT: case CFG_MEMORY: case CFG_PIDS:
     case CFG_TIME: case CFG_ENTROPY: case CFG_NET_IF: case CFG_ETC_HOSTS: case CFG_RESOLV_CONF:
+    case CFG_TERMINAL: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
         return 1;
     default:
         return 0;
@@ -361,6 +362,7 @@ static uint32_t decode_list(struct decoder *d, const uint8_t *p, size_t len, str
         if (set == PER_RUN_FIELDS && !run_field) { fail(d, "run settings: field %u is fixed by the template, not a per-run one", tag); break; }
         if (tag == CFG_TEMPLATE) {
             if (need(d, n, 1, "the template flags")) break;
+            if (p[off] & ~(SWVM_TEMPLATE_SHARED_NET | SWVM_TEMPLATE_PLAIN)) { fail(d, "run settings: unknown template flags 0x%x", p[off]); break; }
             s->template_mode = 1;
             s->template_flags = p[off];
         } else {

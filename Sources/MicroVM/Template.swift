@@ -32,6 +32,12 @@ struct Template {
     /// MSG_CONFIG's payload in template mode: the fixed fields and CFG_TEMPLATE.
     let fixedConfig: [UInt8]
     let key: String
+    /// Whether the workload's child loads its seccomp filter before the
+    /// template point: a plain template (no volume or terminal after it),
+    /// a root that stays writable, and a filter that allows every step
+    /// after the point. guest-init decides the same with the same C
+    /// function on the same fixed settings (swvm_confine_template_exec).
+    let seccompInTemplate: Bool
 
     static var root: String { SwvmPaths.templatesDir }
 
@@ -40,26 +46,32 @@ struct Template {
         FS.environment("SWVM_TEMPLATE_CACHE_BYTES").flatMap { UInt64($0) } ?? (2 << 30)
     }
 
-    /// Why a run cannot use a template, or nil. Volumes are attached into
-    /// the workload's mount namespace before the template point today (a
-    /// 9p mount bound into the root), and a terminal's size is fixed with
-    /// its pty: both runs take the boot snapshot's path.
+    /// Why a run cannot use a template, or nil. Volumes (-v), a terminal
+    /// (-t) and a pod's network (--network ns:PATH) are the run's: their
+    /// share, pty and eth0 come after the restore, so they take templates.
     static func skipReason(_ spec: RunSpec, _ options: VMOptions) -> String? {
         if options.coldBoot { return "--cold-boot" }
         if options.noTemplate { return "--no-template" }
-        if spec.mounts.contains(where: { if case .bind = $0.kind { return true } else { return false } }) { return "volumes (-v)" }
-        if spec.terminal { return "a terminal (-t)" }
-        // eth0's addresses and routes are the pod's, per run (fields 80-81).
-        if spec.network == .namespace { return "a pod's network (--network ns:PATH)" }
         return nil
+    }
+
+    /// A plain template: no volume (-v) and no terminal (-t) in its runs,
+    /// so nothing is mounted in the workload's root after its point.
+    static func isPlain(_ spec: RunSpec) -> Bool {
+        !spec.terminal && !spec.mounts.contains(where: { if case .bind = $0.kind { return true } else { return false } })
     }
 
     /// The template a run with these settings uses. `settings`: the run's
     /// MSG_CONFIG payload as it would be sent without a template.
-    init(settings: [UInt8], sharedNetwork: Bool, warmFiles: [String], bootKey: String, disk: String, image: String) {
+    init(settings: [UInt8], sharedNetwork: Bool, plain: Bool, filter: [UInt8]?, readOnly: Bool, terminal: Bool, initProcess: Bool,
+         warmFiles: [String], bootKey: String, disk: String, image: String) {
         var fixed = RunSettings.Fields()
         for f in warmFiles { fixed.add(CFG_WARM_FILE, f) }
-        fixed.add(CFG_TEMPLATE, [sharedNetwork ? UInt8(SWVM_TEMPLATE_SHARED_NET) : 0])
+        let flags = (sharedNetwork ? SWVM_TEMPLATE_SHARED_NET : 0) | (plain ? SWVM_TEMPLATE_PLAIN : 0)
+        fixed.add(CFG_TEMPLATE, [UInt8(flags)])
+        seccompInTemplate = plain && !readOnly && (filter.map { f in
+            f.withUnsafeBufferPointer { swvm_seccomp_allows_template_setup($0.baseAddress, UInt32($0.count), terminal ? 1 : 0, initProcess ? 1 : 0) == 1 }
+        } ?? false)
         fixedConfig = RunSettings.splitForTemplate(settings).fixed + fixed.bytes
         key = SnapshotCache.key([
             "swvm image template \(SnapshotFile.version) protocol \(GuestProtocol.version)",
@@ -140,15 +152,15 @@ struct Template {
 
 extension VMRunner {
     /// A session that uses `template`: the disk at READY (or at once, when
-    /// restored from the template: the guest has it mounted), the tap only
-    /// after the template point (nothing of it in a template), the
-    /// template saved there when this run writes it.
+    /// restored from the template: the guest has it mounted), the tap and
+    /// the volumes' share only after the template point (nothing of them
+    /// in a template), the template saved there when this run writes it.
     func wire(_ template: Template, session: Session, disk: BlockDevice.DiskImage, tap: FileDescriptor?,
-              output: SnapshotOutput?, restored: Bool) {
-        let instance = session.instance, none = VMVolumes(spec)
+              volumes: VMVolumes, output: SnapshotOutput?, restored: Bool) {
+        let instance = session.instance, none = VMVolumes(shares: [])
         session.template = template
         session.attach = attachDevices(instance, disk: disk, tap: nil, sharing: false, volumes: none)
-        session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: false, volumes: none)
+        session.attachLate = attachDevices(instance, disk: nil, tap: tap, sharing: !volumes.shares.isEmpty, volumes: volumes)
         session.saveTemplate = output.map { saveSnapshot(of: instance, to: $0, label: "template") }
         if restored { instance.disk.attach(disk) }
     }

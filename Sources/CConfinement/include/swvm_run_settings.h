@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 3u
+#define SWVM_PROTOCOL_VERSION 4u
 
 /* Frame types. */
 enum swvm_message {
@@ -315,16 +315,24 @@ enum swvm_config_tag {
      * only the fixed part (no per-run field); guest-init builds the
      * workload's root and namespaces, says MSG_TEMPLATE_POINT, and takes
      * the per-run fields from MSG_RUN. */
-    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge) */
+    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge);
+                               SWVM_TEMPLATE_PLAIN: no volume or terminal after the point */
     CFG_WARM_FILE = 71,     /* string, repeated: a file in the image that guest-init reads before the template
                                point, so that its page cache is in the template (missing ones are skipped) */
 };
 
 #define SWVM_TEMPLATE_SHARED_NET 1u
+/* No run from the template has a volume or a terminal (nothing is mounted
+ * after its point): the workload's child enters its root and may load its
+ * seccomp filter before the point (swvm_seccomp_allows_template_setup). */
+#define SWVM_TEMPLATE_PLAIN 2u
 
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
- * else is fixed at the template point and in the template's key. */
+ * else is fixed at the template point and in the template's key. The
+ * terminal (CFG_TERMINAL), the volumes (CFG_VOLUME) and a pod's addresses
+ * and routes (CFG_NET_ADDR, CFG_NET_ROUTE) are the run's: the pty is
+ * opened, the shares mounted and eth0 set up after the template point. */
 int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */

@@ -1,0 +1,65 @@
+"""A run with a volume (-v) from the image's template vs from the boot
+snapshot (--no-template, which is how every -v run started before its
+share could be attached after a template's restore); the same run without
+a volume from the template, for what the volume adds."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from .harness import IMAGE, KERNEL, SWVM, Results, alternate, fmt_s, need
+from .vmutil import swvm_report_run
+
+NAME = "warmvol"
+HELP = "a -v run from the image template vs from the boot snapshot (and a run without -v from the template)"
+
+
+def add_arguments(p):
+    p.add_argument("--runs", type=int, default=5)
+
+
+def run(args):
+    need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
+    need(KERNEL, "run: kernel/build.sh")
+    need(IMAGE, "run: scripts/build-example-image.sh")
+    share = tempfile.mkdtemp(prefix="swvm-bench-warmvol-")
+    try:
+        with open(os.path.join(share, "hello"), "w") as f:
+            f.write("hello from the host\n")
+        vm = [SWVM, "run", "--isolation=vm"]
+        volume = ["-v", f"{share}:/data"]
+        command = [IMAGE, "--", "cat", "/data/hello"]
+        commands = {
+            "template -v": vm + volume + command,
+            "boot snapshot -v": vm + ["--no-template"] + volume + command,
+            "template": vm + [IMAGE, "--", "true"],
+        }
+        starts = {"template -v": "template", "boot snapshot -v": "warm", "template": "template"}
+        subprocess.run(commands["template"], check=True)   # the disk, the snapshot
+        subprocess.run(commands["template"], check=True)   # and the template
+
+        def measure(name):
+            def one(i):
+                seconds, report, _ = swvm_report_run(commands[name])
+                if report.get("vmStart") != starts[name]:
+                    sys.exit(f"bench: {name}: expected a {starts[name]} start, got {report.get('vmStart')}")
+                return seconds
+            return one
+        got = alternate(args.runs, {name: measure(name) for name in commands})
+    finally:
+        shutil.rmtree(share, ignore_errors=True)
+
+    r = Results(NAME, f"a run with a volume from the image template vs the boot snapshot, {args.runs} runs each, alternating", args)
+    print(f"## {r.data['title']}\n")
+    for name, argv in commands.items():
+        r.command(name, argv)
+        print(f"{name}: {' '.join(argv)}")
+    print()
+    for name, times in got.items():
+        r.series(name, "time", "s", times)
+        print(f"{name:17} total median {fmt_s(times)}")
+    print()
+    r.ratio("template -v/boot snapshot -v", "template -v", "boot snapshot -v", "time", digits=3)
+    r.ratio("template -v/template", "template -v", "template", "time", digits=3)
+    r.write()
