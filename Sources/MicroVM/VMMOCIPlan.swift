@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CConfinement
 import CSyscalls
+import NativeThreads
 import RunSettingsWire
 import RuntimeSpec
 import SharedDirectory
@@ -34,6 +35,9 @@ public struct VMMOCIPlan {
         guard var oci = spec.oci else { throw SwvmError(.internalError, "VMMOCIPlan: the RunSpec has no OCI settings") }
         guestSpec = spec
         newNamespaces = try VMMOCIPlan.namespaces(oci)
+        if let uts = VMMOCIPlan.podNamespacePath(oci, "uts"), spec.hostname.isEmpty {
+            guestSpec.hostname = try VMMOCIPlan.hostname(ofUTSNamespace: uts)
+        }
         shares.append(Share(hostPath: oci.rootPath, readOnly: spec.readOnlyRoot))
         oci.rootPath = VMMOCIPlan.sharePath(0)
         for i in oci.mounts.indices where VMMOCIPlan.isBind(oci.mounts[i]) {
@@ -86,10 +90,15 @@ public struct VMMOCIPlan {
             guard let flag = flags[ns.type] else {
                 throw SwvmError(.unsupported, "\(what): a \(ns.type) namespace cannot apply at the VM level (\(IsolationAnnotation.key)=vm): the VM's kernel is the boundary")
             }
-            if let path = ns.path, ns.type != "network" {
+            if let path = ns.path, !podShared.contains(ns.type) {
                 throw SwvmError(.unsupported, "\(what).path \"\(path)\": a host namespace cannot be joined from inside a VM")
             }
-            if ns.type == "network" && ns.path != nil { continue }
+            if let path = ns.path, ns.type == "network" {
+                if try isOwnNetworkNamespace(path) {
+                    throw SwvmError(.unsupported, "\(what).path \"\(path)\": the host's network namespace (a pod on the node's network), which a VM cannot have")
+                }
+                continue
+            }
             result |= UInt32(flag)
         }
         guard result & UInt32(sys_CLONE_NEWNET) != 0 || podNetworkPath(oci) != nil else {
@@ -103,7 +112,48 @@ public struct VMMOCIPlan {
 
     /// The pod's network namespace, when config.json joins one by path.
     public static func podNetworkPath(_ oci: OCISettings) -> String? {
-        oci.namespaces.first { $0.type == "network" && $0.path != nil }?.path
+        podNamespacePath(oci, "network")
+    }
+
+    /// The namespaces a CRI engine has a pod's containers join by path (the
+    /// sandbox's /proc/PID/ns/...): the network one the VMM joins its tap
+    /// to; the uts and ipc ones become the guest's own, since the pod's
+    /// cannot reach into a VM: the hostname is copied from the pod's, SysV
+    /// IPC is not shared with the pod's other containers.
+    static let podShared: Set<String> = ["network", "uts", "ipc"]
+
+    static func podNamespacePath(_ oci: OCISettings, _ type: String) -> String? {
+        oci.namespaces.first { $0.type == type && $0.path != nil }?.path
+    }
+
+    /// Whether `path` is the network namespace this process is in (the
+    /// host's: the runtime runs there), by device and inode. A missing
+    /// path is not: joining it fails later, naming it.
+    static func isOwnNetworkNamespace(_ path: String) throws -> Bool {
+        guard let joined = FS.stat(path) else { return false }
+        guard let own = FS.stat("/proc/self/ns/net") else { throw SwvmError.errno("stat /proc/self/ns/net") }
+        return joined.st_dev == own.st_dev && joined.st_ino == own.st_ino
+    }
+
+    /// The hostname in the UTS namespace at `path`, read on a thread of
+    /// its own that joins it (setns moves only the calling thread) and ends.
+    static func hostname(ofUTSNamespace path: String) throws -> String {
+        let fd = try FileDescriptor.open(path, O_RDONLY | O_CLOEXEC)
+        let result = Locked<Result<String, SwvmError>>(.failure(SwvmError(.internalError, "no hostname read")))
+        let raw = fd.raw
+        let thread = try NativeThread(name: "uts") {
+            guard sys_setns(raw, Int32(sys_CLONE_NEWUTS)) == 0 else {
+                let e = errno
+                result.with { $0 = .failure(SwvmError(.systemCall, "setns to the UTS namespace \(path): \(String(cString: strerror(e)))")) }
+                return
+            }
+            var u = utsname()
+            uname(&u)
+            let name = withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            result.with { $0 = .success(name) }
+        }
+        thread.join()
+        return try result.current.get()
     }
 
     /// MSG_CONFIG for guest-init: config.json's settings as a container's

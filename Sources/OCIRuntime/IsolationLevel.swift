@@ -17,13 +17,27 @@ public enum IsolationLevel: String, Sendable {
         Path.basename(programName) == "swvm-vm" ? .vm : .container
     }
 
-    /// config.json's annotation over `fallback`; an unknown value is an error.
+    /// What CRI engines call a pod's sandbox container (containerd's and
+    /// CRI-O's annotations): the pause process that only holds the pod's
+    /// namespaces for its containers.
+    static let sandboxTypes = [("io.kubernetes.cri.container-type", "sandbox"), ("io.kubernetes.cri-o.ContainerType", "sandbox")]
+
+    /// config.json's annotation over `fallback`; an unknown value is an
+    /// error. A pod's sandbox stays at the container level whatever the
+    /// handler or the pod's annotations (which reach the sandbox as well as
+    /// its containers) say: a VM of its own would run nothing of the pod's,
+    /// cost a second VM per pod, and take the pod network's interface that
+    /// the workloads' VMs need.
     public static func choose(_ annotations: [OCIAnnotation], fallback: IsolationLevel) throws -> IsolationLevel {
-        guard let given = annotations.last(where: { $0.key == annotation })?.value else { return fallback }
-        guard let level = IsolationLevel(rawValue: given) else {
-            throw SwvmError(.invalidArgument, "config.json annotations \(annotation)=\"\(UntrustedText.escaped(given))\": expected container or vm")
+        var level = fallback
+        if let given = annotations.last(where: { $0.key == annotation })?.value {
+            guard let chosen = IsolationLevel(rawValue: given) else {
+                throw SwvmError(.invalidArgument, "config.json annotations \(annotation)=\"\(UntrustedText.escaped(given))\": expected container or vm")
+            }
+            level = chosen
         }
-        return level
+        let sandbox = annotations.contains { a in sandboxTypes.contains { $0 == (a.key, a.value) } }
+        return sandbox ? .container : level
     }
 
     /// A recorded container's level (one from before levels: container).

@@ -25,7 +25,11 @@ final class Containerd {
         dir = try EngineRuntime.makeTemporaryDirectory("swvm-containerd")
         address = Path.join(dir, "containerd.sock")
         let config = Path.join(dir, "config.toml")
-        try FS.writeText(config, try EngineRuntime.fixture("containerd.toml", ["DIR": dir, "RUNTIME": EngineRuntime.path]))
+        // The `swvm-vm` handler's link, and the CNI network a pod of its own network gets.
+        let vmRuntime = try PodmanVMTests.vmLink(in: dir)
+        try FS.writeText(config, try EngineRuntime.fixture("containerd.toml", ["DIR": dir, "RUNTIME": EngineRuntime.path, "VMRUNTIME": vmRuntime]))
+        try FS.makeDirectories(Path.join(dir, "cni"))
+        try FS.writeText(Path.join(dir, "cni/10-swvm-cri-test.conflist"), try EngineRuntime.fixture("cni-ptp.conflist", ["DIR": dir]))
         pid = try Containerd.spawn(["containerd", "--config", config], log: Path.join(dir, "containerd.log"))
         do {
             try waitUntilServing()
@@ -79,9 +83,9 @@ final class Containerd {
     /// Tests/Fixtures/engines/cri.py, a minimal CRI client (the calls a
     /// kubelet makes), on containerd's socket; its output trimmed.
     @discardableResult
-    func cri(_ args: [String]) throws -> String {
+    func cri(_ args: [String], timeout: Double = 180) throws -> String {
         let r = try Command.run(["/usr/bin/python3", Path.join(Harness.repo, "Tests/Fixtures/engines/cri.py"), address] + args,
-                                timeout: 180)
+                                timeout: timeout)
         guard r.status == 0 else { throw SwvmError(.internalError, "cri.py \(args.joined(separator: " ")): \(r)") }
         return r.out.trimmingWhitespace
     }

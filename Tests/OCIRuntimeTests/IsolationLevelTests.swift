@@ -19,6 +19,20 @@ import RuntimeSpec
         #expect(try IsolationLevel.choose([], fallback: .vm) == .vm)
     }
 
+    /// A CRI pod's sandbox (the pause container) stays a container under
+    /// a `swvm-vm` handler and with the pod's annotation; its workloads are
+    /// VMs.
+    @Test func aPodSandboxStaysAContainer() throws {
+        let containerd = [OCIAnnotation(key: "io.kubernetes.cri.container-type", value: "sandbox")]
+        let crio = [OCIAnnotation(key: "io.kubernetes.cri-o.ContainerType", value: "sandbox")]
+        let workload = [OCIAnnotation(key: "io.kubernetes.cri.container-type", value: "container")]
+        #expect(try IsolationLevel.choose(containerd, fallback: .vm) == .container)
+        #expect(try IsolationLevel.choose(crio, fallback: .vm) == .container)
+        #expect(try IsolationLevel.choose(workload, fallback: .vm) == .vm)
+        #expect(try IsolationLevel.choose(containerd + [OCIAnnotation(key: "swvm.isolation", value: "vm")], fallback: .container) == .container)
+        #expect(throws: SwvmError.self) { try IsolationLevel.choose(containerd + [OCIAnnotation(key: "swvm.isolation", value: "x")], fallback: .vm) }
+    }
+
     @Test func anUnknownValueIsAnErrorNamingTheAnnotation() {
         #expect {
             try IsolationLevel.choose([OCIAnnotation(key: "swvm.isolation", value: "VM\u{1b}")], fallback: .container)

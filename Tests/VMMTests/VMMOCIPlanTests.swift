@@ -44,8 +44,11 @@ import RuntimeSpec
         }
         #expect(message(spec(namespaces: [OCINamespace(type: "mount")])).contains("no network namespace"))
         #expect(message(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "user")])).contains("linux.namespaces[1] (user)"))
-        #expect(message(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "ipc", path: "/proc/1/ns/ipc")]))
-            .contains("linux.namespaces[1] (ipc).path"))
+        #expect(message(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "pid", path: "/proc/1/ns/pid")]))
+            .contains("linux.namespaces[1] (pid).path"))
+        // A pod on the node's network: its containers join the host's.
+        #expect(message(spec(namespaces: [OCINamespace(type: "network", path: "/proc/self/ns/net")]))
+            .contains("linux.namespaces[0] (network).path \"/proc/self/ns/net\": the host's network namespace"))
         #expect(message(spec(mounts: [OCIMount(destination: "/x", type: "bind", source: "/no/such/dir", options: ["bind"])]))
             .contains("mounts[0].source"))
         #expect(message(spec(mounts: [OCIMount(destination: "/x", type: "bind", source: "/dev/null", options: ["bind"])]))
@@ -56,5 +59,23 @@ import RuntimeSpec
         #expect(pod.newNamespaces & 0x4000_0000 == 0)
         let own = try VMMOCIPlan(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "mount")]))
         #expect(own.newNamespaces & 0x4000_0000 != 0)
+    }
+
+    /// A CRI engine has a pod's containers join the sandbox's uts and ipc
+    /// namespaces by path: in a VM they are the guest's own, the hostname
+    /// copied from the pod's (read in its namespace) when config.json
+    /// gives none.
+    @Test func aPodsUTSAndIPCNamespacesBecomeTheGuestsOwn() throws {
+        var u = utsname()
+        uname(&u)
+        let host = withUnsafeBytes(of: u.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let plan = try VMMOCIPlan(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "uts", path: "/proc/self/ns/uts"),
+                                                    OCINamespace(type: "ipc", path: "/proc/self/ns/ipc")]))
+        #expect(plan.guestSpec.hostname == host && !host.isEmpty)
+        #expect(plan.newNamespaces & 0x0400_0000 != 0 && plan.newNamespaces & 0x0800_0000 != 0, "new uts and ipc namespaces in the guest")
+        var named = spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "uts", path: "/proc/self/ns/uts")])
+        named.hostname = "given"
+        #expect(try VMMOCIPlan(named).guestSpec.hostname == "given")
+        #expect(throws: SwvmError.self) { try VMMOCIPlan(spec(namespaces: [OCINamespace(type: "network"), OCINamespace(type: "uts", path: "/no/such/ns")])) }
     }
 }

@@ -4,16 +4,21 @@ kubelet makes to start a pod), for the containerd tests: Debian 12 has no
 crictl. It speaks gRPC through Debian's python3-grpcio and encodes the few
 protobuf messages it needs by hand (field numbers from cri-api's api.proto).
 
-    cri.py SOCKET runp NAME HANDLER LOGDIR       -> pod sandbox id
-    cri.py SOCKET create SANDBOX NAME POD LOGDIR IMAGE CMD...      -> container id
+    cri.py SOCKET [--pod-network] runp NAME HANDLER LOGDIR       -> pod sandbox id
+    cri.py SOCKET [--pod-network] create SANDBOX NAME POD LOGDIR IMAGE CMD...      -> container id
     cri.py SOCKET start ID
     cri.py SOCKET status ID                      -> STATE EXIT_CODE
+    cri.py SOCKET exec ID TIMEOUT CMD...         -> its stdout, stderr; exits with its status
+    cri.py SOCKET podip SANDBOX                  -> the pod's IP address
+    cri.py SOCKET stop ID TIMEOUT
     cri.py SOCKET rm ID
     cri.py SOCKET stopp SANDBOX
     cri.py SOCKET rmp SANDBOX
 
-The pod uses the node's network and IPC (no CNI plugin here) and the
-container a PID namespace of its own, as a hostNetwork pod's would.
+The pod uses the node's network and IPC, and the container a PID namespace
+of its own, as a hostNetwork pod's would; with --pod-network the pod has
+its own network and IPC namespaces (the CNI plugins of containerd's config
+make its network), as a Kubernetes pod has by default.
 """
 import sys
 
@@ -96,15 +101,15 @@ def namespace_options(network, pid, ipc):
     return message((1, network), (2, pid), (3, ipc))
 
 
-def sandbox_config(name, logdir):
+def sandbox_config(name, logdir, shared):
     metadata = message((1, name), (2, f"uid-{name}"), (3, "default"))
-    security = message((1, namespace_options(NODE, CONTAINER, NODE)))   # LinuxSandboxSecurityContext
-    linux = message((2, security))                                      # LinuxPodSandboxConfig
+    security = message((1, namespace_options(shared, CONTAINER, shared)))   # LinuxSandboxSecurityContext
+    linux = message((2, security))                                          # LinuxPodSandboxConfig
     return message((1, metadata), (3, logdir), (8, linux))
 
 
-def container_config(name, image, argv):
-    security = message((3, namespace_options(NODE, CONTAINER, NODE)))   # LinuxContainerSecurityContext
+def container_config(name, image, argv, shared):
+    security = message((3, namespace_options(shared, CONTAINER, shared)))   # LinuxContainerSecurityContext
     linux = message((2, security))                                      # LinuxContainerConfig
     return message((1, message((1, name))), (2, message((1, image))), (3, argv[:1]), (4, argv[1:]),
                    (11, f"{name}.log"), (15, linux))
@@ -117,16 +122,32 @@ def call(channel, method, request):
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
-    socket, verb, args = argv[1], argv[2], argv[3:]
+    socket, args = argv[1], argv[2:]
+    shared = NODE
+    if args[:1] == ["--pod-network"]:
+        shared, args = POD, args[1:]
+    verb, args = args[0], args[1:]
     with grpc.insecure_channel("unix://" + socket) as ch:
         if verb == "runp":
             name, handler, logdir = args
-            reply = call(ch, "RunPodSandbox", message((1, sandbox_config(name, logdir)), (2, handler)))
+            reply = call(ch, "RunPodSandbox", message((1, sandbox_config(name, logdir, shared)), (2, handler)))
             print(decode(reply)[1][0].decode())
         elif verb == "create":
             sandbox, name, pod, logdir, image, *command = args
-            request = message((1, sandbox), (2, container_config(name, image, command)), (3, sandbox_config(pod, logdir)))
+            request = message((1, sandbox), (2, container_config(name, image, command, shared)), (3, sandbox_config(pod, logdir, shared)))
             print(decode(call(ch, "CreateContainer", request))[1][0].decode())
+        elif verb == "exec":
+            container, timeout, *command = args
+            reply = decode(call(ch, "ExecSync", message((1, container), (2, command), (3, int(timeout)))))
+            sys.stdout.buffer.write(reply.get(1, [b""])[0])
+            sys.stderr.buffer.write(reply.get(2, [b""])[0])
+            sys.exit(reply.get(3, [0])[0] & 0xFF)
+        elif verb == "podip":
+            status = decode(decode(call(ch, "PodSandboxStatus", message((1, args[0]))))[1][0])
+            network = decode(status.get(5, [b""])[0])
+            print(network.get(1, [b""])[0].decode())
+        elif verb == "stop":
+            call(ch, "StopContainer", message((1, args[0]), (2, int(args[1]))))
         elif verb == "start":
             call(ch, "StartContainer", message((1, args[0])))
         elif verb == "status":
