@@ -10,6 +10,9 @@
     bench/bench.py warm [--runs 5]         warm start (snapshot restore) vs cold boot vs QEMU
                                            microvm's cold boot; restore alone vs QEMU's
                                            -incoming; host memory of 4 concurrent VMs
+    bench/bench.py python [--runs 5]       a Debian image's python3 -c 'print(1)' in a VM
+                                           from its template vs from the boot snapshot
+                                           (scripts/build-debian-image.sh's image)
     bench/bench.py warmvol [--runs 5]      a -v run from the image template vs from the
                                            boot snapshot (and a run without -v from the
                                            template)

@@ -504,7 +504,7 @@ static int await_start(struct workload *w) {
         struct pollfd pfds[2] = { { .fd = control_fd, .events = POLLIN }, { .fd = w->sfd, .events = POLLIN } };
         if (poll(pfds, 2, -1) < 0 && errno != EINTR) fatal(SWVM_ERR_SYSTEM_CALL, "poll at the start gate: %s", strerror(errno));
         if (pfds[1].revents && child_ended(w)) return 0;
-        if (!(pfds[0].revents & (POLLIN | POLLHUP))) continue;
+        if (!pfds[0].revents) continue;   /* POLLERR alone too: the read fails */
         uint8_t body[64];
         uint32_t type, len;
         if (swvm_frame_read(control_fd, &type, &len, body, sizeof body, SWVM_MAX_CONFIG) != 0)
@@ -644,7 +644,10 @@ static int serve_workload(struct workload *w) {
         int own = n;
         n += execs_poll_fds(pfds + n, EXECS_MAX_POLL);
         if (poll(pfds, (nfds_t)n, -1) < 0 && errno != EINTR) return status;
-        if ((pfds[0].revents & POLLIN) && handle_control_frame(w) != 0) control_in = -1;
+        /* Any event, POLLHUP or POLLERR alone too (a port the host
+         * unplugged): the read then ends and the port is dropped, rather
+         * than polled again at once, forever. */
+        if (pfds[0].revents && handle_control_frame(w) != 0) control_in = -1;
         for (int i = 2; i < own; i++)
             if (pfds[i].revents) relay_terminal(w, pfds[i].fd);
         execs_service(pfds + own, n - own);

@@ -53,6 +53,21 @@ static uint8_t *receive_run(uint32_t *len) {
     }
 }
 
+/* The run's host name, set in the workload's UTS namespace by guest-init:
+ * the workload's seccomp filter, loaded before the template point, may
+ * deny sethostname to the child. */
+static void set_workload_hostname(pid_t pid) {
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/uts", pid);
+    int own = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC), theirs = open(ns, O_RDONLY | O_CLOEXEC);
+    if (own < 0 || theirs < 0) fatal(SWVM_ERR_SYSTEM_CALL, "open the UTS namespaces for the host name: %s", strerror(errno));
+    if (setns(theirs, CLONE_NEWUTS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "enter the workload's UTS namespace: %s", strerror(errno));
+    if (sethostname(cfg.hostname, strlen(cfg.hostname)) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "sethostname %s: %s", cfg.hostname, strerror(errno));
+    if (setns(own, CLONE_NEWUTS) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "return to guest-init's UTS namespace: %s", strerror(errno));
+    close(own);
+    close(theirs);
+}
+
 /* The run's volumes after a restore: the share mount (mount_volumes, as
  * without a template) made in the workload's mount namespace, which its
  * child built before the template point and whose root is still the
@@ -108,10 +123,14 @@ static void apply_run_settings(struct workload *w, int run_fd, struct kept_ports
     if (swvm_run_fields_apply(run, len, &cfg, error, sizeof error) != 0) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
     int shared_net = (cfg.template_flags & SWVM_TEMPLATE_SHARED_NET) != 0;
     if (cfg.net != shared_net) fatal(SWVM_ERR_INVALID_ARGUMENT, "the per-run settings %s eth0, the template %s", cfg.net ? "configure" : "do not configure", shared_net ? "shares it" : "does not");
+    /* A plain template's child is in its root, maybe under its filter: nothing more can be mounted there. */
+    if ((cfg.template_flags & SWVM_TEMPLATE_PLAIN) && (cfg.nvolumes || cfg.terminal))
+        fatal(SWVM_ERR_INVALID_ARGUMENT, "the per-run settings have volumes or a terminal, the template is a plain one");
     add_host_entropy();
     set_clock();
     setup_cgroup();
     if (cfg.net) configure_network();
+    set_workload_hostname(w->pid);
     mount_volumes_for(w->pid);
     use_kept_ports(w, ports);
     if (swvm_frame_write(run_fd, MSG_RUN, run, len) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "pass the per-run settings on: %s", strerror(errno));

@@ -19,7 +19,8 @@ for name in $names; do
         # A C harness (the code swvm and guest-init share): clang, with UBSan too.
         mkdir -p .build-fuzz/release
         clang -g -O1 -fsanitize=fuzzer,address,undefined -I Sources/CConfinement/include \
-            -o ".build-fuzz/release/$name" "fuzz/harnesses/$name/fuzz.c" Sources/CConfinement/run_settings.c Sources/CConfinement/exec_wire.c 2>&1 \
+            -o ".build-fuzz/release/$name" "fuzz/harnesses/$name/fuzz.c" Sources/CConfinement/run_settings.c Sources/CConfinement/exec_wire.c \
+            Sources/CConfinement/seccomp_preload.c 2>&1 \
             | grep -v "Cannot export local symbol" || true
     else
         # --sanitize fuzzer: SwiftPM links libFuzzer's main. Then one -sanitize= flag

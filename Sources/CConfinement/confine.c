@@ -462,7 +462,8 @@ static void write_host_files(const struct child *c) {
     close(etc);
 }
 
-void cf_enter_root(const struct child *c, const char *root) {
+/* Makes `root` the child's root; cf_enter_root also makes it read-only. */
+static void switch_root(const struct child *c, const char *root) {
     if (chdir(root) != 0) cf_fail_errno(c, "chdir", root);
     if (c->io->prepared_root) {
         /* An initramfs cannot be pivoted away: move the new root over it
@@ -474,10 +475,18 @@ void cf_enter_root(const struct child *c, const char *root) {
         if (umount2(".", MNT_DETACH) != 0) cf_fail_errno(c, "detach the old root", root);
     }
     if (chdir("/") != 0) cf_fail_errno(c, "chdir", "/");
+}
+
+static void make_root_read_only(const struct child *c) {
     /* An OCI root keeps the flags it has (locked ones in a user namespace). */
     unsigned long keep = c->s->oci.enabled ? cf_mount_flags_of("/") : MS_NODEV;
     if (c->s->read_only && mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) != 0)
         cf_fail_errno(c, "make read-only", "/");
+}
+
+void cf_enter_root(const struct child *c, const char *root) {
+    switch_root(c, root);
+    make_root_read_only(c);
 }
 
 /* ---------------------------------------------------------------- the process */
@@ -703,7 +712,7 @@ void cf_process_stage(struct child *c) {
     int in_workdir = chdir(s->cwd) == 0;
     drop_bounding(c);
     /* Without no_new_privs, seccomp needs CAP_SYS_ADMIN: load it while root. */
-    if (!s->nnp && s->seccomp_len) load_seccomp(c);
+    if (!s->nnp && s->seccomp_len && !c->seccomp_loaded) load_seccomp(c);
     switch_user(c);
     if (!in_workdir && chdir(s->cwd) != 0)
         cf_fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "chdir to the working directory \"%s\"", s->cwd);
@@ -711,7 +720,7 @@ void cf_process_stage(struct child *c) {
     if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
     char path[4096];
     const char *exe = find_executable(c, path);
-    if (s->nnp && s->seccomp_len) load_seccomp(c);
+    if (s->nnp && s->seccomp_len && !c->seccomp_loaded) load_seccomp(c);
     if (s->oci.enabled) umask((mode_t)s->oci.umask);
     if (s->oci.exec_fifo >= 0) wait_for_start(c);
     if (s->init) run_init(c, exe);
@@ -825,6 +834,17 @@ static void receive_run_fields(struct child *c, struct swvm_settings *s, int run
     free(buf);
 }
 
+/* A plain template's child loads the workload's filter before the
+ * template point when the filter allows every step after it
+ * (swvm_seccomp_allows_template_setup); a read-only root is remounted
+ * after the /etc files, so it cannot take the filter early. */
+static void preload_seccomp(struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (!s->seccomp_len || s->read_only || !swvm_seccomp_allows_template_setup(s->seccomp, s->seccomp_len, s->terminal, s->init)) return;
+    load_seccomp(c);
+    c->seccomp_loaded = 1;
+}
+
 void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) {
     struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
     struct child *c = &child;
@@ -834,14 +854,23 @@ void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child
     if (setsid() < 0) cf_fail_errno(c, "setsid", "");
     prepare_template_root(c);
     if (!(s->template_flags & SWVM_TEMPLATE_SHARED_NET)) cf_interface_up(c, "lo");
+    int plain = (s->template_flags & SWVM_TEMPLATE_PLAIN) != 0;
+    /* A plain template (no volume or terminal comes after its point):
+     * the child enters its root now, which takes no per-run field. */
+    if (plain) {
+        switch_root(c, io->prepared_root);
+        preload_seccomp(c);
+    }
     /* The template point: from here on, what differs from run to run. */
     receive_run_fields(c, s, run_fd);
     finish_template_root(c);
     cf_make_workdir(c);
     write_host_files(c);
     close(c->root);
-    cf_enter_root(c, io->prepared_root);
-    if (sethostname(s->hostname, strlen(s->hostname)) != 0) cf_fail_errno(c, "sethostname", s->hostname);
+    if (!plain) cf_enter_root(c, io->prepared_root);
+    else if (s->read_only) make_root_read_only(c);
+    /* guest-init sets the run's host name in this UTS namespace (a filter
+     * loaded here may deny sethostname). */
     cf_process_stage(c);
 }
 

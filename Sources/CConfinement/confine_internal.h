@@ -19,6 +19,7 @@ struct child {
     int root;       /* O_PATH of the new root, while it is built */
     int pty_slave;  /* with a terminal */
     int created;    /* OCI mode: MSG_CREATED sent and the error pipe closed; failures go to stderr */
+    int seccomp_loaded;   /* template mode: the filter was loaded before the template point */
     /* OCI mode, swvm_oci_hooks.h: the init runs createContainer and
      * startContainer hooks; their states, counts and list (oci_hooks.c). */
     int hooks;

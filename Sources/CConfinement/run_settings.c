@@ -362,6 +362,7 @@ static uint32_t decode_list(struct decoder *d, const uint8_t *p, size_t len, str
         if (set == PER_RUN_FIELDS && !run_field) { fail(d, "run settings: field %u is fixed by the template, not a per-run one", tag); break; }
         if (tag == CFG_TEMPLATE) {
             if (need(d, n, 1, "the template flags")) break;
+            if (p[off] & ~(SWVM_TEMPLATE_SHARED_NET | SWVM_TEMPLATE_PLAIN)) { fail(d, "run settings: unknown template flags 0x%x", p[off]); break; }
             s->template_mode = 1;
             s->template_flags = p[off];
         } else {

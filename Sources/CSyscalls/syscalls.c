@@ -37,6 +37,7 @@ int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int 
 
 int sys_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 int sys_setns(int fd, int nstype) { return (int)syscall(SYS_setns, fd, nstype); }
+int sys_tgkill(pid_t tgid, pid_t tid, int sig) { return (int)syscall(SYS_tgkill, tgid, tid, sig); }
 
 int sys_set_signal_handler(int sig, void (*handler)(int)) {
     struct sigaction sa;

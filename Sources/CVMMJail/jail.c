@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -107,6 +108,16 @@ static int drop_identity(const struct swvm_jail *j, const char **step) {
     return 0;
 }
 
+/// The parent-death signal again, after the uid switch cleared it; then
+/// whether the monitor is still there (it may have ended in between).
+static int die_with_monitor(const struct swvm_jail *j, const char **step) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) FAIL("PR_SET_PDEATHSIG");
+    struct pollfd p = { .fd = j->monitor_fd, .events = POLLIN, .revents = 0 };
+    if (poll(&p, 1, 0) < 0) FAIL("poll the monitor's socket");
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) { errno = ESRCH; FAIL("check that the monitor is there"); }
+    return 0;
+}
+
 int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
     if (j->uid == 0 || j->gid == 0 || j->uid == (uid_t)-1 || j->gid == (gid_t)-1) {
         errno = EINVAL;
@@ -123,6 +134,7 @@ int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
     // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing.
     if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR) FAIL("ignore SIGXFSZ");
     if (drop_identity(j, step) != 0) return -1;
+    if (j->monitor_fd >= 0 && die_with_monitor(j, step) != 0) return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL("PR_SET_NO_NEW_PRIVS");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) FAIL("PR_SET_DUMPABLE");
     return 0;

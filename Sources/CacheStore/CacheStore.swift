@@ -100,7 +100,7 @@ public enum CacheStore {
             if !FS.exists(item.path) { return true }   // removed meanwhile
             return false
         }
-        let hidden = Path.join(Path.dirname(item.path), ".\(Path.basename(item.path)).removing-\(getpid())")
+        let hidden = Path.join(Path.dirname(item.path), ".\(Path.basename(item.path)).removing-\(hostPID)")
         try sys("rename \(item.path)") { rename(item.path, hidden) }
         try FS.removeTree(hidden)
         withExtendedLifetime(lock) {}

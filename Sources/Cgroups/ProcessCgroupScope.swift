@@ -12,12 +12,12 @@ public final class ProcessCgroupScope {
     private let originalProcsFiles: [String]
 
     public init(id: String, limits: ResourceLimits, version: CgroupVersion = Cgroups.detect()) throws {
-        let originals = ProcessCgroupScope.procsFiles(of: getpid(), version: version)
+        let originals = ProcessCgroupScope.procsFiles(of: hostPID, version: version)
         originalProcsFiles = originals
         cgroup = try Cgroups.create(id: id, version: version, limits: limits)
         do {
             try cgroup.apply(limits)
-            try cgroup.add(pid: getpid())
+            try cgroup.add(pid: getpid())   // cgroup.procs reads it in our pid namespace
         } catch {
             restore()
             throw error

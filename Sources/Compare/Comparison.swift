@@ -106,7 +106,7 @@ public final class Comparison {
             + [options.image, "--"] + options.command
         let r = try Comparison.spawn(argv)
         guard let report = r.report else {
-            throw SwvmError(.internalError, "swvm run --isolation=\(iso) gave no report (status \(r.status)): \(r.stderr.suffix(500))")
+            throw SwvmError(.internalError, "swvm run --isolation=\(iso) gave no report (status \(r.status)): \(UntrustedText.escaped(String(r.stderr.suffix(500))))")
         }
         let start = report.execNanos.map { Double(Int64($0) - Int64(r.spawnNanos)) / 1e9 }
         let peak = report.swvmPeakRSS + (report.workloadPeak ?? 0)
@@ -122,7 +122,7 @@ public final class Comparison {
         let r = try Comparison.spawn(argv, keepStdout: true)
         guard r.status == 0, let j = try? JSON.parse(r.stdout), let s = j["syscall_ns"]?.double,
               let f = j["fork_exec_ms"]?.double, let w = j["file_ms"]?.double, let c = j["cpu_ms"]?.double else {
-            throw SwvmError(.internalError, "the probe failed under --isolation=\(iso) (status \(r.status)): \(r.stderr.suffix(500))")
+            throw SwvmError(.internalError, "the probe failed under --isolation=\(iso) (status \(r.status)): \(UntrustedText.escaped(String(r.stderr.suffix(500))))")
         }
         let tcp = j["tcp_request_us"]?.double
         if let listener {
@@ -130,12 +130,12 @@ public final class Comparison {
             // echoed by this listener: the figure is a round trip to it.
             let served = listener.served.current - servedBefore
             guard let t = tcp, t > 0, let n = j["iterations"]?["tcp_request"]?.int, served == n + 1 else {
-                throw SwvmError(.internalError, "the probe's TCP figure under --isolation=\(iso) does not match the listener (\(listener.target) echoed \(served) requests): \(String(decoding: r.stdout, as: UTF8.self))")
+                throw SwvmError(.internalError, "the probe's TCP figure under --isolation=\(iso) does not match the listener (\(listener.target) echoed \(served) requests): \(UntrustedText.escaped(r.stdout))")
             }
         }
         let volume = j["volume_ms"]?.double
         if options.hasVolume && !(volume.map { $0 > 0 } ?? false) {
-            throw SwvmError(.internalError, "the probe gave no volume figure under --isolation=\(iso): \(String(decoding: r.stdout, as: UTF8.self))")
+            throw SwvmError(.internalError, "the probe gave no volume figure under --isolation=\(iso): \(UntrustedText.escaped(r.stdout))")
         }
         return ProbeSample(syscallNanos: s, forkExecMillis: f, fileMillis: w, cpuMillis: c, tcpRequestMicros: tcp, volumeMillis: volume,
                            iterations: j["iterations"] ?? .null)

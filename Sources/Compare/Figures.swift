@@ -205,7 +205,9 @@ public enum Figures {
             let u = shown.isEmpty ? "" : " " + shown
             if s.min == s.max { return format(s.median / scale, unit: shown) + u }
             return "\(format(s.median / scale, unit: shown))\(u) (\(format(s.min / scale, unit: shown))-\(format(s.max / scale, unit: shown)))"
-        case .text(let t)?: return t
+        // Text comes from the runs' reports: a VM's masked and read-only
+        // paths and devices are what its guest said.
+        case .text(let t)?: return UntrustedText.escaped(t)
         case .notApplicable(let why)?: return "n/a: \(why)"
         case nil: return "n/a"
         }

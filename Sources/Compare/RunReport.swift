@@ -29,6 +29,10 @@ public struct RunReport {
     public var readyNanos: UInt64?
     /// CLOCK_MONOTONIC ns when a VM's threads were about to start, its VMM jailed.
     public var threadsStartNanos: UInt64?
+    /// A VM run through an image template: whether the workload's seccomp
+    /// filter was loaded before the template point (a plain template whose
+    /// filter allows the steps after it); nil without a template.
+    public var seccompInTemplate: Bool?
     public var posture: Posture
 
     public struct Posture {
@@ -95,6 +99,7 @@ public struct RunReport {
     public var json: JSON {
         func opt(_ v: UInt64?) -> JSON { v.map { .integer(Int64($0)) } ?? .null }
         let jail: JSON = posture.vmmJail ?? .null
+        let inTemplate: JSON = seccompInTemplate.map { .bool($0) } ?? .null
         return .object([
             ("isolation", .string(isolation)), ("status", .integer(Int64(status))),
             ("execNanos", opt(execNanos)), ("endNanos", .integer(Int64(endNanos))),
@@ -104,6 +109,7 @@ public struct RunReport {
             ("vmStart", vmStart.map { .string($0) } ?? .null),
             ("readyNanos", opt(readyNanos)),
             ("threadsStartNanos", opt(threadsStartNanos)),
+            ("seccompInTemplate", inTemplate),
             ("posture", .object([
                 ("sharesHostKernel", .bool(posture.sharesHostKernel)),
                 ("namespaces", .array(posture.namespaces.map { .string($0) })),
@@ -141,6 +147,7 @@ public struct RunReport {
                                    vmmConfinement: p["vmmConfinement"]?.string,
                                    vmmJail: p["vmmJail"].flatMap { $0.isNull ? nil : $0 }),
                   threadsStartNanos: u64("threadsStartNanos"))
+        seccompInTemplate = j["seccompInTemplate"]?.bool
     }
 
     /// Writes the report to `fd` as one line.

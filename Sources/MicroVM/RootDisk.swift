@@ -43,7 +43,7 @@ public enum RootDisk {
         for name in (try? FS.listDirectory(disksDir)) ?? [] where name.hasSuffix(".tmp") {
             unlink(Path.join(disksDir, name))   // left by a killed swvm
         }
-        let tmp = path + ".\(getpid()).tmp"
+        let tmp = path + ".\(hostPID).tmp"
         let summary = try tree ?? TreeSummary(root: image.rootfs)
         // Room for the files, their metadata and some slack.
         let sizeMiB = max(16, (summary.bytes * 13 / 10 + UInt64(summary.entries) * 4096) / (1 << 20) + 8)

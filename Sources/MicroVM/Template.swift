@@ -32,6 +32,12 @@ struct Template {
     /// MSG_CONFIG's payload in template mode: the fixed fields and CFG_TEMPLATE.
     let fixedConfig: [UInt8]
     let key: String
+    /// Whether the workload's child loads its seccomp filter before the
+    /// template point: a plain template (no volume or terminal after it),
+    /// a root that stays writable, and a filter that allows every step
+    /// after the point. guest-init decides the same with the same C
+    /// function on the same fixed settings (swvm_confine_template_exec).
+    let seccompInTemplate: Bool
 
     static var root: String { SwvmPaths.templatesDir }
 
@@ -49,12 +55,23 @@ struct Template {
         return nil
     }
 
+    /// A plain template: no volume (-v) and no terminal (-t) in its runs,
+    /// so nothing is mounted in the workload's root after its point.
+    static func isPlain(_ spec: RunSpec) -> Bool {
+        !spec.terminal && !spec.mounts.contains(where: { if case .bind = $0.kind { return true } else { return false } })
+    }
+
     /// The template a run with these settings uses. `settings`: the run's
     /// MSG_CONFIG payload as it would be sent without a template.
-    init(settings: [UInt8], sharedNetwork: Bool, warmFiles: [String], bootKey: String, disk: String, image: String) {
+    init(settings: [UInt8], sharedNetwork: Bool, plain: Bool, filter: [UInt8]?, readOnly: Bool, terminal: Bool, initProcess: Bool,
+         warmFiles: [String], bootKey: String, disk: String, image: String) {
         var fixed = RunSettings.Fields()
         for f in warmFiles { fixed.add(CFG_WARM_FILE, f) }
-        fixed.add(CFG_TEMPLATE, [sharedNetwork ? UInt8(SWVM_TEMPLATE_SHARED_NET) : 0])
+        let flags = (sharedNetwork ? SWVM_TEMPLATE_SHARED_NET : 0) | (plain ? SWVM_TEMPLATE_PLAIN : 0)
+        fixed.add(CFG_TEMPLATE, [UInt8(flags)])
+        seccompInTemplate = plain && !readOnly && (filter.map { f in
+            f.withUnsafeBufferPointer { swvm_seccomp_allows_template_setup($0.baseAddress, UInt32($0.count), terminal ? 1 : 0, initProcess ? 1 : 0) == 1 }
+        } ?? false)
         fixedConfig = RunSettings.splitForTemplate(settings).fixed + fixed.bytes
         key = SnapshotCache.key([
             "swvm image template \(SnapshotFile.version) protocol \(GuestProtocol.version)",

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import RuntimeSpec
 import SwvmBase
+import VMMJail
 
 /// `swvm vmm`: the VMM of an OCI container at the VM level (see VMMOCI).
 /// `swvm create` exec's it with the container's stdio on 0, 1 and 2 and
@@ -10,6 +11,7 @@ import SwvmBase
 /// (128+N after signal N), which conmon and containerd's shim wait for.
 public enum VMMProcess {
     public static func run(bundle: String, id: String, execFIFO: String, reportFD: Int32, kernel: String?) -> Int32 {
+        VMMJail.holdForwardedSignals()   // PID 1 of its own pid namespace
         var oci: VMMOCI?
         do {
             var spec = try OCIConfig.load(bundle: bundle, id: id)

@@ -33,6 +33,10 @@ public struct VMOptions {
     public var noTemplate = false
     /// Descriptors swvm's caller passed that the jailed VMM keeps (--report-fd).
     public var keepDescriptors: [Int32] = []
+    /// This process is the VMM child of `swvm run`'s monitor, which took
+    /// the run's record and uid lease and keeps it (VMMMonitor); nil: it
+    /// does so itself, with its keeper as its child (an OCI container's).
+    public var monitor: VMMMonitor.Link?
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -93,6 +97,9 @@ public struct VMResult {
     public var namespaces: [String] = []
     /// The masked and read-only paths the guest's confinement applied.
     public var confinedPaths: ConfinedPaths?
+    /// Through a template: whether the workload's filter was loaded before
+    /// its point (Template.seccompInTemplate); nil without a template.
+    public var seccompInTemplate: Bool?
 }
 
 /// Runs a RunSpec inside a micro-VM: the image's ext4 disk on virtio-blk,
@@ -230,20 +237,8 @@ public final class VMRunner {
 
         // --cpus: the vCPU count, and a CPU quota on this process's cgroup
         // (the vCPU threads are ours), as Firecracker's jailer does.
-        RunRecord.removeStale()
         let record = RunRecord.directory(for: spec.id)
-        try RunRecord.create(record)
-        // The keeper cleans up what the run holds on the host (the jailed
-        // VMM cannot): started before this process joins its cgroup, and
-        // waited for at the end.
-        let identity: VMMIdentity, keeper: VMMKeeper
-        do {
-            identity = try VMMIdentity.lease()
-            keeper = try VMMKeeper.spawn(record: record, identity: identity)
-        } catch {
-            RunRecord.cleanup(record)
-            throw error
-        }
+        let (identity, keeper) = try options.monitor.map { ($0.identity, $0.keeper) } ?? ownKeeper(record: record)
         defer { keeper.finish() }
         // An OCI container's VMM is in the container's cgroup already.
         let scope = oci == nil ? try vmmCgroupScope(record: record, guestMemory: config.memoryBytes) : nil
@@ -283,7 +278,7 @@ public final class VMRunner {
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
-        let processFilter = try SeccompCompiler.compile(VMMSeccomp.processProfile(), compatArches: false)
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
@@ -298,11 +293,28 @@ public final class VMRunner {
         }
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         result.start = how
+        result.seccompInTemplate = template?.seccompInTemplate
         result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
         return result
     }
 
+
+    /// The run's record, uid lease and keeper, when no monitor took them:
+    /// the keeper cleans up what the run holds on the host (the jailed VMM
+    /// cannot), is started before this process joins its cgroup, and is
+    /// waited for at the end.
+    private func ownKeeper(record: String) throws -> (VMMIdentity, VMMKeeper) {
+        RunRecord.removeStale()
+        try RunRecord.create(record)
+        do {
+            let identity = try VMMIdentity.lease()
+            return (identity, try VMMKeeper.spawn(record: record, identity: identity))
+        } catch {
+            RunRecord.cleanup(record)
+            throw error
+        }
+    }
 
     /// The VMM's cgroup: guest RAM plus a margin of memory, and --cpus'
     /// CPU quota (the vCPU threads are ours), as Firecracker's jailer does;
@@ -329,6 +341,7 @@ public final class VMRunner {
         var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
                             limits: [(VMMJail.rlimitFSIZE, fsize)])
         plan.keepDescriptors = options.keepDescriptors
+        plan.monitorSocket = options.monitor?.socket
         return plan
     }
 
@@ -404,7 +417,8 @@ public final class VMRunner {
         }
         guard let image, let disk else { return nil }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
-        return Template(settings: settings, sharedNetwork: network != nil,
+        return Template(settings: settings, sharedNetwork: network != nil, plain: Template.isPlain(spec), filter: filter?.program,
+                        readOnly: spec.readOnlyRoot, terminal: spec.terminal, initProcess: spec.initProcess,
                         warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
                         bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
     }
@@ -751,6 +765,10 @@ final class Session: @unchecked Sendable {
                     Log.debug("workload started (guest pid \(pid)) after \(formatFixed(Clock.secondsSince(start), 2)) s")
                     readJailBack()
                     control?.workloadStarted()
+                    #if DEBUG
+                    // Test-only (a debug build's): the control port hangs up under guest-init.
+                    if FS.environment("SWVM_TEST_UNPLUG_CONTROL") == "1" { console.unplug(instance.control) }
+                    #endif
                     runner.onStart?(pid)
                 case GuestProtocol.created:
                     // The OCI start gate (VMMOCI): `swvm start` releases it.

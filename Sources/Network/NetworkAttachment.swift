@@ -148,8 +148,9 @@ public final class NetworkAttachment {
         // swvm uses IPv4 only (a VM's kernel has no IPv6 at all): off
         // before eth0 is up, so it never gets an IPv6 address or takes a
         // router advertisement. lo keeps ::1.
+        // Written from a thread inside the namespace: no process of its own.
         if FS.exists("/proc/sys/net/ipv6") {
-            try Net.run(["nsenter", "--net=/proc/\(pid)/ns/net", "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6"])
+            try NetworkNamespace(path: "/proc/\(pid)/ns/net").writeSysctl("/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "1\n")
         }
         try Net.run(["nsenter", "--net=/proc/\(pid)/ns/net", "ip", "-batch", "-"], input: """
             link set lo up
@@ -220,6 +221,15 @@ public final class NetworkAttachment {
         NetworkAttachment.removeRecorded(runDir: runDir)
     }
 
+    /// A port's guard elements go in one nftables transaction; if it fails
+    /// (one is gone already: a transaction is all or nothing), one by one,
+    /// so the others still go.
+    static func removeGuard(_ link: String, _ mac: String, _ ip: String) {
+        let commands = guardElements("delete", link, mac, ip)
+        if (try? Net.run(["nft", "-f", "-"], input: commands.joined(separator: "\n") + "\n")) != nil { return }
+        for command in commands { _ = try? Net.run(["nft", command]) }
+    }
+
     static func append(_ runDir: String, _ line: String) throws {
         let path = Path.join(runDir, recordFile)
         let fd = try sys("open \(path)") { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }
@@ -241,7 +251,7 @@ public final class NetworkAttachment {
                 link = f[1]
                 if FS.exists("/sys/class/net/\(f[1])") { _ = try? Net.run(["ip", "link", "del", f[1]]) }
             case ("guard", 4):
-                for command in guardElements("delete", f[1], f[2], f[3]) { _ = try? Net.run(["nft", command]) }
+                removeGuard(f[1], f[2], f[3])
             case ("publish", 4):
                 let (map, key) = mapKey(f[1], UInt16(f[2]) ?? 0, f[3] == "*" ? nil : f[3])
                 _ = try? Net.run(["nft", "delete element ip \(HostBridge.table) \(map) { \(key) }"])

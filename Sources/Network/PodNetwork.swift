@@ -182,36 +182,63 @@ struct NetworkNamespace {
         identity = "\(st.st_dev) \(st.st_ino)"
     }
 
-    /// A netlink socket and (with `tun`) an open /dev/net/tun, both in this
-    /// namespace: opened on a thread of their own that joins it (setns
+    /// Runs `body` on a thread of its own that joins this namespace (setns
     /// moves only the calling thread) and then ends, so nothing else of
-    /// swvm ever runs in the pod's namespace. A tun descriptor belongs to
-    /// the namespace it was opened in, wherever TUNSETIFF is called.
-    func openSockets(tun: Bool = true) throws -> (FileDescriptor, FileDescriptor) {
-        let result = Locked<(netlink: Int32, tun: Int32, error: String?)>((-1, -1, nil))
+    /// swvm ever runs in the namespace. `body` returns its error's text.
+    func onThreadInside(_ body: @escaping @Sendable () -> String?) throws {
+        let failure = Locked<String?>(nil)
         let nsfd = fd.raw, path = self.path
         let thread = try NativeThread(name: "netns") {
             guard sys_setns(nsfd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
                 let e = errno
-                result.with { $0.error = "setns to the network namespace \(path): \(String(cString: strerror(e)))" }
+                failure.with { $0 = "setns to the network namespace \(path): \(String(cString: strerror(e)))" }
                 return
             }
-            let nl = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */)
-            let e1 = errno
-            let t = tun ? open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) : -1
-            let e2 = errno
-            result.with { r in
-                r.netlink = nl
-                r.tun = t
-                if nl < 0 { r.error = "a netlink socket in \(path): \(String(cString: strerror(e1)))" }
-                else if tun && t < 0 { r.error = "open /dev/net/tun in \(path): \(String(cString: strerror(e2)))" }
-            }
+            let error = body()
+            failure.with { $0 = error }
         }
         thread.join()
-        let r = result.current
+        if let error = failure.current { throw SwvmError(.systemCall, error) }
+    }
+
+    /// A netlink socket and (with `tun`) an open /dev/net/tun, both in this
+    /// namespace (opened on a thread inside it). A tun descriptor belongs
+    /// to the namespace it was opened in, wherever TUNSETIFF is called.
+    func openSockets(tun: Bool = true) throws -> (FileDescriptor, FileDescriptor) {
+        let opened = Locked<(netlink: Int32, tun: Int32)>((-1, -1))
+        let path = self.path
+        let error: SwvmError?
+        do {
+            try onThreadInside {
+                let nl = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0 /* NETLINK_ROUTE */)
+                let e1 = errno
+                let t = tun ? open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK) : -1
+                let e2 = errno
+                opened.with { $0 = (nl, t) }
+                if nl < 0 { return "a netlink socket in \(path): \(String(cString: strerror(e1)))" }
+                if tun && t < 0 { return "open /dev/net/tun in \(path): \(String(cString: strerror(e2)))" }
+                return nil
+            }
+            error = nil
+        } catch let e as SwvmError { error = e }
+        let r = opened.current
         let netlink = FileDescriptor(r.netlink, name: "a netlink socket in \(path)"), tunFD = FileDescriptor(r.tun, name: "/dev/net/tun")
-        if let error = r.error { throw SwvmError(.systemCall, error) }
+        if let error { throw error }
         return (netlink, tunFD)
+    }
+
+    /// Writes `text` to a file of /proc/sys/net as this namespace has it
+    /// (/proc/sys/net shows the namespace of the thread that looks).
+    func writeSysctl(_ file: String, _ text: String) throws {
+        let path = self.path
+        try onThreadInside {
+            let fd = open(file, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { return "open \(file) in \(path): \(String(cString: strerror(errno)))" }
+            defer { close(fd) }
+            let bytes = Array(text.utf8)
+            let n = write(fd, bytes, bytes.count)
+            return n == bytes.count ? nil : "write \(file) in \(path): \(n < 0 ? String(cString: strerror(errno)) : "short write")"
+        }
     }
 }
 

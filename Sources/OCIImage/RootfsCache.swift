@@ -40,7 +40,7 @@ public struct RootfsCache {
         if FS.exists(done) { return }   // another swvm finished it
         removeStaleTemporaries()
 
-        let tmp = Path.join(root, "tmp-\(getpid())-\(randomHex(4))")
+        let tmp = Path.join(root, "tmp-\(hostPID)-\(randomHex(4))")
         try FS.makeDirectories(Path.join(tmp, "rootfs"), mode: 0o755)
         do {
             try unpack(manifest, config: config, layout: layout, into: Path.join(tmp, "rootfs"), progress: progress)

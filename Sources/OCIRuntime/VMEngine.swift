@@ -30,14 +30,19 @@ public struct VMEngine: IsolationEngine {
             let (read, write) = try makePipe()
             let args = ["swvm", "vmm", "--bundle", try VMEngine.bundle(stateDir: stateDir), "--id", spec.id, "--exec-fifo", execFIFO,
                         "--report-fd", "3"]
-            let pid = try VMEngine.spawn(args, io: io, report: write.raw)
+            let hold = try makePipe()
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: hold.read.raw)
             write.close()
+            hold.read.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
             do {
-                // At once, before it maps guest memory (charged here) and
-                // starts its keeper: a create killed part-way leaves the
-                // VMM where delete --force finds it.
+                // Before its execve (it waits on `hold`), so all it maps
+                // (guest memory) is charged here and its keeper starts
+                // here: a create killed part-way leaves the VMM where
+                // delete --force finds it.
                 for p in cgroup.paths { try Cgroups.writeFile(Path.join(p, "cgroup.procs"), String(pid)) }
+                guard Spawn.release(hold.write.raw) else { throw SwvmError.errno("let the VMM (pid \(pid)) start") }
+                hold.write.close()
                 try awaitGate(read, vmm: identity)
             } catch {
                 Glibc.kill(pid, SIGKILL)
@@ -75,14 +80,16 @@ public struct VMEngine: IsolationEngine {
         return limits
     }
 
-    /// posix_spawn of swvm itself (no Swift in the child), in a session of
-    /// its own (a terminal's signals are not the container's), with the
-    /// container's stdio and the report pipe on fd 3.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32) throws -> pid_t {
+    /// swvm itself as the VMM (Spawn.vmm: PID 1 of a pid namespace of its
+    /// own, no Swift in the child), in a session of its own (a terminal's
+    /// signals are not the container's), with the container's stdio and
+    /// the report pipe on fd 3; it waits on `hold` before its execve.
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32) throws -> pid_t {
         let exe = FS.executablePath()
-        let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)].filter { $0.0 != $0.1 }
+        // A pair of equal descriptors stays open across the execve.
+        let dups = [(io.stdin, Int32(0)), (io.stdout, 1), (io.stderr, 2), (report, 3)]
         do {
-            return try Spawn.start(exe, argv: args, actions: dups.map { .dup($0.0, to: $0.1) }, newSession: true)
+            return try Spawn.vmm(exe, argv: args, dups: dups, newSession: true, hold: hold)
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 

@@ -22,7 +22,7 @@ public enum RunRecord {
         chmod(SwvmPaths.runRoot, 0o711)
         chmod(root, 0o711)
         guard mkdir(dir, 0o700) == 0 else { throw SwvmError.errno("mkdir \(dir)") }
-        try FS.writeText(Path.join(dir, "owner"), "\(getpid()) \(processStartTime(getpid()) ?? 0)\n")
+        try FS.writeText(Path.join(dir, "owner"), "\(hostPID) \(processStartTime(hostPID) ?? 0)\n")
     }
 
     public static func record(_ dir: String, cgroups: [String]) throws {

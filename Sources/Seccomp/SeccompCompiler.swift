@@ -16,6 +16,25 @@ public struct SeccompFilter: Equatable {
     public let unknownNames: [String]
 
     public var instructionCount: Int { program.count / 8 }
+
+    /// The filter with each `jeq #placeholder` made `jeq #value`: a rule on
+    /// a number known only at run time (the process's id) is compiled once,
+    /// through the cache, with a placeholder no other rule of the profile
+    /// uses, and the number put in here. Throws when the program has no
+    /// such comparison (the rule would not hold: fail closed).
+    public func replacingConstant(_ placeholder: UInt32, with value: UInt32) throws -> SeccompFilter {
+        var program = self.program
+        var replaced = 0
+        for at in stride(from: 0, to: program.count - 7, by: 8)
+        where program[at] == 0x15 && program[at + 1] == 0 && le32(program, at + 4) == placeholder {   // BPF_JMP|BPF_JEQ|BPF_K
+            program.replaceSubrange(at + 4 ..< at + 8, with: le32(value))
+            replaced += 1
+        }
+        guard replaced > 0 else {
+            throw SwvmError(.internalError, "seccomp: the compiled filter has no comparison with the placeholder 0x\(String(placeholder, radix: 16))")
+        }
+        return SeccompFilter(program: program, allowedSyscalls: allowedSyscalls, unknownNames: unknownNames)
+    }
 }
 
 public enum SeccompCompiler {

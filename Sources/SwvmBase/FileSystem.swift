@@ -25,7 +25,7 @@ public enum FS {
     /// Writes through a temporary file and rename(2), so readers never see
     /// a partial file.
     public static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
-        let tmp = "\(path).tmp-\(getpid())"
+        let tmp = "\(path).tmp-\(hostPID)"
         let fd = try FileDescriptor.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         do {
             try fd.writeAll(bytes)

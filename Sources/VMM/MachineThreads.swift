@@ -21,9 +21,9 @@ extension Machine {
 
     func compileThreadFilters() throws -> ThreadFilters {
         ThreadFilters(
-            vcpus: try vcpus.map { ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw), compatArches: false)) },
-            device: ThreadFilter(try SeccompCompiler.compile(VMMSeccomp.deviceProfile(), compatArches: false)),
-            services: try services.map { ThreadFilter(try SeccompCompiler.compile($0.profile, compatArches: false)) })
+            vcpus: try vcpus.map { ThreadFilter(try VMMSeccomp.compile(VMMSeccomp.vcpuProfile(vcpuFD: $0.fd.raw))) },
+            device: ThreadFilter(try VMMSeccomp.compile(VMMSeccomp.deviceProfile())),
+            services: try services.map { ThreadFilter(try VMMSeccomp.compile($0.profile)) })
     }
 
     /// The vCPU and device threads keep no capability (capabilities are

@@ -21,14 +21,33 @@ import SwvmBase
 /// process can do.
 public enum VMMSeccomp {
     /// What any Swift thread needs to live and die (mmap and mprotect
-    /// come with `memoryWithoutExec`). tgkill (pthread_kill: kicks, and
-    /// abort) can reach any process, not only this one: a rule naming
-    /// this process's id would make every run compile its filters anew.
+    /// come with `memoryWithoutExec`, tgkill with `tgkillOwnProcess`).
     static let common = [
         "read", "write", "futex", "munmap", "mremap", "brk", "madvise", "rt_sigreturn",
-        "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "getpid", "gettid", "tgkill", "sched_yield",
+        "rt_sigprocmask", "sigaltstack", "exit", "exit_group", "getpid", "gettid", "sched_yield",
         "clock_gettime", "nanosleep", "clock_nanosleep", "restart_syscall", "close",
     ]
+
+    /// tgkill (pthread_kill: the vCPUs' kicks, and abort) to this process's
+    /// threads only: its first argument, the thread group, must be
+    /// getpid(). The profiles name a placeholder, so a filter compiles once
+    /// (through the cache) for every run; `compile` puts the id in. The
+    /// placeholder is above any pid (pid_max is at most 2^22) and is no
+    /// other constant of these profiles. The int's low 32 bits only, as for
+    /// the vCPU's descriptor.
+    static let ownProcessPlaceholder: UInt32 = 0x5357_564d   // "SWVM"
+    static let tgkillOwnProcess = SeccompProfile.Rule(
+        names: ["tgkill"], action: .allow,
+        args: [.init(index: 0, value: 0xffff_ffff, valueTwo: UInt64(ownProcessPlaceholder), op: .maskedEqual)])
+
+    /// What every VMM thread may call: `common`, `memoryWithoutExec`, `tgkillOwnProcess`.
+    static var commonRules: [SeccompProfile.Rule] { [.init(names: common, action: .allow), memoryWithoutExec, tgkillOwnProcess] }
+
+    /// A profile of this file compiled for this process (native ABI only;
+    /// the thread group of tgkill's rule made getpid()).
+    public static func compile(_ profile: SeccompProfile) throws -> SeccompFilter {
+        try SeccompCompiler.compile(profile, compatArches: false).replacingConstant(ownProcessPlaceholder, with: UInt32(bitPattern: getpid()))
+    }
 
     /// mmap and mprotect, only without PROT_EXEC (their third argument):
     /// malloc maps memory, and glibc makes a thread's malloc arena with
@@ -66,7 +85,7 @@ public enum VMMSeccomp {
         let ioctls = vcpuLoopRequests.map {
             SeccompProfile.Rule(names: ["ioctl"], action: .allow, args: [onItsVCPU, .init(index: 1, value: UInt64($0), op: .equal)])
         }
-        return SeccompProfile(defaultAction: .errno(1), rules: [.init(names: common, action: .allow), memoryWithoutExec] + ioctls)
+        return SeccompProfile(defaultAction: .errno(1), rules: commonRules + ioctls)
     }
 
     /// TUNSETOFFLOAD: virtio-net tells its tap which offloads the guest's
@@ -81,10 +100,9 @@ public enum VMMSeccomp {
     /// After a cold boot it sends the settings, so it also checks whether
     /// stdin can be polled, with an epoll of its own (epoll_create1).
     public static func deviceProfile() -> SeccompProfile {
-        SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common + ["epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "pread64", "pwrite64",
-                                   "preadv", "pwritev", "fdatasync", "fsync", "getrandom"], action: .allow),
-            memoryWithoutExec,
+        SeccompProfile(defaultAction: .errno(1), rules: commonRules + [
+            .init(names: ["epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "pread64", "pwrite64",
+                          "preadv", "pwritev", "fdatasync", "fsync", "getrandom"], action: .allow),
             .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: tunSetOffload, op: .equal)]),
             .init(names: ["ioctl"], action: .allow, args: [.init(index: 1, value: UInt64(sys_TIOCGWINSZ), op: .equal)]),
         ])
@@ -100,13 +118,12 @@ public enum VMMSeccomp {
     /// any file the VMM can, /proc/self/mem included, until the VMM runs
     /// in a jail rooted at the shares.
     public static func shareServerProfile() -> SeccompProfile {
-        SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common + ["poll", "ppoll", "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs",
-                                   "getdents64", "lseek", "pread64", "pwrite64", "mkdirat", "unlinkat", "renameat",
-                                   "renameat2", "symlinkat", "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat",
-                                   "fchmod", "fchown", "ftruncate", "utimensat", "fsync", "fdatasync", "dup"],
+        SeccompProfile(defaultAction: .errno(1), rules: commonRules + [
+            .init(names: ["poll", "ppoll", "openat", "openat2", "newfstatat", "fstat", "statx", "fstatfs",
+                          "getdents64", "lseek", "pread64", "pwrite64", "mkdirat", "unlinkat", "renameat",
+                          "renameat2", "symlinkat", "readlinkat", "linkat", "mknodat", "fchownat", "fchmodat",
+                          "fchmod", "fchown", "ftruncate", "utimensat", "fsync", "fdatasync", "dup"],
                   action: .allow),
-            memoryWithoutExec,
         ])
     }
 
@@ -116,9 +133,8 @@ public enum VMMSeccomp {
     /// reaches the guest through the console device's queue, and the vCPUs
     /// through the eventfds of a pause.
     public static func controlServerProfile() -> SeccompProfile {
-        SeccompProfile(defaultAction: .errno(1), rules: [
-            .init(names: common + ["poll", "ppoll", "accept4", "recvmsg", "sendmsg", "sendto"], action: .allow),
-            memoryWithoutExec,
+        SeccompProfile(defaultAction: .errno(1), rules: commonRules + [
+            .init(names: ["poll", "ppoll", "accept4", "recvmsg", "sendmsg", "sendto"], action: .allow),
         ])
     }
 
@@ -136,7 +152,7 @@ public enum VMMSeccomp {
     /// which and ends with 125 (see swvm_jail_report_seccomp_traps), rather
     /// than failing somewhere unclear.
     public static func processProfile() -> SeccompProfile {
-        let calls = common + [
+        let calls = [
             // the device and 9p threads, and the main loop
             "epoll_wait", "epoll_pwait", "epoll_ctl", "epoll_create1", "poll", "ppoll", "pread64", "pwrite64", "preadv",
             "pwritev", "readv", "writev", "fdatasync", "fsync", "getrandom", "openat", "openat2", "newfstatat", "fstat",
@@ -152,9 +168,8 @@ public enum VMMSeccomp {
         ]
         let prctlOptions: [UInt64] = [15, 16, 38, 39]   // PR_SET_NAME, PR_GET_NAME, PR_SET/GET_NO_NEW_PRIVS
         let cloneThread = UInt64(0x0001_0000)           // CLONE_THREAD
-        return SeccompProfile(defaultAction: .trap, rules: [
+        return SeccompProfile(defaultAction: .trap, rules: commonRules + [
             .init(names: calls, action: .allow),
-            memoryWithoutExec,
             // New threads only (pthread_create); clone3's flags are out of
             // reach of a filter, so it is refused and glibc falls back to clone.
             .init(names: ["clone"], action: .allow, args: [.init(index: 0, value: cloneThread, valueTwo: cloneThread, op: .maskedEqual)]),
@@ -197,9 +212,15 @@ public enum VMMSeccomp {
     /// release build): SWVM_TEST_JAIL_SOCKET=THREAD ("vcpu", "device")
     /// makes that thread call socket(2) once its filters are loaded; the
     /// jail's filter traps it there, not on the main thread.
+    /// SWVM_TEST_JAIL_TGKILL=THREAD:PID makes it send signal 0 to process
+    /// PID with tgkill, which traps unless PID is the VMM's own.
     public static func injectTestTrap(thread: String) {
         #if DEBUG
         if FS.environment("SWVM_TEST_JAIL_SOCKET") == thread { _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        if let target = FS.environment("SWVM_TEST_JAIL_TGKILL"), target.hasPrefix(thread + ":"),
+           let pid = Int32(target.dropFirst(thread.count + 1)) {
+            _ = sys_tgkill(pid, pid, 0)
+        }
         #endif
     }
 

@@ -18,6 +18,17 @@ public struct VMMIdentity {
     public var gid: UInt32 { uid }
     public let leasePath: String
 
+    /// The lease of `uid` taken by the monitor of this VMM (VMMMonitor).
+    public init(leased uid: UInt32) {
+        self.uid = uid
+        leasePath = Path.join(VMMIdentity.directory, String(uid))
+    }
+
+    init(uid: UInt32, leasePath: String) {
+        self.uid = uid
+        self.leasePath = leasePath
+    }
+
     public static var directory: String { Path.join(SwvmPaths.runRoot, "vmm-ids") }
 
     public static func range() throws -> ClosedRange<UInt32> {
@@ -30,7 +41,7 @@ public struct VMMIdentity {
     }
 
     /// Leases a free id for the VMM `owner` (this process).
-    public static func lease(owner: pid_t = getpid()) throws -> VMMIdentity {
+    public static func lease(owner: pid_t = hostPID) throws -> VMMIdentity {
         let ids = try range()
         try FS.makeDirectories(directory, mode: 0o700)
         let lockPath = Path.join(directory, ".lock")

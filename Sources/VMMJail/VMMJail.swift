@@ -20,6 +20,9 @@ public struct JailPlan {
     public var limits: [(resource: Int32, value: UInt64)]
     /// Descriptors inherited from swvm's caller that stay open (--report-fd).
     public var keepDescriptors: [Int32] = []
+    /// The socket to the monitor whose child this VMM is (VMMMonitor):
+    /// the VMM dies with it (swvm_jail.monitor_fd).
+    public var monitorSocket: Int32?
 
     public init(uid: UInt32, gid: UInt32, keepFileCapabilities: Bool, rootMountPoint: String,
                 limits: [(resource: Int32, value: UInt64)]) {
@@ -85,7 +88,8 @@ public enum VMMJail {
                     var j = swvm_jail(uid: plan.uid, gid: plan.gid,
                                       keep_caps: plan.keepFileCapabilities ? fileCapabilities : 0,
                                       root_mount: root, limits: l.baseAddress, limit_count: Int32(l.count),
-                                      keep_fds: k.baseAddress, keep_count: Int32(k.count), proc_fd_out: nil)
+                                      keep_fds: k.baseAddress, keep_count: Int32(k.count), proc_fd_out: nil,
+                                      monitor_fd: plan.monitorSocket ?? -1)
                     return withUnsafeMutablePointer(to: &procFD) { out in
                         if plan.keepFileCapabilities { j.proc_fd_out = out }
                         return swvm_jail_apply(&j, &failedStep)
@@ -158,6 +162,19 @@ public enum VMMJail {
     public static func isRegularFile(_ fd: Int32) -> Bool {
         var st = stat()
         return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    /// The VMM is PID 1 of a pid namespace of its own (Spawn.vmm), and the
+    /// kernel drops a signal that PID 1 neither handles nor blocks. So the
+    /// signals the VM's main loop forwards (Machine.run reads them from a
+    /// signalfd) are blocked at once, before any thread exists (threads
+    /// inherit the mask): one sent before the VM runs (`swvm run`'s
+    /// monitor forwards kill's) waits for it instead of vanishing.
+    public static func holdForwardedSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
     /// Drops every capability of the calling thread.

@@ -32,14 +32,11 @@ public final class VMMKeeper: Sendable {
     /// Starts the keeper of this process's run, recorded in `record`.
     public static func spawn(record: String, identity: VMMIdentity) throws -> VMMKeeper {
         let exe = FS.executablePath()
-        let keeperPath = Path.join(Path.dirname(exe), SWVM_KEEPER_EXECUTABLE)
-        guard access(keeperPath, X_OK) == 0 else {
-            throw SwvmError(.notFound, "the VMM's keeper \(keeperPath) is missing (built with swvm: swift build)")
-        }
+        let keeperPath = try executable()
         var pair: [Int32] = [-1, -1]
         try sys("socketpair (the VMM's keeper)") { socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) }
         defer { close(pair[1]) }
-        let args = [keeperPath, String(getpid()), record, identity.leasePath, exe]
+        let args = [keeperPath, String(hostPID), record, identity.leasePath, exe]
         let child: pid_t
         do {
             child = try Spawn.start(keeperPath, argv: args, actions: [.dup(pair[1], to: SWVM_KEEPER_SOCKET_FD)],
@@ -51,6 +48,16 @@ public final class VMMKeeper: Sendable {
         return VMMKeeper(fd: pair[0], pid: child)
     }
 
+    /// swvm-vmm-keeper, next to swvm.
+    static func executable() throws -> String {
+        let keeperPath = Path.join(Path.dirname(FS.executablePath()), SWVM_KEEPER_EXECUTABLE)
+        guard access(keeperPath, X_OK) == 0 else {
+            throw SwvmError(.notFound, "the VMM's keeper \(keeperPath) is missing (built with swvm: swift build)")
+        }
+        return keeperPath
+    }
+
+    /// `pid` 0: the keeper is the VMM's parent, its monitor (VMMMonitor).
     init(fd: Int32, pid: pid_t) {
         self.fd = fd
         self.pid = pid
@@ -105,7 +112,7 @@ public final class VMMKeeper: Sendable {
         guard finished.with({ done in defer { done = true }; return !done }) else { return }
         close(fd)
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        while pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 }
 
@@ -118,7 +125,7 @@ extension VMMKeeper {
     /// uid lease, and `discard`, the directories of unpublished snapshots.
     public static func cleanUp(vmm: pid_t, record: String, lease: String, discard: [String]) {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
-        ProcessCgroupScope.moveToCgroupsOf(getpid(), pid: vmm)
+        if vmm > 0 { ProcessCgroupScope.moveToCgroupsOf(hostPID, pid: vmm) }
         for d in discard { try? FS.removeTree(d) }
         RunRecord.cleanup(record)
         VMMIdentity.release(lease)

@@ -185,6 +185,17 @@ public final class ConsoleDevice: VirtioDevice, StateSaving, @unchecked Sendable
         reportLimit()
     }
 
+    /// Tells the guest `port` is gone (PORT_REMOVE: its driver unplugs it,
+    /// and poll on it then says POLLHUP alone). swvm never unplugs a port
+    /// during a run; a test does, to check that guest-init copes.
+    public func unplug(_ port: Port) {
+        lock.with { _ in
+            queueControl(port.id, .deviceRemove, 1)
+            flushControl()
+        }
+        reportLimit()
+    }
+
     /// Processes whatever the guest has queued for the host on every port
     /// (used before the VM stops, so no output is lost).
     public func drain() {

@@ -4,6 +4,13 @@
 // serves the VMM's requests (swvm_keeper.h), and when the VMM is done or
 // dead it execs `swvm vmm-keeper`, whose clean-up steps (cgroups, network,
 // run record, uid lease, an unpublished snapshot) are swvm's own.
+//
+// Two ways to run: the child of an OCI container's VMM (VMM-PID RECORD
+// LEASE SWVM), or `--monitor` (VMMMonitor): `swvm run --isolation=vm`
+// exec'd itself into this program once it had started the VMM as its
+// child, so this process is the run's monitor: it also forwards the
+// signals sent to `swvm run` to the VMM, reaps it, and the clean-up exits
+// with the VMM's status (128+N after signal N).
 #define _GNU_SOURCE
 #include "swvm_keeper.h"
 
@@ -14,8 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct keeper {
@@ -31,6 +41,9 @@ struct keeper {
         int discard;
     } snapshots[SWVM_KEEPER_SNAPSHOTS_MAX];
     int announced;
+    /// --monitor: the VMM is this process's child; its status, relayed.
+    int monitor;
+    char status_text[16];
 };
 
 /// Once the VMM is in a mount namespace of its own, it names no path.
@@ -130,7 +143,7 @@ static void handle(struct keeper *k, char *message) {
 /// The clean-up is swvm's: exec it (no fork; this process is what
 /// `swvm run` waits for).
 static void clean_up(const struct keeper *k) {
-    const char *argv[10 + 2 * SWVM_KEEPER_SNAPSHOTS_MAX];
+    const char *argv[12 + 2 * SWVM_KEEPER_SNAPSHOTS_MAX];
     int n = 0;
     argv[n++] = "swvm";
     argv[n++] = "vmm-keeper";
@@ -144,6 +157,10 @@ static void clean_up(const struct keeper *k) {
         if (k->snapshots[i].published && !k->snapshots[i].discard) continue;
         argv[n++] = "--discard";
         argv[n++] = k->snapshots[i].temporary;
+    }
+    if (k->monitor) {
+        argv[n++] = "--exit-status";
+        argv[n++] = k->status_text;
     }
     argv[n] = NULL;
     execv(k->swvm, (char *const *)argv);
@@ -161,29 +178,80 @@ void swift_addNewDSOImage(const void *image) { (void)image; }
 int _swift_backtrace_isThunkFunction(const char *name);
 int _swift_backtrace_isThunkFunction(const char *name) { (void)name; return 0; }
 
+/// One request from the VMM; 0 at end of file (the VMM is done or dead).
+static int serve_one(struct keeper *k) {
+    static char message[4 * 4096 + 64];
+    // MSG_TRUNC: the whole message's length, to refuse a cut one.
+    ssize_t n = recv(SWVM_KEEPER_SOCKET_FD, message, sizeof message - 1, MSG_TRUNC);
+    if (n < 0 && errno == EINTR) return 1;
+    if (n <= 0) return 0;
+    if ((size_t)n >= sizeof message) { reply("refused: too long", 17); return 1; }
+    message[n] = 0;
+    handle(k, message);
+    return 1;
+}
+
+/// The signals `swvm run` forwards to its VMM (Docker's foreground run
+/// proxies them): sent by a process (kill), not by the terminal, whose
+/// signals reach the VMM itself (the same process group).
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+
+/// The VMM's wait status as `swvm run`'s exit status.
+static int relayed_status(const struct keeper *k, int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "swvm: the VM's process (pid %d) was killed by signal %d\n", (int)k->vmm, WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return 125;
+}
+
+/// --monitor: serves the VMM, forwards signals to it, until it ends;
+/// returns its status.
+static int monitor(struct keeper *k) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&set, forwarded[i]);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sigfd < 0) { kill(k->vmm, SIGKILL); perror("swvm-vmm-keeper: signalfd"); }
+    int socket_open = 1;
+    for (;;) {
+        int status;
+        pid_t done = waitpid(k->vmm, &status, WNOHANG);
+        if (done == k->vmm) return relayed_status(k, status);
+        if (done < 0 && errno != EINTR) return 125;
+        struct pollfd p[2] = { { .fd = sigfd, .events = POLLIN }, { .fd = socket_open ? SWVM_KEEPER_SOCKET_FD : -1, .events = POLLIN } };
+        if (poll(p, 2, sigfd < 0 ? 100 : -1) < 0 && errno != EINTR) return 125;
+        if (p[1].revents) socket_open = serve_one(k);
+        struct signalfd_siginfo info;
+        if (!(p[0].revents & POLLIN) || read(sigfd, &info, sizeof info) != (ssize_t)sizeof info) continue;
+        if (info.ssi_signo != SIGCHLD && info.ssi_code != SI_KERNEL) kill(k->vmm, (int)info.ssi_signo);
+    }
+}
+
 int main(int argc, char **argv) {
+    static struct keeper k;
+    k.monitor = argc == 6 && strcmp(argv[1], "--monitor") == 0;
+    if (k.monitor) { argc--; argv++; }
     if (argc != 5 || atoi(argv[1]) <= 0) {
-        fprintf(stderr, "swvm-vmm-keeper: started by swvm run only (VMM-PID RECORD LEASE SWVM)\n");
+        fprintf(stderr, "swvm-vmm-keeper: started by swvm run only ([--monitor] VMM-PID RECORD LEASE SWVM)\n");
         return 2;
     }
-    // Deaf to the terminal's signals: it must outlive a ^C to clean up.
+    // Deaf to the terminal's signals: it must outlive a ^C to clean up
+    // (a monitor takes the forwarded ones from a signalfd instead).
     int deaf[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
     for (size_t i = 0; i < sizeof deaf / sizeof deaf[0]; i++) signal(deaf[i], SIG_IGN);
-    static struct keeper k;
     k.vmm = (pid_t)atoi(argv[1]);
     snprintf(k.vmm_text, sizeof k.vmm_text, "%d", (int)k.vmm);
     k.record = argv[2];
     k.lease = argv[3];
     k.swvm = argv[4];
-    static char message[4 * 4096 + 64];
-    for (;;) {
-        // MSG_TRUNC: the whole message's length, to refuse a cut one.
-        ssize_t n = recv(SWVM_KEEPER_SOCKET_FD, message, sizeof message - 1, MSG_TRUNC);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        if ((size_t)n >= sizeof message) { reply("refused: too long", 17); continue; }
-        message[n] = 0;
-        handle(&k, message);
+    if (k.monitor) {
+        snprintf(k.status_text, sizeof k.status_text, "%d", monitor(&k));
+    } else {
+        while (serve_one(&k)) {}
     }
     close(SWVM_KEEPER_SOCKET_FD);
     clean_up(&k);

@@ -9,6 +9,7 @@ import MicroVM
 import OCIImage
 import RuntimeSpec
 import SwvmBase
+import VMMJail
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,6 +42,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --probe: also time TCP requests to this ADDRESS:PORT (swvm compare --network bridge).", visibility: .hidden))
     var probeConnect: String?
 
+    @Option(name: .customLong("monitored-vmm"), help: ArgumentHelp("Run as the VMM of this run's monitor (set by swvm run itself: ID:UID:FD).", visibility: .private))
+    var monitoredVMM: String?
+
     @Argument(help: "The image directory.")
     var image: String
 
@@ -51,11 +55,12 @@ struct RunCommand: ParsableCommand {
         if service.detach { return try runReportingErrors { try DetachedRun(self).start() } }
         try runReportingErrors {
             try service.checkForeground()
+            let link = try monitoredVMMLink()
             var cmd = command.first == "--" ? Array(command.dropFirst()) : command
             if let budget = probe { cmd = [RunSpec.probePath, formatFixed(budget, 2), probeConnect ?? "-"] }
             let resolved = try ImageSource.resolve(image, ref: options.ref)
             defer { withExtendedLifetime(resolved) {} }   // its cache lock, for the whole run
-            var spec = try SpecBuilder.build(image: resolved, command: cmd, options: options)
+            var spec = try SpecBuilder.build(image: resolved, command: cmd, options: options, id: link?.id ?? randomHex(32))
             if probe != nil {
                 spec.probe = try ProbeBinary.locate()
                 // The probe reads no stdin and writes JSON for swvm compare to a pipe.
@@ -88,7 +93,14 @@ struct RunCommand: ParsableCommand {
                 return result.status
             case .vm:
                 try checkGuestMemory(spec.resources.memory)
+                guard let link else {
+                    // The run is checked: this process becomes its monitor,
+                    // the VMM its child (VMMMonitor).
+                    try VMRunner.checkApplicable(spec)
+                    try VMMMonitor.run(id: spec.id, runArguments: DetachedRun.runArguments())
+                }
                 var vm = MicroVM.VMOptions()
+                vm.monitor = link
                 if let k = vmOptions.guest.kernel { vm.kernelPath = k }
                 vm.cpuProfile = vmOptions.guest.cpuProfile.resolved
                 vm.coldBoot = vmOptions.coldBoot
@@ -97,7 +109,7 @@ struct RunCommand: ParsableCommand {
                 let result = try VMRunner(spec: spec, image: resolved, options: vm).run()
                 if let fd = reportFd {
                     // The VMM's peak and its keeper's: what the run costs the host beside the guest.
-                    RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
+                    var report = RunReport(isolation: "vm", status: result.status, execNanos: result.execNanos,
                               endNanos: Clock.monotonicNanos(), swvmPeakRSS: RunReport.selfPeakRSS() + result.keeperPeakRSS, workloadPeak: nil,
                               guestMemoryTouched: result.guestMemoryTouched, guestMemorySize: result.guestMemorySize,
                               workloadPID: result.workloadPID, vmStart: result.start.rawValue, readyNanos: result.guestReadyNanos,
@@ -108,11 +120,27 @@ struct RunCommand: ParsableCommand {
                                              maskedPaths: result.confinedPaths?.masked ?? [],
                                              readOnlyPaths: result.confinedPaths?.readOnly ?? [],
                                              vmmConfinement: result.vmmConfinement, vmmJail: result.vmmJail),
-                              threadsStartNanos: result.threadsStartNanos).write(to: fd)
+                              threadsStartNanos: result.threadsStartNanos)
+                    report.seccompInTemplate = result.seccompInTemplate
+                    report.write(to: fd)
                 }
                 return result.status
             }
         }
+    }
+}
+
+extension RunCommand {
+    /// The VMM child of a foreground VM run's monitor (--monitored-vmm):
+    /// PID 1 of its own pid namespace, so the signals its VM forwards are
+    /// held first (VMMJail.holdForwardedSignals).
+    func monitoredVMMLink() throws -> VMMMonitor.Link? {
+        guard let monitoredVMM else { return nil }
+        VMMJail.holdForwardedSignals()
+        guard isolation == .vm else {
+            throw SwvmError(.invalidArgument, "\(VMMMonitor.option) is for --isolation=vm (set by swvm run itself)")
+        }
+        return try VMMMonitor.Link(parsing: monitoredVMM)
     }
 }
 

@@ -5,7 +5,8 @@ import ArgumentParser
 import VMMJail
 
 /// The clean-up after a jailed VMM (VMMKeeper.cleanUp): exec'd by its
-/// keeper (swvm-vmm-keeper) when the VMM is done or dead; not for users.
+/// keeper (swvm-vmm-keeper) when the VMM is done or dead, the last image
+/// of a foreground `swvm run --isolation=vm` (VMMMonitor); not for users.
 struct VMMKeeperCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "vmm-keeper", abstract: "The clean-up after a jailed VMM (internal).",
                                                     shouldDisplay: false)
@@ -15,8 +16,12 @@ struct VMMKeeperCommand: ParsableCommand {
     @Option var lease: String
     /// An announced snapshot's directory that was not published.
     @Option var discard: [String] = []
+    /// A monitor's (`swvm run --isolation=vm`): the VMM's status, which
+    /// this process, `swvm run` itself, exits with.
+    @Option var exitStatus: Int32?
 
     func run() throws {
         VMMKeeper.cleanUp(vmm: vmm, record: record, lease: lease, discard: discard)
+        if let exitStatus, exitStatus != 0 { throw ExitCode(exitStatus) }
     }
 }

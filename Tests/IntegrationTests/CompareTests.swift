@@ -161,6 +161,21 @@ struct CompareTests {
         #expect(try FS.listDirectory(Path.join(Harness.repo, ".build/test-outputs/compare/shared")).isEmpty)
     }
 
+    /// Issue 22: the page opens with a summary line, and its time charts
+    /// have a log axis with labelled decades, so a container's start in
+    /// milliseconds and a VM's in seconds both show; a bar's label is in
+    /// the unit of its own value.
+    @Test func htmlHasASummaryLineAndALogTimeAxis() throws {
+        let o = try #require(Self.outputs)
+        let html = try FS.readText(o.html)
+        let summary = try #require(html.split(separator: "\n").first { $0.contains("<p class=\"summary\">") }, "\(html.prefix(2000))")
+        #expect(summary.contains("The VM starts ") && summary.contains("than the container") && summary.contains("it runs its own kernel."), "\(summary)")
+        let start = try #require(html.components(separatedBy: "aria-label=\"start (swvm start to the workload's exec)\"").dropFirst().first)
+        let chart = String(start.prefix { $0 != "\n" })
+        #expect(chart.contains(">10 ms</text>") || chart.contains(">100 ms</text>"), "\(chart)")
+        #expect(chart.contains(">1 s</text>") || chart.contains(">10 s</text>"), "\(chart)")
+    }
+
     @Test func htmlRendersInHeadlessChromium() throws {
         let o = try #require(Self.outputs)
         let html = try FS.readText(o.html)

@@ -39,31 +39,18 @@ final class Containerd {
         }
     }
 
-    /// posix_spawn with stdin /dev/null, stdout and stderr to `log`, and
-    /// default signal handling: the test process blocks signals that the
-    /// daemon, its shims and so the containers would otherwise inherit.
+    /// Started with stdin /dev/null, stdout and stderr to `log` (made
+    /// first: posix_spawn's open gives no mode), through swvm's one
+    /// posix_spawn, which also gives it default signal handling: the test
+    /// process blocks signals that the daemon, its shims and so the
+    /// containers would otherwise inherit.
     static func spawn(_ argv: [String], log: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let r = posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
-        guard r == 0 else { throw SwvmError.errno("spawn \(argv[0])", r) }
-        return pid
+        try FS.writeFile(log, [], mode: 0o644)
+        do {
+            return try Spawn.start(argv[0], argv: argv, actions: [.open(0, path: "/dev/null", flags: O_RDONLY),
+                                                                  .open(1, path: log, flags: O_WRONLY | O_TRUNC), .dup(1, to: 2)],
+                                   searchPath: true)
+        } catch { throw SwvmError.errno("spawn \(argv[0])", error.errno) }
     }
 
     private func waitUntilServing(seconds: Double = 30) throws {

@@ -59,6 +59,42 @@ struct TemplateTests {
         #expect(other.out == "two h-two / x\n" && TemplateTests.restored(other), "\(other)")
     }
 
+    /// A run with `--report-fd`: (the result, the report).
+    static func reportedRun(_ options: [String], _ command: [String]) throws -> (CommandResult, JSON) {
+        let report = "/tmp/swvm-template-report-\(getpid()).json"
+        defer { unlink(report) }
+        let r = try Command.run(["/bin/sh", "-c", "exec \"$0\" \"$@\" 3>\"$REPORT\"", Harness.swvm, "run", "--isolation=vm", "--report-fd", "3"]
+                                + options + [Harness.exampleImage, "--"] + command,
+                                timeout: 600, environment: ["SWVM_DEBUG": "1", "REPORT": report])
+        return (r, (try? JSON.parse(FS.readText(report))) ?? .null)
+    }
+
+    /// The default profile allows every step after the template point, so
+    /// the template holds the workload's filter loaded (seccompInTemplate):
+    /// a restored run is in seccomp mode 2 with exactly that one filter (a
+    /// namespace stays refused), and its working directory and host name
+    /// are its own all the same. A profile that denies a step after the
+    /// point (mkdirat, for the working directory) keeps the filter until
+    /// after the restore, and the run makes its working directory.
+    @Test func theTemplateHoldsTheFilterWhenItAllowsTheStepsAfterThePoint() throws {
+        let script = "grep -E '^Seccomp(_filters)?:' /proc/self/status | tr -d '\\t' | tr '\\n' ' '; hostname; unshare -n true 2>/dev/null || echo refused; mkdir /tmp/y 2>/dev/null || echo no-mkdir; pwd"
+        _ = try TemplateTests.debugRun([], ["true"])
+        let (r, report) = try TemplateTests.reportedRun(["--hostname", "h-filter", "-w", "/tmp/new"], ["sh", "-c", script])
+        #expect(r.status == 0 && TemplateTests.restored(r), "\(r)")
+        #expect(r.out == "Seccomp:2 Seccomp_filters:1 h-filter\nrefused\n/tmp/new\n", "\(r)")
+        #expect(report["vmStart"]?.string == "template" && report["seccompInTemplate"]?.bool == true, "\(report.serialized())")
+
+        let profile = "/tmp/swvm-template-seccomp-\(getpid()).json"
+        try FS.writeText(profile, #"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#)
+        defer { unlink(profile) }
+        let options = ["--security-opt", "seccomp=\(profile)"]
+        _ = try TemplateTests.debugRun(options, ["true"])
+        let (denying, denyingReport) = try TemplateTests.reportedRun(options + ["--hostname", "h-late", "-w", "/tmp/late"], ["sh", "-c", script])
+        #expect(denying.status == 0 && TemplateTests.restored(denying), "\(denying)")
+        #expect(denying.out == "Seccomp:2 Seccomp_filters:1 h-late\nrefused\nno-mkdir\n/tmp/late\n", "\(denying)")
+        #expect(denyingReport["seccompInTemplate"]?.bool == false, "\(denyingReport.serialized())")
+    }
+
     @Test func otherFixedSettingsMakeAnotherTemplate() throws {
         let (_, plain) = try TemplateTests.templateRun([], ["true"])
         let (ro, readOnly) = try TemplateTests.templateRun(["--read-only"], ["sh", "-c", "touch /x 2>/dev/null || echo refused"])

@@ -7,20 +7,48 @@ import TestSupport
 @testable import VMMJail
 
 /// The VMM's jail, checked from the host while a VM runs: what the kernel
-/// says of every thread of the `swvm run` process (the VMM), its
-/// namespaces, its root and its limits; then that its keeper left nothing.
+/// says of every thread of the VMM (the child of the `swvm run` process,
+/// its monitor), its namespaces, its root and its limits; then that its
+/// monitor left nothing.
 @Suite(.serialized, .enabled(if: Harness.vmReady, "needs /dev/kvm, the guest kernel and guest-init"))
 struct VMMJailTests {
-    /// Runs `command` (which prints "up" when ready) in a VM and reads the
-    /// VMM's posture once it is up; then stops it.
+    /// The VMM of the run whose `swvm run` (its monitor) is `monitor`: its only child.
+    static func vmm(of monitor: pid_t) -> pid_t? {
+        let tasks = (try? FS.listDirectory("/proc/\(monitor)/task")) ?? []
+        let children = tasks.flatMap { t in
+            ((try? FS.readText("/proc/\(monitor)/task/\(t)/children")) ?? "").split(separator: " ").compactMap { pid_t($0) }
+        }
+        return children.count == 1 ? children[0] : nil
+    }
+
+    /// A field of /proc/PID/status.
+    static func status(_ pid: pid_t, _ field: String) -> String? {
+        let text = (try? FS.readText("/proc/\(pid)/status")) ?? ""
+        return text.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+            .map { String($0.dropFirst(field.count + 1)).trimmingCharacters(in: "\t").trimmingCharacters(in: " ") }
+    }
+
+    /// Runs `script` (which prints "up" when ready, then waits) in a VM and
+    /// reads the VMM's posture once it is up; then stops it with SIGTERM to
+    /// `swvm run`, which forwards it; the script's shell exits 143 at once
+    /// (without a trap, the PID 1 of its namespace would ignore it until
+    /// the 10 s stop timeout). Also checks the process model: the VMM is the
+    /// monitor's child and PID 1 of its own pid namespace.
     func postureWhileRunning(_ options: [String], _ script: String,
                              environment: [String: String] = [:]) throws -> (JailPosture?, CommandResult, uid_t?) {
         var posture: JailPosture?
         var leased: uid_t?
+        let script = "trap 'exit 143' TERM; \(script) & wait"
         let r = try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--", "sh", "-c", script],
                                 timeout: 300, environment: environment, onOutput: { out, pid in
                                     guard posture == nil, out.contains("up") else { return }
-                                    posture = JailPosture.read(pid: pid)
+                                    if let vmm = VMMJailTests.vmm(of: pid) {
+                                        posture = JailPosture.read(pid: vmm)
+                                        #expect(VMMJailTests.status(vmm, "PPid") == String(pid), "the VMM's parent is swvm run")
+                                        #expect(VMMJailTests.status(vmm, "NSpid")?.hasSuffix("\t1") == true,
+                                                "the VMM is PID 1 of its namespace: NSpid \(VMMJailTests.status(vmm, "NSpid") ?? "?")")
+                                    }
+                                    #expect(posture != nil, "no VMM under swvm run (pid \(pid))")
                                     leased = posture?.threads.first?.uids.first
                                     kill(pid, SIGTERM)
                                 })
@@ -49,7 +77,7 @@ struct VMMJailTests {
             #expect(withCaps.isEmpty, "threads with capabilities: \(withCaps.map { ($0.tid, $0.capEff, $0.capPrm) })")
         }
         #expect(p.rootIsOwn && p.rootEntries.isEmpty, "root: own \(p.rootIsOwn), holds \(p.rootEntries)")
-        for ns in ["mnt", "net", "ipc", "uts"] { #expect(p.ownNamespaces.contains(ns), "\(ns) namespace: \(p.ownNamespaces)") }
+        for ns in ["mnt", "net", "ipc", "uts", "pid"] { #expect(p.ownNamespaces.contains(ns), "\(ns) namespace: \(p.ownNamespaces)") }
         #expect(p.limits["Max core file size"] == "0 0", "\(p.limits)")
         let nproc = p.limits["Max processes"]?.split(separator: " ").first.flatMap { Int($0) } ?? Int.max
         #expect(nproc < 64, "\(p.limits)")
@@ -141,6 +169,16 @@ struct VMMJailTests {
         #expect(!r.err.contains("(the main thread)"), "\(r)")
     }
 
+    /// tgkill (the VMM's own kicks between its threads) reaches only the
+    /// VMM's own threads: sent to another process (this test's, through a
+    /// test-only switch) from a vCPU thread, the jail's filter traps it.
+    @Test func tgkillToAnotherProcessEndsTheRunLoudly() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_TGKILL": "vcpu:\(getpid())"])
+        #expect(r.status == 125 && !r.out.contains("ran"), "\(r)")
+        #expect(r.err.contains("the VMM's seccomp filter refused system call 234 on thread"), "\(r)")
+    }
+
     /// ioctl is allowed for the KVM, tap and terminal requests the VMM
     /// makes only: another one (TIOCSTI, which would type into the
     /// terminal) traps, naming the request.
@@ -156,6 +194,8 @@ struct VMMJailTests {
     @Test func theTestSwitchRunsTheVMMUnjailed() throws {
         let (posture, r, _) = try postureWhileRunning([], "echo up; sleep 60", environment: ["SWVM_TEST_UNJAILED_VMM": "1"])
         let p = try #require(posture, "\(r)")
-        #expect(p.threads.first?.uids.first == 0 && !p.rootIsOwn && p.ownNamespaces.isEmpty, "\(p.summary)")
+        // Only the pid namespace, which the VMM is started in, not its jail's.
+        #expect(p.threads.first?.uids.first == 0 && !p.rootIsOwn && p.ownNamespaces == ["pid"], "\(p.summary)")
     }
 }
+

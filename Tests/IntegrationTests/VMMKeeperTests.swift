@@ -20,17 +20,12 @@ struct VMMKeeperTests {
         let keeper = Path.join(Path.dirname(Harness.swvm), SWVM_KEEPER_EXECUTABLE)
         var pair: [Int32] = [-1, -1]
         #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pair[1], SWVM_KEEPER_SOCKET_FD)
         let argv = [keeper, String(getpid()), "/run/swvm/runs/none", "/run/swvm/vmm-ids/none", script]
-        var args: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in args { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, keeper, &actions, nil, &args, environ)
-        close(pair[1])
-        try #require(rc == 0, "spawn \(keeper): \(rc)")
+        defer { close(pair[1]) }
+        let pid: pid_t
+        do { pid = try Spawn.start(keeper, argv: argv, actions: [.dup(pair[1], to: SWVM_KEEPER_SOCKET_FD)]) } catch {
+            throw SwvmError.errno("spawn \(keeper)", error.errno)
+        }
         return (VMMKeeper(fd: pair[0], pid: pid), out)
     }
 

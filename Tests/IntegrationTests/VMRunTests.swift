@@ -85,6 +85,51 @@ struct VMRunTests {
         #expect(r.status == 137, "\(r)")
     }
 
+    /// guest-init drops a control port that hung up (once the host unplugs
+    /// it, through a test-only switch, poll says POLLHUP alone) rather than
+    /// polling it again at once, forever: with the workload asleep, the
+    /// vCPU thread is mostly idle, not spinning.
+    @Test func aHungUpControlPortIsDroppedNotSpunOn() throws {
+        var busy: Double?
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c", "echo up; sleep 6"],
+                                timeout: 600, environment: ["SWVM_TEST_UNPLUG_CONTROL": "1"], onOutput: { out, pid in
+                                    guard busy == nil, out.contains("up") else { return }
+                                    usleep(500_000)
+                                    let before = VMRunTests.vcpuTicks(under: pid), start = Clock.monotonicNanos()
+                                    usleep(3_000_000)
+                                    let ticks = VMRunTests.vcpuTicks(under: pid) - before
+                                    busy = Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) / Clock.secondsSince(start)
+                                })
+        let share = try #require(busy, "\(r)")
+        #expect(share < 0.3, "the vCPU thread ran \(share) of the time while the workload slept: \(r)")
+    }
+
+    /// CPU time (clock ticks) of the threads named swvm-vcpu* of `pid` and
+    /// its descendants (the VMM may be swvm run's child).
+    static func vcpuTicks(under pid: pid_t) -> Int {
+        var parent: [Int: Int] = [:]
+        for name in (try? FS.listDirectory("/proc")) ?? [] {
+            guard let p = Int(name), let stat = try? FS.readText("/proc/\(p)/stat"), let close = stat.lastIndex(of: ")") else { continue }
+            let f = stat[stat.index(after: close)...].split(separator: " ")
+            if f.count > 1, let pp = Int(f[1]) { parent[p] = pp }
+        }
+        func descends(_ p: Int) -> Bool {
+            var q = p
+            for _ in 0..<64 { if q == Int(pid) { return true }; guard let up = parent[q], up > 0 else { return false }; q = up }
+            return false
+        }
+        var total = 0
+        for p in parent.keys where descends(p) {
+            for tid in (try? FS.listDirectory("/proc/\(p)/task")) ?? [] {
+                guard (try? FS.readText("/proc/\(p)/task/\(tid)/comm"))?.hasPrefix("swvm-vcpu") == true,
+                      let stat = try? FS.readText("/proc/\(p)/task/\(tid)/stat"), let close = stat.lastIndex(of: ")") else { continue }
+                let f = stat[stat.index(after: close)...].split(separator: " ")
+                if f.count > 12 { total += (Int(f[11]) ?? 0) + (Int(f[12]) ?? 0) }   // utime, stime
+            }
+        }
+        return total
+    }
+
     @Test func signalsAreForwardedIntoTheVM() throws {
         var sent = false
         let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c",

@@ -11,8 +11,11 @@ enum Binary {
     static let repo = TestPaths.repo
     static let swvm = TestPaths.swvm
 
+    /// Until swvm exits: `create` leaves the container's init holding its
+    /// stdout and stderr (as runc's does), which would otherwise keep the
+    /// run going until the timeout.
     static func run(_ args: [String], stdin: [UInt8]? = nil, timeout: Double = 60) throws -> CommandResult {
-        try Command.run([swvm] + args, stdin: stdin, timeout: timeout)
+        try Command.run([swvm] + args, stdin: stdin, timeout: timeout, untilExit: true)
     }
 }
 

@@ -21,8 +21,13 @@ public struct CommandResult: CustomStringConvertible, Sendable {
 }
 
 public enum Command {
+    /// `untilExit`: the output ends when the process exits (what it wrote
+    /// is in the pipes then, and is read), not at end of file: for a command
+    /// that leaves a process holding its stdout and stderr, as OCI create
+    /// leaves the container's init (read to end of file, the run would last
+    /// until that process ends or the timeout).
     public static func run(_ argv: [String], stdin: [UInt8]? = nil, timeout: Double = 120,
-                           environment: [String: String] = [:], onStart: ((pid_t) -> Void)? = nil,
+                           environment: [String: String] = [:], untilExit: Bool = false, onStart: ((pid_t) -> Void)? = nil,
                            onOutput: ((_ stdoutSoFar: String, _ pid: pid_t) -> Void)? = nil) throws -> CommandResult {
         let outPipe = try makePipe(), errPipe = try makePipe()
         let inPipe = stdin == nil ? nil : try makePipe()
@@ -54,6 +59,9 @@ public enum Command {
         var open = (out: true, err: true)
         var timedOut = false
         var buf = [UInt8](repeating: 0, count: 65536)
+        var status: Int32 = 0
+        var usage = rusage()
+        var exited = false
         while open.out || open.err {
             var fds = [pollfd(fd: outPipe.read.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: errPipe.read.raw, events: Int16(POLLIN), revents: 0)]
@@ -66,7 +74,9 @@ public enum Command {
                 kill(pid, SIGKILL)
                 break
             }
-            _ = poll(&fds, nfds_t(fds.count), Int32(min(remaining, 1) * 1000))
+            _ = poll(&fds, nfds_t(fds.count), Int32(min(remaining, untilExit ? 0.05 : 1) * 1000))
+            // Checked before this round's reads: what it wrote before exiting is read below or in the drain.
+            if untilExit && wait4(pid, &status, WNOHANG, &usage) == pid { exited = true }
             for (i, isOut) in [(0, true), (1, false)] where fds[i].revents != 0 {
                 let n = read(fds[i].fd, &buf, buf.count)
                 if n > 0 {
@@ -90,11 +100,27 @@ public enum Command {
             // Re-arm closed descriptors as -1 so poll ignores them.
             if !open.out && outPipe.read.raw >= 0 { outPipe.read.close() }
             if !open.err && errPipe.read.raw >= 0 { errPipe.read.close() }
+            if exited {
+                // The rest it wrote, without waiting for another writer's end of file.
+                if open.out { out += drain(outPipe.read.raw) }
+                if open.err { err += drain(errPipe.read.raw) }
+                break
+            }
         }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        while !exited && wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         return CommandResult(status: shellStatus(fromWaitStatus: status), stdout: out, stderr: err,
                              timedOut: timedOut, pid: pid, seconds: Clock.secondsSince(started), maxRSSKiB: usage.ru_maxrss)
+    }
+
+    /// What a pipe holds now (non-blocking reads until it is empty).
+    static func drain(_ fd: Int32) -> [UInt8] {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var bytes: [UInt8] = [], buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n > 0 { bytes += buf[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            return bytes
+        }
     }
 }

@@ -19,7 +19,7 @@ import NativeThreads
     /// Runs `body` on a new thread under `profile`'s filter: each call's
     /// errno, 0 for success.
     func underFilter(_ profile: SeccompProfile, _ body: @escaping @Sendable () -> Outcomes) throws -> Outcomes {
-        let filter = ThreadFilter(try SeccompCompiler.compileUncached(profile, compatArches: false))
+        let filter = ThreadFilter(try VMMSeccomp.compile(profile))
         let result = Locked<Outcomes?>(nil)
         let thread = try NativeThread {
             guard (try? VMMSeccomp.confineCurrentThread(filter)) != nil else { return }
@@ -79,6 +79,19 @@ import NativeThreads
         return r
     }
 
+    /// Signal 0 with tgkill to this process's main thread (as pthread_kill
+    /// does, to kick a vCPU) and to another process (`other`, got before
+    /// the filter: getppid is not allowed on these threads).
+    static func signalCalls(other: pid_t) -> Outcomes {
+        ["tgkill own process": outcome(sys_tgkill(getpid(), getpid(), 0) == 0),
+         "tgkill other process": outcome(sys_tgkill(other, other, 0) == 0)]
+    }
+
+    func expectSignalsToOwnProcessOnly(_ r: Outcomes) {
+        #expect(r["tgkill own process"] == 0)
+        #expect(r["tgkill other process"] == EPERM)
+    }
+
     /// A VM with two vCPUs, to aim requests at.
     struct TestVM {
         let kvm: KVMSystem
@@ -126,8 +139,10 @@ import NativeThreads
         #expect(ckvm_get_sregs(t.mine.fd.raw, &sregs) == 0)
         let savedSregs = sregs
         t.mine.requestImmediateExit()
+        let parent = getppid()
         let r = try underFilter(VMMSeccomp.vcpuProfile(vcpuFD: t.mine.fd.raw)) {
             var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }.merging(t.vmRequests(guestPage)) { a, _ in a }
+                .merging(Self.signalCalls(other: parent)) { a, _ in a }
             var regs = kvm_regs()
             var state: UInt32 = 0
             var s = savedSregs
@@ -148,6 +163,7 @@ import NativeThreads
             return r
         }
         expectNoExecutableMemory(r)
+        expectSignalsToOwnProcessOnly(r)
         #expect(r["KVM_RUN"] == EINTR)
         for allowed in ["KVM_GET_REGS", "KVM_SET_REGS", "KVM_GET_VCPU_EVENTS", "KVM_SET_VCPU_EVENTS", "KVM_GET_SREGS",
                         "KVM_TRANSLATE", "KVM_GET_MP_STATE"] {
@@ -165,8 +181,10 @@ import NativeThreads
         defer { close(t.notifier) }
         let guestPage = UInt(bitPattern: try Self.page())
         t.mine.requestImmediateExit()
+        let parent = getppid()
         let r = try underFilter(VMMSeccomp.deviceProfile()) {
             var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }.merging(t.vmRequests(guestPage)) { a, _ in a }
+                .merging(Self.signalCalls(other: parent)) { a, _ in a }
             var regs = kvm_regs()
             r["KVM_GET_REGS"] = Self.outcome(ckvm_get_regs(t.mine.fd.raw, &regs) == 0)
             r["KVM_RUN"] = Self.outcome(ckvm_run(t.mine.fd.raw) == 0)
@@ -181,6 +199,7 @@ import NativeThreads
             return r
         }
         expectNoExecutableMemory(r)
+        expectSignalsToOwnProcessOnly(r)
         for refused in ["KVM_GET_REGS", "KVM_RUN", "KVM_SET_USER_MEMORY_REGION", "KVM_CREATE_VCPU", "KVM_CREATE_VM",
                         "KVM_IRQFD", "open /dev/null", "socket", "execve"] {
             #expect(r[refused] == EPERM, "\(refused)")
@@ -193,14 +212,16 @@ import NativeThreads
     @Test func shareServerThreadHasNoIoctlSocketOrExec() throws {
         let t = try TestVM()
         defer { close(t.notifier) }
+        let parent = getppid()
         let r = try underFilter(VMMSeccomp.shareServerProfile()) {
-            var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }
+            var r = Self.memoryCalls().merging(Self.otherCalls()) { a, _ in a }.merging(Self.signalCalls(other: parent)) { a, _ in a }
             var regs = kvm_regs()
             r["KVM_GET_REGS"] = Self.outcome(ckvm_get_regs(t.mine.fd.raw, &regs) == 0)
             r["TUNSETOFFLOAD"] = Self.outcome(sys_ioctl_int(t.notifier, UInt(VMMSeccomp.tunSetOffload), 0) == 0)
             return r
         }
         expectNoExecutableMemory(r)
+        expectSignalsToOwnProcessOnly(r)
         for refused in ["KVM_GET_REGS", "TUNSETOFFLOAD", "socket", "execve"] {
             #expect(r[refused] == EPERM, "\(refused)")
         }

@@ -1,9 +1,9 @@
 """The command line: one subcommand per benchmark module, and `table`."""
 import argparse
 
-from . import boot, bridge, builds, container, init, jail, net, netmem, oci, podman, podmanvm, podnet, table, vm, vmexec, volumes, warm, warmvol
+from . import boot, bridge, builds, container, init, jail, net, netmem, oci, podman, podmanvm, podnet, python, table, vm, vmexec, volumes, warm, warmvol
 
-MODULES = (container, boot, vm, init, warm, net, podnet, volumes, netmem, bridge, jail, oci, podman, podmanvm, builds, vmexec, warmvol)
+MODULES = (container, boot, vm, init, warm, python, net, podnet, volumes, netmem, bridge, jail, oci, podman, podmanvm, builds, vmexec, warmvol)
 
 
 def main(doc):

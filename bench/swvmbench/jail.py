@@ -29,6 +29,9 @@ def add_arguments(p):
     p.add_argument("--keeper-runs", type=int, default=5,
                    help="VMs per binary for the keeper's private memory")
     p.add_argument("--keeper-only", action="store_true", help="measure the keeper's memory only")
+    p.add_argument("--processes", action="store_true",
+                   help="with --old-swvm: the process model side by side (this build's monitor + VMM child vs the "
+                        "old build's VMM + keeper child): warm start and the two processes' memory")
 
 
 def smaps_private_kib(pid):
@@ -42,7 +45,12 @@ def smaps_private_kib(pid):
 
 
 def keeper_pid(vmm):
-    """The VMM's keeper: its child (swvm-vmm-keeper, or an older build's `swvm vmm-keeper`)."""
+    """The VMM's keeper: its child (swvm-vmm-keeper, or an older build's
+    `swvm vmm-keeper`); `swvm run` itself when it is the monitor, whose
+    child is the VMM."""
+    with open(f"/proc/{vmm}/cmdline", "rb") as c:
+        if b"vmm-keeper" in c.read():
+            return vmm
     for task in os.listdir(f"/proc/{vmm}/task"):
         with open(f"/proc/{vmm}/task/{task}/children") as f:
             for child in f.read().split():
@@ -70,9 +78,94 @@ def keeper_private_kib(swvm, image):
         p.wait()
 
 
+def tree(root):
+    """`root` and every process under it."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+    return out
+
+
+def tree_memory(swvm, image):
+    """Runs a warm VM with `sleep` and reads, 1 s after it is up, the
+    private memory and RSS of `swvm run`'s whole process tree (the VMM and
+    its keeper, or the monitor and its VMM): KiB, KiB, process count."""
+    p = subprocess.Popen([swvm, "run", "--isolation=vm", "--no-template", image, "--", "sh", "-c", "echo up; sleep 30"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        if p.stdout.readline().strip() != b"up":
+            raise SystemExit(f"bench: {swvm}: the VM did not come up")
+        time.sleep(1)
+        pids = tree(p.pid)
+        return sum(smaps_private_kib(x) for x in pids), sum(rss_kib(x) for x in pids), len(pids)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def processes(args, image):
+    """This build (monitor + VMM child) against the old one (VMM + keeper
+    child), alternating: a warm start from the boot snapshot (spawn to the
+    workload's exec, and the whole run), and the tree's memory."""
+    old = os.path.abspath(args.old_swvm)
+    argv = lambda swvm: [swvm, "run", "--isolation=vm", "--no-template", image, "--", "true"]
+
+    def start(swvm):
+        def one(_):
+            seconds, report, spawned = swvm_report_run(argv(swvm))
+            if report.get("vmStart") != "warm":
+                raise SystemExit(f"bench: {swvm}: expected a warm start, got {report.get('vmStart')}")
+            return ((report["execNanos"] - spawned) / 1e9, seconds)
+        return one
+
+    r = Results(NAME, f"the process model side by side: `{' '.join(argv(SWVM))}` vs the old build, "
+                      f"{args.runs} runs each, alternating; memory of {args.keeper_runs} VMs each", args)
+    r.command("new", argv(SWVM))
+    r.command("old", argv(old))
+    got = alternate(args.runs, {"new": start(SWVM), "old": start(old)}, warmup=1)
+    mem = alternate(args.keeper_runs, {"new": lambda _: tree_memory(SWVM, image), "old": lambda _: tree_memory(old, image)})
+    print(f"## {r.data['title']}\n")
+    print("| | spawn to the workload's exec, ms | whole run, s | processes' private memory, KiB | their RSS, KiB |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in ("new", "old"):
+        r.series(name, "exec", "s", [v[0] for v in got[name]])
+        r.series(name, "whole", "s", [v[1] for v in got[name]])
+        r.series(name, "private", "KiB", [v[0] for v in mem[name]])
+        r.series(name, "rss", "KiB", [v[1] for v in mem[name]])
+        e, elo, ehi = summary(r.values(name, "exec"))
+        w, wlo, whi = summary(r.values(name, "whole"))
+        m, mlo, mhi = summary(r.values(name, "private"))
+        k, klo, khi = summary(r.values(name, "rss"))
+        print(f"| {name} | {e * 1e3:.0f} ({elo * 1e3:.0f}-{ehi * 1e3:.0f}) | {w:.2f} ({wlo:.2f}-{whi:.2f}) "
+              f"| {m:.0f} ({mlo:.0f}-{mhi:.0f}) | {k:.0f} ({klo:.0f}-{khi:.0f}) |")
+    print()
+    ne, oe = summary(r.values("new", "exec"))[0], summary(r.values("old", "exec"))[0]
+    nm, om = summary(r.values("new", "private"))[0], summary(r.values("old", "private"))[0]
+    r.note(f"warm start to the workload's exec: new/old {ne / oe:.3f} ({(ne - oe) * 1e3:+.0f} ms, medians)")
+    r.note(f"monitor + VMM private memory {nm:.0f} KiB vs VMM + keeper {om:.0f} KiB: {nm - om:+.0f} KiB (target: at most +1024)")
+    r.write()
+
+
 def run(args):
     need(SWVM, "run: swift build (the debug build; only it reads the test-only switch)")
     image = os.path.abspath(IMAGE)
+    if args.processes:
+        if not args.old_swvm:
+            raise SystemExit("bench: --processes needs --old-swvm")
+        processes(args, image)
+        return
     # From the boot snapshot (image templates would take its place).
     argv = [SWVM, "run", "--isolation=vm", "--no-template", image, "--", "true"]
     if args.keeper_only:

@@ -54,6 +54,31 @@ class PrivatePodman:
     def argv(self, runtime, network):
         return ["podman"] + self.flags + ["--runtime", runtime, "run", "--rm", "--network", network, IMAGE_NAME, "true"]
 
+    def timed(self, argv):
+        """One run of a podman command, timed (for `alternate`); a failure
+        ends the benchmark."""
+        def once(i):
+            t, _, status = run_wait4(argv, cwd=self.dir, detached=True)
+            if status != 0:
+                sys.exit(f"bench: {' '.join(argv)} exited {status}")
+            return t
+        return once
+
+    # With: CONTAINERS_CONF reaches podman through our environment
+    # (run_wait4 passes it on); at the end it is put back and this podman
+    # removed.
+    def __enter__(self):
+        self.old_conf = os.environ.get("CONTAINERS_CONF")
+        os.environ["CONTAINERS_CONF"] = self.env["CONTAINERS_CONF"]
+        return self
+
+    def __exit__(self, *exc):
+        if self.old_conf is None:
+            os.environ.pop("CONTAINERS_CONF", None)
+        else:
+            os.environ["CONTAINERS_CONF"] = self.old_conf
+        self.close()
+
     def close(self):
         subprocess.run(["podman"] + self.flags + ["system", "reset", "-f"], env=self.env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,37 +92,22 @@ def run(args):
     runtimes = contenders(args)
     # CONTAINERS_CONF reaches podman through our environment (run_wait4
     # passes it on).
-    podman = PrivatePodman(next(iter(runtimes.values())))
-    old = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = podman.env["CONTAINERS_CONF"]
-    try:
-        def measure(name):
-            argv = podman.argv(runtimes[name], args.network)
-
-            def once(i):
-                t, _, status = run_wait4(argv, cwd=podman.dir, detached=True)
-                if status != 0:
-                    sys.exit(f"bench: {' '.join(argv)} exited {status}")
-                return t
-            return once
-        got = alternate(args.runs, {name: measure(name) for name in runtimes}, warmup=args.warmup)
-    finally:
-        if old is None:
-            os.environ.pop("CONTAINERS_CONF", None)
-        else:
-            os.environ["CONTAINERS_CONF"] = old
-        podman.close()
+    with PrivatePodman(next(iter(runtimes.values()))) as podman:
+        got = alternate(args.runs, {name: podman.timed(podman.argv(rt, args.network)) for name, rt in runtimes.items()},
+                        warmup=args.warmup)
     names = list(runtimes)
     r = Results(NAME, f"`podman run --rm --network {args.network} IMAGE true`, {args.runs} runs each, alternating", args)
     for name, rt in runtimes.items():
         r.command(name, f"podman --root DIR/storage --runroot DIR/run ... --runtime {rt} run --rm --network {args.network} {IMAGE_NAME} true")
-    print(f"## {r.data['title']}\n")
-    for name, argv in r.data["commands"].items():
-        print(f"{name}: {argv}")
-    print()
+    report_times(r, got, names[0], names[1])
+
+
+def report_times(r, got, numerator, denominator):
+    """Prints and writes each contender's times and their ratio."""
+    r.print_commands()
     for name, times in got.items():
         r.series(name, "time", "s", times)
-        print(f"{name:6} median {fmt_ms(times)}")
+        print(f"{name:10} median {fmt_ms(times)}")
     print()
-    r.ratio(f"{names[0]}/{names[1]}", names[0], names[1], "time", digits=3)
+    r.ratio(f"{numerator}/{denominator}", numerator, denominator, "time", digits=3)
     r.write()

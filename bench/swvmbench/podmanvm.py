@@ -4,10 +4,9 @@ true`, alternating: what podman (conmon, the OCI lifecycle, the 9p root)
 adds to swvm's own warm VM start. Issue 19's target: at most 1.1x. The
 podman is the benchmark's own (podman.PrivatePodman)."""
 import os
-import sys
 
-from .harness import IMAGE, SWVM, Results, alternate, fmt_ms, need, run_checked, run_wait4
-from .podman import IMAGE_NAME, PrivatePodman
+from .harness import IMAGE, SWVM, Results, alternate, need, run_checked
+from .podman import IMAGE_NAME, PrivatePodman, report_times
 
 NAME = "podmanvm"
 HELP = "podman run --rm IMAGE true at the VM level vs swvm run --isolation=vm IMAGE -- true"
@@ -36,35 +35,12 @@ def vm_link(directory):
 def run(args):
     need(SWVM, "run: scripts/setup.sh --no-run (the release build), or SWVM_BINARY")
     need(IMAGE, "run: scripts/build-example-image.sh")
-    podman = PrivatePodman(SWVM)
-    link = vm_link(podman.dir)
-    old = os.environ.get("CONTAINERS_CONF")
-    os.environ["CONTAINERS_CONF"] = podman.env["CONTAINERS_CONF"]
-    cmds = {"podman-vm": podman.argv(link, "none"), "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"]}
-    try:
-        def podman_once(i):
-            t, _, status = run_wait4(cmds["podman-vm"], cwd=podman.dir, detached=True)
-            if status != 0:
-                sys.exit(f"bench: {' '.join(cmds['podman-vm'])} exited {status}")
-            return t
-        got = alternate(args.runs, {"podman-vm": podman_once, "swvm-vm": lambda i: run_checked(cmds["swvm-vm"])[0]},
+    with PrivatePodman(SWVM) as podman:
+        link = vm_link(podman.dir)
+        cmds = {"podman-vm": podman.argv(link, "none"), "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"]}
+        got = alternate(args.runs, {"podman-vm": podman.timed(cmds["podman-vm"]), "swvm-vm": lambda i: run_checked(cmds["swvm-vm"])[0]},
                         warmup=args.warmup)
-    finally:
-        if old is None:
-            os.environ.pop("CONTAINERS_CONF", None)
-        else:
-            os.environ["CONTAINERS_CONF"] = old
-        podman.close()
     r = Results(NAME, f"`podman run --rm IMAGE true` at the VM level vs `swvm run --isolation=vm`, {args.runs} runs each, alternating", args)
     r.command("podman-vm", f"podman --root DIR/storage --runroot DIR/run ... --runtime DIR/swvm-vm run --rm --network none {IMAGE_NAME} true")
     r.command("swvm-vm", cmds["swvm-vm"])
-    print(f"## {r.data['title']}\n")
-    for name, argv in r.data["commands"].items():
-        print(f"{name}: {argv if isinstance(argv, str) else ' '.join(argv)}")
-    print()
-    for name, times in got.items():
-        r.series(name, "time", "s", times)
-        print(f"{name:10} median {fmt_ms(times)}")
-    print()
-    r.ratio("podman-vm/swvm-vm", "podman-vm", "swvm-vm", "time", digits=3)
-    r.write()
+    report_times(r, got, "podman-vm", "swvm-vm")

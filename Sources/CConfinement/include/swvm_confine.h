@@ -62,6 +62,13 @@ void swvm_confine_exec(const struct swvm_settings *s, const struct swvm_child_io
  * name and the process stage. Never returns. */
 void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) __attribute__((noreturn));
 
+/* 1 if the classic BPF seccomp program `filter` (`len` bytes) surely
+ * allows, whatever their arguments, every x86_64 system call a template's
+ * workload child makes after the template point (with `terminal`, its
+ * controlling terminal; with `init`, --init's PID 1): then the template
+ * may hold the filter loaded (seccomp_preload.c). 0 otherwise. */
+int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int terminal, int init);
+
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run
  * swvm_confine_exec in the child, which first closes `close_in_child`
  * (the parent's ends). No Swift runs in the child. Returns the child's pid,
@@ -86,6 +93,34 @@ pid_t swvm_container_clone(const struct swvm_settings *s, unsigned long flags, c
  * seccomp, execve). The pid, or -1 with errno. */
 pid_t swvm_exec_clone(const struct swvm_settings *s, int pidfd, unsigned int namespaces, const struct swvm_child_io *io,
                       const int *close_in_child, int nclose);
+
+/* The VMM's process, the one way swvm starts it (`swvm run
+ * --isolation=vm`'s VMM, an OCI container's `swvm vmm`, a detached VM's):
+ * clone(2) with CLONE_NEWPID, so the VMM is PID 1 of a pid namespace of
+ * its own (it cannot enter one itself: after unshare(CLONE_NEWPID) its
+ * threads could not be created), then execve of `path`. The other
+ * namespaces the VMM enters itself, when it jails itself: it opens its
+ * descriptors in the host's first (spawn_vmm.c). No Swift runs in the
+ * child; in order: the parent-death signal (when not 0; the caller gone
+ * already ends it), one byte read from `hold_fd` (when >= 0: the caller
+ * places it in a cgroup first; EOF ends it), setsid (`new_session`), each
+ * dup_from[i] onto dup_to[i] (equal: kept open across execve), default
+ * signal dispositions and an empty mask, execve (`envp` NULL: the
+ * caller's). A failed step is a line on the child's stderr and exit 125
+ * (127 when the program is missing). Returns the VMM's pid as the caller
+ * sees it, or -1 with errno. */
+struct swvm_vmm_spawn {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const int *dup_from;
+    const int *dup_to;
+    int ndup;
+    int new_session;
+    int parent_death_signal;
+    int hold_fd;
+};
+pid_t swvm_spawn_vmm(const struct swvm_vmm_spawn *s);
 
 /* File descriptors over a unix socket (SCM_RIGHTS), one per call: the
  * image root and the terminal to swvm, the terminal to guest-init.

@@ -315,12 +315,17 @@ enum swvm_config_tag {
      * only the fixed part (no per-run field); guest-init builds the
      * workload's root and namespaces, says MSG_TEMPLATE_POINT, and takes
      * the per-run fields from MSG_RUN. */
-    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge) */
+    CFG_TEMPLATE = 70,      /* u8 flags: SWVM_TEMPLATE_SHARED_NET: the workload shares guest-init's network (bridge);
+                               SWVM_TEMPLATE_PLAIN: no volume or terminal after the point */
     CFG_WARM_FILE = 71,     /* string, repeated: a file in the image that guest-init reads before the template
                                point, so that its page cache is in the template (missing ones are skipped) */
 };
 
 #define SWVM_TEMPLATE_SHARED_NET 1u
+/* No run from the template has a volume or a terminal (nothing is mounted
+ * after its point): the workload's child enters its root and may load its
+ * seccomp filter before the point (swvm_seccomp_allows_template_setup). */
+#define SWVM_TEMPLATE_PLAIN 2u
 
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything

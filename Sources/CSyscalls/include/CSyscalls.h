@@ -39,6 +39,8 @@ int sys_seccomp_set_filter(const void *filter, unsigned short len, unsigned int 
 int sys_pidfd_open(pid_t pid, unsigned int flags);
 /// setns(2) for the calling thread (glibc declares it only with _GNU_SOURCE).
 int sys_setns(int fd, int nstype);
+/// tgkill(2) (a test of the VMM's thread filters sends it to another process).
+int sys_tgkill(pid_t tgid, pid_t tid, int sig);
 
 /// sigaction with a plain handler and no SA_RESTART (so blocking calls
 /// return EINTR); `handler` NULL restores SIG_DFL.

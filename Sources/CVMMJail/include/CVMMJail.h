@@ -36,6 +36,12 @@ struct swvm_jail {
     /// VMM may see (hidepid=invisible): what the 9p server reopens fids
     /// through, without the host's /proc (sysrq-trigger, sys) behind it.
     int *proc_fd_out;
+    /// >= 0: the VMM is the child of a monitor (VMMMonitor), and this is
+    /// its socket to it. The identity switch clears the parent-death
+    /// signal (the kernel does on any change of uid): it is set again
+    /// (SIGKILL), and a monitor already gone (the socket hung up) fails
+    /// the jail.
+    int monitor_fd;
 };
 
 /// Confines the calling process, which must be single-threaded: closes

@@ -3,7 +3,8 @@
  * a MSG_CONFIG payload, a MSG_CONFINED payload, MSG_RUN's per-run fields
  * added to a template's settings (swvm_run_fields_apply), and again a stream of
  * control frames, each decoded by its type's decoder and encoded back
- * (the exec and control frames of exec_wire.c too).
+ * (the exec and control frames of exec_wire.c too), and as a seccomp
+ * program for a template's preload check (seccomp_preload.c).
  * Run with scripts/fuzz.sh. */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "swvm_confine.h"
 #include "swvm_run_settings.h"
 
 /* Decodes a frame's payload by its type (and a frame of type CFG_NET_IF
@@ -126,6 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (s.nargs == 0 || s.args[s.nargs] != NULL || s.env[s.nenv] != NULL || s.template_mode) abort();
     }
     swvm_settings_free(&s);
+    /* The same bytes as a seccomp program: the template's preload check
+     * (seccomp_preload.c) says yes or no, and ends. */
+    for (int flags = 0; flags < 4; flags++)
+        if (swvm_seccomp_allows_template_setup(data, (uint32_t)size, flags & 1, flags >> 1) > 1) abort();
     int fd = memfd_create("frames", MFD_CLOEXEC);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0) {

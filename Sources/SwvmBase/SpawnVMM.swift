@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CConfinement
+
+/// This process's pid as the host sees it (in /proc's pid namespace). A
+/// VMM is PID 1 of a pid namespace of its own, where getpid() says 1:
+/// what others read by pid (a run record's owner, a uid lease, /proc/PID)
+/// names it by this one. (A pid written to a cgroup's cgroup.procs is
+/// read in the writer's namespace: that stays getpid().)
+public let hostPID: pid_t = {
+    FS.readLink("/proc/self").flatMap { pid_t($0) } ?? getpid()
+}()
+
+extension Spawn {
+    /// Starts the VMM, swvm exec'd again (`swvm vmm ...`, `swvm run`'s
+    /// VMM), through swvm_spawn_vmm: PID 1 of a pid namespace of its own,
+    /// no Swift between clone and execve. `dups`: (from, to) in order
+    /// (equal: kept open across execve). `newSession`: setsid.
+    /// `dieWithCaller`: SIGKILL when this process ends (a foreground
+    /// run's VMM; call it from the thread that stays: the parent-death
+    /// signal follows the thread). `hold`: the VMM waits for one byte on
+    /// it before execve (see `release`). Returns its pid as the host sees it.
+    public static func vmm(_ path: String, argv: [String], dups: [(Int32, Int32)] = [], newSession: Bool = false,
+                           dieWithCaller: Bool = false, hold: Int32? = nil) throws(Failure) -> pid_t {
+        let cargs = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        let from = dups.map { $0.0 }, to = dups.map { $0.1 }
+        let pid = path.withCString { cpath in
+            cargs.withUnsafeBufferPointer { argv in
+                from.withUnsafeBufferPointer { f in
+                    to.withUnsafeBufferPointer { t in
+                        var s = swvm_vmm_spawn(path: cpath, argv: argv.baseAddress, envp: nil, dup_from: f.baseAddress,
+                                               dup_to: t.baseAddress, ndup: Int32(dups.count), new_session: newSession ? 1 : 0,
+                                               parent_death_signal: dieWithCaller ? SIGKILL : 0, hold_fd: hold ?? -1)
+                        return swvm_spawn_vmm(&s)
+                    }
+                }
+            }
+        }
+        guard pid > 0 else { throw Failure(errno: errno) }
+        return pid
+    }
+
+    /// Lets a VMM started with `hold` go on to its execve.
+    public static func release(_ hold: Int32) -> Bool {
+        var go: UInt8 = 1
+        return write(hold, &go, 1) == 1
+    }
+}
