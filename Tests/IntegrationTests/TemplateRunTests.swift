@@ -10,16 +10,20 @@ import TestSupport
 /// runs restore the image's template (the boot snapshot's path before)
 /// and see only their own volumes and their own pty.
 extension TemplateTests {
-    /// The plain template (no volume): what a -v run must restore too, as
-    /// volumes are not in the template's key.
-    static func plainTemplate() throws -> String {
-        let r = try debugRun([], ["true"])
+    /// The template runs with a volume or a terminal restore: one for all
+    /// of them, as volumes and the terminal are not in its key (a run with
+    /// neither takes a plain template, whose child enters its root before
+    /// the point). The first such run makes it.
+    static func volumeTemplate() throws -> String {
+        let t = try TempDir("tmplvol-first")
+        defer { t.cleanup() }
+        let r = try debugRun(["-v", "\(t.path):/first"], ["true"])
         #expect(r.status == 0, "\(r)")
         return templateDirectory(r) ?? ""
     }
 
     @Test func volumesAttachAfterTheRestore() throws {
-        let plain = try TemplateTests.plainTemplate()
+        let tmpl = try TemplateTests.volumeTemplate()
         let rw = try TempDir("tmplvol-rw"), ro = try TempDir("tmplvol-ro"), other = try TempDir("tmplvol-other")
         defer { rw.cleanup(); ro.cleanup(); other.cleanup() }
         try FS.writeText(rw.path + "/from-host", "host file\n")
@@ -32,7 +36,7 @@ extension TemplateTests {
             """
         let r = try TemplateTests.debugRun(["-v", "\(rw.path):/data", "-v", "\(ro.path):/ro:ro"], ["sh", "-c", script])
         #expect(r.status == 0, "\(r)")
-        #expect(TemplateTests.restored(r) && TemplateTests.templateDirectory(r) == plain, "not the image's template: \(r.err)")
+        #expect(TemplateTests.restored(r) && TemplateTests.templateDirectory(r) == tmpl, "not the first -v run's template: \(r.err)")
         #expect(r.out.hasPrefix("host file\n"), "\(r.out)")
         #expect(try FS.readText(rw.path + "/from-run") == "written in the run\n")
         #expect(r.out.contains("Read-only file system") && r.out.contains("kept\n") && !FS.exists(ro.path + "/new"), "\(r.out)")
@@ -40,7 +44,7 @@ extension TemplateTests {
         // Another run, another volume: nothing of the first one's.
         let second = try TemplateTests.debugRun(["-v", "\(other.path):/other"], ["sh", "-c",
             "cat /other/second; ls /data /ro 2>&1 | head -2; grep -c -e ' /data ' -e ' /ro ' /proc/self/mountinfo || true"])
-        #expect(second.status == 0 && TemplateTests.templateDirectory(second) == plain, "\(second)")
+        #expect(second.status == 0 && TemplateTests.templateDirectory(second) == tmpl, "\(second)")
         #expect(second.out.hasPrefix("second run\n") && second.out.hasSuffix("\n0\n"), "\(second.out)")
         #expect(!second.out.contains("from-host") && !second.out.contains("keep"), "\(second.out)")
     }
@@ -49,7 +53,7 @@ extension TemplateTests {
     /// a mask over a volume stays on top after a restore too (the template
     /// made it before the volume existed).
     @Test func masksStayOverVolumes() throws {
-        _ = try TemplateTests.plainTemplate()
+        _ = try TemplateTests.volumeTemplate()
         let t = try TempDir("tmplvol-mask")
         defer { t.cleanup() }
         try FS.writeText(t.path + "/visible", "a volume's file\n")
@@ -64,7 +68,7 @@ extension TemplateTests {
 
     @Test(.enabled(if: FS.exists("/usr/bin/script"), "needs script(1) for a pty"))
     func aTerminalAfterTheRestore() throws {
-        _ = try TemplateTests.plainTemplate()
+        _ = try TemplateTests.volumeTemplate()
         let run = "SWVM_DEBUG=1 \(Harness.swvm) run --isolation=vm -t \(Harness.exampleImage) -- sh -c"
         let r = try Command.run(["/usr/bin/script", "-qec", "stty rows 33 cols 101; \(run) 'test -t 0 && test -t 1 && tty; stty size'",
                                  "/dev/null"], timeout: 600)
