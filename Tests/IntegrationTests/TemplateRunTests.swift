@@ -77,10 +77,8 @@ extension TemplateTests {
 
     @Test(.enabled(if: FS.exists("/usr/bin/script"), "needs script(1) for a pty"))
     func aTerminalAfterTheRestore() throws {
-        _ = try TemplateTests.plainTemplate()
+        _ = try TemplateTests.volumeTemplate()
         let run = "SWVM_DEBUG=1 \(Harness.swvm) run --isolation=vm -t \(Harness.exampleImage) -- sh -c"
-        // The first run with a terminal may make the image's template for such runs.
-        _ = try Command.run(["/usr/bin/script", "-qec", "\(run) true", "/dev/null"], timeout: 600)
         let r = try Command.run(["/usr/bin/script", "-qec", "stty rows 33 cols 101; \(run) 'test -t 0 && test -t 1 && tty; stty size'",
                                  "/dev/null"], timeout: 600)
         #expect(r.out.contains("/dev/pts/0"), "\(r)")
