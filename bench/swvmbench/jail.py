@@ -29,19 +29,26 @@ def add_arguments(p):
     p.add_argument("--keeper-runs", type=int, default=5,
                    help="VMs per binary for the keeper's private memory")
     p.add_argument("--keeper-only", action="store_true", help="measure the keeper's memory only")
+    p.add_argument("--old-cache", metavar="DIR",
+                   help="with --old-swvm: the old build's SWVM_CACHE (a guest-init of its own sources)")
     p.add_argument("--processes", action="store_true",
                    help="with --old-swvm: the process model side by side (this build's monitor + VMM child vs the "
                         "old build's VMM + keeper child): warm start and the two processes' memory")
 
 
-def smaps_private_kib(pid):
-    """Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, KiB."""
+def smaps_kib(pid, fields):
+    """The sum of `fields` of /proc/PID/smaps_rollup, KiB."""
     total = 0
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            if line.startswith(fields):
                 total += int(line.split()[1])
     return total
+
+
+def smaps_private_kib(pid):
+    """Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, KiB."""
+    return smaps_kib(pid, ("Private_Clean:", "Private_Dirty:"))
 
 
 def keeper_pid(vmm):
@@ -92,8 +99,12 @@ def tree(root):
 
 def tree_memory(swvm, image):
     """Runs a warm VM with `sleep` and reads, 1 s after it is up, the
-    private memory and RSS of `swvm run`'s whole process tree (the VMM and
-    its keeper, or the monitor and its VMM): KiB, KiB, process count."""
+    private memory, RSS and anonymous memory of `swvm run`'s whole process
+    tree (the VMM and its keeper, or the monitor and its VMM): KiB, KiB,
+    process count, KiB. Private memory counts clean file pages only this
+    tree maps (its binary's, the snapshot's page cache), which depend on
+    what else maps those files; anonymous memory is what the host must
+    back for the processes themselves (guest RAM the guest dirtied too)."""
     p = subprocess.Popen([swvm, "run", "--isolation=vm", "--no-template", image, "--", "sh", "-c", "echo up; sleep 30"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -101,7 +112,8 @@ def tree_memory(swvm, image):
             raise SystemExit(f"bench: {swvm}: the VM did not come up")
         time.sleep(1)
         pids = tree(p.pid)
-        return sum(smaps_private_kib(x) for x in pids), sum(rss_kib(x) for x in pids), len(pids)
+        return (sum(smaps_private_kib(x) for x in pids), sum(rss_kib(x) for x in pids), len(pids),
+                sum(smaps_kib(x, ("Anonymous:",)) for x in pids))
     finally:
         p.terminate()
         p.wait()
@@ -113,6 +125,24 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def with_cache(cache, run):
+    """`run` with SWVM_CACHE set to `cache` (when given) while it runs."""
+    if not cache:
+        return run
+
+    def one(i):
+        saved = os.environ.get("SWVM_CACHE")
+        os.environ["SWVM_CACHE"] = cache
+        try:
+            return run(i)
+        finally:
+            if saved is None:
+                del os.environ["SWVM_CACHE"]
+            else:
+                os.environ["SWVM_CACHE"] = saved
+    return one
 
 
 def processes(args, image):
@@ -135,27 +165,32 @@ def processes(args, image):
                       f"{args.runs} runs each, alternating; memory of {args.keeper_runs} VMs each", args)
     r.command("new", argv(SWVM))
     r.command("old", argv(old))
-    got = alternate(args.runs, {"new": start(SWVM), "old": start(old)}, warmup=1)
-    mem = alternate(args.keeper_runs, {"new": lambda _: tree_memory(SWVM, image), "old": lambda _: tree_memory(old, image)})
+    old_start, old_memory = with_cache(args.old_cache, start(old)), with_cache(args.old_cache, lambda _: tree_memory(old, image))
+    got = alternate(args.runs, {"new": start(SWVM), "old": old_start}, warmup=1)
+    mem = alternate(args.keeper_runs, {"new": lambda _: tree_memory(SWVM, image), "old": old_memory})
     print(f"## {r.data['title']}\n")
-    print("| | spawn to the workload's exec, ms | whole run, s | processes' private memory, KiB | their RSS, KiB |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| | spawn to the workload's exec, ms | whole run, s | processes' private memory, KiB | their RSS, KiB | their anonymous memory, KiB |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name in ("new", "old"):
         r.series(name, "exec", "s", [v[0] for v in got[name]])
         r.series(name, "whole", "s", [v[1] for v in got[name]])
         r.series(name, "private", "KiB", [v[0] for v in mem[name]])
         r.series(name, "rss", "KiB", [v[1] for v in mem[name]])
+        r.series(name, "anonymous", "KiB", [v[3] for v in mem[name]])
         e, elo, ehi = summary(r.values(name, "exec"))
         w, wlo, whi = summary(r.values(name, "whole"))
         m, mlo, mhi = summary(r.values(name, "private"))
         k, klo, khi = summary(r.values(name, "rss"))
+        a, alo, ahi = summary(r.values(name, "anonymous"))
         print(f"| {name} | {e * 1e3:.0f} ({elo * 1e3:.0f}-{ehi * 1e3:.0f}) | {w:.2f} ({wlo:.2f}-{whi:.2f}) "
-              f"| {m:.0f} ({mlo:.0f}-{mhi:.0f}) | {k:.0f} ({klo:.0f}-{khi:.0f}) |")
+              f"| {m:.0f} ({mlo:.0f}-{mhi:.0f}) | {k:.0f} ({klo:.0f}-{khi:.0f}) | {a:.0f} ({alo:.0f}-{ahi:.0f}) |")
     print()
     ne, oe = summary(r.values("new", "exec"))[0], summary(r.values("old", "exec"))[0]
     nm, om = summary(r.values("new", "private"))[0], summary(r.values("old", "private"))[0]
     r.note(f"warm start to the workload's exec: new/old {ne / oe:.3f} ({(ne - oe) * 1e3:+.0f} ms, medians)")
+    na, oa = summary(r.values("new", "anonymous"))[0], summary(r.values("old", "anonymous"))[0]
     r.note(f"monitor + VMM private memory {nm:.0f} KiB vs VMM + keeper {om:.0f} KiB: {nm - om:+.0f} KiB (target: at most +1024)")
+    r.note(f"monitor + VMM anonymous memory {na:.0f} KiB vs VMM + keeper {oa:.0f} KiB: {na - oa:+.0f} KiB (target: at most +1024)")
     r.write()
 
 
