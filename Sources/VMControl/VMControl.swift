@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CConfinement
+import CSyscalls   // a whole-module (release) build finds <sys/socket.h>'s names through it (ExecRelayProcess imports it)
 import RunRecords
 import SwvmBase
 
