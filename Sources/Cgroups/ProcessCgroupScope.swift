@@ -47,10 +47,27 @@ public final class ProcessCgroupScope {
         return files
     }
 
-    /// Moves `pid` into the cgroups `source` is in (a jailed VMM cannot
-    /// leave its scope itself; its keeper moves it out).
+    /// Moves `pid` (as the host sees it) into the cgroups `source` is in (a
+    /// jailed VMM cannot leave its scope itself; its keeper moves it out).
+    /// A pid written to cgroup.procs is read in the writer's pid namespace,
+    /// and a detached or OCI VMM's keeper is in the VMM's: it is translated.
     public static func moveToCgroupsOf(_ source: pid_t, pid: pid_t) {
-        for f in procsFiles(of: source) { try? Cgroups.writeFile(f, String(pid)) }
+        guard let own = pidInOwnNamespace(pid) else { return }
+        for f in procsFiles(of: source) { try? Cgroups.writeFile(f, String(own)) }
+    }
+
+    /// `pid` (a host pid; /proc is the host's) in this process's pid
+    /// namespace, from NSpid (one entry per level, the host's first), or
+    /// nil when it is not in it.
+    static func pidInOwnNamespace(_ pid: pid_t) -> pid_t? {
+        func nspids(_ p: String) -> [pid_t] {
+            let status = (try? FS.readText("/proc/\(p)/status")) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("NSpid:") } ?? ""
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().compactMap { pid_t($0) }
+        }
+        let level = nspids("self").count - 1, theirs = nspids(String(pid))
+        guard level >= 0 else { return pid }   // no NSpid (an old kernel): one namespace
+        return level < theirs.count ? theirs[level] : nil
     }
 
     public func restore() {

@@ -136,11 +136,24 @@ struct DetachedVMTests {
     /// A workload that ignores TERM: stop's timeout, then SIGKILL ends the
     /// VM (137); a --rm run leaves nothing once it ends. A missing command
     /// fails `run -d` with 127 and leaves no container.
+    /// The cgroups under swvm's parent, in every hierarchy.
+    static func swvmCgroups() -> Set<String> {
+        let hierarchies = (try? FS.listDirectory("/sys/fs/cgroup")) ?? []
+        return Set(hierarchies.flatMap { h -> [String] in
+            let parent = "/sys/fs/cgroup/\(h)/swvm"
+            return ((try? FS.listDirectory(parent)) ?? []).map { "\(parent)/\($0)" }.filter { FS.isDirectory($0) }
+        })
+    }
+
     @Test func stopKillsAVMThatIgnoresTERMAndARmRunLeavesNothing() throws {
         let before = try DetachedVMTests.swvm(["ps", "-a", "-q", "--no-trunc"]).out
+        let cgroupsBefore = DetachedVMTests.swvmCgroups()
         let missing = try DetachedVMTests.swvm(["run", "-d", "--isolation=vm", Harness.exampleImage, "--", "no-such-binary"], timeout: 300)
         #expect(missing.status == 127 && missing.out.isEmpty, "\(missing)")
         #expect(try DetachedVMTests.swvm(["ps", "-a", "-q", "--no-trunc"]).out == before)
+        // The VMM's own cgroup goes too (its keeper, in the VMM's pid
+        // namespace, moves the VMM out by the pid it has there).
+        #expect(DetachedVMTests.swvmCgroups() == cgroupsBefore, "cgroups left: \(DetachedVMTests.swvmCgroups().subtracting(cgroupsBefore))")
         let id = try DetachedVMTests.detachedVM(["--rm"], ["sh", "-c", "trap '' TERM; echo up; exec sleep 1000"])
         defer { DockerVerbsTests.removeForcibly(id) }
         let h = try DetachedVMTests.held(id)
