@@ -21,9 +21,17 @@ public enum SwvmPaths {
     public static var templatesDir: String { Path.join(cacheRoot, "templates") }
 }
 
-/// Whether a process with this pid exists (for stale-state cleanup).
+/// Whether a process with this host pid exists (for stale-state cleanup).
+/// Asked of the host's /proc, not with kill(pid, 0): a VMM is PID 1 of a
+/// pid namespace of its own and still sweeps stale runs before its jail,
+/// and there kill() finds no host pid, so every live run looked stale and
+/// was cleaned up (its links deleted, its cgroups killed). Without a
+/// readable /proc the answer is "exists": never clean up on a guess.
 public func processExists(_ pid: pid_t) -> Bool {
-    pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    guard pid > 0 else { return false }
+    var st = stat()
+    guard stat("/proc/self", &st) == 0 else { return true }
+    return stat("/proc/\(pid)", &st) == 0
 }
 
 /// A random lower-case hex string (container ids, temp names).

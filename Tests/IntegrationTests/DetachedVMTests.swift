@@ -137,6 +137,24 @@ struct DetachedVMTests {
     /// VM (137); a --rm run leaves nothing once it ends. A missing command
     /// fails `run -d` with 127 and leaves no container.
     /// The cgroups under swvm's parent, in every hierarchy.
+    /// A detached VM's VMM (PID 1 of its own pid namespace) sweeps stale
+    /// runs before its jail: a live container's run must not look stale to
+    /// it. It did (kill(pid, 0) finds no host pid from there): the sweep
+    /// killed the container's cgroup and deleted its veth.
+    @Test func aDetachedVMLeavesOtherRunsAlone() throws {
+        let port = NetworkTests.port(4)
+        let r = try NetworkTests.withServingRun(isolation: "container", publish: ["\(port):8000"]) { (addr: String) throws in
+            let records = Set((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? [])
+            let id = try DetachedVMTests.detachedVM([], ["sleep", "300"])
+            defer { DockerVerbsTests.removeForcibly(id) }
+            let after = Set((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? [])
+            #expect(records.isSubset(of: after), "run records removed by the VM's start: \(records.subtracting(after))")
+            #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"), "the container answers after the VM started")
+        }
+        #expect(r.status == 0, "the container's run: \(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
     static func swvmCgroups() -> Set<String> {
         let hierarchies = (try? FS.listDirectory("/sys/fs/cgroup")) ?? []
         return Set(hierarchies.flatMap { h -> [String] in
