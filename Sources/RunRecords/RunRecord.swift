@@ -32,6 +32,10 @@ public enum RunRecord {
 
     /// Removes the state of runs whose swvm is gone.
     public static func removeStale() {
+        // Only from the host's pid namespace: a VMM (PID 1 of its own)
+        // reads other runs' cgroup pids as 0 and cannot signal them; its
+        // monitor swept before starting it.
+        guard hostPID == getpid() else { return }
         guard let names = try? FS.listDirectory(root) else { return }
         for name in names {
             let dir = Path.join(root, name)
