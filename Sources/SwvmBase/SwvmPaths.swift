@@ -28,10 +28,28 @@ public enum SwvmPaths {
 /// was cleaned up (its links deleted, its cgroups killed). Without a
 /// readable /proc the answer is "exists": never clean up on a guess.
 public func processExists(_ pid: pid_t) -> Bool {
+    processAlive(pid, startTime: nil)
+}
+
+/// Whether the process `pid` started at `startTime` (clock ticks, field 22
+/// of /proc/PID/stat; nil or 0: any) still runs. Without a readable /proc
+/// the answer is yes, as processExists's.
+public func processAlive(_ pid: pid_t, startTime: UInt64?) -> Bool {
     guard pid > 0 else { return false }
     var st = stat()
     guard stat("/proc/self", &st) == 0 else { return true }
-    return stat("/proc/\(pid)", &st) == 0
+    guard stat("/proc/\(pid)", &st) == 0 else { return false }
+    guard let start = startTime, start != 0 else { return true }
+    return processStartTime(pid) == start
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), to tell a live swvm from a recycled pid.
+public func processStartTime(_ pid: pid_t) -> UInt64? {
+    guard let stat = try? FS.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 19 else { return nil }
+    return UInt64(fields[19])
 }
 
 /// A random lower-case hex string (container ids, temp names).

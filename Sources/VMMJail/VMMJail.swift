@@ -172,8 +172,7 @@ public enum VMMJail {
     /// monitor forwards kill's) waits for it instead of vanishing.
     public static func holdForwardedSignals() {
         var set = sigset_t()
-        sigemptyset(&set)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH] { sigaddset(&set, s) }
+        sys_vmm_forwarded_signals(&set)
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 

@@ -78,7 +78,7 @@ struct DetachedVMTests {
         let port = NetworkTests.port(3)
         let name = "vmdetach-\(getpid())"
         let script = "echo started $FOO; uname -r; echo served-by-vm > /tmp/index.html; httpd -p 8000 -h /tmp; "
-            + "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; while :; do sleep 1; done"
+            + "trap 'echo got-usr1' USR1; trap 'echo got-alrm' ALRM; trap 'echo got-term; exit 7' TERM; while :; do sleep 1; done"
         let id = try DetachedVMTests.detachedVM(["--name", name, "-e", "FOO=bar", "--network", "bridge", "-p", "\(port):8000",
                                                  "--memory", "256m"], ["sh", "-c", script])
         defer { DockerVerbsTests.removeForcibly(id) }
@@ -111,6 +111,10 @@ struct DetachedVMTests {
 
         #expect(try DetachedVMTests.swvm(["kill", "-s", "USR1", name]).status == 0)
         #expect(DockerVerbsTests.eventually(10) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("got-usr1")) == true })
+        // Any catchable signal, not only the usual few: the VMM is PID 1 of
+        // its pid namespace, where one it did not block would be dropped.
+        #expect(try DetachedVMTests.swvm(["kill", "-s", "ALRM", name]).status == 0)
+        #expect(DockerVerbsTests.eventually(10) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("got-alrm")) == true })
 
         #expect(try DetachedVMTests.swvm(["pause", name]).status == 0)
         #expect((try DockerVerbsTests.psLine(id) ?? "").contains("(Paused)"))
