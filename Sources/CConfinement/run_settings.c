@@ -337,7 +337,7 @@ int swvm_config_tag_per_run(uint16_t tag) {
     switch (tag) {
     case CFG_ARG: case CFG_ENV: case CFG_CWD: case CFG_HOSTNAME: case CFG_RLIMIT: case CFG_MEMORY: case CFG_PIDS:
     case CFG_TIME: case CFG_ENTROPY: case CFG_NET_IF: case CFG_ETC_HOSTS: case CFG_RESOLV_CONF:
-    case CFG_TERMINAL: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
+    case CFG_TERMINAL: case CFG_INTERACTIVE: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
         return 1;
     default:
         return 0;

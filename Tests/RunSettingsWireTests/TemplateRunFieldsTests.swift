@@ -4,7 +4,7 @@ import RunSettingsWire
 @testable import RuntimeSpec
 @testable import SwvmBase
 
-/// A run's volumes and terminal are per-run fields (issue 22): they go
+/// A run's volumes, terminal and stdin are per-run fields (issue 22): they go
 /// with MSG_RUN, never into a template's settings (or its key), and a
 /// template's settings with them are refused.
 extension TemplateFieldsTests {
@@ -33,5 +33,19 @@ extension TemplateFieldsTests {
         volume.add(CFG_VOLUME, 0, "/volumes/0", "/data")
         let error = decode(templateConfig(fixed + volume.bytes), into: &t)
         #expect(error?.contains("per-run fields") == true, "\(error ?? "accepted")")
+    }
+
+    /// -i is the run's: a -i run's template settings (and so its key) are
+    /// a plain run's, and MSG_RUN brings stdin.
+    @Test func stdinIsTheRuns() throws {
+        var interactive = spec()
+        interactive.interactive = true
+        let (fixed, perRun) = RunSettings.splitForTemplate(encoded(interactive))
+        #expect(fixed == RunSettings.splitForTemplate(encoded()).fixed, "-i is in the template's settings")
+        withTemplateSettings(fixed) { s in
+            #expect(s.interactive == 0)
+            let error = apply(perRun, to: &s)
+            #expect(error == nil && s.interactive == 1, "\(error ?? "")")
+        }
     }
 }
