@@ -576,7 +576,7 @@ static const char *find_executable(const struct child *c, char path[4096]) {
         if (access(name, X_OK) != 0) cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
         return name;
     }
-    const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    const char *search = SWVM_DEFAULT_PATH;
     for (uint32_t i = 0; i < c->s->nenv; i++)
         if (!strncmp(c->s->env[i], "PATH=", 5)) search = c->s->env[i] + 5;
     int denied = 0;
