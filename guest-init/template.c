@@ -102,8 +102,13 @@ static struct kept_ports keep_ports(const struct workload *w) {
 
 /* With a terminal the relay takes them (stdin without blocking, as
  * open_stdio opens it for a terminal); otherwise they go now, so that a
- * port closes when the workload closes it. */
+ * port closes when the workload closes it. Stdin only with -i (the child
+ * drops its copy then too). */
 static void use_kept_ports(struct workload *w, struct kept_ports k) {
+    if (!cfg.interactive && k.in >= 0) {
+        close(k.in);
+        k.in = -1;
+    }
     if (!cfg.terminal) {
         if (k.in >= 0) close(k.in);
         close(k.out);
@@ -175,6 +180,9 @@ __attribute__((noreturn)) static void template_main(void) {
     struct workload w = { .io = { .in = -1, .out = -1, .err = -1, .socket_fd = -1, .prepared_root = "/newroot" },
                           .pty_master = -1, .stdin_port = -1, .stdout_port = -1, .term_sock = { -1, -1 } };
     open_stdio(&w);   /* the ports: a terminal is the run's (CFG_TERMINAL comes with MSG_RUN) */
+    /* And stdin in every template: whether the run relays it (-i,
+     * CFG_INTERACTIVE) comes with MSG_RUN too. */
+    if ((w.io.in = open(STDIN_PORT, O_RDONLY)) < 0) fatal(SWVM_ERR_INTERNAL, "open %s: %s", STDIN_PORT, strerror(errno));
     /* The socket a run's pty master comes back on, in every template. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w.term_sock) != 0) fatal(SWVM_ERR_SYSTEM_CALL, "socketpair: %s", strerror(errno));
     w.io.socket_fd = w.term_sock[1];

@@ -7,6 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/private-tmpdir.sh
+# The developer guide's function length (seconds; names the ones to split).
+python3 scripts/long-functions.py --check
 scripts/setup.sh --no-run
 # One test at a time: VM tests each keep a vCPU busy, and these machines
 # have two cores.

@@ -576,7 +576,7 @@ static const char *find_executable(const struct child *c, char path[4096]) {
         if (access(name, X_OK) != 0) cf_fail(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, "exec: \"%s\": permission denied", name);
         return name;
     }
-    const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    const char *search = SWVM_DEFAULT_PATH;
     for (uint32_t i = 0; i < c->s->nenv; i++)
         if (!strncmp(c->s->env[i], "PATH=", 5)) search = c->s->env[i] + 5;
     int denied = 0;
@@ -846,7 +846,8 @@ static void preload_seccomp(struct child *c) {
 }
 
 void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child_io *io, int run_fd) {
-    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
+    struct swvm_child_io run_io = *io;
+    struct child child = { .s = s, .io = &run_io, .root = -1, .pty_slave = -1 };
     struct child *c = &child;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     cf_wait_for_parent(io);
@@ -863,6 +864,12 @@ void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child
     }
     /* The template point: from here on, what differs from run to run. */
     receive_run_fields(c, s, run_fd);
+    /* Every template's child holds the stdin port; a run without -i gets
+     * /dev/null (setup_stdio), as without a template. */
+    if (!s->interactive && run_io.in >= 0) {
+        close(run_io.in);
+        run_io.in = -1;
+    }
     finish_template_root(c);
     cf_make_workdir(c);
     write_host_files(c);

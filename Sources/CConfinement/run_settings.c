@@ -198,6 +198,37 @@ static int decode_oci_join(struct decoder *d, struct swvm_oci *o, const uint8_t 
     return 0;
 }
 
+/* eth0's settings in a VM: the interface, its routes, further addresses. */
+static int decode_net_field(struct decoder *d, struct swvm_settings *s, uint16_t tag, const uint8_t *v, uint32_t n) {
+    switch (tag) {
+    case CFG_NET_IF:
+        if (need(d, n, SWVM_NET_IF_LEN, "eth0's settings")) return -1;
+        if (swvm_net_if_decode(v, n, &s->net_if) != 0) return fail(d, "run settings: eth0's prefix /%u", v[4]);
+        s->net = 1;
+        return 0;
+    case CFG_NET_ROUTE: {
+        if (need(d, n, SWVM_NET_ROUTE_LEN, "a route of eth0")) return -1;
+        if (s->nnet_routes >= SWVM_MAX_NET_ROUTES) return fail(d, "run settings: more than %u routes of eth0", SWVM_MAX_NET_ROUTES);
+        if (v[4] > 32) return fail(d, "run settings: a route of eth0 with prefix /%u", v[4]);
+        struct swvm_net_route *r = &s->net_routes[s->nnet_routes++];
+        memcpy(r->dst, v, 4);
+        r->prefix = v[4];
+        memcpy(r->gateway, v + 5, 4);
+        return 0;
+    }
+    case CFG_NET_ADDR: {
+        if (need(d, n, SWVM_NET_ADDR_LEN, "an address of eth0")) return -1;
+        if (s->nnet_addrs >= SWVM_MAX_NET_ADDRS) return fail(d, "run settings: more than %u further addresses of eth0", SWVM_MAX_NET_ADDRS);
+        if (v[4] > 32) return fail(d, "run settings: an address of eth0 with prefix /%u", v[4]);
+        memcpy(s->net_addrs[s->nnet_addrs].addr, v, 4);
+        s->net_addrs[s->nnet_addrs++].prefix = v[4];
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
 static int decode_oci_field(struct decoder *d, struct swvm_oci *o, uint16_t tag, const uint8_t *v, uint32_t n) {
     switch (tag) {
     case CFG_OCI_ROOT:
@@ -301,29 +332,7 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
         if (m->kind != CGROUP_MOUNT_V1 && m->kind != CGROUP_MOUNT_BIND) return fail(d, "run settings: cgroup mount kind %d", m->kind);
         return 0;
     }
-    case CFG_NET_IF:
-        if (need(d, n, SWVM_NET_IF_LEN, "eth0's settings")) return -1;
-        if (swvm_net_if_decode(v, n, &s->net_if) != 0) return fail(d, "run settings: eth0's prefix /%u", v[4]);
-        s->net = 1;
-        return 0;
-    case CFG_NET_ROUTE: {
-        if (need(d, n, SWVM_NET_ROUTE_LEN, "a route of eth0")) return -1;
-        if (s->nnet_routes >= SWVM_MAX_NET_ROUTES) return fail(d, "run settings: more than %u routes of eth0", SWVM_MAX_NET_ROUTES);
-        if (v[4] > 32) return fail(d, "run settings: a route of eth0 with prefix /%u", v[4]);
-        struct swvm_net_route *r = &s->net_routes[s->nnet_routes++];
-        memcpy(r->dst, v, 4);
-        r->prefix = v[4];
-        memcpy(r->gateway, v + 5, 4);
-        return 0;
-    }
-    case CFG_NET_ADDR: {
-        if (need(d, n, SWVM_NET_ADDR_LEN, "an address of eth0")) return -1;
-        if (s->nnet_addrs >= SWVM_MAX_NET_ADDRS) return fail(d, "run settings: more than %u further addresses of eth0", SWVM_MAX_NET_ADDRS);
-        if (v[4] > 32) return fail(d, "run settings: an address of eth0 with prefix /%u", v[4]);
-        memcpy(s->net_addrs[s->nnet_addrs].addr, v, 4);
-        s->net_addrs[s->nnet_addrs++].prefix = v[4];
-        return 0;
-    }
+    case CFG_NET_IF: case CFG_NET_ROUTE: case CFG_NET_ADDR: return decode_net_field(d, s, tag, v, n);
     case CFG_ETC_HOSTS: return set_string(d, &s->etc_hosts, v, n, "/etc/hosts");
     case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
@@ -337,7 +346,7 @@ int swvm_config_tag_per_run(uint16_t tag) {
     switch (tag) {
     case CFG_ARG: case CFG_ENV: case CFG_CWD: case CFG_HOSTNAME: case CFG_RLIMIT: case CFG_MEMORY: case CFG_PIDS:
     case CFG_TIME: case CFG_ENTROPY: case CFG_NET_IF: case CFG_ETC_HOSTS: case CFG_RESOLV_CONF:
-    case CFG_TERMINAL: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
+    case CFG_TERMINAL: case CFG_INTERACTIVE: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
         return 1;
     default:
         return 0;

@@ -11,7 +11,7 @@ import SwvmBase
 /// replaces its Entrypoint (and drops its Cmd), -e and --env-file add to
 /// and override its Env, -w and -u replace WorkingDir and User.
 public enum SpecBuilder {
-    public static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    public static let defaultPath = DefaultSearchPath.environment
 
     /// The spec of one run: each step below reads the options of one job,
     /// in the order their errors are reported.

@@ -93,7 +93,7 @@ struct Template {
             if exe.hasPrefix("/") {
                 files.append(exe)
             } else if !exe.contains("/") {
-                files += ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].map { $0 + "/" + exe }
+                files += DefaultSearchPath.directories.map { $0 + "/" + exe }
             }
         }
         var seen = Set<String>()

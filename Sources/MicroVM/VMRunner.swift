@@ -277,7 +277,7 @@ public final class VMRunner {
         }
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
-                            snapshotBytes: output == nil && templateOutput == nil ? nil : config.memoryBytes + (64 << 20))
+                            snapshotBytes: output == nil && templateOutput == nil ? VMRunner.profileBytes : config.memoryBytes + (64 << 20))
         let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
@@ -328,6 +328,11 @@ public final class VMRunner {
         try RunRecord.record(record, cgroups: scope.paths)
         return scope
     }
+
+    /// SWVM_PROFILE: the file a run's guest profile goes to.
+    static var profilePath: String? { FS.environment("SWVM_PROFILE") }
+    /// What a profile may write (the jail's FSIZE when nothing else is written).
+    static var profileBytes: UInt64? { profilePath == nil ? nil : Profiler.largestOutput }
 
     /// The jail for this run; its FSIZE (the first limit) is what the VMM
     /// must still write to a file: the snapshot it saves, a share's files
@@ -549,18 +554,17 @@ final class Session: @unchecked Sendable {
         }
         let tail = Locked(ConsoleTail())
         machine.onConsoleLine = { line in tail.with { $0.append(line) } }
+        // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid);
+        // the file is opened here, before machine.run jails the VMM.
+        let profile = try VMRunner.profilePath.map { try Profiler.Output(path: $0, kernel: runner.options.kernelPath) }
         terminal?.start()
         let exit: MachineExit
-        // SWVM_PROFILE=FILE: sample the guest's RIP (a development aid).
-        let profilePath = FS.environment("SWVM_PROFILE")
         if let limit = FS.environment("SWVM_PROFILE_SECONDS").flatMap(Double.init) {
             _ = try NativeThread { [machine] in usleep(UInt32(limit * 1e6)); machine.stop(.stopped) }
         }
         do {
-            exit = try machine.run(profileIntervalMs: profilePath == nil ? nil : 10)
-            if let p = profilePath {
-                try Profiler.write(samples: machine.profileSamples, kernel: runner.options.kernelPath, to: p, phases: phases.current)
-            }
+            exit = try machine.run(profileIntervalMs: profile == nil ? nil : 10)
+            try profile?.write(samples: machine.profileSamples, phases: phases.current)
         } catch {
             terminal?.finish()
             throw error

@@ -10,7 +10,7 @@ extension OCIConfig {
         let caps: JSON = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
         let process = object(
             ("terminal", true), ("user", object(("uid", 0), ("gid", 0))), ("args", ["sh"]),
-            ("env", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"]), ("cwd", "/"),
+            ("env", [.string(DefaultSearchPath.environment), "TERM=xterm"]), ("cwd", "/"),
             ("capabilities", object(("bounding", caps), ("effective", caps), ("permitted", caps), ("ambient", caps))),
             ("rlimits", [object(("type", "RLIMIT_NOFILE"), ("hard", 1024), ("soft", 1024))]),
             ("noNewPrivileges", true))

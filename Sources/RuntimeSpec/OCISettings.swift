@@ -103,25 +103,9 @@ public struct OCIDevice: Equatable, Sendable {
     }
 }
 
-public struct OCISysctl: Equatable, Sendable {
-    public var key: String
-    public var value: String
-
-    public init(key: String, value: String) {
-        self.key = key
-        self.value = value
-    }
-}
-
-public struct OCIAnnotation: Equatable, Sendable {
-    public var key: String
-    public var value: String
-
-    public init(key: String, value: String) {
-        self.key = key
-        self.value = value
-    }
-}
+/// A sysctl and an annotation: a key and its value, as OCIKeyValue.
+public typealias OCISysctl = OCIKeyValue
+public typealias OCIAnnotation = OCIKeyValue
 
 /// Capability masks (bit N = capability N).
 public struct OCICapabilitySets: Equatable, Sendable {

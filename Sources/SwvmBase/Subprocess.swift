@@ -23,7 +23,7 @@ public enum Subprocess {
             p.write.close()
         }
         let stdin: Spawn.Action = inPipe.map { .dup($0.read.raw, to: 0) } ?? .open(0, path: "/dev/null", flags: O_RDONLY)
-        let env = environment ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+        let env = environment ?? [DefaultSearchPath.environment, "LC_ALL=C"]
         let pid: pid_t
         do {
             pid = try Spawn.start(argv[0], argv: argv, environment: env,

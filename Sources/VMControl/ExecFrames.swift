@@ -20,7 +20,7 @@ public struct ExecRequest: Sendable {
     /// The caller's stdin is relayed; otherwise the process reads /dev/null.
     public var interactive: Bool
 
-    public init(args: [String], env: [String] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    public init(args: [String], env: [String] = [DefaultSearchPath.environment],
                 cwd: String = "/", uid: UInt32 = 0, gid: UInt32 = 0, groups: [UInt32] = [],
                 terminal: (rows: UInt16, cols: UInt16)? = nil, interactive: Bool = false) {
         self.args = args

@@ -75,6 +75,24 @@ extension TemplateTests {
         #expect(container.out == r.out, "container: \(container), VM from a template: \(r.out)")
     }
 
+    /// Stdin is the run's (CFG_INTERACTIVE comes with MSG_RUN): a -i run
+    /// restores the plain template and its stdin reaches the workload; a
+    /// run without -i from the same template gets /dev/null, though the
+    /// template's child holds the stdin port and the host's stdin has data.
+    @Test func stdinIsTheRunsNotTheTemplates() throws {
+        let plain = try Self.plainTemplate()
+        func run(_ options: [String], _ script: String) throws -> CommandResult {
+            try Command.run([Harness.swvm, "run", "--isolation=vm"] + options + [Harness.exampleImage, "--", "sh", "-c", script],
+                            stdin: Array("from the host\n".utf8), timeout: 600, environment: ["SWVM_DEBUG": "1"])
+        }
+        let interactive = try run(["-i"], "cat; echo end")
+        #expect(interactive.status == 0 && interactive.out == "from the host\nend\n", "\(interactive)")
+        #expect(Self.restored(interactive) && Self.templateDirectory(interactive) == plain, "not the plain template \(plain): \(interactive.err)")
+        let closed = try run([], "readlink /proc/self/fd/0; cat; echo end")
+        #expect(closed.status == 0 && closed.out == "/dev/null\nend\n", "\(closed)")
+        #expect(Self.restored(closed) && Self.templateDirectory(closed) == plain, "\(closed.err)")
+    }
+
     @Test(.enabled(if: FS.exists("/usr/bin/script"), "needs script(1) for a pty"))
     func aTerminalAfterTheRestore() throws {
         _ = try TemplateTests.volumeTemplate()

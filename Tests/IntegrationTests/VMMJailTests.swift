@@ -149,6 +149,25 @@ struct VMMJailTests {
         #expect(r.err.contains("VMM jail: test fault: the jailed VMM could not open /etc/hostname"), "\(r)")
     }
 
+    /// SWVM_PROFILE (a development aid) works from the jailed VMM: its file
+    /// and the kernel's System.map are opened before the jail (an empty
+    /// root), and the jail's FSIZE leaves room for the profile.
+    @Test func aGuestProfileIsWrittenFromTheJail() throws {
+        let profile = "/tmp/swvm-jail-profile-\(getpid()).txt"
+        defer { unlink(profile) }
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "echo", "ran"],
+                                timeout: 300, environment: ["SWVM_PROFILE": profile])
+        #expect(r.status == 0 && r.out == "ran\n", "\(r)")
+        let text = (try? FS.readText(profile)) ?? ""
+        #expect(text.hasPrefix("=== phase ") && text.contains("samples: ") && text.contains("# self"), "\(text.prefix(300))")
+        // Kernel functions by name (not 0x addresses), so System.map was read.
+        let names = text.split(separator: "\n").compactMap { line -> Substring? in
+            let f = line.split(separator: "\t")
+            return f.count == 3 ? f[2] : nil
+        }
+        #expect(names.contains { !$0.hasPrefix("0x") && $0 != "[user]" }, "\(text.prefix(600))")
+    }
+
     /// A system call outside the jail's filter (socket, made through a
     /// test-only switch) ends the VM with a message naming it, never
     /// silently.

@@ -36,11 +36,7 @@ def run(args):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     r = Results(NAME, f"boot to the test init's marker, {args.runs} runs each, alternating", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in cmds.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
-    print()
+    r.show_commands(cmds)
     for name, runs in got.items():
         r.series(name, "time to marker", "s", [t for t, _ in runs])
         r.series(name, "VMM memory beyond guest RAM", "KiB", [o for _, o in runs])

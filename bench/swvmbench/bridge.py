@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from .harness import SWVM, Results, need, summary
+from .harness import SWVM, Results, need, spread
 from .netutil import bridge_held
 from .rootfs import netperf_tools
 
@@ -45,8 +45,7 @@ def run(args):
     for name, label, ts in (("alone", "alone: makes and removes the bridge and table", alone),
                             ("held", "another run holds them", held)):
         r.series(name, "time", "s", ts)
-        m, lo, hi = summary(ts)
-        print(f"| {label} | {m * 1e3:.0f} ({lo * 1e3:.0f}-{hi * 1e3:.0f}) |")
+        print(f"| {label} | {spread(ts, scale=1e3)} |")
     print()
     r.ratio("alone/held", "alone", "held", "time")
     r.write()

@@ -83,6 +83,12 @@ def fmt_s(values):
     return f"{m:.2f} s (min {lo:.2f}, max {hi:.2f})"
 
 
+def spread(values, digits=0, scale=1):
+    """"median (min-max)" of values times scale, for a table cell."""
+    m, lo, hi = (v * scale for v in summary(values))
+    return f"{m:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
 def ratio(a, b):
     return statistics.median(a) / statistics.median(b)
 
@@ -161,10 +167,25 @@ class Results:
     def values(self, name, metric):
         return self.data["series"].get(name, {}).get(metric, {}).get("values", [])
 
-    def print_commands(self):
+    def print_commands(self, end="\n"):
+        """The title and each contender's command; `end` closes the list."""
         print(f"## {self.data['title']}\n")
         for name, argv in self.data["commands"].items():
             print(f"{name}: {argv}")
+        print(end, end="")
+
+    def show_commands(self, commands, end="\n"):
+        """Records each contender's command ({name: argv}) and prints them."""
+        for name, argv in commands.items():
+            self.command(name, argv)
+        self.print_commands(end)
+
+    def medians(self, got, width, what="median", fmt=fmt_s, metric="time", unit="s"):
+        """Records each contender's values of one metric ({name: [value]})
+        and prints a line with its median."""
+        for name, values in got.items():
+            self.series(name, metric, unit, values)
+            print(f"{name:{width}} {what} {fmt(values)}")
         print()
 
     def time_and_rss(self, got, width):

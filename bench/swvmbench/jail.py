@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 
-from .harness import Results, alternate, fmt_ms, need, peak_rss_kib, summary
+from .harness import Results, alternate, need, peak_rss_kib, spread, summary
 from .vmutil import swvm_report_run
 
 NAME = "jail"
@@ -154,10 +154,8 @@ def processes(args, image):
 
     def start(swvm):
         def one(i):
-            seconds, report, spawned = swvm_report_run(argv(swvm))
             # The warm-up round may boot and save the build's snapshot.
-            if i > 0 and report.get("vmStart") != "warm":
-                raise SystemExit(f"bench: {swvm}: expected a warm start, got {report.get('vmStart')}")
+            seconds, report, spawned = swvm_report_run(argv(swvm), "warm" if i > 0 else None)
             return ((report["execNanos"] - spawned) / 1e9, seconds)
         return one
 
@@ -177,13 +175,9 @@ def processes(args, image):
         r.series(name, "private", "KiB", [v[0] for v in mem[name]])
         r.series(name, "rss", "KiB", [v[1] for v in mem[name]])
         r.series(name, "anonymous", "KiB", [v[3] for v in mem[name]])
-        e, elo, ehi = summary(r.values(name, "exec"))
-        w, wlo, whi = summary(r.values(name, "whole"))
-        m, mlo, mhi = summary(r.values(name, "private"))
-        k, klo, khi = summary(r.values(name, "rss"))
-        a, alo, ahi = summary(r.values(name, "anonymous"))
-        print(f"| {name} | {e * 1e3:.0f} ({elo * 1e3:.0f}-{ehi * 1e3:.0f}) | {w:.2f} ({wlo:.2f}-{whi:.2f}) "
-              f"| {m:.0f} ({mlo:.0f}-{mhi:.0f}) | {k:.0f} ({klo:.0f}-{khi:.0f}) | {a:.0f} ({alo:.0f}-{ahi:.0f}) |")
+        v = lambda metric: r.values(name, metric)
+        print(f"| {name} | {spread(v('exec'), scale=1e3)} | {spread(v('whole'), 2)} "
+              f"| {spread(v('private'))} | {spread(v('rss'))} | {spread(v('anonymous'))} |")
     print()
     ne, oe = summary(r.values("new", "exec"))[0], summary(r.values("old", "exec"))[0]
     nm, om = summary(r.values("new", "private"))[0], summary(r.values("old", "private"))[0]
@@ -219,12 +213,10 @@ def run(args):
             os.environ.clear()
             os.environ.update(env)
             try:
-                seconds, report, spawned = swvm_report_run(argv)
+                seconds, report, spawned = swvm_report_run(argv, "warm")
             finally:
                 os.environ.clear()
                 os.environ.update(old)
-            if report.get("vmStart") != "warm":
-                raise SystemExit(f"bench: expected a warm start, got {report.get('vmStart')}")
             return ((report["threadsStartNanos"] - spawned) / 1e9, seconds, report["swvmPeakRSS"] / 1024)
         return one
 
@@ -242,10 +234,7 @@ def run(args):
         r.series(name, "start", "s", start)
         r.series(name, "whole", "s", whole)
         r.series(name, "rss", "MiB", rss)
-        m, lo, hi = summary(start)
-        w, wlo, whi = summary(whole)
-        k, klo, khi = summary(rss)
-        print(f"| {name} | {m * 1e3:.1f} ({lo * 1e3:.1f}-{hi * 1e3:.1f}) | {w:.2f} ({wlo:.2f}-{whi:.2f}) | {k:.1f} ({klo:.1f}-{khi:.1f}) |")
+        print(f"| {name} | {spread(start, 1, 1e3)} | {spread(whole, 2)} | {spread(rss, 1)} |")
     print()
     js, us = summary(r.values("jailed", "start"))[0], summary(r.values("unjailed", "start"))[0]
     r.note(f"the jail adds {(js - us) * 1e3:.1f} ms (medians) before the VM's threads start (target: at most 5 ms)")

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from .harness import KERNEL, SWVM, Results, alternate, need, summary
+from .harness import KERNEL, SWVM, Results, alternate, need, spread
 from .netutil import SERVE, measure_net, plain_veth, qemu_net_setup, start_server, stop_server
 from .rootfs import netperf_tools
 from .vmutil import kernel_cmdline, qemu_microvm
@@ -72,21 +72,16 @@ def run(args):
                                 for name, argv in contenders.items()})
     r = Results(NAME, f"TCP from the host to a server in each, {args.runs} runs each, alternating "
                       f"({args.seconds} s stream, {args.pings} 1-byte round trips)", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in contenders.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
-    print()
+    r.show_commands(contenders)
     print("| path | throughput Mbit/s (median, min-max) | round trip us (median, min-max) | VMM memory beyond guest RAM |")
     print("| --- | --- | --- | --- |")
     for name, runs in got.items():
         r.series(name, "throughput", "Mbit/s", [g * 1000 for g, _, _ in runs])
         r.series(name, "round trip", "us", [x for _, x, _ in runs])
         r.series(name, "VMM memory beyond guest RAM", "KiB", [o for _, _, o in runs])
-        t, l = summary(r.values(name, "throughput")), summary(r.values(name, "round trip"))
         over = r.values(name, "VMM memory beyond guest RAM")
         o = f"{statistics.median(over) / 1024:.1f} MiB" if over else "-"
-        print(f"| {name} | {t[0]:.2f} ({t[1]:.2f}-{t[2]:.2f}) | {l[0]:.0f} ({l[1]:.0f}-{l[2]:.0f}) | {o} |")
+        print(f"| {name} | {spread(r.values(name, 'throughput'), 2)} | {spread(r.values(name, 'round trip'))} | {o} |")
     print()
     for name in got:
         if name != "loopback":

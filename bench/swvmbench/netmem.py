@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from .harness import KERNEL, SWVM, Results, alternate, need, pss_kib, summary, vmm_overhead_kib
+from .harness import KERNEL, SWVM, Results, alternate, need, pss_kib, spread, vmm_overhead_kib
 from .netutil import SERVE, measure_net, start_server, stop_server
 from .rootfs import netperf_tools
 
@@ -57,10 +57,7 @@ def run(args):
     got = alternate(args.runs, {name: (lambda i, name=name, argv=argv: one_run(args, name, argv, tool, mem))
                                 for name, argv in contenders.items()})
     r = Results(NAME, f"VMM memory with the network device: {args.runs} runs each, alternating, a {mem} MiB guest", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in contenders.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
+    r.show_commands(contenders, end="")
     print(f"traffic: {tool} tput ADDRESS 5201 {args.seconds}; {tool} rtt ADDRESS 5201 {args.pings}\n")
     samples = [s for runs in got.values() for run_ in runs for s in run_]
     states = ("none", "bridge idle", "bridge after traffic")
@@ -70,8 +67,7 @@ def run(args):
     print("| VM | RSS beyond guest RAM, MiB (median, min-max) | PSS of the process, MiB (median) |")
     print("| --- | --- | --- |")
     for state in states:
-        o = summary(r.values(state, "RSS beyond guest RAM"))
-        print(f"| {state} | {o[0] / 1024:.2f} ({o[1] / 1024:.2f}-{o[2] / 1024:.2f}) | "
+        print(f"| {state} | {spread(r.values(state, 'RSS beyond guest RAM'), 2, 1 / 1024)} | "
               f"{statistics.median(r.values(state, 'PSS')) / 1024:.1f} |")
     base = statistics.median(r.values("none", "RSS beyond guest RAM"))
     print()

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .harness import KERNEL, SWVM, Results, alternate, need, summary
+from .harness import KERNEL, SWVM, Results, alternate, need, spread
 from .netutil import SERVE, measure_net, start_server, stop_server
 from .rootfs import netperf_tools
 
@@ -66,18 +66,13 @@ def run(args):
                                 for name, argv in contenders.items()})
     r = Results(NAME, f"TCP from the host to a server in a VM, pod netns vs swvm's bridge, {args.runs} runs each, "
                       f"alternating ({args.seconds} s stream, {args.pings} 1-byte round trips)", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in contenders.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
-    print()
+    r.show_commands(contenders)
     print("| path | throughput Mbit/s (median, min-max) | round trip us (median, min-max) |")
     print("| --- | --- | --- |")
     for name, runs in got.items():
         r.series(name, "throughput", "Mbit/s", [g * 1000 for g, _ in runs])
         r.series(name, "round trip", "us", [x for _, x in runs])
-        t, l = summary(r.values(name, "throughput")), summary(r.values(name, "round trip"))
-        print(f"| {name} | {t[0]:.2f} ({t[1]:.2f}-{t[2]:.2f}) | {l[0]:.0f} ({l[1]:.0f}-{l[2]:.0f}) |")
+        print(f"| {name} | {spread(r.values(name, 'throughput'), 2)} | {spread(r.values(name, 'round trip'))} |")
     print()
     r.ratio("throughput pod/bridge", "pod", "bridge", "throughput")
     r.ratio("round trip pod/bridge", "pod", "bridge", "round trip")

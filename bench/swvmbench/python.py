@@ -4,7 +4,6 @@ start, --no-template), alternating, with the container run beside them for
 scale. The image is Debian 12 minbase with Debian's python3
 (scripts/build-debian-image.sh, examples/debian-python3)."""
 import os
-import sys
 
 from .harness import REPO, SWVM, Results, alternate, fmt_ms, need
 from .vmutil import swvm_report_run
@@ -30,23 +29,11 @@ def run(args):
     for _ in range(2):   # the disk, then the template
         swvm_report_run(commands["template"])
 
-    def measured(name, start):
-        def one(i):
-            seconds, report, _ = swvm_report_run(commands[name])
-            if start and report.get("vmStart") != start:
-                sys.exit(f"bench: expected a {start} start, got {report.get('vmStart')}")
-            return seconds
-        return one
-    got = alternate(args.runs, {"template": measured("template", "template"), "warm": measured("warm", "warm"),
-                                "container": measured("container", None)})
+    starts = {"template": "template", "warm": "warm", "container": None}
+    got = alternate(args.runs, {name: (lambda i, name=name: swvm_report_run(commands[name], starts[name])[0]) for name in commands})
     r = Results(NAME, f"`python3 -c 'print(1)'` in Debian 12 minbase + python3, {args.runs} runs each, alternating", args)
-    for name, argv in commands.items():
-        r.command(name, argv)
-    r.print_commands()
-    for name, times in got.items():
-        r.series(name, "time", "s", times)
-        print(f"{name:10} median {fmt_ms(times)}")
-    print()
+    r.show_commands(commands)
+    r.medians(got, 10, fmt=fmt_ms)
     r.ratio("template/warm", "template", "warm", "time", digits=3)
     r.ratio("template/container", "template", "container", "time", digits=1)
     r.write()

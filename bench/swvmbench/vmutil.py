@@ -78,10 +78,12 @@ def example_disk():
     return None
 
 
-def swvm_report_run(argv):
-    """Runs `swvm run ... --report-fd N`: (wall s, the report, spawn monotonic ns)."""
+def swvm_report_run(argv, start=None):
+    """Runs `swvm run ... --report-fd N`: (wall s, the report, spawn monotonic ns).
+    With `start`, the benchmark ends unless the report's vmStart is that
+    (a measured run must have the start its contender stands for)."""
     r, w = os.pipe()
-    start = time.monotonic_ns()
+    started = time.monotonic_ns()
     p = subprocess.Popen(argv[:2] + ["--report-fd", str(w)] + argv[2:], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(w,))
     os.close(w)
@@ -93,10 +95,13 @@ def swvm_report_run(argv):
         data += chunk
     os.close(r)
     _, err = p.communicate()
-    seconds = (time.monotonic_ns() - start) / 1e9
+    seconds = (time.monotonic_ns() - started) / 1e9
     if p.returncode != 0:
         sys.exit(f"bench: {' '.join(argv)} exited {p.returncode}: {err.decode(errors='replace')}")
-    return seconds, json.loads(data.decode().strip().split("\n")[-1]), start
+    report = json.loads(data.decode().strip().split("\n")[-1])
+    if start and report.get("vmStart") != start:
+        sys.exit(f"bench: {' '.join(argv)}: expected a {start} start, got {report.get('vmStart')}")
+    return seconds, report, started
 
 
 class QMP:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-from .harness import KERNEL, SWVM, Results, alternate, need, summary
+from .harness import KERNEL, SWVM, Results, alternate, need, spread
 from .rootfs import fsperf_tools, write_cpio
 from .vmutil import kernel_cmdline, qemu_microvm
 
@@ -93,19 +93,14 @@ def run(args):
                                 for name, argv in contenders.items()})
     r = Results(NAME, f"{args.files} files of 100 bytes, and one {args.mib} MiB file, through each; "
                       f"{args.runs} runs each, alternating", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in contenders.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
-    print()
+    r.show_commands(contenders)
     print("| path | " + " | ".join(f"{p} ms (median, min-max)" for p in phases) + " |")
     print("| --- |" + " --- |" * len(phases))
     for name, runs in got.items():
         cells = []
         for i, phase in enumerate(phases):
             r.series(name, phase, "ms", [x[i] for x in runs])
-            m, lo, hi = summary(r.values(name, phase))
-            cells.append(f"{m:.0f} ({lo:.0f}-{hi:.0f})")
+            cells.append(spread(r.values(name, phase)))
         print(f"| {name} | " + " | ".join(cells) + " |")
     # Every run's figures, so that sets made at different times can be pooled.
     print()

@@ -5,10 +5,9 @@ a volume from the template, for what the volume adds."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
-from .harness import IMAGE, KERNEL, SWVM, Results, alternate, fmt_s, need
+from .harness import IMAGE, KERNEL, SWVM, Results, alternate, need
 from .vmutil import swvm_report_run
 
 NAME = "warmvol"
@@ -40,27 +39,14 @@ def run(args):
         subprocess.run(commands["template"], check=True)   # and the plain template
         subprocess.run(commands["template -v"], check=True)   # and the one of runs with volumes
 
-        def measure(name):
-            def one(i):
-                seconds, report, _ = swvm_report_run(commands[name])
-                if report.get("vmStart") != starts[name]:
-                    sys.exit(f"bench: {name}: expected a {starts[name]} start, got {report.get('vmStart')}")
-                return seconds
-            return one
-        got = alternate(args.runs, {name: measure(name) for name in commands})
+        got = alternate(args.runs, {name: (lambda i, name=name: swvm_report_run(commands[name], starts[name])[0])
+                                    for name in commands})
     finally:
         shutil.rmtree(share, ignore_errors=True)
 
     r = Results(NAME, f"a run with a volume from the image template vs the boot snapshot, {args.runs} runs each, alternating", args)
-    print(f"## {r.data['title']}\n")
-    for name, argv in commands.items():
-        r.command(name, argv)
-        print(f"{name}: {' '.join(argv)}")
-    print()
-    for name, times in got.items():
-        r.series(name, "time", "s", times)
-        print(f"{name:17} total median {fmt_s(times)}")
-    print()
+    r.show_commands(commands)
+    r.medians(got, 17, "total median")
     r.ratio("template -v/boot snapshot -v", "template -v", "boot snapshot -v", "time", digits=3)
     r.ratio("template -v/template", "template -v", "template", "time", digits=3)
     r.write()

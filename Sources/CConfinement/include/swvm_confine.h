@@ -141,6 +141,10 @@ int swvm_recv_fd(int sock);
  * *nfds descriptors (close-on-exec) in `fds`; -1 with errno, EBADMSG when
  * more descriptors came than fit (those that did are closed). */
 #define SWVM_MAX_PASSED_FDS 3
+
+/* The directories an exec searches when the process has no PATH, and the
+ * PATH swvm gives a process by default (Swift: DefaultSearchPath). */
+#define SWVM_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 int swvm_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 long swvm_recv_fds(int sock, void *buf, size_t cap, int fds[SWVM_MAX_PASSED_FDS], int *nfds);
 /* accept4 of a connection, non-blocking and close-on-exec: its fd or -1. */

@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 4u
+#define SWVM_PROTOCOL_VERSION 5u
 
 /* Frame types. */
 enum swvm_message {
@@ -349,9 +349,11 @@ enum swvm_config_tag {
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
  * else is fixed at the template point and in the template's key. The
- * terminal (CFG_TERMINAL), the volumes (CFG_VOLUME) and a pod's addresses
- * and routes (CFG_NET_ADDR, CFG_NET_ROUTE) are the run's: the pty is
- * opened, the shares mounted and eth0 set up after the template point. */
+ * terminal (CFG_TERMINAL), stdin (CFG_INTERACTIVE), the volumes
+ * (CFG_VOLUME) and a pod's addresses and routes (CFG_NET_ADDR,
+ * CFG_NET_ROUTE) are the run's: the pty is opened, stdin kept or replaced
+ * by /dev/null, the shares mounted and eth0 set up after the template
+ * point. */
 int swvm_config_tag_per_run(uint16_t tag);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
