@@ -282,7 +282,7 @@ public final class VMRunner {
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = {
             if !VMMJail.skippedForTests {
-                try ProcSelf.hold(["smaps", "status"])
+                try ProcSelf.hold(["smaps", "status", "pagemap"])
                 var p = plan
                 p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound() + ControlServer.descriptorBudget,
                                           threads: config.vcpus + 5,
@@ -374,7 +374,7 @@ public final class VMRunner {
             instance.machine.pause {
                 do {
                     let state = try instance.machine.captureState()
-                    try instance.machine.withMemoryRanges { try output.publish(state: state, regions: $0) }
+                    try instance.machine.withMemoryRanges { try output.publish(state: state, regions: $0, base: $1) }
                     Log.debug("\(label) saved: \(SnapshotCache.directory(for: output.key, root: output.root))")
                 } catch {
                     Log.warning("could not save a \(label) for warm starts: \(error)")
