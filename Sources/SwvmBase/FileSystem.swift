@@ -234,6 +234,12 @@ public enum ProcSelf {
         }
     }
 
+    /// Takes `fd` as /proc/self/NAME (opened in some special way).
+    public static func adopt(_ name: String, descriptor fd: Int32) {
+        if let old = held[name] { close(old) }
+        held[name] = fd
+    }
+
     /// Reads `count` bytes at `offset` of /proc/self/NAME (a binary file:
     /// pagemap) into `into`; the bytes read, or nil.
     public static func readBytes(_ name: String, at offset: UInt64, into p: UnsafeMutableRawBufferPointer) -> Int? {
