@@ -149,10 +149,11 @@ public final class Machine: @unchecked Sendable {
         try buildDefaultCmdline()
     }
 
-    /// Lends `body` guest RAM as host ranges, for writing a snapshot; the
-    /// ranges are valid only during the call.
-    public func withMemoryRanges<R>(_ body: ([(UnsafeRawPointer, Int)]) throws -> R) rethrows -> R {
-        try memory.withHostRanges { ranges in try body(ranges.map { ($0.baseAddress!, $0.count) }) }
+    /// Lends `body` guest RAM as host ranges, for writing a snapshot, and
+    /// the snapshot memory file they are mapped from (MAP_PRIVATE) when the
+    /// VM was restored; valid only during the call.
+    public func withMemoryRanges<R>(_ body: ([(UnsafeRawPointer, Int)], _ base: Int32?) throws -> R) rethrows -> R {
+        try memory.withHostRanges { ranges in try body(ranges.map { ($0.baseAddress!, $0.count) }, memory.backingFile?.raw) }
     }
 
     // MARK: running
