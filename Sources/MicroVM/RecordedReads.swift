@@ -10,9 +10,10 @@ import Virtio
 /// the image's files (debugfs on the host's read-only disk image) and
 /// adds those to the template's warmed files (CFG_WARM_FILE), which makes
 /// a new template whose page cache holds them. Kept beside the templates,
-/// per key of the template that recorded them:
-/// `recorded/KEY.blocks` (block numbers, as the VMM saw them) and
-/// `recorded/KEY.files` (their paths, once mapped).
+/// per key of the template that recorded them, not a cache item (a
+/// template evicted keeps its list; at most `keptBound` lists, the oldest
+/// removed first): `.recorded/KEY.blocks` (block numbers, as the VMM saw
+/// them) and `.recorded/KEY.files` (their paths, once mapped).
 ///
 /// A path here is only ever a name inside the image: guest-init opens it
 /// under the image's root (openat2 RESOLVE_IN_ROOT), reads at most
@@ -22,8 +23,9 @@ enum RecordedReads {
     static let countBound = 512
     static let pathBound = 1024
     static let header = "swvm recorded reads 1"
+    static let keptBound = 256
 
-    static var directory: String { Path.join(Template.root, "recorded") }
+    static var directory: String { Path.join(Template.root, ".recorded") }
     static func blocksPath(_ key: String) -> String { Path.join(directory, key + ".blocks") }
     static func filesPath(_ key: String) -> String { Path.join(directory, key + ".files") }
 
@@ -56,7 +58,16 @@ enum RecordedReads {
     static func output(key: String) -> FileDescriptor? {
         guard !FS.exists(filesPath(key)) else { return nil }
         try? FS.makeDirectories(directory, mode: 0o700)
+        removeOldest()
         return try? FileDescriptor.open(blocksPath(key), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
+    }
+
+    /// Keeps fewer than `keptBound` lists: the least recently changed go.
+    static func removeOldest() {
+        let names = ((try? FS.listDirectory(directory)) ?? []).filter { $0.hasSuffix(".files") || $0.hasSuffix(".blocks") }
+        guard names.count >= keptBound else { return }
+        let byAge = names.map { ($0, FS.stat(Path.join(directory, $0))?.st_mtim.tv_sec ?? 0) }.sorted { $0.1 < $1.1 }
+        for (name, _) in byAge.prefix(names.count - keptBound + 1) { unlink(Path.join(directory, name)) }
     }
 
     static func save(_ blocks: [UInt64], to fd: FileDescriptor) {
