@@ -149,37 +149,49 @@ struct open_how_ { uint64_t flags, mode, resolve; };
 #define RESOLVE_NO_MAGICLINKS_ 0x02
 #define RESOLVE_IN_ROOT_ 0x10
 
-/* A file's pages into the page cache: sendfile to /dev/null (the kernel
- * reads them in and drops nothing but the copy), else read(). In the
- * emulated guest kernel the copy to user space is most of the cost:
- * busybox's 2 MB took 1.2 s through sendfile, 1.6 s through read(). */
-static void read_into_page_cache(int fd, int devnull) {
+/* A file's pages into the page cache, at most `budget` bytes: sendfile to
+ * /dev/null (the kernel reads them in and drops nothing but the copy),
+ * else read(). In the emulated guest kernel the copy to user space is
+ * most of the cost: busybox's 2 MB took 1.2 s through sendfile, 1.6 s
+ * through read(). Returns the bytes read. */
+static long long read_into_page_cache(int fd, int devnull, long long budget) {
     static char buf[65536];
+    long long got = 0;
+    ssize_t n = -1;
     if (devnull >= 0) {
-        ssize_t n;
-        while ((n = sendfile(devnull, fd, NULL, 1 << 30)) > 0) {}
-        if (n == 0) return;
+        while (got < budget && (n = sendfile(devnull, fd, NULL, (size_t)(budget - got))) > 0) got += n;
+        if (n >= 0) return got;
     }
-    while (read(fd, buf, sizeof buf) > 0) {}
+    while (got < budget && (n = read(fd, buf, sizeof buf)) > 0) got += n;
+    return got;
 }
 
 /* Reads the files the host named (CFG_WARM_FILE: the image's own command,
- * the shell) into the page cache, so a run restored from the template
- * does not wait on virtio-blk and the emulated block layer for them.
- * Resolved inside the image's root (its symlinks stay in it); a file that
- * is missing or not regular is skipped. */
+ * the shell, the files the template's first run read) into the page
+ * cache, so a run restored from the template does not wait on virtio-blk
+ * and the emulated block layer for them. Resolved inside the image's root
+ * (its symlinks stay in it); a directory's entries are read, a file
+ * that is missing or neither regular nor a directory is skipped; at most
+ * WARM_BYTES in all (guest RAM is small). */
+#define WARM_BYTES (32 << 20)
 static void warm_page_cache(void) {
     int root = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return;
     int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    for (uint32_t i = 0; i < cfg.nwarm_files; i++) {
+    static char entries[65536];
+    long long budget = WARM_BYTES;
+    for (uint32_t i = 0; i < cfg.nwarm_files && budget > 0; i++) {
         struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                                  .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
         int fd = (int)syscall(SYS_openat2, root, cfg.warm_files[i], &how, sizeof how);
         if (fd < 0) continue;
         struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (64 << 20))
-            read_into_page_cache(fd, devnull);
+        ssize_t n;
+        if (fstat(fd, &st) != 0) st.st_mode = 0;
+        if (S_ISREG(st.st_mode) && st.st_size <= budget)
+            budget -= read_into_page_cache(fd, devnull, budget);
+        else if (S_ISDIR(st.st_mode))   /* its blocks: lookups in it, found or not, read no disk */
+            while (budget > 0 && (n = syscall(SYS_getdents64, fd, entries, sizeof entries)) > 0) budget -= n;
         close(fd);
     }
     if (devnull >= 0) close(devnull);

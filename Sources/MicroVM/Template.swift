@@ -38,6 +38,9 @@ struct Template {
     /// after the point. guest-init decides the same with the same C
     /// function on the same fixed settings (swvm_confine_template_exec).
     let seccompInTemplate: Bool
+    /// The key under which the run that saves this template records the
+    /// files its workload reads (RecordedReads); nil when they are recorded.
+    var recordReadsKey: String?
 
     static var root: String { SwvmPaths.templatesDir }
 

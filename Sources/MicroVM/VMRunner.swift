@@ -267,6 +267,8 @@ public final class VMRunner {
         let templateOutput = try (how == .template ? nil : template).flatMap { t in
             try SnapshotCache.writer(for: t.key, root: Template.root).map { try SnapshotOutput(writer: $0, keeper: keeper) }
         }
+        // The run that saves a template records what its workload reads (RecordedReads).
+        let readsOutput = templateOutput == nil ? nil : template?.recordReadsKey.flatMap(RecordedReads.output)
         let session = Session(runner: self, instance: instance, filter: filter, start: start, network: network, keeper: keeper)
         session.control = try ControlServer.start(for: instance, record: record)   // exec, kill --all, pause, ps
         if let template, let diskImage {   // a template is an image's: it has a disk
@@ -274,6 +276,10 @@ public final class VMRunner {
                  restored: how == .template)
         } else {
             session.attach = attachDevices(instance, disk: diskImage, tap: tap, sharing: sharing, volumes: volumes)
+        }
+        if readsOutput != nil {
+            let save = session.saveTemplate, disk = instance.disk
+            session.saveTemplate = { save?(); disk.recordReads() }
         }
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
@@ -294,6 +300,7 @@ public final class VMRunner {
             threadsStart.with { $0 = Clock.monotonicNanos() }
         }
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
+        if let readsOutput { RecordedReads.save(instance.disk.recordedBlocks() ?? [], to: readsOutput) }
         result.start = how
         result.seccompInTemplate = template?.seccompInTemplate
         result.threadsStartNanos = threadsStart.current
@@ -428,10 +435,21 @@ public final class VMRunner {
         }
         guard let image, let disk else { return nil }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
-        return Template(settings: settings, sharedNetwork: network != nil, plain: Template.isPlain(spec), filter: filter?.program,
-                        readOnly: spec.readOnlyRoot, terminal: spec.terminal, initProcess: spec.initProcess,
-                        warmFiles: Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd),
-                        bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk, image: image.cacheKey)
+        let bootKey = VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? [])
+        func template(_ warmFiles: [String]) -> Template {
+            Template(settings: settings, sharedNetwork: network != nil, plain: Template.isPlain(spec), filter: filter?.program,
+                     readOnly: spec.readOnlyRoot, terminal: spec.terminal, initProcess: spec.initProcess,
+                     warmFiles: warmFiles, bootKey: bootKey, disk: disk, image: image.cacheKey)
+        }
+        let own = Template.warmFiles(entrypoint: image.config.entrypoint, cmd: image.config.cmd)
+        var base = template(own)
+        // The files the first run of `base` read, when it recorded them: a template that holds them too.
+        guard FS.environment("SWVM_TEMPLATE_WARM") != "0", let recorded = RecordedReads.load(key: base.key, disk: disk) else {
+            base.recordReadsKey = FS.environment("SWVM_TEMPLATE_WARM") == "0" ? nil : base.key
+            return base
+        }
+        let more = recorded.filter { !own.contains($0) }
+        return more.isEmpty ? base : template(own + more)
     }
 
     /// MSG_CONFIG's payload for this run (RunSettings.encode at the VM level).

@@ -25,6 +25,11 @@ public final class BlockDevice: VirtioDevice, @unchecked Sendable {
     public var path: String { backing.current.path }
     private let requests = RequestQueue()
     private var malformedWarnings = WarningBudget(1)
+    /// The disk's 4 KiB blocks the guest read since `recordReads` (nil: not
+    /// recording), at most `readLogBound` of them (issue 22: the files a
+    /// template warms are the ones its first run read).
+    private let readLog = Locked<Set<UInt64>?>(nil)
+    public static let readLogBound = 1 << 14
 
     static let featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
     static let featureFlush: UInt64 = 1 << 9
@@ -56,6 +61,23 @@ public final class BlockDevice: VirtioDevice, @unchecked Sendable {
             guard fstat(fd.raw, &st) == 0 else { throw SwvmError.errno("stat \(path)") }
             self.path = path
             sectors = UInt64(st.st_size) / BlockDevice.sectorSize
+        }
+    }
+
+    /// Records the blocks read from now on (`recordedBlocks`).
+    public func recordReads() { readLog.with { $0 = [] } }
+
+    /// The 4 KiB blocks read since `recordReads`, in order (nil when not
+    /// recording). Beyond `readLogBound` blocks, further ones are dropped.
+    public func recordedBlocks() -> [UInt64]? { readLog.current.map { $0.sorted() } }
+
+    private func logRead(_ offset: UInt64, _ length: Int) {
+        guard length > 0 else { return }
+        readLog.with { log in
+            guard log != nil else { return }
+            for block in (offset >> 12)...((offset + UInt64(length) - 1) >> 12) where log!.count < BlockDevice.readLogBound {
+                log!.insert(block)
+            }
         }
     }
 
@@ -109,6 +131,7 @@ public final class BlockDevice: VirtioDevice, @unchecked Sendable {
         case BlockDevice.typeIn:
             let total = dataBuffers.reduce(0) { $0 + $1.1 }
             if !inRange(sector, total) { status = BlockDevice.statusIOErr; break }
+            logRead(sector * BlockDevice.sectorSize, total)
             var off = off_t(sector * BlockDevice.sectorSize)
             for (a, n) in dataBuffers where n > 0 {
                 let ok = (try? memory.withMutableBytes(at: a, count: n) { preadFully(fd, $0, off) }) ?? false

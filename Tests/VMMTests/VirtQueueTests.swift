@@ -161,6 +161,24 @@ struct FakeDriver {
         #expect(config == [16, 0, 0, 0, 0, 0, 0, 0])
         #expect(blk.features & (1 << 5) != 0)
     }
+
+    /// The blocks a template's first run read (RecordedReads): only reads
+    /// after recordReads, by 4 KiB block, a failed one not at all.
+    @Test func blockRecordsTheBlocksReadOnceAsked() throws {
+        let path = "/tmp/swvm-blk-\(randomHex(4))"
+        try FS.writeFile(path, [UInt8](repeating: 0, count: 16384))
+        defer { unlink(path) }
+        let blk = try BlockDevice(path: path, readOnly: true)
+        var d = try FakeDriver()
+        blk.activate(queues: [d.queue], negotiated: 0, interrupt: {})
+        #expect(try d.blockRequest(blk, type: 0, sector: 0, dataLen: 512, dataWritable: true) == 0)
+        #expect(blk.recordedBlocks() == nil)
+        blk.recordReads()
+        #expect(try d.blockRequest(blk, type: 0, sector: 7, dataLen: 1024, dataWritable: true) == 0)   // bytes 3584-4607: blocks 0, 1
+        #expect(try d.blockRequest(blk, type: 0, sector: 24, dataLen: 512, dataWritable: true) == 0)   // block 3
+        #expect(try d.blockRequest(blk, type: 0, sector: 40, dataLen: 512, dataWritable: true) == 1)   // past the end
+        #expect(blk.recordedBlocks() == [0, 1, 3])
+    }
 }
 
 /// What a hostile driver can do to the VMM through a device: every request
