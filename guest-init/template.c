@@ -149,6 +149,20 @@ struct open_how_ { uint64_t flags, mode, resolve; };
 #define RESOLVE_NO_MAGICLINKS_ 0x02
 #define RESOLVE_IN_ROOT_ 0x10
 
+/* A file's pages into the page cache: sendfile to /dev/null (the kernel
+ * reads them in and drops nothing but the copy), else read(). In the
+ * emulated guest kernel the copy to user space is most of the cost:
+ * busybox's 2 MB took 1.2 s through sendfile, 1.6 s through read(). */
+static void read_into_page_cache(int fd, int devnull) {
+    static char buf[65536];
+    if (devnull >= 0) {
+        ssize_t n;
+        while ((n = sendfile(devnull, fd, NULL, 1 << 30)) > 0) {}
+        if (n == 0) return;
+    }
+    while (read(fd, buf, sizeof buf) > 0) {}
+}
+
 /* Reads the files the host named (CFG_WARM_FILE: the image's own command,
  * the shell) into the page cache, so a run restored from the template
  * does not wait on virtio-blk and the emulated block layer for them.
@@ -157,7 +171,7 @@ struct open_how_ { uint64_t flags, mode, resolve; };
 static void warm_page_cache(void) {
     int root = open("/newroot", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return;
-    static char buf[65536];
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
     for (uint32_t i = 0; i < cfg.nwarm_files; i++) {
         struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                                  .resolve = RESOLVE_IN_ROOT_ | RESOLVE_NO_MAGICLINKS_ };
@@ -165,9 +179,10 @@ static void warm_page_cache(void) {
         if (fd < 0) continue;
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= (64 << 20))
-            while (read(fd, buf, sizeof buf) > 0) {}
+            read_into_page_cache(fd, devnull);
         close(fd);
     }
+    if (devnull >= 0) close(devnull);
     close(root);
 }
 

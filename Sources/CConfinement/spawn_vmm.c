@@ -72,7 +72,7 @@ pid_t swvm_spawn_vmm(const struct swvm_vmm_spawn *s) {
         fcntl(v.caller, F_SETFD, FD_CLOEXEC);
     }
     struct swvm_child_io io = { .sync_fd = s->hold_fd, .error_fd = -1, .socket_fd = -1, .in = -1, .out = -1, .err = -1 };
-    pid_t pid = cf_clone_with(NULL, &v.how, NULL, 0, &io);
+    pid_t pid = cf_clone_with(NULL, &v.how, &s->hold_write_fd, 1, &io);
     int e = errno;
     if (v.caller >= 0) close(v.caller);
     errno = e;

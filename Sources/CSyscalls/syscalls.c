@@ -53,6 +53,17 @@ const unsigned long sys_TIOCSWINSZ = TIOCSWINSZ;
 
 int sys_vcpu_kick_signal(void) { return SIGRTMAX - 1; }
 
+void sys_vmm_forwarded_signals(sigset_t *set) {
+    static const int own[] = { SIGKILL, SIGSTOP, SIGCHLD, SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT,
+                               SIGXCPU, SIGXFSZ };
+    sigemptyset(set);
+    for (int s = 1; s <= SIGRTMAX; s++) {
+        int skip = s == sys_vcpu_kick_signal();
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) skip |= s == own[i];
+        if (!skip) sigaddset(set, s);   /* glibc refuses its own (SIGRTMIN-2..): left out */
+    }
+}
+
 int sys_set_thread_name(pthread_t thread, const char *name) { return pthread_setname_np(thread, name); }
 int sys_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 const int sys_O_PATH = O_PATH;

@@ -148,6 +148,23 @@ int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
 
 int swvm_jail_drop_thread_capabilities(void) { return set_capabilities(0); }
 
+int swvm_jail_open_page_flags(void) {
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct saved[2], without[2];
+    if (syscall(SYS_capget, &h, saved) != 0) return -1;
+    memcpy(without, saved, sizeof saved);
+    without[0].effective &= ~(1u << 21);   /* CAP_SYS_ADMIN */
+    if (syscall(SYS_capset, &h, without) != 0) return -1;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    if (syscall(SYS_capset, &h, saved) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    errno = e;
+    return fd;
+}
+
 static void put(char **p, const char *s) { while (*s) *(*p)++ = *s++; }
 
 static void put_number(char **p, long v) {

@@ -107,7 +107,9 @@ public enum Cgroups {
                 return
             }
             if let procs = read(Path.join(dir, procsFile)) {
-                for line in procs.split(separator: "\n") { if let pid = Int32(line) { kill(pid, SIGKILL) } }
+                // A pid outside the reader's pid namespace reads as 0, and
+                // kill(0) would signal the reader's own process group.
+                for line in procs.split(separator: "\n") { if let pid = Int32(line), pid > 0 { kill(pid, SIGKILL) } }
             }
             usleep(5000)
         }

@@ -62,7 +62,9 @@ public struct CgroupDirectories {
     public func pids() -> [pid_t] {
         for p in paths {
             guard let text = Cgroups.read(Path.join(p, "cgroup.procs")) else { continue }
-            return text.split(separator: "\n").compactMap { pid_t($0) }
+            // A process outside the reader's pid namespace reads as 0: never
+            // one to signal (kill(0) is the caller's own group) or move.
+            return text.split(separator: "\n").compactMap { pid_t($0) }.filter { $0 > 0 }
         }
         return []
     }

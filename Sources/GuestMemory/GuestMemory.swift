@@ -37,6 +37,10 @@ public struct GuestRegion {
 /// atomic), never a value assumed stable across two reads.
 public final class GuestMemory: @unchecked Sendable {
     public let regions: [GuestRegion]
+    /// The snapshot memory file the regions are mapped from (a duplicate
+    /// descriptor), or nil for anonymous memory: a snapshot saved from
+    /// this VM copies the pages the guest never wrote from it.
+    public let backingFile: FileDescriptor?
 
     /// Maps anonymous memory for each (base, size) range.
     public init(ranges: [(GuestAddress, UInt64)]) throws {
@@ -52,6 +56,7 @@ public final class GuestMemory: @unchecked Sendable {
             regions.append(GuestRegion(guestBase: base, size: size, host: p))
         }
         self.regions = regions
+        backingFile = nil
     }
 
     /// Maps the ranges from a snapshot's memory image, copy-on-write
@@ -72,12 +77,15 @@ public final class GuestMemory: @unchecked Sendable {
             offset += size
         }
         self.regions = regions
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        backingFile = copy >= 0 ? FileDescriptor(copy, name: "the snapshot's memory file") : nil
     }
 
     /// Takes over mappings made elsewhere (tests that put guard pages
     /// around guest RAM); they are unmapped with this object.
     init(adopting regions: [GuestRegion]) {
         self.regions = regions
+        backingFile = nil
     }
 
     deinit {

@@ -20,9 +20,11 @@ public struct ProcessIdentity: Equatable, Sendable {
         self.startTime = startTime
     }
 
-    /// This process, with its start time.
+    /// This process, with its start time, by its host pid (what the
+    /// host's /proc and later commands know it by, also from a VMM in a
+    /// pid namespace of its own).
     public static func current() -> ProcessIdentity {
-        ProcessIdentity(pid: getpid(), startTime: ProcessStat.read(getpid())?.startTime ?? 0)
+        ProcessIdentity(pid: hostPID, startTime: ProcessStat.read(hostPID)?.startTime ?? 0)
     }
 
     /// Whether the process still runs: the same start time, not a zombie.

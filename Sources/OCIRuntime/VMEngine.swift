@@ -24,6 +24,9 @@ public struct VMEngine: IsolationEngine {
     public func create(_ spec: RunSpec, io: ProcessIO, stateDir: String, execFIFO: String) throws -> CreatedInit {
         guard let oci = spec.oci else { throw SwvmError(.internalError, "VMEngine: the RunSpec has no OCI settings") }
         try VMEngine.checkApplicable(spec, io: io)
+        // The VMM's keeper shares its pid namespace and dies with it, so a
+        // VM whose VMM and `swvm create` were both killed is swept here.
+        RunRecord.removeStale()
         let cgroup = try Cgroups.create(cgroupsPath: oci.cgroupsPath ?? "/swvm/\(spec.id)")
         do {
             try cgroup.apply(VMEngine.hostLimits(spec.resources))
@@ -39,7 +42,7 @@ public struct VMEngine: IsolationEngine {
             }
             let terminal = try pty.map { try FileDescriptor.open($0.path, O_RDWR | O_NOCTTY) }
             let hold = try makePipe()
-            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: hold.read.raw, terminal: terminal?.raw)
+            let pid = try VMEngine.spawn(args, io: io, report: write.raw, hold: (hold.read.raw, hold.write.raw), terminal: terminal?.raw)
             terminal?.close()
             write.close()
             hold.read.close()
@@ -98,7 +101,7 @@ public struct VMEngine: IsolationEngine {
     /// VMM makes it its controlling terminal (VMMOCI), so a resize of the
     /// master raises SIGWINCH in the VMM, which passes the size on.
     /// `dieWithCaller`: a detached VM's, which ends with its monitor.
-    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: Int32?, terminal: Int32? = nil,
+    static func spawn(_ args: [String], io: ProcessIO, report: Int32, hold: (read: Int32, write: Int32)?, terminal: Int32? = nil,
                       dieWithCaller: Bool = false) throws -> pid_t {
         let exe = FS.executablePath()
         // A pair of equal descriptors stays open across the execve.

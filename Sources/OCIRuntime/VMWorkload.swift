@@ -14,14 +14,19 @@ import SwvmBase
 /// format), or the error that stopped it. The VMM is the container's init:
 /// its stdio is the monitor's (the log pipes), signals to it reach the
 /// workload in the guest (a SIGKILL ends the VM), it exits with the
-/// workload's status, and its keeper cleans up the host side (cgroup, tap,
-/// nft rules, leases, run record) however it ends.
+/// workload's status. Its keeper cleans up the host side (cgroup, tap,
+/// nft rules, leases, run record) when the VMM ends by itself; the keeper
+/// lives in the VMM's pid namespace and dies with a killed VMM, and then
+/// the monitor's end, `rm`, or the next start's sweep does it.
 public struct VMWorkload: MonitoredWorkload {
     let id: String
 
     public init(id: String) { self.id = id }
 
     public func run(started: @escaping (ProcessIdentity, [String]) -> Void) throws -> Int32 {
+        // A detached VM killed with its monitor is swept by the next start
+        // (its keeper was in the VMM's pid namespace and died with it).
+        RunRecord.removeStale()
         let (read, write) = try makePipe()
         // The monitor's stdio: /dev/null and the log pipes.
         let pid = try VMEngine.spawn(["swvm", "vmm", "--service", id, "--report-fd", "3"], io: ProcessIO(), report: write.raw,

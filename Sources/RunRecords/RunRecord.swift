@@ -32,6 +32,10 @@ public enum RunRecord {
 
     /// Removes the state of runs whose swvm is gone.
     public static func removeStale() {
+        // Only from the host's pid namespace: a VMM (PID 1 of its own)
+        // reads other runs' cgroup pids as 0 and cannot signal them; its
+        // monitor swept before starting it.
+        guard FS.readLink("/proc/self") != nil, hostPID == getpid() else { return }
         guard let names = try? FS.listDirectory(root) else { return }
         for name in names {
             let dir = Path.join(root, name)
@@ -44,8 +48,7 @@ public enum RunRecord {
             let f = owner.split(separator: " ").map { String($0).trimmingCharacters(in: " ") }
             let pid = Int32(f.first ?? "") ?? 0
             let start = f.count > 1 ? UInt64(f[1]) : nil
-            let alive = processExists(pid) && (start == nil || start == 0 || processStartTime(pid) == start)
-            if !alive { cleanup(dir) }
+            if !processAlive(pid, startTime: start) { cleanup(dir) }
         }
     }
 
@@ -61,13 +64,4 @@ public enum RunRecord {
         // own (gone) namespace; on the host the directory is plain.
         try? FS.removeTree(dir)
     }
-}
-
-/// A process's start time in clock ticks since boot (field 22 of
-/// /proc/PID/stat), to tell a live swvm from a recycled pid.
-public func processStartTime(_ pid: pid_t) -> UInt64? {
-    guard let stat = try? FS.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 19 else { return nil }
-    return UInt64(fields[19])
 }

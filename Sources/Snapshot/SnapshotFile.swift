@@ -99,18 +99,18 @@ public struct SnapshotFile {
     static func memoryChecksum(_ fd: Int32, size: UInt64) throws -> UInt32 {
         var crcValue: UInt32 = 0
         var buf = [UInt8](repeating: 0, count: 1 << 20)
-        let zeros = [UInt8](repeating: 0, count: 1 << 20)
         var pos: UInt64 = 0
         func fold(_ count: UInt64, from source: (UnsafeMutableRawBufferPointer, Int) throws -> Void, zero: Bool) throws {
+            if zero {
+                crcValue = MemoryImageWriter.crcFoldingZeros(crcValue, count)
+                pos += count
+                return
+            }
             var left = count
             while left > 0 {
                 let n = Int(min(left, UInt64(buf.count)))
-                if zero {
-                    crcValue = zeros.withUnsafeBytes { crc(UnsafeRawBufferPointer(rebasing: $0[0..<n]), crcValue) }
-                } else {
-                    try buf.withUnsafeMutableBytes { try source($0, n) }
-                    crcValue = buf.withUnsafeBytes { crc(UnsafeRawBufferPointer(rebasing: $0[0..<n]), crcValue) }
-                }
+                try buf.withUnsafeMutableBytes { try source($0, n) }
+                crcValue = buf.withUnsafeBytes { crc(UnsafeRawBufferPointer(rebasing: $0[0..<n]), crcValue) }
                 pos += UInt64(n)
                 left -= UInt64(n)
             }
@@ -147,51 +147,36 @@ public struct SnapshotFile {
     /// Writes a snapshot into `directory` (which must not exist; the caller
     /// renames it into place): the state, then guest RAM from `regions`
     /// (host pointer and size each, in guest-physical order), skipping
-    /// pages that were never touched or are zero.
+    /// pages that were never touched or are zero. `base`: the memory file
+    /// the regions are mapped from (MAP_PRIVATE, one after another as in
+    /// the new file), when the VM was restored; its pages the guest never
+    /// wrote are copied from it (MemoryImageWriter).
     public static func write(to directory: String, key: String, state: [UInt8],
-                             regions: [(UnsafeRawPointer, Int)]) throws {
+                             regions: [(UnsafeRawPointer, Int)], base: Int32? = nil) throws {
         try FS.makeDirectories(directory, mode: 0o700)
         let memPath = Path.join(directory, "memory"), statePath = Path.join(directory, "state")
         let mem = try FileDescriptor.open(memPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
         let stateFile = try FileDescriptor.open(statePath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
-        try write(memory: mem, state: stateFile, in: directory, key: key, state: state, regions: regions)
+        try write(memory: mem, state: stateFile, in: directory, key: key, state: state, regions: regions, base: base)
     }
 
     /// Writes a snapshot through descriptors opened beforehand (a jailed
     /// VMM opens no path); `directory` only names them in errors.
     public static func write(memory mem: FileDescriptor, state stateFile: FileDescriptor, in directory: String, key: String,
-                             state: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
+                             state: [UInt8], regions: [(UnsafeRawPointer, Int)], base: Int32? = nil) throws {
         let memPath = Path.join(directory, "memory"), statePath = Path.join(directory, "state")
         let total = regions.reduce(0) { $0 + $1.1 }
         try sys("ftruncate \(memPath)") { ftruncate(mem.raw, off_t(total)) }
+        var image = MemoryImageWriter(fd: mem.raw, path: memPath, base: base, total: total)
+        defer { image.deallocate() }
         var fileOffset = 0
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        for (base, size) in regions {
-            var resident = [UInt8](repeating: 0, count: (size + page - 1) / page)
-            if mincore(UnsafeMutableRawPointer(mutating: base), size, &resident) != 0 {
-                resident = [UInt8](repeating: 1, count: resident.count)
-            }
-            var i = 0
-            while i < resident.count {
-                guard resident[i] & 1 != 0, !isZeroPage(base + i * page, page) else { i += 1; continue }
-                var j = i + 1
-                while j < resident.count, resident[j] & 1 != 0, !isZeroPage(base + j * page, page) { j += 1 }
-                let start = i * page, length = min(j * page, size) - start
-                var done = 0
-                while done < length {
-                    let n = pwrite(mem.raw, base + start + done, length - done, off_t(fileOffset + start + done))
-                    if n < 0 && errno == EINTR { continue }
-                    guard n > 0 else { throw SwvmError.errno("write \(memPath)") }
-                    done += n
-                }
-                i = j
-            }
+        for (region, size) in regions {
+            try image.write(region: region, size: size, fileOffset: fileOffset)
             fileOffset += size
         }
         try sys("fsync \(memPath)") { fsync(mem.raw) }
-        let memoryCRC = try memoryChecksum(mem.raw, size: UInt64(total))
         var header = Header(key: key, memorySize: UInt64(total), stateCRC: state.withUnsafeBytes { crc($0) },
-                            stateLength: UInt64(state.count), memoryCRC: memoryCRC,
+                            stateLength: UInt64(state.count), memoryCRC: image.crc,
                             memoryIdentity: identity(mem.raw), createdNanos: Clock.realtimeNanos())
         if header.memoryIdentity.count != 4 { header.memoryIdentity = [0, 0, 0, 0] }
         var out = magic + le32(version) + encodeHeaderBody(header)
@@ -199,11 +184,5 @@ public struct SnapshotFile {
         out += state
         try out.withUnsafeBytes { try FileDescriptor.writeAll(stateFile.raw, $0, name: statePath) }
         try sys("fsync \(statePath)") { fsync(stateFile.raw) }
-    }
-
-    static func isZeroPage(_ p: UnsafeRawPointer, _ size: Int) -> Bool {
-        let words = p.assumingMemoryBound(to: UInt64.self)
-        for k in 0..<(size / 8) where words[k] != 0 { return false }
-        return true
     }
 }

@@ -234,6 +234,28 @@ public enum ProcSelf {
         }
     }
 
+    /// Takes `fd` as /proc/self/NAME (opened in some special way).
+    public static func adopt(_ name: String, descriptor fd: Int32) {
+        if let old = held[name] { close(old) }
+        held[name] = fd
+    }
+
+    /// Reads `count` bytes at `offset` of /proc/self/NAME (a binary file:
+    /// pagemap) into `into`; the bytes read, or nil.
+    public static func readBytes(_ name: String, at offset: UInt64, into p: UnsafeMutableRawBufferPointer) -> Int? {
+        let own = held[name] == nil ? open("/proc/self/\(name)", O_RDONLY | O_CLOEXEC) : -1
+        defer { if own >= 0 { close(own) } }
+        guard let fd = held[name] ?? (own >= 0 ? own : nil) else { return nil }
+        var done = 0
+        while done < p.count {
+            let n = pread(fd, p.baseAddress! + done, p.count - done, off_t(offset) + off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            done += n
+        }
+        return done
+    }
+
     public static func readText(_ name: String, limit: Int = 1 << 26) -> String? {
         guard let fd = held[name] else { return try? FS.readText("/proc/self/\(name)", limit: limit) }
         guard lseek(fd, 0, SEEK_SET) == 0 else { return nil }

@@ -19,10 +19,11 @@ extension Spawn {
     /// (equal: kept open across execve). `newSession`: setsid.
     /// `dieWithCaller`: SIGKILL when this process ends (a foreground
     /// run's VMM; call it from the thread that stays: the parent-death
-    /// signal follows the thread). `hold`: the VMM waits for one byte on
-    /// it before execve (see `release`). Returns its pid as the host sees it.
+    /// signal follows the thread). `hold`: a pipe's ends; the VMM waits
+    /// for one byte on its read end before execve (see `release`), and
+    /// exits 125 at EOF. Returns its pid as the host sees it.
     public static func vmm(_ path: String, argv: [String], dups: [(Int32, Int32)] = [], newSession: Bool = false,
-                           dieWithCaller: Bool = false, hold: Int32? = nil) throws(Failure) -> pid_t {
+                           dieWithCaller: Bool = false, hold: (read: Int32, write: Int32)? = nil) throws(Failure) -> pid_t {
         let cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         let from = dups.map { $0.0 }, to = dups.map { $0.1 }
@@ -32,7 +33,8 @@ extension Spawn {
                     to.withUnsafeBufferPointer { t in
                         var s = swvm_vmm_spawn(path: cpath, argv: argv.baseAddress, envp: nil, dup_from: f.baseAddress,
                                                dup_to: t.baseAddress, ndup: Int32(dups.count), new_session: newSession ? 1 : 0,
-                                               parent_death_signal: dieWithCaller ? SIGKILL : 0, hold_fd: hold ?? -1)
+                                               parent_death_signal: dieWithCaller ? SIGKILL : 0, hold_fd: hold?.read ?? -1,
+                                               hold_write_fd: hold?.write ?? -1)
                         return swvm_spawn_vmm(&s)
                     }
                 }

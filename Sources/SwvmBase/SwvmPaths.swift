@@ -21,9 +21,35 @@ public enum SwvmPaths {
     public static var templatesDir: String { Path.join(cacheRoot, "templates") }
 }
 
-/// Whether a process with this pid exists (for stale-state cleanup).
+/// Whether a process with this host pid exists (for stale-state cleanup).
+/// Asked of the host's /proc, not with kill(pid, 0): a VMM is PID 1 of a
+/// pid namespace of its own and still sweeps stale runs before its jail,
+/// and there kill() finds no host pid, so every live run looked stale and
+/// was cleaned up (its links deleted, its cgroups killed). Without a
+/// readable /proc the answer is "exists": never clean up on a guess.
 public func processExists(_ pid: pid_t) -> Bool {
-    pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
+    processAlive(pid, startTime: nil)
+}
+
+/// Whether the process `pid` started at `startTime` (clock ticks, field 22
+/// of /proc/PID/stat; nil or 0: any) still runs. Without a readable /proc
+/// the answer is yes, as processExists's.
+public func processAlive(_ pid: pid_t, startTime: UInt64?) -> Bool {
+    guard pid > 0 else { return false }
+    var st = stat()
+    guard stat("/proc/self", &st) == 0 else { return true }
+    guard stat("/proc/\(pid)", &st) == 0 else { return false }
+    guard let start = startTime, start != 0 else { return true }
+    return processStartTime(pid) == start
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), to tell a live swvm from a recycled pid.
+public func processStartTime(_ pid: pid_t) -> UInt64? {
+    guard let stat = try? FS.readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 19 else { return nil }
+    return UInt64(fields[19])
 }
 
 /// A random lower-case hex string (container ids, temp names).

@@ -72,8 +72,8 @@ public final class Machine: @unchecked Sendable {
     public var beforeThreads: (() throws -> Void)?
     /// Called on the vCPU thread for each console line (diagnostics).
     public var onConsoleLine: (@Sendable (String) -> Void)?
-    /// Signals swvm receives while the VM runs (SIGINT, SIGTERM, SIGHUP,
-    /// SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH), on the main thread. Return true
+    /// Signals swvm receives while the VM runs (sys_vmm_forwarded_signals:
+    /// every catchable one but the VMM's own), on the main thread. Return true
     /// when handled (forwarded to the guest); otherwise SIGINT, SIGTERM,
     /// SIGHUP and SIGQUIT stop the VM.
     public var onSignal: ((Int32) -> Bool)?
@@ -149,10 +149,11 @@ public final class Machine: @unchecked Sendable {
         try buildDefaultCmdline()
     }
 
-    /// Lends `body` guest RAM as host ranges, for writing a snapshot; the
-    /// ranges are valid only during the call.
-    public func withMemoryRanges<R>(_ body: ([(UnsafeRawPointer, Int)]) throws -> R) rethrows -> R {
-        try memory.withHostRanges { ranges in try body(ranges.map { ($0.baseAddress!, $0.count) }) }
+    /// Lends `body` guest RAM as host ranges, for writing a snapshot, and
+    /// the snapshot memory file they are mapped from (MAP_PRIVATE) when the
+    /// VM was restored; valid only during the call.
+    public func withMemoryRanges<R>(_ body: ([(UnsafeRawPointer, Int)], _ base: Int32?) throws -> R) rethrows -> R {
+        try memory.withHostRanges { ranges in try body(ranges.map { ($0.baseAddress!, $0.count) }, memory.backingFile?.raw) }
     }
 
     // MARK: running
@@ -168,8 +169,7 @@ public final class Machine: @unchecked Sendable {
         // Signals for the process are read by this thread only (signalfd);
         // vCPU threads keep just the kick signal unblocked.
         var forwarded = sigset_t()
-        sigemptyset(&forwarded)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE] { sigaddset(&forwarded, s) }
+        sys_vmm_forwarded_signals(&forwarded)
         var old = sigset_t()
         pthread_sigmask(SIG_BLOCK, &forwarded, &old)
         defer { pthread_sigmask(SIG_SETMASK, &old, nil) }

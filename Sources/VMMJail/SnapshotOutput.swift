@@ -42,13 +42,15 @@ public final class SnapshotOutput: Sendable {
     public var key: String { writer.key }
     public var root: String { writer.root }
 
-    /// Writes the snapshot and has the keeper publish it.
-    public func publish(state savedState: [UInt8], regions: [(UnsafeRawPointer, Int)]) throws {
+    /// Writes the snapshot and has the keeper publish it (`base`: see
+    /// SnapshotFile.write).
+    public func publish(state savedState: [UInt8], regions: [(UnsafeRawPointer, Int)], base: Int32? = nil) throws {
         guard let (memory, state) = files.current else {
             throw SwvmError(.internalError, "snapshot \(writer.key): this run may write it no more (written once, or past the snapshot point)")
         }
         defer { release() }
-        try SnapshotFile.write(memory: memory, state: state, in: temporary, key: writer.key, state: savedState, regions: regions)
+        try SnapshotFile.write(memory: memory, state: state, in: temporary, key: writer.key, state: savedState, regions: regions,
+                               base: base)
         try keeper.publishSnapshot(index)
     }
 

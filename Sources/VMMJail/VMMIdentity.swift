@@ -69,7 +69,7 @@ public struct VMMIdentity {
         guard let text = try? FS.readText(path, limit: 4096) else { return false }
         let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard f.count == 2, let pid = pid_t(f[0]), let start = UInt64(f[1]), pid > 0 else { return false }
-        return kill(pid, 0) == 0 || errno == EPERM ? processStartTime(pid) == start : false
+        return processAlive(pid, startTime: start)
     }
 }
 

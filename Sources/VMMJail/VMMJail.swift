@@ -172,12 +172,19 @@ public enum VMMJail {
     /// monitor forwards kill's) waits for it instead of vanishing.
     public static func holdForwardedSignals() {
         var set = sigset_t()
-        sigemptyset(&set)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH] { sigaddset(&set, s) }
+        sys_vmm_forwarded_signals(&set)
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
     /// Drops every capability of the calling thread.
+    /// Holds /proc/self/pagemap for after the jail, without physical frame
+    /// numbers (swvm_jail_open_page_flags): a template save reads its page flags.
+    public static func holdPageFlags() throws {
+        let fd = swvm_jail_open_page_flags()
+        guard fd >= 0 else { throw SwvmError.errno("open /proc/self/pagemap") }
+        ProcSelf.adopt("pagemap", descriptor: fd)
+    }
+
     public static func dropThreadCapabilities() throws {
         guard swvm_jail_drop_thread_capabilities() == 0 else { throw SwvmError.errno("capset (drop this thread's capabilities)") }
     }

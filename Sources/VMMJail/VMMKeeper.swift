@@ -23,8 +23,11 @@ import SwvmBase
 /// clean-up steps stay swvm's own.
 ///
 /// The VMM waits for the keeper at its end, so what the run held on the
-/// host is gone when `swvm run` exits; a VMM killed with SIGKILL is
-/// cleaned up by its keeper just the same.
+/// host is gone when `swvm run` exits. A foreground VMM killed with
+/// SIGKILL is cleaned up by its keeper just the same (the monitor, outside
+/// the VMM's pid namespace); an OCI or detached VMM's own keeper is inside
+/// that namespace and dies with it, so `delete`, the detached monitor's
+/// end, or the next VM start's stale-run sweep cleans up instead.
 public final class VMMKeeper: Sendable {
     let fd: Int32
     public let pid: pid_t

@@ -78,7 +78,7 @@ struct DetachedVMTests {
         let port = NetworkTests.port(3)
         let name = "vmdetach-\(getpid())"
         let script = "echo started $FOO; uname -r; echo served-by-vm > /tmp/index.html; httpd -p 8000 -h /tmp; "
-            + "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; while :; do sleep 1; done"
+            + "trap 'echo got-usr1' USR1; trap 'echo got-alrm' ALRM; trap 'echo got-term; exit 7' TERM; while :; do sleep 1; done"
         let id = try DetachedVMTests.detachedVM(["--name", name, "-e", "FOO=bar", "--network", "bridge", "-p", "\(port):8000",
                                                  "--memory", "256m"], ["sh", "-c", script])
         defer { DockerVerbsTests.removeForcibly(id) }
@@ -111,6 +111,10 @@ struct DetachedVMTests {
 
         #expect(try DetachedVMTests.swvm(["kill", "-s", "USR1", name]).status == 0)
         #expect(DockerVerbsTests.eventually(10) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("got-usr1")) == true })
+        // Any catchable signal, not only the usual few: the VMM is PID 1 of
+        // its pid namespace, where one it did not block would be dropped.
+        #expect(try DetachedVMTests.swvm(["kill", "-s", "ALRM", name]).status == 0)
+        #expect(DockerVerbsTests.eventually(10) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("got-alrm")) == true })
 
         #expect(try DetachedVMTests.swvm(["pause", name]).status == 0)
         #expect((try DockerVerbsTests.psLine(id) ?? "").contains("(Paused)"))
@@ -137,6 +141,24 @@ struct DetachedVMTests {
     /// VM (137); a --rm run leaves nothing once it ends. A missing command
     /// fails `run -d` with 127 and leaves no container.
     /// The cgroups under swvm's parent, in every hierarchy.
+    /// A detached VM's VMM (PID 1 of its own pid namespace) sweeps stale
+    /// runs before its jail: a live container's run must not look stale to
+    /// it. It did (kill(pid, 0) finds no host pid from there): the sweep
+    /// killed the container's cgroup and deleted its veth.
+    @Test func aDetachedVMLeavesOtherRunsAlone() throws {
+        let port = NetworkTests.port(4)
+        let r = try NetworkTests.withServingRun(isolation: "container", publish: ["\(port):8000"]) { (addr: String) throws in
+            let records = Set((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? [])
+            let id = try DetachedVMTests.detachedVM([], ["sleep", "300"])
+            defer { DockerVerbsTests.removeForcibly(id) }
+            let after = Set((try? FS.listDirectory(Path.join(SwvmPaths.runRoot, "runs"))) ?? [])
+            #expect(records.isSubset(of: after), "run records removed by the VM's start: \(records.subtracting(after))")
+            #expect(try NetworkTests.httpGet(addr, 8000).hasSuffix("served-by-run\n"), "the container answers after the VM started")
+        }
+        #expect(r.status == 0, "the container's run: \(r)")
+        try NetworkTests.expectNothingLeft()
+    }
+
     static func swvmCgroups() -> Set<String> {
         let hierarchies = (try? FS.listDirectory("/sys/fs/cgroup")) ?? []
         return Set(hierarchies.flatMap { h -> [String] in

@@ -189,7 +189,7 @@ final class Podman: Sendable {
         #expect(left.isEmpty, "containers left in podman: \(left)", sourceLocation: sourceLocation)
         if !left.isEmpty { _ = try? p(["rm", "-f", "-t", "0"] + left.map(String.init)) }
         HostLeftovers.expectNothingAdded(since: before, mentioning: p.dir, p.scope, sourceLocation: sourceLocation)
-        let reset = try? p(["system", "reset", "-f"])
+        let reset = p.reset()
         #expect(reset?.status == 0, "podman system reset: \(reset.map(String.init(describing:)) ?? "did not run")",
                 sourceLocation: sourceLocation)
         let mounts = HostLeftovers.take(mentioning: p.dir, .init(stateRoots: [], cgroupParents: [])).mounts
@@ -203,6 +203,18 @@ final class Podman: Sendable {
         }
         try? FS.removeTree(p.dir)
         if let f = failure { throw f }
+    }
+
+    /// `podman system reset -f`, again when it lost a race with its own
+    /// event log: podman writes an event into libpod/events while the reset
+    /// removes that directory ("unlinkat .../events: directory not empty").
+    func reset() -> CommandResult? {
+        var r = try? self(["system", "reset", "-f"])
+        for _ in 0..<2 where r?.status != 0 && (r?.err.contains("directory not empty") ?? false) {
+            usleep(200_000)
+            r = try? self(["system", "reset", "-f"])
+        }
+        return r
     }
 
     /// `podman inspect --format FORMAT ID`, trimmed.

@@ -173,6 +173,25 @@ struct TemplateTests {
         #expect(again.out == "warm\n" && again.err.contains("restored from template: \(dir)"), "\(again)")
     }
 
+    /// The first run saves the template without reading the guest RAM the
+    /// guest never wrote (copied from the boot snapshot's file instead), so
+    /// swvm's peak RSS stays well below the 128 MiB of guest RAM (it was
+    /// 136-166 MiB); the template's memory file is as large as guest RAM,
+    /// sparse, with at most 64 MiB allocated.
+    @Test func theFirstRunSavesTheTemplateWithoutMappingGuestRAM() throws {
+        let (_, dir) = try TemplateTests.templateRun([], ["true"])
+        guard !dir.isEmpty else { return }
+        try FS.removeTree(dir)
+        let (r, report) = try TemplateTests.reportedRun([], ["echo", "first"])
+        #expect(r.status == 0 && r.out == "first\n" && r.err.contains("template saved: \(dir)"), "\(r)")
+        let peak = report["swvmPeakRSS"]?.int ?? 0
+        #expect(peak > 0 && peak < 64 << 20, "the first run's peak RSS: \(peak >> 20) MiB")
+        guard let st = FS.stat(Path.join(dir, "memory")) else { Issue.record("no template memory file"); return }
+        #expect(st.st_size == 128 << 20 && st.st_blocks * 512 <= 64 << 20, "size \(st.st_size), allocated \(st.st_blocks * 512)")
+        let again = try TemplateTests.debugRun([], ["echo", "warm"])
+        #expect(again.out == "warm\n" && again.err.contains("restored from template: \(dir)"), "\(again)")
+    }
+
     /// Templates are cache items; beyond the size bound the least recently
     /// used go first, never the one a run holds.
     @Test func templatesAreCacheItemsEvictedBeyondTheBound() throws {

@@ -5,6 +5,7 @@ import Testing
 import TestSupport
 @testable import SwvmBase
 @testable import VMMJail
+import CVMMJail
 
 /// The VMM's jail, checked from the host while a VM runs: what the kernel
 /// says of every thread of the VMM (the child of the `swvm run` process,
@@ -220,3 +221,31 @@ struct VMMJailTests {
     }
 }
 
+
+/// The pagemap descriptor a jailed VMM holds for its template save: the
+/// page flags, never the physical frame numbers (which an opener with
+/// CAP_SYS_ADMIN, as the VMM is before its jail, would otherwise see on
+/// every later read).
+@Suite struct PageFlagsTests {
+    @Test func theHeldPagemapShowsPageFlagsButNoFrameNumbers() throws {
+        guard geteuid() == 0 else { return }
+        let page = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { page.deallocate() }
+        memset(page, 1, 4096)
+        func entry(_ fd: Int32) -> UInt64 {
+            var e: UInt64 = 0
+            #expect(pread(fd, &e, 8, off_t(UInt(bitPattern: page) / 4096 * 8)) == 8)
+            return e
+        }
+        let frameNumber: UInt64 = (1 << 55) - 1
+        let plain = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        defer { close(plain) }
+        #expect(entry(plain) & frameNumber != 0, "root's own pagemap shows frame numbers (the premise)")
+        let held = swvm_jail_open_page_flags()
+        #expect(held >= 0)
+        defer { close(held) }
+        let e = entry(held)
+        #expect(e >> 63 & 1 == 1 && e >> 61 & 1 == 0, "a present anonymous page: \(String(e, radix: 16))")
+        #expect(e & frameNumber == 0, "the frame number shows: \(String(e, radix: 16))")
+    }
+}

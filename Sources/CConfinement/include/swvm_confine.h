@@ -119,6 +119,9 @@ struct swvm_vmm_spawn {
     int new_session;
     int parent_death_signal;
     int hold_fd;
+    int hold_write_fd;   /* the caller's end of hold_fd's pipe, closed in the child: else the
+                            child's own copy keeps the pipe open and it waits forever for a
+                            caller that was killed before the release (-1: none) */
 };
 pid_t swvm_spawn_vmm(const struct swvm_vmm_spawn *s);
 

@@ -54,6 +54,13 @@ extern const unsigned long sys_TIOCSWINSZ;
 /// (SIGRTMAX - 1: glibc keeps the lowest real-time signals for itself,
 /// and ordinary signals are forwarded to the workload).
 int sys_vcpu_kick_signal(void);
+/// The signals a VMM passes to its guest's workload: every one a process
+/// may catch, but the kick signal, SIGCHLD and those the kernel raises for
+/// the VMM's own faults or limits (SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT,
+/// XCPU, XFSZ). The VMM is PID 1 of its own pid namespace, where a signal
+/// it neither blocks nor handles is dropped: blocked and read from a
+/// signalfd, each reaches the workload as it reaches a container's.
+void sys_vmm_forwarded_signals(sigset_t *set);
 int sys_pipe2(int fds[2], int flags);
 
 /// Flags that need _GNU_SOURCE to be visible.

@@ -57,6 +57,13 @@ int swvm_jail_apply(const struct swvm_jail *jail, const char **step);
 /// thread only).
 int swvm_jail_drop_thread_capabilities(void);
 
+/// Opens /proc/self/pagemap for the jailed VMM (which loses /proc) with
+/// CAP_SYS_ADMIN out of the calling thread's effective set for the open:
+/// pagemap shows physical frame numbers only to an opener that had it, so
+/// the descriptor gives the page flags a template save needs (present,
+/// file-backed) and never where guest RAM lies in host memory. The fd or -1.
+int swvm_jail_open_page_flags(void);
+
 /// Installs a SIGSYS handler that reports a system call refused by a
 /// seccomp filter whose action is SECCOMP_RET_TRAP on stderr and ends the
 /// process with status 125.
