@@ -804,17 +804,45 @@ static void prepare_template_root(struct child *c) {
     cf_report_confined(c);
 }
 
+/* Whether `path` is `dir` or below it. */
+static int is_at_or_below(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+/* The template's masks and read-only paths at or below a volume's
+ * destination are undone before the volume covers them (they are made
+ * again over it), so that none stays beneath it, unreachable, and the
+ * mounts there are a container's. */
+static void undo_masks_under_volumes(const struct child *c) {
+    const struct swvm_settings *s = c->s;
+    char *const *lists[2] = { s->masked, s->readonly_paths };
+    const uint32_t counts[2] = { s->nmasked, s->nreadonly_paths };
+    for (int l = 0; l < 2; l++)
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            int covered = 0;
+            for (uint32_t v = 0; v < s->nvolumes && !covered; v++) covered = is_at_or_below(lists[l][i], s->volumes[v].destination);
+            if (!covered || !was_applied(l, i)) continue;
+            int fd = cf_open_in_root(c, lists[l][i], O_PATH);
+            if (fd < 0) cf_fail_errno(c, "open", lists[l][i]);
+            struct cf_target t = cf_target_of(fd);
+            if (umount2(t.proc, MNT_DETACH) != 0) cf_fail_errno(c, "undo the template's mount on", lists[l][i]);
+            close(fd);
+        }
+}
+
 /* After the template point: the run's terminal and volumes (its share
  * mount guest-init made in this mount namespace with MSG_RUN). A container
  * mounts volumes before its tmpfs mounts and its masked and read-only
- * paths, which the template has already made: those are made again over
- * the volumes, with the same code, so what covers what is as in a
- * container (a mask over or inside a volume stays on top; the template's
- * own mounts stay beneath, out of reach). Nothing is written in them
- * before this point. */
+ * paths, which the template has already made: those a volume covers are
+ * undone, and all are made again over the volumes, with the same code, so
+ * what covers what is as in a container (a mask over or inside a volume
+ * stays on top). Nothing is written in them before this point. */
 static void finish_template_root(struct child *c) {
     if (c->s->terminal) cf_open_terminal(c, 1);
     if (!c->s->nvolumes) return;
+    undo_masks_under_volumes(c);
     bind_volumes(c);
     mount_tmpfs_list(c);
     cf_mask_and_protect(c);
