@@ -284,21 +284,9 @@ public final class VMRunner {
         if let output { session.beforeSettings = saveSnapshot(of: instance, to: output, label: "snapshot") }
         let plan = jailPlan(identity: identity, record: record, config: config, volumes: sharing,
                             snapshotBytes: output == nil && templateOutput == nil ? VMRunner.profileBytes : config.memoryBytes + (64 << 20))
-        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
         let threadsStart = Locked<UInt64?>(nil)
-        instance.machine.beforeThreads = {
-            if !VMMJail.skippedForTests {
-                try ProcSelf.hold(["smaps", "status"])
-                // A template save without it reads every page (slower, not wrong).
-                if templateOutput != nil { try? VMMJail.holdPageFlags() }
-                var p = plan
-                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound() + ControlServer.descriptorBudget,
-                                          threads: config.vcpus + 5,
-                                          volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
-                if let procFD = try VMMJail.apply(p, filter: processFilter) { instance.volumes.enteredJail(procDirectory: procFD) }
-            }
-            threadsStart.with { $0 = Clock.monotonicNanos() }
-        }
+        instance.machine.beforeThreads = try jailStep(plan, instance: instance, config: config,
+                                                      pageFlags: templateOutput != nil, threadsStart: threadsStart)
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         if let readsOutput { RecordedReads.save(instance.disk.recordedBlocks() ?? [], to: readsOutput) }
         result.start = how
@@ -308,6 +296,25 @@ public final class VMRunner {
         return result
     }
 
+    /// The VMM's jail, run on the main thread before the VM's threads exist
+    /// (Machine.beforeThreads); notes when the threads start.
+    private func jailStep(_ plan: JailPlan, instance: Instance, config: MachineConfig, pageFlags: Bool,
+                          threadsStart: Locked<UInt64?>) throws -> () throws -> Void {
+        let processFilter = try VMMSeccomp.compile(VMMSeccomp.processProfile())
+        return {
+            if !VMMJail.skippedForTests {
+                try ProcSelf.hold(["smaps", "status"])
+                // A template save without it reads every page (slower, not wrong).
+                if pageFlags { try? VMMJail.holdPageFlags() }
+                var p = plan
+                p.limits = VMMJail.limits(openDescriptors: VMMJail.openDescriptorBound() + ControlServer.descriptorBudget,
+                                          threads: config.vcpus + 5,
+                                          volumes: plan.keepFileCapabilities, largestWrite: p.limits.first?.value)
+                if let procFD = try VMMJail.apply(p, filter: processFilter) { instance.volumes.enteredJail(procDirectory: procFD) }
+            }
+            threadsStart.with { $0 = Clock.monotonicNanos() }
+        }
+    }
 
     /// The run's record, uid lease and keeper, when no monitor took them:
     /// the keeper cleans up what the run holds on the host (the jailed VMM
