@@ -45,6 +45,8 @@ static pid_t workload_pid;
 static uint32_t workload_ns;
 static int control = -1;
 
+static void zygote_start(void);
+
 void execs_start(const struct swvm_settings *cfg, pid_t workload, uint32_t namespaces, int control_fd) {
     workload_cfg = cfg;
     workload_pid = workload;
@@ -99,6 +101,7 @@ static void maybe_finish(struct exec *e) {
     if (!e->exited || e->out_fd[0] >= 0 || e->out_fd[1] >= 0) return;
     send_value(MSG_EXEC_EXIT, e->id, (uint32_t)e->status);
     release(e);
+    zygote_start();
 }
 
 /* The pid in the workload's pid namespace (NSpid's last field), as the
@@ -154,6 +157,11 @@ static void close_spawn_fds(struct spawn_fds *f) {
     for (unsigned i = 0; i < 6; i++) { close_fd(&all[i][0]); close_fd(&all[i][1]); }
 }
 
+static void close_child_ends(struct spawn_fds *f) {
+    close_fd(&f->sync[0]); close_fd(&f->report[1]); close_fd(&f->term[1]);
+    close_fd(&f->in[0]); close_fd(&f->out[1]); close_fd(&f->err[1]);
+}
+
 /* Clones the exec into the workload's namespaces; the pid, or -1. */
 static pid_t clone_exec(const struct swvm_settings *es, struct spawn_fds *f) {
     int pidfd = (int)syscall(SYS_pidfd_open, workload_pid, 0);
@@ -165,8 +173,7 @@ static pid_t clone_exec(const struct swvm_settings *es, struct spawn_fds *f) {
     pid_t pid = swvm_exec_clone(es, pidfd, workload_ns | CLONE_NEWCGROUP, &io, parent_ends, 6);
     int e = errno;
     close(pidfd);
-    close_fd(&f->sync[0]); close_fd(&f->report[1]); close_fd(&f->term[1]);
-    close_fd(&f->in[0]); close_fd(&f->out[1]); close_fd(&f->err[1]);
+    close_child_ends(f);
     errno = e;
     return pid;
 }
@@ -228,9 +235,152 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
     make_nonblocking(e->out_fd[1]);
 }
 
+/* ---------------------------------------------------------------- the exec zygote */
+
+/* A process forked from guest-init after the first exec into the workload
+ * ended: it has joined the workload's namespaces (its pid namespace for
+ * its children only: the zygote is in none of the workload's pids, and
+ * in no cgroup of it) and done the steps every exec shares, above all
+ * loading the seccomp filter (a large share of an exec's time in this
+ * emulated guest kernel). Each later exec is forked from it as
+ * guest-init's child (CLONE_PARENT) and does only its own steps; guest-init
+ * places it in the cgroup and serves it as any exec. The zygote is used
+ * only when the filter surely allows all of that
+ * (swvm_seccomp_allows_exec_zygote); on any failure the exec takes the
+ * path above. */
+#define ZYGOTE_MAX_REQUEST (64u << 10)
+#define ZYGOTE_FDS 6
+
+static struct { pid_t pid; int sock, failed; } zygote = { 0, -1, 0 };
+
+static int zygote_usable(void) {
+    const struct swvm_settings *s = workload_cfg;
+    if (zygote.failed || (workload_ns & CLONE_NEWUSER) || s->userns) return 0;
+    return !s->seccomp_len || swvm_seccomp_allows_exec_zygote(s->seccomp, s->seccomp_len);
+}
+
+/* Closes every descriptor from 3 on but `a` and `b`. */
+static void close_all_but(int a, int b) {
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+    if (lo > 3) syscall(SYS_close_range, 3, lo - 1, 0);
+    if (hi > lo + 1) syscall(SYS_close_range, lo + 1, hi - 1, 0);
+    syscall(SYS_close_range, hi + 1, ~0u, 0);
+}
+
+/* One request: [u32 which of the six child ends follow][MSG_EXEC payload],
+ * the ends as SCM_RIGHTS. Returns the payload's length, or -1. */
+static long zygote_receive(int sock, uint8_t *buf, int fds[ZYGOTE_FDS]) {
+    union { char b[CMSG_SPACE(sizeof(int) * ZYGOTE_FDS)]; struct cmsghdr align; } u;
+    struct iovec iov = { .iov_base = buf, .iov_len = ZYGOTE_MAX_REQUEST };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+    for (int i = 0; i < ZYGOTE_FDS; i++) fds[i] = -1;
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r <= 0) _exit(0);   /* guest-init closed its end */
+    int got[ZYGOTE_FDS], n = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n < ZYGOTE_FDS; i++)
+                memcpy(&got[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    uint32_t mask = 0;
+    if (r >= 4) memcpy(&mask, buf, 4);
+    int k = 0;
+    for (int i = 0; i < ZYGOTE_FDS; i++)
+        if (mask >> i & 1) fds[i] = k < n ? got[k++] : -1;
+    for (; k < n; k++) close(got[k]);
+    return (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || r < 4 ? -1 : (long)r - 4;
+}
+
+/* The zygote's loop: each request forked as an exec, its pid (guest-init's
+ * namespace: the zygote's own) or -errno written back. */
+__attribute__((noreturn)) static void zygote_serve(int sock) {
+    uint8_t *buf = malloc(ZYGOTE_MAX_REQUEST);
+    if (!buf) _exit(125);
+    for (;;) {
+        int fds[ZYGOTE_FDS];
+        long len = zygote_receive(sock, buf, fds);
+        int32_t reply = -EINVAL;
+        struct swvm_exec_head head;
+        struct swvm_settings r;
+        char error[256];
+        if (len >= 0 && swvm_exec_decode(buf + 4, (uint32_t)len, &head, &r, error, sizeof error) == 0) {
+            struct swvm_settings es = exec_settings(&r);
+            struct swvm_child_io io = { .sync_fd = fds[0], .error_fd = fds[1], .socket_fd = fds[2],
+                                        .in = fds[3], .out = fds[4], .err = fds[5], .prepared_root = NULL };
+            pid_t pid = swvm_zygote_fork(&es, &io, &sock, 1);
+            reply = pid > 0 ? pid : -errno;
+            swvm_settings_free(&r);
+        }
+        for (int i = 0; i < ZYGOTE_FDS; i++) if (fds[i] >= 0) close(fds[i]);
+        if (write(sock, &reply, sizeof reply) != sizeof reply) _exit(0);
+    }
+}
+
+/* Forks the zygote (after the first exec: a run nobody execs into pays
+ * nothing); it prepares itself while guest-init goes on. */
+static void zygote_start(void) {
+    if (zygote.pid || !zygote_usable()) return;
+    int sv[2];
+    int pidfd = (int)syscall(SYS_pidfd_open, workload_pid, 0);
+    if (pidfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        if (pidfd >= 0) close(pidfd);
+        zygote.failed = 1;
+        return;
+    }
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        close_all_but(sv[1], pidfd);
+        swvm_exec_prestage(workload_cfg, pidfd, workload_ns | CLONE_NEWCGROUP | CLONE_NEWPID);
+        zygote_serve(sv[1]);
+    }
+    close(pidfd);
+    close(sv[1]);
+    if (pid < 0) { close(sv[0]); zygote.failed = 1; return; }
+    zygote.pid = pid;
+    zygote.sock = sv[0];
+}
+
+static void zygote_gone(void) {
+    close_fd(&zygote.sock);
+    zygote.pid = 0;
+    zygote.failed = 1;
+}
+
+/* The exec forked by the zygote from the child ends of `f`: its pid, or 0
+ * (no zygote, or it failed: the caller clones the exec itself). */
+static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f) {
+    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+    int ends[ZYGOTE_FDS] = { f->sync[0], f->report[1], f->term[1], f->in[0], f->out[1], f->err[1] };
+    int fds[ZYGOTE_FDS], n = 0;
+    uint32_t mask = 0;
+    for (int i = 0; i < ZYGOTE_FDS; i++)
+        if (ends[i] >= 0) { mask |= 1u << i; fds[n++] = ends[i]; }
+    uint8_t *buf = malloc((size_t)len + 4);
+    if (!buf) return 0;
+    memcpy(buf, &mask, 4);
+    memcpy(buf + 4, p, len);
+    union { char b[CMSG_SPACE(sizeof(int) * ZYGOTE_FDS)]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = { .iov_base = buf, .iov_len = (size_t)len + 4 };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                          .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    ssize_t sent;
+    do { sent = sendmsg(zygote.sock, &msg, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    free(buf);
+    int32_t reply = 0;
+    ssize_t got = -1;
+    if (sent == (ssize_t)len + 4)
+        do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
+    if (got != sizeof reply) { zygote_gone(); return 0; }
+    return reply > 0 ? reply : 0;
+}
+
 /* Runs one exec in slot `e` (its id set); on failure the host has its
  * MSG_EXEC_ERROR and the slot is free again. */
-static void spawn(struct exec *e, const struct swvm_settings *r) {
+static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len) {
     struct spawn_fds f;
     struct swvm_settings es = exec_settings(r);
     e->tty = r->terminal;
@@ -240,7 +390,9 @@ static void spawn(struct exec *e, const struct swvm_settings *r) {
         release(e);
         return;
     }
-    pid_t pid = clone_exec(&es, &f);
+    pid_t pid = zygote_spawn(p, len, &f);
+    if (pid > 0) close_child_ends(&f);
+    else pid = clone_exec(&es, &f);
     if (pid < 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: clone into the workload's namespaces");
         close_spawn_fds(&f);
@@ -282,7 +434,7 @@ static void start_exec(const uint8_t *p, uint32_t len) {
         send_error(head.id, SWVM_ERR_SYSTEM_CALL, EAGAIN, "exec: %u execs are running already", SWVM_MAX_EXECS);
     } else {
         *e = (struct exec){ .used = 1, .id = head.id, .in_fd = -1, .out_fd = { -1, -1 } };
-        spawn(e, &r);
+        spawn(e, &r, p, len);
     }
     swvm_settings_free(&r);
 }
@@ -382,6 +534,7 @@ void execs_service(const struct pollfd *pfds, int n) {
 }
 
 int execs_reaped(pid_t pid, int ws) {
+    if (zygote.pid && pid == zygote.pid) { zygote_gone(); return 1; }
     for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
         struct exec *e = &execs[i];
         if (!e->used || e->pid != pid) continue;

@@ -703,21 +703,34 @@ static void wait_for_start(struct child *c) {
     cf_oci_start_hooks(c);
 }
 
-void cf_process_stage(struct child *c) {
+void cf_exec_prestage(struct child *c) {
     const struct swvm_settings *s = c->s;
     apply_rlimits(c);
+    drop_bounding(c);
+    /* Still root with every capability: the filter loads with or without
+     * no_new_privs, and the children can still change user (the filter
+     * allows their steps: swvm_seccomp_allows_exec_zygote). */
+    if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
+    if (s->seccomp_len) load_seccomp(c);
+    c->seccomp_loaded = 1;
+    c->prestaged = 1;
+}
+
+void cf_process_stage(struct child *c) {
+    const struct swvm_settings *s = c->s;
+    if (!c->prestaged) apply_rlimits(c);
     setup_stdio(c);
     /* The working directory is entered while still root (runc's order), so
      * `-u nobody -w /root` works; if root cannot, the user tries again. */
     int in_workdir = chdir(s->cwd) == 0;
-    drop_bounding(c);
+    if (!c->prestaged) drop_bounding(c);
     /* Without no_new_privs, seccomp needs CAP_SYS_ADMIN: load it while root. */
     if (!s->nnp && s->seccomp_len && !c->seccomp_loaded) load_seccomp(c);
     switch_user(c);
     if (!in_workdir && chdir(s->cwd) != 0)
         cf_fail_err(c, SWVM_ERR_COMMAND_NOT_EXECUTABLE, errno, "chdir to the working directory \"%s\"", s->cwd);
     set_capabilities(c);
-    if (s->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
+    if (s->nnp && !c->prestaged && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_NO_NEW_PRIVS");
     char path[4096];
     const char *exe = find_executable(c, path);
     if (s->nnp && s->seccomp_len && !c->seccomp_loaded) load_seccomp(c);

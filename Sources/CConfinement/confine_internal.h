@@ -20,6 +20,7 @@ struct child {
     int pty_slave;  /* with a terminal */
     int created;    /* OCI mode: MSG_CREATED sent and the error pipe closed; failures go to stderr */
     int seccomp_loaded;   /* template mode: the filter was loaded before the template point */
+    int prestaged;        /* an exec zygote's child: rlimits, bounding set, no_new_privs and seccomp done (cf_exec_prestage) */
     /* OCI mode, swvm_oci_hooks.h: the init runs createContainer and
      * startContainer hooks; their states, counts and list (oci_hooks.c). */
     int hooks;
@@ -107,5 +108,9 @@ CF_HIDDEN void cf_build_oci_root(struct child *c);
  * capabilities, user, no_new_privs, seccomp, (OCI: umask, the exec FIFO)
  * and execve. Never returns. */
 CF_HIDDEN __attribute__((noreturn)) void cf_process_stage(struct child *c);
+/* The steps of cf_process_stage every exec into one workload shares
+ * (rlimits, bounding set, no_new_privs, seccomp), done once by an exec
+ * zygote, whose children then skip them (c->prestaged). */
+CF_HIDDEN void cf_exec_prestage(struct child *c);
 
 #endif

@@ -35,12 +35,13 @@ static const int init_syscalls[] = { SYS_clone, SYS_wait4, SYS_rt_sigtimedwait, 
 #define AUDIT_ARCH_X86_64_ 0xc000003eu
 #define SECCOMP_RET_ALLOW_ 0x7fff0000u
 
-/* Runs a classic BPF seccomp program for system call `nr` of x86_64 with
- * unknown arguments: 1 if it surely returns ALLOW, 0 for any other action
- * and whenever the result depends on the arguments or the instruction
- * pointer, or the program uses anything beyond loads of nr and arch,
- * constant jumps and returns (libseccomp's shape). */
-static int allows_whatever_the_arguments(const uint8_t *prog, uint32_t ninsns, int nr) {
+/* Runs a classic BPF seccomp program for system call `nr` of x86_64 whose
+ * first `nknown` arguments are `args` and the rest unknown: 1 if it surely
+ * returns ALLOW, 0 for any other action and whenever the result depends
+ * on an unknown argument or the instruction pointer, or the program uses
+ * anything beyond loads of nr, arch and arguments, constant jumps and
+ * returns (libseccomp's shape). */
+static int allows_call(const uint8_t *prog, uint32_t ninsns, int nr, const uint64_t *args, uint32_t nknown) {
     uint32_t a = 0;
     for (uint32_t pc = 0, steps = 0; pc < ninsns && steps < 4096; steps++) {
         uint16_t code; uint8_t jt, jf; uint32_t k;
@@ -53,7 +54,9 @@ static int allows_whatever_the_arguments(const uint8_t *prog, uint32_t ninsns, i
         case 0x20:   /* BPF_LD | BPF_W | BPF_ABS */
             if (k == 0) a = (uint32_t)nr;
             else if (k == 4) a = AUDIT_ARCH_X86_64_;
-            else return 0;   /* the instruction pointer or an argument */
+            else if (k >= 16 && k < 64 && k % 4 == 0 && (k - 16) / 8 < nknown)
+                a = (uint32_t)(args[(k - 16) / 8] >> ((k - 16) % 8 ? 32 : 0));
+            else return 0;   /* the instruction pointer or an unknown argument */
             break;
         case 0x54: a &= k; break;                                /* BPF_ALU | BPF_AND | BPF_K */
         case 0x05: pc += k; break;                               /* BPF_JMP | BPF_JA */
@@ -70,7 +73,7 @@ static int allows_whatever_the_arguments(const uint8_t *prog, uint32_t ninsns, i
 
 static int allows_all(const uint8_t *prog, uint32_t ninsns, const int *nrs, size_t count) {
     for (size_t i = 0; i < count; i++)
-        if (!allows_whatever_the_arguments(prog, ninsns, nrs[i])) return 0;
+        if (!allows_call(prog, ninsns, nrs[i], NULL, 0)) return 0;
     return 1;
 }
 
@@ -80,4 +83,20 @@ int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int 
     return allows_all(filter, n, setup_syscalls, sizeof setup_syscalls / sizeof *setup_syscalls)
         && (!terminal || allows_all(filter, n, terminal_syscalls, 1))
         && (!init || allows_all(filter, n, init_syscalls, sizeof init_syscalls / sizeof *init_syscalls));
+}
+
+/* An exec zygote's own calls (guest-init's exec.c: requests and fds over
+ * a socket, decoded with malloc, the pid written back) and its children's
+ * before their process stage (setsid; with a terminal, the pty's ioctls
+ * and its master sent on). */
+static const int zygote_syscalls[] = { SYS_recvmsg, SYS_sendmsg, SYS_setsid, SYS_ioctl };
+
+int swvm_seccomp_allows_exec_zygote(const uint8_t *filter, uint32_t len) {
+    if (!filter || len == 0 || len % 8 != 0 || len / 8 > 4096) return 0;
+    uint32_t n = len / 8;
+    /* The zygote's one clone, exactly as swvm_zygote_fork makes it. */
+    const uint64_t clone_args[5] = { SWVM_ZYGOTE_CLONE_FLAGS, 0, 0, 0, 0 };
+    return allows_all(filter, n, setup_syscalls, sizeof setup_syscalls / sizeof *setup_syscalls)
+        && allows_all(filter, n, zygote_syscalls, sizeof zygote_syscalls / sizeof *zygote_syscalls)
+        && allows_call(filter, n, SYS_clone, clone_args, 5);
 }

@@ -25,8 +25,13 @@ extension VMEngine {
         let p = spec.process
         var request = ExecRequest(args: p.args, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid, groups: p.additionalGids,
                                   interactive: true)
+        // Without --detach, --pid-file or a console socket no caller needs
+        // a host pid for the exec: swvm relays it itself, one process
+        // start less (ExecRelayProcess's relay, in this process).
+        let inProcess = !detach && pidFile == nil && io.consoleSocket == nil
+        let signals = inProcess ? try ExecRelayProcess.blockSignals() : nil
         // Before the relay exists: its signals are passed on from here.
-        let forwarder = detach ? nil : try SignalForwarder()
+        let forwarder = detach || inProcess ? nil : try SignalForwarder()
         var stdio = ExecStdio(input: io.stdin, output: io.stdout, error: io.stderr)
         var pty: HostPty?, host: HostTerminal?
         if spec.terminal, let console = io.consoleSocket {
@@ -39,6 +44,7 @@ extension VMEngine {
             host = HostTerminal(interactive: true)
             request.terminal = host?.windowSize().map { ($0.ws_row, $0.ws_col) } ?? (24, 80)
         }
+        if let signals { return try Self.relay(socket: socket, request, stdio: stdio, signals: signals, host: host) }
         let relay = try withExtendedLifetime(pty) {
             try VMControl.onceRunning { try ExecRelayProcess.start(socket: socket, request, stdio: stdio).relay }
         }
@@ -47,6 +53,26 @@ extension VMEngine {
         host?.start()
         defer { host?.finish() }
         return try forwarder.wait(for: ProcessIdentity(pid: relay, startTime: ProcessStat.read(relay)?.startTime ?? 0))
+    }
+}
+
+extension VMEngine {
+    /// The exec relayed by this process: its status, or 255 when the VM
+    /// failed it after it started (said on stderr), as the relay process.
+    static func relay(socket: String, _ request: ExecRequest, stdio: ExecStdio, signals: FileDescriptor,
+                      host: HostTerminal?) throws -> Int32 {
+        let session = try VMControl.onceRunning { try VMControl.startExec(socket: socket, request, stdio: stdio) }
+        host?.start()
+        defer { host?.finish() }
+        // The caller's terminal may be any of its stdio (a job's stdin is /dev/null).
+        let size = { host?.windowSize() }
+        if request.terminal != nil { ExecRelayProcess.resize(session, to: size()) }
+        do {
+            return try ExecRelayProcess.relay(session, signals: signals, terminal: request.terminal != nil, size: size)
+        } catch {
+            Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
+            return 255
+        }
     }
 }
 

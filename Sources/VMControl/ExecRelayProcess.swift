@@ -79,7 +79,7 @@ public enum ExecRelayProcess {
 
     static let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGCONT]
 
-    static func blockSignals() throws -> FileDescriptor {
+    public static func blockSignals() throws -> FileDescriptor {
         var set = sigset_t()
         sigemptyset(&set)
         for s in forwarded { sigaddset(&set, s) }
@@ -88,7 +88,10 @@ public enum ExecRelayProcess {
     }
 
     /// Signals on to the exec until its end is readable; then its status.
-    static func relay(_ session: ExecSession, signals: FileDescriptor, terminal: Bool) throws -> Int32 {
+    /// `size`: the terminal's size to pass on after a SIGWINCH (the
+    /// relay's: its fd 0's).
+    public static func relay(_ session: ExecSession, signals: FileDescriptor, terminal: Bool,
+                             size: () -> winsize? = { stdinSize() }) throws -> Int32 {
         while true {
             var fds = [pollfd(fd: session.descriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0)]
@@ -100,15 +103,21 @@ public enum ExecRelayProcess {
             var info = signalfd_siginfo()
             while read(signals.raw, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
                 let sig = Int32(info.ssi_signo)
-                if sig == SIGWINCH { if terminal { resize(session) } } else { try session.signal(sig) }
+                if sig == SIGWINCH { if terminal { resize(session, to: size()) } } else { try session.signal(sig) }
             }
         }
     }
 
     /// The pty's size (fd 0) to the exec's.
-    static func resize(_ session: ExecSession) {
-        var ws = winsize()
-        guard ioctl(0, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_row > 0, ws.ws_col > 0 else { return }
+    static func resize(_ session: ExecSession) { resize(session, to: stdinSize()) }
+
+    public static func resize(_ session: ExecSession, to size: winsize?) {
+        guard let ws = size, ws.ws_row > 0, ws.ws_col > 0 else { return }
         try? session.resize(rows: ws.ws_row, cols: ws.ws_col)
+    }
+
+    public static func stdinSize() -> winsize? {
+        var ws = winsize()
+        return ioctl(0, UInt(TIOCGWINSZ), &ws) == 0 ? ws : nil
     }
 }

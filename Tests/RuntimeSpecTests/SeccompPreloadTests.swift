@@ -62,4 +62,32 @@ struct SeccompPreloadTests {
         let x86_64 = Self.insn(0x20, 0, 0, 4) + Self.insn(0x15, 0, 1, 0xc000_003e) + retAllow + Self.insn(0x06, 0, 0, 0)
         #expect(Self.allows(x86_64))
     }
+
+    static func allowsZygote(_ profile: SeccompProfile) throws -> Bool {
+        let program = try SeccompCompiler.compileUncached(profile, compatArches: false).program
+        return program.withUnsafeBufferPointer { swvm_seccomp_allows_exec_zygote($0.baseAddress, UInt32($0.count)) == 1 }
+    }
+
+    /// swvm_seccomp_allows_exec_zygote (issue 19): the exec zygote loads the
+    /// filter only if it surely allows the zygote's calls, its clone with
+    /// its known flags (an argument check on clone's flags is followed),
+    /// and the children's steps.
+    @Test func theExecZygoteTakesTheDefaultProfileButNoDoubt() throws {
+        // The default profile allows clone only without namespace flags: the zygote's clone has none.
+        #expect(try Self.allowsZygote(DefaultSeccompProfile.profile(capabilities: Capabilities.dockerDefault)))
+        for name in ["clone", "recvmsg", "sendmsg", "setsid", "ioctl", "setresuid", "execve"] {
+            let p = SeccompProfile(defaultAction: .allow, rules: [.init(names: [name], action: .errno(1))])
+            #expect(try !Self.allowsZygote(p), "\(name)")
+        }
+        // clone refused for exactly the zygote's flags (CLONE_PARENT | SIGCHLD), or depending on another argument.
+        let parent = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1),
+                                                                         args: [.init(index: 0, value: 0x8000, valueTwo: 0x8000, op: .maskedEqual)])])
+        #expect(try !Self.allowsZygote(parent))
+        let stack = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1), args: [.init(index: 1, value: 0, op: .equal)])])
+        #expect(try !Self.allowsZygote(stack))
+        // A clone check the zygote's flags pass is no doubt.
+        let newUser = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1),
+                                                                          args: [.init(index: 0, value: 0x1000_0000, valueTwo: 0x1000_0000, op: .maskedEqual)])])
+        #expect(try Self.allowsZygote(newUser))
+    }
 }

@@ -69,6 +69,30 @@ void swvm_confine_template_exec(struct swvm_settings *s, const struct swvm_child
  * may hold the filter loaded (seccomp_preload.c). 0 otherwise. */
 int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int terminal, int init);
 
+/* An exec zygote (guest-init, issue 19): a process that has joined a
+ * running workload's namespaces and done once the steps every exec into
+ * it shares (swvm_exec_prestage), and forks each exec from there
+ * (swvm_zygote_fork) with these clone flags: the child is the zygote's
+ * parent's (guest-init reaps it as any exec). */
+#define SWVM_ZYGOTE_CLONE_FLAGS (0x00008000u /* CLONE_PARENT */ | 17u /* SIGCHLD */)
+/* 1 if `filter` surely allows an exec zygote's own system calls, its
+ * clone above, and every step of its children (the template steps'
+ * calls, setsid, and a terminal's): the filter may then be loaded in the
+ * zygote. 0 otherwise (each exec then loads it itself, as before). */
+int swvm_seccomp_allows_exec_zygote(const uint8_t *filter, uint32_t len);
+/* In the zygote (single-threaded, root): joins `namespaces` of the
+ * workload's init `pidfd` (its pid namespace for the children only),
+ * then rlimits, bounding set, no_new_privs and seccomp of `s` (the
+ * workload's settings). A failure ends the process (status 125 or the
+ * step's). */
+void swvm_exec_prestage(const struct swvm_settings *s, int pidfd, unsigned int namespaces);
+/* In the zygote: forks an exec with settings `s` (the workload's with the
+ * exec's process); the child waits on io->sync_fd for its placement in
+ * the cgroup, then does only the per-exec steps (session, terminal,
+ * stdio, working directory, user, capabilities, execve). The pid in the
+ * zygote's (= guest-init's) pid namespace, or -1 with errno. */
+pid_t swvm_zygote_fork(const struct swvm_settings *s, const struct swvm_child_io *io, const int *close_in_child, int nclose);
+
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run
  * swvm_confine_exec in the child, which first closes `close_in_child`
  * (the parent's ends). No Swift runs in the child. Returns the child's pid,

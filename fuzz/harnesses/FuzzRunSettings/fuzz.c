@@ -142,6 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * (seccomp_preload.c) says yes or no, and ends. */
     for (int flags = 0; flags < 4; flags++)
         if (swvm_seccomp_allows_template_setup(data, (uint32_t)size, flags & 1, flags >> 1) > 1) abort();
+    /* And the exec zygote's (its clone's arguments known). */
+    if (swvm_seccomp_allows_exec_zygote(data, (uint32_t)size) > 1) abort();
     int fd = memfd_create("frames", MFD_CLOEXEC);
     if (fd < 0) return 0;
     if (write(fd, data, size) == (ssize_t)size && lseek(fd, 0, SEEK_SET) == 0) {
