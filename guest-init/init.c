@@ -178,6 +178,31 @@ static void setup_root(void) {
                "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
 }
 
+/* An OCI bundle's root as a disk: its overlay upper layer as the host had
+ * it at create (podman's /etc/mtab link, say), made in the tmpfs upper
+ * before the overlay is mounted. Parents come first. */
+static void write_upper_entries(void) {
+    for (uint32_t i = 0; i < cfg.noci_upper; i++) {
+        const struct swvm_upper_entry *e = &cfg.oci_upper[i];
+        char path[4096];
+        if (snprintf(path, sizeof path, "/rw/upper%s", e->path) >= (int)sizeof path)
+            fatal(SWVM_ERR_INVALID_ARGUMENT, "upper-layer entry %s: path too long", e->path);
+        int rc;
+        if (e->kind == 'd') {
+            rc = mkdir(path, (mode_t)e->mode);
+            if (rc == 0) rc = chmod(path, (mode_t)e->mode);   /* past the umask */
+        } else if (e->kind == 'l') {
+            rc = symlink(e->contents, path);
+        } else {
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            rc = fd < 0 ? -1 : write_full(fd, e->contents, strlen(e->contents));
+            if (rc == 0) rc = fchmod(fd, (mode_t)e->mode);
+            if (fd >= 0) close(fd);
+        }
+        if (rc != 0) fatal(SWVM_ERR_SYSTEM_CALL, "make upper-layer entry %s: %s", e->path, strerror(errno));
+    }
+}
+
 /* The -v host directories: one 9p mount (swvm's server in the VMM) whose
  * entries 0, 1, ... are the volumes; the confinement binds each to its
  * target, as it binds a host directory in a container. access=user: each
@@ -689,9 +714,11 @@ int main(void) {
     add_host_entropy();
     set_clock();
     /* An OCI bundle's root is a share of the host's directory (config.json
-     * root.path); an image's is its disk. */
-    if (!cfg.oci.enabled) {
+     * root.path), or its image layers as a disk (CFG_OCI_DISK_ROOT); an
+     * image's is its disk. */
+    if (!cfg.oci.enabled || cfg.oci_disk_root) {
         wait_for_disk(cfg.rootdev);
+        write_upper_entries();
         setup_root();
     }
     setup_cgroup();

@@ -269,6 +269,34 @@ static int decode_oci_field(struct decoder *d, struct swvm_oci *o, uint16_t tag,
     }
 }
 
+/* Whether `p` is absolute with no empty, "." or ".." component. */
+static int clean_path(const char *p) {
+    if (p[0] != '/' || !p[1]) return 0;
+    for (const char *c = p; *c; ) {
+        const char *e = strchr(c + 1, '/');
+        size_t len = e ? (size_t)(e - c - 1) : strlen(c + 1);
+        if (len == 0 || (len == 1 && c[1] == '.') || (len == 2 && c[1] == '.' && c[2] == '.')) return 0;
+        if (!e) break;
+        c = e;
+    }
+    return 1;
+}
+
+/* CFG_OCI_UPPER: u8 kind, u32 mode, path, NUL, contents. */
+static int decode_upper_entry(struct decoder *d, struct swvm_settings *s, const uint8_t *v, uint32_t n) {
+    if (n < 7) return fail(d, "run settings: an upper-layer entry is %u bytes", n);
+    if (v[0] != 'd' && v[0] != 'f' && v[0] != 'l') return fail(d, "run settings: an upper-layer entry of kind %u", v[0]);
+    if (get32(v + 1) > 07777) return fail(d, "run settings: an upper-layer entry with mode %o", get32(v + 1));
+    if (s->noci_upper >= SWVM_MAX_UPPER_ENTRIES) return fail(d, "run settings: more than %d upper-layer entries", SWVM_MAX_UPPER_ENTRIES);
+    char *f[2];
+    if (split_strings(d, v + 5, n - 5, f, 2, "an upper-layer entry") != 0) return -1;
+    if (!clean_path(f[0])) { fail(d, "run settings: upper-layer entry path \"%s\"", f[0]); free(f[0]); free(f[1]); return -1; }
+    struct swvm_upper_entry *e = append(d, (void **)&s->oci_upper, &s->noci_upper, sizeof *e, "an upper-layer entry");
+    if (!e) { free(f[0]); free(f[1]); return -1; }
+    *e = (struct swvm_upper_entry){ .kind = v[0], .mode = get32(v + 1), .path = f[0], .contents = f[1] };
+    return 0;
+}
+
 static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag, const uint8_t *v, uint32_t n) {
     switch (tag) {
     case CFG_ARG: return add_string(d, &s->args, &s->nargs, v, n, "arguments");
@@ -337,6 +365,11 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     case CFG_VM_FILE: return add_mount(d, &s->vm_files, &s->nvm_files, v, n, "a copied file", 1);
+    case CFG_OCI_DISK_ROOT:
+        if (need(d, n, 1, "the disk root flag") || v[0] > 1) return fail(d, "run settings: the disk root flag");
+        s->oci_disk_root = v[0];
+        return 0;
+    case CFG_OCI_UPPER: return decode_upper_entry(d, s, v, n);
     default:
         return decode_oci_field(d, &s->oci, tag, v, n);
     }
@@ -468,6 +501,8 @@ void swvm_settings_free(struct swvm_settings *s) {
     free_mounts(s->volumes, s->nvolumes);
     free_mounts(s->cgroup_mounts, s->ncgroup_mounts);
     free_mounts(s->vm_files, s->nvm_files);
+    for (uint32_t i = 0; i < s->noci_upper; i++) { free(s->oci_upper[i].path); free(s->oci_upper[i].contents); }
+    free(s->oci_upper);
     free_oci(&s->oci);
     memset(s, 0, sizeof *s);
 }

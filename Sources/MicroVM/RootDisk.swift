@@ -40,20 +40,10 @@ public enum RootDisk {
         let lock = try FileLock(path: Path.join(disksDir, ".lock"))
         defer { _ = lock }
         if FS.isRegularFile(path) { return path }
-        for name in (try? FS.listDirectory(disksDir)) ?? [] where name.hasSuffix(".tmp") {
-            unlink(Path.join(disksDir, name))   // left by a killed swvm
-        }
+        removeStaleTemporaries()
         let tmp = path + ".\(hostPID).tmp"
         let summary = try tree ?? TreeSummary(root: image.rootfs)
-        // Room for the files, their metadata and some slack.
-        let sizeMiB = max(16, (summary.bytes * 13 / 10 + UInt64(summary.entries) * 4096) / (1 << 20) + 8)
-        let inodes = max(1024, summary.entries * 5 / 4 + 256)
-        let args = ["mkfs.ext4", "-q", "-F", "-t", "ext4",
-                    // No journal (the disk is read-only to the guest) and no
-                    // metadata checksums: both cost emulated guest-kernel time.
-                    "-O", "^has_journal,^metadata_csum,^resize_inode",
-                    "-m", "0", "-b", "4096", "-N", String(inodes), "-L", "swvm-root",
-                    "-E", "root_owner=0:0", "-d", image.rootfs, tmp, "\(sizeMiB)M"]
+        let args = mkfsArguments(source: image.rootfs, output: tmp, bytes: summary.bytes, entries: summary.entries)
         let r = try Subprocess.run(args)
         guard r.status == 0 else {
             unlink(tmp)
@@ -61,6 +51,29 @@ public enum RootDisk {
         }
         try sys("rename \(tmp)") { rename(tmp, path) }
         return path
+    }
+
+    /// Left by a killed swvm (files and overlay mount points); call with
+    /// the disks' lock held.
+    static func removeStaleTemporaries() {
+        for name in (try? FS.listDirectory(disksDir)) ?? [] where name.hasSuffix(".tmp") {
+            let p = Path.join(disksDir, name)
+            if unlink(p) != 0 { rmdir(p) }
+        }
+    }
+
+    /// mkfs.ext4 filling `output` from the directory `source`, sized for
+    /// `bytes` of files in `entries` entries.
+    static func mkfsArguments(source: String, output: String, bytes: UInt64, entries: Int) -> [String] {
+        // Room for the files, their metadata and some slack.
+        let sizeMiB = max(16, (bytes * 13 / 10 + UInt64(entries) * 4096) / (1 << 20) + 8)
+        let inodes = max(1024, entries * 5 / 4 + 256)
+        return ["mkfs.ext4", "-q", "-F", "-t", "ext4",
+                // No journal (the disk is read-only to the guest) and no
+                // metadata checksums: both cost emulated guest-kernel time.
+                "-O", "^has_journal,^metadata_csum,^resize_inode",
+                "-m", "0", "-b", "4096", "-N", String(inodes), "-L", "swvm-root",
+                "-E", "root_owner=0:0", "-d", source, output, "\(sizeMiB)M"]
     }
 }
 

@@ -67,7 +67,7 @@ public final class VMMOCI: @unchecked Sendable {
             abort(SwvmError(.systemCall, "watch the exec FIFO: \(error)"))
             return
         }
-        if !sendReport("created\n") { abort(SwvmError(.vmFailed, "swvm create ended before the container was created")) }
+        if !sendReport("created\n\(OCIRootDisk.annotation)=\(plan.root)\n") { abort(SwvmError(.vmFailed, "swvm create ended before the container was created")) }
     }
 
     /// Whether the FIFO was read (the inotify events queued).

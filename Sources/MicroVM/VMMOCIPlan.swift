@@ -26,6 +26,11 @@ public struct VMMOCIPlan {
     public var files: [(path: String, contents: String)] = []
     /// CLONE_NEW* flags of the namespaces the workload gets in the guest.
     public var newNamespaces: UInt32 = 0
+    /// The root as a disk of the bundle's image layers (OCIRootDisk), or
+    /// nil: root.path shared over 9p, for the reason in `root`.
+    public var rootDisk: OCIRootDisk?
+    /// Which root the VM has, as the run reports it: "disk (...)" or "9p (why)".
+    public var root = ""
 
     /// The largest host file a bind may copy into the guest.
     static let maxCopiedFile = 1 << 20
@@ -38,8 +43,16 @@ public struct VMMOCIPlan {
         if let uts = VMMOCIPlan.podNamespacePath(oci, "uts"), spec.hostname.isEmpty {
             guestSpec.hostname = try VMMOCIPlan.hostname(ofUTSNamespace: uts)
         }
-        shares.append(Share(hostPath: oci.rootPath, readOnly: spec.readOnlyRoot))
-        oci.rootPath = VMMOCIPlan.sharePath(0)
+        switch VMMOCIPlan.chooseRoot(oci) {
+        case .success(let disk):
+            rootDisk = disk
+            root = "disk (\(disk.lowers.count) image layers, \(Path.basename(disk.lock.path)), upper in guest RAM)"
+            oci.rootPath = VMMOCIPlan.diskRootPath
+        case .failure(let why):
+            root = "9p (\(why.description.map { $0.isNewline ? " " : $0 }.reduce("") { $0 + String($1) }))"
+            shares.append(Share(hostPath: oci.rootPath, readOnly: spec.readOnlyRoot))
+            oci.rootPath = VMMOCIPlan.sharePath(0)
+        }
         for i in oci.mounts.indices where VMMOCIPlan.isBind(oci.mounts[i]) {
             oci.mounts[i].source = try guestSource(oci.mounts[i], what: "config.json mounts[\(i)]")
         }
@@ -47,6 +60,17 @@ public struct VMMOCIPlan {
     }
 
     static func sharePath(_ n: Int) -> String { "\(SWVM_VOLUMES_DIR)/\(n)" }
+
+    /// Where guest-init mounts the disk root's overlay (init.c setup_root).
+    static let diskRootPath = "/newroot"
+
+    /// The disk root when config.json allows it: no rootfs propagation
+    /// asked (a guest overlay cannot share mounts with the host's rootfs).
+    static func chooseRoot(_ oci: OCISettings) -> Result<OCIRootDisk, OCIRootRefusal> {
+        if !oci.rootfsPropagation.isEmpty { return .failure(OCIRootRefusal("linux.rootfsPropagation \(oci.rootfsPropagation)")) }
+        let annotations = Dictionary(oci.annotations.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        return OCIRootDisk.choose(rootPath: oci.rootPath, annotations: annotations)
+    }
 
     /// runc's test: type "bind", or a "bind"/"rbind" option.
     static func isBind(_ m: OCIMount) -> Bool {
@@ -172,6 +196,10 @@ public struct VMMOCIPlan {
         if let p = guestSpec.resources.pids { f.add(CFG_PIDS, le64(UInt64(bitPattern: p))) }
         for (n, s) in shares.enumerated() { f.add(CFG_VOLUME, s.readOnly ? 1 : 0, VMMOCIPlan.sharePath(n), "") }
         for file in files { f.add(CFG_VM_FILE, 0, file.path, file.contents) }
+        if let disk = rootDisk {
+            f.add(CFG_OCI_DISK_ROOT, true)
+            for e in disk.upper { f.add(CFG_OCI_UPPER, [e.kind] + le32(e.mode) + Array(e.path.utf8) + [0] + Array(e.contents.utf8)) }
+        }
         bytes += f.bytes
         return bytes
     }

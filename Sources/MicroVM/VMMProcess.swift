@@ -22,6 +22,7 @@ public enum VMMProcess {
             // /dev/null): EOF reaches the workload as EOF.
             spec.interactive = true
             let plan = try VMMOCIPlan(spec)
+            Log.debug("the VM's root: \(plan.root)")
             oci = try VMMOCI(plan: plan, report: reportFD, execFIFO: execFIFO)
             // What VMRunner itself checks and sizes: the guest's mounts
             // are config.json's (in the plan); its network the pod's

@@ -229,7 +229,8 @@ public final class VMRunner {
             throw SwvmError(.notFound, "no guest kernel at \(options.kernelPath): build it with kernel/build.sh or pass --kernel")
         }
         // The disk holds its cache lock (so `swvm cache rm` skips it) until the run ends.
-        let disk = try image.map { try RootDisk.ensure(for: $0) }
+        // An OCI bundle's: its image layers' disk (the plan holds it), or none (9p).
+        let disk = try image.map { try RootDisk.ensure(for: $0) } ?? oci?.plan.rootDisk?.lock
         defer { withExtendedLifetime(disk) {} }
         let diskImage = try disk.map { try BlockDevice.DiskImage(path: $0.path, readOnly: true) }
         let filter = try spec.seccomp.map { try SeccompCompiler.compile($0, compatArches: false) }

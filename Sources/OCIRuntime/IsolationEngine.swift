@@ -26,10 +26,14 @@ public struct ProcessIO: Sendable {
 public struct CreatedInit: Sendable {
     public var process: ProcessIdentity
     public var cgroupPaths: [String]
+    /// What the engine adds to state's annotations (the VM level: which
+    /// root the VM has, swvm.vm-root).
+    public var annotations: [OCIAnnotation] = []
 
-    public init(process: ProcessIdentity, cgroupPaths: [String]) {
+    public init(process: ProcessIdentity, cgroupPaths: [String], annotations: [OCIAnnotation] = []) {
         self.process = process
         self.cgroupPaths = cgroupPaths
+        self.annotations = annotations
     }
 }
 

@@ -77,6 +77,8 @@ public struct Lifecycle {
             }
             record.initProcess = created.process
             record.cgroupPaths = created.cgroupPaths
+            let added = Set(created.annotations.map(\.key))
+            record.annotations = record.annotations.filter { !added.contains($0.key) } + created.annotations
             try store.write(record, lock)
             if !hooks.ran { try runCreateHooks(spec.oci?.hooks ?? OCIHooks(), record) }
             record.createFinished = true

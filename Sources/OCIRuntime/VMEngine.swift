@@ -47,6 +47,7 @@ public struct VMEngine: IsolationEngine {
             write.close()
             hold.read.close()
             let identity = ProcessIdentity(pid: pid, startTime: ProcessStat.read(pid)?.startTime ?? 0)
+            let annotations: [OCIAnnotation]
             do {
                 // Before its execve (it waits on `hold`), so all it maps
                 // (guest memory) is charged here and its keeper starts
@@ -55,13 +56,13 @@ public struct VMEngine: IsolationEngine {
                 for p in cgroup.paths { try Cgroups.writeFile(Path.join(p, "cgroup.procs"), String(pid)) }
                 guard Spawn.release(hold.write.raw) else { throw SwvmError.errno("let the VMM (pid \(pid)) start") }
                 hold.write.close()
-                try awaitGate(read, vmm: identity)
+                annotations = try awaitGate(read, vmm: identity)
             } catch {
                 Glibc.kill(pid, SIGKILL)
                 _ = waitForExit(pid, options: 0)
                 throw error
             }
-            return CreatedInit(process: identity, cgroupPaths: cgroup.paths)
+            return CreatedInit(process: identity, cgroupPaths: cgroup.paths, annotations: annotations)
         } catch {
             cgroup.destroy()
             throw error
@@ -111,9 +112,10 @@ public struct VMEngine: IsolationEngine {
         } catch { throw SwvmError.errno("spawn the VMM (\(exe))", error.errno) }
     }
 
-    /// Reads the VMM's report: "created", or "error" and its message; EOF
+    /// Reads the VMM's report: "created" and lines KEY=VALUE (annotations
+    /// for state: which root the VM has), or "error" and its message; EOF
     /// without one means the VMM died.
-    func awaitGate(_ report: FileDescriptor, vmm: ProcessIdentity) throws {
+    func awaitGate(_ report: FileDescriptor, vmm: ProcessIdentity) throws -> [OCIAnnotation] {
         let deadline = Clock.monotonicNanos() + UInt64(createTimeout * 1e9)
         var text: [UInt8] = []
         while true {
@@ -129,7 +131,12 @@ public struct VMEngine: IsolationEngine {
             guard text.count <= 1 << 20 else { break }
         }
         let reply = String(decoding: text, as: UTF8.self)
-        if reply == "created\n" { return }
+        if reply.hasPrefix("created\n") {
+            return reply.dropFirst(8).split(separator: "\n").compactMap { line -> OCIAnnotation? in
+                let kv = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                return kv.count == 2 ? OCIAnnotation(key: String(kv[0]), value: String(kv[1])) : nil
+            }
+        }
         if reply.hasPrefix("error\n") { throw SwvmError(.vmFailed, String(reply.dropFirst(6))) }
         throw SwvmError(.vmFailed, "the VMM (pid \(vmm.pid)) ended before the container was created")
     }

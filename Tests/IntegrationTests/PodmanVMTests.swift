@@ -76,6 +76,69 @@ struct PodmanVMTests {
         }
     }
 
+    /// The root of a podman container at the VM level is its image layers
+    /// as a read-only ext4 disk under the guest's tmpfs upper, not the
+    /// overlay over 9p (issue 19): the guest's "/" is an overlay on /lower,
+    /// the container layer podman made at create (/etc/mtab) is there,
+    /// writes work and stay in the VM (podman diff does not see them; the
+    /// annotation swvm.vm-root=9p keeps the 9p root, whose writes it does).
+    /// state names the disk; a damaged disk is rebuilt, never used; no
+    /// run holds the disk's cache lock afterwards.
+    @Test func theRootIsTheImageLayersDisk() throws {
+        try Podman.with { podman in
+            let runtime = ["--runtime", try Self.vmLink(in: podman.dir)]
+            let probe = "awk '$5 == \"/\"' /proc/self/mountinfo; readlink /etc/mtab; echo written > /w; cat /w"
+            let r = try podman(runtime + ["run", "--rm"] + Self.noNetwork + [podman.image, "sh", "-c", probe], timeout: 300)
+            #expect(r.status == 0 && r.out.contains(" - overlay overlay ") && r.out.contains("lowerdir=/lower,")
+                    && r.out.hasSuffix("/proc/mounts\nwritten\n"), "\(r)")
+
+            // Which root, in state; the disk it names.
+            let d = try podman(runtime + ["run", "-d", "--name", "rootd"] + Self.noNetwork + [podman.image, "sh", "-c", "echo w > /w; sleep 1000"],
+                               timeout: 300)
+            #expect(d.status == 0, "\(d)")
+            defer { _ = try? podman(["rm", "-f", "-t", "0", "rootd"]) }
+            let id = try podman.inspect("rootd", "{{.Id}}")
+            let state = try Command.run([EngineRuntime.path, "--root", EngineRuntime.stateRoot, "state", id])
+            let root = (try? JSON.parse(state.out)["annotations"]?["swvm.vm-root"]?.string) ?? nil
+            #expect(root?.hasPrefix("disk (1 image layers, layers-") == true, "\(state)")
+            let disk = Path.join(SwvmPaths.disksDir, root.flatMap { $0.split(separator: " ").first { $0.hasPrefix("layers-") } }
+                                 .map { String($0.dropLast()) } ?? "none")
+            #expect(FS.isRegularFile(disk), "\(disk)")
+            try podman.waitForStatus("rootd", "running")
+            usleep(500_000)
+            #expect(!(try podman(["diff", "rootd"]).out.contains("/w")), "writes stay in the VM's upper layer")
+            #expect(try podman(["rm", "-f", "-t", "0", "rootd"]).status == 0)
+
+            // The 9p root by annotation: its writes reach the container's layer.
+            let share = try podman(runtime + ["run", "--name", "root9p", "--annotation", "swvm.vm-root=9p"] + Self.noNetwork
+                                   + [podman.image, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo; echo w > /w"], timeout: 300)
+            #expect(share.status == 0 && share.out.contains(" - 9p "), "\(share)")
+            #expect(try podman(["diff", "root9p"]).out.contains("/w"))
+            #expect(try podman(["rm", "root9p"]).status == 0)
+
+            // A damaged disk is rebuilt before use.
+            try Self.overwrite(disk, at: 1024, with: [UInt8](repeating: 0x5a, count: 64))
+            let again = try podman(runtime + ["run", "--rm"] + Self.noNetwork + [podman.image, "true"], timeout: 300)
+            #expect(again.status == 0, "\(again)")
+            #expect(try Self.bytes(of: disk, at: 1024, count: 64) != [UInt8](repeating: 0x5a, count: 64), "the damaged disk was rebuilt")
+            // No run holds it now.
+            #expect(try CacheItemLock.exclusive(disk) != nil, "a cache lock on \(disk) is still held")
+            unlink(disk)
+        }
+    }
+
+    static func bytes(of path: String, at offset: Int, count: Int) throws -> [UInt8] {
+        let fd = try FileDescriptor.open(path, O_RDONLY | O_CLOEXEC)
+        var b = [UInt8](repeating: 0, count: count)
+        guard pread(fd.raw, &b, count, off_t(offset)) == count else { throw SwvmError.errno("pread \(path)") }
+        return b
+    }
+
+    static func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
+        let fd = try FileDescriptor.open(path, O_WRONLY | O_CLOEXEC)
+        guard pwrite(fd.raw, bytes, bytes.count, off_t(offset)) == bytes.count else { throw SwvmError.errno("pwrite \(path)") }
+    }
+
     /// A detached VM under podman: exec (status, output, a tty, a missing
     /// binary), pause/unpause (the vCPUs parked: the VMM's cgroup stays
     /// thawed, the guest's counter stops), logs, and stop (TERM, which the

@@ -338,6 +338,12 @@ enum swvm_config_tag {
                                SWVM_TEMPLATE_PLAIN: no volume or terminal after the point */
     CFG_WARM_FILE = 71,     /* string, repeated: a file in the image that guest-init reads before the template
                                point, so that its page cache is in the template (missing ones are skipped) */
+    /* 90-99: an OCI bundle's root as a disk at the VM level (issue 19). */
+    CFG_OCI_DISK_ROOT = 90, /* u8 1: the OCI root is CFG_ROOTDEV (the bundle's image layers as ext4) under an
+                               overlay with guest-init's tmpfs upper, at "/newroot" (CFG_OCI_ROOT's path) */
+    CFG_OCI_UPPER = 91,     /* u8 kind ('d' directory, 'f' file, 'l' symlink), u32 mode, path, NUL, contents
+                               (a file's text, a link's target): an entry of the bundle's overlay upper layer at
+                               create, made in the guest's upper before the overlay; parents first; repeated */
 };
 
 #define SWVM_TEMPLATE_SHARED_NET 1u
@@ -410,6 +416,15 @@ struct swvm_oci {
     uint32_t preserve_fds;
 };
 
+/* CFG_OCI_UPPER: one entry of the bundle's upper layer. */
+struct swvm_upper_entry {
+    uint8_t kind;       /* 'd', 'f' or 'l' */
+    uint32_t mode;      /* permission bits (07777) */
+    char *path;         /* absolute in the root, no "." or ".." component */
+    char *contents;     /* a file's text, a link's target; "" for a directory */
+};
+#define SWVM_MAX_UPPER_ENTRIES 256
+
 /* The decoded settings; every pointer is owned (swvm_settings_free). */
 struct swvm_settings {
     char **args; uint32_t nargs;       /* NULL-terminated */
@@ -440,6 +455,8 @@ struct swvm_settings {
     char **warm_files; uint32_t nwarm_files;
     struct swvm_oci oci;
     struct swvm_mount *vm_files; uint32_t nvm_files;    /* source: the guest path, destination: the contents */
+    int oci_disk_root;                                  /* CFG_OCI_DISK_ROOT */
+    struct swvm_upper_entry *oci_upper; uint32_t noci_upper;
 };
 
 /* Decodes a MSG_CONFIG payload. Returns 0, or -1 with a message naming the
