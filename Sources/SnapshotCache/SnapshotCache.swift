@@ -80,10 +80,28 @@ public enum SnapshotCache {
             self.key = key
             self.root = root
             try? FS.makeDirectories(root, mode: 0o700)
-            let fd = open(Path.join(root, key + ".lock"), O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return nil }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+            guard let fd = Writer.lock(Path.join(root, key + ".lock")) else { return nil }
             lockFD = fd
+        }
+
+        /// The key's lock file, created and held, or nil when another run
+        /// holds it. A lock on a file that is no longer at `path` guards
+        /// nothing: a stale-lock sweep (removeStaleTemporaries) or a
+        /// writer's release may unlink it between this open and flock, and
+        /// then a second run creates a new one and both write. So the held
+        /// file must still be the one at `path`; else try again.
+        static func lock(_ path: String) -> Int32? {
+            for _ in 0..<8 {
+                let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+                guard fd >= 0 else { return nil }
+                guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return nil }
+                var held = stat(), named = stat()
+                if fstat(fd, &held) == 0, stat(path, &named) == 0, held.st_dev == named.st_dev, held.st_ino == named.st_ino {
+                    return fd
+                }
+                close(fd)
+            }
+            return nil
         }
 
         deinit { release() }
