@@ -72,10 +72,7 @@ struct DetachedVMExecTests {
             #expect(r.out.contains("33 101"), "\(r)")
             #expect(r.out.contains("status=6"), "\(r)")
         }
-        let wait = "i=0; while [ \"$(stty size)\" = \"33 101\" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; stty size"
-        let resized = try Command.run(["/usr/bin/script", "-qec",
-            "stty rows 33 cols 101; \(Harness.swvm) exec -t \(id) sh -c '\(wait)' & for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1; stty rows 10 cols 20; kill -WINCH $! 2>/dev/null; done; wait",
-            "/dev/null"], timeout: 120)
+        let resized = try Harness.resizedWhileRunning("\(Harness.swvm) exec -t \(id) sh -c", timeout: 120)
         #expect(resized.out.contains("10 20"), "\(resized)")
     }
 }

@@ -8,6 +8,17 @@ import TestSupport
 /// Finds what the integration tests run: the swvm binary built beside the
 /// tests, the example image, the guest kernel and guest-init.
 enum Harness {
+    /// Under script(1) on a 33x101 pty, `shCommand` (ending in `sh -c`)
+    /// runs a script that waits until its terminal is no longer 33x101 and
+    /// prints its size, started as a background job while the caller's
+    /// terminal is resized to 10x20 (and SIGWINCH sent) every second.
+    static func resizedWhileRunning(_ shCommand: String, timeout: Double) throws -> CommandResult {
+        let wait = "i=0; while [ \"$(stty size)\" = \"33 101\" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; stty size"
+        return try Command.run(["/usr/bin/script", "-qec",
+            "stty rows 33 cols 101; \(shCommand) '\(wait)' & for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1; stty rows 10 cols 20; kill -WINCH $! 2>/dev/null; done; wait",
+            "/dev/null"], timeout: timeout)
+    }
+
     static let repo = TestPaths.repo
     static let swvm = TestPaths.swvm
 

@@ -107,10 +107,7 @@ extension TemplateTests {
         #expect(r.out.contains("33 101"), "\(r)")
         #expect(r.out.contains("restored from template: "), "not restored from a template: \(r.out)")
         // A resize while the workload runs reaches its pty (SIGWINCH -> MSG_RESIZE).
-        let wait = "i=0; while [ \"$(stty size)\" = \"33 101\" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; stty size"
-        let resized = try Command.run(["/usr/bin/script", "-qec",
-            "stty rows 33 cols 101; \(run) '\(wait)' & for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1; stty rows 10 cols 20; kill -WINCH $! 2>/dev/null; done; wait",
-            "/dev/null"], timeout: 600)
+        let resized = try Harness.resizedWhileRunning(run, timeout: 600)
         #expect(resized.out.contains("10 20"), "\(resized)")
         #expect(resized.out.contains("restored from template: "), "\(resized.out)")
     }
