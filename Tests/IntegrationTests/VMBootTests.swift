@@ -36,6 +36,8 @@ struct VMBootTests {
         #expect(r.out.contains("init: child exited with 7"))
         #expect(r.out.contains("SWVM-BOOT-MARKER-OK"))
         #expect(!r.timedOut)
+        // kernel/swvm.config: 50 Hz (each tick is emulated work on a PVM host).
+        #expect(r.out.contains("init: timer tick 50 Hz"), "\(r)")
     }
 
     @Test func twoVCPUsAreBothOnline() throws {
