@@ -149,12 +149,10 @@ struct OCIVMOpsTests {
                                    "sh", "-c", "tty; stty size; read line; stty size; echo got-$line"])
             #expect(r.status == 0, "\(r)")
             let master = try console.receive()
-            var ws = winsize(ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
-            _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+            ConsoleListener.resize(master, rows: 33, cols: 101)
             var seen = try ConsoleListener.read(master, until: "/dev/pts/")
             usleep(500_000)
-            ws = winsize(ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0)
-            _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+            ConsoleListener.resize(master, rows: 40, cols: 120)
             usleep(500_000)
             try master.writeAll("hello\n")
             seen += try ConsoleListener.read(master, until: "got-hello")
@@ -182,13 +180,11 @@ extension OCIVMOpsTests {
         let vmm = try #require(try root.store.read(id)?.initProcess)
         #expect(try life.vm(root, ["start", id]) == 0, "\(life.output(root))")
         var seen = try ConsoleListener.read(master, until: "/dev/pts/")
-        var ws = winsize(ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+        ConsoleListener.resize(master, rows: 33, cols: 101)
         usleep(500_000)
         try master.writeAll("one\n")
         seen += try ConsoleListener.read(master, until: "33 101")
-        ws = winsize(ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+        ConsoleListener.resize(master, rows: 40, cols: 120)
         usleep(500_000)
         try master.writeAll("two\n")
         seen += try ConsoleListener.read(master, until: "got-two")
@@ -264,6 +260,12 @@ final class ConsoleListener {
         let master = swvm_recv_fd(c.raw)
         guard master >= 0 else { throw SwvmError.errno("receive the pty master") }
         return FileDescriptor(master)
+    }
+
+    /// Sets the terminal's size on its master (the workload's pty follows).
+    static func resize(_ master: FileDescriptor, rows: UInt16, cols: UInt16) {
+        var ws = winsize(ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
     }
 
     /// What the master gives until `text` appears (30 s at most).
