@@ -55,7 +55,7 @@ let package = Package(
         // Seccomp: the profile model and its compiler (libseccomp); the VMM's
         // thread filters use it without the run's settings.
         .target(name: "Seccomp", dependencies: ["SwvmBase", "CSeccomp"]),
-        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls"]),
+        .target(name: "RuntimeSpec", dependencies: ["SwvmBase", "OCIImage", "Seccomp", "CSyscalls", "CConfinement"]),
         // RunSettingsWire: a RunSpec in swvm_run_settings.h's wire form (the
         // C confinement decodes it), and the child's report of what it confined.
         .target(name: "RunSettingsWire", dependencies: ["SwvmBase", "RuntimeSpec", "CConfinement"]),

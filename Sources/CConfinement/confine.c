@@ -308,6 +308,13 @@ void cf_make_dev_links(const struct child *c) {
     close(dev);
 }
 
+int swvm_pty_unlock(int master) {
+    int unlock = 0;
+    unsigned int n = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) return -1;
+    return (int)n;
+}
+
 /* A terminal in the workload's own devpts: its master goes to the parent,
  * which relays it; the slave becomes the stdio and, for a container's
  * init (`console`), /dev/console. */
@@ -315,15 +322,14 @@ void cf_open_terminal(struct child *c, int console) {
     const struct swvm_settings *s = c->s;
     int master = cf_open_in_root(c, "/dev/pts/ptmx", O_RDWR | O_NOCTTY);
     if (master < 0) cf_fail_errno(c, "open", "/dev/pts/ptmx");
-    int unlock = 0;
-    unsigned int n = 0;
-    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) cf_fail_errno(c, "unlock", "/dev/pts/ptmx");
+    int n = swvm_pty_unlock(master);
+    if (n < 0) cf_fail_errno(c, "unlock", "/dev/pts/ptmx");
     if (s->rows || s->cols) {
         struct winsize ws = { .ws_row = s->rows, .ws_col = s->cols };
         if (ioctl(master, TIOCSWINSZ, &ws) != 0) cf_fail_errno(c, "set the size of", "/dev/pts/ptmx");
     }
     char slave[64];
-    cf_text_of(c, slave, sizeof slave, "/dev/pts/%u", n);
+    cf_text_of(c, slave, sizeof slave, "/dev/pts/%u", (unsigned int)n);
     c->pty_slave = cf_open_in_root(c, slave, O_RDWR | O_NOCTTY);
     if (c->pty_slave < 0) cf_fail_errno(c, "open", slave);
     struct cf_target t = cf_target_of(c->pty_slave);
@@ -505,14 +511,19 @@ void cf_interface_up(const struct child *c, const char *name) {
     close(fd);
 }
 
+const char *swvm_rlimit_name(unsigned int resource) {
+    static const char *const names[SWVM_RLIMIT_COUNT] = { "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
+                                                          "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime" };
+    return resource < SWVM_RLIMIT_COUNT ? names[resource] : NULL;
+}
+
 static void apply_rlimits(const struct child *c) {
-    static const char *names[] = { "cpu", "fsize", "data", "stack", "core", "rss", "nproc", "nofile",
-                                   "memlock", "as", "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime" };
     for (uint32_t i = 0; i < c->s->nrlimits; i++) {
         const struct swvm_rlimit *l = &c->s->rlimits[i];
         struct rlimit r = { .rlim_cur = l->soft, .rlim_max = l->hard };
         if (setrlimit((int)l->resource, &r) != 0) {
-            const char *name = l->resource < sizeof names / sizeof *names ? names[l->resource] : "?";
+            const char *name = swvm_rlimit_name(l->resource);
+            if (!name) name = "?";
             cf_fail_err(c, SWVM_ERR_INVALID_ARGUMENT, errno, "--ulimit %s=%llu:%llu", name, (unsigned long long)l->soft,
                      (unsigned long long)l->hard);
         }

@@ -72,12 +72,6 @@ const long sys_UTIME_NOW = UTIME_NOW, sys_UTIME_OMIT = UTIME_OMIT;
 
 void sys_make_raw(struct termios *t) { cfmakeraw(t); }
 
-int sys_pty_unlock(int master) {
-    int unlock = 0;
-    unsigned int n;
-    if (ioctl(master, TIOCSPTLCK, &unlock) != 0 || ioctl(master, TIOCGPTN, &n) != 0) return -1;
-    return (int)n;
-}
 const unsigned long sys_CLONE_NEWNS = CLONE_NEWNS, sys_CLONE_NEWUTS = CLONE_NEWUTS, sys_CLONE_NEWIPC = CLONE_NEWIPC,
     sys_CLONE_NEWPID = CLONE_NEWPID, sys_CLONE_NEWNET = CLONE_NEWNET, sys_CLONE_NEWUSER = CLONE_NEWUSER,
     sys_CLONE_NEWCGROUP = CLONE_NEWCGROUP;

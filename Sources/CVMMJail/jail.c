@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -109,13 +110,23 @@ static int drop_identity(const struct swvm_jail *j, const char **step) {
 }
 
 /// The parent-death signal again, after the uid switch cleared it; then
-/// whether the monitor is still there (it may have ended in between).
-static int die_with_monitor(const struct swvm_jail *j, const char **step) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) FAIL("PR_SET_PDEATHSIG");
+/// whether the monitor is still there (it may have ended in between, and
+/// then the signal never comes). monitor_fd hangs up (a socket) or errs
+/// (a pipe's write end) once the monitor is gone.
+static int die_with_monitor(const struct swvm_jail *j, int death_signal, const char **step) {
+    if (prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0) != 0) FAIL("PR_SET_PDEATHSIG");
     struct pollfd p = { .fd = j->monitor_fd, .events = POLLIN, .revents = 0 };
-    if (poll(&p, 1, 0) < 0) FAIL("poll the monitor's socket");
+    if (poll(&p, 1, 0) < 0) FAIL("poll the monitor's descriptor");
     if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) { errno = ESRCH; FAIL("check that the monitor is there"); }
     return 0;
+}
+
+/// The tests' window between the uid switch and the re-armed signal, where
+/// a monitor that ends is seen only by die_with_monitor's check.
+static void test_pause(const struct swvm_jail *j) {
+    if (j->test_pause_ms <= 0) return;
+    struct timespec t = { .tv_sec = j->test_pause_ms / 1000, .tv_nsec = (long)(j->test_pause_ms % 1000) * 1000000L };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
 }
 
 int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
@@ -133,14 +144,16 @@ int swvm_jail_apply(const struct swvm_jail *j, const char **step) {
     }
     // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing.
     if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR) FAIL("ignore SIGXFSZ");
-    /* A VMM spawned to die with its caller (a detached VM's monitor) but
-     * without a monitor socket to check it by: the uid switch clears the
-     * signal, so it is set again (a caller gone in between is not seen). */
+    /* A VMM spawned to die with its monitor (foreground or detached): the
+     * uid switch clears the signal, so it is set again and the monitor
+     * checked. Without a descriptor to check it by, a monitor gone in
+     * between would go unseen: that fails closed. */
     int death_signal = 0;
     if (prctl(PR_GET_PDEATHSIG, &death_signal, 0, 0, 0) != 0) FAIL("PR_GET_PDEATHSIG");
+    if (death_signal && j->monitor_fd < 0) { errno = EINVAL; FAIL("re-arm the parent-death signal (no monitor descriptor to check)"); }
     if (drop_identity(j, step) != 0) return -1;
-    if (j->monitor_fd >= 0 && die_with_monitor(j, step) != 0) return -1;
-    if (j->monitor_fd < 0 && death_signal && prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0) != 0) FAIL("PR_SET_PDEATHSIG");
+    test_pause(j);
+    if (death_signal && die_with_monitor(j, death_signal, step) != 0) return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL("PR_SET_NO_NEW_PRIVS");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) FAIL("PR_SET_DUMPABLE");
     return 0;

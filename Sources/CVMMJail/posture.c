@@ -78,7 +78,11 @@ static void put_namespaces(struct out *o, pid_t pid) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char theirs_path[64], ours_path[64], theirs[128], ours[128];
         snprintf(theirs_path, sizeof theirs_path, "/proc/%d/ns/%s", (int)pid, names[i]);
-        snprintf(ours_path, sizeof ours_path, "/proc/self/ns/%s", names[i]);
+        /* The pid namespace against the one /proc numbers processes in
+         * (its PID 1's, the host's): an OCI or detached VMM's keeper is
+         * its child and shares its pid namespace, which is still the
+         * VMM's own. The others against the reader's. */
+        snprintf(ours_path, sizeof ours_path, strcmp(names[i], "pid") == 0 ? "/proc/1/ns/%s" : "/proc/self/ns/%s", names[i]);
         ssize_t a = readlink(theirs_path, theirs, sizeof theirs - 1), b = readlink(ours_path, ours, sizeof ours - 1);
         if (a <= 0) continue;
         theirs[a] = 0;

@@ -68,8 +68,38 @@ final class OCINamespaces {
             let kind = actual < 0 ? "a namespace" : "a \(ns.type) namespace"
             throw SwvmError(.invalidArgument, "config.json \(what).path: \(path) is not \(kind)")
         }
+        if ns.type == "pid", let vmm = Self.vmmHolding(pidNamespace: fd) {
+            Glibc.close(fd)
+            throw SwvmError(.unsupported, "config.json \(what).path: \(path) is the pid namespace of a VM-level container (its VMM, "
+                            + "host pid \(vmm), is PID 1 there): its processes run inside the VM and cannot be shared, and the "
+                            + "namespace holds only the VMM and its keeper, which runs as root on the host")
+        }
         join.append((flag, fd))
         if ns.type == "network" { hostNetwork = Self.sameNamespace(fd, "/proc/self/ns/net") }
+    }
+
+    /// The host pid of a swvm VMM that is PID 1 of the pid namespace `fd`
+    /// names (what `podman run --pid container:VMCTR` asks to join), if
+    /// one is: that process runs this very binary. Found through /proc:
+    /// a namespace's PID 1 is the member whose last NSpid is 1.
+    static func vmmHolding(pidNamespace fd: Int32) -> pid_t? {
+        var ns = stat(), exe = stat()
+        guard fstat(fd, &ns) == 0, stat("/proc/self/exe", &exe) == 0 else { return nil }
+        for name in (try? FS.listDirectory("/proc")) ?? [] {
+            guard let pid = pid_t(name), sameNamespace(ns, "/proc/\(name)/ns/pid"),
+                  let status = try? FS.readText("/proc/\(name)/status"),
+                  let nspid = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }),
+                  nspid.split(whereSeparator: { $0 == "\t" || $0 == " " }).last == "1" else { continue }
+            var theirs = stat()
+            let isSwvm = stat("/proc/\(name)/exe", &theirs) == 0 && theirs.st_dev == exe.st_dev && theirs.st_ino == exe.st_ino
+            return isSwvm ? pid : nil
+        }
+        return nil
+    }
+
+    static func sameNamespace(_ a: stat, _ path: String) -> Bool {
+        var b = stat()
+        return stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
     static func sameNamespace(_ fd: Int32, _ path: String) -> Bool {

@@ -1,5 +1,6 @@
 import CConfinement
 import SwvmBase
+import VMControl
 
 /// The host <-> guest-init frames over the control port. Their framing,
 /// limits, types and payload layouts are defined once in
@@ -31,11 +32,9 @@ public enum GuestProtocol {
     /// The longest payload swvm takes from the guest.
     public static let maxPayload = Int(SWVM_MAX_GUEST_FRAME)
 
-    /// A host -> guest frame (swvm_frame_header_encode's header).
+    /// A host -> guest frame (ExecFrames.frame: swvm_frame_header_encode's header).
     public static func frame(_ type: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        var header = [UInt8](repeating: 0, count: Int(SWVM_FRAME_HEADER))
-        swvm_frame_header_encode(&header, type, UInt32(payload.count))
-        return header + payload
+        ExecFrames.frame(swvm_message(rawValue: type), payload)
     }
 
     /// MSG_SIGNAL for the workload's PID 1.

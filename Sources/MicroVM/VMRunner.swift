@@ -37,6 +37,10 @@ public struct VMOptions {
     /// the run's record and uid lease and keeps it (VMMMonitor); nil: it
     /// does so itself, with its keeper as its child (an OCI container's).
     public var monitor: VMMMonitor.Link?
+    /// A detached VM's VMM: the write end of its monitor's report pipe,
+    /// which errs once the monitor (the only reader) is gone; the jail
+    /// checks it after re-arming the parent-death signal.
+    public var monitorPipe: Int32?
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -363,7 +367,7 @@ public final class VMRunner {
         var plan = JailPlan(uid: identity.uid, gid: identity.gid, keepFileCapabilities: volumes, rootMountPoint: record,
                             limits: [(VMMJail.rlimitFSIZE, fsize)])
         plan.keepDescriptors = options.keepDescriptors
-        plan.monitorSocket = options.monitor?.socket
+        plan.monitorSocket = options.monitor?.socket ?? options.monitorPipe
         return plan
     }
 

@@ -30,13 +30,21 @@ enum ExecFIFO {
     }
 
     /// Waits (up to `seconds`) for a killed process to be gone; reaps it
-    /// when it is our child (a failed create, `swvm run`).
+    /// when it is our child (a failed create, `swvm run`). The pid is
+    /// state.json's: it is reaped only while it still names that process
+    /// (its start time; a zombie keeps its pid and start time until
+    /// reaped), never another child that got the pid since.
     static func awaitExit(_ process: ProcessIdentity, seconds: Double) {
         let deadline = Clock.monotonicNanos() + UInt64(seconds * 1e9)
         while process.isAlive && Clock.monotonicNanos() < deadline {
-            _ = waitForExit(process.pid, options: WNOHANG)
+            reap(process)
             usleep(2000)
         }
+        reap(process)
+    }
+
+    private static func reap(_ process: ProcessIdentity) {
+        guard process.pid > 0, process.startTime != 0, ProcessStat.read(process.pid)?.startTime == process.startTime else { return }
         _ = waitForExit(process.pid, options: WNOHANG)
     }
 }

@@ -88,7 +88,7 @@ struct HostPty {
 
     static func open() throws -> HostPty {
         let m = FileDescriptor(try sys("open /dev/ptmx") { Glibc.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) })
-        let path = "/dev/pts/\(try sys("unlock the pty") { sys_pty_unlock(m.raw) })"
+        let path = "/dev/pts/\(try sys("unlock the pty") { swvm_pty_unlock(m.raw) })"
         let s = FileDescriptor(try sys("open \(path)") { Glibc.open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK) })
         var t = termios()
         try sys("tcgetattr \(path)") { tcgetattr(s.raw, &t) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CConfinement
 import CSyscalls
 import SwvmBase
 
@@ -11,11 +12,11 @@ public struct Rlimit: Equatable, Sendable {
     public let soft: UInt64
     public let hard: UInt64
 
-    public static let resources: [(String, Int32)] = [
-        ("cpu", 0), ("fsize", 1), ("data", 2), ("stack", 3), ("core", 4), ("rss", 5), ("nproc", 6),
-        ("nofile", 7), ("memlock", 8), ("as", 9), ("locks", 10), ("sigpending", 11), ("msgqueue", 12),
-        ("nice", 13), ("rtprio", 14), ("rttime", 15),
-    ]
+    /// The names by resource number: CConfinement's list, which the
+    /// container child's errors use too.
+    public static let resources: [(String, Int32)] = (0..<UInt32(SWVM_RLIMIT_COUNT)).compactMap { r in
+        swvm_rlimit_name(r).map { (String(cString: $0), Int32(r)) }
+    }
 
     public init(resource: Int32, name: String, soft: UInt64, hard: UInt64) {
         self.resource = resource

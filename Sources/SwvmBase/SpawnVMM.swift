@@ -7,10 +7,24 @@ import CConfinement
 /// VMM is PID 1 of a pid namespace of its own, where getpid() says 1:
 /// what others read by pid (a run record's owner, a uid lease, /proc/PID)
 /// names it by this one. (A pid written to a cgroup's cgroup.procs is
-/// read in the writer's namespace: that stays getpid().)
-public let hostPID: pid_t = {
-    FS.readLink("/proc/self").flatMap { pid_t($0) } ?? getpid()
-}()
+/// read in the writer's namespace: that stays getpid().) A VMM reads it
+/// before its jail takes /proc away (VMMJail.apply).
+public let hostPID: pid_t = resolveHostPID(procSelf: FS.readLink("/proc/self"), pid: getpid())
+
+/// /proc/self's name, or without /proc getpid(), said on stderr: it is the
+/// host's pid only outside a pid namespace of this process's own. PID 1
+/// (of such a namespace: the host's init never runs swvm) would name
+/// another process in records and leases, and ends with 125.
+func resolveHostPID(procSelf: String?, pid: pid_t) -> pid_t {
+    if let own = procSelf.flatMap({ pid_t($0) }) { return own }
+    if pid == 1 {
+        Log.error("cannot tell this process's pid on the host: /proc is not mounted and it is PID 1 of a pid namespace")
+        exit(125)
+    }
+    Log.warning("/proc is not mounted: taking getpid() (\(pid)) as this process's pid on the host, "
+                + "which is wrong inside a pid namespace of its own")
+    return pid
+}
 
 extension Spawn {
     /// Starts the VMM, swvm exec'd again (`swvm vmm ...`, `swvm run`'s

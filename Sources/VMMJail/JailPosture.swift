@@ -25,7 +25,7 @@ public struct JailPosture: Equatable {
     public var pid: pid_t
     public var threads: [ThreadStatus]
     /// The namespaces (mnt, net, ipc, uts, pid, user, cgroup) it does not
-    /// share with the reader.
+    /// share with the reader (pid: with /proc's PID 1, the host's).
     public var ownNamespaces: [String]
     /// What its root directory holds (empty in the jail).
     public var rootEntries: [String]

@@ -20,8 +20,9 @@ public struct JailPlan {
     public var limits: [(resource: Int32, value: UInt64)]
     /// Descriptors inherited from swvm's caller that stay open (--report-fd).
     public var keepDescriptors: [Int32] = []
-    /// The socket to the monitor whose child this VMM is (VMMMonitor):
-    /// the VMM dies with it (swvm_jail.monitor_fd).
+    /// A descriptor that hangs up when the monitor whose child this VMM
+    /// is ends (VMMMonitor's socket, a detached VM's report pipe): the VMM
+    /// dies with it (swvm_jail.monitor_fd).
     public var monitorSocket: Int32?
 
     public init(uid: UInt32, gid: UInt32, keepFileCapabilities: Bool, rootMountPoint: String,
@@ -56,7 +57,9 @@ public enum VMMJail {
     /// call socket(2) on its main thread (=vcpu, =device: on that thread,
     /// see VMMSeccomp.injectTestTrap), which its seccomp filter traps;
     /// SWVM_TEST_JAIL_IOCTL=1 makes it make an ioctl request outside the
-    /// filter's list (TIOCSTI on stderr). Only a debug build
+    /// filter's list (TIOCSTI on stderr); SWVM_TEST_JAIL_PAUSE_AFTER_UID=MS
+    /// makes the jail wait MS ms after its uid switch (see swvm_jail's
+    /// test_pause_ms). Only a debug build
     /// (the tests') reads them: in a release build the jail cannot be
     /// turned off by anything a user sets.
     #if DEBUG
@@ -64,11 +67,13 @@ public enum VMMJail {
     static var faultInjectionPath: String? { FS.environment("SWVM_TEST_JAIL_OPEN").flatMap { $0.isEmpty ? nil : $0 } }
     static var trapInjected: Bool { FS.environment("SWVM_TEST_JAIL_SOCKET") == "1" }
     static var ioctlTrapInjected: Bool { FS.environment("SWVM_TEST_JAIL_IOCTL") == "1" }
+    static var pauseAfterUIDSwitch: Int32 { FS.environment("SWVM_TEST_JAIL_PAUSE_AFTER_UID").flatMap { Int32($0) } ?? 0 }
     #else
     public static var skippedForTests: Bool { false }
     static var faultInjectionPath: String? { nil }
     static var trapInjected: Bool { false }
     static var ioctlTrapInjected: Bool { false }
+    static var pauseAfterUIDSwitch: Int32 { 0 }
     #endif
 
     /// Applies `plan`, then loads `filter` on every thread (TSYNC). Call
@@ -77,6 +82,7 @@ public enum VMMJail {
     @discardableResult
     public static func apply(_ plan: JailPlan, filter: SeccompFilter) throws -> Int32? {
         try checkSingleThreaded()
+        _ = hostPID   // read from /proc, which the jail takes away
         guard swvm_jail_report_seccomp_traps() == 0 else { throw failure("install the SIGSYS reporter") }
         var limits = plan.limits.map { swvm_jail_limit(resource: $0.resource, value: $0.value) }
         var keep = plan.keepDescriptors
@@ -89,7 +95,7 @@ public enum VMMJail {
                                       keep_caps: plan.keepFileCapabilities ? fileCapabilities : 0,
                                       root_mount: root, limits: l.baseAddress, limit_count: Int32(l.count),
                                       keep_fds: k.baseAddress, keep_count: Int32(k.count), proc_fd_out: nil,
-                                      monitor_fd: plan.monitorSocket ?? -1)
+                                      monitor_fd: plan.monitorSocket ?? -1, test_pause_ms: pauseAfterUIDSwitch)
                     return withUnsafeMutablePointer(to: &procFD) { out in
                         if plan.keepFileCapabilities { j.proc_fd_out = out }
                         return swvm_jail_apply(&j, &failedStep)

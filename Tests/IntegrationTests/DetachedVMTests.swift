@@ -194,6 +194,53 @@ struct DetachedVMTests {
     /// SIGKILL of the monitor takes its VMM along and `rm -f` leaves
     /// nothing; and SIGKILL of a
     /// VMM is recorded (137), then `rm` leaves nothing.
+    /// The jail's uid switch clears the VMM's parent-death signal; a
+    /// monitor that ends before it is set again would leave the VMM
+    /// running unwatched. The test switch holds the VMM in that window
+    /// (4 s after its uid switch) while the monitor is killed, with
+    /// `swvm run -d` first (whose clean-up of a failed start would end the
+    /// VMM otherwise): the jail must see the monitor gone and end the VMM.
+    @Test func aMonitorThatEndsDuringTheJailsUIDSwitchTakesTheVMMAlong() throws {
+        let marker = "SWVM_TEST_JAIL_PAUSE_AFTER_UID=4000"
+        let before = Set((try? FS.listDirectory(DetachedVMTests.containers)) ?? [])
+        var vmm: pid_t?
+        let r = try Command.run([Harness.swvm, "run", "-d", "--isolation=vm", Harness.exampleImage, "--", "sleep", "300"],
+                                timeout: 300, environment: ["SWVM_TEST_JAIL_PAUSE_AFTER_UID": "4000"]) { run in
+            // The VMM past its uid switch, in the pause: kill its monitor.
+            guard DockerVerbsTests.eventually(240, { DetachedVMTests.switchedVMM(marker: marker) != nil }),
+                  let pid = DetachedVMTests.switchedVMM(marker: marker), let monitor = DetachedVMTests.parent(pid) else { return }
+            vmm = pid
+            kill(run, SIGKILL)
+            kill(monitor, SIGKILL)
+        }
+        // Removed only after the check below: `rm -f` would end the VMM too.
+        defer {
+            if let pid = vmm, !DetachedVMTests.gone(pid) { kill(pid, SIGKILL) }
+            for id in Set((try? FS.listDirectory(DetachedVMTests.containers)) ?? []).subtracting(before) {
+                DockerVerbsTests.removeForcibly(id)
+            }
+        }
+        let pid = try #require(vmm, "no VMM past its uid switch was seen: \(r)")
+        #expect(r.status != 0, "run -d with its monitor killed: \(r)")
+        #expect(DockerVerbsTests.eventually(20) { DetachedVMTests.gone(pid) }, "the VMM outlived the monitor killed during its jail")
+    }
+
+    /// A detached VMM (`swvm vmm --service`) started with `marker` in its
+    /// environment whose uid is no longer root.
+    static func switchedVMM(marker: String) -> pid_t? {
+        for name in (try? FS.listDirectory("/proc")) ?? [] {
+            guard let pid = pid_t(name), let cmd = try? FS.readFile("/proc/\(name)/cmdline"),
+                  String(decoding: cmd, as: UTF8.self).contains("vmm\0--service"),
+                  let env = try? FS.readFile("/proc/\(name)/environ"),
+                  String(decoding: env, as: UTF8.self).split(separator: "\0").contains(Substring(marker)),
+                  let status = try? FS.readText("/proc/\(name)/status"),
+                  let uid = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+                  !uid.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().contains("0") else { continue }
+            return pid
+        }
+        return nil
+    }
+
     @Test func aDetachedVMMIsJailedAndKillingItsMonitorOrItsVMMLeavesNothing() throws {
         let port = NetworkTests.port(4)
         let first = try DetachedVMTests.detachedVM(["--network", "bridge", "-p", "\(port):8000"], ["sleep", "300"])

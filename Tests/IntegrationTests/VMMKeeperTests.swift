@@ -29,6 +29,39 @@ struct VMMKeeperTests {
         return (VMMKeeper(fd: pair[0], pid: pid), out)
     }
 
+    /// An OCI or detached VMM's keeper is its child, in the VMM's pid
+    /// namespace: the posture it reads must still name "pid" (the
+    /// namespace is not the one /proc numbers the host's processes in).
+    /// A `sleep` as PID 1 of a new pid namespace plays the VMM; the keeper
+    /// is started in that namespace (nsenter).
+    @Test func aKeeperInTheVMMsPidNamespaceStillReportsIt() throws {
+        let dir = try TempDir("keeper-pidns")
+        defer { dir.cleanup() }
+        let script = Path.join(dir.path, "swvm")
+        try FS.writeText(script, "#!/bin/sh\nexit 0\n")
+        chmod(script, 0o755)
+        let holder = try Spawn.start("/usr/bin/unshare", argv: ["unshare", "--pid", "--fork", "--kill-child", "sleep", "60"])
+        defer { kill(holder, SIGKILL); _ = waitForExit(holder) }
+        var vmm: pid_t?
+        _ = DockerVerbsTests.eventually(5) {
+            vmm = (try? FS.readText("/proc/\(holder)/task/\(holder)/children"))?.split(separator: " ").first.flatMap { pid_t($0) }
+            return vmm != nil
+        }
+        let target = try #require(vmm, "the pid namespace's sleep")
+        let keeper = Path.join(Path.dirname(Harness.swvm), SWVM_KEEPER_EXECUTABLE)
+        var pair: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+        let argv = ["nsenter", "--target", String(target), "--pid", "--", keeper, String(target), "/run/swvm/runs/none",
+                    "/run/swvm/vmm-ids/none", script]
+        let pid = try Spawn.start("/usr/bin/nsenter", argv: argv, actions: [.dup(pair[1], to: SWVM_KEEPER_SOCKET_FD)])
+        close(pair[1])
+        let k = VMMKeeper(fd: pair[0], pid: pid)
+        defer { k.finish() }
+        let p = try #require(k.posture(), "no posture from the keeper")
+        let ns = p.json["ownNamespaces"]?.array?.compactMap(\.string) ?? []
+        #expect(ns.contains("pid"), "the VMM's own namespaces as its keeper read them: \(ns)")
+    }
+
     func privateKiB(_ pid: pid_t) -> Int {
         let text = (try? FS.readText("/proc/\(pid)/smaps_rollup")) ?? ""
         return text.split(separator: "\n").filter { $0.hasPrefix("Private_Clean:") || $0.hasPrefix("Private_Dirty:") }

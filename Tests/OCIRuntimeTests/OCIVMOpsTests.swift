@@ -35,137 +35,132 @@ struct OCIVMOpsTests {
         return (try #require(try root.store.read(id)?.initProcess), bundle)
     }
 
+    /// A started container (see `started`) for `body`; afterwards it is
+    /// deleted (`delete --force`, unless `body` deleted it) and nothing of
+    /// it may be left. Deleted on every path.
+    func withStarted(_ name: String, _ body: (ScratchRoot, String) throws -> Void) throws {
+        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID(name)
+        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
+        let (vmm, bundle) = try started(root, id)
+        try withExtendedLifetime(bundle) { try body(root, id) }
+        if (try? root.store.read(id)) != nil { #expect(try run(root, ["delete", "--force", id]).status == 0) }
+        life.expectNothingLeft(root, id: id, vmm: vmm)
+    }
+
     func count(_ root: ScratchRoot, _ id: String) throws -> Int {
         Int(try run(root, ["exec", id, "cat", "/tmp/count"]).out.trimmedForTest) ?? -1
     }
 
     @Test func execStatusStdioUserEnvCwdAndAMissingBinary() throws {
-        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID("exec")
-        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
-        let (vmm, bundle) = try started(root, id)
-        defer { withExtendedLifetime(bundle) {} }
-        let e = try run(root, ["exec", "--env", "GREETING=hi", "--cwd", "/tmp", id, "sh", "-c",
-                               "echo $GREETING $(pwd) $(uname -r); echo to-err >&2; exit 3"])
-        #expect(e.status == 3 && e.out.hasPrefix("hi /tmp ") && !e.out.contains(HostKernel.release) && e.err.contains("to-err"), "\(e)")
-        let user = try run(root, ["exec", "--user", "1000:1001", id, "id"])
-        #expect(user.status == 0 && user.out.hasPrefix("uid=1000(") && user.out.contains(" gid=1001"), "\(user)")
-        let input = try run(root, ["exec", id, "cat"], stdin: Array("piped in\n".utf8))
-        #expect(input.status == 0 && input.out == "piped in\n", "\(input)")
-        let missing = try run(root, ["exec", id, "/no/such/program"])
-        #expect(missing.status == 255 && missing.err.contains("/no/such/program"), "\(missing)")
-        // runc's process.json form.
-        let process = Path.join(root.path, "process.json")
-        try FS.writeText(process, #"{"args":["sh","-c","echo from-json; exit 5"],"cwd":"/","env":["PATH=/bin:/usr/bin"],"user":{"uid":0,"gid":0}}"#)
-        let json = try run(root, ["exec", "--process", process, id])
-        #expect(json.status == 5 && json.out == "from-json\n", "\(json)")
-        #expect(try run(root, ["delete", "--force", id]).status == 0)
-        life.expectNothingLeft(root, id: id, vmm: vmm)
+        try withStarted("exec") { root, id in
+            let e = try run(root, ["exec", "--env", "GREETING=hi", "--cwd", "/tmp", id, "sh", "-c",
+                                   "echo $GREETING $(pwd) $(uname -r); echo to-err >&2; exit 3"])
+            #expect(e.status == 3 && e.out.hasPrefix("hi /tmp ") && !e.out.contains(HostKernel.release) && e.err.contains("to-err"), "\(e)")
+            let user = try run(root, ["exec", "--user", "1000:1001", id, "id"])
+            #expect(user.status == 0 && user.out.hasPrefix("uid=1000(") && user.out.contains(" gid=1001"), "\(user)")
+            let input = try run(root, ["exec", id, "cat"], stdin: Array("piped in\n".utf8))
+            #expect(input.status == 0 && input.out == "piped in\n", "\(input)")
+            let missing = try run(root, ["exec", id, "/no/such/program"])
+            #expect(missing.status == 255 && missing.err.contains("/no/such/program"), "\(missing)")
+            // runc's process.json form.
+            let process = Path.join(root.path, "process.json")
+            try FS.writeText(process, #"{"args":["sh","-c","echo from-json; exit 5"],"cwd":"/","env":["PATH=/bin:/usr/bin"],"user":{"uid":0,"gid":0}}"#)
+            let json = try run(root, ["exec", "--process", process, id])
+            #expect(json.status == 5 && json.out == "from-json\n", "\(json)")
+        }
     }
 
     /// --detach: exec returns while the process runs; --pid-file names the
     /// relay, a host process that exits with the exec's status.
     @Test func detachedExecAndItsPidFile() throws {
-        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID("detach")
-        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
-        let (vmm, bundle) = try started(root, id)
-        defer { withExtendedLifetime(bundle) {} }
-        let pidFile = Path.join(root.path, "exec.pid"), out = Path.join(root.path, "exec.out")
-        let r = try Command.run(["sh", "-c", "exec \"$0\" \"$@\" </dev/null >\(out) 2>&1", Path.join(root.path, "swvm-vm"), "--root", root.path,
-                                 "exec", "--detach", "--pid-file", pidFile, id, "sh", "-c", "sleep 2; echo late; exit 6"], timeout: 60)
-        #expect(r.status == 0, "\(r) \((try? FS.readText(out)) ?? "")")
-        let relay = try #require(pid_t((try? FS.readText(pidFile))?.trimmedForTest ?? ""))
-        #expect(kill(relay, 0) == 0, "the relay runs while the exec does")
-        let ps = try run(root, ["ps", "--format", "json", id])
-        #expect((try? JSON.parse(Array(ps.out.utf8)).array?.count) ?? 0 >= 2, "the workload and the exec: \(ps)")
-        for _ in 0..<100 where kill(relay, 0) == 0 { usleep(100_000) }
-        #expect(kill(relay, 0) != 0, "the relay ends with the exec")
-        #expect((try? FS.readText(out)) == "late\n")
-        #expect(try run(root, ["delete", "--force", id]).status == 0)
-        life.expectNothingLeft(root, id: id, vmm: vmm)
+        try withStarted("detach") { root, id in
+            let pidFile = Path.join(root.path, "exec.pid"), out = Path.join(root.path, "exec.out")
+            let r = try Command.run(["sh", "-c", "exec \"$0\" \"$@\" </dev/null >\(out) 2>&1", Path.join(root.path, "swvm-vm"), "--root", root.path,
+                                     "exec", "--detach", "--pid-file", pidFile, id, "sh", "-c", "sleep 2; echo late; exit 6"], timeout: 60)
+            #expect(r.status == 0, "\(r) \((try? FS.readText(out)) ?? "")")
+            let relay = try #require(pid_t((try? FS.readText(pidFile))?.trimmedForTest ?? ""))
+            #expect(kill(relay, 0) == 0, "the relay runs while the exec does")
+            let ps = try run(root, ["ps", "--format", "json", id])
+            #expect((try? JSON.parse(Array(ps.out.utf8)).array?.count) ?? 0 >= 2, "the workload and the exec: \(ps)")
+            for _ in 0..<100 where kill(relay, 0) == 0 { usleep(100_000) }
+            #expect(kill(relay, 0) != 0, "the relay ends with the exec")
+            #expect((try? FS.readText(out)) == "late\n")
+        }
     }
 
     /// ps lists the guest's processes; kill --all reaches every one of them
     /// (not only PID 1); pause parks the vCPUs (the VMM's cgroup is not
     /// frozen, the guest's counter stops) and resume restarts them.
     @Test func psKillAllPauseResume() throws {
-        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID("ops")
-        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
-        let (vmm, bundle) = try started(root, id)
-        defer { withExtendedLifetime(bundle) {} }
-        // Right after start the workload may not have exec'd yet.
-        var table = try run(root, ["ps", id])
-        for _ in 0..<50 where !table.out.contains("sh -c trap") {
-            usleep(100_000)
-            table = try run(root, ["ps", id])
-        }
-        #expect(table.status == 0 && table.out.hasPrefix("UID") && table.out.contains("sh -c trap"), "\(table)")
-        #expect(!table.out.contains("swvm"), "the guest's processes, not the host's: \(table)")
+        try withStarted("ops") { root, id in
+            // Right after start the workload may not have exec'd yet.
+            var table = try run(root, ["ps", id])
+            for _ in 0..<50 where !table.out.contains("sh -c trap") {
+                usleep(100_000)
+                table = try run(root, ["ps", id])
+            }
+            #expect(table.status == 0 && table.out.hasPrefix("UID") && table.out.contains("sh -c trap"), "\(table)")
+            #expect(!table.out.contains("swvm"), "the guest's processes, not the host's: \(table)")
 
-        #expect(try run(root, ["pause", id]).status == 0)
-        #expect(try life.state(root, id)["status"]?.string == "paused")
-        let record = try #require(try root.store.read(id))
-        for dir in record.cgroupPaths where FS.exists(Path.join(dir, "freezer.state")) {
-            #expect((try? FS.readText(Path.join(dir, "freezer.state")))?.trimmedForTest == "THAWED", "the VMM's cgroup is not frozen")
-        }
-        let refused = try run(root, ["exec", id, "true"])
-        #expect(refused.status != 0 && refused.err.contains("paused"), "\(refused)")
-        #expect(try run(root, ["resume", id]).status == 0)
-        #expect(try life.state(root, id)["status"]?.string == "running")
-        let a = try count(root, id)
-        usleep(600_000)
-        #expect(try count(root, id) > a, "the guest runs again")
+            #expect(try run(root, ["pause", id]).status == 0)
+            #expect(try life.state(root, id)["status"]?.string == "paused")
+            let record = try #require(try root.store.read(id))
+            for dir in record.cgroupPaths where FS.exists(Path.join(dir, "freezer.state")) {
+                #expect((try? FS.readText(Path.join(dir, "freezer.state")))?.trimmedForTest == "THAWED", "the VMM's cgroup is not frozen")
+            }
+            let refused = try run(root, ["exec", id, "true"])
+            #expect(refused.status != 0 && refused.err.contains("paused"), "\(refused)")
+            #expect(try run(root, ["resume", id]).status == 0)
+            #expect(try life.state(root, id)["status"]?.string == "running")
+            let a = try count(root, id)
+            usleep(600_000)
+            #expect(try count(root, id) > a, "the guest runs again")
 
-        // kill --all TERM reaches the exec'd sleep and the workload's PID 1
-        // (which notes it and runs on); KILL then ends the VM.
-        // Detached, the process keeps its stdio: not this test's pipes.
-        let bg = try Command.run(["sh", "-c", "exec \"$0\" \"$@\" </dev/null >/dev/null 2>&1", Path.join(root.path, "swvm-vm"),
-                                  "--root", root.path, "exec", "--detach", id, "sleep", "1000"], timeout: 60)
-        #expect(bg.status == 0, "\(bg)")
-        #expect(try run(root, ["ps", id]).out.contains("sleep 1000"))
-        #expect(try run(root, ["kill", "--all", id, "TERM"]).status == 0)
-        var after = ""
-        for _ in 0..<50 {
-            after = try run(root, ["ps", id]).out
-            if !after.contains("sleep 1000") { break }
-            usleep(100_000)
+            // kill --all TERM reaches the exec'd sleep and the workload's PID 1
+            // (which notes it and runs on); KILL then ends the VM.
+            // Detached, the process keeps its stdio: not this test's pipes.
+            let bg = try Command.run(["sh", "-c", "exec \"$0\" \"$@\" </dev/null >/dev/null 2>&1", Path.join(root.path, "swvm-vm"),
+                                      "--root", root.path, "exec", "--detach", id, "sleep", "1000"], timeout: 60)
+            #expect(bg.status == 0, "\(bg)")
+            #expect(try run(root, ["ps", id]).out.contains("sleep 1000"))
+            #expect(try run(root, ["kill", "--all", id, "TERM"]).status == 0)
+            var after = ""
+            for _ in 0..<50 {
+                after = try run(root, ["ps", id]).out
+                if !after.contains("sleep 1000") { break }
+                usleep(100_000)
+            }
+            #expect(!after.contains("sleep 1000") && after.contains("sh -c trap"), "\(after)")
+            #expect(try run(root, ["exec", id, "cat", "/tmp/term"]).out == "term\n")
+            #expect(try run(root, ["kill", "--all", id, "KILL"]).status == 0)
+            for _ in 0..<100 where try life.state(root, id)["status"]?.string != "stopped" { usleep(100_000) }
+            #expect(try life.state(root, id)["status"]?.string == "stopped")
+            #expect(try run(root, ["delete", id]).status == 0)
         }
-        #expect(!after.contains("sleep 1000") && after.contains("sh -c trap"), "\(after)")
-        #expect(try run(root, ["exec", id, "cat", "/tmp/term"]).out == "term\n")
-        #expect(try run(root, ["kill", "--all", id, "KILL"]).status == 0)
-        for _ in 0..<100 where try life.state(root, id)["status"]?.string != "stopped" { usleep(100_000) }
-        #expect(try life.state(root, id)["status"]?.string == "stopped")
-        #expect(try run(root, ["delete", id]).status == 0)
-        life.expectNothingLeft(root, id: id, vmm: vmm)
     }
 
     /// exec --tty --console-socket: the pty master arrives on the socket;
     /// input reaches the process and a resize of the master reaches its pty.
     @Test func execWithATerminalOnTheConsoleSocket() throws {
-        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID("tty")
-        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
-        let (vmm, bundle) = try started(root, id)
-        defer { withExtendedLifetime(bundle) {} }
-        let console = try ConsoleListener(Path.join(root.path, "console.sock"))
-        let pidFile = Path.join(root.path, "tty.pid")
-        let r = try run(root, ["exec", "--tty", "--detach", "--console-socket", console.path, "--pid-file", pidFile, id,
-                               "sh", "-c", "tty; stty size; read line; stty size; echo got-$line"])
-        #expect(r.status == 0, "\(r)")
-        let master = try console.receive()
-        var ws = winsize(ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
-        var seen = try ConsoleListener.read(master, until: "/dev/pts/")
-        usleep(500_000)
-        ws = winsize(ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
-        usleep(500_000)
-        try master.writeAll("hello\n")
-        seen += try ConsoleListener.read(master, until: "got-hello")
-        #expect(seen.contains("40 120"), "the resize reached the guest's pty: \(seen)")
-        let relay = pid_t((try? FS.readText(pidFile))?.trimmedForTest ?? "") ?? 0
-        for _ in 0..<100 where relay > 0 && kill(relay, 0) == 0 { usleep(100_000) }
-        #expect(relay > 0 && kill(relay, 0) != 0)
-        #expect(try run(root, ["delete", "--force", id]).status == 0)
-        life.expectNothingLeft(root, id: id, vmm: vmm)
+        try withStarted("tty") { root, id in
+            let console = try ConsoleListener(Path.join(root.path, "console.sock"))
+            let pidFile = Path.join(root.path, "tty.pid")
+            let r = try run(root, ["exec", "--tty", "--detach", "--console-socket", console.path, "--pid-file", pidFile, id,
+                                   "sh", "-c", "tty; stty size; read line; stty size; echo got-$line"])
+            #expect(r.status == 0, "\(r)")
+            let master = try console.receive()
+            ConsoleListener.resize(master, rows: 33, cols: 101)
+            var seen = try ConsoleListener.read(master, until: "/dev/pts/")
+            usleep(500_000)
+            ConsoleListener.resize(master, rows: 40, cols: 120)
+            usleep(500_000)
+            try master.writeAll("hello\n")
+            seen += try ConsoleListener.read(master, until: "got-hello")
+            #expect(seen.contains("40 120"), "the resize reached the guest's pty: \(seen)")
+            let relay = pid_t((try? FS.readText(pidFile))?.trimmedForTest ?? "") ?? 0
+            for _ in 0..<100 where relay > 0 && kill(relay, 0) == 0 { usleep(100_000) }
+            #expect(relay > 0 && kill(relay, 0) != 0)
+        }
     }
 }
 
@@ -185,13 +180,11 @@ extension OCIVMOpsTests {
         let vmm = try #require(try root.store.read(id)?.initProcess)
         #expect(try life.vm(root, ["start", id]) == 0, "\(life.output(root))")
         var seen = try ConsoleListener.read(master, until: "/dev/pts/")
-        var ws = winsize(ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+        ConsoleListener.resize(master, rows: 33, cols: 101)
         usleep(500_000)
         try master.writeAll("one\n")
         seen += try ConsoleListener.read(master, until: "33 101")
-        ws = winsize(ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
+        ConsoleListener.resize(master, rows: 40, cols: 120)
         usleep(500_000)
         try master.writeAll("two\n")
         seen += try ConsoleListener.read(master, until: "got-two")
@@ -202,25 +195,43 @@ extension OCIVMOpsTests {
         life.expectNothingLeft(root, id: id, vmm: vmm)
     }
 
+    /// `podman run --pid container:VMCTR`: a container asked to join a VM
+    /// container's pid namespace (its VMM's, where the VMM's root keeper
+    /// runs; the workload's processes are in the guest) is refused with
+    /// the reason, before anything is made.
+    @Test func joiningAVMContainersPidNamespaceIsRefused() throws {
+        try withStarted("pidjoin") { root, id in
+            let vmm = try #require(try root.store.read(id)?.initProcess)
+            let joiner = VMBundleLifecycleTests.uniqueID("joiner")
+            let bundle = try RealBundle(args: ["sleep", "100"]) { config in
+                let linux = config["linux"] ?? .object([])
+                let namespaces = (linux["namespaces"]?.array ?? []).map { ns -> JSON in
+                    ns["type"]?.string == "pid" ? ns.setting("path", .string("/proc/\(vmm.pid)/ns/pid")) : ns
+                }
+                return config.setting("linux", linux.setting("namespaces", .array(namespaces)))
+            }
+            defer { _ = try? BundleLifecycleTests().swvm(root, ["delete", "--force", joiner]) }
+            let r = try BundleLifecycleTests().swvm(root, ["create", "--bundle", bundle.path, joiner])
+            #expect(r.status != 0 && r.err.contains("pid namespace of a VM-level container"), "\(r)")
+            #expect(try root.store.read(joiner) == nil, "the refused container's state is left")
+        }
+    }
+
     /// update: memory and pids reach the guest's workload cgroup.
     @Test func updateChangesTheGuestCgroup() throws {
-        let root = try ScratchRoot(), id = VMBundleLifecycleTests.uniqueID("update")
-        defer { _ = try? life.vm(root, ["delete", "--force", id]) }
-        let (vmm, bundle) = try started(root, id)
-        defer { withExtendedLifetime(bundle) {} }
-        let limits = { try self.run(root, ["exec", id, "sh", "-c", "d=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup); cat $d/memory.max $d/pids.max"]).out }
-        #expect(try run(root, ["update", "--memory", "100m", "--pids-limit", "42", id]).status == 0)
-        #expect(try limits() == "104857600\n42\n", "the workload's cgroup in the guest")
-        let resources = Path.join(root.path, "resources.json")
-        try FS.writeText(resources, #"{"memory":{"limit":-1},"pids":{"limit":7}}"#)
-        let r = try run(root, ["update", "--resources", resources, id])
-        #expect(r.status == 0, "\(r)")
-        #expect(try limits() == "max\n7\n")
-        // As runc: 0 leaves a limit as it is.
-        #expect(try run(root, ["update", "--pids-limit", "0", id]).status == 0)
-        #expect(try limits() == "max\n7\n")
-        #expect(try run(root, ["delete", "--force", id]).status == 0)
-        life.expectNothingLeft(root, id: id, vmm: vmm)
+        try withStarted("update") { root, id in
+            let limits = { try self.run(root, ["exec", id, "sh", "-c", "d=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup); cat $d/memory.max $d/pids.max"]).out }
+            #expect(try run(root, ["update", "--memory", "100m", "--pids-limit", "42", id]).status == 0)
+            #expect(try limits() == "104857600\n42\n", "the workload's cgroup in the guest")
+            let resources = Path.join(root.path, "resources.json")
+            try FS.writeText(resources, #"{"memory":{"limit":-1},"pids":{"limit":7}}"#)
+            let r = try run(root, ["update", "--resources", resources, id])
+            #expect(r.status == 0, "\(r)")
+            #expect(try limits() == "max\n7\n")
+            // As runc: 0 leaves a limit as it is.
+            #expect(try run(root, ["update", "--pids-limit", "0", id]).status == 0)
+            #expect(try limits() == "max\n7\n")
+        }
     }
 }
 
@@ -249,6 +260,12 @@ final class ConsoleListener {
         let master = swvm_recv_fd(c.raw)
         guard master >= 0 else { throw SwvmError.errno("receive the pty master") }
         return FileDescriptor(master)
+    }
+
+    /// Sets the terminal's size on its master (the workload's pty follows).
+    static func resize(_ master: FileDescriptor, rows: UInt16, cols: UInt16) {
+        var ws = winsize(ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &ws)
     }
 
     /// What the master gives until `text` appears (30 s at most).

@@ -169,3 +169,31 @@ func sampleRecord(_ id: String = "c1") -> ContainerRecord {
         #expect(throws: SwvmError.self) { _ = try root.store.lock("c1") }
     }
 }
+
+/// ExecFIFO.awaitExit reaps state.json's init only while its pid still
+/// names that process: a child of ours that has the pid with another start
+/// time (pid reuse) is left for its own waiter.
+@Suite struct AwaitExitTests {
+    /// A child that has exited and not been reaped (a zombie), and its start time.
+    func zombie() throws -> ProcessIdentity {
+        let pid = try Spawn.start("/bin/true", argv: ["true"])
+        for _ in 0..<500 where ProcessStat.read(pid)?.state != "Z" { usleep(2000) }
+        let stat = try #require(ProcessStat.read(pid))
+        try #require(stat.state == "Z")
+        return ProcessIdentity(pid: pid, startTime: stat.startTime)
+    }
+
+    @Test func anotherProcessWithThePidIsNotReaped() throws {
+        let child = try zombie()
+        ExecFIFO.awaitExit(ProcessIdentity(pid: child.pid, startTime: child.startTime + 1), seconds: 0.05)
+        var status: Int32 = 0
+        #expect(waitpid(child.pid, &status, WNOHANG) == child.pid, "the other process was reaped by awaitExit")
+    }
+
+    @Test func theSameProcessIsReaped() throws {
+        let child = try zombie()
+        ExecFIFO.awaitExit(child, seconds: 0.05)
+        var status: Int32 = 0
+        #expect(waitpid(child.pid, &status, WNOHANG) == -1 && errno == ECHILD, "awaitExit left its own child unreaped")
+    }
+}

@@ -1,28 +1,21 @@
 """A lone --network bridge container run, which makes and removes swvm0
 and its nftables table, vs the same run while another run holds them (no
 peer: the cost of cleaning up)."""
-import atexit
-import shutil
 import subprocess
-import tempfile
 import time
 
-from .harness import SWVM, Results, need, spread
+from .harness import SWVM, Results, need, runs_option, scratch_directory, spread
 from .netutil import bridge_held
 from .rootfs import netperf_tools
 
 NAME = "bridge"
 HELP = "a --network bridge run alone (makes and removes swvm0) vs while another run holds it"
-
-
-def add_arguments(p):
-    p.add_argument("--runs", type=int, default=10)
+add_arguments = runs_option(10)
 
 
 def run(args):
     need(SWVM, "run: scripts/setup.sh --no-run (the release build)")
-    work = tempfile.mkdtemp(prefix="swvm-bench-bridge-")
-    atexit.register(shutil.rmtree, work, True)
+    work = scratch_directory(NAME)
     _, rootfs = netperf_tools(work)
     argv = [SWVM, "run", "--network", "bridge", rootfs, "--", "sh", "-c", "true"]
 

@@ -24,6 +24,21 @@ KERNEL = os.path.join(CACHE, "kernel/current/vmlinux")
 _measure = None
 
 
+def runs_option(default):
+    """add_arguments for a mode whose one option is --runs."""
+    def add_arguments(p):
+        p.add_argument("--runs", type=int, default=default)
+    return add_arguments
+
+
+def scratch_directory(name):
+    """A temporary directory for the bench mode NAME, removed at exit."""
+    import shutil
+    path = tempfile.mkdtemp(prefix=f"swvm-bench-{name}-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def need(path, how):
     if not os.path.exists(path):
         sys.exit(f"bench: {path} is missing; {how}")

@@ -154,6 +154,17 @@ pid_t swvm_spawn_vmm(const struct swvm_vmm_spawn *s);
  * swvm_send_fd returns 0 or -1 with errno; swvm_recv_fd the fd (close-on-
  * exec) or -1. */
 int swvm_send_fd(int sock, int fd);
+
+/* Unlocks the slave of the pty master `master` (a ptmx): its number N
+ * (/dev/pts/N), or -1 with errno. Async-signal-safe: the container child
+ * and guest-init use it, and swvm's exec of a VM (one unlocking). */
+int swvm_pty_unlock(int master);
+
+/* The rlimit resources by number (RLIMIT_CPU 0 to RLIMIT_RTTIME 15) as
+ * --ulimit and OCI name them without "RLIMIT_" ("nofile"): one list for
+ * swvm's parser and the child's errors. NULL past the last. */
+#define SWVM_RLIMIT_COUNT 16
+const char *swvm_rlimit_name(unsigned int resource);
 /* As swvm_send_fd, with `name` as the message's bytes: runc sends the pty
  * master to --console-socket so (the name of the terminal). */
 int swvm_send_fd_named(int sock, int fd, const char *name);

@@ -73,9 +73,6 @@ extern const unsigned long sys_CLONE_NEWNS, sys_CLONE_NEWUTS, sys_CLONE_NEWIPC, 
 /// cfmakeraw(3).
 void sys_make_raw(struct termios *t);
 
-/// Unlocks the slave of the pty master `master` (from /dev/ptmx): its
-/// number N (/dev/pts/N), or -1 with errno.
-int sys_pty_unlock(int master);
 
 /// A detached, read-only copy of the mount tree at `path`, id-mapped
 /// through the user namespace `userns_fd` (open_tree + mount_setattr).

@@ -36,12 +36,17 @@ struct swvm_jail {
     /// VMM may see (hidepid=invisible): what the 9p server reopens fids
     /// through, without the host's /proc (sysrq-trigger, sys) behind it.
     int *proc_fd_out;
-    /// >= 0: the VMM is the child of a monitor (VMMMonitor), and this is
-    /// its socket to it. The identity switch clears the parent-death
-    /// signal (the kernel does on any change of uid): it is set again
-    /// (SIGKILL), and a monitor already gone (the socket hung up) fails
-    /// the jail.
+    /// >= 0: the VMM is the child of a monitor, and this descriptor hangs
+    /// up when the monitor is gone: a foreground run's socket to it
+    /// (VMMMonitor), or a detached VM's report pipe (its write end: the
+    /// monitor holds the only read end). The identity switch clears the
+    /// parent-death signal (the kernel does on any change of uid): it is
+    /// set again, and a monitor already gone fails the jail. A VMM with a
+    /// parent-death signal and no such descriptor fails the jail.
     int monitor_fd;
+    /// Tests only (0 otherwise): milliseconds to wait after the uid
+    /// switch, before the parent-death signal is set again.
+    int test_pause_ms;
 };
 
 /// Confines the calling process, which must be single-threaded: closes

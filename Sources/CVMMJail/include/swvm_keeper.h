@@ -36,7 +36,8 @@
 /// /proc, into `buf` as records "KEY\0VALUE\0":
 ///   task   "TID\n" then /proc/PID/task/TID/status (one per thread)
 ///   ns     the namespaces (mnt net ipc uts pid user cgroup) it does not
-///          share with the caller, space-separated
+///          share with the caller (pid: with /proc's PID 1, as the caller
+///          may be in the VMM's), space-separated
 ///   root   the names in its root directory, '/'-separated
 ///   rootIsOwn  "1" when its root is not the caller's, else "0"
 ///   limits /proc/PID/limits
