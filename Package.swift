@@ -80,7 +80,7 @@ let package = Package(
         // over a state store under --root, for either isolation level.
         .target(name: "OCIRuntime",
                 dependencies: ["SwvmBase", "RuntimeSpec", "Cgroups", "ContainerRuntime", "RunRecords", "NativeThreads", "VMMJail", "CSyscalls",
-                              "VMControl", "Terminal"]),
+                              "VMControl", "Terminal", "SnapshotCache"]),
 
         // MARK: VM isolation (kvm-ioctls, vm-memory, linux-loader, devices, vmm)
         // Snapshot: the saved-state encoding and the snapshot file format.

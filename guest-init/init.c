@@ -710,13 +710,15 @@ int main(void) {
      * settings: nothing above may depend on the run. */
     send_ready();
     receive_config();
-    if (cfg.template_mode) template_main();
+    int root_ready = cfg.template_mode && (cfg.template_flags & SWVM_TEMPLATE_OCI_ROOT);
+    if (root_ready) oci_root_template();
+    else if (cfg.template_mode) template_main();
     add_host_entropy();
     set_clock();
     /* An OCI bundle's root is a share of the host's directory (config.json
      * root.path), or its image layers as a disk (CFG_OCI_DISK_ROOT); an
      * image's is its disk. */
-    if (!cfg.oci.enabled || cfg.oci_disk_root) {
+    if (!root_ready && (!cfg.oci.enabled || cfg.oci_disk_root)) {
         wait_for_disk(cfg.rootdev);
         write_upper_entries();
         setup_root();

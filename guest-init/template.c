@@ -198,6 +198,28 @@ static void warm_page_cache(void) {
     close(root);
 }
 
+/* An OCI bundle's root template (SWVM_TEMPLATE_OCI_ROOT): the image layers'
+ * disk mounted, the upper layer made and the workload's files warmed, then
+ * the template point, before the container's own settings. Those come whole
+ * with MSG_RUN (the entropy first reseeds the CRNG, in main); guest-init
+ * then goes on as without a template. */
+static void oci_root_template(void) {
+    wait_for_disk(cfg.rootdev);
+    write_upper_entries();
+    setup_root();
+    warm_page_cache();
+    send_msg(MSG_TEMPLATE_POINT, NULL, 0);
+    /* The template is saved here, while guest-init waits for MSG_RUN. */
+    uint32_t len;
+    uint8_t *run = receive_run(&len);
+    char error[256];
+    int bad = swvm_run_fields_apply(run, len, &cfg, error, sizeof error);
+    explicit_bzero(run, len);
+    free(run);
+    if (bad) fatal(SWVM_ERR_INVALID_ARGUMENT, "%s", error);
+    if (!cfg.oci.enabled || !cfg.oci_disk_root) fatal(SWVM_ERR_INVALID_ARGUMENT, "an OCI root template's run is not an OCI bundle's with a disk root");
+}
+
 __attribute__((noreturn)) static void template_main(void) {
     wait_for_disk(cfg.rootdev);
     setup_root();

@@ -386,25 +386,39 @@ int swvm_config_tag_per_run(uint16_t tag) {
     }
 }
 
+int swvm_config_tag_per_run_in(uint16_t tag, uint8_t template_flags) {
+    if (!(template_flags & SWVM_TEMPLATE_OCI_ROOT)) return swvm_config_tag_per_run(tag);
+    switch (tag) {
+    case CFG_TEMPLATE: case CFG_OCI_DISK_ROOT: case CFG_OCI_UPPER: case CFG_WARM_FILE: case CFG_ROOTDEV:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 /* Which fields a list may hold: any, or only the per-run ones (MSG_RUN). */
 enum field_set { ANY_FIELD, PER_RUN_FIELDS };
 
-/* Decodes a field list into `s` as it is; the number of per-run fields seen. */
-static uint32_t decode_list(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s, enum field_set set) {
+#define TEMPLATE_FLAGS (SWVM_TEMPLATE_SHARED_NET | SWVM_TEMPLATE_PLAIN | SWVM_TEMPLATE_OCI_ROOT)
+
+/* Decodes a field list into `s` as it is. MSG_RUN's (PER_RUN_FIELDS) may
+ * hold only the run's fields of the template whose flags `s` has. */
+static void decode_list(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s, enum field_set set) {
     size_t off = 0;
-    uint32_t per_run = 0;
     while (!d->failed && off < len) {
         if (len - off < 6) { fail(d, "run settings: a truncated field header at byte %zu", off); break; }
         uint16_t tag = get16(p + off);
         uint32_t n = get32(p + off + 2);
         off += 6;
         if (n > len - off) { fail(d, "run settings: field %u claims %u bytes, %zu remain", tag, n, len - off); break; }
-        int run_field = swvm_config_tag_per_run(tag);
-        per_run += (uint32_t)run_field;
-        if (set == PER_RUN_FIELDS && !run_field) { fail(d, "run settings: field %u is fixed by the template, not a per-run one", tag); break; }
+        if (set == PER_RUN_FIELDS && !swvm_config_tag_per_run_in(tag, s->template_flags)) {
+            fail(d, "run settings: field %u is fixed by the template, not a per-run one", tag);
+            break;
+        }
         if (tag == CFG_TEMPLATE) {
             if (need(d, n, 1, "the template flags")) break;
-            if (p[off] & ~(SWVM_TEMPLATE_SHARED_NET | SWVM_TEMPLATE_PLAIN)) { fail(d, "run settings: unknown template flags 0x%x", p[off]); break; }
+            if (p[off] & ~TEMPLATE_FLAGS) { fail(d, "run settings: unknown template flags 0x%x", p[off]); break; }
+            if ((p[off] & SWVM_TEMPLATE_OCI_ROOT) && p[off] != SWVM_TEMPLATE_OCI_ROOT) { fail(d, "run settings: an OCI root template with other template flags 0x%x", p[off]); break; }
             s->template_mode = 1;
             s->template_flags = p[off];
         } else {
@@ -412,7 +426,15 @@ static uint32_t decode_list(struct decoder *d, const uint8_t *p, size_t len, str
         }
         off += n;
     }
-    return per_run;
+}
+
+/* The run's fields in a well-formed list, for a template with `flags`
+ * (known only once the whole list is read: CFG_TEMPLATE may come last). */
+static uint32_t count_per_run(const uint8_t *p, size_t len, uint8_t flags) {
+    uint32_t count = 0;
+    for (size_t off = 0; off + 6 <= len; off += 6 + get32(p + off + 2))
+        count += (uint32_t)swvm_config_tag_per_run_in(get16(p + off), flags);
+    return count;
 }
 
 static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struct swvm_settings *s) {
@@ -420,9 +442,10 @@ static void decode_fields(struct decoder *d, const uint8_t *p, size_t len, struc
     s->pids = -1;
     s->oci.umask = 022;
     s->oci.exec_fifo = -1;
-    uint32_t per_run = decode_list(d, p, len, s, ANY_FIELD);
+    decode_list(d, p, len, s, ANY_FIELD);
     /* A template's settings are what every later run shares: no run's own. */
-    if (!d->failed && s->template_mode && per_run) fail(d, "run settings: a template's settings hold %u per-run fields", per_run);
+    uint32_t per_run = d->failed || !s->template_mode ? 0 : count_per_run(p, len, s->template_flags);
+    if (per_run) fail(d, "run settings: a template's settings hold %u per-run fields", per_run);
 }
 
 int swvm_fields_decode(const uint8_t *p, size_t len, struct swvm_settings *s, char *error, size_t error_len) {

@@ -38,6 +38,8 @@ struct Template {
     /// after the point. guest-init decides the same with the same C
     /// function on the same fixed settings (swvm_confine_template_exec).
     let seccompInTemplate: Bool
+    /// CFG_TEMPLATE's flags, which say how the settings split (MSG_RUN's part).
+    let flags: UInt8
     /// The key under which the run that saves this template records the
     /// files its workload reads (RecordedReads); nil when they are recorded.
     var recordReadsKey: String?
@@ -54,7 +56,7 @@ struct Template {
     /// share, pty and eth0 come after the restore, so they take templates.
     static func skipReason(_ spec: RunSpec, _ options: VMOptions) -> String? {
         if options.coldBoot { return "--cold-boot" }
-        if options.noTemplate { return "--no-template" }
+        if options.noTemplate { return "--no-template (an OCI bundle: the annotation swvm.vm-template)" }
         return nil
     }
 
@@ -70,8 +72,9 @@ struct Template {
          warmFiles: [String], bootKey: String, disk: String, image: String) {
         var fixed = RunSettings.Fields()
         for f in warmFiles { fixed.add(CFG_WARM_FILE, f) }
-        let flags = (sharedNetwork ? SWVM_TEMPLATE_SHARED_NET : 0) | (plain ? SWVM_TEMPLATE_PLAIN : 0)
-        fixed.add(CFG_TEMPLATE, [UInt8(flags)])
+        let flags = UInt8((sharedNetwork ? SWVM_TEMPLATE_SHARED_NET : 0) | (plain ? SWVM_TEMPLATE_PLAIN : 0))
+        fixed.add(CFG_TEMPLATE, [flags])
+        self.flags = flags
         seccompInTemplate = plain && !readOnly && (filter.map { f in
             f.withUnsafeBufferPointer { swvm_seccomp_allows_template_setup($0.baseAddress, UInt32($0.count), terminal ? 1 : 0, initProcess ? 1 : 0) == 1 }
         } ?? false)
@@ -118,9 +121,33 @@ struct Template {
         return "\(path) \(st.st_dev) \(st.st_ino) \(st.st_size) uuid \(uuid.map { String($0, radix: 16) }.joined())"
     }
 
+    /// An OCI bundle's root template (SWVM_TEMPLATE_OCI_ROOT, `swvm create`
+    /// at the VM level): the VM with the bundle's image layers disk mounted,
+    /// its upper layer made and `warmFiles` read, before anything of the
+    /// container. Its key: the boot snapshot's, the layers disk (as an
+    /// image's disk: its file and filesystem UUID, and the layers' key in
+    /// its name) and the fixed fields (the upper layer's entries, the warm
+    /// files). Every other setting is the run's, so runs that differ in
+    /// any of them share it. `settings`: the run's MSG_CONFIG payload as it
+    /// would be sent without a template.
+    init(ociRoot settings: [UInt8], warmFiles: [String], bootKey: String, disk: String) {
+        var fixed = RunSettings.Fields()
+        for f in warmFiles { fixed.add(CFG_WARM_FILE, f) }
+        flags = UInt8(SWVM_TEMPLATE_OCI_ROOT)
+        fixed.add(CFG_TEMPLATE, [flags])
+        seccompInTemplate = false
+        fixedConfig = RunSettings.splitForTemplate(settings, flags: flags).fixed + fixed.bytes
+        key = SnapshotCache.key([
+            "swvm OCI root template \(SnapshotFile.version) protocol \(GuestProtocol.version)",
+            bootKey,
+            Template.diskIdentity(disk),
+            SHA256.hash(fixedConfig),
+        ])
+    }
+
     /// MSG_RUN's frame: the per-run fields of `settings`.
-    static func runFrame(_ settings: [UInt8]) -> [UInt8] {
-        GuestProtocol.frame(GuestProtocol.run, RunSettings.splitForTemplate(settings).perRun)
+    func runFrame(_ settings: [UInt8]) -> [UInt8] {
+        GuestProtocol.frame(GuestProtocol.run, RunSettings.splitForTemplate(settings, flags: flags).perRun)
     }
 
     /// Restores the template when there is a good one. A damaged or

@@ -33,6 +33,20 @@ public final class VMMOCI: @unchecked Sendable {
     let fifo: FileDescriptor
     let watch: FileDescriptor
     private let reported = Locked(false)
+    /// How the VM started, for state's annotations (startAnnotation).
+    let start = Locked("")
+
+    /// The annotation that says how the VM started: "template" (an OCI root
+    /// template restored), "boot snapshot" (maybe "(template saved)"), "cold".
+    public static let startAnnotation = "swvm.vm-start"
+    /// The annotation that skips the OCI root template: anything but "on".
+    public static let templateAnnotation = "swvm.vm-template"
+
+    /// Whether config.json's annotations skip the template.
+    public static func templateSkipped(_ oci: OCISettings?) -> Bool {
+        guard let value = oci?.annotations.last(where: { $0.key == templateAnnotation })?.value else { return false }
+        return value != "on"
+    }
 
     /// Opens what the jailed VMM needs of the host, before the jail.
     public init(plan: VMMOCIPlan, report: Int32, execFIFO: String) throws {
@@ -67,7 +81,7 @@ public final class VMMOCI: @unchecked Sendable {
             abort(SwvmError(.systemCall, "watch the exec FIFO: \(error)"))
             return
         }
-        if !sendReport("created\n\(OCIRootDisk.annotation)=\(plan.root)\n") { abort(SwvmError(.vmFailed, "swvm create ended before the container was created")) }
+        if !sendReport("created\n\(OCIRootDisk.annotation)=\(plan.root)\n\(VMMOCI.startAnnotation)=\(start.current)\n") { abort(SwvmError(.vmFailed, "swvm create ended before the container was created")) }
     }
 
     /// Whether the FIFO was read (the inotify events queued).

@@ -32,6 +32,7 @@ public enum VMMProcess {
             spec.network = spec.networkNamespace == nil ? .none : .namespace
             var options = VMOptions()
             if let kernel { options.kernelPath = kernel }
+            options.noTemplate = VMMOCI.templateSkipped(spec.oci)
             return try VMRunner(spec: spec, oci: oci!, options: options).run().status
         } catch {
             let message = (error as? SwvmError)?.message ?? "\(error)"

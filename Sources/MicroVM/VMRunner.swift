@@ -292,6 +292,7 @@ public final class VMRunner {
         let threadsStart = Locked<UInt64?>(nil)
         instance.machine.beforeThreads = try jailStep(plan, instance: instance, config: config,
                                                       pageFlags: templateOutput != nil, threadsStart: threadsStart)
+        oci?.start.replace(VMRunner.describe(how, savingTemplate: templateOutput != nil))
         var result = try session.run(restored: how == .warm || how == .template, fromTemplate: how == .template)
         if let readsOutput { RecordedReads.save(instance.disk.recordedBlocks() ?? [], to: readsOutput) }
         result.start = how
@@ -299,6 +300,16 @@ public final class VMRunner {
         result.threadsStartNanos = threadsStart.current
         if sharing { logShareCounters(instance.volumes) }
         return result
+    }
+
+    /// How the VM started, as an OCI container's state says it (VMMOCI.startAnnotation).
+    static func describe(_ how: VMStart, savingTemplate: Bool) -> String {
+        switch how {
+        case .template: return "template"
+        case .warm: return savingTemplate ? "boot snapshot (template saved)" : "boot snapshot"
+        case .coldSnapshotted: return "cold (boot snapshot saved)"
+        case .coldOnly: return "cold"
+        }
     }
 
     /// The VMM's jail, run on the main thread before the VM's threads exist
@@ -438,13 +449,32 @@ public final class VMRunner {
         return config
     }
 
+    /// An OCI bundle's root template (Template(ociRoot:)): only with its
+    /// image layers as a disk; a 9p root (a plain directory, the
+    /// annotation) has none. Its files to warm: the process's command,
+    /// found as for an image's.
+    private func ociRootTemplate(_ oci: VMMOCI, config: MachineConfig, disk: String?, filter: SeccompFilter?) -> Template? {
+        guard let disk else {
+            Log.debug("no OCI root template: the root is \(oci.plan.root)")
+            return nil
+        }
+        do {
+            let settings = try oci.plan.settings(seccompProgram: filter?.program, entropy: [])
+            return Template(ociRoot: settings, warmFiles: Template.warmFiles(entrypoint: [], cmd: spec.process.args),
+                            bootKey: VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? []), disk: disk)
+        } catch {
+            Log.debug("no OCI root template: \(error)")
+            return nil
+        }
+    }
+
     /// The image template this run uses, or nil (why: in the debug log).
     private func templateFor(_ config: MachineConfig, disk: String?, filter: SeccompFilter?, network: (any GuestNetwork)?) -> Template? {
-        // An OCI container's root is its bundle's, shared over 9p: no image.
-        if let why = oci != nil ? "an OCI container" : Template.skipReason(spec, options) {
+        if let why = Template.skipReason(spec, options) {
             Log.debug("no image template: \(why)")
             return nil
         }
+        if let oci { return ociRootTemplate(oci, config: config, disk: disk, filter: filter) }
         guard let image, let disk else { return nil }
         let settings = VMRunner.settings(spec, filter: filter, network: network, window: nil, entropy: [])
         let bootKey = VMRunner.snapshotKey(config, initramfs: config.initrdBytes ?? [])
@@ -708,7 +738,7 @@ final class Session: @unchecked Sendable {
     /// per-run settings, open stdin. Nothing of the run reaches the guest
     /// before the template is saved.
     private func templatePointReached() {
-        guard template != nil, !state.with({ $0.runSent }) else {
+        guard let template, !state.with({ $0.runSent }) else {
             fail(GuestProtocol.violation("TEMPLATE_POINT without a template's settings"))
             return
         }
@@ -725,7 +755,7 @@ final class Session: @unchecked Sendable {
             return
         }
         guard let settings = runSettings() else { return }
-        instance.console.send(Template.runFrame(settings), to: instance.control)
+        instance.console.send(template.runFrame(settings), to: instance.control)
         openStdin()
     }
 

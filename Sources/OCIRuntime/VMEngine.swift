@@ -4,6 +4,7 @@ import Glibc
 import Cgroups
 import RunRecords
 import RuntimeSpec
+import SnapshotCache
 import SwvmBase
 import VMMJail
 
@@ -146,10 +147,14 @@ public struct VMEngine: IsolationEngine {
 
     /// The cgroup (killing the VMM and its keeper, which are in it), and
     /// what the keeper would have removed: the run record (tap, published
-    /// ports, address lease) and the uid lease.
+    /// ports, address lease), the uid lease and the temporary of a boot
+    /// snapshot or template the VMM was writing (the sweep takes only
+    /// those whose writer's lock died with their VMM).
     public func destroy(cgroupPaths: [String], cgroupsPath: String?, id: String) {
         ContainerEngine().destroy(cgroupPaths: cgroupPaths, cgroupsPath: cgroupsPath, id: id)
         VMEngine.cleanUpAfterVMM(runRecord: RunRecord.directory(for: id))
+        SnapshotCache.removeStaleTemporaries()
+        SnapshotCache.removeStaleTemporaries(root: SwvmPaths.templatesDir)
     }
 
     /// Once the VMM that owns `dir` is gone (a zombie counts as gone: its

@@ -56,9 +56,13 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
     var cgroups: Set<String> = []
     var processes: Set<String> = []
     var mounts: Set<String> = []
+    /// The host network namespace's tun/tap devices (a VM's tap made in
+    /// the wrong namespace, or never removed).
+    var taps: Set<String> = []
 
     var description: String {
-        [("runtime state", runtimeState), ("netns", netns), ("cgroups", cgroups), ("processes", processes), ("mounts", mounts)]
+        [("runtime state", runtimeState), ("netns", netns), ("cgroups", cgroups), ("processes", processes), ("mounts", mounts),
+         ("taps", taps)]
             .filter { !$0.1.isEmpty }.map { "\($0.0): \($0.1.sorted())" }.joined(separator: "; ")
     }
 
@@ -80,6 +84,7 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
             for entry in (try? FS.listDirectory(root)) ?? [] { s.runtimeState.insert(Path.join(root, entry)) }
         }
         s.netns = Set((try? FS.listDirectory("/run/netns")) ?? [])
+        s.taps = Set(((try? FS.listDirectory("/sys/class/net")) ?? []).filter { FS.exists("/sys/class/net/\($0)/tun_flags") })
         for hierarchy in (try? FS.listDirectory("/sys/fs/cgroup")) ?? [] {
             for parent in scope.cgroupParents {
                 let p = Path.join("/sys/fs/cgroup", hierarchy, parent)
@@ -113,7 +118,7 @@ struct HostLeftovers: Equatable, CustomStringConvertible {
     func added(in after: HostLeftovers) -> HostLeftovers {
         HostLeftovers(runtimeState: after.runtimeState.subtracting(runtimeState), netns: after.netns.subtracting(netns),
                       cgroups: after.cgroups.subtracting(cgroups), processes: after.processes.subtracting(processes),
-                      mounts: after.mounts.subtracting(mounts))
+                      mounts: after.mounts.subtracting(mounts), taps: after.taps.subtracting(taps))
     }
 
     var isEmpty: Bool { self == HostLeftovers() }

@@ -8,7 +8,10 @@ an image template; swvm-vm-boot is the same run from the boot snapshot
 share: `podman --runtime runc run --rm` vs `runc run` of the same image's
 root (oci.bundle), podman-runc minus runc. podman-vm-9p: podman-vm with
 the annotation swvm.vm-root=9p, the bundle's root over 9p as before the
-image layers became a disk (issue 19, tenth session)."""
+image layers became a disk (issue 19, tenth session). podman-vm restores
+an OCI root template (eleventh session: the image layers disk mounted and
+the command's files warmed); podman-vm-boot is podman-vm with the
+annotation swvm.vm-template=off, from the boot snapshot as before."""
 import os
 import shutil
 import tempfile
@@ -53,11 +56,14 @@ def run(args):
             runc = ["runc", "--root", os.path.join(work, "runc"), "run", "--bundle", bundle(work)]
             vm9p = podman.argv(link, "none")
             vm9p[vm9p.index("run") + 1:vm9p.index("run") + 1] = ["--annotation", "swvm.vm-root=9p"]
-            cmds = {"podman-vm": podman.argv(link, "none"), "podman-vm-9p": vm9p, "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"],
+            boot = podman.argv(link, "none")
+            boot[boot.index("run") + 1:boot.index("run") + 1] = ["--annotation", "swvm.vm-template=off"]
+            cmds = {"podman-vm": podman.argv(link, "none"), "podman-vm-9p": vm9p, "podman-vm-boot": boot, "swvm-vm": [SWVM, "run", "--isolation=vm", IMAGE, "--", "true"],
                     "swvm-vm-boot": [SWVM, "run", "--isolation=vm", "--no-template", IMAGE, "--", "true"],
                     "podman-runc": podman.argv("/usr/sbin/runc", "none")}
             got = alternate(args.runs, {"podman-vm": podman.timed(cmds["podman-vm"]),
                                         "podman-vm-9p": podman.timed(cmds["podman-vm-9p"]),
+                                        "podman-vm-boot": podman.timed(cmds["podman-vm-boot"]),
                                         "swvm-vm": lambda i: run_checked(cmds["swvm-vm"])[0],
                                         "swvm-vm-boot": lambda i: run_checked(cmds["swvm-vm-boot"])[0],
                                         "podman-runc": podman.timed(cmds["podman-runc"]),
@@ -68,6 +74,7 @@ def run(args):
     r = Results(NAME, f"`podman run --rm IMAGE true` at the VM level vs `swvm run --isolation=vm`, {args.runs} runs each, alternating", args)
     r.command("podman-vm", f"podman --root DIR/storage --runroot DIR/run ... --runtime DIR/swvm-vm run --rm --network none {IMAGE_NAME} true")
     r.command("podman-vm-9p", f"podman ... --runtime DIR/swvm-vm run --rm --annotation swvm.vm-root=9p --network none {IMAGE_NAME} true")
+    r.command("podman-vm-boot", f"podman ... --runtime DIR/swvm-vm run --rm --annotation swvm.vm-template=off --network none {IMAGE_NAME} true")
     r.command("swvm-vm", cmds["swvm-vm"])
     r.command("swvm-vm-boot", cmds["swvm-vm-boot"])
     r.command("podman-runc", f"podman --root DIR/storage --runroot DIR/run ... --runtime /usr/sbin/runc run --rm --network none {IMAGE_NAME} true")
@@ -77,7 +84,7 @@ def run(args):
         r.series(name, "time", "s", times)
         print(f"{name:12} median {fmt_ms(times)}")
     print()
-    for a, b in [("podman-vm", "swvm-vm"), ("podman-vm", "swvm-vm-boot"), ("podman-vm-9p", "swvm-vm"), ("podman-vm", "podman-vm-9p"),
+    for a, b in [("podman-vm", "swvm-vm"), ("podman-vm", "swvm-vm-boot"), ("podman-vm-9p", "swvm-vm"), ("podman-vm", "podman-vm-9p"), ("podman-vm", "podman-vm-boot"),
                  ("podman-runc", "runc")]:
         r.ratio(f"{a}/{b}", a, b, "time", digits=3)
     r.write()

@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 5u
+#define SWVM_PROTOCOL_VERSION 6u
 
 /* Frame types. */
 enum swvm_message {
@@ -351,6 +351,14 @@ enum swvm_config_tag {
  * after its point): the workload's child enters its root and may load its
  * seccomp filter before the point (swvm_seccomp_allows_template_setup). */
 #define SWVM_TEMPLATE_PLAIN 2u
+/* An OCI bundle's root template (issue 19, `swvm create` at the VM level):
+ * its point is right after guest-init mounted the bundle's image layers
+ * disk (CFG_OCI_DISK_ROOT), made its upper layer (CFG_OCI_UPPER) and read
+ * CFG_WARM_FILE into the page cache, before anything of the container
+ * (config.json's process, mounts, confinement, copied files, shares, the
+ * pod's network, the start gate): MSG_CONFIG holds only those fields
+ * (swvm_config_tag_per_run_in), MSG_RUN every other one. */
+#define SWVM_TEMPLATE_OCI_ROOT 4u
 
 /* Whether a field belongs to the run rather than to its template: what
  * MSG_RUN carries and MSG_CONFIG with CFG_TEMPLATE may not. Everything
@@ -361,6 +369,9 @@ enum swvm_config_tag {
  * by /dev/null, the shares mounted and eth0 set up after the template
  * point. */
 int swvm_config_tag_per_run(uint16_t tag);
+/* The same for a template with these CFG_TEMPLATE flags: with
+ * SWVM_TEMPLATE_OCI_ROOT, every field but the disk root's is the run's. */
+int swvm_config_tag_per_run_in(uint16_t tag, uint8_t template_flags);
 
 /* CFG_CGROUP_MOUNT kinds, for /sys/fs/cgroup/NAME (a tmpfs holds them). */
 enum swvm_cgroup_mount_kind {

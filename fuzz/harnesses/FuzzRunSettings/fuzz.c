@@ -138,6 +138,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (s.nargs == 0 || s.args[s.nargs] != NULL || s.env[s.nenv] != NULL || s.template_mode) abort();
     }
     swvm_settings_free(&s);
+    /* And after an OCI root template's (flags SWVM_TEMPLATE_OCI_ROOT: every field but the root's is the run's). */
+    static const uint8_t oci_root_config[] = { CFG_OCI_DISK_ROOT, 0, 1, 0, 0, 0, 1, CFG_TEMPLATE, 0, 1, 0, 0, 0, SWVM_TEMPLATE_OCI_ROOT };
+    if (swvm_settings_decode(oci_root_config, sizeof oci_root_config, &s, error, sizeof error) != 0) abort();
+    if (swvm_run_fields_apply(data, size, &s, error, sizeof error) == 0) {
+        if (s.nargs == 0 || s.args[s.nargs] != NULL || s.env[s.nenv] != NULL || s.template_mode || !s.oci_disk_root) abort();
+    }
+    swvm_settings_free(&s);
     /* The same bytes as a seccomp program: the template's preload check
      * (seccomp_preload.c) says yes or no, and ends. */
     for (int flags = 0; flags < 4; flags++)
