@@ -53,6 +53,9 @@ void execs_start(const struct swvm_settings *cfg, pid_t workload, uint32_t names
     workload_pid = workload;
     workload_ns = namespaces;
     control = control_fd;
+    /* A detached or OCI VM is there to be exec'd into: its first exec
+     * comes from the zygote too. */
+    if (cfg->exec_zygote) zygote_start();
 }
 
 static void send_value(uint32_t type, uint32_t id, uint32_t value) {
@@ -258,7 +261,10 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
  * message) and libc's, with room to spare. */
 #define ZYGOTE_STACK (256u << 10)
 
-static struct { pid_t pid; int sock, failed; } zygote = { 0, -1, 0 };
+/* A zygote that dies is started again, at most this many times. */
+#define ZYGOTE_MAX_STARTS 4
+
+static struct { pid_t pid; int sock, failed, starts; } zygote = { 0, -1, 0, 0 };
 
 /* The zygote's answer to a request. */
 struct zygote_reply { int32_t pid; uint32_t ns_pid; };   /* pid: -errno on failure */
@@ -340,6 +346,7 @@ __attribute__((noreturn)) static void zygote_serve(int sock, int cgroup_procs, v
  * nothing); it prepares itself while guest-init goes on. */
 static void zygote_start(void) {
     if (zygote.pid || !zygote_usable()) return;
+    if (zygote.starts++ == ZYGOTE_MAX_STARTS) { zygote.failed = 1; return; }
     int sv[2] = { -1, -1 };
     int pidfd = (int)syscall(SYS_pidfd_open, workload_pid, 0);
     /* Opened here, in guest-init's cgroup namespace and as root: the
@@ -370,10 +377,13 @@ static void zygote_start(void) {
     zygote.sock = sv[0];
 }
 
+/* The zygote died or broke its protocol: the next exec takes the path
+ * above, and a new zygote is started after it (at once when the host
+ * asked for one from the start). */
 static void zygote_gone(void) {
+    if (zygote.pid > 0) kill(zygote.pid, SIGKILL);
     close_fd(&zygote.sock);
     zygote.pid = 0;
-    zygote.failed = 1;
 }
 
 /* The exec spawned by the zygote from the child ends of `f`, once it has
@@ -587,7 +597,11 @@ void execs_service(const struct pollfd *pfds, int n) {
 }
 
 int execs_reaped(pid_t pid, int ws) {
-    if (zygote.pid && pid == zygote.pid) { zygote_gone(); return 1; }
+    if (zygote.pid && pid == zygote.pid) {
+        zygote_gone();
+        if (workload_cfg->exec_zygote) zygote_start();
+        return 1;
+    }
     for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
         struct exec *e = &execs[i];
         if (!e->used || e->pid != pid) continue;

@@ -610,7 +610,8 @@ void cf_reset_signals(void) {
 }
 
 static void exec_workload(const struct child *c, const char *exe) {
-    cf_reset_signals();
+    /* An exec zygote reset them once for all its children. */
+    if (!c->prestaged) cf_reset_signals();
     /* OCI --preserve-fds: fds 3.. stay open across execve, as runc passes them. */
     unsigned int keep = c->s->oci.preserve_fds;
     for (unsigned int fd = 3; fd < 3 + keep; fd++) fcntl((int)fd, F_SETFD, 0);
@@ -705,6 +706,9 @@ static void wait_for_start(struct child *c) {
 
 void cf_exec_prestage(struct child *c) {
     const struct swvm_settings *s = c->s;
+    /* Once here rather than in each child: 32 system calls, each many
+     * emulated instructions. */
+    cf_reset_signals();
     apply_rlimits(c);
     drop_bounding(c);
     /* Still root with every capability: the filter loads with or without

@@ -37,6 +37,10 @@ public struct VMOptions {
     /// the run's record and uid lease and keeps it (VMMMonitor); nil: it
     /// does so itself, with its keeper as its child (an OCI container's).
     public var monitor: VMMMonitor.Link?
+    /// Start the guest's exec zygote with the workload (CFG_EXEC_ZYGOTE): a
+    /// detached VM's, which is there to be exec'd into; never a foreground
+    /// run's (the zygote's start would compete with its workload).
+    public var execZygoteAtStart = false
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -692,7 +696,13 @@ final class Session: @unchecked Sendable {
                 return nil
             }
         }
-        return VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
+        var cfg = VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
+        if runner.options.execZygoteAtStart {
+            var f = RunSettings.Fields()
+            f.add(CFG_EXEC_ZYGOTE, true)
+            cfg += f.bytes
+        }
+        return cfg
     }
 
     private func openStdin() {

@@ -52,6 +52,7 @@ enum DetachedVMM {
             let (spec, image) = try DetachedRun.spec(command, id: id, hostEnvironment: record.hostEnvironment)
             var options = command.vmRunOptions()
             options.keepDescriptors = [reportFD]
+            options.execZygoteAtStart = true
             let runner = VMRunner(spec: spec, image: image, options: options)
             runner.onStart = { _ in
                 reported.done = true
