@@ -260,6 +260,7 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
 /* The children's stack: their steps' buffers (a 4 KiB path, a 1 KiB
  * message) and libc's, with room to spare. */
 #define ZYGOTE_STACK (256u << 10)
+#define ZYGOTE_CAP_SYS_PTRACE 19 /* linux/capability.h, not in the guest build */
 
 /* A zygote that dies is started again, at most this many times. */
 #define ZYGOTE_MAX_STARTS 4
@@ -272,6 +273,13 @@ struct zygote_reply { int32_t pid; uint32_t ns_pid; };   /* pid: -errno on failu
 static int zygote_usable(void) {
     const struct swvm_settings *s = workload_cfg;
     if (zygote.failed || (workload_ns & CLONE_NEWUSER) || s->userns) return 0;
+    /* CAP_SYS_PTRACE (an init-namespace one: no userns) lets the workload
+     * attach to a child that shares the zygote's memory despite its being
+     * non-dumpable (cf_exec_prestage): such a workload gets guest-init's
+     * own clone. */
+    const struct swvm_oci *o = &s->oci;
+    uint64_t caps = o->has_caps ? o->bounding | o->effective | o->inheritable | o->permitted | o->ambient : s->caps;
+    if (caps & (1ull << ZYGOTE_CAP_SYS_PTRACE)) return 0;
     return !s->seccomp_len || swvm_seccomp_allows_exec_zygote(s->seccomp, s->seccomp_len);
 }
 

@@ -709,6 +709,12 @@ void cf_exec_prestage(struct child *c) {
     /* Once here rather than in each child: 32 system calls, each many
      * emulated instructions. */
     cf_reset_signals();
+    /* Each child shares this memory until its execve (CLONE_VM) and runs as
+     * the workload's user: non-dumpable, the workload cannot ptrace it (or
+     * read or write /proc/PID/mem) to take over the zygote. An execve sets
+     * the new image's dumpable flag afresh, so the exec'd process is as
+     * before. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_DUMPABLE");
     apply_rlimits(c);
     drop_bounding(c);
     /* Still root with every capability: the filter loads with or without
