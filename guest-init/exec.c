@@ -260,6 +260,7 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
 /* The children's stack: their steps' buffers (a 4 KiB path, a 1 KiB
  * message) and libc's, with room to spare. */
 #define ZYGOTE_STACK (256u << 10)
+#define ZYGOTE_GUARD 4096u
 #define ZYGOTE_CAP_SYS_PTRACE 19 /* linux/capability.h, not in the guest build */
 
 /* A zygote that dies is started again, at most this many times. */
@@ -371,9 +372,12 @@ static void zygote_start(void) {
         int keep[3] = { sv[1], pidfd, procs };
         sort3(keep);
         close_all_but(keep, 3);
-        /* Before the filter: it need not allow mmap of the zygote's own. */
-        void *stack = mmap(NULL, ZYGOTE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack == MAP_FAILED) _exit(125);
+        /* Before the filter: it need not allow mmap of the zygote's own.
+         * A PROT_NONE page below the children's stack: an overflow kills
+         * the child, not the zygote's memory it shares. */
+        char *guard = mmap(NULL, ZYGOTE_GUARD + ZYGOTE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (guard == MAP_FAILED || mprotect(guard, ZYGOTE_GUARD, PROT_NONE) != 0) _exit(125);
+        void *stack = guard + ZYGOTE_GUARD;
         swvm_exec_prestage(workload_cfg, pidfd, workload_ns | CLONE_NEWCGROUP | CLONE_NEWPID);
         zygote_serve(sv[1], procs, stack);
     }
@@ -385,28 +389,26 @@ static void zygote_start(void) {
     zygote.sock = sv[0];
 }
 
-/* The zygote died or broke its protocol: the next exec takes the path
- * above, and a new zygote is started after it (at once when the host
- * asked for one from the start). */
-static void zygote_gone(void) {
-    if (zygote.pid > 0) kill(zygote.pid, SIGKILL);
+/* The zygote died (`reaped`: its pid is free, so no signal) or broke its
+ * protocol (killed; reaped later as a stranger): the next exec takes the
+ * path above, and a new zygote is started after an exec's end, or at its
+ * reap when the host asked for one from the start. */
+static void zygote_gone(int reaped) {
+    if (zygote.pid > 0 && !reaped) kill(zygote.pid, SIGKILL);
     close_fd(&zygote.sock);
     zygote.pid = 0;
 }
 
-/* The exec spawned by the zygote from the child ends of `f`, once it has
- * exec'd or failed: its pid (its pid in the workload's namespace in
- * `ns_pid`), or 0 (no zygote, or it failed: the caller clones the exec
- * itself). */
-static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid) {
-    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+/* Sends the request and the child ends of `f` to the zygote: what sendmsg
+ * returned. */
+static ssize_t zygote_send(const uint8_t *p, uint32_t len, struct spawn_fds *f) {
     int ends[ZYGOTE_FDS] = { f->sync[0], f->report[1], f->term[1], f->in[0], f->out[1], f->err[1] };
     int fds[ZYGOTE_FDS], n = 0;
     uint32_t mask = 0;
     for (int i = 0; i < ZYGOTE_FDS; i++)
         if (ends[i] >= 0) { mask |= 1u << i; fds[n++] = ends[i]; }
     uint8_t *buf = malloc((size_t)len + 4);
-    if (!buf) return 0;
+    if (!buf) return -1;
     memcpy(buf, &mask, 4);
     memcpy(buf + 4, p, len);
     union { char b[CMSG_SPACE(sizeof(int) * ZYGOTE_FDS)]; struct cmsghdr align; } u;
@@ -420,11 +422,23 @@ static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, u
     ssize_t sent;
     do { sent = sendmsg(zygote.sock, &msg, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
     free(buf);
+    return sent;
+}
+
+/* The exec spawned by the zygote from the child ends of `f`, once it has
+ * exec'd or failed: its pid (its pid in the workload's namespace in
+ * `ns_pid`); 0 when no child exists (no zygote, the request was not
+ * delivered, or its clone failed: the caller clones the exec itself); -1
+ * when the zygote took the request but gave no reply (a child may run:
+ * the exec fails, it is never started twice). */
+static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid) {
+    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+    ssize_t sent = zygote_send(p, len, f);
+    if (sent != (ssize_t)len + 4) { zygote_gone(0); return 0; }
     struct zygote_reply reply = { 0, 0 };
-    ssize_t got = -1;
-    if (sent == (ssize_t)len + 4)
-        do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
-    if (got != sizeof reply) { zygote_gone(); return 0; }
+    ssize_t got;
+    do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
+    if (got != sizeof reply) { zygote_gone(0); return -1; }
     *ns_pid = reply.ns_pid;
     return reply.pid > 0 ? reply.pid : 0;
 }
@@ -443,6 +457,10 @@ static pid_t start_child(struct exec *e, const struct swvm_settings *r, const ui
     }
     pid_t pid = via_zygote ? zygote_spawn(p, len, f, ns_pid) : 0;
     if (pid > 0) { close_child_ends(f); return pid; }
+    if (pid < 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, EPIPE, "exec: the exec zygote ended; the exec's state is unknown");
+        return -1;
+    }
     /* No zygote (any more): guest-init's own clone, placed by it. */
     *ns_pid = 0;
     if (f->sync[0] < 0 && pipe2(f->sync, O_CLOEXEC) != 0) {
@@ -606,7 +624,7 @@ void execs_service(const struct pollfd *pfds, int n) {
 
 int execs_reaped(pid_t pid, int ws) {
     if (zygote.pid && pid == zygote.pid) {
-        zygote_gone();
+        zygote_gone(1);
         if (workload_cfg->exec_zygote) zygote_start();
         return 1;
     }
