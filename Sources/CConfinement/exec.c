@@ -59,7 +59,9 @@ void swvm_exec_prestage(const struct swvm_settings *s, int pidfd, unsigned int n
 
 /* The spawned child, on the zygote's spare stack and in its memory (the
  * zygote is stopped until the execve: CLONE_VFORK). Async-signal-safe
- * steps only; its one write into the zygote's memory is z->ns_pid. */
+ * steps only; its writes into the zygote's memory are z->ns_pid and errno
+ * (the zygote's TLS: no CLONE_SETTLS), which the zygote reads only when
+ * clone itself failed, i.e. when no child ran. */
 struct zygote_child {
     const struct swvm_settings *s;
     const struct swvm_child_io *io;

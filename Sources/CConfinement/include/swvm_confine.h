@@ -98,7 +98,8 @@ void swvm_exec_prestage(const struct swvm_settings *s, int pidfd, unsigned int n
  * guest-init: its permission checks are the opener's), then does only the
  * per-exec steps (session, terminal, stdio, working directory, user,
  * capabilities, execve); it writes nothing of the zygote's memory but
- * `*ns_pid`, its pid in the workload's pid namespace. Returns once the
+ * `*ns_pid`, its pid in the workload's pid namespace, and errno (the
+ * zygote's, read only when clone failed). Returns once the
  * child has exec'd or failed (io->error_fd says which): its pid in the
  * zygote's (= guest-init's) pid namespace, or -1 with errno. */
 pid_t swvm_zygote_spawn(const struct swvm_settings *s, const struct swvm_child_io *io, int cgroup_procs, void *stack,
