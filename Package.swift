@@ -102,7 +102,7 @@ let package = Package(
                 dependencies: ["SwvmBase", "NativeThreads", "Seccomp", "Cgroups", "RunRecords", "Snapshot", "SnapshotCache", "CVMMJail", "CSyscalls"]),
         // VMControl: the client of a running VMM's control socket (exec,
         // kill --all, pause, resume, ps) and the exec frames in Swift.
-        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement", "CSyscalls"]),
+        .target(name: "VMControl", dependencies: ["SwvmBase", "RunSettingsWire", "RunRecords", "CConfinement", "CSyscalls", "NativeThreads"]),
         .target(name: "MicroVM",
                 dependencies: ["SwvmBase", "NativeThreads", "Terminal", "RuntimeSpec", "RunSettingsWire", "Seccomp", "Cgroups", "RunRecords", "Network", "KVM", "VMM", "Virtio", "SharedDirectory", "Snapshot", "SnapshotCache", "OCIImage",
                               "VMMJail", "VMControl", "EventLoop", "CConfinement", "CSyscalls", "CacheStore"]),

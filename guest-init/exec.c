@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -52,6 +53,9 @@ void execs_start(const struct swvm_settings *cfg, pid_t workload, uint32_t names
     workload_pid = workload;
     workload_ns = namespaces;
     control = control_fd;
+    /* A detached or OCI VM is there to be exec'd into: its first exec
+     * comes from the zygote too. */
+    if (cfg->exec_zygote) zygote_start();
 }
 
 static void send_value(uint32_t type, uint32_t id, uint32_t value) {
@@ -143,10 +147,12 @@ static struct swvm_settings exec_settings(const struct swvm_settings *r) {
 /* The descriptors of one spawn: the child's ends and the parent's. */
 struct spawn_fds { int sync[2], report[2], in[2], out[2], err[2], term[2]; };
 
-static int open_spawn_fds(struct spawn_fds *f, const struct swvm_settings *r) {
+/* The sync pipe only for a child guest-init places itself (`sync`); one
+ * spawned by the zygote joins the cgroup on its own. */
+static int open_spawn_fds(struct spawn_fds *f, const struct swvm_settings *r, int sync) {
     int *all[] = { f->sync, f->report, f->in, f->out, f->err, f->term };
     for (unsigned i = 0; i < 6; i++) all[i][0] = all[i][1] = -1;
-    if (pipe2(f->sync, O_CLOEXEC) != 0 || pipe2(f->report, O_CLOEXEC) != 0) return -1;
+    if ((sync && pipe2(f->sync, O_CLOEXEC) != 0) || pipe2(f->report, O_CLOEXEC) != 0) return -1;
     if (r->terminal) return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, f->term);
     if (r->interactive && pipe2(f->in, O_CLOEXEC) != 0) return -1;
     return pipe2(f->out, O_CLOEXEC) != 0 || pipe2(f->err, O_CLOEXEC) != 0 ? -1 : 0;
@@ -242,29 +248,56 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
  * its children only: the zygote is in none of the workload's pids, and
  * in no cgroup of it) and done the steps every exec shares, above all
  * loading the seccomp filter (a large share of an exec's time in this
- * emulated guest kernel). Each later exec is forked from it as
- * guest-init's child (CLONE_PARENT) and does only its own steps; guest-init
- * places it in the cgroup and serves it as any exec. The zygote is used
- * only when the filter surely allows all of that
- * (swvm_seccomp_allows_exec_zygote); on any failure the exec takes the
- * path above. */
+ * emulated guest kernel). Each later exec is spawned from it as
+ * guest-init's child (CLONE_PARENT, sharing the zygote's memory until its
+ * execve: swvm_zygote_spawn), joins the workload's cgroup through the
+ * cgroup.procs guest-init opened, and does only its own steps; guest-init
+ * serves it as any exec. The zygote is used only when the filter surely
+ * allows all of that (swvm_seccomp_allows_exec_zygote); on any failure
+ * the exec takes the path above. */
 #define ZYGOTE_MAX_REQUEST (64u << 10)
 #define ZYGOTE_FDS 6
+/* The children's stack: their steps' buffers (a 4 KiB path, a 1 KiB
+ * message) and libc's, with room to spare. */
+#define ZYGOTE_STACK (256u << 10)
+#define ZYGOTE_GUARD 4096u
+#define ZYGOTE_CAP_SYS_PTRACE 19 /* linux/capability.h, not in the guest build */
 
-static struct { pid_t pid; int sock, failed; } zygote = { 0, -1, 0 };
+/* A zygote that dies is started again, at most this many times. */
+#define ZYGOTE_MAX_STARTS 4
+
+static struct { pid_t pid; int sock, failed, starts; } zygote = { 0, -1, 0, 0 };
+
+/* The zygote's answer to a request. */
+struct zygote_reply { int32_t pid; uint32_t ns_pid; };   /* pid: -errno on failure */
 
 static int zygote_usable(void) {
     const struct swvm_settings *s = workload_cfg;
     if (zygote.failed || (workload_ns & CLONE_NEWUSER) || s->userns) return 0;
+    /* CAP_SYS_PTRACE (an init-namespace one: no userns) lets the workload
+     * attach to a child that shares the zygote's memory despite its being
+     * non-dumpable (cf_exec_prestage): such a workload gets guest-init's
+     * own clone. */
+    const struct swvm_oci *o = &s->oci;
+    uint64_t caps = o->has_caps ? o->bounding | o->effective | o->inheritable | o->permitted | o->ambient : s->caps;
+    if (caps & (1ull << ZYGOTE_CAP_SYS_PTRACE)) return 0;
     return !s->seccomp_len || swvm_seccomp_allows_exec_zygote(s->seccomp, s->seccomp_len);
 }
 
-/* Closes every descriptor from 3 on but `a` and `b`. */
-static void close_all_but(int a, int b) {
-    int lo = a < b ? a : b, hi = a < b ? b : a;
-    if (lo > 3) syscall(SYS_close_range, 3, lo - 1, 0);
-    if (hi > lo + 1) syscall(SYS_close_range, lo + 1, hi - 1, 0);
-    syscall(SYS_close_range, hi + 1, ~0u, 0);
+/* Closes every descriptor from 3 on but the `n` in `keep` (ascending). */
+static void close_all_but(const int *keep, int n) {
+    int from = 3;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] > from) syscall(SYS_close_range, from, keep[i] - 1, 0);
+        from = keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0u, 0);
+}
+
+static void sort3(int k[3]) {
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (k[j] < k[i]) { int t = k[i]; k[i] = k[j]; k[j] = t; }
 }
 
 /* One request: [u32 which of the six child ends follow][MSG_EXEC payload],
@@ -291,15 +324,17 @@ static long zygote_receive(int sock, uint8_t *buf, int fds[ZYGOTE_FDS]) {
     return (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || r < 4 ? -1 : (long)r - 4;
 }
 
-/* The zygote's loop: each request forked as an exec, its pid (guest-init's
- * namespace: the zygote's own) or -errno written back. */
-__attribute__((noreturn)) static void zygote_serve(int sock) {
+/* The zygote's loop: each request spawned as an exec once it has exec'd
+ * (or failed), its pids written back: guest-init's namespace (the
+ * zygote's own) or -errno, and the workload's. */
+__attribute__((noreturn)) static void zygote_serve(int sock, int cgroup_procs, void *stack) {
     uint8_t *buf = malloc(ZYGOTE_MAX_REQUEST);
     if (!buf) _exit(125);
+    int close_in_child[] = { sock };
     for (;;) {
         int fds[ZYGOTE_FDS];
         long len = zygote_receive(sock, buf, fds);
-        int32_t reply = -EINVAL;
+        struct zygote_reply reply = { .pid = -EINVAL, .ns_pid = 0 };
         struct swvm_exec_head head;
         struct swvm_settings r;
         char error[256];
@@ -307,8 +342,8 @@ __attribute__((noreturn)) static void zygote_serve(int sock) {
             struct swvm_settings es = exec_settings(&r);
             struct swvm_child_io io = { .sync_fd = fds[0], .error_fd = fds[1], .socket_fd = fds[2],
                                         .in = fds[3], .out = fds[4], .err = fds[5], .prepared_root = NULL };
-            pid_t pid = swvm_zygote_fork(&es, &io, &sock, 1);
-            reply = pid > 0 ? pid : -errno;
+            pid_t pid = swvm_zygote_spawn(&es, &io, cgroup_procs, stack, ZYGOTE_STACK, close_in_child, 1, &reply.ns_pid);
+            reply.pid = pid > 0 ? pid : -errno;
             swvm_settings_free(&r);
         }
         for (int i = 0; i < ZYGOTE_FDS; i++) if (fds[i] >= 0) close(fds[i]);
@@ -320,43 +355,60 @@ __attribute__((noreturn)) static void zygote_serve(int sock) {
  * nothing); it prepares itself while guest-init goes on. */
 static void zygote_start(void) {
     if (zygote.pid || !zygote_usable()) return;
-    int sv[2];
+    if (zygote.starts++ == ZYGOTE_MAX_STARTS) { zygote.failed = 1; return; }
+    int sv[2] = { -1, -1 };
     int pidfd = (int)syscall(SYS_pidfd_open, workload_pid, 0);
-    if (pidfd < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    /* Opened here, in guest-init's cgroup namespace and as root: the
+     * children's writes are checked against that. */
+    int procs = open(WORKLOAD_PROCS, O_WRONLY | O_CLOEXEC);
+    if (pidfd < 0 || procs < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         if (pidfd >= 0) close(pidfd);
+        if (procs >= 0) close(procs);
         zygote.failed = 1;
         return;
     }
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
-        close_all_but(sv[1], pidfd);
+        int keep[3] = { sv[1], pidfd, procs };
+        sort3(keep);
+        close_all_but(keep, 3);
+        /* Before the filter: it need not allow mmap of the zygote's own.
+         * A PROT_NONE page below the children's stack: an overflow kills
+         * the child, not the zygote's memory it shares. */
+        char *guard = mmap(NULL, ZYGOTE_GUARD + ZYGOTE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (guard == MAP_FAILED || mprotect(guard, ZYGOTE_GUARD, PROT_NONE) != 0) _exit(125);
+        void *stack = guard + ZYGOTE_GUARD;
         swvm_exec_prestage(workload_cfg, pidfd, workload_ns | CLONE_NEWCGROUP | CLONE_NEWPID);
-        zygote_serve(sv[1]);
+        zygote_serve(sv[1], procs, stack);
     }
     close(pidfd);
+    close(procs);
     close(sv[1]);
     if (pid < 0) { close(sv[0]); zygote.failed = 1; return; }
     zygote.pid = pid;
     zygote.sock = sv[0];
 }
 
-static void zygote_gone(void) {
+/* The zygote died (`reaped`: its pid is free, so no signal) or broke its
+ * protocol (killed; reaped later as a stranger): the next exec takes the
+ * path above, and a new zygote is started after an exec's end, or at its
+ * reap when the host asked for one from the start. */
+static void zygote_gone(int reaped) {
+    if (zygote.pid > 0 && !reaped) kill(zygote.pid, SIGKILL);
     close_fd(&zygote.sock);
     zygote.pid = 0;
-    zygote.failed = 1;
 }
 
-/* The exec forked by the zygote from the child ends of `f`: its pid, or 0
- * (no zygote, or it failed: the caller clones the exec itself). */
-static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f) {
-    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+/* Sends the request and the child ends of `f` to the zygote: what sendmsg
+ * returned. */
+static ssize_t zygote_send(const uint8_t *p, uint32_t len, struct spawn_fds *f) {
     int ends[ZYGOTE_FDS] = { f->sync[0], f->report[1], f->term[1], f->in[0], f->out[1], f->err[1] };
     int fds[ZYGOTE_FDS], n = 0;
     uint32_t mask = 0;
     for (int i = 0; i < ZYGOTE_FDS; i++)
         if (ends[i] >= 0) { mask |= 1u << i; fds[n++] = ends[i]; }
     uint8_t *buf = malloc((size_t)len + 4);
-    if (!buf) return 0;
+    if (!buf) return -1;
     memcpy(buf, &mask, 4);
     memcpy(buf + 4, p, len);
     union { char b[CMSG_SPACE(sizeof(int) * ZYGOTE_FDS)]; struct cmsghdr align; } u;
@@ -370,42 +422,79 @@ static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f) {
     ssize_t sent;
     do { sent = sendmsg(zygote.sock, &msg, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
     free(buf);
-    int32_t reply = 0;
-    ssize_t got = -1;
-    if (sent == (ssize_t)len + 4)
-        do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
-    if (got != sizeof reply) { zygote_gone(); return 0; }
-    return reply > 0 ? reply : 0;
+    return sent;
+}
+
+/* The exec spawned by the zygote from the child ends of `f`, once it has
+ * exec'd or failed: its pid (its pid in the workload's namespace in
+ * `ns_pid`); 0 when no child exists (no zygote, the request was not
+ * delivered, or its clone failed: the caller clones the exec itself); -1
+ * when the zygote took the request but gave no reply (a child may run:
+ * the exec fails, it is never started twice). */
+static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid) {
+    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+    ssize_t sent = zygote_send(p, len, f);
+    if (sent != (ssize_t)len + 4) { zygote_gone(0); return 0; }
+    struct zygote_reply reply = { 0, 0 };
+    ssize_t got;
+    do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
+    if (got != sizeof reply) { zygote_gone(0); return -1; }
+    *ns_pid = reply.ns_pid;
+    return reply.pid > 0 ? reply.pid : 0;
+}
+
+/* The exec's child, running (or failed: its report says so) from the
+ * zygote, or else cloned and placed by guest-init: its pid, and its pid
+ * in the workload's namespace in `ns_pid` (0: to be read); -1 with errno
+ * and the host's MSG_EXEC_ERROR sent. `f` then holds guest-init's ends. */
+static pid_t start_child(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len,
+                         struct spawn_fds *f, uint32_t *ns_pid) {
+    struct swvm_settings es = exec_settings(r);
+    int via_zygote = zygote.pid != 0;
+    if (open_spawn_fds(f, r, !via_zygote) != 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: pipes for the process's stdio");
+        return -1;
+    }
+    pid_t pid = via_zygote ? zygote_spawn(p, len, f, ns_pid) : 0;
+    if (pid > 0) { close_child_ends(f); return pid; }
+    if (pid < 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, EPIPE, "exec: the exec zygote ended; the exec's state is unknown");
+        return -1;
+    }
+    /* No zygote (any more): guest-init's own clone, placed by it. */
+    *ns_pid = 0;
+    if (f->sync[0] < 0 && pipe2(f->sync, O_CLOEXEC) != 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: a pipe for the process's start");
+        return -1;
+    }
+    if ((pid = clone_exec(&es, f)) < 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: clone into the workload's namespaces");
+        return -1;
+    }
+    if (place(pid, f) != 0) {
+        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: join the workload's cgroup");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
 }
 
 /* Runs one exec in slot `e` (its id set); on failure the host has its
  * MSG_EXEC_ERROR and the slot is free again. */
 static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len) {
     struct spawn_fds f;
-    struct swvm_settings es = exec_settings(r);
+    uint32_t ns_pid = 0;
     e->tty = r->terminal;
-    if (open_spawn_fds(&f, r) != 0) {
-        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: pipes for the process's stdio");
-        close_spawn_fds(&f);
-        release(e);
-        return;
-    }
-    pid_t pid = zygote_spawn(p, len, &f);
-    if (pid > 0) close_child_ends(&f);
-    else pid = clone_exec(&es, &f);
-    if (pid < 0) {
-        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: clone into the workload's namespaces");
-        close_spawn_fds(&f);
-        release(e);
-        return;
-    }
-    int placed = place(pid, &f) == 0;
-    if (!placed) send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: join the workload's cgroup");
+    pid_t pid = start_child(e, r, p, len, &f, &ns_pid);
     /* The terminal's master, once the child runs (-1: it failed first). */
-    int master = placed && f.term[0] >= 0 ? swvm_recv_fd(f.term[0]) : -1;
-    if (!placed || read_report(e->id, f.report[0]) != 0) {
+    int master = pid > 0 && f.term[0] >= 0 ? swvm_recv_fd(f.term[0]) : -1;
+    if (pid > 0 && read_report(e->id, f.report[0]) != 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        pid = -1;
+    }
+    if (pid < 0) {
         if (master >= 0) close(master);
         close_spawn_fds(&f);
         release(e);
@@ -414,7 +503,7 @@ static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *
     e->pid = pid;
     keep_streams(e, &f, master, r->interactive);
     close_spawn_fds(&f);
-    send_value(MSG_EXEC_STARTED, e->id, namespace_pid(pid));
+    send_value(MSG_EXEC_STARTED, e->id, ns_pid ? ns_pid : namespace_pid(pid));
 }
 
 static void start_exec(const uint8_t *p, uint32_t len) {
@@ -534,7 +623,11 @@ void execs_service(const struct pollfd *pfds, int n) {
 }
 
 int execs_reaped(pid_t pid, int ws) {
-    if (zygote.pid && pid == zygote.pid) { zygote_gone(); return 1; }
+    if (zygote.pid && pid == zygote.pid) {
+        zygote_gone(1);
+        if (workload_cfg->exec_zygote) zygote_start();
+        return 1;
+    }
     for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
         struct exec *e = &execs[i];
         if (!e->used || e->pid != pid) continue;

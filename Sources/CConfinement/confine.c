@@ -621,7 +621,8 @@ void cf_reset_signals(void) {
 }
 
 static void exec_workload(const struct child *c, const char *exe) {
-    cf_reset_signals();
+    /* An exec zygote reset them once for all its children. */
+    if (!c->prestaged) cf_reset_signals();
     /* OCI --preserve-fds: fds 3.. stay open across execve, as runc passes them. */
     unsigned int keep = c->s->oci.preserve_fds;
     for (unsigned int fd = 3; fd < 3 + keep; fd++) fcntl((int)fd, F_SETFD, 0);
@@ -716,6 +717,15 @@ static void wait_for_start(struct child *c) {
 
 void cf_exec_prestage(struct child *c) {
     const struct swvm_settings *s = c->s;
+    /* Once here rather than in each child: 32 system calls, each many
+     * emulated instructions. */
+    cf_reset_signals();
+    /* Each child shares this memory until its execve (CLONE_VM) and runs as
+     * the workload's user: non-dumpable, the workload cannot ptrace it (or
+     * read or write /proc/PID/mem) to take over the zygote. An execve sets
+     * the new image's dumpable flag afresh, so the exec'd process is as
+     * before. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) cf_fail_errno(c, "prctl", "PR_SET_DUMPABLE");
     apply_rlimits(c);
     drop_bounding(c);
     /* Still root with every capability: the filter loads with or without

@@ -20,7 +20,7 @@ struct child {
     int pty_slave;  /* with a terminal */
     int created;    /* OCI mode: MSG_CREATED sent and the error pipe closed; failures go to stderr */
     int seccomp_loaded;   /* template mode: the filter was loaded before the template point */
-    int prestaged;        /* an exec zygote's child: rlimits, bounding set, no_new_privs and seccomp done (cf_exec_prestage) */
+    int prestaged;        /* an exec zygote's child: signals reset, rlimits, bounding set, no_new_privs and seccomp done (cf_exec_prestage) */
     /* OCI mode, swvm_oci_hooks.h: the init runs createContainer and
      * startContainer hooks; their states, counts and list (oci_hooks.c). */
     int hooks;

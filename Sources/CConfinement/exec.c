@@ -57,14 +57,42 @@ void swvm_exec_prestage(const struct swvm_settings *s, int pidfd, unsigned int n
     cf_exec_prestage(c);
 }
 
-pid_t swvm_zygote_fork(const struct swvm_settings *s, const struct swvm_child_io *io, const int *close_in_child, int nclose) {
-    /* fork semantics (no new stack): the child continues here, in C. */
-    pid_t pid = (pid_t)syscall(SYS_clone, SWVM_ZYGOTE_CLONE_FLAGS, 0, 0, 0, 0);
-    if (pid != 0) return pid;
-    for (int i = 0; i < nclose; i++)
-        if (close_in_child[i] >= 0) close(close_in_child[i]);
-    struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1, .seccomp_loaded = 1, .prestaged = 1 };
-    /* Placed in the workload's cgroup by guest-init first, as any exec. */
-    cf_wait_for_parent(io);
+/* The spawned child, on the zygote's spare stack and in its memory (the
+ * zygote is stopped until the execve: CLONE_VFORK). Async-signal-safe
+ * steps only; its writes into the zygote's memory are z->ns_pid and errno
+ * (the zygote's TLS: no CLONE_SETTLS), which the zygote reads only when
+ * clone itself failed, i.e. when no child ran. */
+struct zygote_child {
+    const struct swvm_settings *s;
+    const struct swvm_child_io *io;
+    int cgroup_procs;
+    const int *close_in_child;
+    int nclose;
+    uint32_t ns_pid;
+};
+
+static int zygote_child(void *arg) {
+    struct zygote_child *z = arg;
+    /* The descriptor table is the child's own (no CLONE_FILES). */
+    for (int i = 0; i < z->nclose; i++)
+        if (z->close_in_child[i] >= 0) close(z->close_in_child[i]);
+    struct child child = { .s = z->s, .io = z->io, .root = -1, .pty_slave = -1, .seccomp_loaded = 1, .prestaged = 1 };
+    /* Into the workload's cgroup before any other step, as guest-init
+     * places every exec; "0" is the writer. Fails closed. */
+    ssize_t n;
+    do { n = write(z->cgroup_procs, "0", 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) cf_fail_errno(&child, "join", "the workload's cgroup");
+    z->ns_pid = (uint32_t)getpid();
     exec_joined(&child);
+}
+
+pid_t swvm_zygote_spawn(const struct swvm_settings *s, const struct swvm_child_io *io, int cgroup_procs, void *stack,
+                        size_t stack_size, const int *close_in_child, int nclose, uint32_t *ns_pid) {
+    struct zygote_child z = { .s = s, .io = io, .cgroup_procs = cgroup_procs, .close_in_child = close_in_child,
+                              .nclose = nclose, .ns_pid = 0 };
+    /* The stack grows down from its end; libc's clone runs zygote_child
+     * there and exits with its value (it never returns: exec or _exit). */
+    pid_t pid = clone(zygote_child, (char *)stack + stack_size, (int)SWVM_ZYGOTE_CLONE_FLAGS, &z, NULL, NULL, NULL);
+    if (pid > 0) *ns_pid = z.ns_pid;
+    return pid;
 }

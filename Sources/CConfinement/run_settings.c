@@ -297,6 +297,13 @@ static int decode_upper_entry(struct decoder *d, struct swvm_settings *s, const 
     return 0;
 }
 
+/* A u8 flag field: 0 or 1. */
+static int decode_flag(struct decoder *d, int *out, const uint8_t *v, uint32_t n, const char *what) {
+    if (need(d, n, 1, what) || v[0] > 1) return fail(d, "run settings: %s", what);
+    *out = v[0];
+    return 0;
+}
+
 static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag, const uint8_t *v, uint32_t n) {
     switch (tag) {
     case CFG_ARG: return add_string(d, &s->args, &s->nargs, v, n, "arguments");
@@ -365,11 +372,9 @@ static int decode_field(struct decoder *d, struct swvm_settings *s, uint16_t tag
     case CFG_WARM_FILE: return add_string(d, &s->warm_files, &s->nwarm_files, v, n, "files to warm");
     case CFG_RESOLV_CONF: return set_string(d, &s->resolv_conf, v, n, "/etc/resolv.conf");
     case CFG_VM_FILE: return add_mount(d, &s->vm_files, &s->nvm_files, v, n, "a copied file", 1);
-    case CFG_OCI_DISK_ROOT:
-        if (need(d, n, 1, "the disk root flag") || v[0] > 1) return fail(d, "run settings: the disk root flag");
-        s->oci_disk_root = v[0];
-        return 0;
+    case CFG_OCI_DISK_ROOT: return decode_flag(d, &s->oci_disk_root, v, n, "the disk root flag");
     case CFG_OCI_UPPER: return decode_upper_entry(d, s, v, n);
+    case CFG_EXEC_ZYGOTE: return decode_flag(d, &s->exec_zygote, v, n, "the exec zygote flag");
     default:
         return decode_oci_field(d, &s->oci, tag, v, n);
     }
@@ -380,6 +385,7 @@ int swvm_config_tag_per_run(uint16_t tag) {
     case CFG_ARG: case CFG_ENV: case CFG_CWD: case CFG_HOSTNAME: case CFG_RLIMIT: case CFG_MEMORY: case CFG_PIDS:
     case CFG_TIME: case CFG_ENTROPY: case CFG_NET_IF: case CFG_ETC_HOSTS: case CFG_RESOLV_CONF:
     case CFG_TERMINAL: case CFG_INTERACTIVE: case CFG_VOLUME: case CFG_NET_ADDR: case CFG_NET_ROUTE:
+    case CFG_EXEC_ZYGOTE:
         return 1;
     default:
         return 0;

@@ -36,12 +36,12 @@ static const int init_syscalls[] = { SYS_clone, SYS_wait4, SYS_rt_sigtimedwait, 
 #define SECCOMP_RET_ALLOW_ 0x7fff0000u
 
 /* Runs a classic BPF seccomp program for system call `nr` of x86_64 whose
- * first `nknown` arguments are `args` and the rest unknown: 1 if it surely
+ * arguments in the bit mask `known` are `args` and the rest unknown: 1 if it surely
  * returns ALLOW, 0 for any other action and whenever the result depends
  * on an unknown argument or the instruction pointer, or the program uses
  * anything beyond loads of nr, arch and arguments, constant jumps and
  * returns (libseccomp's shape). */
-static int allows_call(const uint8_t *prog, uint32_t ninsns, int nr, const uint64_t *args, uint32_t nknown) {
+static int allows_call(const uint8_t *prog, uint32_t ninsns, int nr, const uint64_t *args, uint32_t known) {
     uint32_t a = 0;
     for (uint32_t pc = 0, steps = 0; pc < ninsns && steps < 4096; steps++) {
         uint16_t code; uint8_t jt, jf; uint32_t k;
@@ -54,7 +54,7 @@ static int allows_call(const uint8_t *prog, uint32_t ninsns, int nr, const uint6
         case 0x20:   /* BPF_LD | BPF_W | BPF_ABS */
             if (k == 0) a = (uint32_t)nr;
             else if (k == 4) a = AUDIT_ARCH_X86_64_;
-            else if (k >= 16 && k < 64 && k % 4 == 0 && (k - 16) / 8 < nknown)
+            else if (k >= 16 && k < 64 && k % 4 == 0 && (known >> ((k - 16) / 8) & 1))
                 a = (uint32_t)(args[(k - 16) / 8] >> ((k - 16) % 8 ? 32 : 0));
             else return 0;   /* the instruction pointer or an unknown argument */
             break;
@@ -87,16 +87,19 @@ int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int 
 
 /* An exec zygote's own calls (guest-init's exec.c: requests and fds over
  * a socket, decoded with malloc, the pid written back) and its children's
- * before their process stage (setsid; with a terminal, the pty's ioctls
- * and its master sent on). */
+ * before their process stage (the cgroup join is a write; setsid; with a
+ * terminal, the pty's ioctls and its master sent on). */
 static const int zygote_syscalls[] = { SYS_recvmsg, SYS_sendmsg, SYS_setsid, SYS_ioctl };
 
 int swvm_seccomp_allows_exec_zygote(const uint8_t *filter, uint32_t len) {
     if (!filter || len == 0 || len % 8 != 0 || len / 8 > 4096) return 0;
     uint32_t n = len / 8;
-    /* The zygote's one clone, exactly as swvm_zygote_fork makes it. */
+    /* The zygote's one clone, as swvm_zygote_spawn makes it: these flags,
+     * no tids or TLS (x86_64: flags, stack, parent tid, child tid, tls),
+     * and a stack address a filter must not depend on. */
     const uint64_t clone_args[5] = { SWVM_ZYGOTE_CLONE_FLAGS, 0, 0, 0, 0 };
+    const uint32_t known = 1u << 0 | 1u << 2 | 1u << 3 | 1u << 4;
     return allows_all(filter, n, setup_syscalls, sizeof setup_syscalls / sizeof *setup_syscalls)
         && allows_all(filter, n, zygote_syscalls, sizeof zygote_syscalls / sizeof *zygote_syscalls)
-        && allows_call(filter, n, SYS_clone, clone_args, 5);
+        && allows_call(filter, n, SYS_clone, clone_args, known);
 }

@@ -41,6 +41,10 @@ public struct VMOptions {
     /// which errs once the monitor (the only reader) is gone; the jail
     /// checks it after re-arming the parent-death signal.
     public var monitorPipe: Int32?
+    /// Start the guest's exec zygote with the workload (CFG_EXEC_ZYGOTE): a
+    /// detached VM's, which is there to be exec'd into; never a foreground
+    /// run's (the zygote's start would compete with its workload).
+    public var execZygoteAtStart = false
     public init() {}
 
     /// Guest RAM without --memory (and its minimum), and what is added to
@@ -726,7 +730,13 @@ final class Session: @unchecked Sendable {
                 return nil
             }
         }
-        return VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
+        var cfg = VMRunner.settings(spec, filter: filter, network: network, window: window, entropy: entropy)
+        if runner.options.execZygoteAtStart {
+            var f = RunSettings.Fields()
+            f.add(CFG_EXEC_ZYGOTE, true)
+            cfg += f.bytes
+        }
+        return cfg
     }
 
     private func openStdin() {

@@ -23,13 +23,16 @@ public struct ExecStdio: Sendable {
 public final class ExecSession: @unchecked Sendable {
     public let pid: UInt32
     let connection: FileDescriptor
+    /// Copies of the exec's output into regular files (ExecFilePump).
+    let pumps: [ExecFilePump]
 
     /// The connection, to poll: readable when the exec's end is near.
     public var descriptor: Int32 { connection.raw }
 
-    init(pid: UInt32, connection: FileDescriptor) {
+    init(pid: UInt32, connection: FileDescriptor, pumps: [ExecFilePump] = []) {
         self.pid = pid
         self.connection = connection
+        self.pumps = pumps
     }
 
     /// A new size of the exec's terminal.
@@ -46,6 +49,9 @@ public final class ExecSession: @unchecked Sendable {
     /// output is all written. A failure to start (a missing binary: 127,
     /// not executable: 126, see SwvmError.exitStatus) is thrown.
     public func wait() throws -> Int32 {
+        // The VMM has written all output before it reports the exit, and
+        // closes the pipes then: the files are complete once the pumps end.
+        defer { for p in pumps { p.finish() } }
         while true {
             let (type, payload) = try VMControl.receive(connection)
             switch type {
@@ -107,19 +113,30 @@ public enum VMControl {
 
     /// Starts `request` in the VM; returns once it runs (or throws its
     /// failure to start: a missing binary is SwvmError .commandNotFound).
-    public static func startExec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio()) throws -> ExecSession {
-        try startExec(socket: path, payload: request.encode(id: 0), stdio: stdio)
+    public static func startExec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio(),
+                                 pumpFiles: Bool = true) throws -> ExecSession {
+        try startExec(socket: path, payload: request.encode(id: 0), stdio: stdio, pumpFiles: pumpFiles)
     }
 
     /// startExec with MSG_EXEC's payload as ExecRequest.encode made it.
-    public static func startExec(socket path: String, payload: [UInt8], stdio: ExecStdio) throws -> ExecSession {
+    /// With `pumpFiles`, a regular file among the outputs is written by
+    /// this process (ExecFilePump), which must then wait for the exec's end;
+    /// a detached exec's caller is gone by then, so its files go to the
+    /// VMM as they are.
+    public static func startExec(socket path: String, payload: [UInt8], stdio: ExecStdio,
+                                 pumpFiles: Bool = true) throws -> ExecSession {
         let c = try connect(path)
         let frame = ExecFrames.frame(MSG_EXEC, payload)
-        let fds = [stdio.input, stdio.output, stdio.error]
-        guard swvm_send_fds(c.raw, frame, frame.count, fds, Int32(fds.count)) == 0 else {
+        let (pumps, sent) = pumpFiles ? try ExecFilePump.forFiles(stdio) : ([], stdio)
+        let fds = [sent.input, sent.output, sent.error]
+        let r = swvm_send_fds(c.raw, frame, frame.count, fds, Int32(fds.count))
+        // Only the VMM's copies are left: the pipes end with its relaying.
+        for p in pumps { p.vmmEnd.close() }
+        guard r == 0 else {
             throw SwvmError.errno("exec: send the request to \(path)")
         }
-        return ExecSession(pid: try awaitStarted(c), connection: c)
+        // A failure to start closes the VMM's ends too: the pumps end alone.
+        return ExecSession(pid: try awaitStarted(c), connection: c, pumps: pumps)
     }
 
     /// The exec's pid from the first reply on `c`, or its failure to start.
@@ -143,7 +160,7 @@ public enum VMControl {
     /// its pid once it runs (the VMM keeps relaying its stdio).
     public static func exec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio(),
                             detach: Bool = false) throws -> Int32 {
-        let session = try startExec(socket: path, request, stdio: stdio)
+        let session = try startExec(socket: path, request, stdio: stdio, pumpFiles: !detach)
         return detach ? Int32(bitPattern: session.pid) : try session.wait()
     }
 

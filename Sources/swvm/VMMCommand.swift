@@ -53,6 +53,7 @@ enum DetachedVMM {
             var options = command.vmRunOptions()
             options.keepDescriptors = [reportFD]
             options.monitorPipe = reportFD
+            options.execZygoteAtStart = true
             let runner = VMRunner(spec: spec, image: image, options: options)
             runner.onStart = { _ in
                 reported.done = true

@@ -85,6 +85,16 @@ struct SeccompPreloadTests {
         #expect(try !Self.allowsZygote(parent))
         let stack = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1), args: [.init(index: 1, value: 0, op: .equal)])])
         #expect(try !Self.allowsZygote(stack))
+        // The zygote spawns as posix_spawn does (CLONE_VM | CLONE_VFORK): a filter refusing either is no.
+        for flag: UInt64 in [0x100, 0x4000] {
+            let p = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1),
+                                                                        args: [.init(index: 0, value: flag, valueTwo: flag, op: .maskedEqual)])])
+            #expect(try !Self.allowsZygote(p), "clone flag \(flag)")
+        }
+        // The stack is any address: a filter that checks it is a doubt, whatever it allows at 0.
+        let stackNonZero = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1),
+                                                                               args: [.init(index: 1, value: 0, op: .notEqual)])])
+        #expect(try !Self.allowsZygote(stackNonZero))
         // A clone check the zygote's flags pass is no doubt.
         let newUser = SeccompProfile(defaultAction: .allow, rules: [.init(names: ["clone"], action: .errno(1),
                                                                           args: [.init(index: 0, value: 0x1000_0000, valueTwo: 0x1000_0000, op: .maskedEqual)])])

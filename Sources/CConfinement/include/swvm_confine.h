@@ -71,10 +71,15 @@ int swvm_seccomp_allows_template_setup(const uint8_t *filter, uint32_t len, int 
 
 /* An exec zygote (guest-init, issue 19): a process that has joined a
  * running workload's namespaces and done once the steps every exec into
- * it shares (swvm_exec_prestage), and forks each exec from there
- * (swvm_zygote_fork) with these clone flags: the child is the zygote's
- * parent's (guest-init reaps it as any exec). */
-#define SWVM_ZYGOTE_CLONE_FLAGS (0x00008000u /* CLONE_PARENT */ | 17u /* SIGCHLD */)
+ * it shares (swvm_exec_prestage), and spawns each exec from there
+ * (swvm_zygote_spawn) with these clone flags, as posix_spawn does: the
+ * child shares the zygote's memory on a stack of its own until its
+ * execve (no page tables copied, no copy-on-write faults, nothing to
+ * unmap at the execve: each is many emulated instructions), the zygote
+ * waiting meanwhile; the child is the zygote's parent's (guest-init
+ * reaps it as any exec). */
+#define SWVM_ZYGOTE_CLONE_FLAGS (0x00000100u /* CLONE_VM */ | 0x00004000u /* CLONE_VFORK */ | \
+                                 0x00008000u /* CLONE_PARENT */ | 17u /* SIGCHLD */)
 /* 1 if `filter` surely allows an exec zygote's own system calls, its
  * clone above, and every step of its children (the template steps'
  * calls, setsid, and a terminal's): the filter may then be loaded in the
@@ -86,12 +91,19 @@ int swvm_seccomp_allows_exec_zygote(const uint8_t *filter, uint32_t len);
  * workload's settings). A failure ends the process (status 125 or the
  * step's). */
 void swvm_exec_prestage(const struct swvm_settings *s, int pidfd, unsigned int namespaces);
-/* In the zygote: forks an exec with settings `s` (the workload's with the
- * exec's process); the child waits on io->sync_fd for its placement in
- * the cgroup, then does only the per-exec steps (session, terminal,
- * stdio, working directory, user, capabilities, execve). The pid in the
+/* In the zygote: spawns an exec with settings `s` (the workload's with
+ * the exec's process) on `stack` (`stack_size` bytes, the zygote's, free
+ * again when this returns). The child first joins the workload's cgroup
+ * by writing "0" to `cgroup_procs` (that cgroup.procs, opened by
+ * guest-init: its permission checks are the opener's), then does only the
+ * per-exec steps (session, terminal, stdio, working directory, user,
+ * capabilities, execve); it writes nothing of the zygote's memory but
+ * `*ns_pid`, its pid in the workload's pid namespace, and errno (the
+ * zygote's, read only when clone failed). Returns once the
+ * child has exec'd or failed (io->error_fd says which): its pid in the
  * zygote's (= guest-init's) pid namespace, or -1 with errno. */
-pid_t swvm_zygote_fork(const struct swvm_settings *s, const struct swvm_child_io *io, const int *close_in_child, int nclose);
+pid_t swvm_zygote_spawn(const struct swvm_settings *s, const struct swvm_child_io *io, int cgroup_procs, void *stack,
+                        size_t stack_size, const int *close_in_child, int nclose, uint32_t *ns_pid);
 
 /* The container: clone(2) with `flags` (CLONE_NEW*) and run
  * swvm_confine_exec in the child, which first closes `close_in_child`

@@ -19,7 +19,7 @@
 
 /* The version of everything in this header, in MSG_READY: swvm refuses a
  * guest-init that speaks another. Raised on every incompatible change. */
-#define SWVM_PROTOCOL_VERSION 6u
+#define SWVM_PROTOCOL_VERSION 7u
 
 /* Frame types. */
 enum swvm_message {
@@ -344,6 +344,10 @@ enum swvm_config_tag {
     CFG_OCI_UPPER = 91,     /* u8 kind ('d' directory, 'f' file, 'l' symlink), u32 mode, path, NUL, contents
                                (a file's text, a link's target): an entry of the bundle's overlay upper layer at
                                create, made in the guest's upper before the overlay; parents first; repeated */
+    /* 100-109: exec into a running VM (issue 19). */
+    CFG_EXEC_ZYGOTE = 100,  /* u8 1: start the exec zygote with the workload, not after the first exec (a
+                               detached or OCI VM, which is there to be exec'd into; a foreground run never
+                               gets it: the zygote's start would compete with its workload); per-run */
 };
 
 #define SWVM_TEMPLATE_SHARED_NET 1u
@@ -467,6 +471,7 @@ struct swvm_settings {
     struct swvm_oci oci;
     struct swvm_mount *vm_files; uint32_t nvm_files;    /* source: the guest path, destination: the contents */
     int oci_disk_root;                                  /* CFG_OCI_DISK_ROOT */
+    int exec_zygote;                                    /* CFG_EXEC_ZYGOTE */
     struct swvm_upper_entry *oci_upper; uint32_t noci_upper;
 };
 
