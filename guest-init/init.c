@@ -268,6 +268,27 @@ static void wait_for_disk(const char *dev) {
     fatal(SWVM_ERR_INTERNAL, "the image's disk %s did not appear", dev);
 }
 
+/* The disk root: the image's disk, or an OCI bundle's image layers with
+ * its upper layer's entries, under the overlay. */
+static void mount_disk_root(void) {
+    wait_for_disk(cfg.rootdev);
+    write_upper_entries();
+    setup_root();
+}
+
+/* A restored OCI root template's upper-layer entries carry the clock of
+ * the run that saved it: dated now, as a create without a template dates
+ * them (after set_clock). */
+static void redate_upper_entries(void) {
+    for (uint32_t i = 0; i < cfg.noci_upper; i++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "/rw/upper%s", cfg.oci_upper[i].path) >= (int)sizeof path)
+            fatal(SWVM_ERR_INVALID_ARGUMENT, "upper-layer entry %s: path too long", cfg.oci_upper[i].path);
+        if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) != 0)
+            fatal(SWVM_ERR_SYSTEM_CALL, "date upper-layer entry %s: %s", cfg.oci_upper[i].path, strerror(errno));
+    }
+}
+
 /* ---------------------------------------------------------------- the network */
 
 static void interface_flags_up(int fd, const char *name) {
@@ -723,11 +744,8 @@ int main(void) {
     /* An OCI bundle's root is a share of the host's directory (config.json
      * root.path), or its image layers as a disk (CFG_OCI_DISK_ROOT); an
      * image's is its disk. */
-    if (!root_ready && (!cfg.oci.enabled || cfg.oci_disk_root)) {
-        wait_for_disk(cfg.rootdev);
-        write_upper_entries();
-        setup_root();
-    }
+    if (root_ready) redate_upper_entries();
+    else if (!cfg.oci.enabled || cfg.oci_disk_root) mount_disk_root();
     setup_cgroup();
     mount_volumes();
     write_vm_files();

@@ -204,9 +204,7 @@ static void warm_page_cache(void) {
  * with MSG_RUN (the entropy first reseeds the CRNG, in main); guest-init
  * then goes on as without a template. */
 static void oci_root_template(void) {
-    wait_for_disk(cfg.rootdev);
-    write_upper_entries();
-    setup_root();
+    mount_disk_root();
     warm_page_cache();
     send_msg(MSG_TEMPLATE_POINT, NULL, 0);
     /* The template is saved here, while guest-init waits for MSG_RUN. */

@@ -423,6 +423,8 @@ static void decode_list(struct decoder *d, const uint8_t *p, size_t len, struct 
         }
         if (tag == CFG_TEMPLATE) {
             if (need(d, n, 1, "the template flags")) break;
+            /* One template field: a second one would silently win. */
+            if (s->template_mode) { fail(d, "run settings: a second template field at byte %zu", off - 6); break; }
             if (p[off] & ~TEMPLATE_FLAGS) { fail(d, "run settings: unknown template flags 0x%x", p[off]); break; }
             if ((p[off] & SWVM_TEMPLATE_OCI_ROOT) && p[off] != SWVM_TEMPLATE_OCI_ROOT) { fail(d, "run settings: an OCI root template with other template flags 0x%x", p[off]); break; }
             s->template_mode = 1;

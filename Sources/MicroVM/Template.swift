@@ -56,7 +56,7 @@ struct Template {
     /// share, pty and eth0 come after the restore, so they take templates.
     static func skipReason(_ spec: RunSpec, _ options: VMOptions) -> String? {
         if options.coldBoot { return "--cold-boot" }
-        if options.noTemplate { return "--no-template (an OCI bundle: the annotation swvm.vm-template)" }
+        if options.noTemplate { return "--no-template (or an OCI bundle's annotation swvm.vm-template)" }
         return nil
     }
 

@@ -37,7 +37,7 @@ public final class VMMOCI: @unchecked Sendable {
     let start = Locked("")
 
     /// The annotation that says how the VM started: "template" (an OCI root
-    /// template restored), "boot snapshot" (maybe "(template saved)"), "cold".
+    /// template restored), "boot snapshot" (maybe "(saving a template)": set before the save, which may still fail), "cold".
     public static let startAnnotation = "swvm.vm-start"
     /// The annotation that skips the OCI root template: anything but "on".
     public static let templateAnnotation = "swvm.vm-template"

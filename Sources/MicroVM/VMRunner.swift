@@ -310,7 +310,7 @@ public final class VMRunner {
     static func describe(_ how: VMStart, savingTemplate: Bool) -> String {
         switch how {
         case .template: return "template"
-        case .warm: return savingTemplate ? "boot snapshot (template saved)" : "boot snapshot"
+        case .warm: return savingTemplate ? "boot snapshot (saving a template)" : "boot snapshot"
         case .coldSnapshotted: return "cold (boot snapshot saved)"
         case .coldOnly: return "cold"
         }

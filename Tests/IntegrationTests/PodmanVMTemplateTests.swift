@@ -115,7 +115,7 @@ struct PodmanVMTemplateTests {
             let memory = Path.join(dir, "memory"), junk = [UInt8](repeating: 0xcc, count: 4096)
             try PodmanVMTests.overwrite(memory, at: 0x100_0000, with: junk)
             let rebuilt = try Self.detached(podman, runtime, "four", [], "true")
-            #expect(rebuilt == "boot snapshot (template saved)", "\(rebuilt ?? "no annotation")")
+            #expect(rebuilt == "boot snapshot (saving a template)", "\(rebuilt ?? "no annotation")")
             #expect(try podman(["rm", "-f", "-t", "0", "four"]).status == 0)
             #expect(try PodmanVMTests.bytes(of: memory, at: 0x100_0000, count: 4096) != junk, "the damaged template was saved again")
             let restored = try Self.detached(podman, runtime, "five", [], "true")
@@ -147,8 +147,8 @@ struct PodmanVMTemplateTests {
                 starts.append(try Self.vmStart(podman, "first\(i)") ?? "no annotation")
                 #expect(try podman(["rm", "-f", "-t", "0", "first\(i)"]).status == 0)
             }
-            #expect(starts.filter { $0 == "boot snapshot (template saved)" }.count == 1, "\(starts)")
-            #expect(starts.allSatisfy { ["boot snapshot (template saved)", "boot snapshot", "template"].contains($0) }, "\(starts)")
+            #expect(starts.filter { $0 == "boot snapshot (saving a template)" }.count == 1, "\(starts)")
+            #expect(starts.allSatisfy { ["boot snapshot (saving a template)", "boot snapshot", "template"].contains($0) }, "\(starts)")
             #expect(Self.temporaries(of: dir).isEmpty, "\(Self.temporaries(of: dir))")
             #expect(try Self.detached(podman, runtime, "next", [], "true", via: Self.via) == "template")
             #expect(try Self.restoredFrom(podman, "next") == dir)
@@ -186,7 +186,7 @@ struct PodmanVMTemplateTests {
             // Published only if the kill came after the keeper's publish: then whole.
             let published = FS.exists(dir)
             let next = try Self.detached(podman, runtime, "next", [], "true", via: Self.via)
-            #expect(next == (published ? "template" : "boot snapshot (template saved)"), "\(next ?? "no annotation")")
+            #expect(next == (published ? "template" : "boot snapshot (saving a template)"), "\(next ?? "no annotation")")
             #expect(try podman(["rm", "-f", "-t", "0", "next"]).status == 0)
             #expect(try Self.detached(podman, runtime, "again", [], "true", via: Self.via) == "template")
             #expect(try podman(["rm", "-f", "-t", "0", "again"]).status == 0)

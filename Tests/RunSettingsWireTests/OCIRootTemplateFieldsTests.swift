@@ -64,5 +64,18 @@ extension TemplateFieldsTests {
         var u = swvm_settings()
         let flags = decode(ociRootConfig(fixed, flags: ociRootFlags | UInt8(SWVM_TEMPLATE_PLAIN)), into: &u)
         #expect(flags?.contains("other template flags") == true, "\(flags ?? "accepted")")
+        swvm_settings_free(&t)
+        swvm_settings_free(&u)
+    }
+
+    /// A second template field would silently replace the first one's flags.
+    @Test func aSecondTemplateFieldIsRefused() {
+        let (fixed, _) = RunSettings.splitForTemplate(withDiskRoot(), flags: ociRootFlags)
+        var again = RunSettings.Fields()
+        again.add(CFG_TEMPLATE, [UInt8(SWVM_TEMPLATE_PLAIN)])
+        var s = swvm_settings()
+        defer { swvm_settings_free(&s) }
+        let error = decode(ociRootConfig(fixed) + again.bytes, into: &s)
+        #expect(error?.contains("a second template field") == true, "\(error ?? "accepted")")
     }
 }
