@@ -80,6 +80,34 @@ struct DetachedVMExecTests {
         #expect(try FS.readText(err) == "oops\n")
     }
 
+    /// A root workload without CAP_SYS_PTRACE cannot attach to an exec's
+    /// child before its execve: that child shares the root exec zygote's
+    /// memory (CLONE_VM), so an attach there would take the zygote over.
+    /// The zygote is non-dumpable for that (cf_exec_prestage). The
+    /// workload runs ptrace-race, which spins PTRACE_ATTACH on each new
+    /// pid; a long PATH widens the window (find_executable's stats run
+    /// after the child has the workload's uid). Every exec keeps its own
+    /// status, and the helper did attach to the execs after their execve
+    /// (so it saw them).
+    @Test func aRootWorkloadCannotPtraceAnExecBeforeItsExecve() throws {
+        let dir = Path.join(Harness.repo, ".build/test-fixtures/ptrace-race")
+        try FS.makeDirectories(dir)
+        let cc = try Subprocess.run(["gcc", "-static", "-O2", "-o", Path.join(dir, "ptrace-race"),
+                                     Path.join(Harness.repo, "Tests/Fixtures/ptrace-race/ptrace-race.c")])
+        try #require(cc.status == 0, "compiling ptrace-race.c: \(cc.output)")
+        let id = try DetachedVMTests.detachedVM(["-v", "\(dir):/fx"], ["sh", "-c", "/fx/ptrace-race > /tmp/race & exec sleep 3600"])
+        defer { DockerVerbsTests.removeForcibly(id) }
+        let path = (0..<300).map { "/no\($0)" }.joined(separator: ":") + ":/bin"
+        for i in 0..<10 {
+            let r = try DetachedVMTests.swvm(["exec", "-e", "PATH=\(path)", id, "sh", "-c", "exit \(i)"])
+            #expect(r.status == Int32(i), "\(r)")
+        }
+        let log = try DetachedVMTests.swvm(["exec", id, "cat", "/tmp/race"])
+        let lines = log.out.split(separator: "\n")
+        #expect(!lines.contains { $0.hasPrefix("attached ") && $0.hasSuffix(" init") }, "\(log.out)")
+        #expect(lines.filter { $0.hasPrefix("attached ") && $0.hasSuffix(" sh") }.count >= 5, "\(log.out)")
+    }
+
     /// exec -t into a detached VM (untested before): the exec's stdio is a
     /// pty of the caller's size, and a resize of the caller's terminal
     /// reaches it, also from a shell's background job, whose stdin is
