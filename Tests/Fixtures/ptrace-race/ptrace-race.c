@@ -5,10 +5,13 @@
  *   attached PID COMM  an attach worked (COMM "init": before its execve,
  *                      so the zygote could be taken over)
  *   denied PID COMM    the first EPERM seen on that pid
- * Every attach is undone at once, so the exec goes on. Used by
+ * Every attach is undone at once, so the exec goes on. With the argument
+ * "stop" it SIGSTOPs each pid whose comm is "init" (an exec's child before
+ * its execve) instead, once, and says "stopped PID". Used by
  * DetachedVMExecTests; runs until killed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -38,8 +41,15 @@ static void say(const char *what, int pid, const char *comm) {
 
 /* One attempt on PID; returns 1 when it is done with (attached after its
  * execve, or gone). */
+static int stop_mode;
+
 static int try_pid(int pid) {
     char comm[32];
+    if (stop_mode) {
+        comm_of(pid, comm, sizeof comm);
+        if (!strcmp(comm, "init") && kill(pid, SIGSTOP) == 0) { say("stopped", pid, comm); return 1; }
+        return kill(pid, 0) == 0 || errno != ESRCH ? 0 : -1;
+    }
     if (ptrace(PTRACE_ATTACH, pid, 0, 0) == 0) {
         int st;
         waitpid(pid, &st, __WALL);
@@ -59,7 +69,8 @@ static int try_pid(int pid) {
     return errno == ESRCH ? -1 : 0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    stop_mode = argc > 1 && !strcmp(argv[1], "stop");
     int base = getpid() + 1, newest = 0;
     for (;;) {
         for (int p = base; p < base + AHEAD && p < PIDS; p++) {
