@@ -10,8 +10,8 @@ import RuntimeSpec
 import SwvmBase
 
 /// What a monitor runs: a container's (or, later, a VM's) whole life. The
-/// process started gets the monitor's fds 0, 1 and 2 (/dev/null and the
-/// log pipes); `started` is called once it runs, with its identity and
+/// process started gets the monitor's fds 0, 1 and 2 (/dev/null, or with
+/// -i a held pipe, and the log pipes); `started` is called once it runs, with its identity and
 /// cgroup directories; `run` returns its exit status (128+N for signal N)
 /// after the level's own clean-up (cgroup, network, run record).
 public protocol MonitoredWorkload {
