@@ -10,12 +10,23 @@ import RuntimeSpec
 import SwvmBase
 
 /// What a monitor runs: a container's (or, later, a VM's) whole life. The
-/// process started gets the monitor's fds 0, 1 and 2 (/dev/null and the
-/// log pipes); `started` is called once it runs, with its identity and
+/// process started gets the monitor's fds 0, 1 and 2 (/dev/null, or with
+/// -i a held pipe, and the log pipes); `started` is called once it runs, with its identity and
 /// cgroup directories; `run` returns its exit status (128+N for signal N)
 /// after the level's own clean-up (cgroup, network, run record).
 public protocol MonitoredWorkload {
     func run(started: @escaping (ProcessIdentity, [String]) -> Void) throws -> Int32
+    /// -t: the level relays a pty to the monitor's fd 1 (the stdout log)
+    /// for the whole run, so the monitor keeps that pipe until the end.
+    var terminal: Bool { get }
+    /// -i: stdin is a pipe the monitor holds open (nothing writes it), so
+    /// a shell waits for input as under `docker run -di` instead of ending.
+    var interactive: Bool { get }
+}
+
+extension MonitoredWorkload {
+    public var terminal: Bool { false }
+    public var interactive: Bool { false }
 }
 
 /// The container level: the same ContainerRuntime run as a foreground
@@ -25,6 +36,9 @@ public struct ContainerWorkload: MonitoredWorkload {
     let spec: RunSpec
 
     public init(spec: RunSpec) { self.spec = spec }
+
+    public var terminal: Bool { spec.terminal }
+    public var interactive: Bool { spec.interactive }
 
     public func run(started: @escaping (ProcessIdentity, [String]) -> Void) throws -> Int32 {
         let container = Container(spec: spec)
@@ -122,23 +136,28 @@ public struct Monitor {
         _ = fcntl(report, F_SETFD, FD_CLOEXEC)
         let pump: LogPump
         let workload: MonitoredWorkload
+        let stdinWriter: FileDescriptor?
         do {
             workload = try make()
             try recordCreating(record)
+            stdinWriter = workload.interactive ? try holdStdinOpen() : nil
             pump = try startLogging(record)
         } catch {
             MonitorReport.send(report, Monitor.swvmError(error))
             removeContainer()
             return 125
         }
+        defer { withExtendedLifetime(stdinWriter) {} }
         let reported = ReportState()
+        let terminal = workload.terminal
         do {
             let status = try workload.run { identity, cgroups in
                 self.recordStarted(identity, cgroups)
-                self.releaseOutput()
+                self.releaseOutput(keepStdout: terminal)
                 MonitorReport.send(report, nil)
                 reported.done = true
             }
+            releaseOutput()
             pump.thread.join()
             finish(status: status, autoRemove: record.autoRemove)
             return status
@@ -201,13 +220,24 @@ public struct Monitor {
         return try LogPump(stdout: out[0], stderr: err[0], writer: writer)
     }
 
+    /// -i: a pipe's read end on fd 0 (what the container inherits, or
+    /// what the level's pty relay reads); the write end, kept by the
+    /// monitor until it ends, never writes, so stdin never reaches EOF.
+    func holdStdinOpen() throws -> FileDescriptor {
+        let (read, write) = try makePipe()
+        guard dup2(read.raw, 0) == 0 else { throw SwvmError.errno("dup2 the container's stdin pipe") }
+        read.close()
+        return write
+    }
+
     /// Drops the monitor's copies of the pipes' write ends (so the log
     /// ends when the container's last process does); the monitor's own
-    /// messages go to monitor.log beside the log.
-    func releaseOutput() {
+    /// messages go to monitor.log beside the log. `keepStdout`: the
+    /// level's pty relay still writes fd 1 until the run returns.
+    func releaseOutput(keepStdout: Bool = false) {
         let own = open(Path.join(store.state.directory(id), "monitor.log"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        _ = dup2(null, 1)
+        if !keepStdout { _ = dup2(null, 1) }
         _ = dup2(own >= 0 ? own : null, 2)
         if own >= 0 { close(own) }
         if null >= 0 { close(null) }

@@ -50,11 +50,12 @@ struct DetachedRun {
         return 0
     }
 
-    /// What a detached run cannot do yet: a terminal or stdin (nothing
-    /// attaches to it).
+    /// What a detached run cannot do yet. At the container level -t's pty
+    /// writes to the log and -i's stdin stays open (Monitor); the VM
+    /// level's VMM does not relay either for a detached run yet.
     func checkSupported() throws {
-        if command.options.tty || command.options.interactive {
-            throw SwvmError(.unsupported, "-d with -t or -i is not supported: a detached container's stdin is /dev/null and its output goes to its log")
+        if command.isolation == .vm && (command.options.tty || command.options.interactive) {
+            throw SwvmError(.unsupported, "-d with -t or -i at the VM level is not supported yet (use --isolation=container)")
         }
         if command.probe != nil || command.reportFd != nil {
             throw SwvmError(.unsupported, "-d with --probe or --report-fd is not supported")
@@ -143,6 +144,9 @@ struct MonitorCommand: ParsableCommand {
 struct ImageWorkload: MonitoredWorkload {
     let image: ResolvedImage
     let workload: MonitoredWorkload
+
+    var terminal: Bool { workload.terminal }
+    var interactive: Bool { workload.interactive }
 
     func run(started: @escaping (ProcessIdentity, [String]) -> Void) throws -> Int32 {
         try withExtendedLifetime(image) { try workload.run(started: started) }
