@@ -15,13 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "swvm_confine.h"
@@ -200,45 +198,13 @@ static int place(pid_t pid, struct spawn_fds *f) {
     return ok ? 0 : -1;
 }
 
-/* How long an exec's child may take from its clone to its execve. The
- * workload can stop that child (same uid, in its pid namespace): guest-init
- * waits for its report, its terminal and the zygote's reply only this long,
- * so its control channel never hangs on a workload's process. */
-#define EXEC_START_MS 30000
-
-static long long now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* 1 once `fd` is readable (or at its end), 0 when `deadline` (now_ms)
- * passed first. */
-static int readable_by(int fd, long long deadline) {
-    for (;;) {
-        long long left = deadline - now_ms();
-        if (left <= 0) return 0;
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r = poll(&p, 1, (int)left);
-        if (r > 0) return 1;
-        if (r < 0 && errno != EINTR) return 1; /* the read then reports it */
-    }
-}
-
 /* Reads the child's report until its execve closes the pipe: 0, or -1
- * after forwarding its MSG_ERROR (the child has then exited) or when it
- * did not come by `deadline` (MSG_EXEC_ERROR sent). A frame is one write
- * of a few hundred bytes, so only its start is waited for. */
-static int read_report(uint32_t id, int report_fd, long long deadline) {
+ * after forwarding its MSG_ERROR (the child has then exited). */
+static int read_report(uint32_t id, int report_fd) {
     int failed = 0;
     uint32_t type, len;
     uint8_t *frame;
-    for (;;) {
-        if (!readable_by(report_fd, deadline)) {
-            if (!failed) send_error(id, SWVM_ERR_SYSTEM_CALL, ETIMEDOUT, "exec: the process did not start within %d s (stopped before its execve?)", EXEC_START_MS / 1000);
-            return -1;
-        }
-        if (!(frame = swvm_frame_read_alloc(report_fd, &type, &len, SWVM_MAX_GUEST_FRAME))) break;
+    while ((frame = swvm_frame_read_alloc(report_fd, &type, &len, SWVM_MAX_GUEST_FRAME)) != NULL) {
         if (type == MSG_ERROR && !failed) {
             uint8_t *out = malloc((size_t)len + SWVM_EXEC_HEAD_LEN);
             if (out) {
@@ -465,16 +431,13 @@ static ssize_t zygote_send(const uint8_t *p, uint32_t len, struct spawn_fds *f) 
  * delivered, or its clone failed: the caller clones the exec itself); -1
  * when the zygote took the request but gave no reply (a child may run:
  * the exec fails, it is never started twice). */
-static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid, long long deadline) {
+static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid) {
     if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
     ssize_t sent = zygote_send(p, len, f);
     if (sent != (ssize_t)len + 4) { zygote_gone(0); return 0; }
     struct zygote_reply reply = { 0, 0 };
-    ssize_t got = -1;
-    /* The zygote replies after its child's execve (CLONE_VFORK): a child
-     * stopped before it holds the zygote too, which is then ended. */
-    if (readable_by(zygote.sock, deadline))
-        do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
+    ssize_t got;
+    do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
     if (got != sizeof reply) { zygote_gone(0); return -1; }
     *ns_pid = reply.ns_pid;
     return reply.pid > 0 ? reply.pid : 0;
@@ -485,14 +448,14 @@ static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, u
  * in the workload's namespace in `ns_pid` (0: to be read); -1 with errno
  * and the host's MSG_EXEC_ERROR sent. `f` then holds guest-init's ends. */
 static pid_t start_child(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len,
-                         struct spawn_fds *f, uint32_t *ns_pid, long long deadline) {
+                         struct spawn_fds *f, uint32_t *ns_pid) {
     struct swvm_settings es = exec_settings(r);
     int via_zygote = zygote.pid != 0;
     if (open_spawn_fds(f, r, !via_zygote) != 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: pipes for the process's stdio");
         return -1;
     }
-    pid_t pid = via_zygote ? zygote_spawn(p, len, f, ns_pid, deadline) : 0;
+    pid_t pid = via_zygote ? zygote_spawn(p, len, f, ns_pid) : 0;
     if (pid > 0) { close_child_ends(f); return pid; }
     if (pid < 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, EPIPE, "exec: the exec zygote ended; the exec's state is unknown");
@@ -523,12 +486,10 @@ static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *
     struct spawn_fds f;
     uint32_t ns_pid = 0;
     e->tty = r->terminal;
-    long long deadline = now_ms() + EXEC_START_MS;
-    pid_t pid = start_child(e, r, p, len, &f, &ns_pid, deadline);
-    /* The terminal's master, once the child runs (-1: it failed first or
-     * is late, and read_report tells which). */
-    int master = pid > 0 && f.term[0] >= 0 && readable_by(f.term[0], deadline) ? swvm_recv_fd(f.term[0]) : -1;
-    if (pid > 0 && read_report(e->id, f.report[0], deadline) != 0) {
+    pid_t pid = start_child(e, r, p, len, &f, &ns_pid);
+    /* The terminal's master, once the child runs (-1: it failed first). */
+    int master = pid > 0 && f.term[0] >= 0 ? swvm_recv_fd(f.term[0]) : -1;
+    if (pid > 0 && read_report(e->id, f.report[0]) != 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         pid = -1;

@@ -80,66 +80,6 @@ struct DetachedVMExecTests {
         #expect(try FS.readText(err) == "oops\n")
     }
 
-    /// A root workload without CAP_SYS_PTRACE cannot attach to an exec's
-    /// child before its execve: that child shares the root exec zygote's
-    /// memory (CLONE_VM), so an attach there would take the zygote over.
-    /// The zygote is non-dumpable for that (cf_exec_prestage). The
-    /// workload runs ptrace-race, which spins PTRACE_ATTACH on each new
-    /// pid; a long PATH widens the window (find_executable's stats run
-    /// after the child has the workload's uid). Every exec keeps its own
-    /// status, and the helper did attach to the execs after their execve
-    /// (so it saw them).
-    @Test func aRootWorkloadCannotPtraceAnExecBeforeItsExecve() throws {
-        let id = try Self.vmRacingExecs("")
-        defer { DockerVerbsTests.removeForcibly(id) }
-        for i in 0..<10 {
-            let r = try DetachedVMTests.swvm(["exec", "-e", "PATH=\(Self.longPath)", id, "sh", "-c", "exit \(i)"])
-            #expect(r.status == Int32(i), "\(r)")
-        }
-        let log = try DetachedVMTests.swvm(["exec", id, "cat", "/tmp/race"])
-        let lines = log.out.split(separator: "\n")
-        #expect(!lines.contains { $0.hasPrefix("attached ") && $0.hasSuffix(" init") }, "\(log.out)")
-        #expect(lines.filter { $0.hasPrefix("attached ") && $0.hasSuffix(" sh") }.count >= 5, "\(log.out)")
-    }
-
-    /// A PATH of 300 missing directories before /bin: find_executable's
-    /// stats, after the child has the workload's uid, widen the window
-    /// before an exec's execve.
-    static let longPath = (0..<300).map { "/no\($0)" }.joined(separator: ":") + ":/bin"
-
-    /// A detached VM whose workload runs Tests/Fixtures/ptrace-race (with
-    /// MODE) in the background, its lines in /tmp/race.
-    static func vmRacingExecs(_ mode: String) throws -> String {
-        let dir = Path.join(Harness.repo, ".build/test-fixtures/ptrace-race")
-        try FS.makeDirectories(dir)
-        let cc = try Subprocess.run(["gcc", "-static", "-O2", "-o", Path.join(dir, "ptrace-race"),
-                                     Path.join(Harness.repo, "Tests/Fixtures/ptrace-race/ptrace-race.c")])
-        try #require(cc.status == 0, "compiling ptrace-race.c: \(cc.output)")
-        return try DetachedVMTests.detachedVM(["-v", "\(dir):/fx"], ["sh", "-c", "/fx/ptrace-race \(mode) > /tmp/race & exec sleep 3600"])
-    }
-
-    /// The workload SIGSTOPs an exec's child before its execve: guest-init
-    /// waited for it for ever (its report, the zygote's reply), and the
-    /// VM's control channel with it. Now that exec fails in bounded time
-    /// (30 s) and later execs work. Meaningful only when the helper caught
-    /// a child ("stopped" in its lines), which the long PATH makes likely.
-    @Test func anExecStoppedBeforeItsExecveFailsAndTheVMGoesOn() throws {
-        let id = try Self.vmRacingExecs("stop")
-        defer { DockerVerbsTests.removeForcibly(id) }
-        var caught = false
-        for _ in 0..<4 where !caught {
-            let r = try DetachedVMTests.swvm(["exec", "-e", "PATH=\(Self.longPath)", id, "true"], timeout: 150)
-            #expect(!r.timedOut, "\(r)")
-            caught = r.status != 0
-            if caught { #expect(r.err.contains("did not start") || r.err.contains("zygote"), "\(r)") }
-        }
-        let log = try DetachedVMTests.swvm(["exec", id, "sh", "-c", "cat /tmp/race; kill $(pidof ptrace-race)"], timeout: 150)
-        #expect(log.status == 0 && !log.timedOut, "\(log)")
-        #expect(caught == log.out.contains("stopped "), "\(log.out)")
-        let after = try DetachedVMTests.swvm(["exec", id, "sh", "-c", "exit 3"], timeout: 150)
-        #expect(after.status == 3, "\(after)")
-    }
-
     /// exec -t into a detached VM (untested before): the exec's stdio is a
     /// pty of the caller's size, and a resize of the caller's terminal
     /// reaches it, also from a shell's background job, whose stdin is
