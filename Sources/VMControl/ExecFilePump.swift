@@ -50,15 +50,10 @@ final class ExecFilePump: Sendable {
     /// descriptors the VMM gets instead.
     static func forFiles(_ stdio: ExecStdio) throws -> (pumps: [ExecFilePump], sent: ExecStdio) {
         var sent = stdio, pumps: [ExecFilePump] = []
-        if isRegularFile(stdio.output) {
-            let p = try ExecFilePump(file: stdio.output)
+        for stream in [\ExecStdio.output, \ExecStdio.error] where isRegularFile(stdio[keyPath: stream]) {
+            let p = try ExecFilePump(file: stdio[keyPath: stream])
             pumps.append(p)
-            sent.output = p.vmmEnd.raw
-        }
-        if isRegularFile(stdio.error) {
-            let p = try ExecFilePump(file: stdio.error)
-            pumps.append(p)
-            sent.error = p.vmmEnd.raw
+            sent[keyPath: stream] = p.vmmEnd.raw
         }
         return (pumps, sent)
     }
