@@ -85,6 +85,16 @@ struct VMRunTests {
         #expect(r.status == 137, "\(r)")
     }
 
+    /// guest-init reports the exit and resets the VM at once; the report
+    /// reaches the host through the event loop, so the reset can come first
+    /// (a test-only switch holds the report back). The run still ends with
+    /// the workload's status, not "the VM ended before the workload did".
+    @Test func anExitReportOvertakenByTheResetStillCounts() throws {
+        let r = try Command.run([Harness.swvm, "run", "--isolation=vm", Harness.exampleImage, "--", "sh", "-c", "echo done; exit 7"],
+                                timeout: 600, environment: ["SWVM_TEST_SLOW_EXIT_REPORT": "1"])
+        #expect(r.status == 7 && r.out == "done\n", "\(r)")
+    }
+
     /// guest-init drops a control port that hung up (once the host unplugs
     /// it, through a test-only switch, poll says POLLHUP alone) rather than
     /// polling it again at once, forever: with the workload asleep, the
