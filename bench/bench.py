@@ -45,7 +45,11 @@
                                            commit's): container start, warm VM start and
                                            small files through 9p, alternating
     bench/bench.py podmanvm [--runs 10]    `podman run --rm IMAGE true` at the VM level (a
-                                           swvm-vm link) vs `swvm run --isolation=vm`
+                                           swvm-vm link) vs `swvm run --isolation=vm`, with
+                                           podman's own cost beside it (podman with runc vs
+                                           runc run, podman with swvm vs swvm run at the
+                                           container level) and the phases of a podman run
+                                           at the VM level (each runtime call timestamped)
 
     bench/bench.py vmdetach [--runs 5]    `swvm run -d --isolation=vm` start to ready vs the
                                            foreground run; `swvm exec` of true into it vs a
