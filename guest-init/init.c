@@ -690,27 +690,27 @@ static int reap(struct workload *w, int *status) {
 
 /* Whether the workload's exit may be reported from the kernel's TASKSTATS
  * message, before the workload's teardown: only when nothing of the run
- * still depends on that teardown. Not with a terminal (the workload's
- * output passes through guest-init's pty relay, drained after the exit),
- * nor with a 9p share (volumes, an OCI bundle's root directory): pages
- * the workload wrote through a shared mapping reach the host when they
- * are unmapped, and at the sync before power-off. */
+ * still depends on that teardown, and the message's status is the one
+ * waitpid will give. Not with a terminal (the workload's output passes
+ * through guest-init's pty relay, drained after the exit), nor with a 9p
+ * share (volumes, an OCI bundle's root directory: pages the workload
+ * wrote through a shared mapping reach the host when they are unmapped,
+ * and at the sync before power-off). Nor when the workload may hold
+ * CAP_SYS_BOOT: reboot(2) in its PID namespace sends its init SIGKILL and
+ * has the caller exit(0), and afterwards zap_pid_ns_processes makes the
+ * group's code SIGINT or SIGHUP; the message says 0 or SIGKILL. */
 static int may_report_early(void) {
-    return exit_watch >= 0 && !cfg.terminal && cfg.nvolumes == 0 && !(cfg.oci.enabled && !cfg.oci_disk_root);
+    uint64_t bounding = cfg.oci.has_caps ? cfg.oci.bounding : cfg.caps;
+    const uint64_t cap_sys_boot = 1ull << 22;
+    return exit_watch >= 0 && !cfg.terminal && cfg.nvolumes == 0 && !(cfg.oci.enabled && !cfg.oci_disk_root) &&
+           !(bounding & cap_sys_boot);
 }
 
 /* The workload's end as the TASKSTATS message says it (swvm_taskstats_exit
- * takes only an unambiguous one): 1 with *status. One case the message
- * cannot know: reboot(2) in the workload's PID namespace kills its init
- * with SIGKILL and afterwards makes the exit code SIGINT or SIGHUP
- * (zap_pid_ns_processes). So a SIGKILL is taken early only when the
- * workload cannot hold CAP_SYS_BOOT; otherwise waitpid says. */
+ * takes only an unambiguous one): 1 with *status. */
 static int early_exit(const struct workload *w, int *status) {
     int ws;
     if (!early_exit_read(exit_watch, w->pid, &ws)) return 0;
-    uint64_t bounding = cfg.oci.has_caps ? cfg.oci.bounding : cfg.caps;
-    const uint64_t cap_sys_boot = 1ull << 22;
-    if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL && (bounding & cap_sys_boot)) return 0;
     *status = host_status(ws);
     return 1;
 }

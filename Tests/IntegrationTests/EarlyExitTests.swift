@@ -21,10 +21,10 @@ struct EarlyExitTests {
         // The workload's own death by a signal it cannot ignore as its
         // namespace's init: a stack overflow's SIGSEGV (128+11).
         ParityCase(name: "SIGSEGV", options: [], command: ["sh", "-c", "ulimit -s 64; f() { f; }; f"], stdin: nil),
-        // reboot(2) in the workload's PID namespace kills it with SIGKILL,
-        // then makes its exit code SIGINT (zap_pid_ns_processes): 130, not
-        // the 137 the kernel's exit message says; with CAP_SYS_BOOT the
-        // exit is left to waitpid.
+        // reboot(2) in the workload's PID namespace sends it SIGKILL and
+        // has it exit(0), then makes its exit code SIGINT
+        // (zap_pid_ns_processes): 130, where the kernel's exit message
+        // says 0. With CAP_SYS_BOOT the exit is left to waitpid.
         ParityCase(name: "poweroff in the PID namespace", options: ["--cap-add", "SYS_BOOT"], command: ["poweroff", "-f"], stdin: nil),
     ]
 
@@ -44,7 +44,7 @@ struct EarlyExitTests {
 
     /// A second SIGTERM to swvm kills the workload with SIGKILL from
     /// guest-init (outside its namespace): 137, early, and with
-    /// CAP_SYS_BOOT (where a SIGKILL is left to waitpid) the same.
+    /// CAP_SYS_BOOT (where the exit is left to waitpid) the same.
     @Test(arguments: [[], ["--cap-add", "SYS_BOOT"]])
     func killedBySIGKILLFromOutside(_ options: [String]) throws {
         var sent = false

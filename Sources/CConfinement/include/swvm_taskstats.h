@@ -69,7 +69,10 @@
  * threads looks like one that did not), and a fatal signal arriving while
  * a single thread is inside a bare exit(2) (glibc's and musl's exit() use
  * exit_group, which takes the signal's code): the message then gives the
- * exit's code where waitpid gives the signal's. */
+ * exit's code where waitpid gives the signal's. The kernel itself does
+ * the latter in reboot(2) inside a PID namespace (SIGKILL to the
+ * namespace's init, then exit(0)), so guest-init does not listen when the
+ * workload may hold CAP_SYS_BOOT. */
 int swvm_taskstats_exit(const uint8_t *buf, size_t len, uint16_t family, uint32_t pid, int *wait_status);
 
 /* The id of the generic-netlink family `name` in a CTRL_CMD_GETFAMILY
