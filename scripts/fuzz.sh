@@ -12,15 +12,17 @@ cd "$(dirname "$0")/.."
 . scripts/private-tmpdir.sh
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
-names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzVirtioDevice FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP FuzzOCIConfig FuzzOCIState}
+names=${*:-FuzzTar FuzzJSON FuzzVirtqueue FuzzVirtioDevice FuzzGuestProtocol FuzzBootLoader FuzzRunSettings FuzzNineP FuzzOCIConfig FuzzOCIState FuzzTaskstats}
 export SWIFT_BACKTRACE=enable=no   # libFuzzer reports crashes itself
 for name in $names; do
     if [ -f "fuzz/harnesses/$name/fuzz.c" ]; then
-        # A C harness (the code swvm and guest-init share): clang, with UBSan too.
+        # A C harness (the code swvm and guest-init share): clang, with UBSan too,
+        # over the files its `sources` lists (one a line), or the run settings'.
         mkdir -p .build-fuzz/release
+        sources="Sources/CConfinement/run_settings.c Sources/CConfinement/exec_wire.c Sources/CConfinement/seccomp_preload.c"
+        [ -f "fuzz/harnesses/$name/sources" ] && sources=$(cat "fuzz/harnesses/$name/sources")
         clang -g -O1 -fsanitize=fuzzer,address,undefined -I Sources/CConfinement/include \
-            -o ".build-fuzz/release/$name" "fuzz/harnesses/$name/fuzz.c" Sources/CConfinement/run_settings.c Sources/CConfinement/exec_wire.c \
-            Sources/CConfinement/seccomp_preload.c 2>&1 \
+            -o ".build-fuzz/release/$name" "fuzz/harnesses/$name/fuzz.c" $sources 2>&1 \
             | grep -v "Cannot export local symbol" || true
     else
         # --sanitize fuzzer: SwiftPM links libFuzzer's main. Then one -sanitize= flag
