@@ -69,6 +69,9 @@ extension VMEngine {
         if request.terminal != nil { ExecRelayProcess.resize(session, to: size()) }
         do {
             return try ExecRelayProcess.relay(session, signals: signals, terminal: request.terminal != nil, size: size)
+        } catch let lost as ExecOutputLost {
+            Log.error(lost.description)
+            return ExecOutputLost.exitStatus
         } catch {
             Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
             return 255

@@ -71,6 +71,9 @@ public enum ExecRelayProcess {
         if terminal { resize(session) }
         do {
             return try relay(session, signals: signals, terminal: terminal)
+        } catch let lost as ExecOutputLost {
+            Log.error(lost.description)
+            return ExecOutputLost.exitStatus
         } catch {
             Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
             return 255

@@ -47,11 +47,31 @@ public final class ExecSession: @unchecked Sendable {
 
     /// Waits for the exec's exit status (128+N after signal N), once its
     /// output is all written. A failure to start (a missing binary: 127,
-    /// not executable: 126, see SwvmError.exitStatus) is thrown.
+    /// not executable: 126, see SwvmError.exitStatus) is thrown; so is
+    /// ExecOutputLost when output meant for a regular file could not be
+    /// written there (its status is the process's).
     public func wait() throws -> Int32 {
-        // The VMM has written all output before it reports the exit, and
-        // closes the pipes then: the files are complete once the pumps end.
-        defer { for p in pumps { p.finish() } }
+        let status: Int32
+        do {
+            status = try receiveExit()
+        } catch {
+            // The process's fate is the error to report; a lost output is said too.
+            for failure in finishPumps() { Log.error(failure) }
+            throw error
+        }
+        let failures = finishPumps()
+        guard failures.isEmpty else { throw ExecOutputLost(status: status, failures: failures) }
+        return status
+    }
+
+    /// The VMM has written all output before it reports the exit, and
+    /// closes the pipes then: the files are complete once the pumps end.
+    /// What failed, per pump that did.
+    private func finishPumps() -> [String] {
+        pumps.compactMap { $0.finish() }
+    }
+
+    private func receiveExit() throws -> Int32 {
         while true {
             let (type, payload) = try VMControl.receive(connection)
             switch type {
@@ -121,10 +141,16 @@ public enum VMControl {
     /// startExec with MSG_EXEC's payload as ExecRequest.encode made it.
     /// With `pumpFiles`, a regular file among the outputs is written by
     /// this process (ExecFilePump), which must then wait for the exec's end;
-    /// a detached exec's caller is gone by then, so its files go to the
-    /// VMM as they are.
+    /// without, a detached exec's caller is gone by then, and a regular
+    /// file among its outputs is refused.
     public static func startExec(socket path: String, payload: [UInt8], stdio: ExecStdio,
                                  pumpFiles: Bool = true) throws -> ExecSession {
+        if !pumpFiles, let file = [stdio.output, stdio.error].first(where: ExecFilePump.isRegularFile) {
+            // The VMM would drop every byte (EFBIG), and silently.
+            let name = FS.readLink("/proc/self/fd/\(file)").map { "\($0) (fd \(file))" } ?? "fd \(file)"
+            throw SwvmError(.invalidArgument, "exec: a detached exec's output cannot go to a regular file (\(name)): the VM's VMM "
+                            + "may not write files, and no swvm process stays to copy it; use a pipe or /dev/null")
+        }
         let c = try connect(path)
         let frame = ExecFrames.frame(MSG_EXEC, payload)
         let (pumps, sent) = pumpFiles ? try ExecFilePump.forFiles(stdio) : ([], stdio)
