@@ -95,6 +95,7 @@ public enum ExecRelayProcess {
     /// relay's: its fd 0's).
     public static func relay(_ session: ExecSession, signals: FileDescriptor, terminal: Bool,
                              size: () -> winsize? = { stdinSize() }) throws -> Int32 {
+        for sig in session.deferredSignals where sig != SIGWINCH { try session.signal(sig) }
         while true {
             var fds = [pollfd(fd: session.descriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0)]
