@@ -26,10 +26,13 @@
 
 #define WORKLOAD_PROCS "/sys/fs/cgroup/workload/cgroup.procs"
 
+/* The descriptors of one spawn: the child's ends and the parent's. */
+struct spawn_fds { int sync[2], report[2], in[2], out[2], err[2], term[2]; };
+
 struct exec {
     int used;
     uint32_t id;
-    pid_t pid;                /* in guest-init's pid namespace */
+    pid_t pid;                /* in guest-init's pid namespace; 0 until the zygote names it */
     int exited, status;
     int tty;                  /* in_fd and out_fd[0] are then the one pty master */
     int in_fd;                /* the stdin pipe's write end or the master; -1 */
@@ -38,6 +41,22 @@ struct exec {
     uint32_t in_len;
     int in_eof;
     uint32_t out_unacked;     /* output sent the host has not acknowledged */
+    /* Until the child has exec'd or failed ("starting"), its start is
+     * served from guest-init's poll loop, never waited for: the workload
+     * (root in the VM) may SIGSTOP the child before its execve, and a
+     * wait for its report or for the zygote's reply would stop every
+     * other exec, signal and the exit report with it. No deadline
+     * either: a slow start is not a failed one. */
+    int starting;
+    int want_reply;           /* the zygote's reply (the child's pid) is due */
+    int interactive;
+    struct spawn_fds f;       /* the spawn's descriptors (child ends only until the zygote replied) */
+    int master;               /* a terminal's master once the child sent it; -1 */
+    uint32_t ns_pid;          /* its pid in the workload's namespace (0: read /proc) */
+    uint8_t *request;         /* MSG_EXEC's payload while the zygote's reply is due: */
+    uint32_t request_len;     /*   should its clone fail, guest-init clones the exec itself */
+    uint8_t *report;          /* the child's report so far (frames on its close-on-exec pipe) */
+    uint32_t report_len;
 };
 
 static struct exec execs[SWVM_MAX_EXECS];
@@ -90,19 +109,28 @@ static void close_fd(int *fd) {
     *fd = -1;
 }
 
+static void close_spawn_fds(struct spawn_fds *f);
+static void zygote_abandon(struct exec *e);
+
 static void release(struct exec *e) {
     if (e->tty && e->in_fd == e->out_fd[0]) e->in_fd = -1;
     if (e->tty && e->out_fd[0] < 0) e->in_fd = -1;   /* the master, closed with the output */
     close_fd(&e->in_fd);
     close_fd(&e->out_fd[0]);
     close_fd(&e->out_fd[1]);
+    close_spawn_fds(&e->f);
+    close_fd(&e->master);
+    zygote_abandon(e);
     free(e->in_buf);
+    free(e->request);
+    free(e->report);
     memset(e, 0, sizeof *e);
 }
 
-/* The exit goes after the last of the output, once both streams ended. */
+/* The exit goes after the last of the output, once both streams ended
+ * (and after MSG_EXEC_STARTED: a starting exec's child may exit first). */
 static void maybe_finish(struct exec *e) {
-    if (!e->exited || e->out_fd[0] >= 0 || e->out_fd[1] >= 0) return;
+    if (e->starting || !e->exited || e->out_fd[0] >= 0 || e->out_fd[1] >= 0) return;
     send_value(MSG_EXEC_EXIT, e->id, (uint32_t)e->status);
     release(e);
     zygote_start();
@@ -143,9 +171,6 @@ static struct swvm_settings exec_settings(const struct swvm_settings *r) {
     es.oci.exec_fifo = -1;
     return es;
 }
-
-/* The descriptors of one spawn: the child's ends and the parent's. */
-struct spawn_fds { int sync[2], report[2], in[2], out[2], err[2], term[2]; };
 
 /* The sync pipe only for a child guest-init places itself (`sync`); one
  * spawned by the zygote joins the cgroup on its own. */
@@ -198,26 +223,58 @@ static int place(pid_t pid, struct spawn_fds *f) {
     return ok ? 0 : -1;
 }
 
-/* Reads the child's report until its execve closes the pipe: 0, or -1
- * after forwarding its MSG_ERROR (the child has then exited). */
-static int read_report(uint32_t id, int report_fd) {
-    int failed = 0;
-    uint32_t type, len;
-    uint8_t *frame;
-    while ((frame = swvm_frame_read_alloc(report_fd, &type, &len, SWVM_MAX_GUEST_FRAME)) != NULL) {
-        if (type == MSG_ERROR && !failed) {
-            uint8_t *out = malloc((size_t)len + SWVM_EXEC_HEAD_LEN);
-            if (out) {
-                swvm_exec_head_encode(&(struct swvm_exec_head){ .id = id }, out);
-                memcpy(out + SWVM_EXEC_HEAD_LEN, frame, len);
-                swvm_frame_write(control, MSG_EXEC_ERROR, out, len + SWVM_EXEC_HEAD_LEN);
-                free(out);
-            }
-            failed = 1;
-        }
-        free(frame);
+/* The most of a child's report kept: its MSG_ERROR (a message of at most
+ * 1 KiB) with room to spare; more is read and dropped. */
+#define REPORT_MAX (16u << 10)
+
+/* One read of the child's report pipe (non-blocking: the child writes a
+ * frame in parts, and may be stopped between them); at its end (the
+ * child's execve closed it, or the child ended) the pipe is closed. */
+static void read_report(struct exec *e) {
+    uint8_t buf[4096];
+    ssize_t n = read(e->f.report[0], buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) { close_fd(&e->f.report[0]); return; }
+    uint32_t keep = REPORT_MAX - e->report_len;
+    if ((uint32_t)n < keep) keep = (uint32_t)n;
+    uint8_t *grown = keep ? realloc(e->report, e->report_len + keep) : NULL;
+    if (!grown) return;
+    memcpy(grown + e->report_len, buf, keep);
+    e->report = grown;
+    e->report_len += keep;
+}
+
+/* The child's MSG_ERROR as the host's MSG_EXEC_ERROR (the exec's id
+ * first); `whole` 0 when the frame was cut short. */
+static void forward_error(uint32_t id, const uint8_t *payload, uint32_t len, int whole) {
+    uint8_t *out = whole ? malloc((size_t)len + SWVM_EXEC_HEAD_LEN) : NULL;
+    if (!out) {
+        send_error(id, SWVM_ERR_INTERNAL, whole ? ENOMEM : 0, "exec: the process failed to start (its report %s)",
+                   whole ? "could not be forwarded" : "was cut short");
+        return;
     }
-    return failed ? -1 : 0;
+    swvm_exec_head_encode(&(struct swvm_exec_head){ .id = id }, out);
+    memcpy(out + SWVM_EXEC_HEAD_LEN, payload, len);
+    swvm_frame_write(control, MSG_EXEC_ERROR, out, len + SWVM_EXEC_HEAD_LEN);
+    free(out);
+}
+
+/* Whether the child's whole report says it failed; its first MSG_ERROR
+ * is then forwarded. */
+static int report_failed(const struct exec *e) {
+    uint32_t off = 0, type, len;
+    while (e->report_len - off >= SWVM_FRAME_HEADER) {
+        int over = swvm_frame_header_decode(e->report + off, &type, &len, SWVM_MAX_GUEST_FRAME) != 0;
+        off += SWVM_FRAME_HEADER;
+        int whole = !over && len <= e->report_len - off;
+        if (type == MSG_ERROR) {
+            forward_error(e->id, e->report + off, whole ? len : 0, whole);
+            return 1;
+        }
+        if (!whole) break;
+        off += len;
+    }
+    return 0;
 }
 
 static void make_nonblocking(int fd) {
@@ -266,7 +323,9 @@ static void keep_streams(struct exec *e, struct spawn_fds *f, int master, int in
 /* A zygote that dies is started again, at most this many times. */
 #define ZYGOTE_MAX_STARTS 4
 
-static struct { pid_t pid; int sock, failed, starts; } zygote = { 0, -1, 0, 0 };
+/* busy: a request was sent and its reply is due (the zygote serves one
+ * at a time; it is stopped meanwhile, in its vfork); waiter: its exec. */
+static struct { pid_t pid; int sock, failed, starts, busy; struct exec *waiter; } zygote = { 0, -1, 0, 0, 0, NULL };
 
 /* The zygote's answer to a request. */
 struct zygote_reply { int32_t pid; uint32_t ns_pid; };   /* pid: -errno on failure */
@@ -392,11 +451,23 @@ static void zygote_start(void) {
 /* The zygote died (`reaped`: its pid is free, so no signal) or broke its
  * protocol (killed; reaped later as a stranger): the next exec takes the
  * path above, and a new zygote is started after an exec's end, or at its
- * reap when the host asked for one from the start. */
+ * reap when the host asked for one from the start. An exec whose reply
+ * was due fails: its child may run, and is never started twice. */
 static void zygote_gone(int reaped) {
     if (zygote.pid > 0 && !reaped) kill(zygote.pid, SIGKILL);
     close_fd(&zygote.sock);
     zygote.pid = 0;
+    zygote.busy = 0;
+    struct exec *e = zygote.waiter;
+    zygote.waiter = NULL;
+    if (!e) return;
+    send_error(e->id, SWVM_ERR_SYSTEM_CALL, EPIPE, "exec: the exec zygote ended; the exec's state is unknown");
+    release(e);
+}
+
+/* A released exec no longer waits for the zygote's reply. */
+static void zygote_abandon(struct exec *e) {
+    if (zygote.waiter == e) zygote.waiter = NULL;
 }
 
 /* Sends the request and the child ends of `f` to the zygote: what sendmsg
@@ -425,85 +496,157 @@ static ssize_t zygote_send(const uint8_t *p, uint32_t len, struct spawn_fds *f) 
     return sent;
 }
 
-/* The exec spawned by the zygote from the child ends of `f`, once it has
- * exec'd or failed: its pid (its pid in the workload's namespace in
- * `ns_pid`); 0 when no child exists (no zygote, the request was not
- * delivered, or its clone failed: the caller clones the exec itself); -1
- * when the zygote took the request but gave no reply (a child may run:
- * the exec fails, it is never started twice). */
-static pid_t zygote_spawn(const uint8_t *p, uint32_t len, struct spawn_fds *f, uint32_t *ns_pid) {
-    if (!zygote.pid || len > ZYGOTE_MAX_REQUEST - 4) return 0;
-    ssize_t sent = zygote_send(p, len, f);
-    if (sent != (ssize_t)len + 4) { zygote_gone(0); return 0; }
-    struct zygote_reply reply = { 0, 0 };
-    ssize_t got;
-    do { got = read(zygote.sock, &reply, sizeof reply); } while (got < 0 && errno == EINTR);
-    if (got != sizeof reply) { zygote_gone(0); return -1; }
-    *ns_pid = reply.ns_pid;
-    return reply.pid > 0 ? reply.pid : 0;
+/* Hands exec `e` to the zygote with the child ends of new descriptors:
+ * 1 when sent (its reply is then due: zygote_reply), 0 when guest-init is
+ * to clone the exec itself (no zygote, a busy one, or a failed send). */
+static int zygote_request(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len) {
+    if (!zygote.pid || zygote.busy || len > ZYGOTE_MAX_REQUEST - 4) return 0;
+    if (open_spawn_fds(&e->f, r, 0) != 0 || !(e->request = malloc(len))) {
+        close_spawn_fds(&e->f);
+        return 0;
+    }
+    if (zygote_send(p, len, &e->f) != (ssize_t)len + 4) {
+        zygote_gone(0);
+        close_spawn_fds(&e->f);
+        free(e->request);
+        e->request = NULL;
+        return 0;
+    }
+    memcpy(e->request, p, len);
+    e->request_len = len;
+    e->want_reply = 1;
+    zygote.busy = 1;
+    zygote.waiter = e;
+    make_nonblocking(e->f.report[0]);
+    make_nonblocking(e->f.term[0]);
+    return 1;
 }
 
-/* The exec's child, running (or failed: its report says so) from the
- * zygote, or else cloned and placed by guest-init: its pid, and its pid
- * in the workload's namespace in `ns_pid` (0: to be read); -1 with errno
- * and the host's MSG_EXEC_ERROR sent. `f` then holds guest-init's ends. */
-static pid_t start_child(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len,
-                         struct spawn_fds *f, uint32_t *ns_pid) {
+/* guest-init's own clone of exec `e`, placed by it: 0, or -1 with the
+ * host's MSG_EXEC_ERROR sent. */
+static int own_clone(struct exec *e, const struct swvm_settings *r) {
     struct swvm_settings es = exec_settings(r);
-    int via_zygote = zygote.pid != 0;
-    if (open_spawn_fds(f, r, !via_zygote) != 0) {
+    if (open_spawn_fds(&e->f, r, 1) != 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: pipes for the process's stdio");
         return -1;
     }
-    pid_t pid = via_zygote ? zygote_spawn(p, len, f, ns_pid) : 0;
-    if (pid > 0) { close_child_ends(f); return pid; }
+    pid_t pid = clone_exec(&es, &e->f);
     if (pid < 0) {
-        send_error(e->id, SWVM_ERR_SYSTEM_CALL, EPIPE, "exec: the exec zygote ended; the exec's state is unknown");
-        return -1;
-    }
-    /* No zygote (any more): guest-init's own clone, placed by it. */
-    *ns_pid = 0;
-    if (f->sync[0] < 0 && pipe2(f->sync, O_CLOEXEC) != 0) {
-        send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: a pipe for the process's start");
-        return -1;
-    }
-    if ((pid = clone_exec(&es, f)) < 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: clone into the workload's namespaces");
         return -1;
     }
-    if (place(pid, f) != 0) {
+    if (place(pid, &e->f) != 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: join the workload's cgroup");
+        /* Killed where it waits for the sync pipe: it ends at once. */
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return -1;
     }
-    return pid;
+    e->pid = pid;
+    make_nonblocking(e->f.report[0]);
+    make_nonblocking(e->f.term[0]);
+    return 0;
 }
 
-/* Runs one exec in slot `e` (its id set); on failure the host has its
- * MSG_EXEC_ERROR and the slot is free again. */
-static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len) {
-    struct spawn_fds f;
-    uint32_t ns_pid = 0;
-    e->tty = r->terminal;
-    pid_t pid = start_child(e, r, p, len, &f, &ns_pid);
-    /* The terminal's master, once the child runs (-1: it failed first). */
-    int master = pid > 0 && f.term[0] >= 0 ? swvm_recv_fd(f.term[0]) : -1;
-    if (pid > 0 && read_report(e->id, f.report[0]) != 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        pid = -1;
-    }
-    if (pid < 0) {
-        if (master >= 0) close(master);
-        close_spawn_fds(&f);
+/* The zygote's clone failed (no child ran): guest-init clones the exec
+ * itself, from the request kept for that. */
+static void clone_instead(struct exec *e) {
+    struct swvm_exec_head head;
+    struct swvm_settings r;
+    char error[256];
+    close_spawn_fds(&e->f);
+    if (swvm_exec_decode(e->request, e->request_len, &head, &r, error, sizeof error) != 0) {
+        send_error(e->id, SWVM_ERR_INVALID_ARGUMENT, 0, "%s", error);
         release(e);
         return;
     }
-    e->pid = pid;
-    keep_streams(e, &f, master, r->interactive);
-    close_spawn_fds(&f);
-    send_value(MSG_EXEC_STARTED, e->id, ns_pid ? ns_pid : namespace_pid(pid));
+    int failed = own_clone(e, &r) != 0;
+    swvm_settings_free(&r);
+    if (failed) { release(e); return; }
+    free(e->request);
+    e->request = NULL;
+}
+
+/* A child reaped that was no exec's while the zygote's reply was due: the
+ * exec's child may exec, exit and be reaped before the reply names it. */
+#define UNCLAIMED 8
+static struct { pid_t pid; int status; } unclaimed[UNCLAIMED];
+static unsigned unclaimed_next;
+
+static void claim_reaped(struct exec *e) {
+    for (unsigned i = 0; i < UNCLAIMED; i++)
+        if (unclaimed[i].pid == e->pid) { e->exited = 1; e->status = unclaimed[i].status; }
+    memset(unclaimed, 0, sizeof unclaimed);
+    unclaimed_next = 0;
+}
+
+static void advance(struct exec *e);
+
+/* The zygote's reply to the exec waiting on it, once its child has
+ * exec'd or failed (a child stopped before its execve keeps the zygote
+ * in its vfork, so the reply may take any time): the child's pid, or none
+ * (the zygote's clone failed). `reaped`: the zygote is gone; a reply it
+ * left is taken, else the exec fails. */
+static void zygote_reply(int reaped) {
+    struct zygote_reply reply = { 0, 0 };
+    ssize_t got = recv(zygote.sock, &reply, sizeof reply, MSG_DONTWAIT);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR) && !reaped) return;
+    if (got != sizeof reply) { zygote_gone(reaped); return; }
+    struct exec *e = zygote.waiter;
+    zygote.busy = 0;
+    zygote.waiter = NULL;
+    if (!e) return;
+    /* The zygote's copies are closed: the report ends with the child's execve. */
+    close_child_ends(&e->f);
+    e->want_reply = 0;
+    if (reply.pid <= 0) { clone_instead(e); return; }
+    free(e->request);
+    e->request = NULL;
+    e->pid = reply.pid;
+    e->ns_pid = reply.ns_pid;
+    claim_reaped(e);
+    advance(e);
+}
+
+/* The terminal's master from the child (sent before its execve), or the
+ * socket's end without one (the child failed first). */
+static void take_master(struct exec *e) {
+    errno = 0;
+    int m = swvm_recv_fd(e->f.term[0]);
+    if (m < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (m >= 0) { close_fd(&e->master); e->master = m; }
+    close_fd(&e->f.term[0]);
+}
+
+/* A starting exec once nothing of its start is due (the zygote's reply,
+ * the terminal's master, the report's end): running, or failed. */
+static void advance(struct exec *e) {
+    if (!e->starting || e->want_reply || e->f.term[0] >= 0 || e->f.report[0] >= 0) return;
+    e->starting = 0;
+    if (report_failed(e)) {
+        /* Its report was its last word: it has exited or is about to. */
+        if (e->pid > 0 && !e->exited) kill(e->pid, SIGKILL);
+        release(e);
+        return;
+    }
+    keep_streams(e, &e->f, e->master, e->interactive);
+    e->master = -1;
+    close_spawn_fds(&e->f);
+    free(e->report);
+    e->report = NULL;
+    e->report_len = 0;
+    send_value(MSG_EXEC_STARTED, e->id, e->ns_pid ? e->ns_pid : namespace_pid(e->pid));
+    maybe_finish(e);   /* a terminal's child that sent no master and already exited */
+}
+
+/* Starts exec `e` (its id set): from the zygote, or cloned by guest-init;
+ * the poll loop then serves its start (execs_poll_fds). On a failure here
+ * the host has its MSG_EXEC_ERROR and the slot is free again. */
+static void spawn(struct exec *e, const struct swvm_settings *r, const uint8_t *p, uint32_t len) {
+    e->tty = r->terminal;
+    e->interactive = r->interactive;
+    e->starting = 1;
+    if (!zygote_request(e, r, p, len) && own_clone(e, r) != 0) release(e);
 }
 
 static void start_exec(const uint8_t *p, uint32_t len) {
@@ -522,7 +665,8 @@ static void start_exec(const uint8_t *p, uint32_t len) {
     } else if (!e) {
         send_error(head.id, SWVM_ERR_SYSTEM_CALL, EAGAIN, "exec: %u execs are running already", SWVM_MAX_EXECS);
     } else {
-        *e = (struct exec){ .used = 1, .id = head.id, .in_fd = -1, .out_fd = { -1, -1 } };
+        *e = (struct exec){ .used = 1, .id = head.id, .in_fd = -1, .out_fd = { -1, -1 }, .master = -1,
+                            .f = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } } };
         spawn(e, &r, p, len);
     }
     swvm_settings_free(&r);
@@ -596,11 +740,21 @@ static void relay_output(struct exec *e, int k) {
     }
 }
 
+/* A starting exec's descriptors: its report and its terminal's socket. */
+static int start_poll_fds(const struct exec *e, struct pollfd *pfds, int room) {
+    int n = 0;
+    if (e->f.report[0] >= 0 && n < room) pfds[n++] = (struct pollfd){ .fd = e->f.report[0], .events = POLLIN };
+    if (e->f.term[0] >= 0 && n < room) pfds[n++] = (struct pollfd){ .fd = e->f.term[0], .events = POLLIN };
+    return n;
+}
+
 int execs_poll_fds(struct pollfd *pfds, int room) {
     int n = 0;
+    if (zygote.busy && zygote.sock >= 0 && n < room) pfds[n++] = (struct pollfd){ .fd = zygote.sock, .events = POLLIN };
     for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
         struct exec *e = &execs[i];
-        if (!e->used || !e->pid) continue;
+        if (!e->used) continue;
+        if (e->starting) { n += start_poll_fds(e, pfds + n, room - n); continue; }
         for (int k = 0; k < 2 && n < room; k++)
             if (e->out_fd[k] >= 0 && e->out_unacked < SWVM_EXEC_WINDOW)
                 pfds[n++] = (struct pollfd){ .fd = e->out_fd[k], .events = POLLIN };
@@ -609,12 +763,27 @@ int execs_poll_fds(struct pollfd *pfds, int room) {
     return n;
 }
 
+/* One event on a starting exec's descriptor `fd`: 1 when it was one. */
+static int serve_start(struct exec *e, int fd) {
+    if (!e->starting || fd < 0) return 0;
+    if (fd == e->f.report[0]) read_report(e);
+    else if (fd == e->f.term[0]) take_master(e);
+    else return 0;
+    advance(e);
+    return 1;
+}
+
+/* Every descriptor read here is non-blocking: an event served earlier in
+ * the same round may have closed a descriptor whose number is then
+ * reused, and a read of it must not wait. */
 void execs_service(const struct pollfd *pfds, int n) {
     for (int i = 0; i < n; i++) {
         if (!pfds[i].revents) continue;
+        if (zygote.busy && pfds[i].fd == zygote.sock) { zygote_reply(0); continue; }
         for (unsigned j = 0; j < SWVM_MAX_EXECS; j++) {
             struct exec *e = &execs[j];
             if (!e->used) continue;
+            if (serve_start(e, pfds[i].fd)) break;
             if ((pfds[i].events & POLLIN) && e->out_fd[0] == pfds[i].fd) { relay_output(e, 0); break; }
             if ((pfds[i].events & POLLIN) && e->out_fd[1] == pfds[i].fd) { relay_output(e, 1); break; }
             if ((pfds[i].events & POLLOUT) && e->in_fd == pfds[i].fd) { flush_input(e); break; }
@@ -622,19 +791,27 @@ void execs_service(const struct pollfd *pfds, int n) {
     }
 }
 
+static int exit_status(int ws) { return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws); }
+
 int execs_reaped(pid_t pid, int ws) {
     if (zygote.pid && pid == zygote.pid) {
+        if (zygote.busy) zygote_reply(1);
         zygote_gone(1);
         if (workload_cfg->exec_zygote) zygote_start();
         return 1;
     }
     for (unsigned i = 0; i < SWVM_MAX_EXECS; i++) {
         struct exec *e = &execs[i];
-        if (!e->used || e->pid != pid) continue;
+        if (!e->used || !e->pid || e->pid != pid) continue;
         e->exited = 1;
-        e->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        e->status = exit_status(ws);
         maybe_finish(e);
         return 1;
+    }
+    if (zygote.busy) {
+        unclaimed[unclaimed_next % UNCLAIMED].pid = pid;
+        unclaimed[unclaimed_next % UNCLAIMED].status = exit_status(ws);
+        unclaimed_next++;
     }
     return 0;
 }

@@ -61,7 +61,13 @@ extension VMEngine {
     /// failed it after it started (said on stderr), as the relay process.
     static func relay(socket: String, _ request: ExecRequest, stdio: ExecStdio, signals: FileDescriptor,
                       host: HostTerminal?) throws -> Int32 {
-        let session = try VMControl.onceRunning { try VMControl.startExec(socket: socket, request, stdio: stdio) }
+        let session: ExecSession
+        do {
+            session = try VMControl.onceRunning { try VMControl.startExec(socket: socket, request, stdio: stdio, signals: signals) }
+        } catch let interrupted as ExecStartInterrupted {
+            Log.error(interrupted.description)
+            return interrupted.exitStatus
+        }
         host?.start()
         defer { host?.finish() }
         // The caller's terminal may be any of its stdio (a job's stdin is /dev/null).
@@ -69,6 +75,9 @@ extension VMEngine {
         if request.terminal != nil { ExecRelayProcess.resize(session, to: size()) }
         do {
             return try ExecRelayProcess.relay(session, signals: signals, terminal: request.terminal != nil, size: size)
+        } catch let lost as ExecOutputLost {
+            Log.error(lost.description)
+            return ExecOutputLost.exitStatus
         } catch {
             Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
             return 255

@@ -71,6 +71,9 @@ public enum ExecRelayProcess {
         if terminal { resize(session) }
         do {
             return try relay(session, signals: signals, terminal: terminal)
+        } catch let lost as ExecOutputLost {
+            Log.error(lost.description)
+            return ExecOutputLost.exitStatus
         } catch {
             Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
             return 255
@@ -92,6 +95,7 @@ public enum ExecRelayProcess {
     /// relay's: its fd 0's).
     public static func relay(_ session: ExecSession, signals: FileDescriptor, terminal: Bool,
                              size: () -> winsize? = { stdinSize() }) throws -> Int32 {
+        for sig in session.deferredSignals where sig != SIGWINCH { try session.signal(sig) }
         while true {
             var fds = [pollfd(fd: session.descriptor, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0)]

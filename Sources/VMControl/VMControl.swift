@@ -25,6 +25,8 @@ public final class ExecSession: @unchecked Sendable {
     let connection: FileDescriptor
     /// Copies of the exec's output into regular files (ExecFilePump).
     let pumps: [ExecFilePump]
+    /// Signals the caller got while the exec was starting, to pass on.
+    public internal(set) var deferredSignals: [Int32] = []
 
     /// The connection, to poll: readable when the exec's end is near.
     public var descriptor: Int32 { connection.raw }
@@ -47,11 +49,31 @@ public final class ExecSession: @unchecked Sendable {
 
     /// Waits for the exec's exit status (128+N after signal N), once its
     /// output is all written. A failure to start (a missing binary: 127,
-    /// not executable: 126, see SwvmError.exitStatus) is thrown.
+    /// not executable: 126, see SwvmError.exitStatus) is thrown; so is
+    /// ExecOutputLost when output meant for a regular file could not be
+    /// written there (its status is the process's).
     public func wait() throws -> Int32 {
-        // The VMM has written all output before it reports the exit, and
-        // closes the pipes then: the files are complete once the pumps end.
-        defer { for p in pumps { p.finish() } }
+        let status: Int32
+        do {
+            status = try receiveExit()
+        } catch {
+            // The process's fate is the error to report; a lost output is said too.
+            for failure in finishPumps() { Log.error(failure) }
+            throw error
+        }
+        let failures = finishPumps()
+        guard failures.isEmpty else { throw ExecOutputLost(status: status, failures: failures) }
+        return status
+    }
+
+    /// The VMM has written all output before it reports the exit, and
+    /// closes the pipes then: the files are complete once the pumps end.
+    /// What failed, per pump that did.
+    private func finishPumps() -> [String] {
+        pumps.compactMap { $0.finish() }
+    }
+
+    private func receiveExit() throws -> Int32 {
         while true {
             let (type, payload) = try VMControl.receive(connection)
             switch type {
@@ -67,6 +89,17 @@ public final class ExecSession: @unchecked Sendable {
                 throw VMControl.malformed("a reply of type \(type)")
             }
         }
+    }
+}
+
+/// A terminating signal reached `swvm exec` while its exec was starting:
+/// it ends with 128+N, as if the signal had ended it (Docker's client
+/// dies of it), and the exec goes on in the VM.
+public struct ExecStartInterrupted: Error, CustomStringConvertible {
+    public let signal: Int32
+    public var exitStatus: Int32 { 128 + signal }
+    public var description: String {
+        "exec: interrupted by signal \(signal) while the process was starting; it goes on in the VM without this caller"
     }
 }
 
@@ -113,18 +146,27 @@ public enum VMControl {
 
     /// Starts `request` in the VM; returns once it runs (or throws its
     /// failure to start: a missing binary is SwvmError .commandNotFound).
+    /// With `signals` (a signalfd of the caller's blocked signals), a
+    /// terminating one while the exec is still starting throws
+    /// ExecStartInterrupted.
     public static func startExec(socket path: String, _ request: ExecRequest, stdio: ExecStdio = ExecStdio(),
-                                 pumpFiles: Bool = true) throws -> ExecSession {
-        try startExec(socket: path, payload: request.encode(id: 0), stdio: stdio, pumpFiles: pumpFiles)
+                                 pumpFiles: Bool = true, signals: FileDescriptor? = nil) throws -> ExecSession {
+        try startExec(socket: path, payload: request.encode(id: 0), stdio: stdio, pumpFiles: pumpFiles, signals: signals)
     }
 
     /// startExec with MSG_EXEC's payload as ExecRequest.encode made it.
     /// With `pumpFiles`, a regular file among the outputs is written by
     /// this process (ExecFilePump), which must then wait for the exec's end;
-    /// a detached exec's caller is gone by then, so its files go to the
-    /// VMM as they are.
+    /// without, a detached exec's caller is gone by then, and a regular
+    /// file among its outputs is refused.
     public static func startExec(socket path: String, payload: [UInt8], stdio: ExecStdio,
-                                 pumpFiles: Bool = true) throws -> ExecSession {
+                                 pumpFiles: Bool = true, signals: FileDescriptor? = nil) throws -> ExecSession {
+        if !pumpFiles, let file = [stdio.output, stdio.error].first(where: ExecFilePump.isRegularFile) {
+            // The VMM would drop every byte (EFBIG), and silently.
+            let name = FS.readLink("/proc/self/fd/\(file)").map { "\($0) (fd \(file))" } ?? "fd \(file)"
+            throw SwvmError(.invalidArgument, "exec: a detached exec's output cannot go to a regular file (\(name)): the VM's VMM "
+                            + "may not write files, and no swvm process stays to copy it; use a pipe or /dev/null")
+        }
         let c = try connect(path)
         let frame = ExecFrames.frame(MSG_EXEC, payload)
         let (pumps, sent) = pumpFiles ? try ExecFilePump.forFiles(stdio) : ([], stdio)
@@ -136,7 +178,36 @@ public enum VMControl {
             throw SwvmError.errno("exec: send the request to \(path)")
         }
         // A failure to start closes the VMM's ends too: the pumps end alone.
-        return ExecSession(pid: try awaitStarted(c), connection: c, pumps: pumps)
+        let deferred = try signals.map { try awaitReadable(c, signals: $0) } ?? []
+        let session = ExecSession(pid: try awaitStarted(c), connection: c, pumps: pumps)
+        session.deferredSignals = deferred
+        return session
+    }
+
+    static let terminating: Set<Int32> = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    /// Waits until the exec's first reply is there. The exec may take any
+    /// time to start (the workload may stop its child before its execve),
+    /// so a terminating signal ends the wait (ExecStartInterrupted): the
+    /// exec goes on without this caller, as a `docker exec` whose client
+    /// was interrupted. Other signals, for the exec, are returned to be
+    /// passed on once it runs.
+    static func awaitReadable(_ c: FileDescriptor, signals: FileDescriptor) throws -> [Int32] {
+        var deferred: [Int32] = []
+        while true {
+            var fds = [pollfd(fd: c.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: signals.raw, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                throw SwvmError.errno("poll the exec's connection")
+            }
+            if fds[0].revents != 0 { return deferred }
+            var info = signalfd_siginfo()
+            while read(signals.raw, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
+                let sig = Int32(info.ssi_signo)
+                if terminating.contains(sig) { throw ExecStartInterrupted(signal: sig) }
+                deferred.append(sig)
+            }
+        }
     }
 
     /// The exec's pid from the first reply on `c`, or its failure to start.

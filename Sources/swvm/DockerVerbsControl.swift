@@ -10,11 +10,16 @@ import SwvmBase
 /// the container's own `swvm run` words (its user database, capabilities,
 /// seccomp profile, environment), with exec's -e, -u, -w, -t and -i, and
 /// joins the container's namespaces and cgroup (IsolationEngine.exec).
+/// With -d, as `docker exec -d`: it returns once the process runs, which
+/// has no stdio of the caller's (/dev/null: Docker attaches none, so its
+/// output goes nowhere, whatever the caller's redirections), at every
+/// isolation level alike.
 struct ServiceExecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "service-exec", abstract: "Run a command in a detached container (swvm exec).",
-        usage: "swvm exec [-i] [-t] [-e KEY[=VALUE]] [-u USER] [-w DIR] CONTAINER COMMAND...", shouldDisplay: false)
+        usage: "swvm exec [-d] [-i] [-t] [-e KEY[=VALUE]] [-u USER] [-w DIR] CONTAINER COMMAND...", shouldDisplay: false)
 
+    @Flag(name: [.short, .long], help: "Detached: run the command in the background, its output discarded.") var detach = false
     @Flag(name: [.short, .long], help: "Keep stdin open.") var interactive = false
     @Flag(name: [.short, .long], help: "Allocate a pseudo-terminal.") var tty = false
     @Option(name: [.short, .customLong("env")], help: "Set an environment variable (KEY=VALUE, or KEY from swvm's environment).") var env: [String] = []
@@ -33,14 +38,26 @@ struct ServiceExecCommand: ParsableCommand {
             guard state.status == .running, let c = state.record, let initProcess = c.initProcess else {
                 throw SwvmError(.invalidArgument, "container \(record.name) is \(state.status == .paused ? "paused; unpause it first" : "not running")")
             }
+            if detach && tty {
+                throw SwvmError(.invalidArgument, "exec -d -t: a detached exec has no terminal to attach to (drop -t)")
+            }
             let spec = try execSpec(record, cmd)
             var io = ProcessIO()
-            let null = interactive ? nil : try FileDescriptor.open("/dev/null", O_RDONLY | O_CLOEXEC)
-            if let null { io.stdin = null.raw }
-            return try withExtendedLifetime(null) {
-                try store.lifecycle.engine(for: IsolationLevel.of(c)).exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io,
-                                                                          detach: false, pidFile: nil)
+            // A detached process gets no stdio of ours, as Docker's: its
+            // output is dropped, not left to whatever the caller redirected
+            // (at the VM level the VMM, which writes an exec's output, may
+            // not write a regular file, and no swvm process stays to copy it).
+            let null = interactive && !detach ? nil : try FileDescriptor.open("/dev/null", (detach ? O_RDWR : O_RDONLY) | O_CLOEXEC)
+            if let null {
+                io.stdin = null.raw
+                if detach { io.stdout = null.raw; io.stderr = null.raw }
             }
+            let status = try withExtendedLifetime(null) {
+                try store.lifecycle.engine(for: IsolationLevel.of(c)).exec(into: initProcess, cgroupPaths: c.cgroupPaths, spec: spec, io: io,
+                                                                          detach: detach, pidFile: nil)
+            }
+            // Detached, the engine's answer is a pid (Docker prints nothing).
+            return detach ? 0 : status
         }
     }
 

@@ -44,6 +44,9 @@ struct VMExecCommand: ParsableCommand {
         } catch let e as SwvmError {
             Log.error(e.message)
             throw ExitCode(e.exitStatus)
+        } catch let lost as ExecOutputLost {
+            Log.error(lost.description)
+            throw ExitCode(ExecOutputLost.exitStatus)
         }
     }
 
