@@ -190,8 +190,9 @@ public struct VMMOCIPlan {
         var bytes = try RunSettings.encodeOCI(guestSpec, seccompProgram: seccompProgram, level: level)
         var f = RunSettings.Fields()
         f.add(CFG_INTERACTIVE, true)
-        // An engine's container is there to be exec'd into (podman exec).
-        f.add(CFG_EXEC_ZYGOTE, true)
+        // No CFG_EXEC_ZYGOTE: the zygote's set-up on the guest's one vCPU
+        // made `podman run --rm IMAGE true` 1.25x slower (BENCHMARKS.md,
+        // issue 19, twelfth session); guest-init starts it after the first exec.
         f.add(CFG_TIME, le64(Clock.realtimeNanos()))
         f.add(CFG_ENTROPY, entropy)
         if let m = guestSpec.resources.memory { f.add(CFG_MEMORY, le64(m)) }
