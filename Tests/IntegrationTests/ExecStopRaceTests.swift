@@ -71,14 +71,14 @@ struct ExecStopRaceTests {
         #expect(aPid != bPid)
 
         #expect(try DetachedVMTests.swvm(["exec", id, "kill", "-CONT", aPid], timeout: 120).status == 0)
-        #expect(a.wait(60) == 9 && a.out == "resumed\n", "A, with B's child stopped: \(a.status.map(String.init) ?? "none") \(a.err)")
+        #expect(a.wait() == 9 && a.out == "resumed\n", "A, with B's child stopped: \(a.status.map(String.init) ?? "none") \(a.err)")
         fifo.close()
-        #expect(c.wait(60) == 0 && c.out == "c-running\nc-done\n", "C, with B's child stopped: \(c.status.map(String.init) ?? "none") \(c.out) \(c.err)")
+        #expect(c.wait() == 0 && c.out == "c-running\nc-done\n", "C, with B's child stopped: \(c.status.map(String.init) ?? "none") \(c.out) \(c.err)")
         let state = try DetachedVMTests.swvm(["exec", id, "sh", "-c", "grep State /proc/\(bPid)/status"], timeout: 120)
         #expect(state.out == "State:\tT (stopped)\n" && b.status == nil, "B's child is still stopped: \(state)")
 
         #expect(try DetachedVMTests.swvm(["exec", id, "kill", "-CONT", bPid], timeout: 120).status == 0)
-        #expect(b.wait(60) == 9 && b.out == "resumed\n", "B: \(b.status.map(String.init) ?? "none") \(b.err)")
+        #expect(b.wait() == 9 && b.out == "resumed\n", "B: \(b.status.map(String.init) ?? "none") \(b.err)")
         #expect(try DetachedVMTests.swvm(["kill", "-s", "TERM", id]).status == 0)
         let waited = try DetachedVMTests.swvm(["wait", id], timeout: 120)
         #expect(waited.status == 0 && waited.out == "7\n", "\(waited)")
