@@ -576,6 +576,10 @@ static int own_clone(struct exec *e, const struct swvm_settings *r) {
         return -1;
     }
     e->pid = pid;
+    /* Read now, while no reap can have freed the pid: the poll loop may
+     * reap a child that exec'd and exited before its report ends, and a
+     * lookup then would name no process, or another one. */
+    e->ns_pid = namespace_pid(pid);
     make_nonblocking(e->f.report[0]);
     make_nonblocking(e->f.term[0]);
     return 0;
@@ -656,7 +660,7 @@ static void advance(struct exec *e) {
     free(e->report);
     e->report = NULL;
     e->report_len = 0;
-    send_value(MSG_EXEC_STARTED, e->id, e->ns_pid ? e->ns_pid : namespace_pid(e->pid));
+    send_value(MSG_EXEC_STARTED, e->id, e->ns_pid ? e->ns_pid : e->exited ? 0 : namespace_pid(e->pid));
     maybe_finish(e);   /* a terminal's child that sent no master and already exited */
 }
 
