@@ -604,7 +604,6 @@ static void clone_instead(struct exec *e) {
     e->request = NULL;
 }
 
-
 static void advance(struct exec *e);
 
 /* The zygote's reply to the exec waiting on it, once its child has
