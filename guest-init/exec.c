@@ -50,13 +50,14 @@ struct exec {
     int starting;
     int want_reply;           /* the zygote's reply (the child's pid) is due */
     int interactive;
-    struct spawn_fds f;       /* the spawn's descriptors (child ends only until the zygote replied) */
+    struct spawn_fds f;       /* the spawn's descriptors: guest-init's ends once the child ends are cloned or sent */
     int master;               /* a terminal's master once the child sent it; -1 */
     uint32_t ns_pid;          /* its pid in the workload's namespace (0: read /proc) */
     uint8_t *request;         /* MSG_EXEC's payload while the zygote's reply is due: */
     uint32_t request_len;     /*   should its clone fail, guest-init clones the exec itself */
     uint8_t *report;          /* the child's report so far (frames on its close-on-exec pipe) */
     uint32_t report_len;
+    int report_lost;          /* a part of it could not be kept (no memory): the start is a failed one */
 };
 
 static struct exec execs[SWVM_MAX_EXECS];
@@ -237,8 +238,11 @@ static void read_report(struct exec *e) {
     if (n <= 0) { close_fd(&e->f.report[0]); return; }
     uint32_t keep = REPORT_MAX - e->report_len;
     if ((uint32_t)n < keep) keep = (uint32_t)n;
-    uint8_t *grown = keep ? realloc(e->report, e->report_len + keep) : NULL;
-    if (!grown) return;
+    if (!keep) return;
+    uint8_t *grown = realloc(e->report, e->report_len + keep);
+    /* The frames after a lost part would be parsed misaligned, and a
+     * MSG_ERROR among them missed: the start counts as failed. */
+    if (!grown) { e->report_lost = 1; return; }
     memcpy(grown + e->report_len, buf, keep);
     e->report = grown;
     e->report_len += keep;
@@ -496,6 +500,26 @@ static ssize_t zygote_send(const uint8_t *p, uint32_t len, struct spawn_fds *f) 
     return sent;
 }
 
+/* A child reaped that was no exec's while the zygote's reply was due: the
+ * exec's child may exec, exit and be reaped before the reply names it. */
+#define UNCLAIMED 8
+static struct { pid_t pid; int status; } unclaimed[UNCLAIMED];
+static unsigned unclaimed_next;
+
+/* Emptied when a request is sent: only a pid reaped after that can be its
+ * child's, and an older one (a failed exec's killed child, reaped as a
+ * stranger) may come back as that child's pid once pids wrap. */
+static void unclaimed_reset(void) {
+    memset(unclaimed, 0, sizeof unclaimed);
+    unclaimed_next = 0;
+}
+
+static void claim_reaped(struct exec *e) {
+    for (unsigned i = 0; i < UNCLAIMED; i++)
+        if (unclaimed[i].pid == e->pid) { e->exited = 1; e->status = unclaimed[i].status; }
+    unclaimed_reset();
+}
+
 /* Hands exec `e` to the zygote with the child ends of new descriptors:
  * 1 when sent (its reply is then due: zygote_reply), 0 when guest-init is
  * to clone the exec itself (no zygote, a busy one, or a failed send). */
@@ -512,11 +536,18 @@ static int zygote_request(struct exec *e, const struct swvm_settings *r, const u
         e->request = NULL;
         return 0;
     }
+    /* The request's files are the zygote's now (in flight, they stay
+     * open): guest-init's copies go at once. While the reply is due, the
+     * next exec is guest-init's own clone, which the workload can stop
+     * before it closes what it inherited; a copy it held would keep this
+     * exec's report (its start) and output from ever ending. */
+    close_child_ends(&e->f);
     memcpy(e->request, p, len);
     e->request_len = len;
     e->want_reply = 1;
     zygote.busy = 1;
     zygote.waiter = e;
+    unclaimed_reset();
     make_nonblocking(e->f.report[0]);
     make_nonblocking(e->f.term[0]);
     return 1;
@@ -537,12 +568,18 @@ static int own_clone(struct exec *e, const struct swvm_settings *r) {
     }
     if (place(pid, &e->f) != 0) {
         send_error(e->id, SWVM_ERR_SYSTEM_CALL, errno, "exec: join the workload's cgroup");
-        /* Killed where it waits for the sync pipe: it ends at once. */
+        /* Killed where it waits for the sync pipe; reaped by the poll
+         * loop as a stranger, never waited for here: a workload with
+         * CAP_SYS_PTRACE (own clone only) may have attached to it, and
+         * its exit then goes to that tracer first. */
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
         return -1;
     }
     e->pid = pid;
+    /* Read now, while no reap can have freed the pid: the poll loop may
+     * reap a child that exec'd and exited before its report ends, and a
+     * lookup then would name no process, or another one. */
+    e->ns_pid = namespace_pid(pid);
     make_nonblocking(e->f.report[0]);
     make_nonblocking(e->f.term[0]);
     return 0;
@@ -567,19 +604,6 @@ static void clone_instead(struct exec *e) {
     e->request = NULL;
 }
 
-/* A child reaped that was no exec's while the zygote's reply was due: the
- * exec's child may exec, exit and be reaped before the reply names it. */
-#define UNCLAIMED 8
-static struct { pid_t pid; int status; } unclaimed[UNCLAIMED];
-static unsigned unclaimed_next;
-
-static void claim_reaped(struct exec *e) {
-    for (unsigned i = 0; i < UNCLAIMED; i++)
-        if (unclaimed[i].pid == e->pid) { e->exited = 1; e->status = unclaimed[i].status; }
-    memset(unclaimed, 0, sizeof unclaimed);
-    unclaimed_next = 0;
-}
-
 static void advance(struct exec *e);
 
 /* The zygote's reply to the exec waiting on it, once its child has
@@ -596,8 +620,6 @@ static void zygote_reply(int reaped) {
     zygote.busy = 0;
     zygote.waiter = NULL;
     if (!e) return;
-    /* The zygote's copies are closed: the report ends with the child's execve. */
-    close_child_ends(&e->f);
     e->want_reply = 0;
     if (reply.pid <= 0) { clone_instead(e); return; }
     free(e->request);
@@ -623,8 +645,10 @@ static void take_master(struct exec *e) {
 static void advance(struct exec *e) {
     if (!e->starting || e->want_reply || e->f.term[0] >= 0 || e->f.report[0] >= 0) return;
     e->starting = 0;
-    if (report_failed(e)) {
-        /* Its report was its last word: it has exited or is about to. */
+    if (e->report_lost) send_error(e->id, SWVM_ERR_INTERNAL, ENOMEM, "exec: the process's start report could not be kept");
+    if (e->report_lost || report_failed(e)) {
+        /* It failed, so it has exited or is about to; or its report is
+         * lost, and whatever it runs is not what the host was told. */
         if (e->pid > 0 && !e->exited) kill(e->pid, SIGKILL);
         release(e);
         return;
@@ -635,7 +659,7 @@ static void advance(struct exec *e) {
     free(e->report);
     e->report = NULL;
     e->report_len = 0;
-    send_value(MSG_EXEC_STARTED, e->id, e->ns_pid ? e->ns_pid : namespace_pid(e->pid));
+    send_value(MSG_EXEC_STARTED, e->id, e->ns_pid ? e->ns_pid : e->exited ? 0 : namespace_pid(e->pid));
     maybe_finish(e);   /* a terminal's child that sent no master and already exited */
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,7 +26,29 @@ __attribute__((noreturn)) static void exec_joined(struct child *c) {
     cf_process_stage(c);
 }
 
+/* Closes every descriptor the child inherited but its own: stdio, the
+ * OCI --preserve-fds ones (3 on), `io`'s and the pidfd. A fork of its
+ * parent (guest-init, or swvm), it holds copies of all the parent's
+ * descriptors until its execve, and the workload, which sees it from
+ * clone on (its pid namespace), may stop it there: a copy it held would
+ * keep another exec's pipes from ever reaching EOF (its report, its
+ * output, a `-i` exec's stdin). Async-signal-safe: no allocation. */
+static void close_inherited(const struct swvm_child_io *io, int pidfd, uint32_t preserve) {
+    int keep[] = { io->sync_fd, io->error_fd, io->socket_fd, io->in, io->out, io->err, pidfd };
+    const int n = (int)(sizeof keep / sizeof *keep);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) { int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t; }
+    unsigned int from = preserve > (uint32_t)INT_MAX - 3 ? (unsigned int)INT_MAX : 3 + preserve;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < from) continue;
+        if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+        from = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0u, 0);
+}
+
 static void exec_child(const struct swvm_settings *s, const struct swvm_child_io *io, const struct cf_clone *how) {
+    close_inherited(io, how->pidfd, s->oci.preserve_fds);
     struct child child = { .s = s, .io = io, .root = -1, .pty_slave = -1 };
     struct child *c = &child;
     /* Placed in the container's cgroup by the parent first. */
