@@ -73,15 +73,7 @@ extension VMEngine {
         // The caller's terminal may be any of its stdio (a job's stdin is /dev/null).
         let size = { host?.windowSize() }
         if request.terminal != nil { ExecRelayProcess.resize(session, to: size()) }
-        do {
-            return try ExecRelayProcess.relay(session, signals: signals, terminal: request.terminal != nil, size: size)
-        } catch let lost as ExecOutputLost {
-            Log.error(lost.description)
-            return ExecOutputLost.exitStatus
-        } catch {
-            Log.error("exec \(session.pid) in the VM: \((error as? SwvmError)?.message ?? "\(error)")")
-            return 255
-        }
+        return ExecRelayProcess.relayStatus(session, signals: signals, terminal: request.terminal != nil, size: size)
     }
 }
 

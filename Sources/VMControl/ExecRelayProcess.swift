@@ -69,8 +69,16 @@ public enum ExecRelayProcess {
         try? request.writeAll(ExecFrames.frame(MSG_EXEC_STARTED, ExecFrames.value(0, session.pid)))
         request.close()
         if terminal { resize(session) }
+        return relayStatus(session, signals: signals, terminal: terminal)
+    }
+
+    /// `relay`, its failures said on stderr: 125 when output meant for a
+    /// regular file was lost (ExecOutputLost), 255 when the VM failed the
+    /// exec after it started.
+    public static func relayStatus(_ session: ExecSession, signals: FileDescriptor, terminal: Bool,
+                                   size: () -> winsize? = { stdinSize() }) -> Int32 {
         do {
-            return try relay(session, signals: signals, terminal: terminal)
+            return try relay(session, signals: signals, terminal: terminal, size: size)
         } catch let lost as ExecOutputLost {
             Log.error(lost.description)
             return ExecOutputLost.exitStatus
