@@ -662,12 +662,11 @@ final class Session: @unchecked Sendable {
         result.keeperPeakRSS = jail?.keeperPeakRSS ?? 0
         if let e = s.error { throw e }
         switch exit {
-        case .stopped:
+        // A reset follows guest-init's exit report; one drained after it counts.
+        case .stopped,
+             .reset where s.status != nil:
             guard let status = s.status else { throw SwvmError(.vmFailed, "the VM stopped before the workload finished") }
             result.status = status
-        case .reset where s.status != nil:
-            // The exit report was drained after the reset that follows it.
-            result.status = s.status ?? 125
         case .signal(let sig):
             result.status = 128 + sig
         case .failed(let e):
