@@ -140,6 +140,22 @@ struct DetachedVMExecFailureTests {
         return dir
     }
 
+    /// A detached VM whose workload (a shell, PID 1 of its namespace)
+    /// starts exec-stopper on SIGUSR2 and exits 7 on SIGTERM, after the
+    /// traps in `moreTraps`; returned once it says its traps are set
+    /// (until then a signal would be dropped: PID 1 ignores what it has
+    /// no handler for). The caller removes it.
+    static func stopperVM(moreTraps: String = "") throws -> String {
+        let fixtures = try stopperDirectory()
+        let script = moreTraps + "trap '/fx/exec-stopper &' USR2; trap 'exit 7' TERM; echo traps-set; "
+            + "while :; do sleep 3600 & wait $!; done"
+        let id = try DetachedVMTests.detachedVM(["-v", "\(fixtures):/fx:ro"], ["sh", "-c", script])
+        let ready = DockerVerbsTests.eventually(30) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("traps-set")) == true }
+        if !ready { DockerVerbsTests.removeForcibly(id) }
+        try #require(ready, "the workload never said its traps were set")
+        return id
+    }
+
     /// A PATH of 300 missing directories before /bin: the child's stats
     /// before its execve make the window in which exec-stopper finds it
     /// wide; the outcome does not depend on it (an exec it misses ends,
@@ -187,13 +203,8 @@ struct DetachedVMExecFailureTests {
     /// waited for without reading them), nor the workload's exit from
     /// being reported.
     @Test func anExecStoppedBeforeItsExecveHoldsUpNothingElse() throws {
-        let fixtures = try Self.stopperDirectory()
-        let script = "trap 'echo got-usr1' USR1; trap '/fx/exec-stopper &' USR2; trap 'exit 7' TERM; echo traps-set; "
-            + "while :; do sleep 3600 & wait $!; done"
-        let id = try DetachedVMTests.detachedVM(["-v", "\(fixtures):/fx:ro"], ["sh", "-c", script])
+        let id = try Self.stopperVM(moreTraps: "trap 'echo got-usr1' USR1; ")
         defer { DockerVerbsTests.removeForcibly(id) }
-        // Until then a signal would be dropped (PID 1 of its namespace, the shell ignores what it has no handler for).
-        try #require(DockerVerbsTests.eventually(30) { (try? DetachedVMTests.swvm(["logs", id]).out.contains("traps-set")) == true })
         let scratch = "/tmp/swvm-exec-stopped-\(getpid())"
         defer { try? FS.removeTree(scratch) }
 
